@@ -1,0 +1,369 @@
+// Package caddymodule is licensegate's Caddy glue: the licensegate app, its
+// storage and source guest modules, the license_exchange and license_gate
+// HTTP handlers and their Caddyfile syntax. No business rule lives here; it
+// configures and calls package gateway.
+package caddymodule
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/licensegate/licensegate/gateway"
+	"github.com/licensegate/licensegate/policy"
+	"github.com/licensegate/licensegate/secret"
+	"github.com/licensegate/licensegate/store"
+	"github.com/licensegate/licensegate/tokens"
+	"github.com/licensegate/licensegate/upstreams"
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+}
+
+// Defaults (SPEC section 3).
+const (
+	defaultAccessTTL  = time.Hour
+	defaultRefreshTTL = 8760 * time.Hour
+	defaultStale      = 10 * time.Minute
+	startTimeout      = 5 * time.Second
+)
+
+// App is the licensegate app: it owns the store, the signing key ring, the
+// licence sources and the gateway service that the license_exchange and
+// license_gate handlers use.
+type App struct {
+	// Storage is the store module (licensegate.storage.*). Default:
+	// the embedded store in Caddy's data directory.
+	StorageRaw json.RawMessage `json:"storage,omitempty" caddy:"namespace=licensegate.storage inline_key=module"`
+
+	// Secret is the master secret (at least 32 bytes), usually
+	// "{env.LICENSEGATE_SECRET}" or "{file./path}". It keys licence ids and
+	// encrypts purchase codes and signing keys at rest. Optional with the
+	// embedded store: one is generated beside the store file.
+	Secret string `json:"secret,omitempty"`
+
+	// Issuer is the access tokens' iss claim. Default: "licensegate".
+	Issuer string `json:"issuer,omitempty"`
+
+	// AccessTokenTTL is the access tokens' lifetime. Default: 1h.
+	AccessTokenTTL caddy.Duration `json:"access_token_ttl,omitempty"`
+
+	// RefreshTokenTTL is the refresh tokens' lifetime. Default: 8760h.
+	RefreshTokenTTL caddy.Duration `json:"refresh_token_ttl,omitempty"`
+
+	// KeyRotation is not supported yet.
+	KeyRotation caddy.Duration `json:"key_rotation,omitempty"`
+
+	// SourcesRaw are the licence sources (licensegate.sources.*), by name.
+	SourcesRaw caddy.ModuleMap `json:"sources,omitempty" caddy:"namespace=licensegate.sources"`
+
+	// Products are the products sold, by slug.
+	Products map[string]*Product `json:"products,omitempty"`
+
+	storage   Storage
+	store     store.Store
+	master    *secret.Master
+	ring      *tokens.Ring
+	svc       *gateway.Service
+	logger    *zap.Logger
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	startOnce sync.Once
+}
+
+// Product is one product's configuration.
+type Product struct {
+	// Sources names the sources that sell it, tried in this order when a
+	// key's format fits several.
+	Sources []string `json:"sources,omitempty"`
+	// Activations is the number of production slots per licence when the
+	// source sets none. Default: 1.
+	Activations int `json:"activations,omitempty"`
+	// LocalDomains is how localhost/*.test installs count: free, slot or
+	// deny. Default: free.
+	LocalDomains string `json:"local_domains,omitempty"`
+	// StagingSubdomains is how subdomains of an active production domain
+	// count: free, slot or deny. Default: free.
+	StagingSubdomains string `json:"staging_subdomains,omitempty"`
+	// MoveCooldown is the least time between two domain moves of one
+	// licence. Default: 24h.
+	MoveCooldown *caddy.Duration `json:"move_cooldown,omitempty"`
+}
+
+// Storage is implemented by licensegate.storage.* modules.
+type Storage interface {
+	// Store returns the store opened at provision time.
+	Store() store.Store
+}
+
+// SecretKeeper is implemented by storage modules that can keep a generated
+// master secret (the embedded store keeps it beside its file).
+type SecretKeeper interface {
+	// LoadOrCreateSecret returns the kept secret, creating it when absent;
+	// created reports which, path where it is kept.
+	LoadOrCreateSecret() (value string, created bool, path string, err error)
+}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "licensegate",
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+// Provision sets up the store, secret, key ring, sources and service. It
+// makes no marketplace calls.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.logger = ctx.Logger()
+	if err := a.checkUnsupported(); err != nil {
+		return err
+	}
+	if err := a.provisionStorage(ctx); err != nil {
+		return err
+	}
+	if err := a.provisionSecret(); err != nil {
+		return err
+	}
+	sources, err := a.provisionSources(ctx)
+	if err != nil {
+		return err
+	}
+	products, order, err := a.buildProducts(sources)
+	if err != nil {
+		return err
+	}
+	return a.buildService(sources, products, order)
+}
+
+func (a *App) checkUnsupported() error {
+	if a.KeyRotation != 0 {
+		return errors.New("key_rotation: not supported yet")
+	}
+	return nil
+}
+
+func (a *App) provisionStorage(ctx caddy.Context) error {
+	if a.StorageRaw == nil {
+		a.StorageRaw = json.RawMessage(`{"module":"embedded"}`)
+	}
+	mod, err := ctx.LoadModule(a, "StorageRaw")
+	if err != nil {
+		return fmt.Errorf("loading storage module: %w", err)
+	}
+	a.storage = mod.(Storage)
+	a.store = a.storage.Store()
+	return nil
+}
+
+func (a *App) provisionSecret() error {
+	value := a.Secret
+	if value != "" {
+		v, err := caddy.NewReplacer().ReplaceOrErr(value, true, true)
+		if err != nil {
+			return fmt.Errorf("secret: %w", err)
+		}
+		value = v
+	} else {
+		keeper, ok := a.storage.(SecretKeeper)
+		if !ok {
+			return errors.New("secret: required with this storage (every instance must share it); set secret {env.LICENSEGATE_SECRET}")
+		}
+		v, created, path, err := keeper.LoadOrCreateSecret()
+		if err != nil {
+			return fmt.Errorf("secret: %w", err)
+		}
+		if created {
+			a.logger.Warn("no secret configured: generated one and kept it beside the store; back it up with the store, or set secret explicitly", zap.String("path", path))
+		}
+		value = v
+	}
+	m, err := secret.New([]byte(value))
+	if err != nil {
+		return fmt.Errorf("secret: %w", err)
+	}
+	a.master = m
+	return nil
+}
+
+func (a *App) provisionSources(ctx caddy.Context) (map[string]upstreams.Source, error) {
+	mods, err := ctx.LoadModule(a, "SourcesRaw")
+	if err != nil {
+		return nil, fmt.Errorf("loading sources: %w", err)
+	}
+	sources := make(map[string]upstreams.Source)
+	for name, m := range mods.(map[string]any) {
+		src, ok := m.(upstreams.Source)
+		if !ok {
+			return nil, fmt.Errorf("source %s: module %T is not a licence source", name, m)
+		}
+		sources[name] = src
+	}
+	return sources, nil
+}
+
+func (a *App) buildProducts(sources map[string]upstreams.Source) (map[string]*gateway.Product, []string, error) {
+	products := make(map[string]*gateway.Product, len(a.Products))
+	var order []string
+	for name, pc := range a.Products {
+		p, err := pc.build(name, sources)
+		if err != nil {
+			return nil, nil, err
+		}
+		products[name] = p
+		order = append(order, name)
+	}
+	sort.Strings(order)
+	return products, order, nil
+}
+
+func (pc *Product) build(name string, sources map[string]upstreams.Source) (*gateway.Product, error) {
+	if pc == nil {
+		return nil, fmt.Errorf("product %s: empty configuration", name)
+	}
+	if len(pc.Sources) == 0 {
+		return nil, fmt.Errorf("product %s: sources: at least one source is required", name)
+	}
+	for _, s := range pc.Sources {
+		if _, ok := sources[s]; !ok {
+			return nil, fmt.Errorf("product %s: sources: %q is not configured (add a source %s block)", name, s, s)
+		}
+	}
+	if pc.Activations < 0 {
+		return nil, fmt.Errorf("product %s: activations: must not be negative", name)
+	}
+	local, err := treatment(pc.LocalDomains)
+	if err != nil {
+		return nil, fmt.Errorf("product %s: local_domains: %w", name, err)
+	}
+	staging, err := treatment(pc.StagingSubdomains)
+	if err != nil {
+		return nil, fmt.Errorf("product %s: staging_subdomains: %w", name, err)
+	}
+	cooldown := 24 * time.Hour
+	if pc.MoveCooldown != nil {
+		if *pc.MoveCooldown < 0 {
+			return nil, fmt.Errorf("product %s: move_cooldown: must not be negative", name)
+		}
+		cooldown = time.Duration(*pc.MoveCooldown)
+	}
+	return &gateway.Product{
+		Name: name, Sources: pc.Sources, MoveCooldown: cooldown,
+		Rules: policy.Rules{Activations: pc.Activations, LocalDomains: local, StagingSubdomains: staging},
+	}, nil
+}
+
+func treatment(s string) (policy.Treatment, error) {
+	if s == "" {
+		return policy.Free, nil
+	}
+	return policy.ParseTreatment(s)
+}
+
+func (a *App) buildService(sources map[string]upstreams.Source, products map[string]*gateway.Product, order []string) error {
+	accessTTL := durationOr(a.AccessTokenTTL, defaultAccessTTL)
+	refreshTTL := durationOr(a.RefreshTokenTTL, defaultRefreshTTL)
+	if accessTTL < time.Minute {
+		return fmt.Errorf("access_token_ttl: %s is shorter than 1m", accessTTL)
+	}
+	if refreshTTL < accessTTL {
+		return fmt.Errorf("refresh_token_ttl: %s is shorter than access_token_ttl %s", refreshTTL, accessTTL)
+	}
+	issuer := a.Issuer
+	if issuer == "" {
+		issuer = "licensegate"
+	}
+	a.ring = tokens.NewRing(a.store, a.master, nil)
+	svc, err := gateway.New(gateway.Config{
+		Store: a.store, Master: a.master, Ring: a.ring,
+		Issuer:     tokens.NewIssuer(a.ring, issuer, accessTTL),
+		RefreshTTL: refreshTTL, Sources: sources, Products: products, ProductOrder: order,
+		Cache:  store.CacheConfig{Stale: defaultStale},
+		Logger: a.logger,
+	})
+	if err != nil {
+		return err
+	}
+	a.svc = svc
+	return nil
+}
+
+func durationOr(d caddy.Duration, def time.Duration) time.Duration {
+	if d > 0 {
+		return time.Duration(d)
+	}
+	return def
+}
+
+// Validate checks durations that cannot be negative.
+func (a *App) Validate() error {
+	if a.AccessTokenTTL < 0 {
+		return errors.New("access_token_ttl: must not be negative")
+	}
+	if a.RefreshTokenTTL < 0 {
+		return errors.New("refresh_token_ttl: must not be negative")
+	}
+	return nil
+}
+
+// Start loads the key ring and follows the store's change feed.
+func (a *App) Start() error {
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	if err := a.ring.Load(ctx); err != nil {
+		// The store may be briefly down; the service retries on first use.
+		a.logger.Error("loading signing keys", zap.Error(err))
+	}
+	runCtx, stop := context.WithCancel(context.Background())
+	a.cancel = stop
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		defer func() {
+			if r := recover(); r != nil {
+				a.logger.Error("change feed panicked", zap.Any("panic", r))
+			}
+		}()
+		if err := a.svc.Run(runCtx); err != nil {
+			a.logger.Error("following store changes", zap.Error(err))
+		}
+	}()
+	return nil
+}
+
+// Stop stops background work and waits for it.
+func (a *App) Stop() error {
+	if a.cancel != nil {
+		a.cancel()
+	}
+	a.wg.Wait()
+	return nil
+}
+
+// Service returns the gateway service, for the handlers.
+func (a *App) Service() *gateway.Service { return a.svc }
+
+// productNames returns the configured product slugs.
+func (a *App) productNames() []string {
+	names := make([]string, 0, len(a.Products))
+	for n := range a.Products {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Interface guards
+var (
+	_ caddy.App         = (*App)(nil)
+	_ caddy.Provisioner = (*App)(nil)
+	_ caddy.Validator   = (*App)(nil)
+)

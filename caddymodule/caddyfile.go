@@ -1,0 +1,278 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+func init() {
+	httpcaddyfile.RegisterGlobalOption("licensegate", parseGlobalOption)
+	httpcaddyfile.RegisterHandlerDirective("license_exchange", parseExchange)
+	httpcaddyfile.RegisterHandlerDirective("license_gate", parseGate)
+	// The gate is authentication: it runs before handle/route/respond, so a
+	// site-level gate cannot be bypassed. The exchange answers requests
+	// itself, like respond.
+	httpcaddyfile.RegisterDirectiveOrder("license_gate", httpcaddyfile.After, "basic_auth")
+	httpcaddyfile.RegisterDirectiveOrder("license_exchange", httpcaddyfile.Before, "respond")
+}
+
+// parseGlobalOption parses the licensegate global option block:
+//
+//	licensegate {
+//		storage embedded [<path>]
+//		secret <value>
+//		issuer <iss>
+//		access_token_ttl <duration>
+//		refresh_token_ttl <duration>
+//		source static {
+//			file <path>
+//		}
+//		product <slug> {
+//			sources <name...>
+//			activations <n>
+//			local_domains free|slot|deny
+//			staging_subdomains free|slot|deny
+//			move_cooldown <duration>
+//		}
+//	}
+func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
+	if existing != nil {
+		return nil, d.Err("licensegate: the global option may be given only once")
+	}
+	app := new(App)
+	d.Next() // option name
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		if err := parseAppOption(d, app); err != nil {
+			return nil, err
+		}
+	}
+	return httpcaddyfile.App{Name: "licensegate", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+func parseAppOption(d *caddyfile.Dispenser, app *App) error {
+	switch opt := d.Val(); opt {
+	case "storage":
+		raw, err := parseStorage(d)
+		if err != nil {
+			return err
+		}
+		app.StorageRaw = raw
+	case "secret":
+		return singleArg(d, &app.Secret)
+	case "issuer":
+		return singleArg(d, &app.Issuer)
+	case "access_token_ttl":
+		return durationArg(d, &app.AccessTokenTTL)
+	case "refresh_token_ttl":
+		return durationArg(d, &app.RefreshTokenTTL)
+	case "source":
+		return parseSource(d, app)
+	case "product":
+		return parseProduct(d, app)
+	case "key_rotation":
+		return d.Errf("licensegate: %s: not supported yet", opt)
+	default:
+		return d.Errf("licensegate: unrecognized option %q", opt)
+	}
+	return nil
+}
+
+func parseStorage(d *caddyfile.Dispenser) (json.RawMessage, error) {
+	if !d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	switch kind := d.Val(); kind {
+	case "embedded":
+		s := EmbeddedStorage{}
+		if d.NextArg() {
+			s.Path = d.Val()
+		}
+		if d.NextArg() {
+			return nil, d.ArgErr()
+		}
+		if d.NextBlock(1) {
+			return nil, d.Errf("storage embedded: takes no block")
+		}
+		return caddyconfig.JSONModuleObject(s, "module", "embedded", nil), nil
+	case "redis":
+		return nil, d.Errf("storage redis: not supported yet")
+	default:
+		return nil, d.Errf("storage: unknown kind %q (want embedded)", kind)
+	}
+}
+
+func parseSource(d *caddyfile.Dispenser, app *App) error {
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	name := d.Val()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	if _, dup := app.SourcesRaw[name]; dup {
+		return d.Errf("source %s: given twice", name)
+	}
+	var mod any
+	switch name {
+	case "static":
+		s := StaticSource{}
+		for d.NextBlock(1) {
+			switch d.Val() {
+			case "file":
+				if err := singleArg(d, &s.File); err != nil {
+					return err
+				}
+			default:
+				return d.Errf("source static: unrecognized option %q", d.Val())
+			}
+		}
+		mod = s
+	case "envato", "apptrovo", "digitaldownloads", "cpstore", "lemonsqueezy", "gumroad", "keygen":
+		return d.Errf("source %s: not supported yet", name)
+	default:
+		return d.Errf("source: unknown source %q", name)
+	}
+	if app.SourcesRaw == nil {
+		app.SourcesRaw = caddy.ModuleMap{}
+	}
+	app.SourcesRaw[name] = caddyconfig.JSON(mod, nil)
+	return nil
+}
+
+func parseProduct(d *caddyfile.Dispenser, app *App) error {
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	name := d.Val()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	if _, dup := app.Products[name]; dup {
+		return d.Errf("product %s: given twice", name)
+	}
+	p := &Product{}
+	for d.NextBlock(1) {
+		if err := parseProductOption(d, name, p); err != nil {
+			return err
+		}
+	}
+	if app.Products == nil {
+		app.Products = map[string]*Product{}
+	}
+	app.Products[name] = p
+	return nil
+}
+
+func parseProductOption(d *caddyfile.Dispenser, name string, p *Product) error {
+	switch opt := d.Val(); opt {
+	case "sources":
+		p.Sources = d.RemainingArgs()
+		if len(p.Sources) == 0 {
+			return d.ArgErr()
+		}
+	case "activations":
+		var s string
+		if err := singleArg(d, &s); err != nil {
+			return err
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return d.Errf("product %s: activations: %q is not a positive number", name, s)
+		}
+		p.Activations = n
+	case "local_domains":
+		return singleArg(d, &p.LocalDomains)
+	case "staging_subdomains":
+		return singleArg(d, &p.StagingSubdomains)
+	case "move_cooldown":
+		var dur caddy.Duration
+		if err := durationArg(d, &dur); err != nil {
+			return err
+		}
+		p.MoveCooldown = &dur
+	case "recheck", "leak_threshold", "release_idle", "envato_item", "apptrovo_slug", "ddp_list_token", "cpstore_product",
+		"lemonsqueezy_product", "gumroad_product", "keygen_policy":
+		return d.Errf("product %s: %s: not supported yet", name, opt)
+	default:
+		return d.Errf("product %s: unrecognized option %q", name, opt)
+	}
+	return nil
+}
+
+// parseExchange parses:
+//
+//	license_exchange
+func parseExchange(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	h.Next() // directive name
+	if h.NextArg() {
+		return nil, h.ArgErr()
+	}
+	for h.NextBlock(0) {
+		switch opt := h.Val(); opt {
+		case "rate_limit", "failed_limit":
+			return nil, h.Errf("license_exchange: %s: not supported yet", opt)
+		default:
+			return nil, h.Errf("license_exchange: unrecognized option %q", opt)
+		}
+	}
+	return new(Exchange), nil
+}
+
+// parseGate parses:
+//
+//	license_gate {
+//		products <slug...>
+//	}
+func parseGate(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	h.Next() // directive name
+	g := new(Gate)
+	g.Products = h.RemainingArgs()
+	for h.NextBlock(0) {
+		switch opt := h.Val(); opt {
+		case "products":
+			g.Products = append(g.Products, h.RemainingArgs()...)
+		case "require", "quota", "on_store_error":
+			return nil, h.Errf("license_gate: %s: not supported yet", opt)
+		default:
+			return nil, h.Errf("license_gate: unrecognized option %q", opt)
+		}
+	}
+	return g, nil
+}
+
+func singleArg(d *caddyfile.Dispenser, dst *string) error {
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	*dst = d.Val()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	return nil
+}
+
+func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	opt := d.Val()
+	var s string
+	if err := singleArg(d, &s); err != nil {
+		return err
+	}
+	dur, err := caddy.ParseDuration(s)
+	if err != nil {
+		return d.Errf("%s: %v", opt, err)
+	}
+	if dur <= 0 {
+		return d.Errf("%s: %q must be positive", opt, s)
+	}
+	*dst = caddy.Duration(dur)
+	return nil
+}

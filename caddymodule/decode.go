@@ -1,0 +1,123 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+
+	"github.com/licensegate/licensegate/gateway"
+)
+
+// maxBody is the largest request body accepted (SPEC section 4).
+const maxBody = 64 << 10
+
+// maxField bounds any single form or JSON field.
+const maxField = 4096
+
+// readForm reads a JSON or form body into a flat map of string fields.
+// Only string values are accepted in JSON.
+func readForm(r *http.Request) (map[string]string, error) {
+	if r.ContentLength > maxBody {
+		return nil, &gateway.Error{Code: gateway.CodeRequestTooLarge, Detail: "The request body is larger than 64 KiB."}
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		return nil, &gateway.Error{Code: gateway.CodeMalformedRequest, Detail: "The request body could not be read.", Cause: err}
+	}
+	if len(body) > maxBody {
+		return nil, &gateway.Error{Code: gateway.CodeRequestTooLarge, Detail: "The request body is larger than 64 KiB."}
+	}
+	return decodeBody(r.Header.Get("Content-Type"), body)
+}
+
+// decodeBody parses body by its media type.
+func decodeBody(contentType string, body []byte) (map[string]string, error) {
+	mt := "application/x-www-form-urlencoded"
+	if contentType != "" {
+		parsed, _, err := mime.ParseMediaType(contentType)
+		if err != nil {
+			return nil, &gateway.Error{Code: gateway.CodeUnsupportedMedia, Detail: "Send application/json or application/x-www-form-urlencoded."}
+		}
+		mt = parsed
+	}
+	var fields map[string]string
+	var err error
+	switch mt {
+	case "application/json":
+		fields, err = decodeJSON(body)
+	case "application/x-www-form-urlencoded":
+		fields, err = decodeURLForm(body)
+	default:
+		return nil, &gateway.Error{Code: gateway.CodeUnsupportedMedia, Detail: "Send application/json or application/x-www-form-urlencoded."}
+	}
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range fields {
+		if len(v) > maxField {
+			return nil, &gateway.Error{Code: gateway.CodeValidationFailed, Detail: "The request has invalid fields.", Fields: map[string][]string{k: {"is too long"}}}
+		}
+	}
+	return fields, nil
+}
+
+func decodeJSON(body []byte) (map[string]string, error) {
+	if len(body) == 0 {
+		return map[string]string{}, nil
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(body, &raw); err != nil {
+		return nil, &gateway.Error{Code: gateway.CodeMalformedRequest, Detail: "The request body is not a valid JSON object.", Cause: err}
+	}
+	fields := make(map[string]string, len(raw))
+	bad := map[string][]string{}
+	for k, v := range raw {
+		var s string
+		if err := json.Unmarshal(v, &s); err != nil {
+			if string(v) == "null" {
+				continue
+			}
+			bad[k] = append(bad[k], "must be a string")
+			continue
+		}
+		fields[k] = s
+	}
+	if len(bad) > 0 {
+		return nil, &gateway.Error{Code: gateway.CodeValidationFailed, Detail: "The request has invalid fields.", Fields: bad}
+	}
+	return fields, nil
+}
+
+func decodeURLForm(body []byte) (map[string]string, error) {
+	vals, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, &gateway.Error{Code: gateway.CodeMalformedRequest, Detail: "The form body could not be parsed.", Cause: err}
+	}
+	fields := make(map[string]string, len(vals))
+	for k, v := range vals {
+		if len(v) > 1 {
+			return nil, &gateway.Error{Code: gateway.CodeValidationFailed, Detail: "The request has invalid fields.", Fields: map[string][]string{k: {"is given more than once"}}}
+		}
+		fields[k] = v[0]
+	}
+	return fields, nil
+}
+
+// activateRequest builds an activation from decoded fields; purchase_code
+// is an alias of license_key.
+func activateRequest(f map[string]string) (gateway.ActivateRequest, error) {
+	key := f["license_key"]
+	if pc, ok := f["purchase_code"]; ok {
+		if key != "" && pc != key {
+			return gateway.ActivateRequest{}, &gateway.Error{Code: gateway.CodeValidationFailed, Detail: "The request has invalid fields.",
+				Fields: map[string][]string{"purchase_code": {"differs from license_key; send one of them"}}}
+		}
+		key = pc
+	}
+	return gateway.ActivateRequest{Key: key, Domain: f["domain"], IP: f["ip"], Product: f["product"], Label: f["label"]}, nil
+}
+
+var errNoBearer = errors.New("no bearer token")

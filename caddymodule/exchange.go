@@ -1,0 +1,205 @@
+package caddymodule
+
+import (
+	"net/http"
+	"path"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/licensegate/licensegate/gateway"
+)
+
+func init() {
+	caddy.RegisterModule(Exchange{})
+}
+
+// Exchange is the installer API (SPEC section 4). Mounted under any
+// prefix, it answers on the last path segment: POST activate, token,
+// deactivate and move; GET status and jwks.json. It answers every request
+// itself and never calls the next handler.
+type Exchange struct {
+	svc    *gateway.Service
+	logger *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (Exchange) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.license_exchange",
+		New: func() caddy.Module { return new(Exchange) },
+	}
+}
+
+// Provision gets the licensegate app's service.
+func (e *Exchange) Provision(ctx caddy.Context) error {
+	e.logger = ctx.Logger()
+	app, err := ctx.App("licensegate")
+	if err != nil {
+		return err
+	}
+	e.svc = app.(*App).Service()
+	return nil
+}
+
+// ServeHTTP dispatches on the last path segment.
+func (e *Exchange) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	op := path.Base(r.URL.Path)
+	method := http.MethodPost
+	if op == "status" || op == "jwks.json" {
+		method = http.MethodGet
+	}
+	switch op {
+	case "activate", "token", "deactivate", "move", "status", "jwks.json":
+	default:
+		writeProblem(w, e.logger, &gateway.Error{Code: gateway.CodeNotFound, Detail: "No such licence endpoint."})
+		return nil
+	}
+	if r.Method != method && !(method == http.MethodGet && r.Method == http.MethodHead) {
+		w.Header().Set("Allow", method)
+		writeProblem(w, e.logger, &gateway.Error{Code: gateway.CodeMethodNotAllowed, Detail: "Use " + method + " for " + op + "."})
+		return nil
+	}
+	switch op {
+	case "activate":
+		e.activate(w, r)
+	case "token":
+		e.token(w, r)
+	case "deactivate":
+		e.deactivate(w, r)
+	case "move":
+		e.move(w, r)
+	case "status":
+		e.status(w, r)
+	case "jwks.json":
+		e.jwks(w)
+	}
+	return nil
+}
+
+func (e *Exchange) activate(w http.ResponseWriter, r *http.Request) {
+	fields, err := readForm(r)
+	if err != nil {
+		writeProblem(w, e.logger, err)
+		return
+	}
+	req, err := activateRequest(fields)
+	if err != nil {
+		writeProblem(w, e.logger, err)
+		return
+	}
+	req.ClientIP = clientIP(r)
+	a, err := e.svc.ActivateIdempotent(r.Context(), r.Header.Get("Idempotency-Key"), req)
+	if err != nil {
+		writeProblem(w, e.logger, err)
+		return
+	}
+	status := http.StatusOK
+	if a.Created {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, a)
+}
+
+func (e *Exchange) token(w http.ResponseWriter, r *http.Request) {
+	fields, err := readForm(r)
+	if err != nil {
+		writeProblem(w, e.logger, err)
+		return
+	}
+	if gt := fields["grant_type"]; gt != "refresh_token" {
+		writeProblem(w, e.logger, &gateway.Error{Code: gateway.CodeValidationFailed, Detail: "The request has invalid fields.",
+			Fields: map[string][]string{"grant_type": {"must be refresh_token"}}})
+		return
+	}
+	if fields["refresh_token"] == "" {
+		writeProblem(w, e.logger, &gateway.Error{Code: gateway.CodeValidationFailed, Detail: "The request has invalid fields.",
+			Fields: map[string][]string{"refresh_token": {"is required"}}})
+		return
+	}
+	toks, err := e.svc.Refresh(r.Context(), fields["refresh_token"])
+	if err != nil {
+		writeProblem(w, e.logger, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toks)
+}
+
+// credential returns the Bearer token, or else a refresh_token field.
+func (e *Exchange) credential(r *http.Request, fields map[string]string) string {
+	if t, ok := bearer(r); ok {
+		return t
+	}
+	return fields["refresh_token"]
+}
+
+func (e *Exchange) deactivate(w http.ResponseWriter, r *http.Request) {
+	fields, err := readForm(r)
+	if err != nil {
+		writeProblem(w, e.logger, err)
+		return
+	}
+	if err := e.svc.Deactivate(r.Context(), e.credential(r, fields)); err != nil {
+		writeProblem(w, e.logger, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (e *Exchange) move(w http.ResponseWriter, r *http.Request) {
+	fields, err := readForm(r)
+	if err != nil {
+		writeProblem(w, e.logger, err)
+		return
+	}
+	a, err := e.svc.Move(r.Context(), gateway.MoveRequest{Token: e.credential(r, fields), Domain: fields["domain"]})
+	if err != nil {
+		writeProblem(w, e.logger, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, a)
+}
+
+func (e *Exchange) status(w http.ResponseWriter, r *http.Request) {
+	t, _ := bearer(r)
+	v, err := e.svc.Status(r.Context(), t)
+	if err != nil {
+		writeProblem(w, e.logger, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, struct {
+		License *gateway.LicenseView `json:"license"`
+	}{v})
+}
+
+func (e *Exchange) jwks(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	_, _ = w.Write(e.svc.JWKS())
+}
+
+// bearer returns the request's Bearer token.
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}
+
+// clientIP is the connection's address as Caddy determined it (honouring
+// trusted_proxies).
+func clientIP(r *http.Request) string {
+	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+	return ip
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Exchange)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Exchange)(nil)
+)

@@ -1,0 +1,133 @@
+package caddymodule
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/licensegate/licensegate/gateway"
+	"github.com/licensegate/licensegate/tokens"
+)
+
+func init() {
+	caddy.RegisterModule(Gate{})
+}
+
+// Gate admits requests that carry a valid access token of an installation
+// in good standing, without any marketplace call (SPEC section 6).
+//
+// On admission it removes the Authorization header and any client-sent
+// X-License-* header, then sets:
+//
+//	X-License-Installation   installation id
+//	X-License-Product        product slug
+//	X-License-Domain         the installation's domain
+//	X-License-Type           licence type (regular, extended, ...)
+//	X-License-Support-Active true or false
+//
+// and the placeholders {license.installation}, {license.id},
+// {license.product}, {license.domain}, {license.class}, {license.type} and
+// {license.support_active}.
+type Gate struct {
+	// Products lists the product slugs whose tokens are admitted (the
+	// tokens' aud). Default: every configured product.
+	Products []string `json:"products,omitempty"`
+
+	svc      *gateway.Service
+	verifier *tokens.Verifier
+	logger   *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (Gate) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.license_gate",
+		New: func() caddy.Module { return new(Gate) },
+	}
+}
+
+// Provision builds the gate's token verifier.
+func (g *Gate) Provision(ctx caddy.Context) error {
+	g.logger = ctx.Logger()
+	appIface, err := ctx.App("licensegate")
+	if err != nil {
+		return err
+	}
+	app := appIface.(*App)
+	known := app.productNames()
+	for _, p := range g.Products {
+		if !contains(known, p) {
+			return fmt.Errorf("license_gate: products: %q is not a configured product (have: %s)", p, strings.Join(known, ", "))
+		}
+	}
+	g.svc = app.Service()
+	g.verifier = g.svc.NewVerifier(g.Products)
+	return nil
+}
+
+// ServeHTTP admits or refuses the request.
+func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	raw, ok := bearer(r)
+	if !ok {
+		writeProblem(w, g.logger, &gateway.Error{Code: gateway.CodeInvalidToken, Detail: "A Bearer access token is required.", Cause: errNoBearer})
+		return nil
+	}
+	claims, err := g.verifier.Verify(raw)
+	if err != nil {
+		writeProblem(w, g.logger, &gateway.Error{Code: gateway.CodeInvalidToken, Detail: "The access token is not valid.", Cause: err})
+		return nil
+	}
+	grant, err := g.svc.Authorize(r.Context(), claims)
+	if err != nil {
+		writeProblem(w, g.logger, err)
+		return nil
+	}
+	g.forward(r, grant)
+	return next.ServeHTTP(w, r)
+}
+
+// forward replaces the credentials with the licence facts.
+func (g *Gate) forward(r *http.Request, grant *gateway.Grant) {
+	h := r.Header
+	h.Del("Authorization")
+	for name := range h {
+		if strings.HasPrefix(name, "X-License-") {
+			h.Del(name)
+		}
+	}
+	support := strconv.FormatBool(grant.SupportActive)
+	h.Set("X-License-Installation", grant.InstallationID)
+	h.Set("X-License-Product", grant.Product)
+	h.Set("X-License-Domain", grant.Domain)
+	h.Set("X-License-Type", grant.Type)
+	h.Set("X-License-Support-Active", support)
+
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	repl.Set("license.installation", grant.InstallationID)
+	repl.Set("license.id", grant.LicenseID)
+	repl.Set("license.product", grant.Product)
+	repl.Set("license.domain", grant.Domain)
+	repl.Set("license.class", grant.Class)
+	repl.Set("license.type", grant.Type)
+	repl.Set("license.support_active", support)
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Gate)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Gate)(nil)
+)

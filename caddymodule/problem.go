@@ -1,0 +1,101 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/licensegate/licensegate/gateway"
+)
+
+// problemTypeBase prefixes each problem's type URI; the README documents
+// every code under this anchor.
+const problemTypeBase = "https://github.com/licensegate/licensegate#error-"
+
+// problem is an RFC 9457 problem details object with licensegate's
+// extension members.
+type problem struct {
+	Type        string              `json:"type"`
+	Title       string              `json:"title"`
+	Status      int                 `json:"status"`
+	Code        string              `json:"code"`
+	Detail      string              `json:"detail,omitempty"`
+	Errors      map[string][]string `json:"errors,omitempty"`
+	Activations []string            `json:"activations,omitempty"`
+}
+
+// statusFor maps public codes to HTTP statuses (SPEC sections 4 and 6).
+var statusFor = map[string]int{
+	gateway.CodeMalformedRequest:     http.StatusBadRequest,
+	gateway.CodeRequestTooLarge:      http.StatusRequestEntityTooLarge,
+	gateway.CodeValidationFailed:     http.StatusUnprocessableEntity,
+	gateway.CodeInvalidKeyFormat:     http.StatusUnprocessableEntity,
+	gateway.CodeIdempotencyKeyReused: http.StatusUnprocessableEntity,
+	gateway.CodeLicenseNotFound:      http.StatusNotFound,
+	gateway.CodeNotFound:             http.StatusNotFound,
+	gateway.CodeLicenseRevoked:       http.StatusForbidden,
+	gateway.CodeLicenseSuspended:     http.StatusForbidden,
+	gateway.CodeLicenseExpired:       http.StatusForbidden,
+	gateway.CodeLicenseLocked:        http.StatusForbidden,
+	gateway.CodeWrongProduct:         http.StatusForbidden,
+	gateway.CodeDomainNotAllowed:     http.StatusForbidden,
+	gateway.CodeInstallationInactive: http.StatusForbidden,
+	gateway.CodeTokenRevoked:         http.StatusForbidden,
+	gateway.CodeRequirementNotMet:    http.StatusForbidden,
+	gateway.CodeActivationLimit:      http.StatusConflict,
+	gateway.CodeDomainInUse:          http.StatusConflict,
+	gateway.CodeRateLimited:          http.StatusTooManyRequests,
+	gateway.CodeMoveCooldown:         http.StatusTooManyRequests,
+	gateway.CodeUpstreamUnavailable:  http.StatusServiceUnavailable,
+	gateway.CodeStoreUnavailable:     http.StatusServiceUnavailable,
+	gateway.CodeInvalidToken:         http.StatusUnauthorized,
+	gateway.CodeRefreshTokenReused:   http.StatusUnauthorized,
+	gateway.CodeMethodNotAllowed:     http.StatusMethodNotAllowed,
+	gateway.CodeUnsupportedMedia:     http.StatusUnsupportedMediaType,
+	gateway.CodeInternal:             http.StatusInternalServerError,
+}
+
+// writeProblem answers with err as problem+json, logging its internal
+// cause (never a secret: causes are built without keys or tokens).
+func writeProblem(w http.ResponseWriter, logger *zap.Logger, err error) {
+	e := gateway.AsError(err)
+	status, ok := statusFor[e.Code]
+	if !ok {
+		status = http.StatusInternalServerError
+	}
+	if e.Cause != nil {
+		level := zapcore.DebugLevel
+		if status >= 500 {
+			level = zapcore.ErrorLevel
+		}
+		if c := logger.Check(level, "request refused"); c != nil {
+			c.Write(zap.String("code", e.Code), zap.Error(e.Cause))
+		}
+	}
+	h := w.Header()
+	if e.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
+	}
+	if status == http.StatusUnauthorized {
+		h.Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+	}
+	h.Set("Content-Type", "application/problem+json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(problem{
+		Type: problemTypeBase + e.Code, Title: http.StatusText(status), Status: status,
+		Code: e.Code, Detail: e.Detail, Errors: e.Fields, Activations: e.Activations,
+	})
+}
+
+// writeJSON answers with v as JSON.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

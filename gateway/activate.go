@@ -1,0 +1,380 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"time"
+
+	"github.com/licensegate/licensegate/policy"
+	"github.com/licensegate/licensegate/store"
+	"github.com/licensegate/licensegate/upstreams"
+)
+
+// Field limits for installer input.
+const (
+	maxDomainLength = 2048 // before normalisation: a pasted URL
+	maxLabelLength  = 64
+	maxProductName  = 128
+)
+
+// ActivateRequest is an installer's activation.
+type ActivateRequest struct {
+	Key      string
+	Domain   string
+	IP       string // claimed by the installer; recorded only
+	Product  string
+	Label    string
+	ClientIP string // the connection's address, trusted
+}
+
+// Activation is the answer to a successful activation.
+type Activation struct {
+	Created bool `json:"-"`
+	Tokens
+	License LicenseView `json:"license"`
+}
+
+// Tokens is a freshly issued token pair.
+type Tokens struct {
+	InstallationID string `json:"installation_id"`
+	AccessToken    string `json:"access_token"`
+	TokenType      string `json:"token_type"`
+	ExpiresIn      int    `json:"expires_in"`
+	RefreshToken   string `json:"refresh_token"`
+}
+
+// candidate is a source a key fits, with the key in that source's form.
+type candidate struct {
+	source    upstreams.Source
+	key       string
+	licenseID string
+}
+
+// Activate verifies a key (upstream at most once), applies the product's
+// activation rules, records the installation and issues tokens.
+func (s *Service) Activate(ctx context.Context, req ActivateRequest) (*Activation, error) {
+	domain, err := s.validateActivation(&req)
+	if err != nil {
+		return nil, err
+	}
+	cands, err := s.candidates(req.Key, req.Product)
+	if err != nil {
+		return nil, err
+	}
+	lic, err := s.findLicense(ctx, cands, req, domain)
+	if err != nil {
+		return nil, err
+	}
+	return s.activateLicense(ctx, lic, req, domain)
+}
+
+func (s *Service) validateActivation(req *ActivateRequest) (string, error) {
+	fields := map[string][]string{}
+	if req.Key == "" {
+		fields["license_key"] = append(fields["license_key"], "is required")
+	}
+	var domain string
+	switch {
+	case req.Domain == "":
+		fields["domain"] = append(fields["domain"], "is required")
+	case len(req.Domain) > maxDomainLength:
+		fields["domain"] = append(fields["domain"], "is too long")
+	default:
+		d, err := policy.NormalizeDomain(req.Domain)
+		if err != nil {
+			fields["domain"] = append(fields["domain"], err.Error())
+		}
+		domain = d
+	}
+	if req.IP != "" {
+		if _, err := netip.ParseAddr(req.IP); err != nil {
+			fields["ip"] = append(fields["ip"], "is not an IPv4 or IPv6 address")
+		}
+	}
+	if len(req.Label) > maxLabelLength {
+		fields["label"] = append(fields["label"], "is longer than 64 characters")
+	}
+	if req.Product != "" && s.product(req.Product) == nil {
+		if len(req.Product) > maxProductName {
+			req.Product = req.Product[:maxProductName]
+		}
+		fields["product"] = append(fields["product"], "is not a product of this gateway")
+	}
+	if len(fields) > 0 {
+		return "", &Error{Code: CodeValidationFailed, Detail: "The request has invalid fields.", Fields: fields}
+	}
+	return domain, nil
+}
+
+// candidates lists the sources whose key format fits, in configured order:
+// the product's sources when a product is named, else every product's.
+func (s *Service) candidates(rawKey, product string) ([]candidate, error) {
+	key, err := upstreams.CleanKey(rawKey)
+	if err != nil {
+		return nil, &Error{Code: CodeInvalidKeyFormat, Detail: publicKeyFormat(err), Cause: err}
+	}
+	products := s.cfg.ProductOrder
+	if product != "" {
+		products = []string{product}
+	}
+	seen := map[string]bool{}
+	var out []candidate
+	for _, p := range products {
+		for _, name := range s.product(p).Sources {
+			if seen[name] {
+				continue
+			}
+			seen[name] = true
+			src := s.cfg.Sources[name]
+			canon, err := src.CanonicalKey(key)
+			if err != nil {
+				continue
+			}
+			out = append(out, candidate{source: src, key: canon, licenseID: s.licenseID(name, canon)})
+		}
+	}
+	if len(out) == 0 {
+		return nil, &Error{Code: CodeInvalidKeyFormat, Detail: "This does not look like a licence key or purchase code for this product. Please check it and try again."}
+	}
+	return out, nil
+}
+
+func publicKeyFormat(err error) string {
+	msg := err.Error()
+	if i := len(upstreams.ErrKeyFormat.Error()) + 2; len(msg) > i {
+		msg = msg[i:]
+	}
+	return "Invalid licence key: " + msg + "."
+}
+
+// found is a licence identified for an activation: either stored already or
+// freshly verified (verdict set).
+type found struct {
+	cand    candidate
+	state   *store.LicenseState
+	verdict *upstreams.Verdict
+}
+
+// findLicense returns the stored licence for the key, or verifies it with
+// the sources in order. A stored licence is not verified again, except at a
+// local source (the author's key file), where asking costs nothing.
+func (s *Service) findLicense(ctx context.Context, cands []candidate, req ActivateRequest, domain string) (*found, error) {
+	var stored []*found
+	for _, c := range cands {
+		st, err := s.cfg.Store.LicenseState(ctx, c.licenseID)
+		if err != nil {
+			return nil, storeUnavailable(err)
+		}
+		if st.License != nil {
+			stored = append(stored, &found{cand: c, state: st})
+		}
+	}
+	for _, f := range stored {
+		if !isLocal(f.cand.source) {
+			return f, nil
+		}
+	}
+	var unknown *upstreams.Verdict
+	var notFound bool
+	for _, c := range cands {
+		v := c.source.Verify(ctx, upstreams.Request{Key: c.key, Product: req.Product, Domain: domain, IP: req.IP})
+		switch {
+		case v.Outcome == upstreams.Valid:
+			return &found{cand: c, state: stateOf(stored, c), verdict: &v}, nil
+		case v.Outcome == upstreams.Invalid && v.Reason == upstreams.NotFound:
+			// another store may know the key
+			if st := stateOf(stored, c); st.License != nil {
+				return &found{cand: c, state: st, verdict: &v}, nil
+			}
+			notFound = true
+		case v.Outcome == upstreams.Invalid:
+			return &found{cand: c, state: stateOf(stored, c), verdict: &v}, nil
+		default:
+			s.log.Warn("licence source unavailable", zapSource(c.source.Name()), zapErr(v.Cause))
+			if unknown == nil || v.RetryAfter > unknown.RetryAfter {
+				unknown = &v
+			}
+		}
+	}
+	if unknown != nil {
+		retry := unknown.RetryAfter
+		if retry <= 0 {
+			retry = 30 * time.Second
+		}
+		return nil, &Error{Code: CodeUpstreamUnavailable, Detail: "The licence could not be verified right now because the marketplace is unavailable. Please try again shortly.", RetryAfter: retry, Cause: unknown.Cause}
+	}
+	if notFound {
+		return nil, &Error{Code: CodeLicenseNotFound, Detail: "This licence key or purchase code does not exist."}
+	}
+	return nil, &Error{Code: CodeLicenseNotFound, Detail: "This licence key or purchase code does not exist."}
+}
+
+func stateOf(stored []*found, c candidate) *store.LicenseState {
+	for _, f := range stored {
+		if f.cand.licenseID == c.licenseID {
+			return f.state
+		}
+	}
+	return &store.LicenseState{}
+}
+
+func isLocal(src upstreams.Source) bool {
+	l, ok := src.(upstreams.Local)
+	return ok && l.Local()
+}
+
+// refusalForVerdict maps a definitive "no" to the public error.
+func refusalForVerdict(r upstreams.Reason) *Error {
+	switch r {
+	case upstreams.NotFound:
+		return &Error{Code: CodeLicenseNotFound, Detail: "This licence key or purchase code does not exist."}
+	case upstreams.Expired:
+		return &Error{Code: CodeLicenseExpired, Detail: "This licence has expired."}
+	case upstreams.Suspended, upstreams.Disabled:
+		return &Error{Code: CodeLicenseSuspended, Detail: "This licence has been suspended or disabled. Please contact the author."}
+	case upstreams.WrongProduct:
+		return &Error{Code: CodeWrongProduct, Detail: "This licence belongs to another product."}
+	case upstreams.DomainNotAllowed:
+		return &Error{Code: CodeDomainNotAllowed, Detail: "This licence may not be activated on this domain."}
+	default: // revoked, refunded
+		return &Error{Code: CodeLicenseRevoked, Detail: "This licence has been revoked or refunded."}
+	}
+}
+
+// statusForReason is the stored status a definitive answer from a local
+// source sets on a stored licence.
+func statusForReason(r upstreams.Reason) string {
+	switch r {
+	case upstreams.Expired:
+		return store.LicenseExpired
+	case upstreams.Suspended, upstreams.Disabled:
+		return store.LicenseSuspended
+	default:
+		return store.LicenseRevoked
+	}
+}
+
+func (s *Service) activateLicense(ctx context.Context, f *found, req ActivateRequest, domain string) (*Activation, error) {
+	v := f.verdict
+	if v != nil && v.Outcome == upstreams.Invalid && f.state.License == nil {
+		return nil, refusalForVerdict(v.Reason)
+	}
+	productName := ""
+	if v != nil && v.Outcome == upstreams.Valid {
+		productName = v.Record.Product
+	} else {
+		productName = f.state.License.Product
+	}
+	p := s.product(productName)
+	if p == nil || !p.hasSource(f.cand.source.Name()) || (req.Product != "" && req.Product != productName) {
+		return nil, &Error{Code: CodeWrongProduct, Detail: "This licence belongs to another product."}
+	}
+	now := s.now()
+	var refusal *Error
+	var ins store.Installation
+	var created bool
+	st, err := s.cfg.Store.UpdateLicense(ctx, f.cand.licenseID, func(st *store.LicenseState) (*store.LicenseState, error) {
+		refusal, created = nil, false
+		lic := s.mergeLicense(st.License, f, productName, now)
+		st.License = lic
+		if ref := policy.Standing(policyLicense(lic), now); ref != nil {
+			refusal = fromRefusal(ref)
+			if v != nil { // persist what the local source said
+				return st, nil
+			}
+			return nil, nil
+		}
+		d, ref := p.Rules.DecideActivation(policyLicense(lic), policyInstallations(st.Installations), domain, "", now)
+		if ref != nil {
+			refusal = fromRefusal(ref)
+			if v != nil {
+				return st, nil
+			}
+			return nil, nil
+		}
+		if d.Reuse != "" {
+			ins = *st.Installation(d.Reuse)
+			return st, nil
+		}
+		created = true
+		ins = store.Installation{
+			ID: newInstallationID(), LicenseID: lic.ID, Product: productName, Domain: domain,
+			InstallClass: string(d.Class), Status: store.InstallationActive, Label: req.Label,
+			IP: req.IP, ClientIP: req.ClientIP, Generation: 1, CreatedAt: now, UpdatedAt: now,
+		}
+		st.Installations = append(st.Installations, ins)
+		return st, nil
+	})
+	if err != nil {
+		return nil, storeUnavailable(err)
+	}
+	if refusal != nil {
+		return nil, refusal
+	}
+	toks, err := s.issue(ctx, st.License, ins, "")
+	if err != nil {
+		return nil, err
+	}
+	return &Activation{Created: created, Tokens: *toks, License: s.view(st, &ins)}, nil
+}
+
+// mergeLicense returns the licence record to store: the stored one, updated
+// by a fresh verdict when there is one.
+func (s *Service) mergeLicense(cur *store.License, f *found, product string, now time.Time) *store.License {
+	lic := cur
+	if lic == nil {
+		lic = &store.License{
+			ID: f.cand.licenseID, Source: f.cand.source.Name(), Status: store.LicenseActive,
+			KeyCiphertext: s.cfg.Master.Seal([]byte(f.cand.key), []byte(f.cand.licenseID)),
+			CreatedAt:     now,
+		}
+	}
+	lic.UpdatedAt = now
+	v := f.verdict
+	if v == nil {
+		return lic
+	}
+	switch v.Outcome {
+	case upstreams.Valid:
+		r := v.Record
+		lic.Product, lic.Type, lic.LicensedTo = product, r.Type, r.LicensedTo
+		lic.ExpiresAt, lic.SupportUntil, lic.Retired = r.ExpiresAt, r.SupportUntil, r.Retired
+		lic.ActivationsLimit = r.ActivationsLimit
+		lic.VerifiedAt = now
+		if lic.StatusBy == statusBySource {
+			lic.Status, lic.StatusBy = store.LicenseActive, ""
+		}
+	case upstreams.Invalid:
+		lic.Status, lic.StatusBy = statusForReason(v.Reason), statusBySource
+		lic.VerifiedAt = now
+	}
+	return lic
+}
+
+// statusBySource marks a status set by the key's own source (the author's
+// key file), which the same source may lift again.
+const statusBySource = "source"
+
+func (p *Product) hasSource(name string) bool {
+	for _, s := range p.Sources {
+		if s == name {
+			return true
+		}
+	}
+	return false
+}
+
+func policyLicense(l *store.License) policy.License {
+	return policy.License{Status: l.Status, Locked: l.Locked, Type: l.Type, ExpiresAt: l.ExpiresAt, Limit: l.ActivationsLimit}
+}
+
+func policyInstallations(ins []store.Installation) []policy.Installation {
+	out := make([]policy.Installation, 0, len(ins))
+	for _, in := range ins {
+		out = append(out, policy.Installation{ID: in.ID, Domain: in.Domain, Class: policy.InstallClass(in.InstallClass), Active: in.Active()})
+	}
+	return out
+}
+
+var errNoInstallation = errors.New("installation not found")

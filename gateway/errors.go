@@ -1,0 +1,88 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/licensegate/licensegate/policy"
+)
+
+// Public error codes (SPEC section 4 and 6). They never change meaning.
+const (
+	CodeMalformedRequest     = "malformed_request"
+	CodeRequestTooLarge      = "request_too_large"
+	CodeValidationFailed     = "validation_failed"
+	CodeInvalidKeyFormat     = "invalid_key_format"
+	CodeLicenseNotFound      = "license_not_found"
+	CodeLicenseRevoked       = policy.CodeLicenseRevoked
+	CodeLicenseSuspended     = policy.CodeLicenseSuspended
+	CodeLicenseExpired       = policy.CodeLicenseExpired
+	CodeLicenseLocked        = policy.CodeLicenseLocked
+	CodeWrongProduct         = "wrong_product"
+	CodeDomainNotAllowed     = policy.CodeDomainNotAllowed
+	CodeDomainInUse          = policy.CodeDomainInUse
+	CodeActivationLimit      = policy.CodeActivationLimit
+	CodeRateLimited          = "rate_limited"
+	CodeMoveCooldown         = "move_cooldown"
+	CodeUpstreamUnavailable  = "upstream_unavailable"
+	CodeStoreUnavailable     = "store_unavailable"
+	CodeInvalidToken         = "invalid_token"
+	CodeRefreshTokenReused   = "refresh_token_reused"
+	CodeInstallationInactive = "installation_deactivated"
+	CodeTokenRevoked         = "token_revoked"
+	CodeIdempotencyKeyReused = "idempotency_key_reused"
+	CodeRequirementNotMet    = "requirement_not_met"
+	CodeNotFound             = "not_found"
+	CodeMethodNotAllowed     = "method_not_allowed"
+	CodeUnsupportedMedia     = "unsupported_media_type"
+	CodeInternal             = "internal_error"
+)
+
+// Error is a refusal a client can act on. Code and Detail are public;
+// Cause is logged, never shown.
+type Error struct {
+	Code   string
+	Detail string
+	// Fields maps request fields to messages, for validation_failed.
+	Fields map[string][]string
+	// Activations lists active domains, for activation_limit_reached.
+	Activations []string
+	// RetryAfter is set for rate limits and outages.
+	RetryAfter time.Duration
+	Cause      error
+}
+
+func (e *Error) Error() string {
+	if e.Cause != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Code, e.Detail, e.Cause)
+	}
+	return e.Code + ": " + e.Detail
+}
+
+func (e *Error) Unwrap() error { return e.Cause }
+
+// AsError returns err as an *Error; anything else becomes internal_error.
+func AsError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return &Error{Code: CodeInternal, Detail: "An internal error occurred.", Cause: err}
+}
+
+func validation(field, msg string) *Error {
+	return &Error{Code: CodeValidationFailed, Detail: "The request has invalid fields.", Fields: map[string][]string{field: {msg}}}
+}
+
+func storeUnavailable(err error) *Error {
+	return &Error{Code: CodeStoreUnavailable, Detail: "The licence service is temporarily unavailable. Please try again shortly.", RetryAfter: 5 * time.Second, Cause: err}
+}
+
+func invalidToken(detail string, cause error) *Error {
+	return &Error{Code: CodeInvalidToken, Detail: detail, Cause: cause}
+}
+
+func fromRefusal(r *policy.Refusal) *Error {
+	return &Error{Code: r.Code, Detail: r.Detail, Activations: r.Domains}
+}

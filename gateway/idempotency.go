@@ -1,0 +1,80 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/licensegate/licensegate/store"
+)
+
+// IdempotencyTTL is how long an Idempotency-Key's first answer is kept.
+const IdempotencyTTL = 24 * time.Hour
+
+const maxIdempotencyKey = 255
+
+type idempotentAnswer struct {
+	Fingerprint string      `json:"fingerprint"`
+	Created     bool        `json:"created"`
+	Activation  *Activation `json:"activation"`
+}
+
+// ActivateIdempotent is Activate keyed by an installer's Idempotency-Key: a
+// retry with the same key and request gets the first answer (tokens
+// included, sealed at rest) instead of a second activation. The same key
+// with a different request is refused.
+func (s *Service) ActivateIdempotent(ctx context.Context, idemKey string, req ActivateRequest) (*Activation, error) {
+	if idemKey == "" {
+		return s.Activate(ctx, req)
+	}
+	if len(idemKey) > maxIdempotencyKey {
+		return nil, validation("Idempotency-Key", "is longer than 255 characters")
+	}
+	id := s.cfg.Master.Hash("idempotency", idemKey)
+	fp := s.cfg.Master.Hash("activate", req.Key, req.Domain, req.Product, req.Label, req.IP)
+	if a, err := s.replay(ctx, id, fp); a != nil || err != nil {
+		return a, err
+	}
+	a, err := s.Activate(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := json.Marshal(idempotentAnswer{Fingerprint: fp, Created: a.Created, Activation: a})
+	if err != nil {
+		return nil, &Error{Code: CodeInternal, Detail: "An internal error occurred.", Cause: err}
+	}
+	stored, err := s.cfg.Store.PutIdempotent(ctx, id, s.cfg.Master.Seal(raw, []byte(id)), IdempotencyTTL)
+	if err != nil {
+		s.log.Warn("storing idempotent answer failed", zapErr(err))
+		return a, nil // the activation itself is recorded; a retry gets a 200 for it
+	}
+	return s.decodeAnswer(id, fp, stored)
+}
+
+func (s *Service) replay(ctx context.Context, id, fp string) (*Activation, error) {
+	sealed, err := s.cfg.Store.Idempotent(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, storeUnavailable(err)
+	}
+	return s.decodeAnswer(id, fp, sealed)
+}
+
+func (s *Service) decodeAnswer(id, fp string, sealed []byte) (*Activation, error) {
+	raw, err := s.cfg.Master.Open(sealed, []byte(id))
+	if err != nil {
+		return nil, &Error{Code: CodeInternal, Detail: "An internal error occurred.", Cause: err}
+	}
+	var ans idempotentAnswer
+	if err := json.Unmarshal(raw, &ans); err != nil {
+		return nil, &Error{Code: CodeInternal, Detail: "An internal error occurred.", Cause: err}
+	}
+	if ans.Fingerprint != fp {
+		return nil, &Error{Code: CodeIdempotencyKeyReused, Detail: "This Idempotency-Key was already used for a different request."}
+	}
+	ans.Activation.Created = ans.Created
+	return ans.Activation, nil
+}

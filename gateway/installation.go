@@ -1,0 +1,195 @@
+package gateway
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/licensegate/licensegate/policy"
+	"github.com/licensegate/licensegate/store"
+	"github.com/licensegate/licensegate/tokens"
+)
+
+// credential is what deactivate, move and status authenticate with.
+type credential struct {
+	licenseID, installationID string
+	generation                int64
+}
+
+// authenticate accepts an access token (any product) or an unspent refresh
+// token.
+func (s *Service) authenticate(ctx context.Context, token string) (credential, error) {
+	if token == "" {
+		return credential{}, invalidToken("An access token or refresh token is required.", nil)
+	}
+	if strings.HasPrefix(token, tokens.RefreshPrefix) {
+		rec, err := s.refreshRecord(ctx, token)
+		if err != nil {
+			return credential{}, err
+		}
+		if !rec.SpentAt.IsZero() {
+			return credential{}, invalidToken("The refresh token was already used.", nil)
+		}
+		return credential{rec.LicenseID, rec.InstallationID, rec.Generation}, nil
+	}
+	c, err := s.verifier.Verify(token)
+	if err != nil {
+		return credential{}, invalidToken("The access token is not valid.", err)
+	}
+	return credential{c.License, c.Subject, c.Generation}, nil
+}
+
+// Deactivate frees an installation's slot and revokes its tokens.
+func (s *Service) Deactivate(ctx context.Context, token string) error {
+	cred, err := s.authenticate(ctx, token)
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	var refusal *Error
+	_, err = s.cfg.Store.UpdateLicense(ctx, cred.licenseID, func(st *store.LicenseState) (*store.LicenseState, error) {
+		refusal = nil
+		ins := installationOf(st, cred.installationID)
+		if ins == nil {
+			refusal = invalidToken("The token does not belong to a known installation.", errNoInstallation)
+			return nil, nil
+		}
+		if e := tokenRefusal(ins, cred.generation); e != nil {
+			refusal = e
+			return nil, nil
+		}
+		ins.Status = store.InstallationDeactivated
+		ins.Generation++
+		ins.DeactivatedAt, ins.UpdatedAt = now, now
+		return st, nil
+	})
+	if err != nil {
+		return storeUnavailable(err)
+	}
+	if refusal != nil {
+		return refusal
+	}
+	return nil
+}
+
+// MoveRequest moves an installation to a new domain.
+type MoveRequest struct {
+	Token  string
+	Domain string
+}
+
+// Move moves an installation to a new domain, keeping its id and history.
+// Its old tokens stop working; a fresh pair is returned.
+func (s *Service) Move(ctx context.Context, req MoveRequest) (*Activation, error) {
+	if req.Domain == "" {
+		return nil, validation("domain", "is required")
+	}
+	if len(req.Domain) > maxDomainLength {
+		return nil, validation("domain", "is too long")
+	}
+	domain, err := policy.NormalizeDomain(req.Domain)
+	if err != nil {
+		return nil, validation("domain", err.Error())
+	}
+	cred, err := s.authenticate(ctx, req.Token)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	var refusal *Error
+	var moved store.Installation
+	st, err := s.cfg.Store.UpdateLicense(ctx, cred.licenseID, func(st *store.LicenseState) (*store.LicenseState, error) {
+		refusal = nil
+		ins := installationOf(st, cred.installationID)
+		if ins == nil {
+			refusal = invalidToken("The token does not belong to a known installation.", errNoInstallation)
+			return nil, nil
+		}
+		if e := installationRefusal(st.License, ins, cred.generation, now); e != nil {
+			refusal = e
+			return nil, nil
+		}
+		if ins.Domain == domain {
+			moved = *ins
+			return nil, nil
+		}
+		p := s.product(st.License.Product)
+		if p == nil {
+			refusal = &Error{Code: CodeWrongProduct, Detail: "This licence's product is no longer served here."}
+			return nil, nil
+		}
+		if wait := st.License.LastMoveAt.Add(p.MoveCooldown).Sub(now); !st.License.LastMoveAt.IsZero() && wait > 0 {
+			refusal = &Error{Code: CodeMoveCooldown, Detail: "This licence was moved recently. Please try again later.", RetryAfter: wait.Round(time.Second)}
+			return nil, nil
+		}
+		d, ref := p.Rules.DecideActivation(policyLicense(st.License), policyInstallations(st.Installations), domain, ins.ID, now)
+		if ref != nil {
+			refusal = fromRefusal(ref)
+			return nil, nil
+		}
+		ins.Domain, ins.InstallClass = domain, string(d.Class)
+		ins.Generation++
+		ins.UpdatedAt = now
+		st.License.LastMoveAt = now
+		moved = *ins
+		return st, nil
+	})
+	if err != nil {
+		return nil, storeUnavailable(err)
+	}
+	if refusal != nil {
+		return nil, refusal
+	}
+	toks, err := s.issue(ctx, st.License, moved, "")
+	if err != nil {
+		return nil, err
+	}
+	return &Activation{Tokens: *toks, License: s.view(st, &moved)}, nil
+}
+
+// Status returns the licence block for the installation a token belongs to,
+// from the store.
+func (s *Service) Status(ctx context.Context, token string) (*LicenseView, error) {
+	cred, err := s.authenticate(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	st, ins, err := s.activeInstallation(ctx, cred.licenseID, cred.installationID, cred.generation)
+	if err != nil {
+		return nil, err
+	}
+	v := s.view(st, ins)
+	return &v, nil
+}
+
+func installationOf(st *store.LicenseState, id string) *store.Installation {
+	if st.License == nil {
+		return nil
+	}
+	return st.Installation(id)
+}
+
+// tokenRefusal checks an installation still honours tokens of generation
+// gen.
+func tokenRefusal(ins *store.Installation, gen int64) *Error {
+	switch {
+	case ins.Status == store.InstallationDeactivated:
+		return &Error{Code: CodeInstallationInactive, Detail: "This installation has been deactivated."}
+	case ins.Status != store.InstallationActive:
+		return &Error{Code: CodeTokenRevoked, Detail: "This installation's tokens have been revoked."}
+	case ins.Generation != gen:
+		return &Error{Code: CodeTokenRevoked, Detail: "This token has been replaced or revoked."}
+	}
+	return nil
+}
+
+// installationRefusal is tokenRefusal plus the licence's standing.
+func installationRefusal(lic *store.License, ins *store.Installation, gen int64, now time.Time) *Error {
+	if e := tokenRefusal(ins, gen); e != nil {
+		return e
+	}
+	if ref := policy.Standing(policyLicense(lic), now); ref != nil {
+		return fromRefusal(ref)
+	}
+	return nil
+}

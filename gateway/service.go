@@ -1,0 +1,116 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/licensegate/licensegate/policy"
+	"github.com/licensegate/licensegate/secret"
+	"github.com/licensegate/licensegate/store"
+	"github.com/licensegate/licensegate/tokens"
+	"github.com/licensegate/licensegate/upstreams"
+)
+
+// Product is one product's configuration.
+type Product struct {
+	Name         string
+	Sources      []string // source names, tried in this order
+	Rules        policy.Rules
+	MoveCooldown time.Duration
+}
+
+// Config holds the service's dependencies.
+type Config struct {
+	Store      store.Store
+	Master     *secret.Master
+	Ring       *tokens.Ring
+	Issuer     *tokens.Issuer
+	RefreshTTL time.Duration
+	Sources    map[string]upstreams.Source
+	Products   map[string]*Product
+	// ProductOrder lists product names in configuration order.
+	ProductOrder []string
+	// Cache tunes the gate's licence-state cache.
+	Cache  store.CacheConfig
+	Now    func() time.Time
+	Logger *zap.Logger
+}
+
+// Service is the gateway. It is safe for concurrent use.
+type Service struct {
+	cfg      Config
+	now      func() time.Time
+	log      *zap.Logger
+	cache    *store.StateCache
+	verifier *tokens.Verifier // any product: for exchange endpoints
+}
+
+// New checks cfg and returns a Service.
+func New(cfg Config) (*Service, error) {
+	if cfg.Store == nil || cfg.Master == nil || cfg.Ring == nil || cfg.Issuer == nil {
+		return nil, errors.New("gateway: store, master secret, key ring and issuer are required")
+	}
+	for name, p := range cfg.Products {
+		for _, s := range p.Sources {
+			if _, ok := cfg.Sources[s]; !ok {
+				return nil, fmt.Errorf("product %s: source %q is not configured", name, s)
+			}
+		}
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if cfg.RefreshTTL <= 0 {
+		cfg.RefreshTTL = 365 * 24 * time.Hour
+	}
+	if cfg.Cache.Now == nil {
+		cfg.Cache.Now = cfg.Now
+	}
+	s := &Service{cfg: cfg, now: cfg.Now, log: cfg.Logger}
+	s.cache = store.NewStateCache(cfg.Store, cfg.Cache)
+	s.verifier = s.NewVerifier(nil)
+	return s, nil
+}
+
+// NewVerifier returns an access-token verifier for the given products
+// (all configured products when empty).
+func (s *Service) NewVerifier(products []string) *tokens.Verifier {
+	if len(products) == 0 {
+		products = s.cfg.ProductOrder
+	}
+	return tokens.NewVerifier(s.cfg.Ring, s.issuerName(), products)
+}
+
+func (s *Service) issuerName() string { return s.cfg.Issuer.Name() }
+
+// Run keeps the status cache in step with the store's change feed until
+// ctx ends.
+func (s *Service) Run(ctx context.Context) error { return s.cache.Follow(ctx) }
+
+// Cache exposes the status cache (for metrics and tests).
+func (s *Service) Cache() *store.StateCache { return s.cache }
+
+// JWKS returns the public signing keys as a JWK Set.
+func (s *Service) JWKS() []byte { return s.cfg.Ring.JWKS() }
+
+// licenseID is the stable, secret-keyed id of a key at a source.
+func (s *Service) licenseID(source, canonicalKey string) string {
+	return "lic_" + s.cfg.Master.Hash("license", source, canonicalKey)[:32]
+}
+
+func newInstallationID() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return "ins_" + hex.EncodeToString(b)
+}
+
+func (s *Service) product(name string) *Product { return s.cfg.Products[name] }

@@ -1,0 +1,212 @@
+package policy
+
+import (
+	"fmt"
+	"time"
+)
+
+// Treatment is how a product counts local and staging installations.
+type Treatment string
+
+// Treatments (Caddyfile: local_domains / staging_subdomains).
+const (
+	Free Treatment = "free" // allowed, no slot used
+	Slot Treatment = "slot" // allowed, uses a production slot
+	Deny Treatment = "deny" // refused
+)
+
+// ParseTreatment validates a configured treatment.
+func ParseTreatment(s string) (Treatment, error) {
+	switch t := Treatment(s); t {
+	case Free, Slot, Deny:
+		return t, nil
+	}
+	return "", fmt.Errorf("%q is not free, slot or deny", s)
+}
+
+// Rules are a product's activation rules.
+type Rules struct {
+	Activations       int // production slots per licence (default 1)
+	LocalDomains      Treatment
+	StagingSubdomains Treatment
+}
+
+// Refusal codes: the same stable strings the installer API answers with.
+const (
+	CodeLicenseRevoked   = "license_revoked"
+	CodeLicenseSuspended = "license_suspended"
+	CodeLicenseExpired   = "license_expired"
+	CodeLicenseLocked    = "license_locked"
+	CodeDomainNotAllowed = "domain_not_allowed"
+	CodeActivationLimit  = "activation_limit_reached"
+	CodeDomainInUse      = "domain_in_use"
+)
+
+// Refusal is a decision not to activate; Code is the public error code.
+type Refusal struct {
+	Code   string
+	Detail string
+	// Domains lists the domains holding slots, for activation_limit_reached.
+	Domains []string
+}
+
+func (r *Refusal) Error() string { return r.Code + ": " + r.Detail }
+
+// License is what the decision needs to know about a licence.
+type License struct {
+	Status    string // active, flagged, suspended, revoked, expired
+	Locked    bool
+	Type      string
+	ExpiresAt *time.Time
+	Limit     int // the licence's own slot limit from its source; 0: the product's
+}
+
+// Installation is what the decision needs to know about an existing
+// installation of the licence.
+type Installation struct {
+	ID     string
+	Domain string
+	Class  InstallClass
+	Active bool
+}
+
+// Decision is the outcome of a successful activation decision.
+type Decision struct {
+	// Reuse is the id of the active installation on the same domain, when
+	// there is one: activation is idempotent.
+	Reuse    string
+	Class    InstallClass
+	UsesSlot bool
+	// SlotsUsed counts slot-holding installations after the activation.
+	SlotsUsed int
+	Limit     int
+}
+
+// Standing checks a licence may be used at all at time now.
+func Standing(l License, now time.Time) *Refusal {
+	switch l.Status {
+	case "active", "flagged": // flagged licences still serve (manual recheck mode)
+	case "suspended":
+		return &Refusal{Code: CodeLicenseSuspended, Detail: "This licence has been suspended. Please contact the author."}
+	case "revoked":
+		return &Refusal{Code: CodeLicenseRevoked, Detail: "This licence has been revoked or refunded."}
+	case "expired":
+		return &Refusal{Code: CodeLicenseExpired, Detail: "This licence has expired."}
+	default:
+		return &Refusal{Code: CodeLicenseSuspended, Detail: "This licence is not in good standing."}
+	}
+	if l.ExpiresAt != nil && !now.Before(*l.ExpiresAt) {
+		return &Refusal{Code: CodeLicenseExpired, Detail: "This licence expired on " + l.ExpiresAt.UTC().Format("2006-01-02") + "."}
+	}
+	return nil
+}
+
+// Limit returns the licence's production slot count.
+func (r Rules) Limit(l License) int {
+	if l.Limit > 0 {
+		return l.Limit
+	}
+	if r.Activations > 0 {
+		return r.Activations
+	}
+	return 1
+}
+
+// Classify returns domain's install class given the licence's active
+// installations.
+func Classify(domain string, installations []Installation) InstallClass {
+	if IsLocal(domain) {
+		return ClassLocal
+	}
+	for _, in := range installations {
+		if in.Active && in.Class == ClassProduction && IsSubdomainOf(domain, in.Domain) {
+			return ClassStaging
+		}
+	}
+	return ClassProduction
+}
+
+// HoldsSlot reports whether an installation of class c uses a production
+// slot under these rules.
+func (r Rules) HoldsSlot(c InstallClass) bool {
+	switch c {
+	case ClassLocal:
+		return r.LocalDomains == Slot
+	case ClassStaging:
+		return r.StagingSubdomains == Slot
+	default:
+		return true
+	}
+}
+
+func (r Rules) treatment(c InstallClass) Treatment {
+	switch c {
+	case ClassLocal:
+		return r.LocalDomains
+	case ClassStaging:
+		return r.StagingSubdomains
+	default:
+		return Slot
+	}
+}
+
+// SlotDomains returns the domains of active installations holding slots,
+// excluding the installation named by exclude.
+func (r Rules) SlotDomains(installations []Installation, exclude string) []string {
+	var out []string
+	for _, in := range installations {
+		if in.Active && in.ID != exclude && r.HoldsSlot(in.Class) {
+			out = append(out, in.Domain)
+		}
+	}
+	return out
+}
+
+// DecideActivation decides whether the licence may be activated on domain
+// (normalised). exclude names an installation to leave out of the
+// accounting (the one being moved); it is empty for a new activation.
+func (r Rules) DecideActivation(l License, installations []Installation, domain, exclude string, now time.Time) (Decision, *Refusal) {
+	if ref := Standing(l, now); ref != nil {
+		return Decision{}, ref
+	}
+	limit := r.Limit(l)
+	slots := r.SlotDomains(installations, exclude)
+	for _, in := range installations {
+		if in.Active && in.Domain == domain {
+			if exclude != "" && in.ID != exclude {
+				return Decision{}, &Refusal{Code: CodeDomainInUse, Detail: "This licence is already active on " + domain + "."}
+			}
+			// Activating the same domain again is idempotent, even on a
+			// locked licence: the original installation keeps working.
+			return Decision{Reuse: in.ID, Class: in.Class, UsesSlot: r.HoldsSlot(in.Class), SlotsUsed: len(slots), Limit: limit}, nil
+		}
+	}
+	if l.Locked {
+		return Decision{}, &Refusal{Code: CodeLicenseLocked, Detail: "This licence is locked for new activations; existing installations keep working. Please contact the author."}
+	}
+	var others []Installation
+	for _, in := range installations {
+		if in.ID != exclude {
+			others = append(others, in)
+		}
+	}
+	class := Classify(domain, others)
+	if l.Type == "developer" && class != ClassLocal {
+		return Decision{}, &Refusal{Code: CodeDomainNotAllowed, Detail: "A developer licence may only be installed on a local domain (localhost, *.test, *.local)."}
+	}
+	if r.treatment(class) == Deny {
+		return Decision{}, &Refusal{Code: CodeDomainNotAllowed, Detail: fmt.Sprintf("%s installations are not allowed for this product.", class)}
+	}
+	d := Decision{Class: class, UsesSlot: r.HoldsSlot(class), SlotsUsed: len(slots), Limit: limit}
+	if d.UsesSlot {
+		if len(slots) >= limit {
+			return Decision{}, &Refusal{
+				Code:    CodeActivationLimit,
+				Detail:  fmt.Sprintf("All %d activation(s) of this licence are in use. Deactivate one of the listed installations first.", limit),
+				Domains: slots,
+			}
+		}
+		d.SlotsUsed++
+	}
+	return d, nil
+}

@@ -1,0 +1,171 @@
+package store
+
+import (
+	"container/list"
+	"context"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+)
+
+// CacheConfig tunes a StateCache.
+type CacheConfig struct {
+	// Size bounds the number of licences held (default 100000).
+	Size int
+	// TTL is how long an entry is served without asking the store again; it
+	// bounds how long a lost change notice can go unnoticed (default 30s).
+	TTL time.Duration
+	// Stale is how long past TTL an entry may still be served while the
+	// store is unreachable (0: never).
+	Stale time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// StateCache is a bounded, in-process cache of licence states in front of a
+// Store, kept fresh by the store's change feed: the gate's request path
+// reads it and does no I/O in steady state.
+type StateCache struct {
+	store Store
+	cfg   CacheConfig
+	group singleflight.Group
+
+	mu      sync.Mutex
+	entries map[string]*list.Element
+	lru     *list.List // front: most recently used
+
+	hits, misses uint64
+	// epoch counts invalidations, so a fetch that raced with one is not
+	// cached as fresh.
+	epoch uint64
+}
+
+type cacheEntry struct {
+	id        string
+	state     *LicenseState
+	fetchedAt time.Time
+}
+
+// NewStateCache returns an empty cache over s.
+func NewStateCache(s Store, cfg CacheConfig) *StateCache {
+	if cfg.Size <= 0 {
+		cfg.Size = 100000
+	}
+	if cfg.TTL <= 0 {
+		cfg.TTL = 30 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &StateCache{store: s, cfg: cfg, entries: make(map[string]*list.Element), lru: list.New()}
+}
+
+// Get returns the licence's state, from the cache when fresh. When the
+// store fails and an entry younger than TTL+Stale exists, that entry is
+// returned with stale set; otherwise the store's error.
+func (c *StateCache) Get(ctx context.Context, licenseID string) (st *LicenseState, stale bool, err error) {
+	now := c.cfg.Now()
+	cached, fetchedAt, ok := c.peek(licenseID)
+	c.mu.Lock()
+	if ok && now.Sub(fetchedAt) < c.cfg.TTL {
+		c.hits++
+		c.mu.Unlock()
+		return cached, false, nil
+	}
+	c.misses++
+	c.mu.Unlock()
+	v, err, _ := c.group.Do(licenseID, func() (any, error) {
+		c.mu.Lock()
+		epoch := c.epoch
+		c.mu.Unlock()
+		st, err := c.store.LicenseState(ctx, licenseID)
+		if err != nil {
+			return nil, err
+		}
+		c.put(licenseID, st, now, epoch)
+		return st, nil
+	})
+	if err != nil {
+		if ok && now.Sub(fetchedAt) < c.cfg.TTL+c.cfg.Stale {
+			return cached, true, nil
+		}
+		return nil, false, err
+	}
+	return v.(*LicenseState), false, nil
+}
+
+func (c *StateCache) peek(id string) (*LicenseState, time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.entries[id]
+	if !ok {
+		return nil, time.Time{}, false
+	}
+	c.lru.MoveToFront(el)
+	e := el.Value.(*cacheEntry)
+	return e.state, e.fetchedAt, true
+}
+
+func (c *StateCache) put(id string, st *LicenseState, at time.Time, epoch uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.epoch != epoch {
+		at = time.Time{} // a change was announced meanwhile: serve once, refetch next time
+	}
+	if el, ok := c.entries[id]; ok {
+		el.Value = &cacheEntry{id: id, state: st, fetchedAt: at}
+		c.lru.MoveToFront(el)
+		return
+	}
+	c.entries[id] = c.lru.PushFront(&cacheEntry{id: id, state: st, fetchedAt: at})
+	for c.lru.Len() > c.cfg.Size {
+		oldest := c.lru.Back()
+		c.lru.Remove(oldest)
+		delete(c.entries, oldest.Value.(*cacheEntry).id)
+	}
+}
+
+// Invalidate drops a licence's entry.
+func (c *StateCache) Invalidate(licenseID string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.epoch++
+	if el, ok := c.entries[licenseID]; ok {
+		c.lru.Remove(el)
+		delete(c.entries, licenseID)
+	}
+}
+
+// Len returns the number of cached licences.
+func (c *StateCache) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lru.Len()
+}
+
+// Stats returns lookups served from the cache and those that were not.
+func (c *StateCache) Stats() (hits, misses uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.hits, c.misses
+}
+
+// Follow drops entries as the store announces changes, until ctx ends.
+func (c *StateCache) Follow(ctx context.Context) error {
+	changes, err := c.store.Subscribe(ctx)
+	if err != nil {
+		return err
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ch, ok := <-changes:
+			if !ok {
+				return nil
+			}
+			c.Invalidate(ch.LicenseID)
+		}
+	}
+}

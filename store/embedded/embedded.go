@@ -1,0 +1,402 @@
+// Package embedded is the single-instance Store on a bbolt file: no server
+// to run, transactions serialised by bbolt, changes announced in-process.
+package embedded
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/licensegate/licensegate/store"
+)
+
+var (
+	bucketLicenses      = []byte("licenses")
+	bucketInstallations = []byte("installations") // licence id -> []Installation
+	bucketInstallIndex  = []byte("install_index") // installation id -> licence id
+	bucketRefresh       = []byte("refresh_tokens")
+	bucketKeys          = []byte("signing_keys")
+	bucketIdempotency   = []byte("idempotency")
+)
+
+// Store is a bbolt-backed store.Store. Open one per file and share it: bbolt
+// holds an exclusive lock on the file.
+type Store struct {
+	db *bolt.DB
+
+	mu   sync.Mutex
+	subs map[chan store.Change]struct{}
+}
+
+// Open opens (creating if needed) the store file at path. It gives up after
+// timeout when another process holds the file.
+func Open(path string, timeout time.Duration) (*Store, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
+	if err != nil {
+		return nil, fmt.Errorf("opening embedded store %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketLicenses, bucketInstallations, bucketInstallIndex, bucketRefresh, bucketKeys, bucketIdempotency} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("initialising embedded store %s: %w", path, err)
+	}
+	return &Store{db: db, subs: make(map[chan store.Change]struct{})}, nil
+}
+
+// Close closes the file. Subscribers' channels are closed.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	for ch := range s.subs {
+		delete(s.subs, ch)
+		close(ch)
+	}
+	s.mu.Unlock()
+	return s.db.Close()
+}
+
+// Path returns the file's path.
+func (s *Store) Path() string { return s.db.Path() }
+
+func unavailable(op string, err error) error {
+	return fmt.Errorf("%s: %w: %w", op, store.ErrUnavailable, err)
+}
+
+func getJSON(b *bolt.Bucket, key string, v any) (bool, error) {
+	raw := b.Get([]byte(key))
+	if raw == nil {
+		return false, nil
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return true, fmt.Errorf("decoding %s: %w", key, err)
+	}
+	return true, nil
+}
+
+func putJSON(b *bolt.Bucket, key string, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(key), raw)
+}
+
+func readState(tx *bolt.Tx, licenseID string) (*store.LicenseState, error) {
+	st := &store.LicenseState{}
+	var lic store.License
+	found, err := getJSON(tx.Bucket(bucketLicenses), licenseID, &lic)
+	if err != nil {
+		return nil, err
+	}
+	if found {
+		st.License = &lic
+	}
+	if _, err := getJSON(tx.Bucket(bucketInstallations), licenseID, &st.Installations); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// LicenseState implements store.Store.
+func (s *Store) LicenseState(_ context.Context, licenseID string) (*store.LicenseState, error) {
+	var st *store.LicenseState
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		st, err = readState(tx, licenseID)
+		return err
+	})
+	if err != nil {
+		return nil, unavailable("reading licence", err)
+	}
+	return st, nil
+}
+
+// errAbort carries fn's own error out of a bbolt transaction untouched.
+type errAbort struct{ err error }
+
+func (e errAbort) Error() string { return e.err.Error() }
+
+// UpdateLicense implements store.Store. bbolt serialises writers, so fn runs
+// exactly once.
+func (s *Store) UpdateLicense(_ context.Context, licenseID string, fn func(*store.LicenseState) (*store.LicenseState, error)) (*store.LicenseState, error) {
+	var written *store.LicenseState
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		cur, err := readState(tx, licenseID)
+		if err != nil {
+			return err
+		}
+		next, err := fn(cur)
+		if err != nil {
+			return errAbort{err}
+		}
+		if next == nil {
+			written = cur
+			return nil
+		}
+		if err := writeState(tx, licenseID, next); err != nil {
+			return err
+		}
+		written = next
+		return nil
+	})
+	var abort errAbort
+	if errors.As(err, &abort) {
+		return nil, abort.err
+	}
+	if err != nil {
+		return nil, unavailable("updating licence", err)
+	}
+	if written != nil && written.License != nil {
+		s.publish(store.Change{LicenseID: licenseID})
+	}
+	return written, nil
+}
+
+func writeState(tx *bolt.Tx, licenseID string, st *store.LicenseState) error {
+	if st.License == nil {
+		return errors.New("state to write has no licence")
+	}
+	st.License.Version++
+	if err := putJSON(tx.Bucket(bucketLicenses), licenseID, st.License); err != nil {
+		return err
+	}
+	if err := putJSON(tx.Bucket(bucketInstallations), licenseID, st.Installations); err != nil {
+		return err
+	}
+	idx := tx.Bucket(bucketInstallIndex)
+	for _, in := range st.Installations {
+		if err := idx.Put([]byte(in.ID), []byte(licenseID)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// InstallationLicense implements store.Store.
+func (s *Store) InstallationLicense(_ context.Context, installationID string) (string, error) {
+	var id string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		id = string(tx.Bucket(bucketInstallIndex).Get([]byte(installationID)))
+		return nil
+	})
+	if err != nil {
+		return "", unavailable("reading installation index", err)
+	}
+	if id == "" {
+		return "", store.ErrNotFound
+	}
+	return id, nil
+}
+
+// PutRefreshToken implements store.Store.
+func (s *Store) PutRefreshToken(_ context.Context, rt store.RefreshToken) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		return putJSON(tx.Bucket(bucketRefresh), rt.Hash, rt)
+	})
+	if err != nil {
+		return unavailable("storing refresh token", err)
+	}
+	return nil
+}
+
+// RefreshToken implements store.Store.
+func (s *Store) RefreshToken(_ context.Context, hash string) (*store.RefreshToken, error) {
+	var rt store.RefreshToken
+	var found bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		found, err = getJSON(tx.Bucket(bucketRefresh), hash, &rt)
+		return err
+	})
+	if err != nil {
+		return nil, unavailable("reading refresh token", err)
+	}
+	if !found {
+		return nil, store.ErrNotFound
+	}
+	return &rt, nil
+}
+
+// SpendRefreshToken implements store.Store.
+func (s *Store) SpendRefreshToken(_ context.Context, hash string, at time.Time, next store.RefreshToken) (*store.RefreshToken, error) {
+	var rt store.RefreshToken
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketRefresh)
+		found, err := getJSON(b, hash, &rt)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return errAbort{store.ErrNotFound}
+		}
+		if !rt.SpentAt.IsZero() {
+			return errAbort{store.ErrRefreshSpent}
+		}
+		rt.SpentAt = at
+		if err := putJSON(b, hash, rt); err != nil {
+			return err
+		}
+		return putJSON(b, next.Hash, next)
+	})
+	var abort errAbort
+	if errors.As(err, &abort) {
+		if errors.Is(abort.err, store.ErrRefreshSpent) {
+			return &rt, abort.err
+		}
+		return nil, abort.err
+	}
+	if err != nil {
+		return nil, unavailable("spending refresh token", err)
+	}
+	return &rt, nil
+}
+
+func readKeys(tx *bolt.Tx) ([]store.SigningKey, error) {
+	var keys []store.SigningKey
+	err := tx.Bucket(bucketKeys).ForEach(func(_, v []byte) error {
+		var k store.SigningKey
+		if err := json.Unmarshal(v, &k); err != nil {
+			return err
+		}
+		keys = append(keys, k)
+		return nil
+	})
+	sort.SliceStable(keys, func(i, j int) bool { return keys[i].CreatedAt.Before(keys[j].CreatedAt) })
+	return keys, err
+}
+
+// SigningKeys implements store.Store.
+func (s *Store) SigningKeys(_ context.Context) ([]store.SigningKey, error) {
+	var keys []store.SigningKey
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		keys, err = readKeys(tx)
+		return err
+	})
+	if err != nil {
+		return nil, unavailable("reading signing keys", err)
+	}
+	return keys, nil
+}
+
+// AddSigningKey implements store.Store.
+func (s *Store) AddSigningKey(_ context.Context, k store.SigningKey, notBefore time.Time) ([]store.SigningKey, error) {
+	var keys []store.SigningKey
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		var err error
+		keys, err = readKeys(tx)
+		if err != nil {
+			return err
+		}
+		if n := len(keys); n > 0 && keys[n-1].CreatedAt.After(notBefore) {
+			return nil // another writer added a fresh key first
+		}
+		if err := putJSON(tx.Bucket(bucketKeys), k.ID, k); err != nil {
+			return err
+		}
+		keys = append(keys, k)
+		return nil
+	})
+	if err != nil {
+		return nil, unavailable("adding signing key", err)
+	}
+	return keys, nil
+}
+
+type idempotent struct {
+	Value     []byte    `json:"value"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// Idempotent implements store.Store.
+func (s *Store) Idempotent(_ context.Context, key string) ([]byte, error) {
+	var rec idempotent
+	var found bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		found, err = getJSON(tx.Bucket(bucketIdempotency), key, &rec)
+		return err
+	})
+	if err != nil {
+		return nil, unavailable("reading idempotency record", err)
+	}
+	if !found || time.Now().After(rec.ExpiresAt) {
+		return nil, store.ErrNotFound
+	}
+	return rec.Value, nil
+}
+
+// PutIdempotent implements store.Store.
+func (s *Store) PutIdempotent(_ context.Context, key string, value []byte, ttl time.Duration) ([]byte, error) {
+	stored := value
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketIdempotency)
+		var rec idempotent
+		found, err := getJSON(b, key, &rec)
+		if err != nil {
+			return err
+		}
+		if found && time.Now().Before(rec.ExpiresAt) {
+			stored = rec.Value
+			return nil
+		}
+		return putJSON(b, key, idempotent{Value: value, ExpiresAt: time.Now().Add(ttl)})
+	})
+	if err != nil {
+		return nil, unavailable("storing idempotency record", err)
+	}
+	return stored, nil
+}
+
+// Subscribe implements store.Store: changes are announced in-process, to
+// every app sharing this file (old and new config during a reload).
+func (s *Store) Subscribe(ctx context.Context) (<-chan store.Change, error) {
+	ch := make(chan store.Change, 256)
+	s.mu.Lock()
+	s.subs[ch] = struct{}{}
+	s.mu.Unlock()
+	go func() {
+		<-ctx.Done()
+		s.mu.Lock()
+		if _, ok := s.subs[ch]; ok {
+			delete(s.subs, ch)
+			close(ch)
+		}
+		s.mu.Unlock()
+	}()
+	return ch, nil
+}
+
+func (s *Store) publish(c store.Change) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ch := range s.subs {
+		select {
+		case ch <- c:
+		default: // a subscriber that cannot keep up relies on its cache TTL
+		}
+	}
+}
+
+// Ping implements store.Store.
+func (s *Store) Ping(context.Context) error {
+	if err := s.db.View(func(*bolt.Tx) error { return nil }); err != nil {
+		return unavailable("pinging", err)
+	}
+	return nil
+}
+
+// Interface guards
+var _ store.Store = (*Store)(nil)

@@ -1,0 +1,197 @@
+// Package store defines what licensegate persists and the Store interface
+// both backends implement: embedded (bbolt, one instance) and redis (many
+// instances). Records never hold a purchase code in plaintext: a licence is
+// identified by a keyed hash of its source and code, and the code itself is
+// kept only as AES-GCM ciphertext for background re-checks.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors every backend returns, so callers can use errors.Is.
+var (
+	// ErrNotFound means the record does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrUnavailable wraps every failure to reach the backend (I/O, network),
+	// as opposed to a record that is absent or a rule that refused a change.
+	ErrUnavailable = errors.New("store unavailable")
+	// ErrRefreshSpent means a refresh token was presented after it was spent.
+	ErrRefreshSpent = errors.New("refresh token already spent")
+	// ErrConflict means an optimistic transaction kept losing races.
+	ErrConflict = errors.New("too many concurrent updates")
+)
+
+// License statuses (SPEC section 8).
+const (
+	LicenseActive    = "active"
+	LicenseFlagged   = "flagged"
+	LicenseSuspended = "suspended"
+	LicenseRevoked   = "revoked"
+	LicenseExpired   = "expired"
+)
+
+// Installation statuses.
+const (
+	InstallationActive      = "active"
+	InstallationDeactivated = "deactivated"
+	InstallationCloned      = "cloned"
+)
+
+// License is what the gateway knows about one licence (one purchase code at
+// one source).
+type License struct {
+	ID               string     `json:"id"`
+	Product          string     `json:"product"`
+	Source           string     `json:"source"`
+	Type             string     `json:"type,omitempty"`
+	LicensedTo       string     `json:"licensed_to,omitempty"`
+	ExpiresAt        *time.Time `json:"expires_at,omitempty"`
+	SupportUntil     *time.Time `json:"support_until,omitempty"`
+	Retired          bool       `json:"retired,omitempty"`
+	ActivationsLimit int        `json:"activations_limit,omitempty"` // 0: the product's
+	Status           string     `json:"status"`
+	// StatusBy says who set Status when it is not active: "source" (the
+	// key's own source said so), "admin" or "recheck".
+	StatusBy string `json:"status_by,omitempty"`
+	Locked   bool   `json:"locked,omitempty"`
+	// KeyCiphertext is the purchase code sealed with the master secret, so
+	// the background re-check can ask the source again.
+	KeyCiphertext []byte    `json:"key_ciphertext,omitempty"`
+	VerifiedAt    time.Time `json:"verified_at"`
+	NextCheckAt   time.Time `json:"next_check_at,omitempty"`
+	LastMoveAt    time.Time `json:"last_move_at,omitempty"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
+	// Version increases with every write; backends use it for
+	// compare-and-set.
+	Version int64 `json:"version"`
+}
+
+// InGoodStanding reports whether the licence may serve requests.
+func (l *License) InGoodStanding() bool {
+	return l.Status == LicenseActive || l.Status == LicenseFlagged
+}
+
+// Installation is one activated copy of a product on one domain.
+type Installation struct {
+	ID           string `json:"id"`
+	LicenseID    string `json:"license_id"`
+	Product      string `json:"product"`
+	Domain       string `json:"domain"`
+	InstallClass string `json:"install_class"`
+	Status       string `json:"status"`
+	Label        string `json:"label,omitempty"`
+	IP           string `json:"ip,omitempty"`
+	ClientIP     string `json:"client_ip,omitempty"`
+	// Generation is bumped whenever every token issued so far must stop
+	// working (deactivation, move, clone detection).
+	Generation    int64     `json:"generation"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
+	LastSeenAt    time.Time `json:"last_seen_at,omitempty"`
+	DeactivatedAt time.Time `json:"deactivated_at,omitempty"`
+}
+
+// Active reports whether the installation is admitted.
+func (i *Installation) Active() bool { return i.Status == InstallationActive }
+
+// LicenseState is a licence and all its installations: the unit that
+// changes atomically.
+type LicenseState struct {
+	License       *License       // nil when the licence is not stored yet
+	Installations []Installation // in creation order
+}
+
+// Installation returns the installation with the given id, or nil.
+func (s *LicenseState) Installation(id string) *Installation {
+	for i := range s.Installations {
+		if s.Installations[i].ID == id {
+			return &s.Installations[i]
+		}
+	}
+	return nil
+}
+
+// RefreshToken is the stored form of an opaque refresh token: its keyed
+// hash, never the token.
+type RefreshToken struct {
+	Hash           string    `json:"hash"`
+	Family         string    `json:"family"`
+	InstallationID string    `json:"installation_id"`
+	LicenseID      string    `json:"license_id"`
+	Generation     int64     `json:"generation"`
+	IssuedAt       time.Time `json:"issued_at"`
+	ExpiresAt      time.Time `json:"expires_at"`
+	SpentAt        time.Time `json:"spent_at,omitempty"`
+}
+
+// SigningKey is one key of the token-signing key ring. The private key is
+// sealed with the master secret.
+type SigningKey struct {
+	ID               string    `json:"kid"`
+	Algorithm        string    `json:"alg"`
+	PublicKey        []byte    `json:"public_key"`
+	SealedPrivateKey []byte    `json:"sealed_private_key"`
+	CreatedAt        time.Time `json:"created_at"`
+	// RetiredAt is when the key stopped signing; it verifies until
+	// RetiredAt plus the longest access-token lifetime.
+	RetiredAt time.Time `json:"retired_at,omitempty"`
+}
+
+// Change announces that a licence (and possibly one of its installations)
+// changed, so caches elsewhere drop what they hold.
+type Change struct {
+	LicenseID      string `json:"license_id"`
+	InstallationID string `json:"installation_id,omitempty"`
+}
+
+// Store is what the gateway needs from storage. Every method wraps
+// backend failures in ErrUnavailable.
+type Store interface {
+	// LicenseState returns a licence and its installations. A licence not
+	// stored yet is a state with a nil License, not an error.
+	LicenseState(ctx context.Context, licenseID string) (*LicenseState, error)
+
+	// UpdateLicense atomically applies fn to a licence's current state: fn
+	// receives a copy it may modify and returns the state to write (or nil
+	// to write nothing). Backends may call fn more than once when a
+	// concurrent writer won; fn must therefore have no side effects. The
+	// state written is returned.
+	UpdateLicense(ctx context.Context, licenseID string, fn func(*LicenseState) (*LicenseState, error)) (*LicenseState, error)
+
+	// InstallationLicense returns the licence id an installation belongs to.
+	InstallationLicense(ctx context.Context, installationID string) (string, error)
+
+	// PutRefreshToken stores a new refresh token.
+	PutRefreshToken(ctx context.Context, rt RefreshToken) error
+	// RefreshToken returns the record for a token hash.
+	RefreshToken(ctx context.Context, hash string) (*RefreshToken, error)
+	// SpendRefreshToken atomically marks the token spent and stores next,
+	// its successor in the same family. A token spent before yields
+	// ErrRefreshSpent together with the stored record.
+	SpendRefreshToken(ctx context.Context, hash string, at time.Time, next RefreshToken) (*RefreshToken, error)
+
+	// SigningKeys returns the key ring, oldest first.
+	SigningKeys(ctx context.Context) ([]SigningKey, error)
+	// AddSigningKey adds a key unless the newest stored key is newer than
+	// notBefore (another instance rotated first); it returns the key ring
+	// as stored afterwards.
+	AddSigningKey(ctx context.Context, k SigningKey, notBefore time.Time) ([]SigningKey, error)
+
+	// Idempotent returns the stored answer for an idempotency key, or
+	// ErrNotFound.
+	Idempotent(ctx context.Context, key string) ([]byte, error)
+	// PutIdempotent stores an answer unless one is stored already, in which
+	// case the stored one is returned.
+	PutIdempotent(ctx context.Context, key string, value []byte, ttl time.Duration) ([]byte, error)
+
+	// Subscribe delivers changes made by any instance until ctx ends. A
+	// slow subscriber may miss changes; callers bound staleness with a TTL.
+	Subscribe(ctx context.Context) (<-chan Change, error)
+
+	// Ping checks the backend is reachable.
+	Ping(ctx context.Context) error
+}

@@ -1,0 +1,143 @@
+package tokens
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Leeway is the clock skew tolerated on exp and nbf (SPEC section 6).
+const Leeway = 30 * time.Second
+
+// Claims are an access token's claims (SPEC section 5). No purchase code,
+// ever.
+type Claims struct {
+	Issuer       string           `json:"iss"`
+	Audience     string           `json:"aud"` // product slug
+	Subject      string           `json:"sub"` // installation id
+	License      string           `json:"lic"`
+	Domain       string           `json:"dom"`
+	Class        string           `json:"cls"`
+	Type         string           `json:"typ,omitempty"`
+	SupportUntil int64            `json:"sup,omitempty"`
+	Generation   int64            `json:"gen"`
+	ID           string           `json:"jti"`
+	IssuedAt     *jwt.NumericDate `json:"iat"`
+	NotBefore    *jwt.NumericDate `json:"nbf"`
+	ExpiresAt    *jwt.NumericDate `json:"exp"`
+}
+
+// GetExpirationTime implements jwt.Claims.
+func (c *Claims) GetExpirationTime() (*jwt.NumericDate, error) { return c.ExpiresAt, nil }
+
+// GetIssuedAt implements jwt.Claims.
+func (c *Claims) GetIssuedAt() (*jwt.NumericDate, error) { return c.IssuedAt, nil }
+
+// GetNotBefore implements jwt.Claims.
+func (c *Claims) GetNotBefore() (*jwt.NumericDate, error) { return c.NotBefore, nil }
+
+// GetIssuer implements jwt.Claims.
+func (c *Claims) GetIssuer() (string, error) { return c.Issuer, nil }
+
+// GetSubject implements jwt.Claims.
+func (c *Claims) GetSubject() (string, error) { return c.Subject, nil }
+
+// GetAudience implements jwt.Claims.
+func (c *Claims) GetAudience() (jwt.ClaimStrings, error) {
+	return jwt.ClaimStrings{c.Audience}, nil
+}
+
+// Issuer signs access tokens with the ring's current key.
+type Issuer struct {
+	ring   *Ring
+	issuer string
+	ttl    time.Duration
+	now    func() time.Time
+}
+
+// NewIssuer returns an Issuer of tokens valid for ttl.
+func NewIssuer(ring *Ring, issuer string, ttl time.Duration) *Issuer {
+	return &Issuer{ring: ring, issuer: issuer, ttl: ttl, now: ring.now}
+}
+
+// TTL returns the lifetime of the tokens it issues.
+func (i *Issuer) TTL() time.Duration { return i.ttl }
+
+// Issue fills iss, jti, iat, nbf and exp and signs the claims.
+func (i *Issuer) Issue(c Claims) (string, error) {
+	kid, key, err := i.ring.signer()
+	if err != nil {
+		return "", err
+	}
+	now := i.now().Truncate(time.Second)
+	c.Issuer = i.issuer
+	c.ID = randomID(16)
+	c.IssuedAt = jwt.NewNumericDate(now)
+	c.NotBefore = jwt.NewNumericDate(now)
+	c.ExpiresAt = jwt.NewNumericDate(now.Add(i.ttl))
+	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, &c)
+	tok.Header["kid"] = kid
+	s, err := tok.SignedString(key)
+	if err != nil {
+		return "", fmt.Errorf("signing access token: %w", err)
+	}
+	return s, nil
+}
+
+// Verifier checks access tokens for a set of audiences (products). Build
+// one per gate at provision time; it is safe for concurrent use.
+type Verifier struct {
+	ring   *Ring
+	parser *jwt.Parser
+}
+
+// ErrInvalidToken wraps every reason a token is refused; the wrapped cause
+// is for logs, not for clients.
+var ErrInvalidToken = errors.New("invalid token")
+
+// NewVerifier returns a Verifier accepting tokens from issuer whose aud is
+// one of audiences. The algorithm is pinned to EdDSA: a token signed with
+// "none" or an HMAC over the public key is refused before any key is used.
+func NewVerifier(ring *Ring, issuer string, audiences []string) *Verifier {
+	opts := []jwt.ParserOption{
+		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
+		jwt.WithIssuer(issuer),
+		jwt.WithExpirationRequired(),
+		jwt.WithLeeway(Leeway),
+		jwt.WithTimeFunc(ring.now),
+	}
+	if len(audiences) > 0 {
+		opts = append(opts, jwt.WithAudience(audiences...))
+	}
+	return &Verifier{ring: ring, parser: jwt.NewParser(opts...)}
+}
+
+// Verify parses and checks a token, returning its claims.
+func (v *Verifier) Verify(raw string) (*Claims, error) {
+	var c Claims
+	_, err := v.parser.ParseWithClaims(raw, &c, v.key)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	}
+	if c.Subject == "" || c.License == "" {
+		return nil, fmt.Errorf("%w: missing sub or lic", ErrInvalidToken)
+	}
+	return &c, nil
+}
+
+func (v *Verifier) key(t *jwt.Token) (any, error) {
+	kid, _ := t.Header["kid"].(string)
+	if kid == "" {
+		return nil, errors.New("no kid in header")
+	}
+	k, ok := v.ring.publicKey(kid)
+	if !ok {
+		return nil, fmt.Errorf("unknown kid %q", kid)
+	}
+	return k, nil
+}
+
+// Name returns the iss claim it sets.
+func (i *Issuer) Name() string { return i.issuer }

@@ -1,0 +1,192 @@
+package tokens
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/licensegate/licensegate/secret"
+	"github.com/licensegate/licensegate/store"
+)
+
+// KeyStore is the part of store.Store the key ring needs.
+type KeyStore interface {
+	SigningKeys(ctx context.Context) ([]store.SigningKey, error)
+	AddSigningKey(ctx context.Context, k store.SigningKey, notBefore time.Time) ([]store.SigningKey, error)
+}
+
+// Algorithm is the JWS algorithm of every key the ring makes.
+const Algorithm = "EdDSA"
+
+// ErrNoKey means the ring has no key to sign with yet (the store could not
+// be read).
+var ErrNoKey = errors.New("no signing key loaded")
+
+// Ring is the signing key ring: the newest key signs, every key still
+// within its verification window verifies. Lookups do no I/O.
+type Ring struct {
+	store  KeyStore
+	master *secret.Master
+	now    func() time.Time
+
+	mu      sync.RWMutex
+	public  map[string]ed25519.PublicKey
+	kid     string
+	private ed25519.PrivateKey
+	jwks    []byte
+}
+
+// NewRing returns an empty ring; call Load before use.
+func NewRing(ks KeyStore, master *secret.Master, now func() time.Time) *Ring {
+	if now == nil {
+		now = time.Now
+	}
+	return &Ring{store: ks, master: master, now: now}
+}
+
+// Load reads the key ring from the store and creates the first key when the
+// store has none.
+func (r *Ring) Load(ctx context.Context) error {
+	keys, err := r.store.SigningKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("loading signing keys: %w", err)
+	}
+	if len(keys) == 0 {
+		return r.Rotate(ctx)
+	}
+	return r.install(keys)
+}
+
+// Loaded reports whether the ring can sign.
+func (r *Ring) Loaded() bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.private != nil
+}
+
+// Rotate makes a new key current. Tokens signed with earlier keys keep
+// verifying.
+func (r *Ring) Rotate(ctx context.Context) error {
+	now := r.now()
+	k, err := r.newKey(now)
+	if err != nil {
+		return err
+	}
+	keys, err := r.store.AddSigningKey(ctx, k, now.Add(-time.Second))
+	if err != nil {
+		return fmt.Errorf("storing signing key: %w", err)
+	}
+	return r.install(keys)
+}
+
+func (r *Ring) newKey(now time.Time) (store.SigningKey, error) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return store.SigningKey{}, fmt.Errorf("generating signing key: %w", err)
+	}
+	kid := now.UTC().Format("20060102T150405Z") + "-" + randomID(6)
+	return store.SigningKey{
+		ID:               kid,
+		Algorithm:        Algorithm,
+		PublicKey:        pub,
+		SealedPrivateKey: r.master.Seal(priv.Seed(), []byte("signing-key:"+kid)),
+		CreatedAt:        now,
+	}, nil
+}
+
+// install replaces the in-memory ring with keys (oldest first).
+func (r *Ring) install(keys []store.SigningKey) error {
+	public := make(map[string]ed25519.PublicKey, len(keys))
+	for _, k := range keys {
+		if k.Algorithm != Algorithm || len(k.PublicKey) != ed25519.PublicKeySize {
+			continue
+		}
+		public[k.ID] = ed25519.PublicKey(k.PublicKey)
+	}
+	if len(keys) == 0 {
+		return ErrNoKey
+	}
+	newest := keys[len(keys)-1]
+	seed, err := r.master.Open(newest.SealedPrivateKey, []byte("signing-key:"+newest.ID))
+	if err != nil {
+		return fmt.Errorf("unsealing signing key %s (was the secret changed?): %w", newest.ID, err)
+	}
+	jwks, err := buildJWKS(keys)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.public = public
+	r.kid = newest.ID
+	r.private = ed25519.NewKeyFromSeed(seed)
+	r.jwks = jwks
+	return nil
+}
+
+// signer returns the current key.
+func (r *Ring) signer() (string, ed25519.PrivateKey, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.private == nil {
+		return "", nil, ErrNoKey
+	}
+	return r.kid, r.private, nil
+}
+
+// publicKey returns the verification key for kid.
+func (r *Ring) publicKey(kid string) (ed25519.PublicKey, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	k, ok := r.public[kid]
+	return k, ok
+}
+
+// CurrentKeyID returns the kid new tokens are signed with.
+func (r *Ring) CurrentKeyID() string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.kid
+}
+
+// JWKS returns the public keys as a JSON Web Key Set.
+func (r *Ring) JWKS() []byte {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.jwks
+}
+
+type jwk struct {
+	KeyType   string `json:"kty"`
+	Curve     string `json:"crv"`
+	X         string `json:"x"`
+	KeyID     string `json:"kid"`
+	Algorithm string `json:"alg"`
+	Use       string `json:"use"`
+}
+
+func buildJWKS(keys []store.SigningKey) ([]byte, error) {
+	set := struct {
+		Keys []jwk `json:"keys"`
+	}{Keys: []jwk{}}
+	for i := len(keys) - 1; i >= 0; i-- { // newest first
+		k := keys[i]
+		set.Keys = append(set.Keys, jwk{
+			KeyType: "OKP", Curve: "Ed25519", Algorithm: Algorithm, Use: "sig",
+			KeyID: k.ID, X: base64.RawURLEncoding.EncodeToString(k.PublicKey),
+		})
+	}
+	return json.Marshal(set)
+}
+
+func randomID(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}

@@ -1,0 +1,139 @@
+// Package upstreams defines how the gateway asks a store (a marketplace or
+// the author's own key list) about a licence key, and the one verdict every
+// adapter answers with. Only a Valid or Invalid verdict may change anything;
+// an Unknown one (outage, rate limit, an answer that cannot be classified)
+// must never hurt a buyer. One sub-package per source holds its adapter.
+package upstreams
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// Outcome classifies an answer.
+type Outcome int
+
+const (
+	// Unknown: no usable answer; nothing may change because of it.
+	Unknown Outcome = iota
+	// Valid: the key is a licence in good standing.
+	Valid
+	// Invalid: the source definitively said no.
+	Invalid
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Valid:
+		return "valid"
+	case Invalid:
+		return "invalid"
+	default:
+		return "unknown"
+	}
+}
+
+// Reason says why a key is Invalid.
+type Reason string
+
+// Reasons a source may give.
+const (
+	NotFound         Reason = "not_found"
+	Revoked          Reason = "revoked"
+	Refunded         Reason = "refunded"
+	Expired          Reason = "expired"
+	Disabled         Reason = "disabled"
+	Suspended        Reason = "suspended"
+	WrongProduct     Reason = "wrong_product"
+	DomainNotAllowed Reason = "domain_not_allowed"
+)
+
+// Record is what a source knows about a valid licence, mapped to the
+// gateway's terms.
+type Record struct {
+	Product          string // product slug (mapped from the source's item id, slug or name)
+	Type             string // e.g. regular, extended, developer
+	LicensedTo       string
+	ExpiresAt        *time.Time
+	SupportUntil     *time.Time
+	Retired          bool
+	ActivationsLimit int // 0: the source sets none; the product's applies
+}
+
+// Verdict is a source's answer about one key.
+type Verdict struct {
+	Outcome    Outcome
+	Record     Record        // set when Valid
+	Reason     Reason        // set when Invalid
+	Cause      error         // set when Unknown
+	RetryAfter time.Duration // when Unknown: how long the source asked us to wait, if it said
+}
+
+// ValidVerdict, InvalidVerdict and UnknownVerdict build verdicts.
+func ValidVerdict(r Record) Verdict        { return Verdict{Outcome: Valid, Record: r} }
+func InvalidVerdict(reason Reason) Verdict { return Verdict{Outcome: Invalid, Reason: reason} }
+func UnknownVerdict(cause error) Verdict   { return Verdict{Outcome: Unknown, Cause: cause} }
+
+// Request is one verification question.
+type Request struct {
+	Key     string // canonical form, from the source's CanonicalKey
+	Product string // product slug the buyer asked for; empty when not given
+	Domain  string // normalised domain, for sources that check it
+	IP      string
+}
+
+// Source is one place licence keys are verified.
+type Source interface {
+	// Name is the source's configured name (envato, static, ...).
+	Name() string
+	// CanonicalKey checks a key's format locally, with no I/O, and returns
+	// the canonical form or an error wrapping ErrKeyFormat.
+	CanonicalKey(key string) (string, error)
+	// Verify asks the source about a key. It never returns an error:
+	// failures are Unknown verdicts.
+	Verify(ctx context.Context, req Request) Verdict
+}
+
+// Local is implemented by sources whose Verify does no network I/O (the
+// author's own key list): asking them again costs nothing, so the gateway
+// does so on every activation and sees edits at once.
+type Local interface {
+	Local() bool
+}
+
+// ErrKeyFormat wraps every local key-format refusal.
+var ErrKeyFormat = errors.New("invalid key format")
+
+// MaxKeyLength bounds a key before any source looks at it.
+const MaxKeyLength = 256
+
+// invisible are characters pasted along with a key that nobody typed.
+const invisible = "\u200b\u200c\u200d\u2060\ufeff"
+
+// CleanKey trims what surrounds a pasted key and refuses keys no source
+// could accept: empty, too long, or holding non-ASCII characters (a dash or
+// letter look-alike copied from a PDF or a chat) or controls.
+func CleanKey(raw string) (string, error) {
+	key := strings.TrimFunc(raw, func(r rune) bool {
+		return unicode.IsSpace(r) || strings.ContainsRune(invisible, r)
+	})
+	if key == "" {
+		return "", fmt.Errorf("%w: the licence key is empty", ErrKeyFormat)
+	}
+	if len(key) > MaxKeyLength {
+		return "", fmt.Errorf("%w: the licence key is longer than %d characters", ErrKeyFormat, MaxKeyLength)
+	}
+	for _, r := range key {
+		if r > unicode.MaxASCII {
+			return "", fmt.Errorf("%w: the licence key contains the non-ASCII character %q, often a look-alike dash or letter pasted from a PDF or chat; please type the key again", ErrKeyFormat, r)
+		}
+		if r < 0x21 || r == 0x7f {
+			return "", fmt.Errorf("%w: the licence key contains spaces or control characters", ErrKeyFormat)
+		}
+	}
+	return key, nil
+}
