@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -75,8 +74,7 @@ type App struct {
 	svc       *gateway.Service
 	logger    *zap.Logger
 	cancel    context.CancelFunc
-	wg        sync.WaitGroup
-	startOnce sync.Once
+	done      chan struct{} // closed when background work has stopped
 }
 
 // Product is one product's configuration.
@@ -324,9 +322,9 @@ func (a *App) Start() error {
 	}
 	runCtx, stop := context.WithCancel(context.Background())
 	a.cancel = stop
-	a.wg.Add(1)
+	a.done = make(chan struct{})
 	go func() {
-		defer a.wg.Done()
+		defer close(a.done)
 		defer func() {
 			if r := recover(); r != nil {
 				a.logger.Error("change feed panicked", zap.Any("panic", r))
@@ -343,8 +341,8 @@ func (a *App) Start() error {
 func (a *App) Stop() error {
 	if a.cancel != nil {
 		a.cancel()
+		<-a.done
 	}
-	a.wg.Wait()
 	return nil
 }
 
