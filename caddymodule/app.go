@@ -67,14 +67,14 @@ type App struct {
 	// Products are the products sold, by slug.
 	Products map[string]*Product `json:"products,omitempty"`
 
-	storage   Storage
-	store     store.Store
-	master    *secret.Master
-	ring      *tokens.Ring
-	svc       *gateway.Service
-	logger    *zap.Logger
-	cancel    context.CancelFunc
-	done      chan struct{} // closed when background work has stopped
+	storage Storage
+	store   store.Store
+	master  *secret.Master
+	ring    *tokens.Ring
+	svc     *gateway.Service
+	logger  *zap.Logger
+	cancel  context.CancelFunc
+	done    chan struct{} // closed when background work has stopped
 }
 
 // Product is one product's configuration.
