@@ -1,0 +1,364 @@
+// Package e2e drives the real licensegate binary, built once per test run,
+// over real HTTP from Caddyfiles.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binary is the licensegate binary built by TestMain.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "licensegate-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "licensegate")
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Dir(filepath.Dir(file))
+	build := exec.Command("go", "build", "-o", binary, "./cmd/licensegate")
+	build.Dir = root
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building licensegate:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// testSecret is the master secret the test gateways use, so tests can open
+// the store themselves while the gateway is stopped.
+const testSecret = "e2e-test-secret-0123456789abcdefghijklmnopqrstuvwxyz"
+
+// demoKeys is the static source's key file for most tests.
+const demoKeys = `key,product,type,licensed_to,expires_at,support_until,activations,status
+KEY-AAAA-0001,converter-pro,regular,Alice,,2099-01-01T00:00:00Z,,active
+KEY-AAAA-0002,converter-pro,extended,Bob,,2000-01-01T00:00:00Z,2,active
+KEY-AAAA-0003,converter-pro,regular,Carol,,,,revoked
+KEY-AAAA-0004,converter-pro,regular,Dave,,2099-01-01T00:00:00Z,,active
+KEY-AAAA-0005,converter-pro,regular,Erin,,2099-01-01T00:00:00Z,,active
+KEY-AAAA-0006,converter-pro,developer,Frank,,2099-01-01T00:00:00Z,,active
+KEY-BBBB-0001,other-product,regular,Grace,,2099-01-01T00:00:00Z,,active
+`
+
+// caddyfileTemplate is a gateway with the exchange and a gated route in
+// front of an upstream; {{...}} are filled per test.
+const caddyfileTemplate = `{
+	admin 127.0.0.1:{{ADMIN}}
+	licensegate {
+		storage embedded {{DIR}}/licensegate.db
+		secret {env.LG_E2E_SECRET}
+		issuer https://gateway.test
+		source static {
+			file {{DIR}}/keys.csv
+		}
+		product converter-pro {
+			sources static
+			activations {{ACTIVATIONS}}
+			move_cooldown 1h
+		}
+		product other-product {
+			sources static
+		}
+	}
+}
+
+http://127.0.0.1:{{PORT}} {
+	handle /v1/licenses/* {
+		license_exchange
+	}
+	handle /convert* {
+		license_gate {
+			products converter-pro
+		}
+		reverse_proxy {{UPSTREAM}}
+	}
+}
+`
+
+// gateway is one running licensegate process.
+type gateway struct {
+	t        *testing.T
+	dir      string
+	port     int
+	admin    int
+	upstream string
+	cmd      *exec.Cmd
+	exited   chan struct{}
+	logs     *syncBuffer
+	vars     map[string]string
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// newGateway prepares a gateway directory with the demo keys; start it
+// with start.
+func newGateway(t *testing.T, upstream string) *gateway {
+	t.Helper()
+	g := &gateway{t: t, dir: t.TempDir(), port: freePort(t), admin: freePort(t), upstream: upstream,
+		vars: map[string]string{"ACTIVATIONS": "1"}}
+	if err := os.WriteFile(filepath.Join(g.dir, "keys.csv"), []byte(demoKeys), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(g.stop)
+	return g
+}
+
+func (g *gateway) caddyfile() string {
+	r := strings.NewReplacer("{{ADMIN}}", fmt.Sprint(g.admin), "{{PORT}}", fmt.Sprint(g.port),
+		"{{DIR}}", g.dir, "{{UPSTREAM}}", g.upstream, "{{ACTIVATIONS}}", g.vars["ACTIVATIONS"])
+	return r.Replace(caddyfileTemplate)
+}
+
+func (g *gateway) env() []string {
+	return append(os.Environ(),
+		"LG_E2E_SECRET="+testSecret,
+		"XDG_DATA_HOME="+filepath.Join(g.dir, "data"),
+		"XDG_CONFIG_HOME="+filepath.Join(g.dir, "config"),
+		"HOME="+g.dir,
+	)
+}
+
+// start runs the binary and waits until the site answers.
+func (g *gateway) start() {
+	t := g.t
+	t.Helper()
+	cfg := filepath.Join(g.dir, "Caddyfile")
+	if err := os.WriteFile(cfg, []byte(g.caddyfile()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g.logs = &syncBuffer{}
+	g.cmd = exec.Command(binary, "run", "--config", cfg, "--adapter", "caddyfile")
+	g.cmd.Env = g.env()
+	g.cmd.Stdout, g.cmd.Stderr = g.logs, g.logs
+	if err := g.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	g.exited = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(g.cmd, g.exited)
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-g.exited:
+			t.Fatalf("licensegate exited during start:\n%s", g.logs.String())
+		default:
+		}
+		resp, err := http.Get(g.url("/v1/licenses/jwks.json"))
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("licensegate did not start:\n%s", g.logs.String())
+}
+
+// stop interrupts the process and waits for it to exit.
+func (g *gateway) stop() {
+	if g.cmd == nil || g.cmd.Process == nil {
+		return
+	}
+	_ = g.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-g.exited:
+	case <-time.After(15 * time.Second):
+		_ = g.cmd.Process.Kill()
+		<-g.exited
+	}
+	g.cmd = nil
+	if g.t.Failed() {
+		g.t.Logf("licensegate logs:\n%s", g.logs.String())
+	}
+}
+
+func (g *gateway) url(path string) string { return fmt.Sprintf("http://127.0.0.1:%d%s", g.port, path) }
+
+func (g *gateway) adminURL(path string) string {
+	return fmt.Sprintf("http://127.0.0.1:%d%s", g.admin, path)
+}
+
+// reload loads the gateway's (possibly changed) Caddyfile through the admin
+// API, as `licensegate reload` does.
+func (g *gateway) reload() {
+	t := g.t
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, g.adminURL("/load"), strings.NewReader(g.caddyfile()))
+	req.Header.Set("Content-Type", "text/caddyfile")
+	req.Header.Set("Cache-Control", "must-revalidate") // reload even when unchanged
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("reload: %d %s", resp.StatusCode, b)
+	}
+}
+
+// response is a decoded HTTP answer.
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+	json   map[string]any
+}
+
+func (r response) str(path ...string) string {
+	var v any = r.json
+	for _, p := range path {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return ""
+		}
+		v = m[p]
+	}
+	s, _ := v.(string)
+	return s
+}
+
+func (r response) num(path ...string) float64 {
+	var v any = r.json
+	for _, p := range path {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return -1
+		}
+		v = m[p]
+	}
+	f, _ := v.(float64)
+	return f
+}
+
+// do sends a request; body may be nil, a string (form) or a map (JSON).
+func do(t *testing.T, method, url string, body any, headers ...string) response {
+	t.Helper()
+	var rd io.Reader
+	ct := ""
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd, ct = strings.NewReader(b), "application/x-www-form-urlencoded"
+	default:
+		raw, _ := json.Marshal(b)
+		rd, ct = bytes.NewReader(raw), "application/json"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct != "" {
+		req.Header.Set("Content-Type", ct)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	r := response{status: resp.StatusCode, header: resp.Header, body: raw}
+	_ = json.Unmarshal(raw, &r.json)
+	return r
+}
+
+func (g *gateway) activate(key, domain string, headers ...string) response {
+	g.t.Helper()
+	return do(g.t, http.MethodPost, g.url("/v1/licenses/activate"), map[string]string{"license_key": key, "domain": domain}, headers...)
+}
+
+func (g *gateway) call(token string, headers ...string) response {
+	g.t.Helper()
+	if token != "" {
+		headers = append(headers, "Authorization", "Bearer "+token)
+	}
+	return do(g.t, http.MethodGet, g.url("/convert"), nil, headers...)
+}
+
+func expectStatus(t *testing.T, r response, status int, code string) {
+	t.Helper()
+	if r.status != status {
+		t.Fatalf("status %d, want %d; body %s", r.status, status, r.body)
+	}
+	if code != "" {
+		if got := r.str("code"); got != code {
+			t.Fatalf("code %q, want %q; body %s", got, code, r.body)
+		}
+		if ct := r.header.Get("Content-Type"); ct != "application/problem+json" {
+			t.Fatalf("Content-Type %q, want application/problem+json", ct)
+		}
+	}
+}
+
+// recordingUpstream is the first-party API behind the gate: it records the
+// headers of the last request.
+type recordingUpstream struct {
+	mu   sync.Mutex
+	last http.Header
+	hits int
+}
+
+func (u *recordingUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	u.mu.Lock()
+	u.last = r.Header.Clone()
+	u.hits++
+	u.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = io.WriteString(w, `{"converted":true}`)
+}
+
+func (u *recordingUpstream) lastHeader() http.Header {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.last
+}
