@@ -75,11 +75,11 @@ func decodeJSON(body []byte) (map[string]string, error) {
 	fields := make(map[string]string, len(raw))
 	bad := map[string][]string{}
 	for k, v := range raw {
+		if string(v) == "null" { // an absent optional field
+			continue
+		}
 		var s string
 		if err := json.Unmarshal(v, &s); err != nil {
-			if string(v) == "null" {
-				continue
-			}
 			bad[k] = append(bad[k], "must be a string")
 			continue
 		}

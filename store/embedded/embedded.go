@@ -132,6 +132,7 @@ func (e errAbort) Error() string { return e.err.Error() }
 // exactly once.
 func (s *Store) UpdateLicense(_ context.Context, licenseID string, fn func(*store.LicenseState) (*store.LicenseState, error)) (*store.LicenseState, error) {
 	var written *store.LicenseState
+	var wrote bool
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		cur, err := readState(tx, licenseID)
 		if err != nil {
@@ -148,7 +149,7 @@ func (s *Store) UpdateLicense(_ context.Context, licenseID string, fn func(*stor
 		if err := writeState(tx, licenseID, next); err != nil {
 			return err
 		}
-		written = next
+		written, wrote = next, true
 		return nil
 	})
 	var abort errAbort
@@ -158,7 +159,7 @@ func (s *Store) UpdateLicense(_ context.Context, licenseID string, fn func(*stor
 	if err != nil {
 		return nil, unavailable("updating licence", err)
 	}
-	if written != nil && written.License != nil {
+	if wrote { // nothing changed when fn wrote nothing: no notice
 		s.publish(store.Change{LicenseID: licenseID})
 	}
 	return written, nil

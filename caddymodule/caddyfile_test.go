@@ -1,0 +1,80 @@
+package caddymodule
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// TestCaddyfileAdapt adapts each testdata/caddyfile_adapt/*.caddyfiletest
+// (a Caddyfile, a line "----------", the expected JSON) and compares.
+func TestCaddyfileAdapt(t *testing.T) {
+	files, _ := filepath.Glob("testdata/caddyfile_adapt/*.caddyfiletest")
+	if len(files) == 0 {
+		t.Fatal("no golden files")
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			raw, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			input, want, _ := strings.Cut(string(raw), "\n----------\n")
+			got := adapt(t, input)
+			if *update {
+				if err := os.WriteFile(file, []byte(input+"\n----------\n"+got+"\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if strings.TrimSpace(got) != strings.TrimSpace(want) {
+				t.Fatalf("adapted JSON differs (run with -update to accept):\n%s", got)
+			}
+		})
+	}
+}
+
+func adapt(t *testing.T, input string) string {
+	t.Helper()
+	out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(input), nil)
+	if err != nil {
+		t.Fatalf("adapting: %v", err)
+	}
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, out, "", "\t"); err != nil {
+		t.Fatal(err)
+	}
+	return buf.String()
+}
+
+func TestCaddyfileErrors(t *testing.T) {
+	cases := map[string]string{
+		"unknown option":       "{\n\tlicensegate {\n\t\tbogus 1\n\t}\n}\n",
+		"not supported yet":    "{\n\tlicensegate {\n\t\tkey_rotation 720h\n\t}\n}\n",
+		"redis not yet":        "{\n\tlicensegate {\n\t\tstorage redis\n\t}\n}\n",
+		"bad duration":         "{\n\tlicensegate {\n\t\taccess_token_ttl soon\n\t}\n}\n",
+		"bad activations":      "{\n\tlicensegate {\n\t\tproduct p {\n\t\t\tactivations zero\n\t\t}\n\t}\n}\n",
+		"gate quota not yet":   ":8080 {\n\tlicense_gate {\n\t\tquota 10/d\n\t}\n}\n",
+		"exchange unknown opt": ":8080 {\n\tlicense_exchange {\n\t\tnope\n\t}\n}\n",
+	}
+	for name, in := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(in), nil)
+			if err == nil {
+				t.Fatal("adapted without error")
+			}
+			if !strings.Contains(err.Error(), "Caddyfile:") {
+				t.Errorf("error does not name the file and line: %v", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,109 @@
+package caddymodule
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/licensegate/licensegate/gateway"
+)
+
+func TestDecodeBody(t *testing.T) {
+	cases := []struct {
+		name, ct, body string
+		want           map[string]string
+		code           string
+	}{
+		{"json", "application/json", `{"license_key":"k","domain":"d"}`, map[string]string{"license_key": "k", "domain": "d"}, ""},
+		{"json charset", "application/json; charset=utf-8", `{"a":"b"}`, map[string]string{"a": "b"}, ""},
+		{"json null ignored", "application/json", `{"a":null,"b":"c"}`, map[string]string{"b": "c"}, ""},
+		{"json empty body", "application/json", ``, map[string]string{}, ""},
+		{"json number", "application/json", `{"a":1}`, nil, gateway.CodeValidationFailed},
+		{"json array", "application/json", `[1,2]`, nil, gateway.CodeMalformedRequest},
+		{"json broken", "application/json", `{"a":`, nil, gateway.CodeMalformedRequest},
+		{"form", "application/x-www-form-urlencoded", `a=b&c=d%20e`, map[string]string{"a": "b", "c": "d e"}, ""},
+		{"no content type is a form", "", `a=b`, map[string]string{"a": "b"}, ""},
+		{"form repeated field", "application/x-www-form-urlencoded", `a=b&a=c`, nil, gateway.CodeValidationFailed},
+		{"form bad escape", "application/x-www-form-urlencoded", `a=%zz`, nil, gateway.CodeMalformedRequest},
+		{"field too long", "application/x-www-form-urlencoded", "a=" + strings.Repeat("x", maxField+1), nil, gateway.CodeValidationFailed},
+		{"xml", "application/xml", `<a/>`, nil, gateway.CodeUnsupportedMedia},
+		{"bad media type", "a/b; ===", `x`, nil, gateway.CodeUnsupportedMedia},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := decodeBody(c.ct, []byte(c.body))
+			if c.code != "" {
+				var e *gateway.Error
+				if !errors.As(err, &e) || e.Code != c.code {
+					t.Fatalf("err %v, want code %s", err, c.code)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(c.want) {
+				t.Fatalf("got %v, want %v", got, c.want)
+			}
+			for k, v := range c.want {
+				if got[k] != v {
+					t.Fatalf("%s = %q, want %q", k, got[k], v)
+				}
+			}
+		})
+	}
+}
+
+func TestActivateRequestAlias(t *testing.T) {
+	r, err := activateRequest(map[string]string{"purchase_code": "pc", "domain": "d"})
+	if err != nil || r.Key != "pc" || r.Domain != "d" {
+		t.Fatalf("%+v %v", r, err)
+	}
+	if _, err := activateRequest(map[string]string{"purchase_code": "a", "license_key": "b"}); err == nil {
+		t.Fatal("conflicting license_key and purchase_code accepted")
+	}
+}
+
+// FuzzDecodeBody: any body either decodes to fields within the limits or is
+// refused with a public 4xx code; never a panic or an internal error.
+func FuzzDecodeBody(f *testing.F) {
+	seeds := []struct{ ct, body string }{
+		{"application/json", `{"license_key":"KEY","domain":"acme.com"}`},
+		{"application/json", `{"a":null}`},
+		{"application/json", `{"a":{"b":1}}`},
+		{"application/json", `"str"`},
+		{"application/json", `{"a":"\ud800"}`},
+		{"application/x-www-form-urlencoded", `license_key=KEY&domain=acme.com`},
+		{"application/x-www-form-urlencoded", `a=%00&b=%ff`},
+		{"", `;;;&&&==`},
+		{"multipart/form-data; boundary=x", `--x--`},
+		{"application/json; charset=latin1", `{}`},
+	}
+	for _, s := range seeds {
+		f.Add(s.ct, []byte(s.body))
+	}
+	f.Fuzz(func(t *testing.T, ct string, body []byte) {
+		fields, err := decodeBody(ct, body)
+		if err != nil {
+			var e *gateway.Error
+			if !errors.As(err, &e) {
+				t.Fatalf("non-public error %v", err)
+			}
+			if st := statusFor[e.Code]; st < 400 || st >= 500 {
+				t.Fatalf("code %s maps to %d", e.Code, st)
+			}
+			return
+		}
+		for k, v := range fields {
+			if len(v) > maxField {
+				t.Fatalf("field %q longer than the limit", k)
+			}
+		}
+		if _, err := activateRequest(fields); err != nil {
+			var e *gateway.Error
+			if !errors.As(err, &e) || statusFor[e.Code] != 422 {
+				t.Fatalf("activateRequest: %v", err)
+			}
+		}
+	})
+}

@@ -1,0 +1,97 @@
+package upstreams
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestCleanKey(t *testing.T) {
+	uuid := "4f1e7a8c-0c7b-4b8e-9b0e-2a7f3f5f1c2d"
+	tests := []struct {
+		name    string
+		in      string
+		want    string
+		wantMsg string // substring of the error; "" when accepted
+	}{
+		{"plain", uuid, uuid, ""},
+		{"case kept", "ABC-def", "ABC-def", ""},
+		{"punctuation", "CP-AAAA_bbbb.cc~dd!#$%&'()*+,/:;<=>?@[]^`{|}", "CP-AAAA_bbbb.cc~dd!#$%&'()*+,/:;<=>?@[]^`{|}", ""},
+		{"spaces around", "  " + uuid + "  ", uuid, ""},
+		{"tabs and newlines", "\t" + uuid + "\r\n", uuid, ""},
+		{"NBSP", "\u00a0" + uuid + "\u00a0", uuid, ""},
+		{"zero-width space", "\u200b" + uuid + "\u200b", uuid, ""},
+		{"zero-width joiners", "\u200c\u200d" + uuid + "\u2060", uuid, ""},
+		{"BOM", "\ufeff" + uuid, uuid, ""},
+		{"ideographic space", "\u3000" + uuid + "\u3000", uuid, ""},
+		{"mixed junk", " \ufeff\u00a0\u200b\t" + uuid + "\u200b \n", uuid, ""},
+		{"one character", "x", "x", ""},
+		{"exactly 256", strings.Repeat("k", 256), strings.Repeat("k", 256), ""},
+		{"256 after trimming", "  " + strings.Repeat("k", 256) + "  ", strings.Repeat("k", 256), ""},
+
+		{"empty", "", "", "empty"},
+		{"only spaces", "   \t\n", "", "empty"},
+		{"only invisible", "\u200b\ufeff\u00a0", "", "empty"},
+		{"257", strings.Repeat("k", 257), "", "longer than 256"},
+		{"huge", strings.Repeat("k", 100000), "", "longer than 256"},
+		{"inner space", "4f1e7a8c 0c7b", "", "spaces or control"},
+		{"inner tab", "4f1e7a8c\t0c7b", "", "spaces or control"},
+		{"NUL", "abc\x00def", "", "spaces or control"},
+		{"DEL", "abc\x7fdef", "", "spaces or control"},
+		{"escape", "abc\x1b[31m", "", "spaces or control"},
+		{"inner NBSP", "4f1e7a8c\u00a00c7b", "", "non-ASCII"},
+		{"inner zero-width space", "4f1e\u200b7a8c", "", "non-ASCII"},
+		{"en dash", "4f1e7a8c\u20130c7b", "", "non-ASCII"},
+		{"em dash", "4f1e7a8c\u20140c7b", "", "non-ASCII"},
+		{"minus sign", "4f1e7a8c\u22120c7b", "", "non-ASCII"},
+		{"non-breaking hyphen", "4f1e7a8c\u20110c7b", "", "non-ASCII"},
+		{"Cyrillic a", "4f1e7\u04308c", "", "non-ASCII"},
+		{"Greek omicron", "CP-\u03bf000", "", "non-ASCII"},
+		{"full-width digit", "\uff11234", "", "non-ASCII"},
+		{"invalid UTF-8", "abc\xffdef", "", "non-ASCII"},
+		{"trailing invalid UTF-8", uuid + "\xc3", "", "non-ASCII"},
+		{"latin-1 letter", "caf\u00e9", "", "non-ASCII"},
+		{"emoji", "key\U0001F511", "", "non-ASCII"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := CleanKey(tt.in)
+			if tt.wantMsg == "" {
+				if err != nil || got != tt.want {
+					t.Fatalf("CleanKey(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+				}
+				return
+			}
+			if !errors.Is(err, ErrKeyFormat) {
+				t.Fatalf("CleanKey(%q) = %q, %v; want ErrKeyFormat", tt.in, got, err)
+			}
+			if got != "" {
+				t.Fatalf("CleanKey returned %q with an error", got)
+			}
+			if !strings.Contains(err.Error(), tt.wantMsg) {
+				t.Fatalf("error %q does not mention %q", err, tt.wantMsg)
+			}
+			if len(err.Error()) > 400 {
+				t.Fatalf("error echoes too much of the input: %d bytes", len(err.Error()))
+			}
+		})
+	}
+}
+
+func TestVerdicts(t *testing.T) {
+	r := Record{Product: "p"}
+	if v := ValidVerdict(r); v.Outcome != Valid || v.Record != r || v.Outcome.String() != "valid" {
+		t.Errorf("ValidVerdict = %+v", v)
+	}
+	if v := InvalidVerdict(Revoked); v.Outcome != Invalid || v.Reason != Revoked || v.Outcome.String() != "invalid" {
+		t.Errorf("InvalidVerdict = %+v", v)
+	}
+	cause := errors.New("timeout")
+	if v := UnknownVerdict(cause); v.Outcome != Unknown || v.Cause != cause || v.Outcome.String() != "unknown" {
+		t.Errorf("UnknownVerdict = %+v", v)
+	}
+	var zero Verdict
+	if zero.Outcome != Unknown {
+		t.Error("the zero Verdict is not Unknown: a forgotten answer could change a licence")
+	}
+}
