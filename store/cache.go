@@ -9,6 +9,9 @@ import (
 	"golang.org/x/sync/singleflight"
 )
 
+// fetchTimeout bounds one store read made for the cache.
+const fetchTimeout = 5 * time.Second
+
 // CacheConfig tunes a StateCache.
 type CacheConfig struct {
 	// Size bounds the number of licences held (default 100000).
@@ -79,7 +82,11 @@ func (c *StateCache) Get(ctx context.Context, licenseID string) (st *LicenseStat
 		c.mu.Lock()
 		epoch := c.epoch
 		c.mu.Unlock()
-		st, err := c.store.LicenseState(ctx, licenseID)
+		// Callers share this fetch: one of them going away must not fail it
+		// for the others.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
+		defer cancel()
+		st, err := c.store.LicenseState(fctx, licenseID)
 		if err != nil {
 			return nil, err
 		}

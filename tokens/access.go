@@ -108,9 +108,11 @@ func NewVerifier(ring *Ring, issuer string, audiences []string) *Verifier {
 		jwt.WithLeeway(Leeway),
 		jwt.WithTimeFunc(ring.now),
 	}
-	if len(audiences) > 0 {
-		opts = append(opts, jwt.WithAudience(audiences...))
+	if len(audiences) == 0 {
+		// No product configured: no token can be for us.
+		audiences = []string{"\x00no-audience"}
 	}
+	opts = append(opts, jwt.WithAudience(audiences...))
 	return &Verifier{ring: ring, parser: jwt.NewParser(opts...)}
 }
 

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -162,7 +163,14 @@ func Parse(r io.Reader) (map[string]entry, error) {
 func columnIndex(header []string) (map[string]int, error) {
 	idx := make(map[string]int)
 	for i, h := range header {
-		idx[strings.ToLower(strings.TrimSpace(h))] = i
+		name := strings.ToLower(strings.TrimSpace(h))
+		if !slices.Contains(columns, name) {
+			return nil, fmt.Errorf("header: unknown column %q (want %s)", h, strings.Join(columns, ","))
+		}
+		if _, dup := idx[name]; dup {
+			return nil, fmt.Errorf("header: column %q given twice", h)
+		}
+		idx[name] = i
 	}
 	for _, c := range []string{"key", "product"} {
 		if _, ok := idx[c]; !ok {
