@@ -1,0 +1,207 @@
+package upstreams
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DefaultMaxBody bounds a source's response body: verify answers are small,
+// and a huge one is a broken or hostile upstream.
+const DefaultMaxBody = 1 << 20
+
+// UserAgent identifies the gateway to marketplaces (Envato asks for a
+// descriptive one).
+const UserAgent = "licensegate/1 (+https://github.com/licensegate/licensegate)"
+
+// ErrBodyTooLarge means a response exceeded the body limit; it was not read
+// whole.
+var ErrBodyTooLarge = errors.New("response body too large")
+
+// StatusError is an HTTP answer a source could not classify.
+type StatusError struct {
+	Source string
+	Status int
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("%s answered HTTP %d", e.Source, e.Status)
+}
+
+// RateLimitError means the source asked us to slow down.
+type RateLimitError struct {
+	Source     string
+	RetryAfter time.Duration
+}
+
+func (e *RateLimitError) Error() string {
+	return fmt.Sprintf("%s rate limit reached; retry after %s", e.Source, e.RetryAfter)
+}
+
+// AuthorCredentialError means the source refused the author's own
+// credentials (a revoked personal token): nothing is wrong with the buyer's
+// key, and the author must be alerted.
+type AuthorCredentialError struct {
+	Source string
+	Status int
+}
+
+func (e *AuthorCredentialError) Error() string {
+	return fmt.Sprintf("%s refused the author's credentials (HTTP %d): check the source's token", e.Source, e.Status)
+}
+
+// Response is an HTTP answer read through the body limit.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// Do sends req with client and reads at most maxBody bytes of the answer
+// (DefaultMaxBody when 0). A larger body is abandoned unread with
+// ErrBodyTooLarge.
+func Do(ctx context.Context, client *http.Client, req *http.Request, maxBody int64) (*Response, error) {
+	if client == nil {
+		client = http.DefaultClient
+	}
+	if maxBody <= 0 {
+		maxBody = DefaultMaxBody
+	}
+	if req.Header.Get("User-Agent") == "" {
+		req.Header.Set("User-Agent", UserAgent)
+	}
+	resp, err := client.Do(req.WithContext(ctx))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.ContentLength > maxBody {
+		return nil, fmt.Errorf("%w: %d bytes announced", ErrBodyTooLarge, resp.ContentLength)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading response: %w", err)
+	}
+	if int64(len(body)) > maxBody {
+		return nil, fmt.Errorf("%w: over %d bytes", ErrBodyTooLarge, maxBody)
+	}
+	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: body}, nil
+}
+
+// RetryAfter parses a Retry-After header (seconds or an HTTP date) relative
+// to now; 0 when absent or unparseable.
+func RetryAfter(h http.Header, now time.Time) time.Duration {
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.Atoi(v); err == nil {
+		if secs < 0 {
+			return 0
+		}
+		return time.Duration(secs) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// Unavailable builds the Unknown verdict for a transport failure or an
+// unclassifiable answer.
+func Unavailable(source string, resp *Response, err error) Verdict {
+	if err != nil {
+		return UnknownVerdict(fmt.Errorf("%s: %w", source, err))
+	}
+	return UnknownVerdict(&StatusError{Source: source, Status: resp.Status})
+}
+
+// RateLimited builds the Unknown verdict for a 429.
+func RateLimited(source string, resp *Response, now time.Time) Verdict {
+	ra := RetryAfter(resp.Header, now)
+	v := UnknownVerdict(&RateLimitError{Source: source, RetryAfter: ra})
+	v.RetryAfter = ra
+	return v
+}
+
+// ProductMapping ties one of our product slugs to a source's own product
+// identifier (an Envato item id, an AppTrovo slug, a list token, ...).
+type ProductMapping struct {
+	Product  string // our slug
+	VendorID string // the source's identifier
+}
+
+// ProductMap is a source's product mappings, in configuration order.
+type ProductMap []ProductMapping
+
+// Product returns our slug for a vendor identifier.
+func (m ProductMap) Product(vendorID string) (string, bool) {
+	for _, p := range m {
+		if p.VendorID == vendorID {
+			return p.Product, true
+		}
+	}
+	return "", false
+}
+
+// For returns the mappings to try for a request: the named product's, or
+// all of them when the request names none.
+func (m ProductMap) For(product string) ProductMap {
+	if product == "" {
+		return m
+	}
+	var out ProductMap
+	for _, p := range m {
+		if p.Product == product {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// ParseTime reads the date formats vendors use: RFC 3339, a plain date, or
+// "2006-01-02 15:04:05" (UTC). Empty and "null" are no time.
+func ParseTime(s string) (*time.Time, error) {
+	s = strings.TrimSpace(s)
+	if s == "" || s == "null" {
+		return nil, nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			t = t.UTC()
+			return &t, nil
+		}
+	}
+	return nil, fmt.Errorf("unrecognised time %q", s)
+}
+
+// UUIDKey checks the UUID key format marketplaces use (Envato, AppTrovo,
+// Lemon Squeezy) and returns it lower-cased.
+func UUIDKey(key string) (string, error) {
+	k, err := CleanKey(key)
+	if err != nil {
+		return "", err
+	}
+	if len(k) != 36 {
+		return "", fmt.Errorf("%w: not a UUID", ErrKeyFormat)
+	}
+	k = strings.ToLower(k)
+	for i, c := range k {
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return "", fmt.Errorf("%w: not a UUID", ErrKeyFormat)
+			}
+		default:
+			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+				return "", fmt.Errorf("%w: not a UUID", ErrKeyFormat)
+			}
+		}
+	}
+	return k, nil
+}

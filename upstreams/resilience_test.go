@@ -1,0 +1,256 @@
+package upstreams
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// fakeClock advances only when told to or when something sleeps.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
+	c.Advance(d)
+	return ctx.Err()
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// scriptedSource answers with verdict() and counts calls; gate, when set,
+// holds every call until closed.
+type scriptedSource struct {
+	calls   atomic.Int64
+	gate    chan struct{}
+	mu      sync.Mutex
+	verdict func() Verdict
+}
+
+func (s *scriptedSource) Name() string                          { return "fake" }
+func (s *scriptedSource) CanonicalKey(k string) (string, error) { return k, nil }
+func (s *scriptedSource) set(f func() Verdict)                  { s.mu.Lock(); s.verdict = f; s.mu.Unlock() }
+func (s *scriptedSource) Verify(ctx context.Context, _ Request) Verdict {
+	s.calls.Add(1)
+	if s.gate != nil {
+		select {
+		case <-s.gate:
+		case <-ctx.Done():
+			return UnknownVerdict(ctx.Err())
+		}
+	}
+	s.mu.Lock()
+	f := s.verdict
+	s.mu.Unlock()
+	return f()
+}
+
+func valid() Verdict   { return ValidVerdict(Record{Product: "p"}) }
+func down() Verdict    { return UnknownVerdict(errors.New("connection refused")) }
+func revoked() Verdict { return InvalidVerdict(Revoked) }
+
+func TestCoalescesConcurrentQuestions(t *testing.T) {
+	src := &scriptedSource{gate: make(chan struct{}), verdict: valid}
+	r := NewResilient(src, ResilienceConfig{})
+	const n = 50
+	var wg sync.WaitGroup
+	results := make(chan Verdict, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results <- r.Verify(context.Background(), Request{Key: "k", Domain: "d" + string(rune('a'+i%26))})
+		}()
+	}
+	// Let every caller join the flight before the upstream answers.
+	deadline := time.Now().Add(5 * time.Second)
+	for src.calls.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+	close(src.gate)
+	wg.Wait()
+	close(results)
+	for v := range results {
+		if v.Outcome != Valid {
+			t.Fatalf("verdict %v", v.Outcome)
+		}
+	}
+	if got := src.calls.Load(); got != 1 {
+		t.Fatalf("%d upstream calls for %d concurrent questions, want 1", got, n)
+	}
+}
+
+func TestRetryAfterPausesTheSource(t *testing.T) {
+	clock := newFakeClock()
+	src := &scriptedSource{verdict: func() Verdict {
+		v := UnknownVerdict(&RateLimitError{Source: "fake", RetryAfter: 30 * time.Second})
+		v.RetryAfter = 30 * time.Second
+		return v
+	}}
+	r := NewResilient(src, ResilienceConfig{Clock: clock, NegativeTTL: -1})
+	v := r.Verify(context.Background(), Request{Key: "a"})
+	if v.Outcome != Unknown || v.RetryAfter != 30*time.Second {
+		t.Fatalf("first: %+v", v)
+	}
+	if src.calls.Load() != 1 {
+		t.Fatalf("a 429 was retried: %d calls", src.calls.Load())
+	}
+	src.set(valid)
+	for _, step := range []time.Duration{0, 10 * time.Second, 14 * time.Second} {
+		clock.Advance(step)
+		v := r.Verify(context.Background(), Request{Key: "other-key"})
+		if v.Outcome != Unknown || !errors.Is(v.Cause, ErrRateBudget) || v.RetryAfter <= 0 {
+			t.Fatalf("during the pause: %+v", v)
+		}
+	}
+	if src.calls.Load() != 1 {
+		t.Fatalf("source called during the pause: %d calls", src.calls.Load())
+	}
+	// Within MaxWait (5s) of the end, callers wait for it instead.
+	clock.Advance(2 * time.Second) // 26s in
+	if v := r.Verify(context.Background(), Request{Key: "b"}); v.Outcome != Valid {
+		t.Fatalf("near the end of the pause: %+v", v)
+	}
+	if !clock.Now().After(time.Date(2026, 1, 1, 0, 0, 29, 0, time.UTC)) {
+		t.Fatalf("the call did not wait for the pause to end: now %v", clock.Now())
+	}
+	if src.calls.Load() != 2 {
+		t.Fatalf("%d calls, want 2", src.calls.Load())
+	}
+}
+
+func TestBreakerOpensAndCloses(t *testing.T) {
+	clock := newFakeClock()
+	src := &scriptedSource{verdict: down}
+	r := NewResilient(src, ResilienceConfig{Clock: clock, Retries: -1, BreakerThreshold: 3, BreakerCooldown: time.Minute, Rate: Rate{Calls: 1000, Period: time.Second}})
+	for i := 0; i < 3; i++ {
+		if v := r.Verify(context.Background(), Request{Key: "k"}); v.Outcome != Unknown {
+			t.Fatal(v)
+		}
+	}
+	if src.calls.Load() != 3 {
+		t.Fatalf("%d calls before opening", src.calls.Load())
+	}
+	// Open: fast Unknown, no call.
+	v := r.Verify(context.Background(), Request{Key: "k"})
+	if !errors.Is(v.Cause, ErrCircuitOpen) || v.RetryAfter <= 0 || src.calls.Load() != 3 {
+		t.Fatalf("open breaker: %+v, %d calls", v, src.calls.Load())
+	}
+	// After the cooldown a trial call that fails re-opens it.
+	clock.Advance(time.Minute)
+	r.Verify(context.Background(), Request{Key: "k"})
+	if src.calls.Load() != 4 {
+		t.Fatalf("no trial call after cooldown: %d", src.calls.Load())
+	}
+	if v := r.Verify(context.Background(), Request{Key: "k"}); !errors.Is(v.Cause, ErrCircuitOpen) {
+		t.Fatalf("failed trial did not re-open: %+v", v)
+	}
+	// A successful trial closes it.
+	clock.Advance(time.Minute)
+	src.set(valid)
+	if v := r.Verify(context.Background(), Request{Key: "k"}); v.Outcome != Valid {
+		t.Fatalf("trial: %+v", v)
+	}
+	for i := 0; i < 3; i++ {
+		if v := r.Verify(context.Background(), Request{Key: "k"}); v.Outcome != Valid {
+			t.Fatalf("closed breaker: %+v", v)
+		}
+	}
+}
+
+func TestRetriesUnknownOnly(t *testing.T) {
+	clock := newFakeClock()
+	src := &scriptedSource{}
+	var n atomic.Int64
+	src.set(func() Verdict {
+		if n.Add(1) < 3 {
+			return down()
+		}
+		return valid()
+	})
+	r := NewResilient(src, ResilienceConfig{Clock: clock, Retries: 2})
+	if v := r.Verify(context.Background(), Request{Key: "k"}); v.Outcome != Valid {
+		t.Fatalf("after retries: %+v", v)
+	}
+	if src.calls.Load() != 3 {
+		t.Fatalf("%d calls, want 3", src.calls.Load())
+	}
+	// An author-credential failure is not retried: it will not fix itself.
+	src.set(func() Verdict { return UnknownVerdict(&AuthorCredentialError{Source: "fake", Status: 401}) })
+	before := src.calls.Load()
+	var alerted error
+	r2 := NewResilient(src, ResilienceConfig{Clock: clock, OnUnknown: func(_ string, err error) { alerted = err }})
+	r2.Verify(context.Background(), Request{Key: "k2"})
+	if src.calls.Load()-before != 1 {
+		t.Fatalf("author credential failure retried: %d calls", src.calls.Load()-before)
+	}
+	var ace *AuthorCredentialError
+	if !errors.As(alerted, &ace) {
+		t.Fatalf("OnUnknown not told: %v", alerted)
+	}
+}
+
+func TestNegativeCache(t *testing.T) {
+	clock := newFakeClock()
+	src := &scriptedSource{verdict: revoked}
+	r := NewResilient(src, ResilienceConfig{Clock: clock, NegativeTTL: time.Minute})
+	for i := 0; i < 5; i++ {
+		if v := r.Verify(context.Background(), Request{Key: "k"}); v.Outcome != Invalid || v.Reason != Revoked {
+			t.Fatalf("%+v", v)
+		}
+	}
+	if src.calls.Load() != 1 {
+		t.Fatalf("%d calls for a cached invalid key", src.calls.Load())
+	}
+	clock.Advance(61 * time.Second)
+	r.Verify(context.Background(), Request{Key: "k"})
+	if src.calls.Load() != 2 {
+		t.Fatalf("negative entry outlived its TTL")
+	}
+	// Valid answers are never cached here (the store keeps licences).
+	src.set(valid)
+	r.Verify(context.Background(), Request{Key: "v"})
+	r.Verify(context.Background(), Request{Key: "v"})
+	if src.calls.Load() != 4 {
+		t.Fatalf("valid answers cached: %d calls", src.calls.Load())
+	}
+}
+
+func TestRateBudget(t *testing.T) {
+	clock := newFakeClock()
+	src := &scriptedSource{verdict: valid}
+	r := NewResilient(src, ResilienceConfig{Clock: clock, Rate: Rate{Calls: 3, Period: time.Minute}, Burst: 3, MaxWait: time.Second})
+	for i := 0; i < 3; i++ {
+		if v := r.Verify(context.Background(), Request{Key: string(rune('a' + i))}); v.Outcome != Valid {
+			t.Fatalf("call %d: %+v", i, v)
+		}
+	}
+	v := r.Verify(context.Background(), Request{Key: "d"})
+	if !errors.Is(v.Cause, ErrRateBudget) || v.RetryAfter < 19*time.Second {
+		t.Fatalf("budget spent: %+v", v)
+	}
+	clock.Advance(20 * time.Second)
+	if v := r.Verify(context.Background(), Request{Key: "d"}); v.Outcome != Valid {
+		t.Fatalf("after refill: %+v", v)
+	}
+	if src.calls.Load() != 4 {
+		t.Fatalf("%d calls", src.calls.Load())
+	}
+}
