@@ -50,8 +50,11 @@ func (s *Service) newRefresh(licenseID string, ins store.Installation, family st
 	}
 }
 
+// refreshHash is a refresh token's lookup key: its family, then a keyed
+// hash of the whole token, so a store can keep a family together.
 func (s *Service) refreshHash(token string) string {
-	return s.cfg.Master.Hash("refresh", token)
+	fam, _ := tokens.RefreshFamily(token)
+	return fam + "." + s.cfg.Master.Hash("refresh", token)
 }
 
 func zapSource(name string) zap.Field { return zap.String("source", name) }

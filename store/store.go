@@ -118,6 +118,8 @@ func (s *LicenseState) Installation(id string) *Installation {
 // RefreshToken is the stored form of an opaque refresh token: its keyed
 // hash, never the token.
 type RefreshToken struct {
+	// Hash is "<family>.<keyed hash of the token>": the family prefix lets
+	// a backend keep one family's records together (one Redis hash slot).
 	Hash           string    `json:"hash"`
 	Family         string    `json:"family"`
 	InstallationID string    `json:"installation_id"`
@@ -191,6 +193,10 @@ type Store interface {
 	// Subscribe delivers changes made by any instance until ctx ends. A
 	// slow subscriber may miss changes; callers bound staleness with a TTL.
 	Subscribe(ctx context.Context) (<-chan Change, error)
+
+	// DueLicenses returns up to limit licence ids whose NextCheckAt is set
+	// and not after before, earliest first. UpdateLicense keeps the index.
+	DueLicenses(ctx context.Context, before time.Time, limit int) ([]string, error)
 
 	// Ping checks the backend is reachable.
 	Ping(ctx context.Context) error

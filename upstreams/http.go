@@ -205,3 +205,32 @@ func UUIDKey(key string) (string, error) {
 	}
 	return k, nil
 }
+
+// ParseRate reads "<calls>/<period>": the period is s, m, h or d, or a Go
+// duration ("60/m", "5/10s", "1000/24h").
+func ParseRate(s string) (Rate, error) {
+	n, per, ok := strings.Cut(strings.TrimSpace(s), "/")
+	if !ok {
+		return Rate{}, fmt.Errorf("%q is not <calls>/<period>, e.g. 60/m", s)
+	}
+	calls, err := strconv.Atoi(n)
+	if err != nil || calls <= 0 {
+		return Rate{}, fmt.Errorf("%q: calls must be a positive whole number", s)
+	}
+	var period time.Duration
+	switch per {
+	case "s":
+		period = time.Second
+	case "m":
+		period = time.Minute
+	case "h":
+		period = time.Hour
+	case "d":
+		period = 24 * time.Hour
+	default:
+		if period, err = time.ParseDuration(per); err != nil || period <= 0 {
+			return Rate{}, fmt.Errorf("%q: period must be s, m, h, d or a positive duration", s)
+		}
+	}
+	return Rate{Calls: calls, Period: period}, nil
+}

@@ -96,3 +96,17 @@ func TestUUIDKey(t *testing.T) {
 		}
 	}
 }
+
+func TestParseRate(t *testing.T) {
+	ok := map[string]Rate{"60/m": {60, time.Minute}, "1/s": {1, time.Second}, "5/10m": {5, 10 * time.Minute}, "1000/d": {1000, 24 * time.Hour}}
+	for in, want := range ok {
+		if got, err := ParseRate(in); err != nil || got != want {
+			t.Errorf("ParseRate(%q) = %v, %v", in, got, err)
+		}
+	}
+	for _, in := range []string{"", "60", "0/m", "-1/m", "x/m", "5/", "5/0s", "5/fortnight"} {
+		if _, err := ParseRate(in); err == nil {
+			t.Errorf("ParseRate(%q) accepted", in)
+		}
+	}
+}

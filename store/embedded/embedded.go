@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,6 +24,7 @@ var (
 	bucketRefresh       = []byte("refresh_tokens")
 	bucketKeys          = []byte("signing_keys")
 	bucketIdempotency   = []byte("idempotency")
+	bucketDue           = []byte("due") // "<next check, sortable>|<licence id>" -> nil
 )
 
 // Store is a bbolt-backed store.Store. Open one per file and share it: bbolt
@@ -42,7 +44,7 @@ func Open(path string, timeout time.Duration) (*Store, error) {
 		return nil, fmt.Errorf("opening embedded store %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketLicenses, bucketInstallations, bucketInstallIndex, bucketRefresh, bucketKeys, bucketIdempotency} {
+		for _, b := range [][]byte{bucketLicenses, bucketInstallations, bucketInstallIndex, bucketRefresh, bucketKeys, bucketIdempotency, bucketDue} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -146,7 +148,7 @@ func (s *Store) UpdateLicense(_ context.Context, licenseID string, fn func(*stor
 			written = cur
 			return nil
 		}
-		if err := writeState(tx, licenseID, next); err != nil {
+		if err := writeState(tx, licenseID, cur, next); err != nil {
 			return err
 		}
 		written, wrote = next, true
@@ -165,9 +167,12 @@ func (s *Store) UpdateLicense(_ context.Context, licenseID string, fn func(*stor
 	return written, nil
 }
 
-func writeState(tx *bolt.Tx, licenseID string, st *store.LicenseState) error {
+func writeState(tx *bolt.Tx, licenseID string, cur, st *store.LicenseState) error {
 	if st.License == nil {
 		return errors.New("state to write has no licence")
+	}
+	if err := reindexDue(tx, licenseID, cur.License, st.License); err != nil {
+		return err
 	}
 	st.License.Version++
 	if err := putJSON(tx.Bucket(bucketLicenses), licenseID, st.License); err != nil {
@@ -183,6 +188,45 @@ func writeState(tx *bolt.Tx, licenseID string, st *store.LicenseState) error {
 		}
 	}
 	return nil
+}
+
+// dueKey sorts by time: fixed-width UTC nanoseconds.
+func dueKey(at time.Time, licenseID string) []byte {
+	return []byte(fmt.Sprintf("%020d|%s", at.UTC().UnixNano(), licenseID))
+}
+
+func reindexDue(tx *bolt.Tx, licenseID string, old, lic *store.License) error {
+	b := tx.Bucket(bucketDue)
+	if old != nil && !old.NextCheckAt.IsZero() {
+		if err := b.Delete(dueKey(old.NextCheckAt, licenseID)); err != nil {
+			return err
+		}
+	}
+	if lic.NextCheckAt.IsZero() {
+		return nil
+	}
+	return b.Put(dueKey(lic.NextCheckAt, licenseID), nil)
+}
+
+// DueLicenses implements store.Store.
+func (s *Store) DueLicenses(_ context.Context, before time.Time, limit int) ([]string, error) {
+	var ids []string
+	end := dueKey(before, "\xff")
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketDue).Cursor()
+		for k, _ := c.First(); k != nil && len(ids) < limit; k, _ = c.Next() {
+			if string(k) > string(end) {
+				break
+			}
+			_, id, _ := strings.Cut(string(k), "|")
+			ids = append(ids, id)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, unavailable("reading due licences", err)
+	}
+	return ids, nil
 }
 
 // InstallationLicense implements store.Store.
