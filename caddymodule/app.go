@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -94,6 +95,56 @@ type Product struct {
 	// MoveCooldown is the least time between two domain moves of one
 	// licence. Default: 24h.
 	MoveCooldown *caddy.Duration `json:"move_cooldown,omitempty"`
+
+	// The product's identifiers at each marketplace it is sold on.
+	// EnvatoItem: Envato item ids. ApptrovoSlug: AppTrovo product slugs
+	// (optional: AppTrovo resolves the product from the key).
+	// DDPListToken: Digital Downloads Pro licence-key list tokens (may be
+	// placeholders). CPStoreProduct: product names at the CP store.
+	// LemonSqueezyProduct, GumroadProduct, KeygenProduct: product ids.
+	EnvatoItem          []string `json:"envato_item,omitempty"`
+	ApptrovoSlug        []string `json:"apptrovo_slug,omitempty"`
+	DDPListToken        []string `json:"ddp_list_token,omitempty"`
+	CPStoreProduct      []string `json:"cpstore_product,omitempty"`
+	LemonSqueezyProduct []string `json:"lemonsqueezy_product,omitempty"`
+	GumroadProduct      []string `json:"gumroad_product,omitempty"`
+	KeygenProduct       []string `json:"keygen_product,omitempty"`
+}
+
+// mappingOptions names each marketplace's per-product option, and whether
+// a product sold there must set it.
+var mappingOptions = map[string]struct {
+	option   string
+	required bool
+}{
+	"envato":           {"envato_item", true},
+	"apptrovo":         {"apptrovo_slug", false},
+	"digitaldownloads": {"ddp_list_token", true},
+	"cpstore":          {"cpstore_product", true},
+	"lemonsqueezy":     {"lemonsqueezy_product", true},
+	"gumroad":          {"gumroad_product", true},
+	"keygen":           {"keygen_product", true},
+}
+
+// vendorIDs returns the product's identifiers at a marketplace.
+func (pc *Product) vendorIDs(source string) []string {
+	switch source {
+	case "envato":
+		return pc.EnvatoItem
+	case "apptrovo":
+		return pc.ApptrovoSlug
+	case "digitaldownloads":
+		return pc.DDPListToken
+	case "cpstore":
+		return pc.CPStoreProduct
+	case "lemonsqueezy":
+		return pc.LemonSqueezyProduct
+	case "gumroad":
+		return pc.GumroadProduct
+	case "keygen":
+		return pc.KeygenProduct
+	}
+	return nil
 }
 
 // Storage is implemented by licensegate.storage.* modules.
@@ -197,15 +248,60 @@ func (a *App) provisionSources(ctx caddy.Context) (map[string]upstreams.Source, 
 	if err != nil {
 		return nil, fmt.Errorf("loading sources: %w", err)
 	}
+	maps, err := a.productMaps()
+	if err != nil {
+		return nil, err
+	}
+	products := func(source string) upstreams.ProductMap { return maps[source] }
 	sources := make(map[string]upstreams.Source)
 	for name, m := range mods.(map[string]any) {
-		src, ok := m.(upstreams.Source)
-		if !ok {
+		switch src := m.(type) {
+		case marketplace:
+			wrapped, err := wrapMarketplace(name, src, products, a.logger.Named("source."+name))
+			if err != nil {
+				return nil, err
+			}
+			sources[name] = wrapped
+		case upstreams.Source:
+			sources[name] = src
+		default:
 			return nil, fmt.Errorf("source %s: module %T is not a licence source", name, m)
 		}
-		sources[name] = src
 	}
 	return sources, nil
+}
+
+// productMaps collects, per marketplace, which of our products each of its
+// product identifiers is, checking every product sold there names itself.
+func (a *App) productMaps() (map[string]upstreams.ProductMap, error) {
+	maps := map[string]upstreams.ProductMap{}
+	for _, name := range a.productNames() {
+		pc := a.Products[name]
+		if pc == nil {
+			continue
+		}
+		for source, opt := range mappingOptions {
+			ids := pc.vendorIDs(source)
+			sold := slices.Contains(pc.Sources, source)
+			if len(ids) > 0 && !sold {
+				return nil, fmt.Errorf("product %s: %s is set but %s is not in its sources", name, opt.option, source)
+			}
+			if sold && opt.required && len(ids) == 0 {
+				return nil, fmt.Errorf("product %s: %s is required for source %s", name, opt.option, source)
+			}
+			for _, id := range ids {
+				resolved, err := resolveSecret(opt.option, id)
+				if err != nil {
+					return nil, fmt.Errorf("product %s: %w", name, err)
+				}
+				if other, dup := maps[source].Product(resolved); dup {
+					return nil, fmt.Errorf("product %s: %s %q is already product %s's", name, opt.option, id, other)
+				}
+				maps[source] = append(maps[source], upstreams.ProductMapping{Product: name, VendorID: resolved})
+			}
+		}
+	}
+	return maps, nil
 }
 
 func (a *App) buildProducts(sources map[string]upstreams.Source) (map[string]*gateway.Product, []string, error) {

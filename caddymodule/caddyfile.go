@@ -9,6 +9,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/licensegate/licensegate/upstreams"
 )
 
 func init() {
@@ -137,7 +139,11 @@ func parseSource(d *caddyfile.Dispenser, app *App) error {
 		}
 		mod = s
 	case "envato", "apptrovo", "digitaldownloads", "cpstore", "lemonsqueezy", "gumroad", "keygen":
-		return d.Errf("source %s: not supported yet", name)
+		m, err := parseMarketplace(d, name)
+		if err != nil {
+			return err
+		}
+		mod = m
 	default:
 		return d.Errf("source: unknown source %q", name)
 	}
@@ -199,13 +205,90 @@ func parseProductOption(d *caddyfile.Dispenser, name string, p *Product) error {
 			return err
 		}
 		p.MoveCooldown = &dur
-	case "recheck", "leak_threshold", "release_idle", "envato_item", "apptrovo_slug", "ddp_list_token", "cpstore_product",
-		"lemonsqueezy_product", "gumroad_product", "keygen_policy":
+	case "envato_item", "apptrovo_slug", "ddp_list_token", "cpstore_product",
+		"lemonsqueezy_product", "gumroad_product", "keygen_product":
+		ids := d.RemainingArgs()
+		if len(ids) == 0 {
+			return d.ArgErr()
+		}
+		dst := map[string]*[]string{
+			"envato_item": &p.EnvatoItem, "apptrovo_slug": &p.ApptrovoSlug, "ddp_list_token": &p.DDPListToken,
+			"cpstore_product": &p.CPStoreProduct, "lemonsqueezy_product": &p.LemonSqueezyProduct,
+			"gumroad_product": &p.GumroadProduct, "keygen_product": &p.KeygenProduct,
+		}[opt]
+		*dst = append(*dst, ids...)
+	case "recheck", "leak_threshold", "release_idle":
 		return d.Errf("product %s: %s: not supported yet", name, opt)
 	default:
 		return d.Errf("product %s: unrecognized option %q", name, opt)
 	}
 	return nil
+}
+
+// parseMarketplace parses a marketplace source block:
+//
+//	source <name> {
+//		base_url <url>
+//		rate_limit <calls>/<period>
+//		timeout <duration>
+//		concurrency <n>
+//		token <token>      # envato (required), keygen (optional)
+//		account <account>  # keygen (required)
+//	}
+func parseMarketplace(d *caddyfile.Dispenser, name string) (any, error) {
+	var opts SourceOptions
+	var token, account string
+	for d.NextBlock(1) {
+		opt := d.Val()
+		var err error
+		switch {
+		case opt == "base_url":
+			err = singleArg(d, &opts.BaseURL)
+		case opt == "rate_limit":
+			err = singleArg(d, &opts.RateLimit)
+			if err == nil {
+				if _, perr := upstreams.ParseRate(opts.RateLimit); perr != nil {
+					err = d.Errf("source %s: rate_limit: %v", name, perr)
+				}
+			}
+		case opt == "timeout":
+			err = durationArg(d, &opts.Timeout)
+		case opt == "concurrency":
+			var s string
+			if err = singleArg(d, &s); err == nil {
+				n, aerr := strconv.Atoi(s)
+				if aerr != nil || n < 1 {
+					err = d.Errf("source %s: concurrency: %q is not a positive number", name, s)
+				}
+				opts.Concurrency = n
+			}
+		case opt == "token" && (name == "envato" || name == "keygen"):
+			err = singleArg(d, &token)
+		case opt == "account" && name == "keygen":
+			err = singleArg(d, &account)
+		default:
+			err = d.Errf("source %s: unrecognized option %q", name, opt)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	switch name {
+	case "envato":
+		return EnvatoSource{SourceOptions: opts, Token: token}, nil
+	case "apptrovo":
+		return AppTrovoSource{SourceOptions: opts}, nil
+	case "digitaldownloads":
+		return DigitalDownloadsSource{SourceOptions: opts}, nil
+	case "cpstore":
+		return CPStoreSource{SourceOptions: opts}, nil
+	case "lemonsqueezy":
+		return LemonSqueezySource{SourceOptions: opts}, nil
+	case "gumroad":
+		return GumroadSource{SourceOptions: opts}, nil
+	default:
+		return KeygenSource{SourceOptions: opts, Account: account, Token: token}, nil
+	}
 }
 
 // parseExchange parses:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/licensegate/licensegate/policy"
@@ -62,7 +63,7 @@ func (s *Service) Activate(ctx context.Context, req ActivateRequest) (*Activatio
 	if err != nil {
 		return nil, err
 	}
-	lic, err := s.findLicense(ctx, cands, req, domain)
+	lic, err := s.resolveLicense(ctx, cands, req, domain)
 	if err != nil {
 		return nil, err
 	}
@@ -154,6 +155,67 @@ type found struct {
 	cand    candidate
 	state   *store.LicenseState
 	verdict *upstreams.Verdict
+}
+
+// resolveLicense is findLicense shared by concurrent activations of one
+// key: one of them looks the key up (asking the source at most once) and
+// stores a newly verified licence before the others are answered, so a
+// request arriving just after finds it in the store instead of asking the
+// source again.
+func (s *Service) resolveLicense(ctx context.Context, cands []candidate, req ActivateRequest, domain string) (*found, error) {
+	v, err, _ := s.flights.Do(flightKey(cands, req.Product, domain), func() (any, error) {
+		fctx := context.WithoutCancel(ctx)
+		f, err := s.findLicense(fctx, cands, req, domain)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.recordVerified(fctx, f); err != nil {
+			return nil, err
+		}
+		return f, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*found), nil
+}
+
+// flightKey identifies an activation's licence question: the candidate
+// licences, the product asked for, and the domain when a source's answer
+// depends on it.
+func flightKey(cands []candidate, product, domain string) string {
+	var b strings.Builder
+	for _, c := range cands {
+		b.WriteString(c.licenseID)
+		b.WriteByte('|')
+		if d, ok := c.source.(upstreams.DomainAware); ok && d.UsesDomain() {
+			b.WriteString(domain)
+		}
+		b.WriteByte('|')
+	}
+	b.WriteString(product)
+	return b.String()
+}
+
+// recordVerified stores the licence a source just vindicated, without any
+// installation yet.
+func (s *Service) recordVerified(ctx context.Context, f *found) error {
+	if f.verdict == nil || f.verdict.Outcome != upstreams.Valid || f.state.License != nil {
+		return nil
+	}
+	now := s.now()
+	st, err := s.cfg.Store.UpdateLicense(ctx, f.cand.licenseID, func(st *store.LicenseState) (*store.LicenseState, error) {
+		if st.License != nil {
+			return nil, nil // another instance stored it first
+		}
+		st.License = s.mergeLicense(nil, f, f.verdict.Record.Product, now)
+		return st, nil
+	})
+	if err != nil {
+		return storeUnavailable(err)
+	}
+	f.state = st
+	return nil
 }
 
 // findLicense returns the stored licence for the key, or verifies it with

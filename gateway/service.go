@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/licensegate/licensegate/policy"
 	"github.com/licensegate/licensegate/secret"
@@ -49,6 +50,7 @@ type Service struct {
 	log      *zap.Logger
 	cache    *store.StateCache
 	verifier *tokens.Verifier // any product: for exchange endpoints
+	flights  singleflight.Group
 }
 
 // New checks cfg and returns a Service.

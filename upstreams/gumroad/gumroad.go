@@ -1,0 +1,458 @@
+// Package gumroad verifies Gumroad licence keys with the public verify
+// endpoint, which needs no author credentials:
+//
+//	POST {base}/v2/licenses/verify
+//	product_id=<Gumroad product id>&license_key=<key>&increment_uses_count=false
+//
+// increment_uses_count is always sent as false: Gumroad's default is true,
+// and a gateway that re-verifies keys on a schedule would otherwise burn
+// through the uses counter authors enforce limits with.
+//
+// A licence is looked up within one product, so the product id must be
+// sent (Gumroad answers HTTP 500 without it for products created since
+// January 2023): the Caddyfile ties our products to Gumroad product ids
+// (gumroad_product), and New refuses a source with none. Without a
+// product in the request every mapping is tried in order.
+//
+// Gumroad answers 404 {"success":false,"message":...} for a key it does
+// not know for the product, and with the same status for a disabled key
+// and for a purchase whose access has ended: all three are NotFound here.
+// A product id mistyped in the Caddyfile looks the same (every key unknown),
+// which the gateway's recheck treats with care (SPEC section 7).
+package gumroad
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/licensegate/licensegate/upstreams"
+)
+
+// Name is the source's name.
+const Name = "gumroad"
+
+// verifyPath is the licence verify endpoint, relative to the base URL.
+const verifyPath = "/v2/licenses/verify"
+
+// Key length bounds. Gumroad generates keys as four groups of eight
+// upper-case hex digits (35 characters), but a licence's serial may be set
+// otherwise (customers imported from elsewhere keep their keys), so any
+// printable ASCII of a plausible length is asked about.
+const (
+	minKeyLength = 4
+	maxKeyLength = 255
+)
+
+// Config configures the adapter. Zero values get documented defaults.
+type Config struct {
+	// BaseURL is the API's root, e.g. https://api.gumroad.com (Caddyfile
+	// base_url). Required.
+	BaseURL string
+	// HTTPClient sends the requests. Default: a client with no timeout of
+	// its own (the resilience wrapper sets deadlines through the context).
+	HTTPClient *http.Client
+	// MaxBody bounds a response body. Default upstreams.DefaultMaxBody.
+	MaxBody int64
+	// Now is the clock, for Retry-After dates and subscription ends.
+	// Default time.Now.
+	Now func() time.Time
+	// Products ties our product slugs to Gumroad product ids (Caddyfile
+	// gumroad_product, e.g. 32-nPAicqbLj8B_WswVlMw==, shown in the
+	// product's license key module). Required: at least one.
+	Products upstreams.ProductMap
+}
+
+// Source verifies Gumroad licence keys.
+type Source struct {
+	endpoint string // base URL + verifyPath
+	client   *http.Client
+	maxBody  int64
+	now      func() time.Time
+	products upstreams.ProductMap
+}
+
+// New checks cfg and builds the source.
+func New(cfg Config) (*Source, error) {
+	base, err := parseBaseURL(cfg.BaseURL)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.MaxBody < 0 {
+		return nil, errors.New("max_body must not be negative")
+	}
+	if err := checkProducts(cfg.Products); err != nil {
+		return nil, err
+	}
+	s := &Source{
+		endpoint: base + verifyPath,
+		client:   cfg.HTTPClient,
+		maxBody:  cfg.MaxBody,
+		now:      cfg.Now,
+		products: cfg.Products,
+	}
+	if s.client == nil {
+		s.client = &http.Client{}
+	}
+	if s.maxBody == 0 {
+		s.maxBody = upstreams.DefaultMaxBody
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	return s, nil
+}
+
+// parseBaseURL accepts an absolute http(s) URL and returns it without a
+// trailing slash, so a path prefix (a staging proxy) is kept.
+func parseBaseURL(raw string) (string, error) {
+	if strings.TrimSpace(raw) == "" {
+		return "", errors.New("base_url is required")
+	}
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil {
+		return "", fmt.Errorf("base_url: %w", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return "", fmt.Errorf("base_url: %q is not an http or https URL", raw)
+	}
+	if u.Host == "" {
+		return "", fmt.Errorf("base_url: %q has no host", raw)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return "", fmt.Errorf("base_url: %q must not hold a query, fragment or user info", raw)
+	}
+	return strings.TrimRight(u.String(), "/"), nil
+}
+
+// checkProducts requires a mapping (every verify call names a product) and
+// refuses ids that could not be one or that are given to two products.
+func checkProducts(m upstreams.ProductMap) error {
+	if len(m) == 0 {
+		return errors.New("gumroad_product is required: Gumroad verifies a key only within a product, and answers HTTP 500 without product_id")
+	}
+	seen := make(map[string]string)
+	for _, p := range m {
+		if p.Product == "" {
+			return fmt.Errorf("gumroad_product %q: the product slug is empty", p.VendorID)
+		}
+		if p.VendorID == "" || len(p.VendorID) > 100 || strings.ContainsFunc(p.VendorID, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
+			return fmt.Errorf("product %s: gumroad_product %q is not a Gumroad product id", p.Product, p.VendorID)
+		}
+		if other, dup := seen[p.VendorID]; dup && other != p.Product {
+			return fmt.Errorf("gumroad_product %s is given to both %s and %s", p.VendorID, other, p.Product)
+		}
+		seen[p.VendorID] = p.Product
+	}
+	return nil
+}
+
+// Name implements upstreams.Source.
+func (s *Source) Name() string { return Name }
+
+// CanonicalKey implements upstreams.Source. A key of Gumroad's generated
+// form (XXXXXXXX-XXXXXXXX-XXXXXXXX-XXXXXXXX, hex) is upper-cased, as
+// Gumroad issues it; any other printable ASCII key of 4 to 255 characters
+// is kept as typed, since sellers' imported keys have their own forms.
+func (s *Source) CanonicalKey(key string) (string, error) {
+	k, err := upstreams.CleanKey(key)
+	if err != nil {
+		return "", err
+	}
+	if len(k) < minKeyLength || len(k) > maxKeyLength {
+		return "", fmt.Errorf("%w: a Gumroad licence key has %d to %d characters", upstreams.ErrKeyFormat, minKeyLength, maxKeyLength)
+	}
+	if isGeneratedKey(k) {
+		return strings.ToUpper(k), nil
+	}
+	return k, nil
+}
+
+// isGeneratedKey reports the form Gumroad generates: four groups of eight
+// hex digits, in either case.
+func isGeneratedKey(k string) bool {
+	if len(k) != 35 {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if i%9 == 8 {
+			if c != '-' {
+				return false
+			}
+			continue
+		}
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// errNoMapping is an Unknown cause: the gateway asked about a product that
+// has no gumroad_product, an author configuration gap, not the buyer's
+// fault.
+var errNoMapping = errors.New("no gumroad_product is configured for the product")
+
+// Verify implements upstreams.Source. With several mappings to try, a
+// definitive answer for one ends the search; the key is NotFound only when
+// every product said so, and an Unknown from any of them (an outage) keeps
+// the whole verdict Unknown.
+func (s *Source) Verify(ctx context.Context, req upstreams.Request) (v upstreams.Verdict) {
+	defer func() {
+		if p := recover(); p != nil {
+			v = upstreams.UnknownVerdict(fmt.Errorf("%s: internal error: %v", Name, p))
+		}
+	}()
+	mappings := s.products.For(req.Product)
+	if len(mappings) == 0 {
+		return upstreams.UnknownVerdict(fmt.Errorf("%s: %w %q", Name, errNoMapping, req.Product))
+	}
+	key, err := s.CanonicalKey(req.Key)
+	if err != nil {
+		// the gateway canonicalises first; say so without asking or echoing
+		return upstreams.UnknownVerdict(fmt.Errorf("%s: %w", Name, err))
+	}
+	var unknown *upstreams.Verdict
+	for _, m := range mappings {
+		if err := ctx.Err(); err != nil {
+			return upstreams.UnknownVerdict(fmt.Errorf("%s: %w", Name, err))
+		}
+		v, notFound := s.verify(ctx, key, m)
+		switch {
+		case notFound:
+			continue
+		case v.Outcome != upstreams.Unknown:
+			return v
+		case v.RetryAfter > 0 || isRateLimit(v.Cause):
+			// asking the next product now would only spend the budget
+			return v
+		case unknown == nil:
+			unknown = &v
+		}
+	}
+	if unknown != nil {
+		return *unknown
+	}
+	return upstreams.InvalidVerdict(upstreams.NotFound)
+}
+
+func isRateLimit(err error) bool {
+	var rl *upstreams.RateLimitError
+	return errors.As(err, &rl)
+}
+
+// verify asks about the key within one product. notFound reports Gumroad's
+// 404, which the caller settles once every product has answered.
+func (s *Source) verify(ctx context.Context, key string, m upstreams.ProductMapping) (v upstreams.Verdict, notFound bool) {
+	form := url.Values{
+		"product_id":           {m.VendorID},
+		"license_key":          {key},
+		"increment_uses_count": {"false"},
+	}
+	hreq, err := http.NewRequest(http.MethodPost, s.endpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return upstreams.UnknownVerdict(fmt.Errorf("%s: building request: %w", Name, err)), false
+	}
+	hreq.Header.Set("Accept", "application/json")
+	hreq.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	hreq.Header.Set("User-Agent", upstreams.UserAgent)
+	resp, err := upstreams.Do(ctx, s.client, hreq, s.maxBody)
+	if err != nil {
+		// the key travels in the body, never in the URL an error quotes
+		return upstreams.Unavailable(Name, nil, err), false
+	}
+	return s.classify(resp, m)
+}
+
+// verification is the verify answer, e.g.
+//
+//	{"success":true,"uses":3,
+//	 "purchase":{"seller_id":"kL0psVL2admJSYRNs-OCMg==",
+//	   "product_id":"32-nPAicqbLj8B_WswVlMw==","product_name":"licenses demo product",
+//	   "email":"customer@example.com","full_name":"Maxwell Elliott",
+//	   "quantity":1,"variants":"","license_key":"85DB262A-C19D4B06-A5335A6B-8C079166",
+//	   "is_multiseat_license":false,"refunded":false,"disputed":false,
+//	   "dispute_won":false,"chargebacked":false,"created_at":"2021-01-05T19:38:56Z",
+//	   "subscription_ended_at":null,"subscription_cancelled_at":null,
+//	   "subscription_failed_at":null, ...}}
+//
+// full_name is absent when the buyer gave none; chargebacked and refunded
+// come from the purchase for one-off products, the subscription_* times
+// for memberships. A licence of a customer the seller imported has
+// imported_customer instead of purchase. The key is never read back.
+type verification struct {
+	Success          *bool             `json:"success"`
+	Message          string            `json:"message"`
+	Purchase         *purchase         `json:"purchase"`
+	ImportedCustomer *importedCustomer `json:"imported_customer"`
+}
+
+type purchase struct {
+	ProductID               string          `json:"product_id"`
+	Email                   string          `json:"email"`
+	FullName                string          `json:"full_name"`
+	Variants                json.RawMessage `json:"variants"`
+	Quantity                int             `json:"quantity"`
+	IsMultiseatLicense      bool            `json:"is_multiseat_license"`
+	Refunded                bool            `json:"refunded"`
+	Chargebacked            bool            `json:"chargebacked"`
+	Disputed                bool            `json:"disputed"`
+	DisputeWon              bool            `json:"dispute_won"`
+	SubscriptionEndedAt     *string         `json:"subscription_ended_at"`
+	SubscriptionCancelledAt *string         `json:"subscription_cancelled_at"`
+	SubscriptionFailedAt    *string         `json:"subscription_failed_at"`
+}
+
+type importedCustomer struct {
+	Email string `json:"email"`
+}
+
+// classify turns Gumroad's answer for one product into a verdict.
+func (s *Source) classify(resp *upstreams.Response, m upstreams.ProductMapping) (upstreams.Verdict, bool) {
+	switch resp.Status {
+	case http.StatusOK, http.StatusNotFound:
+	case http.StatusTooManyRequests:
+		return upstreams.RateLimited(Name, resp, s.now()), false
+	default:
+		// 500 (product_id refused), 400 (a parameter not a string), 401,
+		// 5xx: nothing about the key
+		return upstreams.Unavailable(Name, resp, nil), false
+	}
+	var a verification
+	if err := json.Unmarshal(resp.Body, &a); err != nil {
+		return upstreams.UnknownVerdict(fmt.Errorf("%s: HTTP %d: unreadable answer: %w", Name, resp.Status, err)), false
+	}
+	if a.Success == nil {
+		// not Gumroad's shape: a proxy page or a wrong base_url must not
+		// declare keys unknown
+		return upstreams.UnknownVerdict(fmt.Errorf("%s: HTTP %d without Gumroad's \"success\" field (check base_url)", Name, resp.Status)), false
+	}
+	if resp.Status == http.StatusNotFound {
+		if *a.Success {
+			return upstreams.UnknownVerdict(fmt.Errorf("%s: HTTP 404 claiming success", Name)), false
+		}
+		// "That license does not exist for the provided product.", "This
+		// license key has been disabled." or "Access to the purchase
+		// associated with this license has expired."
+		return upstreams.Verdict{}, true
+	}
+	if !*a.Success {
+		return upstreams.UnknownVerdict(fmt.Errorf("%s: HTTP 200 without success", Name)), false
+	}
+	return s.licence(a, m), false
+}
+
+// licence classifies a successful answer: a licence Gumroad knows for the
+// product asked about, in whatever state its purchase is.
+func (s *Source) licence(a verification, m upstreams.ProductMapping) upstreams.Verdict {
+	p := a.Purchase
+	if p == nil {
+		if a.ImportedCustomer != nil {
+			// a seller-imported licence: no purchase, so nothing to revoke
+			return upstreams.ValidVerdict(upstreams.Record{Product: m.Product, LicensedTo: strings.TrimSpace(a.ImportedCustomer.Email)})
+		}
+		return upstreams.UnknownVerdict(fmt.Errorf("%s: success without a purchase", Name))
+	}
+	if p.ProductID != "" && p.ProductID != m.VendorID {
+		// the licence was looked up within our product id: an answer
+		// about another product is one we cannot read
+		return upstreams.UnknownVerdict(fmt.Errorf("%s: answered for product %.60q, asked about %q", Name, p.ProductID, m.VendorID))
+	}
+	if p.Refunded {
+		return upstreams.InvalidVerdict(upstreams.Refunded)
+	}
+	if p.Chargebacked || p.Disputed && !p.DisputeWon {
+		// the buyer's bank took the payment back; a dispute the seller
+		// wins later clears disputed and the licence is valid again
+		return upstreams.InvalidVerdict(upstreams.Revoked)
+	}
+	sub, err := times(p)
+	if err != nil {
+		return upstreams.UnknownVerdict(fmt.Errorf("%s: %w", Name, err))
+	}
+	rec := upstreams.Record{
+		Product:    m.Product,
+		Type:       variantType(p.Variants),
+		LicensedTo: firstOf(p.FullName, p.Email),
+	}
+	now := s.now()
+	switch {
+	case sub.ended != nil || sub.failed != nil:
+		// Gumroad's own rule: a membership with ended_at or failed_at set
+		// is no longer alive (failed_at comes after the retry period)
+		return upstreams.InvalidVerdict(upstreams.Expired)
+	case sub.cancelled != nil && !sub.cancelled.After(now):
+		return upstreams.InvalidVerdict(upstreams.Expired)
+	case sub.cancelled != nil:
+		// cancelled at the end of the paid period: alive until then
+		rec.ExpiresAt = sub.cancelled
+	}
+	if p.IsMultiseatLicense && p.Quantity > 0 {
+		// a multi-seat membership: quantity is the number of seats
+		rec.ActivationsLimit = p.Quantity
+	}
+	return upstreams.ValidVerdict(rec)
+}
+
+type subscriptionTimes struct {
+	ended, cancelled, failed *time.Time
+}
+
+func times(p *purchase) (subscriptionTimes, error) {
+	var st subscriptionTimes
+	for _, f := range []struct {
+		name string
+		raw  *string
+		dst  **time.Time
+	}{
+		{"subscription_ended_at", p.SubscriptionEndedAt, &st.ended},
+		{"subscription_cancelled_at", p.SubscriptionCancelledAt, &st.cancelled},
+		{"subscription_failed_at", p.SubscriptionFailedAt, &st.failed},
+	} {
+		if f.raw == nil {
+			continue
+		}
+		t, err := upstreams.ParseTime(*f.raw)
+		if err != nil {
+			return st, fmt.Errorf("%s: %w", f.name, err)
+		}
+		*f.dst = t
+	}
+	return st, nil
+}
+
+// variantType is the licence type: the purchase's variant string
+// (documented as a string such as "" or "(Pro)") lower-cased, without its
+// parentheses, dashes for spaces and a trailing "license" dropped. A
+// variant given in another shape is left out rather than guessed at.
+func variantType(raw json.RawMessage) string {
+	var v string
+	if len(raw) == 0 || json.Unmarshal(raw, &v) != nil {
+		return ""
+	}
+	v = strings.TrimSpace(v)
+	v = strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(v, "("), ")"))
+	words := strings.Fields(strings.ToLower(v))
+	if n := len(words); n > 1 && (words[n-1] == "license" || words[n-1] == "licence") {
+		words = words[:n-1]
+	}
+	return strings.Join(words, "-")
+}
+
+func firstOf(vals ...string) string {
+	for _, v := range vals {
+		if v = strings.TrimSpace(v); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// Interface guards
+var _ upstreams.Source = (*Source)(nil)

@@ -1,0 +1,470 @@
+// Package keygen verifies Keygen licence keys with the validate-key action:
+//
+//	POST {base}/v1/accounts/{account}/licenses/actions/validate-key
+//	Content-Type: application/vnd.api+json
+//	Accept: application/vnd.api+json
+//	{"meta":{"key":"<key>","scope":{"product":"<Keygen product id>"}}}
+//
+// validate-key needs no token unless the account is protected; a product
+// or admin token may be configured and is sent as a Bearer token.
+//
+// Keygen answers HTTP 200 for every validation, valid or not: meta.valid,
+// meta.code (VALID, NOT_FOUND, SUSPENDED, EXPIRED, ...) and, when the key
+// exists, the licence in data (expiry, name, maxMachines, and its product
+// in relationships). The Caddyfile ties our products to Keygen product ids
+// (keygen_product). Any other status says nothing about the key: a 404 is
+// an unknown account, and a 401 or 403 the configured token.
+//
+// Keygen checks a licence in a fixed order: suspension and bans, expiry
+// under the REVOKE_ACCESS strategy, check-in, the scopes sent (product
+// first), then the machine requirements of strict policies, and expiry
+// under the other strategies last. This gateway keeps its own activations
+// and never registers Keygen machines, so codes about machines (NO_MACHINE,
+// NO_MACHINES, TOO_MANY_MACHINES, FINGERPRINT_SCOPE_*, ...) describe a
+// licence that passed every check about the purchase and is valid here,
+// unless its expiry has passed: Keygen stopped before looking at that.
+package keygen
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/licensegate/licensegate/upstreams"
+)
+
+// Name is the source's name.
+const Name = "keygen"
+
+// minKeyLength is Keygen's own minimum for a licence key without a
+// cryptographic scheme; signed keys are longer.
+const minKeyLength = 6
+
+// mediaType is JSON:API's, which Keygen speaks.
+const mediaType = "application/vnd.api+json"
+
+// Config configures the adapter. Zero values get documented defaults.
+type Config struct {
+	// BaseURL is the API's root, e.g. https://api.keygen.sh, or a
+	// self-hosted Keygen's (Caddyfile base_url). Required.
+	BaseURL string
+	// HTTPClient sends the requests. Default: a client with no timeout of
+	// its own (the resilience wrapper sets deadlines through the context).
+	HTTPClient *http.Client
+	// MaxBody bounds a response body. Default upstreams.DefaultMaxBody.
+	MaxBody int64
+	// Now is the clock, for Retry-After dates and expiries. Default
+	// time.Now.
+	Now func() time.Time
+	// Products ties our product slugs to Keygen product ids (Caddyfile
+	// keygen_product, the product's UUID).
+	Products upstreams.ProductMap
+	// Account is the Keygen account's id or slug (Caddyfile account).
+	// Required.
+	Account string
+	// Token is an optional product or admin token, sent as a Bearer token
+	// (Caddyfile token). Needed only for protected accounts. A product
+	// token is refused (403) for keys of the account's other products.
+	Token string
+}
+
+// Source verifies Keygen licence keys.
+type Source struct {
+	endpoint string // base URL + the account's validate-key path
+	client   *http.Client
+	maxBody  int64
+	now      func() time.Time
+	products upstreams.ProductMap
+	auth     string // "Bearer <token>", or empty
+}
+
+// New checks cfg and builds the source.
+func New(cfg Config) (*Source, error) {
+	base, err := parseBaseURL(cfg.BaseURL)
+	if err != nil {
+		return nil, err
+	}
+	account := strings.TrimSpace(cfg.Account)
+	if account == "" {
+		return nil, errors.New("account is required: the Keygen account id or slug")
+	}
+	if !isAccount(account) {
+		return nil, fmt.Errorf("account: %q is not a Keygen account id or slug (letters, digits and dashes)", account)
+	}
+	token := strings.TrimSpace(cfg.Token)
+	if strings.ContainsFunc(token, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
+		// a header cannot carry it; the token itself is never echoed
+		return nil, errors.New("token contains spaces, control or non-ASCII characters")
+	}
+	if cfg.MaxBody < 0 {
+		return nil, errors.New("max_body must not be negative")
+	}
+	if err := checkProducts(cfg.Products); err != nil {
+		return nil, err
+	}
+	s := &Source{
+		endpoint: base + "/v1/accounts/" + url.PathEscape(account) + "/licenses/actions/validate-key",
+		client:   cfg.HTTPClient,
+		maxBody:  cfg.MaxBody,
+		now:      cfg.Now,
+		products: cfg.Products,
+	}
+	if token != "" {
+		s.auth = "Bearer " + token
+	}
+	if s.client == nil {
+		s.client = &http.Client{}
+	}
+	if s.maxBody == 0 {
+		s.maxBody = upstreams.DefaultMaxBody
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	return s, nil
+}
+
+// parseBaseURL accepts an absolute http(s) URL and returns it without a
+// trailing slash, so a path prefix (a staging proxy) is kept.
+func parseBaseURL(raw string) (string, error) {
+	if strings.TrimSpace(raw) == "" {
+		return "", errors.New("base_url is required")
+	}
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil {
+		return "", fmt.Errorf("base_url: %w", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return "", fmt.Errorf("base_url: %q is not an http or https URL", raw)
+	}
+	if u.Host == "" {
+		return "", fmt.Errorf("base_url: %q has no host", raw)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return "", fmt.Errorf("base_url: %q must not hold a query, fragment or user info", raw)
+	}
+	return strings.TrimRight(u.String(), "/"), nil
+}
+
+// isAccount accepts a UUID or a slug: letters, digits, dashes and
+// underscores, nothing that could change the request path.
+func isAccount(s string) bool {
+	if len(s) > 100 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// checkProducts refuses ids that could not be one or that are given to
+// two products, which would make the licence's product ambiguous.
+func checkProducts(m upstreams.ProductMap) error {
+	seen := make(map[string]string)
+	for _, p := range m {
+		if p.Product == "" {
+			return fmt.Errorf("keygen_product %q: the product slug is empty", p.VendorID)
+		}
+		if p.VendorID == "" || len(p.VendorID) > 100 || strings.ContainsFunc(p.VendorID, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
+			return fmt.Errorf("product %s: keygen_product %q is not a Keygen product id", p.Product, p.VendorID)
+		}
+		if other, dup := seen[p.VendorID]; dup && other != p.Product {
+			return fmt.Errorf("keygen_product %s is given to both %s and %s", p.VendorID, other, p.Product)
+		}
+		seen[p.VendorID] = p.Product
+	}
+	return nil
+}
+
+// Name implements upstreams.Source.
+func (s *Source) Name() string { return Name }
+
+// CanonicalKey implements upstreams.Source. Keygen keys are whatever the
+// author's policy makes them (C1B6DE-39A6E3-DE1529-8559A0-4AF593-V3, a
+// UUID, a signed key/...), and Keygen compares them case-sensitively: any
+// printable ASCII key of at least 6 characters is kept as typed.
+func (s *Source) CanonicalKey(key string) (string, error) {
+	k, err := upstreams.CleanKey(key)
+	if err != nil {
+		return "", err
+	}
+	if len(k) < minKeyLength {
+		return "", fmt.Errorf("%w: a Keygen licence key has at least %d characters", upstreams.ErrKeyFormat, minKeyLength)
+	}
+	return k, nil
+}
+
+// errNoMapping is an Unknown cause: the gateway asked about a product that
+// has no keygen_product, an author configuration gap, not the buyer's
+// fault.
+var errNoMapping = errors.New("no keygen_product is configured for the product")
+
+// Verify implements upstreams.Source. The product scope is sent when the
+// request's product has one Keygen product; otherwise the licence's own
+// product is read from the answer (and sent on a second call if the
+// policy requires the scope).
+func (s *Source) Verify(ctx context.Context, req upstreams.Request) (v upstreams.Verdict) {
+	defer func() {
+		if p := recover(); p != nil {
+			v = upstreams.UnknownVerdict(fmt.Errorf("%s: internal error: %v", Name, p))
+		}
+	}()
+	mappings := s.products.For(req.Product)
+	if req.Product != "" && len(mappings) == 0 {
+		return upstreams.UnknownVerdict(fmt.Errorf("%s: %w %q", Name, errNoMapping, req.Product))
+	}
+	key, err := s.CanonicalKey(req.Key)
+	if err != nil {
+		// the gateway canonicalises first; say so without asking or echoing
+		return upstreams.UnknownVerdict(fmt.Errorf("%s: %w", Name, err))
+	}
+	scope := ""
+	if len(mappings) == 1 {
+		scope = mappings[0].VendorID
+	}
+	v, retry := s.validate(ctx, key, scope, mappings)
+	if retry != "" {
+		if v, retry = s.validate(ctx, key, retry, mappings); retry != "" {
+			return upstreams.UnknownVerdict(fmt.Errorf("%s: product scope required again with the scope sent", Name))
+		}
+	}
+	return v
+}
+
+// request is the validate-key body.
+type request struct {
+	Meta requestMeta `json:"meta"`
+}
+
+type requestMeta struct {
+	Key   string        `json:"key"`
+	Scope *requestScope `json:"scope,omitempty"`
+}
+
+type requestScope struct {
+	Product string `json:"product"`
+}
+
+// validate asks once. retry is the product id to send as the scope when
+// Keygen answered PRODUCT_SCOPE_REQUIRED for a licence of one of ours.
+func (s *Source) validate(ctx context.Context, key, scope string, mappings upstreams.ProductMap) (v upstreams.Verdict, retry string) {
+	body := request{Meta: requestMeta{Key: key}}
+	if scope != "" {
+		body.Meta.Scope = &requestScope{Product: scope}
+	}
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return upstreams.UnknownVerdict(fmt.Errorf("%s: encoding request: %w", Name, err)), ""
+	}
+	hreq, err := http.NewRequest(http.MethodPost, s.endpoint, bytes.NewReader(buf))
+	if err != nil {
+		return upstreams.UnknownVerdict(fmt.Errorf("%s: building request: %w", Name, err)), ""
+	}
+	hreq.Header.Set("Content-Type", mediaType)
+	hreq.Header.Set("Accept", mediaType)
+	hreq.Header.Set("User-Agent", upstreams.UserAgent)
+	if s.auth != "" {
+		hreq.Header.Set("Authorization", s.auth)
+	}
+	resp, err := upstreams.Do(ctx, s.client, hreq, s.maxBody)
+	if err != nil {
+		// the key travels in the body, never in the URL an error quotes
+		return upstreams.Unavailable(Name, nil, err), ""
+	}
+	return s.classify(resp, scope, mappings)
+}
+
+// validation is the validate-key answer, e.g.
+//
+//	{"meta":{"ts":"2024-01-01T00:00:00.000Z","valid":true,"detail":"is valid",
+//	   "code":"VALID","scope":{"product":"4c6b..."}},
+//	 "data":{"id":"b18e...","type":"licenses",
+//	   "attributes":{"name":"Pro licence","key":"C1B6DE-...","expiry":"2025-01-01T00:00:00.000Z",
+//	     "status":"ACTIVE","maxMachines":3, ...},
+//	   "relationships":{"product":{"data":{"type":"products","id":"4c6b..."}},
+//	     "policy":{"data":{"type":"policies","id":"8b2e..."}}, ...}}}
+//
+// An unknown key is {"meta":{"valid":false,"detail":"does not exist",
+// "code":"NOT_FOUND"},"data":null}. attributes.status is for display only
+// (Keygen: "not a replacement for license validation") and is not read.
+type validation struct {
+	Meta *struct {
+		Valid *bool  `json:"valid"`
+		Code  string `json:"code"`
+	} `json:"meta"`
+	Data *licence `json:"data"`
+}
+
+type licence struct {
+	Attributes struct {
+		Name        string  `json:"name"`
+		Expiry      *string `json:"expiry"`      // null: never
+		MaxMachines *int    `json:"maxMachines"` // null: unlimited
+	} `json:"attributes"`
+	Relationships struct {
+		Product struct {
+			Data *struct {
+				ID string `json:"id"`
+			} `json:"data"`
+		} `json:"product"`
+	} `json:"relationships"`
+}
+
+// Validation codes (keygen.sh/docs/api/licenses, validate-key).
+const (
+	codeValid                = "VALID"
+	codeNotFound             = "NOT_FOUND"
+	codeSuspended            = "SUSPENDED"
+	codeBanned               = "BANNED"
+	codeExpired              = "EXPIRED"
+	codeProductScopeMismatch = "PRODUCT_SCOPE_MISMATCH"
+	codeProductScopeRequired = "PRODUCT_SCOPE_REQUIRED"
+)
+
+// machineCodes are the answers about machines, cores and processes the
+// licence has registered with Keygen, which this gateway does not use: it
+// accounts activations itself. Keygen gives them only after the licence
+// passed the suspension, ban, check-in and scope checks.
+var machineCodes = map[string]bool{
+	"NO_MACHINE":                 true,
+	"NO_MACHINES":                true,
+	"TOO_MANY_MACHINES":          true,
+	"TOO_MANY_CORES":             true,
+	"TOO_MANY_PROCESSES":         true,
+	"MACHINE_SCOPE_REQUIRED":     true,
+	"FINGERPRINT_SCOPE_REQUIRED": true,
+	"FINGERPRINT_SCOPE_MISMATCH": true,
+	"FINGERPRINT_SCOPE_EMPTY":    true,
+}
+
+// classify turns Keygen's answer into a verdict.
+func (s *Source) classify(resp *upstreams.Response, scope string, mappings upstreams.ProductMap) (upstreams.Verdict, string) {
+	switch resp.Status {
+	case http.StatusOK:
+	case http.StatusUnauthorized, http.StatusForbidden:
+		// an invalid or revoked token, a protected account without one,
+		// or a product token asked about another product's key
+		return upstreams.UnknownVerdict(&upstreams.AuthorCredentialError{Source: Name, Status: resp.Status}), ""
+	case http.StatusTooManyRequests:
+		return upstreams.RateLimited(Name, resp, s.now()), ""
+	default:
+		// 404 (no such account: check account), 402 (the author's Keygen
+		// subscription), 400/422 (our request), 5xx: nothing about the key
+		return upstreams.Unavailable(Name, resp, nil), ""
+	}
+	var a validation
+	if err := json.Unmarshal(resp.Body, &a); err != nil {
+		return upstreams.UnknownVerdict(fmt.Errorf("%s: unreadable answer: %w", Name, err)), ""
+	}
+	if a.Meta == nil || a.Meta.Valid == nil || a.Meta.Code == "" {
+		return upstreams.UnknownVerdict(fmt.Errorf("%s: an answer without meta.valid and meta.code (check base_url)", Name)), ""
+	}
+	valid, code := *a.Meta.Valid, a.Meta.Code
+	if code == codeNotFound {
+		if valid {
+			return upstreams.UnknownVerdict(fmt.Errorf("%s: NOT_FOUND claiming a valid key", Name)), ""
+		}
+		return upstreams.InvalidVerdict(upstreams.NotFound), ""
+	}
+	// the key exists: the licence should say which product it is for
+	productID := ""
+	if a.Data != nil && a.Data.Relationships.Product.Data != nil {
+		productID = a.Data.Relationships.Product.Data.ID
+	}
+	product, ok := mappings.Product(productID)
+	if !valid && code == codeProductScopeMismatch {
+		// the licence is not for the product sent as the scope, the only
+		// one the request can be for; unless the licence says it is
+		if scope == "" || ok {
+			return upstreams.UnknownVerdict(fmt.Errorf("%s: %s contradicting the scope sent", Name, code)), ""
+		}
+		return upstreams.InvalidVerdict(upstreams.WrongProduct), ""
+	}
+	if productID == "" {
+		return upstreams.UnknownVerdict(fmt.Errorf("%s: %s answer without the licence's product", Name, codeFor(code))), ""
+	}
+	if !ok {
+		// Keygen said which product the licence is for, and it is not
+		// ours (or not the one asked about)
+		return upstreams.InvalidVerdict(upstreams.WrongProduct), ""
+	}
+	if !valid && code == codeProductScopeRequired {
+		if scope != "" {
+			return upstreams.UnknownVerdict(fmt.Errorf("%s: product scope required with one sent", Name)), ""
+		}
+		return upstreams.Verdict{}, productID
+	}
+	return s.verdict(valid, code, product, a.Data)
+}
+
+// verdict classifies the answer about a licence of one of our products.
+func (s *Source) verdict(valid bool, code, product string, lic *licence) (upstreams.Verdict, string) {
+	rec := upstreams.Record{Product: product, LicensedTo: strings.TrimSpace(lic.Attributes.Name)}
+	if m := lic.Attributes.MaxMachines; m != nil {
+		if *m < 0 {
+			return upstreams.UnknownVerdict(fmt.Errorf("%s: negative maxMachines", Name)), ""
+		}
+		// the vendor's activation limit; 0 or none: the product's applies
+		rec.ActivationsLimit = *m
+	}
+	var expiry *time.Time
+	if lic.Attributes.Expiry != nil {
+		t, err := upstreams.ParseTime(*lic.Attributes.Expiry)
+		if err != nil {
+			return upstreams.UnknownVerdict(fmt.Errorf("%s: expiry: %w", Name, err)), ""
+		}
+		expiry = t
+	}
+	expired := expiry != nil && !expiry.After(s.now())
+	switch {
+	case valid && code == codeValid:
+		rec.ExpiresAt = expiry
+		return upstreams.ValidVerdict(rec), ""
+	case valid && code == codeExpired:
+		// the policy keeps expired licences valid (ALLOW_ACCESS or
+		// MAINTAIN_ACCESS): the expiry only ends updates, like support
+		rec.SupportUntil = expiry
+		return upstreams.ValidVerdict(rec), ""
+	case valid:
+		// valid with a finding, e.g. an allowed overage of machines;
+		// Keygen stopped before checking a late expiry
+		if expired {
+			return upstreams.UnknownVerdict(fmt.Errorf("%s: valid with code %s past the licence's expiry", Name, codeFor(code))), ""
+		}
+		rec.ExpiresAt = expiry
+		return upstreams.ValidVerdict(rec), ""
+	}
+	switch {
+	case code == codeSuspended || code == codeBanned:
+		return upstreams.InvalidVerdict(upstreams.Suspended), ""
+	case code == codeExpired:
+		return upstreams.InvalidVerdict(upstreams.Expired), ""
+	case machineCodes[code]:
+		if expired {
+			// whether an expired licence stays valid is the policy's
+			// expiration strategy, which Keygen did not get to
+			return upstreams.UnknownVerdict(fmt.Errorf("%s: %s for a licence past its expiry", Name, codeFor(code))), ""
+		}
+		rec.ExpiresAt = expiry
+		return upstreams.ValidVerdict(rec), ""
+	default:
+		// OVERDUE (check-in), scopes this gateway cannot send, heartbeats,
+		// codes added later: not a statement about the purchase
+		return upstreams.UnknownVerdict(fmt.Errorf("%s: unrecognised validation code %s", Name, codeFor(code))), ""
+	}
+}
+
+// codeFor quotes a code for an error, bounded.
+func codeFor(code string) string { return fmt.Sprintf("%.40q", code) }
+
+// Interface guards
+var _ upstreams.Source = (*Source)(nil)

@@ -1,0 +1,379 @@
+// Package lemonsqueezy verifies Lemon Squeezy licence keys with the public
+// License API, which needs no author credentials:
+//
+//	POST {base}/v1/licenses/validate
+//	Accept: application/json
+//	Content-Type: application/x-www-form-urlencoded
+//	license_key=<key>
+//
+// The answer says whether the key is valid, the key's status (inactive,
+// active, expired, disabled), its activation limit and expiry, and in meta
+// the product it was bought for; the Caddyfile ties our products to
+// Lemon Squeezy product ids (lemonsqueezy_product). The License API is
+// rate limited to 60 requests a minute.
+//
+// "inactive" means only that the key has no Lemon Squeezy instances yet
+// ("The license key is valid but has no activations", docs.lemonsqueezy.com
+// /api/license-api): this gateway keeps its own activations and never
+// creates instances, so an inactive key is a good purchase.
+package lemonsqueezy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/licensegate/licensegate/upstreams"
+)
+
+// Name is the source's name.
+const Name = "lemonsqueezy"
+
+// validatePath is the License API's validate endpoint, relative to the base
+// URL.
+const validatePath = "/v1/licenses/validate"
+
+// Config configures the adapter. Zero values get documented defaults.
+type Config struct {
+	// BaseURL is the API's root, e.g. https://api.lemonsqueezy.com
+	// (Caddyfile base_url). Required.
+	BaseURL string
+	// HTTPClient sends the requests. Default: a client with no timeout of
+	// its own (the resilience wrapper sets deadlines through the context).
+	HTTPClient *http.Client
+	// MaxBody bounds a response body. Default upstreams.DefaultMaxBody.
+	MaxBody int64
+	// Now is the clock, for Retry-After dates. Default time.Now.
+	Now func() time.Time
+	// Products ties our product slugs to Lemon Squeezy product ids
+	// (Caddyfile lemonsqueezy_product, e.g. 12345: the number in the
+	// product's dashboard URL, meta.product_id in API answers).
+	Products upstreams.ProductMap
+}
+
+// Source verifies Lemon Squeezy licence keys.
+type Source struct {
+	endpoint string // base URL + validatePath
+	client   *http.Client
+	maxBody  int64
+	now      func() time.Time
+	products upstreams.ProductMap
+}
+
+// New checks cfg and builds the source.
+func New(cfg Config) (*Source, error) {
+	base, err := parseBaseURL(cfg.BaseURL)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.MaxBody < 0 {
+		return nil, errors.New("max_body must not be negative")
+	}
+	if err := checkProducts(cfg.Products); err != nil {
+		return nil, err
+	}
+	s := &Source{
+		endpoint: base + validatePath,
+		client:   cfg.HTTPClient,
+		maxBody:  cfg.MaxBody,
+		now:      cfg.Now,
+		products: cfg.Products,
+	}
+	if s.client == nil {
+		s.client = &http.Client{}
+	}
+	if s.maxBody == 0 {
+		s.maxBody = upstreams.DefaultMaxBody
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	return s, nil
+}
+
+// parseBaseURL accepts an absolute http(s) URL and returns it without a
+// trailing slash, so a path prefix (a staging proxy) is kept.
+func parseBaseURL(raw string) (string, error) {
+	if strings.TrimSpace(raw) == "" {
+		return "", errors.New("base_url is required")
+	}
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil {
+		return "", fmt.Errorf("base_url: %w", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return "", fmt.Errorf("base_url: %q is not an http or https URL", raw)
+	}
+	if u.Host == "" {
+		return "", fmt.Errorf("base_url: %q has no host", raw)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return "", fmt.Errorf("base_url: %q must not hold a query, fragment or user info", raw)
+	}
+	return strings.TrimRight(u.String(), "/"), nil
+}
+
+// checkProducts refuses mappings that could never match (Lemon Squeezy
+// product ids are numbers) and ids given to two products, which would make
+// the answer's product ambiguous.
+func checkProducts(m upstreams.ProductMap) error {
+	seen := make(map[string]string)
+	for _, p := range m {
+		if p.Product == "" {
+			return fmt.Errorf("lemonsqueezy_product %q: the product slug is empty", p.VendorID)
+		}
+		if !isProductID(p.VendorID) {
+			return fmt.Errorf("product %s: lemonsqueezy_product %q is not a Lemon Squeezy product id (a number)", p.Product, p.VendorID)
+		}
+		if other, dup := seen[p.VendorID]; dup && other != p.Product {
+			return fmt.Errorf("lemonsqueezy_product %s is given to both %s and %s", p.VendorID, other, p.Product)
+		}
+		seen[p.VendorID] = p.Product
+	}
+	return nil
+}
+
+func isProductID(s string) bool {
+	if s == "" || len(s) > 19 || s[0] == '0' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// Name implements upstreams.Source.
+func (s *Source) Name() string { return Name }
+
+// CanonicalKey implements upstreams.Source: Lemon Squeezy keys are UUIDs,
+// compared lower-cased as the API shows them.
+func (s *Source) CanonicalKey(key string) (string, error) { return upstreams.UUIDKey(key) }
+
+// errNoMapping is an Unknown cause: the gateway asked about a product that
+// has no lemonsqueezy_product, an author configuration gap, not the buyer's
+// fault.
+var errNoMapping = errors.New("no lemonsqueezy_product is configured for the product")
+
+// Verify implements upstreams.Source.
+func (s *Source) Verify(ctx context.Context, req upstreams.Request) (v upstreams.Verdict) {
+	defer func() {
+		if p := recover(); p != nil {
+			v = upstreams.UnknownVerdict(fmt.Errorf("%s: internal error: %v", Name, p))
+		}
+	}()
+	mappings := s.products.For(req.Product)
+	if req.Product != "" && len(mappings) == 0 {
+		return upstreams.UnknownVerdict(fmt.Errorf("%s: %w %q", Name, errNoMapping, req.Product))
+	}
+	key, err := upstreams.UUIDKey(req.Key)
+	if err != nil {
+		// the gateway canonicalises first; say so without asking or echoing
+		return upstreams.UnknownVerdict(fmt.Errorf("%s: %w", Name, err))
+	}
+	form := url.Values{"license_key": {key}}
+	hreq, err := http.NewRequest(http.MethodPost, s.endpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return upstreams.UnknownVerdict(fmt.Errorf("%s: building request: %w", Name, err))
+	}
+	hreq.Header.Set("Accept", "application/json")
+	hreq.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	hreq.Header.Set("User-Agent", upstreams.UserAgent)
+	resp, err := upstreams.Do(ctx, s.client, hreq, s.maxBody)
+	if err != nil {
+		// the key travels in the body, never in the URL an error quotes
+		return upstreams.Unavailable(Name, nil, err)
+	}
+	return s.classify(resp, mappings)
+}
+
+// validation is the validate response, e.g.
+//
+//	{"valid":true,"error":null,
+//	 "license_key":{"id":1,"status":"active","key":"38b1460a-...",
+//	   "activation_limit":1,"activation_usage":5,
+//	   "created_at":"2021-01-24T14:15:07.000000Z",
+//	   "expires_at":"2022-01-24T14:15:07.000000Z","test_mode":false},
+//	 "instance":null,
+//	 "meta":{"store_id":1,"order_id":2,"order_item_id":3,"product_id":4,
+//	   "product_name":"Example Product","variant_id":5,
+//	   "variant_name":"Example Variant","customer_id":6,
+//	   "customer_name":"Luke Skywalker","customer_email":"luke@skywalker.dev"}}
+//
+// An unknown key is HTTP 404 {"valid":false,"error":"license_key not found."}.
+// The key's own value is never read back.
+type validation struct {
+	Valid      *bool       `json:"valid"`
+	Error      *string     `json:"error"`
+	LicenseKey *licenseKey `json:"license_key"`
+	Meta       *meta       `json:"meta"`
+}
+
+type licenseKey struct {
+	Status          string  `json:"status"`
+	ActivationLimit *int    `json:"activation_limit"` // null: unlimited
+	ExpiresAt       *string `json:"expires_at"`       // null: never
+}
+
+type meta struct {
+	ProductID     json.Number `json:"product_id"` // a number; a numeric string is read too
+	VariantName   string      `json:"variant_name"`
+	CustomerName  string      `json:"customer_name"`
+	CustomerEmail string      `json:"customer_email"`
+}
+
+// classify turns the License API's answer into a verdict.
+func (s *Source) classify(resp *upstreams.Response, mappings upstreams.ProductMap) upstreams.Verdict {
+	switch {
+	case resp.Status == http.StatusTooManyRequests:
+		return upstreams.RateLimited(Name, resp, s.now())
+	case resp.Status == http.StatusOK, resp.Status == http.StatusBadRequest, resp.Status == http.StatusNotFound:
+		// 400 is documented as "see the error field": it is read like a
+		// 200, and only a key status the body states can make it Invalid
+	default:
+		// 422 (a field missing: our request), 401/403 (no credentials are
+		// sent, so a proxy's), 5xx: nothing about the key
+		return upstreams.Unavailable(Name, resp, nil)
+	}
+	var a validation
+	if err := json.Unmarshal(resp.Body, &a); err != nil {
+		return upstreams.UnknownVerdict(fmt.Errorf("%s: HTTP %d: unreadable answer: %w", Name, resp.Status, err))
+	}
+	if resp.Status == http.StatusNotFound {
+		return notFound(a)
+	}
+	if a.Valid == nil {
+		// not the License API's shape: a proxy page or a wrong base_url
+		return upstreams.UnknownVerdict(fmt.Errorf("%s: HTTP %d without the License API's \"valid\" field (check base_url)", Name, resp.Status))
+	}
+	return s.licence(a, resp.Status, mappings)
+}
+
+// notFound accepts a 404 only in the License API's own shape ("valid":
+// false, or the documented "error" explanation): a 404 page from a proxy
+// or a wrong base_url would otherwise declare every key unknown.
+func notFound(a validation) upstreams.Verdict {
+	switch {
+	case a.Valid != nil && *a.Valid:
+		return upstreams.UnknownVerdict(fmt.Errorf("%s: HTTP 404 claiming a valid key", Name))
+	case a.Valid != nil, a.Error != nil && *a.Error != "":
+		return upstreams.InvalidVerdict(upstreams.NotFound)
+	default:
+		return upstreams.UnknownVerdict(fmt.Errorf("%s: HTTP 404 without the License API's error body (check base_url)", Name))
+	}
+}
+
+// licence classifies an answer that describes a key.
+func (s *Source) licence(a validation, status int, mappings upstreams.ProductMap) upstreams.Verdict {
+	if a.LicenseKey == nil {
+		return upstreams.UnknownVerdict(fmt.Errorf("%s: HTTP %d describes no license_key", Name, status))
+	}
+	product, named, verdict := productOf(a.Meta, mappings)
+	if verdict != nil {
+		return *verdict
+	}
+	valid := *a.Valid
+	switch st := a.LicenseKey.Status; st {
+	case "active", "inactive":
+		if !valid {
+			// refused with a status that is no refusal: unexplained
+			return upstreams.UnknownVerdict(fmt.Errorf("%s: HTTP %d: key %s but not valid", Name, status, st))
+		}
+		if !named {
+			return upstreams.UnknownVerdict(fmt.Errorf("%s: a valid key whose answer names no product", Name))
+		}
+		return s.record(a, product)
+	case "expired", "disabled":
+		if valid {
+			return upstreams.UnknownVerdict(fmt.Errorf("%s: key %s but valid", Name, st))
+		}
+		if st == "expired" {
+			return upstreams.InvalidVerdict(upstreams.Expired)
+		}
+		return upstreams.InvalidVerdict(upstreams.Disabled)
+	default:
+		return upstreams.UnknownVerdict(fmt.Errorf("%s: unrecognised key status %.40q", Name, st))
+	}
+}
+
+// productOf maps meta.product_id to our slug. named is false when the
+// answer names no product. A named product that is not ours is a definitive
+// WrongProduct (Lemon Squeezy said what the key buys, whatever else it
+// says); a product id that is not a number is an answer we cannot read.
+func productOf(m *meta, mappings upstreams.ProductMap) (product string, named bool, v *upstreams.Verdict) {
+	if m == nil || m.ProductID == "" {
+		return "", false, nil
+	}
+	id := m.ProductID.String()
+	if !isProductID(id) {
+		u := upstreams.UnknownVerdict(fmt.Errorf("%s: meta.product_id %.40q is not a product id", Name, id))
+		return "", true, &u
+	}
+	product, ok := mappings.Product(id)
+	if !ok {
+		w := upstreams.InvalidVerdict(upstreams.WrongProduct)
+		return "", true, &w
+	}
+	return product, true, nil
+}
+
+// record maps a valid key to the gateway's licence record.
+func (s *Source) record(a validation, product string) upstreams.Verdict {
+	lk, m := a.LicenseKey, a.Meta
+	rec := upstreams.Record{
+		Product:    product,
+		Type:       variantType(m.VariantName),
+		LicensedTo: firstOf(m.CustomerName, m.CustomerEmail),
+	}
+	if lk.ExpiresAt != nil {
+		t, err := upstreams.ParseTime(*lk.ExpiresAt)
+		if err != nil {
+			return upstreams.UnknownVerdict(fmt.Errorf("%s: expires_at: %w", Name, err))
+		}
+		rec.ExpiresAt = t
+	}
+	if lk.ActivationLimit != nil {
+		if *lk.ActivationLimit < 0 {
+			return upstreams.UnknownVerdict(fmt.Errorf("%s: negative activation_limit", Name))
+		}
+		// 0 is no limit of the vendor's: the product's own applies
+		rec.ActivationsLimit = *lk.ActivationLimit
+	}
+	return upstreams.ValidVerdict(rec)
+}
+
+// variantType is the licence type: the variant's name, lower-cased, a
+// trailing "license" dropped and dashes for spaces, so variants named
+// "Regular License" and "Extended License" read as Envato's types do
+// ("Team Plan" -> "team-plan"). Lemon Squeezy names the variant of a
+// product without variants "Default", which says nothing about the licence.
+func variantType(name string) string {
+	words := strings.Fields(strings.ToLower(name))
+	if n := len(words); n > 1 && (words[n-1] == "license" || words[n-1] == "licence") {
+		words = words[:n-1]
+	}
+	t := strings.Join(words, "-")
+	if t == "default" {
+		return ""
+	}
+	return t
+}
+
+func firstOf(vals ...string) string {
+	for _, v := range vals {
+		if v = strings.TrimSpace(v); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// Interface guards
+var _ upstreams.Source = (*Source)(nil)
