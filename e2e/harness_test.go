@@ -106,6 +106,7 @@ type gateway struct {
 	exited   chan struct{}
 	logs     *syncBuffer
 	vars     map[string]string
+	template string
 }
 
 type syncBuffer struct {
@@ -140,7 +141,7 @@ func freePort(t *testing.T) int {
 func newGateway(t *testing.T, upstream string) *gateway {
 	t.Helper()
 	g := &gateway{t: t, dir: t.TempDir(), port: freePort(t), admin: freePort(t), upstream: upstream,
-		vars: map[string]string{"ACTIVATIONS": "1"}}
+		vars: map[string]string{"ACTIVATIONS": "1"}, template: caddyfileTemplate}
 	if err := os.WriteFile(filepath.Join(g.dir, "keys.csv"), []byte(demoKeys), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -149,9 +150,12 @@ func newGateway(t *testing.T, upstream string) *gateway {
 }
 
 func (g *gateway) caddyfile() string {
-	r := strings.NewReplacer("{{ADMIN}}", fmt.Sprint(g.admin), "{{PORT}}", fmt.Sprint(g.port),
-		"{{DIR}}", g.dir, "{{UPSTREAM}}", g.upstream, "{{ACTIVATIONS}}", g.vars["ACTIVATIONS"])
-	return r.Replace(caddyfileTemplate)
+	pairs := []string{"{{ADMIN}}", fmt.Sprint(g.admin), "{{PORT}}", fmt.Sprint(g.port),
+		"{{DIR}}", g.dir, "{{UPSTREAM}}", g.upstream}
+	for k, v := range g.vars {
+		pairs = append(pairs, "{{"+k+"}}", v)
+	}
+	return strings.NewReplacer(pairs...).Replace(g.template)
 }
 
 func (g *gateway) env() []string {
