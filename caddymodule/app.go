@@ -59,6 +59,12 @@ type App struct {
 	// RefreshTokenTTL is the refresh tokens' lifetime. Default: 8760h.
 	RefreshTokenTTL caddy.Duration `json:"refresh_token_ttl,omitempty"`
 
+	// StatusCacheTTL is how long the gate serves a licence's status from
+	// memory before asking the store again. Changes announced by the store
+	// apply at once; this bounds how long a lost announcement goes
+	// unnoticed. Default: 30s.
+	StatusCacheTTL caddy.Duration `json:"status_cache_ttl,omitempty"`
+
 	// KeyRotation is not supported yet.
 	KeyRotation caddy.Duration `json:"key_rotation,omitempty"`
 
@@ -376,11 +382,12 @@ func (a *App) buildService(sources map[string]upstreams.Source, products map[str
 		issuer = "licensegate"
 	}
 	a.ring = tokens.NewRing(a.store, a.master, nil)
+	a.ring.SetRetention(accessTTL + tokens.Leeway)
 	svc, err := gateway.New(gateway.Config{
 		Store: a.store, Master: a.master, Ring: a.ring,
 		Issuer:     tokens.NewIssuer(a.ring, issuer, accessTTL),
 		RefreshTTL: refreshTTL, Sources: sources, Products: products, ProductOrder: order,
-		Cache:  store.CacheConfig{Stale: defaultStale},
+		Cache:  store.CacheConfig{TTL: durationOr(a.StatusCacheTTL, 30*time.Second), Stale: defaultStale},
 		Logger: a.logger,
 	})
 	if err != nil {
@@ -404,6 +411,9 @@ func (a *App) Validate() error {
 	}
 	if a.RefreshTokenTTL < 0 {
 		return errors.New("refresh_token_ttl: must not be negative")
+	}
+	if a.StatusCacheTTL < 0 {
+		return errors.New("status_cache_ttl: must not be negative")
 	}
 	return nil
 }

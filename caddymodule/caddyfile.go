@@ -32,6 +32,7 @@ func init() {
 //		issuer <iss>
 //		access_token_ttl <duration>
 //		refresh_token_ttl <duration>
+//		status_cache_ttl <duration>
 //		source static {
 //			file <path>
 //		}
@@ -76,6 +77,8 @@ func parseAppOption(d *caddyfile.Dispenser, app *App) error {
 		return durationArg(d, &app.AccessTokenTTL)
 	case "refresh_token_ttl":
 		return durationArg(d, &app.RefreshTokenTTL)
+	case "status_cache_ttl":
+		return durationArg(d, &app.StatusCacheTTL)
 	case "source":
 		return parseSource(d, app)
 	case "product":
@@ -106,10 +109,68 @@ func parseStorage(d *caddyfile.Dispenser) (json.RawMessage, error) {
 		}
 		return caddyconfig.JSONModuleObject(s, "module", "embedded", nil), nil
 	case "redis":
-		return nil, d.Errf("storage redis: not supported yet")
+		return parseRedisStorage(d)
 	default:
 		return nil, d.Errf("storage: unknown kind %q (want embedded)", kind)
 	}
+}
+
+// parseRedisStorage parses:
+//
+//	storage redis [<url>] {
+//		address <redis://host:port/db>
+//		addresses <host:port...>
+//		cluster
+//		master_name <name>
+//		username <user>
+//		password <password>
+//		tls
+//		key_prefix <prefix>
+//		timeout <duration>
+//		dial_timeout <duration>
+//	}
+func parseRedisStorage(d *caddyfile.Dispenser) (json.RawMessage, error) {
+	var s RedisStorage
+	if d.NextArg() {
+		s.Address = d.Val()
+	}
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	for d.NextBlock(1) {
+		var err error
+		switch opt := d.Val(); opt {
+		case "address":
+			err = singleArg(d, &s.Address)
+		case "addresses":
+			s.Addresses = d.RemainingArgs()
+			if len(s.Addresses) == 0 {
+				err = d.ArgErr()
+			}
+		case "cluster":
+			s.Cluster = true
+		case "master_name":
+			err = singleArg(d, &s.MasterName)
+		case "username":
+			err = singleArg(d, &s.Username)
+		case "password":
+			err = singleArg(d, &s.Password)
+		case "tls":
+			s.TLS = true
+		case "key_prefix":
+			err = singleArg(d, &s.KeyPrefix)
+		case "timeout":
+			err = durationArg(d, &s.Timeout)
+		case "dial_timeout":
+			err = durationArg(d, &s.DialTimeout)
+		default:
+			err = d.Errf("storage redis: unrecognized option %q", opt)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return caddyconfig.JSONModuleObject(s, "module", "redis", nil), nil
 }
 
 func parseSource(d *caddyfile.Dispenser, app *App) error {
@@ -323,13 +384,40 @@ func parseGate(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 		switch opt := h.Val(); opt {
 		case "products":
 			g.Products = append(g.Products, h.RemainingArgs()...)
-		case "require", "quota", "on_store_error":
+		case "on_store_error":
+			if err := parseOnStoreError(h, g); err != nil {
+				return nil, err
+			}
+		case "require", "quota":
 			return nil, h.Errf("license_gate: %s: not supported yet", opt)
 		default:
 			return nil, h.Errf("license_gate: unrecognized option %q", opt)
 		}
 	}
 	return g, nil
+}
+
+// parseOnStoreError parses "on_store_error allow_stale [<duration>]" or
+// "on_store_error deny".
+func parseOnStoreError(h httpcaddyfile.Helper, g *Gate) error {
+	args := h.RemainingArgs()
+	switch {
+	case len(args) == 1 && args[0] == "deny":
+		g.OnStoreError = &StoreErrorPolicy{Mode: "deny"}
+	case len(args) >= 1 && len(args) <= 2 && args[0] == "allow_stale":
+		p := &StoreErrorPolicy{Mode: "allow_stale"}
+		if len(args) == 2 {
+			dur, err := caddy.ParseDuration(args[1])
+			if err != nil || dur <= 0 {
+				return h.Errf("license_gate: on_store_error: allow_stale %q is not a positive duration", args[1])
+			}
+			p.Stale = caddy.Duration(dur)
+		}
+		g.OnStoreError = p
+	default:
+		return h.Errf("license_gate: on_store_error: want allow_stale [<duration>] or deny")
+	}
+	return nil
 }
 
 func singleArg(d *caddyfile.Dispenser, dst *string) error {

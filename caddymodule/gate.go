@@ -1,10 +1,12 @@
 package caddymodule
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -38,9 +40,24 @@ type Gate struct {
 	// tokens' aud). Default: every configured product.
 	Products []string `json:"products,omitempty"`
 
+	// OnStoreError decides what happens when the store cannot be reached
+	// and the cached status is older than the cache's TTL. Default:
+	// allow_stale for 10m (serve the last-known status), then 503.
+	OnStoreError *StoreErrorPolicy `json:"on_store_error,omitempty"`
+
+	staleFor time.Duration
 	svc      *gateway.Service
 	verifier *tokens.Verifier
 	logger   *zap.Logger
+}
+
+// StoreErrorPolicy is the gate's behaviour while the store is down.
+type StoreErrorPolicy struct {
+	// Mode is allow_stale or deny.
+	Mode string `json:"mode,omitempty"`
+	// Stale is how long past its freshness a last-known status is served
+	// with allow_stale. Default: 10m.
+	Stale caddy.Duration `json:"stale,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -67,6 +84,20 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 	}
 	g.svc = app.Service()
 	g.verifier = g.svc.NewVerifier(g.Products)
+	g.staleFor = defaultStale
+	if p := g.OnStoreError; p != nil {
+		switch p.Mode {
+		case "deny":
+			g.staleFor = 0
+		case "allow_stale", "":
+			if p.Stale < 0 {
+				return errors.New("license_gate: on_store_error: stale must not be negative")
+			}
+			g.staleFor = durationOr(p.Stale, defaultStale)
+		default:
+			return fmt.Errorf("license_gate: on_store_error: mode %q is not allow_stale or deny", p.Mode)
+		}
+	}
 	return nil
 }
 
@@ -82,7 +113,7 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		writeProblem(w, g.logger, &gateway.Error{Code: gateway.CodeInvalidToken, Detail: "The access token is not valid.", Cause: err})
 		return nil
 	}
-	grant, err := g.svc.Authorize(r.Context(), claims)
+	grant, err := g.svc.Authorize(r.Context(), claims, g.staleFor)
 	if err != nil {
 		writeProblem(w, g.logger, err)
 		return nil

@@ -25,8 +25,11 @@ type Grant struct {
 // installation is active at the token's generation and the licence is in
 // good standing. It reads the status cache; the store is asked only when
 // the cache holds nothing fresh.
-func (s *Service) Authorize(ctx context.Context, c *tokens.Claims) (*Grant, error) {
-	st, stale, err := s.cache.Get(ctx, c.License)
+//
+// maxStale is how long past its freshness a cached status may be served
+// while the store is unreachable (on_store_error allow_stale; 0: deny).
+func (s *Service) Authorize(ctx context.Context, c *tokens.Claims, maxStale time.Duration) (*Grant, error) {
+	st, stale, err := s.cache.GetStale(ctx, c.License, maxStale)
 	if err != nil {
 		return nil, &Error{Code: CodeStoreUnavailable, Detail: "The licence service is temporarily unavailable.", RetryAfter: 5 * time.Second, Cause: err}
 	}

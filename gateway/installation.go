@@ -47,6 +47,7 @@ func (s *Service) Deactivate(ctx context.Context, token string) error {
 	}
 	now := s.now()
 	var refusal *Error
+	var domain string
 	_, err = s.cfg.Store.UpdateLicense(ctx, cred.licenseID, func(st *store.LicenseState) (*store.LicenseState, error) {
 		refusal = nil
 		ins := installationOf(st, cred.installationID)
@@ -61,6 +62,7 @@ func (s *Service) Deactivate(ctx context.Context, token string) error {
 		ins.Status = store.InstallationDeactivated
 		ins.Generation++
 		ins.DeactivatedAt, ins.UpdatedAt = now, now
+		domain = ins.Domain
 		return st, nil
 	})
 	if err != nil {
@@ -69,6 +71,8 @@ func (s *Service) Deactivate(ctx context.Context, token string) error {
 	if refusal != nil {
 		return refusal
 	}
+	s.audit(ctx, store.AuditEvent{Actor: ActorInstaller, Action: store.AuditInstallationDeactivated,
+		LicenseID: cred.licenseID, InstallationID: cred.installationID, Detail: domain})
 	return nil
 }
 
@@ -98,6 +102,7 @@ func (s *Service) Move(ctx context.Context, req MoveRequest) (*Activation, error
 	now := s.now()
 	var refusal *Error
 	var moved store.Installation
+	var from string
 	st, err := s.cfg.Store.UpdateLicense(ctx, cred.licenseID, func(st *store.LicenseState) (*store.LicenseState, error) {
 		refusal = nil
 		ins := installationOf(st, cred.installationID)
@@ -127,6 +132,7 @@ func (s *Service) Move(ctx context.Context, req MoveRequest) (*Activation, error
 			refusal = fromRefusal(ref)
 			return nil, nil
 		}
+		from = ins.Domain
 		ins.Domain, ins.InstallClass = domain, string(d.Class)
 		ins.Generation++
 		ins.UpdatedAt = now
@@ -139,6 +145,10 @@ func (s *Service) Move(ctx context.Context, req MoveRequest) (*Activation, error
 	}
 	if refusal != nil {
 		return nil, refusal
+	}
+	if from != "" {
+		s.audit(ctx, store.AuditEvent{Actor: ActorInstaller, Action: store.AuditInstallationMoved,
+			LicenseID: moved.LicenseID, InstallationID: moved.ID, Detail: from + " -> " + moved.Domain})
 	}
 	toks, err := s.issue(ctx, st.License, moved, "")
 	if err != nil {

@@ -64,11 +64,14 @@ func (s *Service) refreshRecord(ctx context.Context, token string) (*store.Refre
 
 func (s *Service) refreshReused(ctx context.Context, rec *store.RefreshToken) error {
 	now := s.now()
+	marked := false
 	_, err := s.cfg.Store.UpdateLicense(ctx, rec.LicenseID, func(st *store.LicenseState) (*store.LicenseState, error) {
 		ins := st.Installation(rec.InstallationID)
+		marked = false
 		if st.License == nil || ins == nil || ins.Status == store.InstallationCloned {
 			return nil, nil
 		}
+		marked = true
 		ins.Status = store.InstallationCloned
 		ins.Generation++
 		ins.UpdatedAt = now
@@ -76,6 +79,10 @@ func (s *Service) refreshReused(ctx context.Context, rec *store.RefreshToken) er
 	})
 	if err != nil {
 		return storeUnavailable(err)
+	}
+	if marked {
+		s.audit(ctx, store.AuditEvent{Actor: ActorGateway, Action: store.AuditInstallationCloned,
+			LicenseID: rec.LicenseID, InstallationID: rec.InstallationID, Reason: "refresh token reused"})
 	}
 	s.log.Warn("refresh token reused: installation marked cloned",
 		zap.String("installation_id", rec.InstallationID), zap.String("license_id", rec.LicenseID))

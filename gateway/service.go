@@ -94,9 +94,70 @@ func (s *Service) NewVerifier(products []string) *tokens.Verifier {
 
 func (s *Service) issuerName() string { return s.cfg.Issuer.Name() }
 
-// Run keeps the status cache in step with the store's change feed until
-// ctx ends.
-func (s *Service) Run(ctx context.Context) error { return s.cache.Follow(ctx) }
+// Run follows the store's change feed until ctx ends: licence changes
+// drop cached statuses, key changes reload the key ring. The ring is also
+// reloaded periodically, to drop expired keys and catch a lost notice.
+// A store that cannot be subscribed to is retried.
+func (s *Service) Run(ctx context.Context) error {
+	reload := time.NewTicker(keyReloadInterval)
+	defer reload.Stop()
+	for ctx.Err() == nil {
+		changes, err := s.cfg.Store.Subscribe(ctx)
+		if err != nil {
+			s.log.Warn("subscribing to store changes; retrying", zap.Error(err))
+			if !sleepCtx(ctx, time.Second) {
+				return nil
+			}
+			continue
+		}
+		s.cache.InvalidateAll() // changes may have been missed meanwhile
+		s.follow(ctx, changes, reload.C)
+	}
+	return nil
+}
+
+// keyReloadInterval is how often the key ring is re-read without notice.
+const keyReloadInterval = 5 * time.Minute
+
+func (s *Service) follow(ctx context.Context, changes <-chan store.Change, tick <-chan time.Time) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick:
+			s.reloadKeys(ctx)
+		case ch, ok := <-changes:
+			if !ok {
+				return
+			}
+			if ch.Keys {
+				s.reloadKeys(ctx)
+			}
+			if ch.LicenseID != "" {
+				s.cache.Invalidate(ch.LicenseID)
+			}
+		}
+	}
+}
+
+func (s *Service) reloadKeys(ctx context.Context) {
+	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := s.cfg.Ring.Load(lctx); err != nil {
+		s.log.Warn("reloading signing keys", zap.Error(err))
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
 
 // Cache exposes the status cache (for metrics and tests).
 func (s *Service) Cache() *store.StateCache { return s.cache }

@@ -19,8 +19,8 @@ type CacheConfig struct {
 	// TTL is how long an entry is served without asking the store again; it
 	// bounds how long a lost change notice can go unnoticed (default 30s).
 	TTL time.Duration
-	// Stale is how long past TTL an entry may still be served while the
-	// store is unreachable (0: never).
+	// Stale is how long past TTL an entry may still be served by Get while
+	// the store is unreachable (0: never); GetStale takes it per call.
 	Stale time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
@@ -42,6 +42,9 @@ type StateCache struct {
 	// epoch counts invalidations, so a fetch that raced with one is not
 	// cached as fresh.
 	epoch uint64
+	// downUntil and lastErr remember a failed fetch for failureBackoff.
+	downUntil time.Time
+	lastErr   error
 }
 
 type cacheEntry struct {
@@ -68,6 +71,17 @@ func NewStateCache(s Store, cfg CacheConfig) *StateCache {
 // store fails and an entry younger than TTL+Stale exists, that entry is
 // returned with stale set; otherwise the store's error.
 func (c *StateCache) Get(ctx context.Context, licenseID string) (st *LicenseState, stale bool, err error) {
+	return c.GetStale(ctx, licenseID, c.cfg.Stale)
+}
+
+// failureBackoff is how long after a failed fetch the cache answers from
+// what it has without asking the store again, so an outage does not add
+// a store timeout to every request.
+const failureBackoff = time.Second
+
+// GetStale is Get with the stale window given by the caller (the gate's
+// on_store_error).
+func (c *StateCache) GetStale(ctx context.Context, licenseID string, maxStale time.Duration) (st *LicenseState, stale bool, err error) {
 	now := c.cfg.Now()
 	cached, fetchedAt, ok := c.peek(licenseID)
 	c.mu.Lock()
@@ -77,7 +91,14 @@ func (c *StateCache) Get(ctx context.Context, licenseID string) (st *LicenseStat
 		return cached, false, nil
 	}
 	c.misses++
+	down, lastErr := now.Before(c.downUntil), c.lastErr
 	c.mu.Unlock()
+	if down {
+		if ok && now.Sub(fetchedAt) < c.cfg.TTL+maxStale {
+			return cached, true, nil
+		}
+		return nil, false, lastErr
+	}
 	v, err, _ := c.group.Do(licenseID, func() (any, error) {
 		c.mu.Lock()
 		epoch := c.epoch
@@ -88,13 +109,16 @@ func (c *StateCache) Get(ctx context.Context, licenseID string) (st *LicenseStat
 		defer cancel()
 		st, err := c.store.LicenseState(fctx, licenseID)
 		if err != nil {
+			c.mu.Lock()
+			c.downUntil, c.lastErr = c.cfg.Now().Add(failureBackoff), err
+			c.mu.Unlock()
 			return nil, err
 		}
 		c.put(licenseID, st, now, epoch)
 		return st, nil
 	})
 	if err != nil {
-		if ok && now.Sub(fetchedAt) < c.cfg.TTL+c.cfg.Stale {
+		if ok && now.Sub(fetchedAt) < c.cfg.TTL+maxStale {
 			return cached, true, nil
 		}
 		return nil, false, err
@@ -142,6 +166,15 @@ func (c *StateCache) Invalidate(licenseID string) {
 		c.lru.Remove(el)
 		delete(c.entries, licenseID)
 	}
+}
+
+// InvalidateAll drops every entry (after a gap in the change feed).
+func (c *StateCache) InvalidateAll() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.epoch++
+	c.entries = make(map[string]*list.Element)
+	c.lru.Init()
 }
 
 // Len returns the number of cached licences.

@@ -295,6 +295,26 @@ func TestCacheLRU(t *testing.T) {
 	}
 }
 
+func TestCacheDoesNotAskAFailedStoreOnEveryRequest(t *testing.T) {
+	cs := newCounting(t, "lic_1")
+	c, clk := newCache(cs, store.CacheConfig{TTL: time.Second, Stale: time.Minute})
+	mustGet(t, c, "lic_1")
+	cs.setFail(errors.New("connection refused"))
+	clk.Advance(2 * time.Second)
+	before := cs.count("lic_1")
+	for i := 0; i < 10; i++ {
+		if _, isStale, err := c.Get(context.Background(), "lic_1"); err != nil || !isStale {
+			t.Fatalf("Get %d: stale %v, %v", i, isStale, err)
+		}
+	}
+	if n := cs.count("lic_1") - before; n != 1 {
+		t.Fatalf("%d store reads for 10 requests during an outage, want 1", n)
+	}
+	if _, _, err := c.GetStale(context.Background(), "lic_1", 0); err == nil {
+		t.Fatal("GetStale with no stale window served a stale entry")
+	}
+}
+
 func TestCacheStaleOnStoreError(t *testing.T) {
 	ctx := context.Background()
 	boom := fmt.Errorf("reading licence: %w: connection refused", store.ErrUnavailable)
@@ -358,6 +378,7 @@ func TestCacheStaleOnStoreError(t *testing.T) {
 			t.Fatal("want a stale answer while the store is down")
 		}
 		cs.setFail(nil)
+		clk.Advance(time.Second) // a failed store is asked again after failureBackoff
 		setStatus(t, cs.Store, "lic_1", store.LicenseSuspended)
 		if got := mustGet(t, c, "lic_1"); got.License.Status != store.LicenseSuspended {
 			t.Fatalf("status %s after recovery, want suspended", got.License.Status)

@@ -146,8 +146,10 @@ type SigningKey struct {
 // Change announces that a licence (and possibly one of its installations)
 // changed, so caches elsewhere drop what they hold.
 type Change struct {
-	LicenseID      string `json:"license_id"`
+	LicenseID      string `json:"license_id,omitempty"`
 	InstallationID string `json:"installation_id,omitempty"`
+	// Keys announces a new signing key: instances reload their key ring.
+	Keys bool `json:"keys,omitempty"`
 }
 
 // Store is what the gateway needs from storage. Every method wraps
@@ -200,4 +202,7 @@ type Store interface {
 
 	// Ping checks the backend is reachable.
 	Ping(ctx context.Context) error
+
+	// Ledger lists licences and keeps the audit log (ledger.go).
+	Ledger
 }

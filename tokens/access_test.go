@@ -348,7 +348,7 @@ func TestVerifierAudiences(t *testing.T) {
 	}
 	multi := NewVerifier(r, testIssuer, []string{"converter-pro", "blog-scraper", "geo-api"})
 	single := NewVerifier(r, testIssuer, []string{"geo-api"})
-	anyAud := NewVerifier(r, testIssuer, nil)
+	noAud := NewVerifier(r, testIssuer, nil) // no product configured: nothing is for us
 	tests := []struct {
 		v    *Verifier
 		name string
@@ -362,7 +362,7 @@ func TestVerifierAudiences(t *testing.T) {
 		{multi, "multi case differs", "Converter-Pro", false},
 		{single, "single match", "geo-api", true},
 		{single, "single other", "converter-pro", false},
-		{anyAud, "no audiences configured", "weather-api", true},
+		{noAud, "no audiences configured", "weather-api", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -35,6 +35,10 @@ type Ring struct {
 	master *secret.Master
 	now    func() time.Time
 
+	// retention is how long a replaced key keeps verifying (the longest
+	// access-token lifetime plus leeway); 0 keeps every key.
+	retention time.Duration
+
 	mu      sync.RWMutex
 	public  map[string]ed25519.PublicKey
 	kid     string
@@ -63,6 +67,11 @@ func (r *Ring) Load(ctx context.Context) error {
 	return r.install(keys)
 }
 
+// SetRetention sets how long a replaced key keeps verifying: tokens it
+// signed expire within the access-token lifetime, so it need not outlive
+// them. Call before Load.
+func (r *Ring) SetRetention(d time.Duration) { r.retention = d }
+
 // Loaded reports whether the ring can sign.
 func (r *Ring) Loaded() bool {
 	r.mu.RLock()
@@ -72,13 +81,29 @@ func (r *Ring) Loaded() bool {
 
 // Rotate makes a new key current. Tokens signed with earlier keys keep
 // verifying.
+//
+// Instances that rotate at the same moment (a schedule) add one key
+// between them: a key made less than a second ago stands.
 func (r *Ring) Rotate(ctx context.Context) error {
+	return r.rotate(ctx, time.Second)
+}
+
+// RotateNow makes a new key current even if one was made a moment ago (an
+// author's explicit rotation), and returns its kid.
+func (r *Ring) RotateNow(ctx context.Context) (string, error) {
+	if err := r.rotate(ctx, 0); err != nil {
+		return "", err
+	}
+	return r.CurrentKeyID(), nil
+}
+
+func (r *Ring) rotate(ctx context.Context, window time.Duration) error {
 	now := r.now()
 	k, err := r.newKey(now)
 	if err != nil {
 		return err
 	}
-	keys, err := r.store.AddSigningKey(ctx, k, now.Add(-time.Second))
+	keys, err := r.store.AddSigningKey(ctx, k, now.Add(-window))
 	if err != nil {
 		return fmt.Errorf("storing signing key: %w", err)
 	}
@@ -102,6 +127,7 @@ func (r *Ring) newKey(now time.Time) (store.SigningKey, error) {
 
 // install replaces the in-memory ring with keys (oldest first).
 func (r *Ring) install(keys []store.SigningKey) error {
+	keys = r.verifying(keys)
 	public := make(map[string]ed25519.PublicKey, len(keys))
 	for _, k := range keys {
 		if k.Algorithm != Algorithm || len(k.PublicKey) != ed25519.PublicKeySize {
@@ -128,6 +154,37 @@ func (r *Ring) install(keys []store.SigningKey) error {
 	r.private = ed25519.NewKeyFromSeed(seed)
 	r.jwks = jwks
 	return nil
+}
+
+// verifying drops keys replaced longer ago than the retention: every
+// token they signed has expired.
+func (r *Ring) verifying(keys []store.SigningKey) []store.SigningKey {
+	if r.retention <= 0 || len(keys) < 2 {
+		return keys
+	}
+	now := r.now()
+	var out []store.SigningKey
+	for i, k := range keys {
+		if i == len(keys)-1 || now.Before(keys[i+1].CreatedAt.Add(r.retention)) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// Keys returns the kids that verify, newest first.
+func (r *Ring) Keys() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	var set struct {
+		Keys []jwk `json:"keys"`
+	}
+	_ = json.Unmarshal(r.jwks, &set)
+	out := make([]string, 0, len(set.Keys))
+	for _, k := range set.Keys {
+		out = append(out, k.KeyID)
+	}
+	return out
 }
 
 // signer returns the current key.

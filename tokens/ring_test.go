@@ -298,3 +298,37 @@ func TestRingStoreFailure(t *testing.T) {
 		t.Fatal("ring reports Loaded after store failures")
 	}
 }
+
+func TestRetentionDropsKeysWhoseTokensExpired(t *testing.T) {
+	clk := newClock()
+	now := clk.Now
+	r := NewRing(openStore(t), master(t, "s"), now)
+	r.SetRetention(time.Hour)
+	if err := r.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	first := r.CurrentKeyID()
+	clk.Advance(2 * time.Hour)
+	second, err := r.RotateNow(context.Background())
+	if err != nil || second == first {
+		t.Fatalf("RotateNow: %q, %v", second, err)
+	}
+	if got := r.Keys(); len(got) != 2 || got[0] != second || got[1] != first {
+		t.Fatalf("keys %v, want [%s %s]", got, second, first)
+	}
+	// An immediate second RotateNow still rotates (an author's explicit ask).
+	third, err := r.RotateNow(context.Background())
+	if err != nil || third == second {
+		t.Fatalf("RotateNow again: %q, %v", third, err)
+	}
+	clk.Advance(61 * time.Minute)
+	if err := r.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Keys(); len(got) != 1 || got[0] != third {
+		t.Fatalf("after retention: keys %v, want [%s]", got, third)
+	}
+	if _, ok := r.publicKey(first); ok {
+		t.Fatal("a key replaced beyond retention still verifies")
+	}
+}

@@ -24,7 +24,8 @@ var (
 	bucketRefresh       = []byte("refresh_tokens")
 	bucketKeys          = []byte("signing_keys")
 	bucketIdempotency   = []byte("idempotency")
-	bucketDue           = []byte("due") // "<next check, sortable>|<licence id>" -> nil
+	bucketDue           = []byte("due")   // "<next check, sortable>|<licence id>" -> nil
+	bucketAudit         = []byte("audit") // sequence (16 hex digits) -> AuditEvent
 )
 
 // Store is a bbolt-backed store.Store. Open one per file and share it: bbolt
@@ -44,7 +45,7 @@ func Open(path string, timeout time.Duration) (*Store, error) {
 		return nil, fmt.Errorf("opening embedded store %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketLicenses, bucketInstallations, bucketInstallIndex, bucketRefresh, bucketKeys, bucketIdempotency, bucketDue} {
+		for _, b := range [][]byte{bucketLicenses, bucketInstallations, bucketInstallIndex, bucketRefresh, bucketKeys, bucketIdempotency, bucketDue, bucketAudit} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -140,6 +141,11 @@ func (s *Store) UpdateLicense(_ context.Context, licenseID string, fn func(*stor
 		if err != nil {
 			return err
 		}
+		// fn may edit cur: remember what is stored before it runs.
+		var prev store.License
+		if cur.License != nil {
+			prev = *cur.License
+		}
 		next, err := fn(cur)
 		if err != nil {
 			return errAbort{err}
@@ -148,7 +154,7 @@ func (s *Store) UpdateLicense(_ context.Context, licenseID string, fn func(*stor
 			written = cur
 			return nil
 		}
-		if err := writeState(tx, licenseID, cur, next); err != nil {
+		if err := writeState(tx, licenseID, prev, next); err != nil {
 			return err
 		}
 		written, wrote = next, true
@@ -167,14 +173,15 @@ func (s *Store) UpdateLicense(_ context.Context, licenseID string, fn func(*stor
 	return written, nil
 }
 
-func writeState(tx *bolt.Tx, licenseID string, cur, st *store.LicenseState) error {
+// writeState stores st over prev (the stored licence, zero when new).
+func writeState(tx *bolt.Tx, licenseID string, prev store.License, st *store.LicenseState) error {
 	if st.License == nil {
 		return errors.New("state to write has no licence")
 	}
-	if err := reindexDue(tx, licenseID, cur.License, st.License); err != nil {
+	if err := reindexDue(tx, licenseID, prev.NextCheckAt, st.License); err != nil {
 		return err
 	}
-	st.License.Version++
+	st.License.Version = prev.Version + 1
 	if err := putJSON(tx.Bucket(bucketLicenses), licenseID, st.License); err != nil {
 		return err
 	}
@@ -195,10 +202,10 @@ func dueKey(at time.Time, licenseID string) []byte {
 	return []byte(fmt.Sprintf("%020d|%s", at.UTC().UnixNano(), licenseID))
 }
 
-func reindexDue(tx *bolt.Tx, licenseID string, old, lic *store.License) error {
+func reindexDue(tx *bolt.Tx, licenseID string, oldNext time.Time, lic *store.License) error {
 	b := tx.Bucket(bucketDue)
-	if old != nil && !old.NextCheckAt.IsZero() {
-		if err := b.Delete(dueKey(old.NextCheckAt, licenseID)); err != nil {
+	if !oldNext.IsZero() {
+		if err := b.Delete(dueKey(oldNext, licenseID)); err != nil {
 			return err
 		}
 	}
@@ -339,6 +346,7 @@ func (s *Store) SigningKeys(_ context.Context) ([]store.SigningKey, error) {
 // AddSigningKey implements store.Store.
 func (s *Store) AddSigningKey(_ context.Context, k store.SigningKey, notBefore time.Time) ([]store.SigningKey, error) {
 	var keys []store.SigningKey
+	added := false
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		var err error
 		keys, err = readKeys(tx)
@@ -352,10 +360,14 @@ func (s *Store) AddSigningKey(_ context.Context, k store.SigningKey, notBefore t
 			return err
 		}
 		keys = append(keys, k)
+		added = true
 		return nil
 	})
 	if err != nil {
 		return nil, unavailable("adding signing key", err)
+	}
+	if added {
+		s.publish(store.Change{Keys: true})
 	}
 	return keys, nil
 }
@@ -443,5 +455,76 @@ func (s *Store) Ping(context.Context) error {
 	return nil
 }
 
+// ListLicenses implements store.Ledger.
+func (s *Store) ListLicenses(_ context.Context, after string, limit int) ([]*store.LicenseState, error) {
+	var out []*store.LicenseState
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketLicenses).Cursor()
+		k, _ := c.Seek([]byte(after))
+		if k != nil && string(k) == after {
+			k, _ = c.Next()
+		}
+		for ; k != nil && len(out) < limit; k, _ = c.Next() {
+			st, err := readState(tx, string(k))
+			if err != nil {
+				return err
+			}
+			out = append(out, st)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, unavailable("listing licences", err)
+	}
+	return out, nil
+}
+
+// AppendAudit implements store.Ledger.
+func (s *Store) AppendAudit(_ context.Context, ev store.AuditEvent) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketAudit)
+		seq, err := b.NextSequence()
+		if err != nil {
+			return err
+		}
+		ev.ID = fmt.Sprintf("%016x", seq)
+		return putJSON(b, ev.ID, ev)
+	})
+	if err != nil {
+		return unavailable("appending audit event", err)
+	}
+	return nil
+}
+
+// Audit implements store.Ledger.
+func (s *Store) Audit(_ context.Context, q store.AuditQuery) ([]store.AuditEvent, error) {
+	var out []store.AuditEvent
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketAudit).Cursor()
+		k, v := c.Seek([]byte(q.After))
+		if k != nil && string(k) == q.After {
+			k, v = c.Next()
+		}
+		for ; k != nil && len(out) < q.Limit; k, v = c.Next() {
+			var ev store.AuditEvent
+			if err := json.Unmarshal(v, &ev); err != nil {
+				return err
+			}
+			if !q.Since.IsZero() && ev.At.Before(q.Since) {
+				continue
+			}
+			out = append(out, ev)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, unavailable("reading audit log", err)
+	}
+	return out, nil
+}
+
 // Interface guards
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store  = (*Store)(nil)
+	_ store.Ledger = (*Store)(nil)
+)

@@ -1,0 +1,210 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/licensegate/licensegate/internal/redistest"
+)
+
+// redisTemplate is a gateway on a shared Redis.
+const redisTemplate = `{
+	admin 127.0.0.1:{{ADMIN}}
+	licensegate {
+		storage redis {
+			address redis://{{REDIS}}/0
+			{{REDIS_AUTH}}
+			timeout 500ms
+			dial_timeout 500ms
+		}
+		secret {env.LG_E2E_SECRET}
+		issuer https://gateway.test
+		status_cache_ttl {{CACHE_TTL}}
+		source static {
+			file {{DIR}}/keys.csv
+		}
+		product converter-pro {
+			sources static
+			activations {{ACTIVATIONS}}
+		}
+		product other-product {
+			sources static
+		}
+	}
+}
+
+http://127.0.0.1:{{PORT}} {
+	handle /v1/licenses/* {
+		license_exchange
+	}
+	handle /convert* {
+		license_gate {
+			on_store_error allow_stale {{STALE}}
+		}
+		reverse_proxy {{UPSTREAM}}
+	}
+}
+`
+
+// startOnRedis starts a gateway sharing the Redis at addr.
+func startOnRedis(t *testing.T, addr string, vars map[string]string) *gateway {
+	t.Helper()
+	up := httptest.NewServer(&recordingUpstream{})
+	t.Cleanup(up.Close)
+	g := newGateway(t, strings.TrimPrefix(up.URL, "http://"))
+	g.template = redisTemplate
+	g.vars["REDIS"] = addr
+	g.vars["REDIS_AUTH"] = ""
+	g.vars["CACHE_TTL"] = "30s"
+	g.vars["STALE"] = "10m"
+	for k, v := range vars {
+		g.vars[k] = v
+	}
+	g.start()
+	return g
+}
+
+func TestTwoGatewaysShareOneRedis(t *testing.T) {
+	srv := redistest.NewServer(t)
+	a := startOnRedis(t, srv.Addr(), nil)
+	b := startOnRedis(t, srv.Addr(), nil)
+
+	act := a.activate("KEY-AAAA-0001", "acme.com")
+	expectStatus(t, act, http.StatusCreated, "")
+	token := act.str("access_token")
+	expectStatus(t, b.call(token), http.StatusOK, "") // minted by A, admitted by B
+	expectStatus(t, b.activate("KEY-AAAA-0001", "acme.com"), http.StatusOK, "")
+
+	// A deactivation on A is enforced by B's gate within a second.
+	start := time.Now()
+	r := do(t, http.MethodPost, a.url("/v1/licenses/deactivate"), nil, "Authorization", "Bearer "+token)
+	if r.status != http.StatusNoContent {
+		t.Fatalf("deactivate: %d %s", r.status, r.body)
+	}
+	took := waitFor(t, time.Second, "B refuses a token deactivated on A", func() bool { return b.call(token).status == http.StatusForbidden })
+	t.Logf("deactivation on A enforced by B's gate %s after the request (%s after the answer)", time.Since(start).Round(time.Millisecond), took.Round(time.Millisecond))
+
+	// A suspension through A's admin API, likewise.
+	act2 := a.activate("KEY-AAAA-0004", "dave.com")
+	tok2 := act2.str("access_token")
+	expectStatus(t, b.call(tok2), http.StatusOK, "")
+	expectAdmin(t, a.adminCall(http.MethodPost, "licenses/"+act2.str("license", "id")+"/suspend", map[string]string{"reason": "test"}), 200)
+	took = waitFor(t, time.Second, "B refuses a licence suspended on A", func() bool { return b.call(tok2).status == http.StatusForbidden })
+	t.Logf("suspension on A enforced by B's gate after %s", took.Round(time.Millisecond))
+
+	// A key rotated on A is used by B for new tokens, and both keep verifying.
+	rot := a.adminCall(http.MethodPost, "keys/rotate", nil)
+	expectAdmin(t, rot, 200)
+	waitFor(t, 2*time.Second, "B signs with the rotated key", func() bool {
+		return kidOf(t, b.activate("KEY-AAAA-0005", "erin.com").str("access_token")) == rot.str("kid")
+	})
+	expectStatus(t, a.call(b.activate("KEY-AAAA-0005", "erin.com").str("access_token")), http.StatusOK, "")
+}
+
+func TestConcurrentActivationsAcrossTwoGateways(t *testing.T) {
+	srv := redistest.NewServer(t)
+	vars := map[string]string{"ACTIVATIONS": "3"}
+	gws := []*gateway{startOnRedis(t, srv.Addr(), vars), startOnRedis(t, srv.Addr(), vars)}
+	const n = 200
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	counts := map[int]int{}
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			r := gws[i%2].activate("KEY-AAAA-0001", fmt.Sprintf("site-%03d.com", i))
+			mu.Lock()
+			counts[r.status]++
+			mu.Unlock()
+		}(i)
+	}
+	wg.Wait()
+	t.Logf("answers: %v", counts)
+	if counts[http.StatusCreated] != 3 || counts[http.StatusConflict] != n-3 {
+		t.Fatalf("answers %v, want 3 created and %d conflicts", counts, n-3)
+	}
+	lic := gws[0].adminCall(http.MethodPost, "licenses/lookup", map[string]string{"license_key": "KEY-AAAA-0001"})
+	if inss, _ := lic.json["installations"].([]any); len(inss) != 3 {
+		t.Fatalf("%d installations stored, want 3", len(inss))
+	}
+}
+
+func TestPubSubCutBoundedByCacheTTL(t *testing.T) {
+	srv := redistest.NewServer(t)
+	rc := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
+	defer rc.Close()
+	// B's user may use every key but no pub/sub channel: it never hears
+	// of changes and must rely on its cache TTL.
+	if err := rc.Do(context.Background(), "ACL", "SETUSER", "b", "on", ">b-password", "~*", "resetchannels", "+@all").Err(); err != nil {
+		t.Fatal(err)
+	}
+	a := startOnRedis(t, srv.Addr(), map[string]string{"CACHE_TTL": "2s"})
+	b := startOnRedis(t, srv.Addr(), map[string]string{"CACHE_TTL": "2s", "REDIS_AUTH": "username b\n\t\t\tpassword b-password"})
+	act := a.activate("KEY-AAAA-0001", "acme.com")
+	token := act.str("access_token")
+	expectStatus(t, b.call(token), http.StatusOK, "")
+	start := time.Now()
+	r := do(t, http.MethodPost, a.url("/v1/licenses/deactivate"), nil, "Authorization", "Bearer "+token)
+	if r.status != http.StatusNoContent {
+		t.Fatalf("deactivate: %d %s", r.status, r.body)
+	}
+	waitFor(t, 3*time.Second, "B refuses within its cache TTL", func() bool { return b.call(token).status == http.StatusForbidden })
+	t.Logf("without pub/sub, B refused the deactivated token after %s (cache TTL 2s)", time.Since(start).Round(time.Millisecond))
+	if !strings.Contains(b.logs.String(), "subscribing to store changes") {
+		t.Error("B did not report its failing subscription")
+	}
+}
+
+func TestRedisOutageStaleThenRecovery(t *testing.T) {
+	srv := redistest.NewDurableServer(t)
+	g := startOnRedis(t, srv.Addr(), map[string]string{"CACHE_TTL": "1s", "STALE": "3s", "ACTIVATIONS": "5"})
+	act := g.activate("KEY-AAAA-0001", "acme.com")
+	expectStatus(t, act, http.StatusCreated, "")
+	token := act.str("access_token")
+	expectStatus(t, g.call(token), http.StatusOK, "")
+
+	srv.Stop()
+	stopped := time.Now()
+	// Known tokens keep passing on the last-known status for the stale window...
+	for time.Since(stopped) < 2500*time.Millisecond {
+		if r := g.call(token); r.status != http.StatusOK {
+			t.Fatalf("%s into the outage: %d %s", time.Since(stopped).Round(time.Millisecond), r.status, r.body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// ... activations are refused without a wrong answer ...
+	r := g.activate("KEY-AAAA-0001", "second.com")
+	expectStatus(t, r, http.StatusServiceUnavailable, "store_unavailable")
+	if r.header.Get("Retry-After") == "" {
+		t.Fatal("store_unavailable without Retry-After")
+	}
+	// ... and once TTL+stale has passed, gated requests get 503 too.
+	waitFor(t, 5*time.Second, "gate answers 503 after the stale window", func() bool {
+		return g.call(token).status == http.StatusServiceUnavailable
+	})
+	expectStatus(t, g.call(token), http.StatusServiceUnavailable, "store_unavailable")
+	t.Logf("gate served the last-known status for %s of outage", time.Since(stopped).Round(100*time.Millisecond))
+
+	if err := srv.Start(); err != nil { // same port, same (append-only) data
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "gate recovery", func() bool { return g.call(token).status == http.StatusOK })
+	waitFor(t, 10*time.Second, "exchange recovery", func() bool {
+		return g.activate("KEY-AAAA-0001", "second.com").status == http.StatusCreated
+	})
+	// Nothing lost or duplicated: the two installations made, once each.
+	again := g.activate("KEY-AAAA-0001", "acme.com")
+	expectStatus(t, again, http.StatusOK, "")
+	if again.str("installation_id") != act.str("installation_id") || again.num("license", "activations_used") != 2 {
+		t.Fatalf("after recovery: %s", again.body)
+	}
+}

@@ -1,0 +1,53 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// Audit actions.
+const (
+	AuditInstallationCreated     = "installation.created"
+	AuditInstallationDeactivated = "installation.deactivated"
+	AuditInstallationMoved       = "installation.moved"
+	AuditInstallationCloned      = "installation.cloned"
+	AuditLicenseSuspended        = "license.suspended"
+	AuditLicenseReinstated       = "license.reinstated"
+	AuditLicenseLocked           = "license.locked"
+	AuditLicenseUnlocked         = "license.unlocked"
+	AuditKeysRotated             = "keys.rotated"
+)
+
+// AuditEvent is one entry of the append-only audit log: who did what, when
+// and why. It never holds a purchase code or a token.
+type AuditEvent struct {
+	// ID is assigned by the store; ids increase in append order and serve
+	// as paging cursors.
+	ID             string    `json:"id"`
+	At             time.Time `json:"at"`
+	Actor          string    `json:"actor"` // admin, installer, gateway
+	Action         string    `json:"action"`
+	LicenseID      string    `json:"license_id,omitempty"`
+	InstallationID string    `json:"installation_id,omitempty"`
+	Reason         string    `json:"reason,omitempty"`
+	Detail         string    `json:"detail,omitempty"` // e.g. the domain
+}
+
+// AuditQuery pages through the audit log, oldest first.
+type AuditQuery struct {
+	After string    // cursor: the last id already seen
+	Since time.Time // only events at or after this time
+	Limit int
+}
+
+// Ledger is what the admin API needs beyond Store: listing licences and
+// the audit log.
+type Ledger interface {
+	// ListLicenses returns up to limit licence states with ids greater than
+	// after, in id order.
+	ListLicenses(ctx context.Context, after string, limit int) ([]*LicenseState, error)
+	// AppendAudit appends an event, assigning its ID.
+	AppendAudit(ctx context.Context, ev AuditEvent) error
+	// Audit returns events in append order.
+	Audit(ctx context.Context, q AuditQuery) ([]AuditEvent, error)
+}

@@ -1,0 +1,16 @@
+package redis
+
+import (
+	"context"
+	"time"
+)
+
+// Internals the external tests check against a live server.
+
+var KeySlot = keySlot
+
+// IndexDue runs dueScript as UpdateLicense does, so a test can replay an
+// index write that arrives late.
+func IndexDue(ctx context.Context, s *Store, licenseID string, version int64, at time.Time) (int64, error) {
+	return dueScript.Run(ctx, s.client, []string{s.dueKey(), s.dueVersionsKey()}, licenseID, version, dueScore(at)).Int64()
+}

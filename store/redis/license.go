@@ -1,0 +1,238 @@
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/licensegate/licensegate/store"
+)
+
+// stateRecord is the JSON stored at a licence's state key.
+type stateRecord struct {
+	License       *store.License       `json:"license"`
+	Installations []store.Installation `json:"installations"`
+}
+
+// decodeState decodes a stored state; nil raw is a licence not stored yet.
+// Each call returns a new, unshared state.
+func decodeState(raw []byte) (*store.LicenseState, error) {
+	if raw == nil {
+		return &store.LicenseState{}, nil
+	}
+	var rec stateRecord
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		return nil, fmt.Errorf("decoding licence state: %w", err)
+	}
+	return &store.LicenseState{License: rec.License, Installations: rec.Installations}, nil
+}
+
+// getState reads a raw state with c (the client, or a transaction).
+func getState(ctx context.Context, c redis.Cmdable, key string) ([]byte, error) {
+	raw, err := c.Get(ctx, key).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	return raw, err
+}
+
+// LicenseState implements store.Store.
+func (s *Store) LicenseState(ctx context.Context, licenseID string) (*store.LicenseState, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	raw, err := getState(ctx, s.client, s.stateKey(licenseID))
+	if err != nil {
+		return nil, unavailable("reading licence", err)
+	}
+	st, err := decodeState(raw)
+	if err != nil {
+		return nil, unavailable("reading licence", err)
+	}
+	return st, nil
+}
+
+// dueScript moves a licence's entry in the due index, unless a newer
+// version of the licence was indexed already (on Cluster the index is
+// written after the licence's own transaction, so two instances' index
+// writes may arrive out of order).
+//
+// KEYS[1]: the due index (zset), KEYS[2]: the versions it reflects (hash).
+// ARGV[1]: licence id, ARGV[2]: the version just committed, ARGV[3]: its
+// NextCheckAt in unix ms, or "" to remove the entry.
+// Returns 1 when the entry was written, 0 when a newer version is indexed.
+var dueScript = redis.NewScript(`
+local seen = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+if seen >= tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+if ARGV[3] == '' then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+else
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+end
+return 1
+`)
+
+// dueScore is NextCheckAt in unix ms rounded up, so a licence is never
+// listed before it is due.
+func dueScore(at time.Time) string {
+	if at.IsZero() {
+		return ""
+	}
+	ms := at.UnixMilli()
+	if time.UnixMilli(ms).Before(at) {
+		ms++
+	}
+	return strconv.FormatInt(ms, 10)
+}
+
+// UpdateLicense implements store.Store: WATCH the state key, read it, run
+// fn on a fresh copy, and commit with MULTI/EXEC; when another instance
+// wrote in between, EXEC fails and the whole round runs again (fn too)
+// after a jittered backoff. This instance's own updates of the licence wait
+// for each other on an in-process lock instead of racing.
+func (s *Store) UpdateLicense(ctx context.Context, licenseID string, fn func(*store.LicenseState) (*store.LicenseState, error)) (*store.LicenseState, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	unlock, err := s.lock(ctx, "licence:"+licenseID)
+	if err != nil {
+		return nil, fmt.Errorf("updating licence: waiting for this instance's other updates of it: %w: %w", store.ErrConflict, err)
+	}
+	defer unlock()
+
+	key := s.stateKey(licenseID)
+	notice, _ := json.Marshal(store.Change{LicenseID: licenseID})
+	var (
+		written *store.LicenseState
+		later   func(redis.Pipeliner) // index writes outside the licence's slot
+	)
+	err = s.transact(ctx, "updating licence", key, func(tx *redis.Tx) error {
+		written, later = nil, nil
+		raw, err := getState(ctx, tx, key)
+		if err != nil {
+			return err
+		}
+		cur, err := decodeState(raw)
+		if err != nil {
+			return err
+		}
+		var version int64
+		if cur.License != nil {
+			version = cur.License.Version
+		}
+		next, err := fn(cur)
+		if err != nil {
+			return errAbort{err}
+		}
+		if next == nil { // nothing to write: answer the state as stored
+			written, err = decodeState(raw)
+			return err
+		}
+		if next.License == nil {
+			return errAbort{errors.New("updating licence: state to write has no licence")}
+		}
+		lic := *next.License
+		lic.Version = version + 1
+		payload, err := json.Marshal(stateRecord{License: &lic, Installations: next.Installations})
+		if err != nil {
+			return errAbort{fmt.Errorf("updating licence: encoding state: %w", err)}
+		}
+
+		var deferred []func(redis.Pipeliner)
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Set(ctx, key, payload, 0)
+			for _, in := range next.Installations {
+				if in.ID == "" {
+					continue
+				}
+				ik := s.installKey(in.ID)
+				set := func(p redis.Pipeliner) { p.Set(ctx, ik, licenseID, 0) }
+				if s.sameSlot(key, ik) {
+					set(p)
+				} else {
+					deferred = append(deferred, set)
+				}
+			}
+			due := func(p redis.Pipeliner) {
+				dueScript.Eval(ctx, p, []string{s.dueKey(), s.dueVersionsKey()}, licenseID, lic.Version, dueScore(lic.NextCheckAt))
+			}
+			if s.sameSlot(key, s.dueKey()) {
+				due(p)
+			} else {
+				deferred = append(deferred, due)
+			}
+			listed := func(p redis.Pipeliner) {
+				p.ZAdd(ctx, s.licensesKey(), redis.Z{Member: licenseID})
+			}
+			if s.sameSlot(key, s.licensesKey()) {
+				listed(p)
+			} else {
+				deferred = append(deferred, listed)
+			}
+			p.Publish(ctx, s.channel(), notice)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if len(deferred) > 0 {
+			later = func(p redis.Pipeliner) {
+				for _, w := range deferred {
+					w(p)
+				}
+			}
+		}
+		written, err = decodeState(payload)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if later != nil {
+		if _, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error { later(p); return nil }); err != nil {
+			return nil, unavailable("updating licence: committed, but writing its indexes", err)
+		}
+	}
+	return written, nil
+}
+
+// InstallationLicense implements store.Store.
+func (s *Store) InstallationLicense(ctx context.Context, installationID string) (string, error) {
+	if installationID == "" {
+		return "", store.ErrNotFound
+	}
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	id, err := s.client.Get(ctx, s.installKey(installationID)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", store.ErrNotFound
+	}
+	if err != nil {
+		return "", unavailable("reading installation index", err)
+	}
+	return id, nil
+}
+
+// DueLicenses implements store.Store.
+func (s *Store) DueLicenses(ctx context.Context, before time.Time, limit int) ([]string, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	maxMs := before.UnixMilli() // rounded down: entries are rounded up
+	if time.UnixMilli(maxMs).After(before) {
+		maxMs--
+	}
+	ids, err := s.client.ZRangeByScore(ctx, s.dueKey(), &redis.ZRangeBy{
+		Min: "-inf", Max: strconv.FormatInt(maxMs, 10), Count: int64(limit),
+	}).Result()
+	if err != nil {
+		return nil, unavailable("reading due licences", err)
+	}
+	return ids, nil
+}

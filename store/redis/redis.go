@@ -1,0 +1,263 @@
+// Package redis is the store.Store for several gateway instances sharing
+// one Redis: standalone, Sentinel or Cluster, through go-redis's
+// UniversalClient. The client belongs to the caller; a Store only adds key
+// layout, scripts and transactions on top of it.
+//
+// # Key layout
+//
+// P is Options.KeyPrefix ("lg:" by default). Every key one operation
+// touches atomically shares a {hash tag}, so each transaction and script
+// stays within one Cluster slot.
+//
+//	P{<licence>}:state     string  JSON {"license":…,"installations":[…]}: a
+//	                               licence's whole state, the unit UpdateLicense
+//	                               changes (WATCH/GET/MULTI/SET/EXEC)
+//	Pins:<installation>    string  licence id (installation index)
+//	P{due}                 zset    licence id scored by NextCheckAt in unix ms
+//	                               (rounded up); absent when NextCheckAt is zero
+//	P{due}:v               hash    licence id -> licence version the due entry
+//	                               reflects, so a late index write never
+//	                               undoes a newer one
+//	Prt:{<family>}:<hash>  hash    rec: JSON RefreshToken, spent: its spend
+//	                               time (RFC 3339) once spent; the key
+//	                               expires at ExpiresAt + 24h
+//	Pkeys                  hash    kid -> JSON SigningKey
+//	Pidem:<key>            string  stored answer, expiring with its TTL
+//	Pchanges               pub/sub channel of JSON store.Change
+//
+// # What is atomic
+//
+// With a plain client (standalone or Sentinel) one MULTI/EXEC commits a
+// licence's state, its installation-index entries, its due-index entry and
+// the change notice together. On Cluster the index keys live in other slots
+// than the licence, so the transaction commits the state, the index entries
+// that happen to share its slot and the notice (PUBLISH has no key); the
+// other installation-index entries and the due entry are written right
+// after EXEC, in one pipeline. That is safe because installation ids never
+// change (the entry is written before UpdateLicense returns, so before the
+// caller hands the id out, and a stale one still names the right licence)
+// and because the due entry is versioned (see dueScript). If those writes
+// fail after the commit, UpdateLicense reports ErrUnavailable although the
+// state was committed; the next write of the licence repairs both indexes,
+// since every write re-asserts them. (A state key deleted by hand restarts
+// at version 1: delete its field in P{due}:v too.) In both modes the change
+// notice is part of the transaction, so it is sent exactly when a write
+// commits.
+//
+// Records are stored as given: what arrives sealed (KeyCiphertext,
+// SealedPrivateKey, idempotency answers) stays sealed, refresh tokens are
+// known only by their keyed hashes, and nothing is logged.
+//
+// Refresh tokens: the family prefix of RefreshToken.Hash is the key's hash
+// tag, so a token and its successor share a slot and SpendRefreshToken is
+// one script (spendScript).
+//
+// # Failures
+//
+// Every Redis failure other than a missing key (redis.Nil) is returned
+// wrapping store.ErrUnavailable, after at most Options.Timeout per call.
+// For the timeout to also bound a server that stops answering (rather than
+// one that refuses connections), build the client with
+// ContextTimeoutEnabled: true; otherwise go-redis's own ReadTimeout and
+// WriteTimeout (3 s by default) apply to a blocked socket.
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/licensegate/licensegate/store"
+)
+
+// Defaults for Options.
+const (
+	DefaultKeyPrefix = "lg:"
+	DefaultTimeout   = 2 * time.Second
+)
+
+// Optimistic transactions (WATCH) that lose to another instance are
+// retried after a jittered backoff, up to maxAttempts.
+const (
+	maxAttempts = 20
+	baseBackoff = time.Millisecond
+	maxBackoff  = 50 * time.Millisecond
+)
+
+// stripes is the number of in-process locks licences are spread over.
+const stripes = 256
+
+// Options tunes a Store.
+type Options struct {
+	// KeyPrefix is put in front of every key and the change channel, so
+	// several deployments can share one Redis. Default "lg:".
+	KeyPrefix string
+	// Timeout bounds each operation, retries and waiting for this
+	// instance's other updates of the same licence included. Default 2s.
+	// It bounds a server that stops answering only if the client was built
+	// with ContextTimeoutEnabled.
+	Timeout time.Duration
+}
+
+// Store is a store.Store on Redis. It is safe for concurrent use; create
+// one per client and key prefix and share it.
+type Store struct {
+	client  redis.UniversalClient
+	prefix  string
+	timeout time.Duration
+	// locks serialise this process's updates of one licence (and of the
+	// key ring), so its own goroutines queue instead of failing each
+	// other's WATCH; other instances are still fenced by WATCH.
+	locks [stripes]chan struct{}
+
+	mu     sync.Mutex
+	subs   map[*redis.PubSub]struct{}
+	closed bool
+}
+
+// New returns a Store using client. The client stays the caller's: Close
+// does not close it.
+func New(client redis.UniversalClient, opts Options) *Store {
+	if opts.KeyPrefix == "" {
+		opts.KeyPrefix = DefaultKeyPrefix
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	s := &Store{client: client, prefix: opts.KeyPrefix, timeout: opts.Timeout, subs: make(map[*redis.PubSub]struct{})}
+	for i := range s.locks {
+		s.locks[i] = make(chan struct{}, 1)
+	}
+	return s
+}
+
+// Close ends the subscriptions this Store started (their channels close).
+// The client is left open.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for ps := range s.subs {
+		_ = ps.Close()
+		delete(s.subs, ps)
+	}
+	return nil
+}
+
+// Keys.
+
+func (s *Store) stateKey(licenseID string) string { return s.prefix + "{" + licenseID + "}:state" }
+func (s *Store) installKey(id string) string      { return s.prefix + "ins:" + id }
+func (s *Store) dueKey() string                   { return s.prefix + "{due}" }
+func (s *Store) dueVersionsKey() string           { return s.prefix + "{due}:v" }
+func (s *Store) signingKeysKey() string           { return s.prefix + "keys" }
+func (s *Store) idempotencyKey(key string) string { return s.prefix + "idem:" + key }
+func (s *Store) channel() string                  { return s.prefix + "changes" }
+func (s *Store) licensesKey() string              { return s.prefix + "{licenses}" }
+func (s *Store) auditKey() string                 { return s.prefix + "{audit}" }
+
+// sameSlot reports whether one transaction may hold both keys: always with
+// a plain client, when they hash to one slot on Cluster, and only for a
+// single key with any other client (a Ring shards differently).
+func (s *Store) sameSlot(a, b string) bool {
+	switch s.client.(type) {
+	case *redis.Client:
+		return true
+	case *redis.ClusterClient:
+		return keySlot(a) == keySlot(b)
+	default:
+		return a == b
+	}
+}
+
+// Errors and timeouts.
+
+func unavailable(op string, err error) error {
+	return fmt.Errorf("%s: %w: %w", op, store.ErrUnavailable, err)
+}
+
+var errWatchSkipped = errors.New("the client ended the transaction without running it")
+
+// errAbort carries an error that is not a Redis failure (fn's own error, a
+// state that cannot be written) out of a transaction untouched.
+type errAbort struct{ err error }
+
+func (e errAbort) Error() string { return e.err.Error() }
+
+func (s *Store) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.timeout)
+}
+
+// lock takes the in-process lock for name, giving up when ctx ends.
+func (s *Store) lock(ctx context.Context, name string) (unlock func(), err error) {
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	l := s.locks[h.Sum32()%stripes]
+	select {
+	case l <- struct{}{}:
+		return func() { <-l }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// transact runs fn in WATCH key ... EXEC, again while another client wins
+// the race, and classifies the outcome: fn's own errors (errAbort) come
+// back unwrapped, losing every attempt is store.ErrConflict, and any other
+// failure wraps store.ErrUnavailable. ctx must carry the operation's
+// deadline; the caller holds the in-process lock for key.
+func (s *Store) transact(ctx context.Context, op, key string, fn func(*redis.Tx) error) error {
+	for attempt := 1; ; attempt++ {
+		ran := false
+		err := s.client.Watch(ctx, func(tx *redis.Tx) error {
+			if err := fn(tx); err != nil {
+				return err
+			}
+			ran = true
+			return nil
+		}, key)
+		if err == nil && !ran {
+			// ClusterClient.Watch (go-redis v9.23) answers nil without
+			// running fn when its last attempt met a closed node pool.
+			err = errWatchSkipped
+		}
+		var abort errAbort
+		switch {
+		case err == nil:
+			return nil
+		case errors.As(err, &abort):
+			return abort.err
+		case !errors.Is(err, redis.TxFailedErr):
+			return unavailable(op, err)
+		case attempt == maxAttempts:
+			return fmt.Errorf("%s: lost %d races to other instances: %w", op, attempt, store.ErrConflict)
+		}
+		backoff := min(maxBackoff, baseBackoff<<(attempt-1))
+		t := time.NewTimer(rand.N(backoff) + time.Millisecond/2)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%s: lost %d races to other instances: %w: %w", op, attempt, store.ErrConflict, ctx.Err())
+		}
+	}
+}
+
+// Ping implements store.Store.
+func (s *Store) Ping(ctx context.Context) error {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	if err := s.client.Ping(ctx).Err(); err != nil {
+		return unavailable("pinging redis", err)
+	}
+	return nil
+}
+
+// Interface guards
+var _ store.Store = (*Store)(nil)

@@ -1,0 +1,658 @@
+package redis_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/licensegate/licensegate/internal/redistest"
+	"github.com/licensegate/licensegate/store"
+	redisstore "github.com/licensegate/licensegate/store/redis"
+	"github.com/licensegate/licensegate/store/storetest"
+)
+
+// backend is one running Redis (a server or a Cluster) that many stores
+// share, each under its own key prefix so every subtest starts empty.
+type backend struct {
+	addrs    []string
+	prefixes atomic.Int64
+
+	mu      sync.Mutex
+	clients map[*redisstore.Store]goredis.UniversalClient
+	prefix  map[*redisstore.Store]string
+}
+
+func newBackend(addrs ...string) *backend {
+	return &backend{addrs: addrs, clients: map[*redisstore.Store]goredis.UniversalClient{}, prefix: map[*redisstore.Store]string{}}
+}
+
+// client returns a new client the test closes when it ends. With several
+// addresses it is a Cluster client.
+func (b *backend) client(t testing.TB) goredis.UniversalClient {
+	t.Helper()
+	c := goredis.NewUniversalClient(&goredis.UniversalOptions{
+		Addrs:                 b.addrs,
+		ContextTimeoutEnabled: true,
+		DialTimeout:           time.Second,
+	})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// store opens a Store with its own client under prefix ("": a new one).
+func (b *backend) store(t testing.TB, prefix string, opts redisstore.Options) *redisstore.Store {
+	t.Helper()
+	if prefix == "" {
+		prefix = fmt.Sprintf("lgt%d:", b.prefixes.Add(1))
+	}
+	c := b.client(t)
+	opts.KeyPrefix = prefix
+	s := redisstore.New(c, opts)
+	t.Cleanup(func() { s.Close() })
+	b.mu.Lock()
+	b.clients[s], b.prefix[s] = c, prefix
+	b.mu.Unlock()
+	return s
+}
+
+// peer opens another Store, over another client, on the same data as s:
+// a second gateway instance.
+func (b *backend) peer(t testing.TB, s *redisstore.Store) *redisstore.Store {
+	return b.store(t, b.prefixOf(s), redisstore.Options{})
+}
+
+func (b *backend) prefixOf(s *redisstore.Store) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.prefix[s]
+}
+
+func (b *backend) conformance(t *testing.T) {
+	storetest.Run(t,
+		func(t *testing.T) store.Store { return b.store(t, "", redisstore.Options{}) },
+		storetest.WithPeer(func(t *testing.T, s store.Store) store.Store { return b.peer(t, s.(*redisstore.Store)) }),
+		storetest.WithBreak(func(t *testing.T, s store.Store) {
+			b.mu.Lock()
+			c := b.clients[s.(*redisstore.Store)]
+			b.mu.Unlock()
+			c.Close()
+		}),
+	)
+}
+
+func TestStandalone(t *testing.T) {
+	b := newBackend(redistest.StartServer(t))
+	t.Run("Conformance", b.conformance)
+	b.redisTests(t)
+}
+
+func TestCluster(t *testing.T) {
+	start := time.Now()
+	b := newBackend(redistest.StartCluster(t, 3)...)
+	t.Logf("3-node cluster up in %s", time.Since(start).Round(time.Millisecond))
+	if _, ok := b.client(t).(*goredis.ClusterClient); !ok {
+		t.Fatal("NewUniversalClient with the cluster's addresses is not a Cluster client")
+	}
+	t.Run("Conformance", b.conformance)
+	b.redisTests(t)
+	t.Run("KeySlotMatchesServer", func(t *testing.T) {
+		c := b.client(t)
+		for _, key := range []string{"", "a", "lg:{lic_1}:state", "lg:ins:ins_1", "lg:rt:{AbCd-_12}:x", "x{}y", "{a}{b}", "a{b", "a}b{c}", "lg:{due}:v"} {
+			want, err := c.ClusterKeySlot(context.Background(), key).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := redisstore.KeySlot(key); int64(got) != want {
+				t.Errorf("KeySlot(%q) = %d, server says %d", key, got, want)
+			}
+		}
+	})
+}
+
+// redisTests are the Redis-only tests, run on a standalone server and on a
+// Cluster.
+func (b *backend) redisTests(t *testing.T) {
+	t.Run("ActivationsAcrossInstances", b.testActivationsAcrossInstances)
+	t.Run("AppendsAcrossInstances", b.testAppendsAcrossInstances)
+	t.Run("ChangeFeedAcrossInstances", b.testChangeFeedAcrossInstances)
+	t.Run("KeyLayout", b.testKeyLayout)
+	t.Run("LostRacesEndInConflict", b.testLostRacesEndInConflict)
+	t.Run("RivalWriteRerunsFn", b.testRivalWriteRerunsFn)
+	t.Run("LateDueIndexWriteIgnored", b.testLateDueIndexWriteIgnored)
+	t.Run("Close", b.testClose)
+}
+
+var errLimit = errors.New("activation limit reached")
+
+// activate adds installation id unless limit installations are active.
+func activate(id string) func(*store.LicenseState) (*store.LicenseState, error) {
+	return func(st *store.LicenseState) (*store.LicenseState, error) {
+		active := 0
+		for _, in := range st.Installations {
+			if in.Active() {
+				active++
+			}
+		}
+		if active >= st.License.ActivationsLimit {
+			return nil, errLimit
+		}
+		st.Installations = append(st.Installations, store.Installation{ID: id, LicenseID: st.License.ID, Status: store.InstallationActive})
+		return st, nil
+	}
+}
+
+// testActivationsAcrossInstances: two instances, each with its own client,
+// race 200 activations of one licence with a limit of 3.
+func (b *backend) testActivationsAcrossInstances(t *testing.T) {
+	ctx := context.Background()
+	a := b.store(t, "", redisstore.Options{})
+	other := b.peer(t, a)
+	instances := []*redisstore.Store{a, other}
+	if _, err := a.UpdateLicense(ctx, "lic_1", func(*store.LicenseState) (*store.LicenseState, error) {
+		return &store.LicenseState{License: &store.License{ID: "lic_1", Status: store.LicenseActive, ActivationsLimit: 3}}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	const n = 200
+	var wg sync.WaitGroup
+	var won, refused, calls atomic.Int64
+	start := time.Now()
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fn := activate(fmt.Sprintf("ins_%03d", i))
+			_, err := instances[i%2].UpdateLicense(ctx, "lic_1", func(st *store.LicenseState) (*store.LicenseState, error) {
+				calls.Add(1)
+				return fn(st)
+			})
+			switch {
+			case err == nil:
+				won.Add(1)
+			case err == errLimit:
+				refused.Add(1)
+			default:
+				t.Errorf("activation %d: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("%d activations from 2 instances in %s; fn ran %d times (%d reruns after lost races)",
+		n, time.Since(start).Round(time.Millisecond), calls.Load(), calls.Load()-n)
+	if won.Load() != 3 || refused.Load() != n-3 {
+		t.Fatalf("%d won and %d refused, want 3 and %d", won.Load(), refused.Load(), n-3)
+	}
+	for _, s := range instances {
+		st, err := s.LicenseState(ctx, "lic_1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(st.Installations) != 3 || st.License.Version != 4 {
+			t.Fatalf("stored %d installations at version %d, want 3 at 4", len(st.Installations), st.License.Version)
+		}
+	}
+}
+
+// testAppendsAcrossInstances: every call writes, so the instances' WATCH
+// transactions really collide; none may be lost or fail.
+func (b *backend) testAppendsAcrossInstances(t *testing.T) {
+	ctx := context.Background()
+	a := b.store(t, "", redisstore.Options{})
+	instances := []*redisstore.Store{a, b.peer(t, a), b.peer(t, a)}
+	// Every caller waits its turn within the default 2s timeout: 60 keeps
+	// the queue short enough under -race on a small machine (150 writes
+	// take ~0.4s without -race).
+	const n = 60
+	var wg sync.WaitGroup
+	var calls atomic.Int64
+	start := time.Now()
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := instances[i%len(instances)].UpdateLicense(ctx, "lic_1", func(st *store.LicenseState) (*store.LicenseState, error) {
+				calls.Add(1)
+				if st.License == nil {
+					st.License = &store.License{ID: "lic_1", Status: store.LicenseActive}
+				}
+				st.Installations = append(st.Installations, store.Installation{ID: fmt.Sprintf("ins_%03d", i), LicenseID: "lic_1"})
+				return st, nil
+			})
+			if err != nil {
+				t.Errorf("append %d: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("%d appends from %d instances in %s; fn ran %d times (%d reruns after lost races)",
+		n, len(instances), time.Since(start).Round(time.Millisecond), calls.Load(), calls.Load()-n)
+	st, err := a.LicenseState(ctx, "lic_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Installations) != n || st.License.Version != n {
+		t.Fatalf("%d installations at version %d, want %d at %d", len(st.Installations), st.License.Version, n, n)
+	}
+}
+
+// testChangeFeedAcrossInstances: a change made on instance A reaches a
+// subscriber on instance B within 1 s (SPEC section 6).
+func (b *backend) testChangeFeedAcrossInstances(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a := b.store(t, "", redisstore.Options{})
+	other := b.peer(t, a)
+	changes, err := other.Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rounds = 20
+	var lat []time.Duration
+	for i := range rounds {
+		id := fmt.Sprintf("lic_%d", i)
+		start := time.Now()
+		if _, err := a.UpdateLicense(ctx, id, func(*store.LicenseState) (*store.LicenseState, error) {
+			return &store.LicenseState{License: &store.License{ID: id, Status: store.LicenseSuspended}}, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case c := <-changes:
+			if c.LicenseID != id {
+				t.Fatalf("notice for %q, want %q", c.LicenseID, id)
+			}
+			lat = append(lat, time.Since(start))
+		case <-time.After(time.Second):
+			t.Fatalf("no notice on instance B within 1s of a write on instance A (round %d)", i)
+		}
+	}
+	slices.Sort(lat)
+	t.Logf("write on A -> notice on B, %d rounds: median %s, max %s", rounds, lat[rounds/2], lat[rounds-1])
+}
+
+// testKeyLayout checks the documented layout on the server itself.
+func (b *backend) testKeyLayout(t *testing.T) {
+	ctx := context.Background()
+	s := b.store(t, "", redisstore.Options{})
+	p := b.prefixOf(s)
+	raw := b.client(t)
+
+	next := time.Date(2030, 1, 2, 3, 4, 5, 500_000, time.UTC) // sub-millisecond: rounded up
+	if _, err := s.UpdateLicense(ctx, "lic_1", func(*store.LicenseState) (*store.LicenseState, error) {
+		return &store.LicenseState{
+			License:       &store.License{ID: "lic_1", Status: store.LicenseActive, NextCheckAt: next, KeyCiphertext: []byte("sealed")},
+			Installations: []store.Installation{{ID: "ins_1", LicenseID: "lic_1"}},
+		}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	expires := time.Now().Add(time.Hour)
+	rt := store.RefreshToken{Hash: "fam1.abcdef", Family: "fam1", ExpiresAt: expires}
+	if err := s.PutRefreshToken(ctx, rt); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AddSigningKey(ctx, store.SigningKey{ID: "k1", CreatedAt: time.Now()}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PutIdempotent(ctx, "idem1", []byte("answer"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+
+	types := map[string]string{
+		p + "{lic_1}:state":     "string",
+		p + "ins:ins_1":         "string",
+		p + "{due}":             "zset",
+		p + "{due}:v":           "hash",
+		p + "rt:{fam1}:abcdef":  "hash",
+		p + "keys":              "hash",
+		p + "idem:idem1":        "string",
+		"lg:{lic_1}:state":      "none", // the prefix is used, not the default
+		p + "rt:{fam1}:fam1.ab": "none",
+	}
+	for key, want := range types {
+		if got, err := raw.Type(ctx, key).Result(); err != nil || got != want {
+			t.Errorf("TYPE %s = %q, %v; want %s", key, got, err, want)
+		}
+	}
+	if v, _ := raw.Get(ctx, p+"ins:ins_1").Result(); v != "lic_1" {
+		t.Errorf("installation index holds %q", v)
+	}
+	wantScore := float64(next.UnixMilli() + 1)
+	if got, err := raw.ZScore(ctx, p+"{due}", "lic_1").Result(); err != nil || got != wantScore {
+		t.Errorf("due score %v, %v; want %v", got, err, wantScore)
+	}
+	if v, _ := raw.HGet(ctx, p+"{due}:v", "lic_1").Result(); v != "1" {
+		t.Errorf("due version %q, want 1", v)
+	}
+	// A refresh token's record lives a day past the token.
+	if ttl, err := raw.PTTL(ctx, p+"rt:{fam1}:abcdef").Result(); err != nil || ttl < 24*time.Hour+59*time.Minute || ttl > 25*time.Hour {
+		t.Errorf("refresh record PTTL %s, %v; want about 25h", ttl, err)
+	}
+	if ttl, err := raw.PTTL(ctx, p+"idem:idem1").Result(); err != nil || ttl <= 0 || ttl > time.Minute {
+		t.Errorf("idempotency PTTL %s, %v; want at most 1m", ttl, err)
+	}
+	if ttl, _ := raw.PTTL(ctx, p+"{lic_1}:state").Result(); ttl >= 0 {
+		t.Errorf("licence state expires (PTTL %s)", ttl)
+	}
+}
+
+// testLostRacesEndInConflict: when every commit loses to another writer,
+// UpdateLicense gives up after a bounded number of attempts with
+// ErrConflict, within its timeout.
+func (b *backend) testLostRacesEndInConflict(t *testing.T) {
+	ctx := context.Background()
+	s := b.store(t, "", redisstore.Options{})
+	rival := b.peer(t, s)
+	put := func(s store.Store, status string) error {
+		_, err := s.UpdateLicense(ctx, "lic_1", func(*store.LicenseState) (*store.LicenseState, error) {
+			return &store.LicenseState{License: &store.License{ID: "lic_1", Status: status}}, nil
+		})
+		return err
+	}
+	if err := put(s, store.LicenseActive); err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	start := time.Now()
+	_, err := s.UpdateLicense(ctx, "lic_1", func(st *store.LicenseState) (*store.LicenseState, error) {
+		calls++
+		// Another instance commits between this read and its commit.
+		if err := put(rival, fmt.Sprint("rival", calls)); err != nil {
+			return nil, err
+		}
+		st.License.Status = store.LicenseRevoked
+		return st, nil
+	})
+	took := time.Since(start)
+	t.Logf("gave up after %d attempts in %s", calls, took.Round(time.Millisecond))
+	if !errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("err = %v, want ErrConflict", err)
+	}
+	if calls < 2 || took > redisstore.DefaultTimeout+500*time.Millisecond {
+		t.Fatalf("%d attempts in %s", calls, took)
+	}
+	st, _ := s.LicenseState(ctx, "lic_1")
+	if st.License.Status != fmt.Sprint("rival", calls) {
+		t.Fatalf("stored status %q: the losing write must not land", st.License.Status)
+	}
+}
+
+// testRivalWriteRerunsFn: fn runs again on the state another instance
+// committed, not on its stale copy.
+func (b *backend) testRivalWriteRerunsFn(t *testing.T) {
+	ctx := context.Background()
+	s := b.store(t, "", redisstore.Options{})
+	rival := b.peer(t, s)
+	if _, err := s.UpdateLicense(ctx, "lic_1", func(*store.LicenseState) (*store.LicenseState, error) {
+		return &store.LicenseState{License: &store.License{ID: "lic_1", Status: store.LicenseActive, ActivationsLimit: 1}}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	_, err := s.UpdateLicense(ctx, "lic_1", func(st *store.LicenseState) (*store.LicenseState, error) {
+		calls++
+		if calls == 1 { // the rival takes the last slot meanwhile
+			if _, err := rival.UpdateLicense(ctx, "lic_1", activate("ins_rival")); err != nil {
+				return nil, err
+			}
+		}
+		return activate("ins_mine")(st)
+	})
+	if err != errLimit || calls != 2 {
+		t.Fatalf("err = %v after %d calls, want errLimit after 2", err, calls)
+	}
+	st, _ := s.LicenseState(ctx, "lic_1")
+	if len(st.Installations) != 1 || st.Installations[0].ID != "ins_rival" {
+		t.Fatalf("installations %+v, want only the rival's", st.Installations)
+	}
+}
+
+// testLateDueIndexWriteIgnored: on Cluster the due entry is written after
+// the licence's transaction; an older version's write arriving late must
+// not undo a newer one.
+func (b *backend) testLateDueIndexWriteIgnored(t *testing.T) {
+	ctx := context.Background()
+	s := b.store(t, "", redisstore.Options{})
+	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	for v, at := range []time.Time{t0.Add(time.Hour), t0.Add(2 * time.Hour)} {
+		if _, err := s.UpdateLicense(ctx, "lic_1", func(*store.LicenseState) (*store.LicenseState, error) {
+			return &store.LicenseState{License: &store.License{ID: "lic_1", Status: store.LicenseActive, NextCheckAt: at}}, nil
+		}); err != nil {
+			t.Fatalf("write %d: %v", v+1, err)
+		}
+	}
+	// Version 1's index write arrives now.
+	if n, err := redisstore.IndexDue(ctx, s, "lic_1", 1, t0.Add(time.Hour)); err != nil || n != 0 {
+		t.Fatalf("late write applied: %d, %v", n, err)
+	}
+	if ids, _ := s.DueLicenses(ctx, t0.Add(90*time.Minute), 10); len(ids) != 0 {
+		t.Fatalf("stale due entry: %v", ids)
+	}
+	if ids, _ := s.DueLicenses(ctx, t0.Add(2*time.Hour), 10); !slices.Equal(ids, []string{"lic_1"}) {
+		t.Fatalf("due = %v, want lic_1 at version 2's time", ids)
+	}
+	// A newer version applies.
+	if n, err := redisstore.IndexDue(ctx, s, "lic_1", 3, time.Time{}); err != nil || n != 1 {
+		t.Fatalf("newer write: %d, %v", n, err)
+	}
+	if ids, _ := s.DueLicenses(ctx, t0.Add(1000*time.Hour), 10); len(ids) != 0 {
+		t.Fatalf("entry left after removal: %v", ids)
+	}
+}
+
+// testClose: Close ends subscriptions but leaves the caller's client open.
+func (b *backend) testClose(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := b.store(t, "", redisstore.Options{})
+	ch, err := s.Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case _, ok := <-ch:
+		if ok {
+			t.Fatal("value after Close")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("channel not closed by Close")
+	}
+	if _, err := s.Subscribe(ctx); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("Subscribe after Close = %v, want ErrUnavailable", err)
+	}
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping after Close = %v: the client is the caller's and stays open", err)
+	}
+}
+
+// TestOutage stops the server under a store and starts it again on the same
+// port: operations fail fast with ErrUnavailable while it is down, and the
+// same client and store (and a subscription made before) work again after.
+func TestOutage(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.NewServer(t)
+	b := newBackend(srv.Addr())
+	const timeout = 500 * time.Millisecond
+	s := b.store(t, "", redisstore.Options{Timeout: timeout})
+	other := b.peer(t, s)
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	changes, err := other.Subscribe(sctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(id string) error {
+		_, err := s.UpdateLicense(ctx, id, func(*store.LicenseState) (*store.LicenseState, error) {
+			return &store.LicenseState{License: &store.License{ID: id, Status: store.LicenseActive}}, nil
+		})
+		return err
+	}
+	if err := write("lic_before"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-changes:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no notice before the outage")
+	}
+
+	srv.Stop()
+	failAll(t, s, timeout, "with the server down")
+	if _, err := s.Subscribe(sctx); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("Subscribe with the server down = %v, want ErrUnavailable", err)
+	}
+
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// go-redis stops dialling after a burst of refused dials and probes
+	// once a second, so the first calls after the restart may still fail.
+	start := time.Now()
+	for {
+		err := s.Ping(ctx)
+		if err == nil {
+			break
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("still failing %s after the restart: %v", time.Since(start), err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("same client and store answer again %s after the restart", time.Since(start).Round(time.Millisecond))
+	for name, call := range operations(s) {
+		if err := call(ctx); err != nil && !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("%s after the restart: %v", name, err)
+		}
+	}
+	// The subscription made before the outage resumes by itself.
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 0; ; i++ {
+		id := "lic_after_" + strconv.Itoa(i)
+		if err := write(id); err != nil {
+			t.Fatal(err)
+		}
+		wait := time.After(200 * time.Millisecond)
+	read:
+		for {
+			select {
+			case c, ok := <-changes:
+				if !ok {
+					t.Fatal("subscription closed by the outage")
+				}
+				if strings.HasPrefix(c.LicenseID, "lic_after_") {
+					t.Logf("subscription resumed %s after the restart", time.Since(start).Round(time.Millisecond))
+					return
+				}
+			case <-wait:
+				break read
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("subscription made before the outage hears nothing after it")
+		}
+	}
+}
+
+// TestHungServer freezes the server: connections stay open and nothing
+// answers. Operations still end within the timeout.
+func TestHungServer(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.NewServer(t)
+	b := newBackend(srv.Addr())
+	const timeout = 300 * time.Millisecond
+	s := b.store(t, "", redisstore.Options{Timeout: timeout})
+	if err := s.Ping(ctx); err != nil { // a pooled connection exists
+		t.Fatal(err)
+	}
+	if err := srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	failAll(t, s, timeout, "on a hung server")
+	if err := srv.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping after the server resumed: %v", err)
+	}
+}
+
+// failAll calls every operation at once and expects each to fail with
+// ErrUnavailable within the store's timeout (plus scheduling slack).
+func failAll(t *testing.T, s store.Store, timeout time.Duration, when string) {
+	t.Helper()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var slowest time.Duration
+	for name, call := range operations(s) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			err := call(context.Background())
+			took := time.Since(start)
+			mu.Lock()
+			slowest = max(slowest, took)
+			mu.Unlock()
+			if !errors.Is(err, store.ErrUnavailable) {
+				t.Errorf("%s %s = %v, want ErrUnavailable", name, when, err)
+			}
+			if took > timeout+300*time.Millisecond {
+				t.Errorf("%s %s took %s to fail, timeout %s", name, when, took, timeout)
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("every operation %s failed with ErrUnavailable; slowest in %s (timeout %s)", when, slowest.Round(time.Millisecond), timeout)
+}
+
+// operations calls every Store method that talks to Redis, once.
+func operations(s store.Store) map[string]func(context.Context) error {
+	now := time.Now()
+	tok := store.RefreshToken{Hash: "fam.1", Family: "fam", ExpiresAt: now.Add(time.Hour)}
+	next := tok
+	next.Hash = "fam.2"
+	return map[string]func(context.Context) error{
+		"LicenseState": func(ctx context.Context) error { _, err := s.LicenseState(ctx, "lic_1"); return err },
+		"UpdateLicense": func(ctx context.Context) error {
+			_, err := s.UpdateLicense(ctx, "lic_1", func(*store.LicenseState) (*store.LicenseState, error) {
+				return &store.LicenseState{License: &store.License{ID: "lic_1", Status: store.LicenseActive}}, nil
+			})
+			return err
+		},
+		"InstallationLicense": func(ctx context.Context) error { _, err := s.InstallationLicense(ctx, "ins_1"); return err },
+		"PutRefreshToken":     func(ctx context.Context) error { return s.PutRefreshToken(ctx, tok) },
+		"RefreshToken":        func(ctx context.Context) error { _, err := s.RefreshToken(ctx, tok.Hash); return err },
+		"SpendRefreshToken": func(ctx context.Context) error {
+			_, err := s.SpendRefreshToken(ctx, tok.Hash, now, next)
+			if errors.Is(err, store.ErrRefreshSpent) {
+				err = nil
+			}
+			return err
+		},
+		"SigningKeys": func(ctx context.Context) error { _, err := s.SigningKeys(ctx); return err },
+		"AddSigningKey": func(ctx context.Context) error {
+			_, err := s.AddSigningKey(ctx, store.SigningKey{ID: "k", CreatedAt: now}, now)
+			return err
+		},
+		"Idempotent": func(ctx context.Context) error { _, err := s.Idempotent(ctx, "k"); return err },
+		"PutIdempotent": func(ctx context.Context) error {
+			_, err := s.PutIdempotent(ctx, "k", []byte("v"), time.Minute)
+			return err
+		},
+		"DueLicenses": func(ctx context.Context) error { _, err := s.DueLicenses(ctx, now, 10); return err },
+		"Ping":        func(ctx context.Context) error { return s.Ping(ctx) },
+	}
+}

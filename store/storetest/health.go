@@ -1,0 +1,69 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/licensegate/licensegate/store"
+)
+
+func testPing(t *testing.T, h *harness) {
+	s := h.open(t)
+	if err := s.Ping(context.Background()); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+}
+
+// testUnavailable: a store cut off its backend reports ErrUnavailable from
+// every method, never ErrNotFound or an empty answer.
+func testUnavailable(t *testing.T, h *harness) {
+	if h.cfg.brk == nil {
+		t.Skip("the backend offers no way to cut a store off (WithBreak)")
+	}
+	ctx := context.Background()
+	s := h.open(t)
+	put(t, s, sampleState())
+	h.cfg.brk(t, s)
+
+	issued := now()
+	tok := store.RefreshToken{Hash: refreshHash("fam", 1), Family: "fam", IssuedAt: issued, ExpiresAt: issued.Add(time.Hour)}
+	next := tok
+	next.Hash = refreshHash("fam", 2)
+	calls := map[string]func() error{
+		"LicenseState": func() error { _, err := s.LicenseState(ctx, "lic_1"); return err },
+		"UpdateLicense": func() error {
+			_, err := s.UpdateLicense(ctx, "lic_1", func(st *store.LicenseState) (*store.LicenseState, error) { return st, nil })
+			return err
+		},
+		"InstallationLicense": func() error { _, err := s.InstallationLicense(ctx, "ins_1"); return err },
+		"PutRefreshToken":     func() error { return s.PutRefreshToken(ctx, tok) },
+		"RefreshToken":        func() error { _, err := s.RefreshToken(ctx, tok.Hash); return err },
+		"SpendRefreshToken":   func() error { _, err := s.SpendRefreshToken(ctx, tok.Hash, issued, next); return err },
+		"SigningKeys":         func() error { _, err := s.SigningKeys(ctx); return err },
+		"AddSigningKey": func() error {
+			_, err := s.AddSigningKey(ctx, signingKey("k1", t0), t0)
+			return err
+		},
+		"Idempotent":    func() error { _, err := s.Idempotent(ctx, "k"); return err },
+		"PutIdempotent": func() error { _, err := s.PutIdempotent(ctx, "k", []byte("v"), time.Hour); return err },
+		"DueLicenses":   func() error { _, err := s.DueLicenses(ctx, t0.Add(1000*time.Hour), 10); return err },
+		"Ping":          func() error { return s.Ping(ctx) },
+	}
+	for name, call := range calls {
+		start := time.Now()
+		err := call()
+		if !errors.Is(err, store.ErrUnavailable) {
+			t.Errorf("%s on a broken store = %v, want ErrUnavailable", name, err)
+		}
+		if took := time.Since(start); took > 10*time.Second {
+			t.Errorf("%s took %s to fail", name, took)
+		}
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if _, err := s.Subscribe(sctx); err != nil && !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("Subscribe on a broken store = %v, want ErrUnavailable (or a feed)", err)
+	}
+}
