@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/licensegate/licensegate/internal/redistest"
 )
 
 // admin calls the gateway's admin API and decodes the JSON answer.
@@ -58,7 +60,17 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) time.
 }
 
 func TestAdminAPI(t *testing.T) {
-	g, _ := startDefault(t)
+	t.Run("embedded", func(t *testing.T) {
+		g, _ := startDefault(t)
+		testAdminAPI(t, g)
+	})
+	t.Run("redis", func(t *testing.T) {
+		srv := redistest.NewServer(t)
+		testAdminAPI(t, startOnRedis(t, srv.Addr(), nil))
+	})
+}
+
+func testAdminAPI(t *testing.T, g *gateway) {
 	a := g.activate("KEY-AAAA-0001", "acme.com")
 	expectStatus(t, a, http.StatusCreated, "")
 	lic := a.str("license", "id")

@@ -107,6 +107,53 @@ func TestTwoGatewaysShareOneRedis(t *testing.T) {
 		return kidOf(t, b.activate("KEY-AAAA-0005", "erin.com").str("access_token")) == rot.str("kid")
 	})
 	expectStatus(t, a.call(b.activate("KEY-AAAA-0005", "erin.com").str("access_token")), http.StatusOK, "")
+
+	// No purchase code, token or secret anywhere in Redis, keys or values.
+	assertNoSecretsInRedis(t, srv.Addr(), []string{"KEY-AAAA-0001", "KEY-AAAA-0004", "KEY-AAAA-0005",
+		act.str("refresh_token"), token, testSecret})
+}
+
+// assertNoSecretsInRedis dumps every key and value (whatever the type) and
+// looks for each secret, in any case.
+func assertNoSecretsInRedis(t *testing.T, addr string, secrets []string) {
+	t.Helper()
+	ctx := context.Background()
+	rc := goredis.NewClient(&goredis.Options{Addr: addr})
+	defer rc.Close()
+	var dump strings.Builder
+	keys, err := rc.Keys(ctx, "*").Result()
+	if err != nil || len(keys) == 0 {
+		t.Fatalf("KEYS: %d, %v", len(keys), err)
+	}
+	for _, k := range keys {
+		dump.WriteString(k + "\n")
+		raw, err := rc.Dump(ctx, k).Result() // every type, serialised
+		if err != nil {
+			t.Fatalf("DUMP %s: %v", k, err)
+		}
+		dump.WriteString(raw + "\n")
+		switch typ := rc.Type(ctx, k).Val(); typ { // DUMP may compress: read plainly too
+		case "string":
+			dump.WriteString(rc.Get(ctx, k).Val())
+		case "hash":
+			for f, v := range rc.HGetAll(ctx, k).Val() {
+				dump.WriteString(f + "=" + v + "\n")
+			}
+		case "zset":
+			dump.WriteString(strings.Join(rc.ZRange(ctx, k, 0, -1).Val(), "\n"))
+		case "stream":
+			for _, m := range rc.XRange(ctx, k, "-", "+").Val() {
+				dump.WriteString(fmt.Sprint(m.Values) + "\n")
+			}
+		}
+	}
+	text := strings.ToLower(dump.String())
+	for _, s := range secrets {
+		if strings.Contains(text, strings.ToLower(s)) {
+			t.Errorf("Redis holds %.12s... in plaintext", s)
+		}
+	}
+	t.Logf("scanned %d Redis keys (%d bytes): no purchase code, token or secret", len(keys), dump.Len())
 }
 
 func TestConcurrentActivationsAcrossTwoGateways(t *testing.T) {
