@@ -164,4 +164,3 @@ func BenchmarkAuthorize(b *testing.B) {
 		})
 	}
 }
-
