@@ -3,6 +3,7 @@ package tokens
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -91,7 +92,17 @@ func (i *Issuer) Issue(c Claims) (string, error) {
 type Verifier struct {
 	ring   *Ring
 	parser *jwt.Parser
+	now    func() time.Time
+
+	// verified remembers tokens whose signature and claims checked out,
+	// until they expire: an installation presents the same token on every
+	// request, and the signature check dominates the gate's cost.
+	mu       sync.Mutex
+	verified map[string]*Claims
 }
+
+// maxVerified bounds the verified-token cache; when full it starts over.
+const maxVerified = 100000
 
 // ErrInvalidToken wraps every reason a token is refused; the wrapped cause
 // is for logs, not for clients.
@@ -113,11 +124,17 @@ func NewVerifier(ring *Ring, issuer string, audiences []string) *Verifier {
 		audiences = []string{"\x00no-audience"}
 	}
 	opts = append(opts, jwt.WithAudience(audiences...))
-	return &Verifier{ring: ring, parser: jwt.NewParser(opts...)}
+	return &Verifier{ring: ring, parser: jwt.NewParser(opts...), now: ring.now, verified: map[string]*Claims{}}
 }
 
 // Verify parses and checks a token, returning its claims.
+//
+// A token verified before is answered from memory until its exp (plus the
+// leeway); the claims returned are shared and must not be modified.
 func (v *Verifier) Verify(raw string) (*Claims, error) {
+	if c := v.remembered(raw); c != nil {
+		return c, nil
+	}
 	var c Claims
 	_, err := v.parser.ParseWithClaims(raw, &c, v.key)
 	if err != nil {
@@ -126,7 +143,35 @@ func (v *Verifier) Verify(raw string) (*Claims, error) {
 	if c.Subject == "" || c.License == "" {
 		return nil, fmt.Errorf("%w: missing sub or lic", ErrInvalidToken)
 	}
+	v.remember(raw, &c)
 	return &c, nil
+}
+
+func (v *Verifier) remembered(raw string) *Claims {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	c, ok := v.verified[raw]
+	if !ok {
+		return nil
+	}
+	now := v.now()
+	if !now.Before(c.ExpiresAt.Add(Leeway)) {
+		delete(v.verified, raw)
+		return nil
+	}
+	if c.NotBefore != nil && now.Before(c.NotBefore.Add(-Leeway)) {
+		return nil // the clock went back: check it afresh
+	}
+	return c
+}
+
+func (v *Verifier) remember(raw string, c *Claims) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if len(v.verified) >= maxVerified {
+		v.verified = map[string]*Claims{}
+	}
+	v.verified[raw] = c
 }
 
 func (v *Verifier) key(t *jwt.Token) (any, error) {

@@ -414,3 +414,29 @@ func TestVerifyConcurrentWithRotation(t *testing.T) {
 		t.Fatalf("JWKS holds %d keys after 5 rotations, want 6", n)
 	}
 }
+
+func TestVerifierRemembersUntilExpiry(t *testing.T) {
+	r, _, clk := newRing(t)
+	iss := NewIssuer(r, testIssuer, time.Minute)
+	tok, err := iss.Issue(Claims{Audience: "p", Subject: "ins_1", License: "lic_1", Generation: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := NewVerifier(r, testIssuer, []string{"p"})
+	for i := 0; i < 3; i++ {
+		if _, err := v.Verify(tok); err != nil {
+			t.Fatalf("Verify %d: %v", i, err)
+		}
+	}
+	if len(v.verified) != 1 {
+		t.Fatalf("%d tokens remembered, want 1", len(v.verified))
+	}
+	clk.Advance(time.Minute + Leeway)
+	if _, err := v.Verify(tok); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("a remembered token outlived its exp: %v", err)
+	}
+	// A tampered copy is never answered from memory.
+	if _, err := v.Verify(tok + "x"); err == nil {
+		t.Fatal("tampered token accepted")
+	}
+}
