@@ -354,21 +354,35 @@ func parseMarketplace(d *caddyfile.Dispenser, name string) (any, error) {
 
 // parseExchange parses:
 //
-//	license_exchange
+//	license_exchange {
+//		rate_limit <calls>/<period>
+//		failed_limit <calls>/<period>
+//	}
 func parseExchange(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	h.Next() // directive name
 	if h.NextArg() {
 		return nil, h.ArgErr()
 	}
+	e := new(Exchange)
 	for h.NextBlock(0) {
-		switch opt := h.Val(); opt {
-		case "rate_limit", "failed_limit":
-			return nil, h.Errf("license_exchange: %s: not supported yet", opt)
+		opt := h.Val()
+		var dst *string
+		switch opt {
+		case "rate_limit":
+			dst = &e.RateLimit
+		case "failed_limit":
+			dst = &e.FailedLimit
 		default:
 			return nil, h.Errf("license_exchange: unrecognized option %q", opt)
 		}
+		if err := singleArg(h.Dispenser, dst); err != nil {
+			return nil, err
+		}
+		if _, err := upstreams.ParseRate(*dst); err != nil {
+			return nil, h.Errf("license_exchange: %s: %v", opt, err)
+		}
 	}
-	return new(Exchange), nil
+	return e, nil
 }
 
 // parseGate parses:

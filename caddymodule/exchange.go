@@ -1,15 +1,18 @@
 package caddymodule
 
 import (
+	"fmt"
 	"net/http"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
 	"github.com/licensegate/licensegate/gateway"
+	"github.com/licensegate/licensegate/upstreams"
 )
 
 func init() {
@@ -20,9 +23,23 @@ func init() {
 // prefix, it answers on the last path segment: POST activate, token,
 // deactivate and move; GET status and jwks.json. It answers every request
 // itself and never calls the next handler.
+//
+// Per client IP (as Caddy determines it, honouring trusted_proxies) it
+// limits requests to every endpoint and failed activations, answering 429
+// rate_limited with Retry-After beyond them. The limits are kept in memory
+// by each instance.
 type Exchange struct {
-	svc    *gateway.Service
-	logger *zap.Logger
+	// RateLimit bounds requests per client IP, as "<calls>/<period>".
+	// Default: 120/m (AppTrovo's documented installer limit).
+	RateLimit string `json:"rate_limit,omitempty"`
+	// FailedLimit bounds failed activations (any 4xx) per client IP, so a
+	// key cannot be guessed by brute force. Default: 20/10m.
+	FailedLimit string `json:"failed_limit,omitempty"`
+
+	svc      *gateway.Service
+	logger   *zap.Logger
+	requests *ipLimiter
+	failures *ipLimiter
 }
 
 // CaddyModule returns the Caddy module information.
@@ -41,7 +58,27 @@ func (e *Exchange) Provision(ctx caddy.Context) error {
 		return err
 	}
 	e.svc = app.(*App).Service()
+	req, err := parseRateOr("rate_limit", e.RateLimit, "120/m")
+	if err != nil {
+		return err
+	}
+	fail, err := parseRateOr("failed_limit", e.FailedLimit, "20/10m")
+	if err != nil {
+		return err
+	}
+	e.requests, e.failures = newIPLimiter(req), newIPLimiter(fail)
 	return nil
+}
+
+func parseRateOr(option, v, def string) (upstreams.Rate, error) {
+	if v == "" {
+		v = def
+	}
+	r, err := upstreams.ParseRate(v)
+	if err != nil {
+		return upstreams.Rate{}, fmt.Errorf("license_exchange: %s: %w", option, err)
+	}
+	return r, nil
 }
 
 // ServeHTTP dispatches on the last path segment.
@@ -62,6 +99,10 @@ func (e *Exchange) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp
 		writeProblem(w, e.logger, &gateway.Error{Code: gateway.CodeMethodNotAllowed, Detail: "Use " + method + " for " + op + "."})
 		return nil
 	}
+	if ok, wait := e.requests.allow(clientIP(r)); !ok {
+		writeProblem(w, e.logger, rateLimited(wait))
+		return nil
+	}
 	switch op {
 	case "activate":
 		e.activate(w, r)
@@ -79,28 +120,44 @@ func (e *Exchange) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp
 	return nil
 }
 
+func rateLimited(wait time.Duration) *gateway.Error {
+	return &gateway.Error{Code: gateway.CodeRateLimited, Detail: "Too many requests from this address. Please wait and try again.", RetryAfter: wait}
+}
+
 func (e *Exchange) activate(w http.ResponseWriter, r *http.Request) {
+	ip := clientIP(r)
+	if blocked, wait := e.failures.blocked(ip); blocked {
+		writeProblem(w, e.logger, rateLimited(wait))
+		return
+	}
+	if err := e.doActivate(w, r); err != nil {
+		if st := statusFor[gateway.AsError(err).Code]; st >= 400 && st < 500 {
+			e.failures.take(ip)
+		}
+		writeProblem(w, e.logger, err)
+	}
+}
+
+func (e *Exchange) doActivate(w http.ResponseWriter, r *http.Request) error {
 	fields, err := readForm(r)
 	if err != nil {
-		writeProblem(w, e.logger, err)
-		return
+		return err
 	}
 	req, err := activateRequest(fields)
 	if err != nil {
-		writeProblem(w, e.logger, err)
-		return
+		return err
 	}
 	req.ClientIP = clientIP(r)
 	a, err := e.svc.ActivateIdempotent(r.Context(), r.Header.Get("Idempotency-Key"), req)
 	if err != nil {
-		writeProblem(w, e.logger, err)
-		return
+		return err
 	}
 	status := http.StatusOK
 	if a.Created {
 		status = http.StatusCreated
 	}
 	writeJSON(w, status, a)
+	return nil
 }
 
 func (e *Exchange) token(w http.ResponseWriter, r *http.Request) {

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -195,4 +196,32 @@ func TestIdempotencyKey(t *testing.T) {
 	// The same key for another request is refused.
 	d := g.activate("KEY-AAAA-0004", "other-idem.com", "Idempotency-Key", "install-42")
 	expectStatus(t, d, http.StatusUnprocessableEntity, "idempotency_key_reused")
+}
+
+func TestExchangeRateLimits(t *testing.T) {
+	up := httptest.NewServer(&recordingUpstream{})
+	t.Cleanup(up.Close)
+	g := newGateway(t, strings.TrimPrefix(up.URL, "http://"))
+	g.vars["EXCHANGE"] = "{\n\t\t\trate_limit 8/m\n\t\t\tfailed_limit 3/m\n\t\t}"
+	g.start() // its readiness probe spends one request
+
+	// Failed activations: three, then the address is refused, even with a
+	// valid key, until the window passes.
+	for i := 0; i < 3; i++ {
+		expectStatus(t, g.activate(fmt.Sprintf("KEY-GUESS-%04d", i), "acme.com"), http.StatusNotFound, "license_not_found")
+	}
+	r := g.activate("KEY-AAAA-0001", "acme.com")
+	expectStatus(t, r, http.StatusTooManyRequests, "rate_limited")
+	if ra := r.header.Get("Retry-After"); ra == "" || ra == "0" {
+		t.Fatalf("Retry-After %q", ra)
+	}
+	// Every endpoint: eight requests a minute in all.
+	for i := 0; i < 3; i++ {
+		expectStatus(t, do(t, http.MethodGet, g.url("/v1/licenses/jwks.json"), nil), http.StatusOK, "")
+	}
+	r = do(t, http.MethodGet, g.url("/v1/licenses/jwks.json"), nil)
+	expectStatus(t, r, http.StatusTooManyRequests, "rate_limited")
+	if r.header.Get("Retry-After") == "" {
+		t.Fatal("rate_limited without Retry-After")
+	}
 }

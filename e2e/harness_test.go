@@ -84,7 +84,7 @@ const caddyfileTemplate = `{
 
 http://127.0.0.1:{{PORT}} {
 	handle /v1/licenses/* {
-		license_exchange
+		license_exchange {{EXCHANGE}}
 	}
 	handle /convert* {
 		license_gate {
@@ -141,7 +141,7 @@ func freePort(t *testing.T) int {
 func newGateway(t *testing.T, upstream string) *gateway {
 	t.Helper()
 	g := &gateway{t: t, dir: t.TempDir(), port: freePort(t), admin: freePort(t), upstream: upstream,
-		vars: map[string]string{"ACTIVATIONS": "1"}, template: caddyfileTemplate}
+		vars: map[string]string{"ACTIVATIONS": "1", "EXCHANGE": ""}, template: caddyfileTemplate}
 	if err := os.WriteFile(filepath.Join(g.dir, "keys.csv"), []byte(demoKeys), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -43,7 +43,10 @@ const redisTemplate = `{
 
 http://127.0.0.1:{{PORT}} {
 	handle /v1/licenses/* {
-		license_exchange
+		license_exchange {
+			rate_limit 100000/m
+			failed_limit 100000/m
+		}
 	}
 	handle /convert* {
 		license_gate {
