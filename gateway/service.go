@@ -130,6 +130,10 @@ func (s *Service) follow(ctx context.Context, changes <-chan store.Change, tick 
 			if !ok {
 				return
 			}
+			if ch.Resync {
+				s.cache.InvalidateAll()
+				s.reloadKeys(ctx)
+			}
 			if ch.Keys {
 				s.reloadKeys(ctx)
 			}

@@ -205,6 +205,9 @@ func (c *StateCache) Follow(ctx context.Context) error {
 			if !ok {
 				return nil
 			}
+			if ch.Resync {
+				c.InvalidateAll()
+			}
 			c.Invalidate(ch.LicenseID)
 		}
 	}

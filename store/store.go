@@ -150,6 +150,10 @@ type Change struct {
 	InstallationID string `json:"installation_id,omitempty"`
 	// Keys announces a new signing key: instances reload their key ring.
 	Keys bool `json:"keys,omitempty"`
+	// Resync says changes may have been missed (the feed reconnected):
+	// subscribers drop everything they cached. Never published; a backend
+	// makes it up for its own subscribers.
+	Resync bool `json:"-"`
 }
 
 // Store is what the gateway needs from storage. Every method wraps

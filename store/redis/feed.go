@@ -20,7 +20,8 @@ var errClosed = errors.New("store closed")
 // Subscribe implements store.Store with Redis pub/sub: it returns once the
 // server has confirmed the subscription, so every write committed after
 // that is announced. go-redis reconnects and resubscribes by itself after a
-// connection loss; changes published meanwhile are missed.
+// connection loss; changes published meanwhile are missed, so each
+// resubscription is announced as Change{Resync: true}.
 //
 // The PubSub is always drained into a buffered channel without blocking,
 // so a subscriber that does not read never makes Redis hold messages for
@@ -86,12 +87,17 @@ func (s *Store) forward(ctx context.Context, ps *redis.PubSub, in <-chan any, ou
 			if !ok {
 				return
 			}
-			msg, ok := m.(*redis.Message) // else a resubscription after a reconnect
-			if !ok {
-				continue
-			}
 			var c store.Change
-			if json.Unmarshal([]byte(msg.Payload), &c) != nil || c == (store.Change{}) {
+			switch msg := m.(type) {
+			case *redis.Subscription:
+				// go-redis resubscribed after a reconnect: anything published
+				// meanwhile was missed.
+				c = store.Change{Resync: true}
+			case *redis.Message:
+				if json.Unmarshal([]byte(msg.Payload), &c) != nil || c == (store.Change{}) {
+					continue
+				}
+			default:
 				continue
 			}
 			select {

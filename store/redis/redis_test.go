@@ -537,8 +537,10 @@ func TestOutage(t *testing.T) {
 			t.Errorf("%s after the restart: %v", name, err)
 		}
 	}
-	// The subscription made before the outage resumes by itself.
+	// The subscription made before the outage resumes by itself, and first
+	// says that it may have missed changes.
 	deadline := time.Now().Add(10 * time.Second)
+	resynced := false
 	for i := 0; ; i++ {
 		id := "lic_after_" + strconv.Itoa(i)
 		if err := write(id); err != nil {
@@ -552,7 +554,13 @@ func TestOutage(t *testing.T) {
 				if !ok {
 					t.Fatal("subscription closed by the outage")
 				}
+				if c.Resync {
+					resynced = true
+				}
 				if strings.HasPrefix(c.LicenseID, "lic_after_") {
+					if !resynced {
+						t.Fatal("subscription resumed without a Resync notice")
+					}
 					t.Logf("subscription resumed %s after the restart", time.Since(start).Round(time.Millisecond))
 					return
 				}
