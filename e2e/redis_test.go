@@ -258,3 +258,32 @@ func TestRedisOutageStaleThenRecovery(t *testing.T) {
 		t.Fatalf("after recovery: %s", again.body)
 	}
 }
+
+// TestConcurrentActivationsEmbedded is the same race on the embedded store.
+func TestConcurrentActivationsEmbedded(t *testing.T) {
+	up := httptest.NewServer(&recordingUpstream{})
+	t.Cleanup(up.Close)
+	g := newGateway(t, strings.TrimPrefix(up.URL, "http://"))
+	g.vars["ACTIVATIONS"] = "3"
+	g.vars["EXCHANGE"] = "{\n\t\t\trate_limit 100000/m\n\t\t\tfailed_limit 100000/m\n\t\t}"
+	g.start()
+	const n = 200
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	counts := map[int]int{}
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			r := g.activate("KEY-AAAA-0001", fmt.Sprintf("site-%03d.com", i))
+			mu.Lock()
+			counts[r.status]++
+			mu.Unlock()
+		}(i)
+	}
+	wg.Wait()
+	t.Logf("answers: %v", counts)
+	if counts[http.StatusCreated] != 3 || counts[http.StatusConflict] != n-3 {
+		t.Fatalf("answers %v, want 3 created and %d conflicts", counts, n-3)
+	}
+}

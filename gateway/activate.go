@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"time"
@@ -338,26 +339,29 @@ func (s *Service) activateLicense(ctx context.Context, f *found, req ActivateReq
 	var created bool
 	st, err := s.cfg.Store.UpdateLicense(ctx, f.cand.licenseID, func(st *store.LicenseState) (*store.LicenseState, error) {
 		refusal, created = nil, false
+		before := licenseFacts(st.License)
 		lic := s.mergeLicense(st.License, f, productName, now)
 		st.License = lic
+		// Write only what changed: a refused or repeated activation of an
+		// unchanged licence costs no write.
+		keep := func() *store.LicenseState {
+			if licenseFacts(lic) != before {
+				return st // persist what the source just said
+			}
+			return nil
+		}
 		if ref := policy.Standing(policyLicense(lic), now); ref != nil {
 			refusal = fromRefusal(ref)
-			if v != nil { // persist what the local source said
-				return st, nil
-			}
-			return nil, nil
+			return keep(), nil
 		}
 		d, ref := p.Rules.DecideActivation(policyLicense(lic), policyInstallations(st.Installations), domain, "", now)
 		if ref != nil {
 			refusal = fromRefusal(ref)
-			if v != nil {
-				return st, nil
-			}
-			return nil, nil
+			return keep(), nil
 		}
 		if d.Reuse != "" {
 			ins = *st.Installation(d.Reuse)
-			return st, nil
+			return keep(), nil
 		}
 		created = true
 		ins = store.Installation{
@@ -416,6 +420,22 @@ func (s *Service) mergeLicense(cur *store.License, f *found, product string, now
 		lic.VerifiedAt = now
 	}
 	return lic
+}
+
+// licenseFacts is what a verification can change about a stored licence.
+func licenseFacts(l *store.License) string {
+	if l == nil {
+		return ""
+	}
+	return fmt.Sprintf("%s|%s|%s|%s|%s|%s|%s|%t|%d", l.Product, l.Status, l.StatusBy, l.Type, l.LicensedTo,
+		timeFact(l.ExpiresAt), timeFact(l.SupportUntil), l.Retired, l.ActivationsLimit)
+}
+
+func timeFact(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339Nano)
 }
 
 // statusBySource marks a status set by the key's own source (the author's

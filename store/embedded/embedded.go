@@ -133,7 +133,45 @@ func (e errAbort) Error() string { return e.err.Error() }
 
 // UpdateLicense implements store.Store. bbolt serialises writers, so fn runs
 // exactly once.
-func (s *Store) UpdateLicense(_ context.Context, licenseID string, fn func(*store.LicenseState) (*store.LicenseState, error)) (*store.LicenseState, error) {
+func (s *Store) UpdateLicense(ctx context.Context, licenseID string, fn func(*store.LicenseState) (*store.LicenseState, error)) (*store.LicenseState, error) {
+	// Most refusals write nothing: decide them on a read snapshot, without
+	// the write transaction's fsync. Only a state to write is decided
+	// again, atomically, under the writer lock.
+	if st, done, err := s.readOnlyDecision(licenseID, fn); done {
+		return st, err
+	}
+	return s.updateLicense(ctx, licenseID, fn)
+}
+
+// readOnlyDecision runs fn on a snapshot; done when fn wrote nothing or
+// failed.
+func (s *Store) readOnlyDecision(licenseID string, fn func(*store.LicenseState) (*store.LicenseState, error)) (*store.LicenseState, bool, error) {
+	var cur *store.LicenseState
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		cur, err = readState(tx, licenseID)
+		return err
+	})
+	if err != nil {
+		return nil, true, unavailable("updating licence", err)
+	}
+	snapshot := *cur
+	if cur.License != nil {
+		lic := *cur.License
+		snapshot.License = &lic
+	}
+	snapshot.Installations = append([]store.Installation(nil), cur.Installations...)
+	next, err := fn(&snapshot)
+	if err != nil {
+		return nil, true, err
+	}
+	if next == nil {
+		return cur, true, nil
+	}
+	return nil, false, nil
+}
+
+func (s *Store) updateLicense(_ context.Context, licenseID string, fn func(*store.LicenseState) (*store.LicenseState, error)) (*store.LicenseState, error) {
 	var written *store.LicenseState
 	var wrote bool
 	err := s.db.Update(func(tx *bolt.Tx) error {

@@ -92,23 +92,35 @@ func TestPersistsAcrossReopen(t *testing.T) {
 	}
 }
 
-// bbolt serialises writers, so fn runs exactly once per update.
-func TestUpdateLicenseRunsFnOnce(t *testing.T) {
+// A decision that writes nothing runs fn once, on a snapshot, and takes no
+// write transaction; one that writes runs fn again under the writer lock.
+func TestUpdateLicenseDecidesReadOnlyFirst(t *testing.T) {
 	s := open(t)
 	calls := 0
-	for range 3 {
-		if _, err := s.UpdateLicense(context.Background(), "lic_1", func(st *store.LicenseState) (*store.LicenseState, error) {
-			calls++
-			if st.License == nil {
-				st.License = &store.License{ID: "lic_1", Status: store.LicenseActive}
-			}
-			return st, nil
-		}); err != nil {
-			t.Fatal(err)
+	write := func(st *store.LicenseState) (*store.LicenseState, error) {
+		calls++
+		if st.License == nil {
+			st.License = &store.License{ID: "lic_1", Status: store.LicenseActive}
 		}
+		return st, nil
 	}
-	if calls != 3 {
-		t.Fatalf("fn ran %d times for 3 updates", calls)
+	if _, err := s.UpdateLicense(context.Background(), "lic_1", write); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 2 {
+		t.Fatalf("a writing fn ran %d times, want 2 (snapshot, then writer)", calls)
+	}
+	calls = 0
+	st, err := s.UpdateLicense(context.Background(), "lic_1", func(st *store.LicenseState) (*store.LicenseState, error) {
+		calls++
+		st.License.Status = store.LicenseSuspended // edits to the snapshot must not leak
+		return nil, nil
+	})
+	if err != nil || calls != 1 {
+		t.Fatalf("a read-only fn ran %d times, %v", calls, err)
+	}
+	if st.License.Status != store.LicenseActive {
+		t.Fatalf("returned state %q, want the stored one", st.License.Status)
 	}
 }
 
