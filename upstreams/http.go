@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -93,6 +94,86 @@ func Do(ctx context.Context, client *http.Client, req *http.Request, maxBody int
 	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: body}, nil
 }
 
+// Client is how an HTTP adapter talks to its vendor: the HTTP client, the
+// response body limit and the clock (for Retry-After dates), as NewClient
+// checked and defaulted them from the adapter's Config.
+type Client struct {
+	HTTP    *http.Client
+	MaxBody int64
+	Now     func() time.Time
+}
+
+// NewClient checks and defaults an adapter's HTTPClient, MaxBody and Now:
+// no client is one with no timeout of its own (the resilience wrapper sets
+// deadlines through the context), a MaxBody of 0 is DefaultMaxBody and a
+// negative one is refused, and no clock is time.Now.
+func NewClient(hc *http.Client, maxBody int64, now func() time.Time) (Client, error) {
+	if maxBody < 0 {
+		return Client{}, errors.New("max_body must not be negative")
+	}
+	c := Client{HTTP: hc, MaxBody: maxBody, Now: now}
+	if c.HTTP == nil {
+		c.HTTP = &http.Client{}
+	}
+	if c.MaxBody == 0 {
+		c.MaxBody = DefaultMaxBody
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c, nil
+}
+
+// Do sends req with c.HTTP and reads at most c.MaxBody bytes of the answer,
+// as the package's Do does.
+func (c Client) Do(ctx context.Context, req *http.Request) (*Response, error) {
+	return Do(ctx, c.HTTP, req, c.MaxBody)
+}
+
+// ParseBaseURL checks a source's base_url, an absolute http or https URL
+// with a host and no query, fragment or user info, and returns it without
+// a trailing slash, so a path prefix (a staging proxy) is kept.
+func ParseBaseURL(raw string) (string, error) {
+	if strings.TrimSpace(raw) == "" {
+		return "", errors.New("base_url is required")
+	}
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil {
+		return "", fmt.Errorf("base_url: %w", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return "", fmt.Errorf("base_url: %q is not an http or https URL", raw)
+	}
+	if u.Host == "" {
+		return "", fmt.Errorf("base_url: %q has no host", raw)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return "", fmt.Errorf("base_url: %q must not hold a query, fragment or user info", raw)
+	}
+	return strings.TrimRight(u.String(), "/"), nil
+}
+
+// Redact removes secret (a licence key or purchase code) from err, writing
+// mask in its place: a url.Error quotes the request URL, which may hold
+// it. The chain is kept where it can be (errors.Is still sees timeouts and
+// cancellation); otherwise only the redacted text is, since the original
+// would still hold the secret for anyone unwrapping it.
+func Redact(err error, secret, mask string) error {
+	if err == nil || !strings.Contains(err.Error(), secret) {
+		return err
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) && ue.Err != nil && !strings.Contains(ue.Err.Error(), secret) {
+		return &url.Error{Op: ue.Op, URL: strings.ReplaceAll(ue.URL, secret, mask), Err: ue.Err}
+	}
+	return &redactedError{msg: strings.ReplaceAll(err.Error(), secret, mask)}
+}
+
+// redactedError keeps only the redacted text of an error.
+type redactedError struct{ msg string }
+
+func (e *redactedError) Error() string { return e.msg }
+
 // RetryAfter parses a Retry-After header (seconds or an HTTP date) relative
 // to now; 0 when absent or unparseable.
 func RetryAfter(h http.Header, now time.Time) time.Duration {
@@ -162,6 +243,42 @@ func (m ProductMap) For(product string) ProductMap {
 		}
 	}
 	return out
+}
+
+// Check refuses mappings that could never match, naming the source's
+// Caddyfile option: an empty product slug, a vendor id vendorID refuses
+// (its error follows "product <slug>: "), and, when unique, a vendor id
+// given to two products, which would make an answer's product ambiguous.
+func (m ProductMap) Check(option string, unique bool, vendorID func(id string) error) error {
+	seen := make(map[string]string)
+	for _, p := range m {
+		if p.Product == "" {
+			return fmt.Errorf("%s %q: the product slug is empty", option, p.VendorID)
+		}
+		if err := vendorID(p.VendorID); err != nil {
+			return fmt.Errorf("product %s: %w", p.Product, err)
+		}
+		if other, dup := seen[p.VendorID]; unique && dup && other != p.Product {
+			return fmt.Errorf("%s %s is given to both %s and %s", option, p.VendorID, other, p.Product)
+		}
+		seen[p.VendorID] = p.Product
+	}
+	return nil
+}
+
+// IsNumericID reports whether s is a vendor's numeric id (an Envato item,
+// a Lemon Squeezy product): a positive decimal number of at most 19
+// digits, without a leading zero.
+func IsNumericID(s string) bool {
+	if s == "" || len(s) > 19 || s[0] == '0' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // ParseTime reads the date formats vendors use: RFC 3339, a plain date, or

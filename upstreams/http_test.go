@@ -3,9 +3,12 @@ package upstreams
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -107,6 +110,146 @@ func TestParseRate(t *testing.T) {
 	for _, in := range []string{"", "60", "0/m", "-1/m", "x/m", "5/", "5/0s", "5/fortnight"} {
 		if _, err := ParseRate(in); err == nil {
 			t.Errorf("ParseRate(%q) accepted", in)
+		}
+	}
+}
+
+func TestParseBaseURL(t *testing.T) {
+	ok := map[string]string{
+		"https://api.envato.com":              "https://api.envato.com",
+		"http://127.0.0.1:8080/":              "http://127.0.0.1:8080",
+		"https://api.example.com/staging/":    "https://api.example.com/staging",
+		" https://api.example.com/staging\n":  "https://api.example.com/staging",
+		"https://api.example.com/a%20b/":      "https://api.example.com/a%20b",
+		"HTTPS://api.example.com":             "https://api.example.com",
+		"http://[2001:db8::1]:8080/licences/": "http://[2001:db8::1]:8080/licences",
+	}
+	for in, want := range ok {
+		if got, err := ParseBaseURL(in); err != nil || got != want {
+			t.Errorf("ParseBaseURL(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	refused := map[string]string{
+		"":                              "base_url is required",
+		" \n":                           "base_url is required",
+		"api.example.com":               "not an http or https URL",
+		"://api.example.com":            "base_url: ",
+		"ftp://api.example.com":         "not an http or https URL",
+		"https://":                      "has no host",
+		"http:///api":                   "has no host",
+		"https://api.example.com/?x=1":  "must not hold a query",
+		"https://api.example.com/#x":    "must not hold a query",
+		"https://u:p@api.example.com":   "user info",
+		"https://api.example.com/%zz":   "base_url: ",
+		"https://api.exa mple.com/":     "base_url: ",
+		"https://api.example.com/\x00/": "base_url: ",
+	}
+	for in, want := range refused {
+		if got, err := ParseBaseURL(in); err == nil || got != "" || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseBaseURL(%q) = %q, %v; want an error containing %q", in, got, err, want)
+		}
+	}
+}
+
+func TestNewClient(t *testing.T) {
+	c, err := NewClient(nil, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTP == nil || c.HTTP == http.DefaultClient || c.HTTP.Timeout != 0 || c.MaxBody != DefaultMaxBody || c.Now == nil {
+		t.Errorf("defaults not applied: %+v", c)
+	}
+	hc := &http.Client{Timeout: time.Second}
+	now := func() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) }
+	c, err = NewClient(hc, 512, now)
+	if err != nil || c.HTTP != hc || c.MaxBody != 512 || c.Now().Year() != 2026 {
+		t.Errorf("NewClient(client, 512, clock) = %+v, %v; want them kept", c, err)
+	}
+	if _, err := NewClient(nil, -1, nil); err == nil || !strings.Contains(err.Error(), "max_body") {
+		t.Errorf("negative MaxBody: %v, want a max_body refusal", err)
+	}
+}
+
+func TestClientDo(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(r.Header.Get("User-Agent")))
+	}))
+	defer srv.Close()
+	c, _ := NewClient(srv.Client(), int64(len(UserAgent)), nil)
+	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+	resp, err := c.Do(context.Background(), req)
+	if err != nil || resp.Status != 200 || string(resp.Body) != UserAgent {
+		t.Fatalf("Do = %+v, %v", resp, err)
+	}
+	c.MaxBody--
+	req, _ = http.NewRequest(http.MethodGet, srv.URL, nil)
+	if _, err := c.Do(context.Background(), req); !errors.Is(err, ErrBodyTooLarge) {
+		t.Fatalf("Do past MaxBody: %v, want ErrBodyTooLarge", err)
+	}
+}
+
+func TestRedact(t *testing.T) {
+	const code = "a67f4582-95d6-4019-81f3-75d1ebe3a071"
+	plain := errors.New("connection refused")
+	if got := Redact(plain, code, "[code]"); got != plain {
+		t.Errorf("an error without the code was replaced: %v", got)
+	}
+	if Redact(nil, code, "[code]") != nil {
+		t.Error("nil was not kept")
+	}
+	ue := &url.Error{Op: "Get", URL: "https://api.example.com/sale?code=" + code, Err: context.DeadlineExceeded}
+	got := Redact(fmt.Errorf("envato: %w", ue), code, "[code]")
+	if strings.Contains(got.Error(), code) || !strings.Contains(got.Error(), "code=[code]") {
+		t.Errorf("Redact = %q", got)
+	}
+	if !errors.Is(got, context.DeadlineExceeded) {
+		t.Errorf("%v lost its chain", got)
+	}
+	inner := &url.Error{Op: "Get", URL: "https://x", Err: fmt.Errorf("bad code %s", code)}
+	got = Redact(inner, code, "[code]")
+	if strings.Contains(got.Error(), code) || errors.Unwrap(got) != nil {
+		t.Errorf("Redact = %q (unwraps to %v); want only the redacted text", got, errors.Unwrap(got))
+	}
+}
+
+func TestProductMapCheck(t *testing.T) {
+	numeric := func(id string) error {
+		if !IsNumericID(id) {
+			return fmt.Errorf("item %q is not a number", id)
+		}
+		return nil
+	}
+	tests := []struct {
+		name   string
+		m      ProductMap
+		unique bool
+		want   string // the error; "" when accepted
+	}{
+		{"none", nil, true, ""},
+		{"ok", ProductMap{{"a", "1"}, {"b", "2"}, {"a", "3"}}, true, ""},
+		{"empty slug", ProductMap{{"a", "1"}, {"", "2"}}, true, `item "2": the product slug is empty`},
+		{"id refused", ProductMap{{"a", "x1"}}, true, `product a: item "x1" is not a number`},
+		{"id twice for one product", ProductMap{{"a", "1"}, {"a", "1"}}, true, ""},
+		{"id for two products", ProductMap{{"a", "1"}, {"b", "1"}}, true, "item 1 is given to both a and b"},
+		{"id for two products, allowed", ProductMap{{"a", "1"}, {"b", "1"}}, false, ""},
+	}
+	for _, tt := range tests {
+		err := tt.m.Check("item", tt.unique, numeric)
+		if got := fmt.Sprint(err); tt.want == "" && err != nil || tt.want != "" && got != tt.want {
+			t.Errorf("%s: error %v, want %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+func TestIsNumericID(t *testing.T) {
+	for _, ok := range []string{"1", "17022701", "9223372036854775807"} {
+		if !IsNumericID(ok) {
+			t.Errorf("IsNumericID(%q) = false", ok)
+		}
+	}
+	for _, bad := range []string{"", "0", "017022701", "-1", "1.5", "1e7", " 1", "12345678901234567890", "\uff11"} {
+		if IsNumericID(bad) {
+			t.Errorf("IsNumericID(%q) = true", bad)
 		}
 	}
 }

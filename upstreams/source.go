@@ -78,6 +78,35 @@ func ValidVerdict(r Record) Verdict        { return Verdict{Outcome: Valid, Reco
 func InvalidVerdict(reason Reason) Verdict { return Verdict{Outcome: Invalid, Reason: reason} }
 func UnknownVerdict(cause error) Verdict   { return Verdict{Outcome: Unknown, Cause: cause} }
 
+// RecoverVerdict turns a panic in a source's Verify into an Unknown
+// verdict: a bug in one adapter must not take the gateway down, nor decide
+// anything. Verify defers it first, with a named result:
+//
+//	defer upstreams.RecoverVerdict(Name, &v)
+func RecoverVerdict(source string, v *Verdict) {
+	if p := recover(); p != nil {
+		*v = UnknownVerdict(fmt.Errorf("%s: internal error: %v", source, p))
+	}
+}
+
+// Prepare begins a marketplace adapter's Verify: it returns the mappings
+// to try for req (every one when req names no product) and req's key in
+// src's canonical form, or else the cause of the Unknown verdict to answer
+// without asking: a product named without a mapping (the author's
+// configuration gap, wrapping unmapped), or a key src refuses (the gateway
+// canonicalises first, so it never was a licence; it is not echoed).
+func Prepare(src Source, products ProductMap, req Request, unmapped error) (ProductMap, string, error) {
+	mappings := products.For(req.Product)
+	if req.Product != "" && len(mappings) == 0 {
+		return nil, "", fmt.Errorf("%s: %w %q", src.Name(), unmapped, req.Product)
+	}
+	key, err := src.CanonicalKey(req.Key)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", src.Name(), err)
+	}
+	return mappings, key, nil
+}
+
 // Request is one verification question.
 type Request struct {
 	Key     string // canonical form, from the source's CanonicalKey

@@ -1,6 +1,7 @@
 package upstreams
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -93,5 +94,55 @@ func TestVerdicts(t *testing.T) {
 	var zero Verdict
 	if zero.Outcome != Unknown {
 		t.Error("the zero Verdict is not Unknown: a forgotten answer could change a licence")
+	}
+}
+
+func TestRecoverVerdict(t *testing.T) {
+	verify := func() (v Verdict) {
+		defer RecoverVerdict("envato", &v)
+		var m map[string]int
+		m["boom"]++
+		return ValidVerdict(Record{Product: "p"})
+	}
+	v := verify()
+	if v.Outcome != Unknown || v.Cause == nil || !strings.Contains(v.Cause.Error(), "envato: internal error") {
+		t.Fatalf("verdict %+v, want Unknown naming the source", v)
+	}
+	calm := func() (v Verdict) {
+		defer RecoverVerdict("envato", &v)
+		return InvalidVerdict(NotFound)
+	}
+	if v := calm(); v.Outcome != Invalid || v.Reason != NotFound {
+		t.Fatalf("verdict %+v changed without a panic", v)
+	}
+}
+
+// uuidSource is a Source with UUID keys, for Prepare.
+type uuidSource struct{}
+
+func (uuidSource) Name() string                            { return "uuids" }
+func (uuidSource) CanonicalKey(key string) (string, error) { return UUIDKey(key) }
+func (uuidSource) Verify(context.Context, Request) Verdict { return Verdict{} }
+
+func TestPrepare(t *testing.T) {
+	const key = "4f1e7a8c-0c7b-4b8e-9b0e-2a7f3f5f1c2d"
+	unmapped := errors.New("no item is configured for the product")
+	m := ProductMap{{"a", "1"}, {"b", "2"}, {"a", "3"}}
+	got, k, err := Prepare(uuidSource{}, m, Request{Key: " " + strings.ToUpper(key), Product: "a"}, unmapped)
+	if err != nil || k != key || len(got) != 2 || got[1].VendorID != "3" {
+		t.Fatalf("Prepare = %v, %q, %v", got, k, err)
+	}
+	if got, _, err := Prepare(uuidSource{}, m, Request{Key: key}, unmapped); err != nil || len(got) != 3 {
+		t.Errorf("no product named: %v, %v; want every mapping", got, err)
+	}
+	if got, _, err := Prepare(uuidSource{}, nil, Request{Key: key}, unmapped); err != nil || len(got) != 0 {
+		t.Errorf("no product named, none mapped: %v, %v; want no mappings and no error", got, err)
+	}
+	if _, _, err := Prepare(uuidSource{}, m, Request{Key: key, Product: "c"}, unmapped); !errors.Is(err, unmapped) || err.Error() != `uuids: no item is configured for the product "c"` {
+		t.Errorf("unmapped product: %v", err)
+	}
+	_, _, err = Prepare(uuidSource{}, m, Request{Key: "not-" + key, Product: "a"}, unmapped)
+	if !errors.Is(err, ErrKeyFormat) || !strings.HasPrefix(err.Error(), "uuids: ") || strings.Contains(err.Error(), key) {
+		t.Errorf("refused key: %v", err)
 	}
 }

@@ -64,9 +64,7 @@ type Config struct {
 // Source verifies AppTrovo licence keys.
 type Source struct {
 	endpoint string // base URL + verifyPath
-	client   *http.Client
-	maxBody  int64
-	now      func() time.Time
+	client   upstreams.Client
 	products upstreams.ProductMap
 }
 
@@ -81,75 +79,34 @@ var errNoMapping = errors.New("no apptrovo_slug is configured for the product")
 
 // New checks cfg and builds the source.
 func New(cfg Config) (*Source, error) {
-	base, err := parseBaseURL(cfg.BaseURL)
+	base, err := upstreams.ParseBaseURL(cfg.BaseURL)
 	if err != nil {
 		return nil, err
 	}
-	if cfg.MaxBody < 0 {
-		return nil, errors.New("max_body must not be negative")
+	client, err := upstreams.NewClient(cfg.HTTPClient, cfg.MaxBody, cfg.Now)
+	if err != nil {
+		return nil, err
 	}
 	if err := checkProducts(cfg.Products); err != nil {
 		return nil, err
 	}
-	s := &Source{
-		endpoint: base + verifyPath,
-		client:   cfg.HTTPClient,
-		maxBody:  cfg.MaxBody,
-		now:      cfg.Now,
-		products: cfg.Products,
-	}
-	if s.client == nil {
-		s.client = &http.Client{}
-	}
-	if s.maxBody == 0 {
-		s.maxBody = upstreams.DefaultMaxBody
-	}
-	if s.now == nil {
-		s.now = time.Now
-	}
-	return s, nil
-}
-
-// parseBaseURL accepts an absolute http(s) URL and returns it without a
-// trailing slash, so a path prefix is kept.
-func parseBaseURL(raw string) (string, error) {
-	if strings.TrimSpace(raw) == "" {
-		return "", errors.New("base_url is required")
-	}
-	u, err := url.Parse(strings.TrimSpace(raw))
-	if err != nil {
-		return "", fmt.Errorf("base_url: %w", err)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return "", fmt.Errorf("base_url: %q is not an http or https URL", raw)
-	}
-	if u.Host == "" {
-		return "", fmt.Errorf("base_url: %q has no host", raw)
-	}
-	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return "", fmt.Errorf("base_url: %q must not hold a query, fragment or user info", raw)
-	}
-	return strings.TrimRight(u.String(), "/"), nil
+	return &Source{endpoint: base + verifyPath, client: client, products: cfg.Products}, nil
 }
 
 // checkProducts refuses slugs AppTrovo could never accept (at most 255
 // characters, URL-safe; pasted spaces are a mistake).
 func checkProducts(m upstreams.ProductMap) error {
-	for _, p := range m {
-		if p.Product == "" {
-			return fmt.Errorf("apptrovo_slug %q: the product slug is empty", p.VendorID)
+	return m.Check("apptrovo_slug", false, func(slug string) error {
+		switch {
+		case slug == "":
+			return errors.New("apptrovo_slug is empty")
+		case len(slug) > maxSlug:
+			return fmt.Errorf("apptrovo_slug is longer than %d characters", maxSlug)
+		case strings.ContainsFunc(slug, func(r rune) bool { return r <= ' ' || r >= 0x7f }):
+			return fmt.Errorf("apptrovo_slug %q holds spaces, control or non-ASCII characters", slug)
 		}
-		if p.VendorID == "" {
-			return fmt.Errorf("product %s: apptrovo_slug is empty", p.Product)
-		}
-		if len(p.VendorID) > maxSlug {
-			return fmt.Errorf("product %s: apptrovo_slug is longer than %d characters", p.Product, maxSlug)
-		}
-		if strings.ContainsFunc(p.VendorID, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
-			return fmt.Errorf("product %s: apptrovo_slug %q holds spaces, control or non-ASCII characters", p.Product, p.VendorID)
-		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // Name implements upstreams.Source.
@@ -163,11 +120,7 @@ func (s *Source) CanonicalKey(key string) (string, error) { return upstreams.UUI
 // checked against that product's slug(s); without, AppTrovo resolves the
 // product from the key and the answer's product.slug is mapped back.
 func (s *Source) Verify(ctx context.Context, req upstreams.Request) (v upstreams.Verdict) {
-	defer func() {
-		if p := recover(); p != nil {
-			v = upstreams.UnknownVerdict(fmt.Errorf("%s: internal error: %v", Name, p))
-		}
-	}()
+	defer upstreams.RecoverVerdict(Name, &v)
 	key, err := upstreams.UUIDKey(req.Key)
 	if err != nil {
 		return upstreams.UnknownVerdict(fmt.Errorf("%s: %w", Name, err))
@@ -226,14 +179,14 @@ func (s *Source) ask(ctx context.Context, key, slug, domain string, mappings ups
 	}
 	hreq, err := http.NewRequest(http.MethodGet, s.endpoint+"?"+q.Encode(), nil)
 	if err != nil {
-		return upstreams.UnknownVerdict(fmt.Errorf("%s: building request: %w", Name, redact(err, key)))
+		return upstreams.UnknownVerdict(fmt.Errorf("%s: building request: %w", Name, upstreams.Redact(err, key, "[key]")))
 	}
 	hreq.Header.Set("User-Agent", upstreams.UserAgent)
 	hreq.Header.Set("Accept", "application/json")
-	resp, err := upstreams.Do(ctx, s.client, hreq, s.maxBody)
+	resp, err := s.client.Do(ctx, hreq)
 	if err != nil {
 		// url.Error quotes the URL, which holds the key
-		return upstreams.Unavailable(Name, nil, redact(err, key))
+		return upstreams.Unavailable(Name, nil, upstreams.Redact(err, key, "[key]"))
 	}
 	return s.classify(resp, key, slug, mappings)
 }
@@ -268,7 +221,7 @@ type product struct {
 func (s *Source) classify(resp *upstreams.Response, key, slug string, mappings upstreams.ProductMap) upstreams.Verdict {
 	switch {
 	case resp.Status == http.StatusTooManyRequests:
-		return upstreams.RateLimited(Name, resp, s.now())
+		return upstreams.RateLimited(Name, resp, s.client.Now())
 	case resp.Status >= 500:
 		return upstreams.Unavailable(Name, resp, nil)
 	case resp.Status != http.StatusOK && (resp.Status < 400 || resp.Status > 499):
@@ -423,25 +376,6 @@ func quote(s, key string) string {
 	}
 	return fmt.Sprintf("%q", s)
 }
-
-// redact removes the key from an error (a url.Error quotes the request
-// URL), keeping the chain for errors.Is (timeouts, cancellation).
-func redact(err error, key string) error {
-	if err == nil || !strings.Contains(err.Error(), key) {
-		return err
-	}
-	var ue *url.Error
-	if errors.As(err, &ue) && ue.Err != nil && !strings.Contains(ue.Err.Error(), key) {
-		return &url.Error{Op: ue.Op, URL: strings.ReplaceAll(ue.URL, key, "[key]"), Err: ue.Err}
-	}
-	return &redactedError{msg: strings.ReplaceAll(err.Error(), key, "[key]")}
-}
-
-// redactedError keeps only the redacted text: the original would still
-// hold the key for anyone unwrapping it.
-type redactedError struct{ msg string }
-
-func (e *redactedError) Error() string { return e.msg }
 
 // Interface guards
 var _ upstreams.Source = (*Source)(nil)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/licensegate/licensegate/upstreams"
+	"github.com/licensegate/licensegate/upstreams/upstreamtest"
 )
 
 const (
@@ -98,8 +99,7 @@ type fake struct {
 
 func newFake(t *testing.T, w want, replies map[string]reply) *fake {
 	f := &fake{t: t, replies: replies, want: w, limit: 120, count: map[string]int{}}
-	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
-	t.Cleanup(f.srv.Close)
+	f.srv = upstreamtest.NewServer(t, f.serve)
 	return f
 }
 
@@ -162,14 +162,7 @@ func (f *fake) serve(w http.ResponseWriter, r *http.Request) {
 			a.body = invalidQuickStart
 		}
 	}
-	for k, v := range a.header {
-		w.Header().Set(k, v)
-	}
-	if w.Header().Get("Content-Type") == "" {
-		w.Header().Set("Content-Type", "application/json")
-	}
-	w.WriteHeader(a.status)
-	_, _ = w.Write([]byte(a.body))
+	upstreamtest.Write(w, a.status, a.header, a.body, "application/json")
 }
 
 // throttle counts requests per client IP in one-minute windows.
@@ -197,29 +190,12 @@ var now = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func newSource(t *testing.T, base string, mod func(*Config)) *Source {
 	t.Helper()
-	cfg := Config{BaseURL: base, Products: products, Now: func() time.Time { return now }}
-	if mod != nil {
-		mod(&cfg)
-	}
-	s, err := New(cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	return s
-}
-
-func tp(s string) *time.Time {
-	t, err := time.Parse(time.RFC3339, s)
-	if err != nil {
-		panic(err)
-	}
-	t = t.UTC()
-	return &t
+	return upstreamtest.Build(t, New, Config{BaseURL: base, Products: products, Now: func() time.Time { return now }}, mod)
 }
 
 var standardRecord = upstreams.Record{
 	Product: "converter-pro", Type: "standard", LicensedTo: "Acme Corp",
-	SupportUntil: tp("2027-04-08T00:00:00Z"), ActivationsLimit: 3,
+	SupportUntil: upstreamtest.Time("2027-04-08T00:00:00Z"), ActivationsLimit: 3,
 }
 
 func TestVerify(t *testing.T) {
@@ -267,7 +243,7 @@ func TestVerify(t *testing.T) {
 			outcome: upstreams.Valid,
 			record: upstreams.Record{
 				Product: "converter-pro", Type: "developer", LicensedTo: "Author Name",
-				ExpiresAt: tp("2026-03-31T09:15:00Z"), ActivationsLimit: 5,
+				ExpiresAt: upstreamtest.Time("2026-03-31T09:15:00Z"), ActivationsLimit: 5,
 			},
 		},
 		{
@@ -289,7 +265,7 @@ func TestVerify(t *testing.T) {
 			product: "converter-pro",
 			reply:   reply{status: 200, body: `{"valid":true,"license_type":"standard","licensed_to":"Acme Corp","expires_at":null,"support_expires_at":"2027-04-08T00:00:00+02:00","activations_limit":3,"failure_reason":null}`},
 			outcome: upstreams.Valid,
-			record:  upstreams.Record{Product: "converter-pro", Type: "standard", LicensedTo: "Acme Corp", SupportUntil: tp("2027-04-07T22:00:00Z"), ActivationsLimit: 3},
+			record:  upstreams.Record{Product: "converter-pro", Type: "standard", LicensedTo: "Acme Corp", SupportUntil: upstreamtest.Time("2027-04-07T22:00:00Z"), ActivationsLimit: 3},
 		},
 		{
 			name:    "another author's product, asked without a slug",
@@ -300,7 +276,7 @@ func TestVerify(t *testing.T) {
 			name:    "another of our products, asked without a slug",
 			reply:   reply{status: 200, body: strings.Replace(validStandard, `"slug": "your-product-slug"`, `"slug": "blog-kit"`, 1)},
 			outcome: upstreams.Valid,
-			record:  upstreams.Record{Product: "blog-kit", Type: "standard", LicensedTo: "Acme Corp", SupportUntil: tp("2027-04-08T00:00:00Z"), ActivationsLimit: 3},
+			record:  upstreams.Record{Product: "blog-kit", Type: "standard", LicensedTo: "Acme Corp", SupportUntil: upstreamtest.Time("2027-04-08T00:00:00Z"), ActivationsLimit: 3},
 		},
 
 		// documented failure reasons
@@ -369,35 +345,19 @@ func TestVerify(t *testing.T) {
 		// answers that cannot be classified
 		{name: "no valid field", product: "converter-pro", reply: reply{status: 200, body: `{"license_type":"standard"}`}, outcome: upstreams.Unknown},
 		{name: "valid as a string", product: "converter-pro", reply: reply{status: 200, body: `{"valid":"true"}`}, outcome: upstreams.Unknown},
-		{name: "unparseable JSON", product: "converter-pro", reply: reply{status: 200, body: `{"valid": true, "product": {`}, outcome: upstreams.Unknown},
-		{name: "HTML", product: "converter-pro", reply: reply{status: 200, body: `<!doctype html><title>Maintenance</title>`}, outcome: upstreams.Unknown},
 		{name: "valid with a failure_reason", product: "converter-pro", reply: reply{status: 200, body: strings.Replace(validStandard, `"failure_reason": null`, `"failure_reason": "License has expired."`, 1)}, outcome: upstreams.Unknown},
 		{name: "valid for another slug than asked", product: "converter-pro", reply: reply{status: 200, body: validForeign}, outcome: upstreams.Unknown},
 		{name: "valid naming no product, none asked", reply: reply{status: 200, body: `{"valid":true,"license_type":"standard"}`}, outcome: upstreams.Unknown},
-		{name: "valid with HTTP 403", product: "converter-pro", reply: reply{status: 403, body: validStandard}, outcome: upstreams.Unknown, cause: statusError(403)},
+		{name: "valid with HTTP 403", product: "converter-pro", reply: reply{status: 403, body: validStandard}, outcome: upstreams.Unknown, cause: upstreamtest.IsStatusError(Name, 403)},
 		{name: "expires_at unreadable", product: "converter-pro", reply: reply{status: 200, body: strings.Replace(validDeveloper, "2026-03-31T09:15:00Z", "in 30 days", 1)}, outcome: upstreams.Unknown},
 		{name: "support_expires_at unreadable", product: "converter-pro", reply: reply{status: 200, body: strings.Replace(validStandard, "2027-04-08T00:00:00Z", "soon", 1)}, outcome: upstreams.Unknown},
 		{name: "negative activations_limit", product: "converter-pro", reply: reply{status: 200, body: strings.Replace(validStandard, `"activations_limit": 3`, `"activations_limit": -1`, 1)}, outcome: upstreams.Unknown},
 		{name: "fractional activations_limit", product: "converter-pro", reply: reply{status: 200, body: strings.Replace(validStandard, `"activations_limit": 3`, `"activations_limit": 2.5`, 1)}, outcome: upstreams.Unknown},
-		{name: "422 validation error", product: "converter-pro", reply: reply{status: 422, body: `{"message":"The license key field must not be greater than 64 characters.","errors":{"license_key":["The license key field must not be greater than 64 characters."]}}`}, outcome: upstreams.Unknown, cause: statusError(422)},
-		{name: "404 HTML", product: "converter-pro", reply: reply{status: 404, body: `<html>Not Found</html>`}, outcome: upstreams.Unknown, cause: statusError(404)},
-		{name: "401", product: "converter-pro", reply: reply{status: 401, body: `{"message":"Unauthenticated."}`}, outcome: upstreams.Unknown, cause: statusError(401)},
-		{name: "301", product: "converter-pro", reply: reply{status: 301, body: ``}, outcome: upstreams.Unknown, cause: statusError(301)},
-		{name: "500", product: "converter-pro", reply: reply{status: 500, body: failureBody("License has expired.")}, outcome: upstreams.Unknown, cause: statusError(500)},
-		{name: "502", product: "converter-pro", reply: reply{status: 502, body: `bad gateway`}, outcome: upstreams.Unknown, cause: statusError(502)},
-		{name: "503", product: "converter-pro", reply: reply{status: 503, body: `{"message":"Service Unavailable"}`}, outcome: upstreams.Unknown, cause: statusError(503)},
-		{
-			name:    "429 with Retry-After: 30",
-			product: "converter-pro",
-			reply:   reply{status: 429, body: `{"message":"Too Many Attempts."}`, header: map[string]string{"Retry-After": "30"}},
-			outcome: upstreams.Unknown, cause: rateLimited(30 * time.Second), retry: 30 * time.Second,
-		},
-		{
-			name:    "429 with a Retry-After date",
-			product: "converter-pro",
-			reply:   reply{status: 429, header: map[string]string{"Retry-After": now.Add(45 * time.Second).Format(http.TimeFormat)}},
-			outcome: upstreams.Unknown, cause: rateLimited(45 * time.Second), retry: 45 * time.Second,
-		},
+		{name: "422 validation error", product: "converter-pro", reply: reply{status: 422, body: `{"message":"The license key field must not be greater than 64 characters.","errors":{"license_key":["The license key field must not be greater than 64 characters."]}}`}, outcome: upstreams.Unknown, cause: upstreamtest.IsStatusError(Name, 422)},
+		{name: "404 HTML", product: "converter-pro", reply: reply{status: 404, body: `<html>Not Found</html>`}, outcome: upstreams.Unknown, cause: upstreamtest.IsStatusError(Name, 404)},
+		{name: "401", product: "converter-pro", reply: reply{status: 401, body: `{"message":"Unauthenticated."}`}, outcome: upstreams.Unknown, cause: upstreamtest.IsStatusError(Name, 401)},
+		{name: "301", product: "converter-pro", reply: reply{status: 301, body: ``}, outcome: upstreams.Unknown, cause: upstreamtest.IsStatusError(Name, 301)},
+		{name: "500 with a documented failure", product: "converter-pro", reply: reply{status: 500, body: failureBody("License has expired.")}, outcome: upstreams.Unknown, cause: upstreamtest.IsStatusError(Name, 500)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -413,81 +373,9 @@ func TestVerify(t *testing.T) {
 			if f.hits.Load() != 1 {
 				t.Fatalf("%d requests, want 1", f.hits.Load())
 			}
-			checkVerdict(t, v, tt.outcome, tt.reason, tt.record)
-			if tt.outcome == upstreams.Unknown {
-				if v.Cause == nil {
-					t.Fatal("Unknown without a cause")
-				}
-				if tt.cause != nil && !tt.cause(v.Cause) {
-					t.Errorf("cause %v (%T) is not the expected kind", v.Cause, v.Cause)
-				}
-				if strings.Contains(strings.ToLower(v.Cause.Error()), keyStandard) {
-					t.Errorf("cause %q holds the key", v.Cause)
-				}
-			}
-			if v.RetryAfter != tt.retry {
-				t.Errorf("RetryAfter %s, want %s", v.RetryAfter, tt.retry)
-			}
+			upstreamtest.CheckVerdict(t, v, tt.outcome, tt.reason, tt.record)
+			upstreamtest.CheckCause(t, v, keyStandard, tt.cause, tt.retry)
 		})
-	}
-}
-
-func checkVerdict(t *testing.T, v upstreams.Verdict, outcome upstreams.Outcome, reason upstreams.Reason, rec upstreams.Record) {
-	t.Helper()
-	if v.Outcome != outcome {
-		t.Fatalf("outcome %s (reason %q, cause %v), want %s", v.Outcome, v.Reason, v.Cause, outcome)
-	}
-	if v.Reason != reason {
-		t.Errorf("reason %q, want %q", v.Reason, reason)
-	}
-	if outcome != upstreams.Valid {
-		if v.Record != (upstreams.Record{}) {
-			t.Errorf("record %+v set on a %s verdict", v.Record, outcome)
-		}
-		return
-	}
-	got := v.Record
-	if got.Product != rec.Product {
-		t.Errorf("Product %q, want %q", got.Product, rec.Product)
-	}
-	if got.Type != rec.Type {
-		t.Errorf("Type %q, want %q", got.Type, rec.Type)
-	}
-	if got.LicensedTo != rec.LicensedTo {
-		t.Errorf("LicensedTo %q, want %q", got.LicensedTo, rec.LicensedTo)
-	}
-	if !sameTime(got.ExpiresAt, rec.ExpiresAt) {
-		t.Errorf("ExpiresAt %v, want %v", got.ExpiresAt, rec.ExpiresAt)
-	}
-	if !sameTime(got.SupportUntil, rec.SupportUntil) {
-		t.Errorf("SupportUntil %v, want %v", got.SupportUntil, rec.SupportUntil)
-	}
-	if got.Retired != rec.Retired {
-		t.Errorf("Retired %v, want %v", got.Retired, rec.Retired)
-	}
-	if got.ActivationsLimit != rec.ActivationsLimit {
-		t.Errorf("ActivationsLimit %d, want %d", got.ActivationsLimit, rec.ActivationsLimit)
-	}
-}
-
-func sameTime(a, b *time.Time) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return a.Equal(*b)
-}
-
-func statusError(status int) func(error) bool {
-	return func(err error) bool {
-		var e *upstreams.StatusError
-		return errors.As(err, &e) && e.Status == status && e.Source == "apptrovo"
-	}
-}
-
-func rateLimited(d time.Duration) func(error) bool {
-	return func(err error) bool {
-		var e *upstreams.RateLimitError
-		return errors.As(err, &e) && e.RetryAfter == d
 	}
 }
 
@@ -508,7 +396,7 @@ func TestRateLimit(t *testing.T) {
 	if v.Outcome != upstreams.Unknown || v.RetryAfter <= 0 || v.RetryAfter > time.Minute {
 		t.Fatalf("121st request: %+v, want Unknown with a Retry-After within a minute", v)
 	}
-	if !rateLimited(v.RetryAfter)(v.Cause) {
+	if !upstreamtest.IsRateLimit(Name, v.RetryAfter)(v.Cause) {
 		t.Errorf("cause %v is not a RateLimitError", v.Cause)
 	}
 }
@@ -581,7 +469,7 @@ func TestVerifyCanonicalKey(t *testing.T) {
 	f := newFake(t, want{slug: "your-product-slug"}, map[string]reply{keyStandard + "|your-product-slug": {status: 200, body: validStandard}})
 	s := newSource(t, f.srv.URL, nil)
 	v := s.Verify(context.Background(), upstreams.Request{Key: "\t" + strings.ToUpper(keyStandard) + " ", Product: "converter-pro"})
-	checkVerdict(t, v, upstreams.Valid, "", standardRecord)
+	upstreamtest.CheckVerdict(t, v, upstreams.Valid, "", standardRecord)
 }
 
 func TestVerifyLongDomain(t *testing.T) {
@@ -607,61 +495,15 @@ func TestVerifyBaseURLPathPrefix(t *testing.T) {
 	}
 }
 
-func TestVerifyBodyTooLarge(t *testing.T) {
-	big := strings.Replace(validStandard, `"Acme Corp"`, `"`+strings.Repeat("A", 4096)+`"`, 1)
-	for _, chunked := range []bool{false, true} {
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if chunked {
-				w.(http.Flusher).Flush()
-			}
-			_, _ = w.Write([]byte(big))
-		}))
-		s := newSource(t, srv.URL, func(c *Config) { c.MaxBody = 1024 })
-		v := s.Verify(context.Background(), upstreams.Request{Key: keyStandard, Product: "converter-pro"})
-		srv.Close()
-		if v.Outcome != upstreams.Unknown || !errors.Is(v.Cause, upstreams.ErrBodyTooLarge) {
-			t.Errorf("chunked=%v: verdict %+v, want Unknown with ErrBodyTooLarge", chunked, v)
-		}
-	}
-}
-
-func TestVerifyConnectionRefused(t *testing.T) {
-	srv := httptest.NewServer(http.NotFoundHandler())
-	base := srv.URL
-	srv.Close()
-	s := newSource(t, base, nil)
+// TestOutages: outages, rate limits and unreadable answers are Unknown,
+// and no cause quotes the key, whether or not a product slug is sent.
+func TestOutages(t *testing.T) {
 	for _, product := range []string{"", "converter-pro"} {
-		v := s.Verify(context.Background(), upstreams.Request{Key: keyStandard, Product: product, Domain: "acme.com"})
-		if v.Outcome != upstreams.Unknown || v.Cause == nil {
-			t.Fatalf("verdict %+v, want Unknown", v)
-		}
-		for err := v.Cause; err != nil; err = errors.Unwrap(err) {
-			if strings.Contains(err.Error(), keyStandard) {
-				t.Errorf("error %q holds the key", err)
-			}
-		}
-	}
-}
-
-func TestVerifyContextDeadline(t *testing.T) {
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	defer srv.Close()
-	defer close(release)
-	s := newSource(t, srv.URL, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	v := s.Verify(ctx, upstreams.Request{Key: keyStandard, Product: "converter-pro"})
-	if v.Outcome != upstreams.Unknown || !errors.Is(v.Cause, context.DeadlineExceeded) {
-		t.Fatalf("verdict %+v, want Unknown wrapping DeadlineExceeded", v)
-	}
-	if strings.Contains(v.Cause.Error(), keyStandard) {
-		t.Errorf("cause %q holds the key", v.Cause)
+		t.Run("product="+product, func(t *testing.T) {
+			upstreamtest.RunOutageCases(t, func(t *testing.T, o upstreamtest.Target) upstreams.Source {
+				return newSource(t, o.BaseURL, func(c *Config) { c.HTTPClient, c.MaxBody, c.Now = o.Client, o.MaxBody, o.Now })
+			}, upstreams.Request{Key: keyStandard, Product: product, Domain: "acme.com"})
+		})
 	}
 }
 
@@ -684,9 +526,8 @@ func TestFailureReasonKeepsKeyOut(t *testing.T) {
 
 func TestCanonicalKey(t *testing.T) {
 	s := newSource(t, "https://apptrovo.com", nil)
-	tests := []struct {
-		in, want string // want "" = refused
-	}{
+	// {input, canonical key}; an empty one: refused
+	upstreamtest.CheckCanonicalKey(t, s, [][2]string{
 		{keyStandard, keyStandard},
 		{strings.ToUpper(keyStandard), keyStandard},
 		{" \t" + keyStandard + "\r\n", keyStandard},
@@ -704,19 +545,7 @@ func TestCanonicalKey(t *testing.T) {
 		{"5b0c7d1e-2f3a-4b4c-8d5e-6f7a8b9c0d1\uff45", ""}, // full-width e
 		{"CP-AAAAA-BBBBB-CCCCC-DDDDD-EEEEE", ""},
 		{strings.Repeat("a", 64), ""},
-	}
-	for _, tt := range tests {
-		got, err := s.CanonicalKey(tt.in)
-		if tt.want == "" {
-			if err == nil || !errors.Is(err, upstreams.ErrKeyFormat) || got != "" {
-				t.Errorf("CanonicalKey(%q) = %q, %v; want an ErrKeyFormat refusal", tt.in, got, err)
-			}
-			continue
-		}
-		if err != nil || got != tt.want {
-			t.Errorf("CanonicalKey(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
-		}
-	}
+	})
 }
 
 func TestNew(t *testing.T) {
@@ -726,11 +555,6 @@ func TestNew(t *testing.T) {
 		mod  func(*Config)
 		want string
 	}{
-		{"no base_url", func(c *Config) { c.BaseURL = "" }, "base_url is required"},
-		{"relative base_url", func(c *Config) { c.BaseURL = "apptrovo.com" }, "base_url"},
-		{"ftp base_url", func(c *Config) { c.BaseURL = "ftp://apptrovo.com" }, "base_url"},
-		{"base_url without host", func(c *Config) { c.BaseURL = "https://" }, "base_url"},
-		{"base_url with a fragment", func(c *Config) { c.BaseURL = "https://apptrovo.com/#x" }, "base_url"},
 		{"base_url with user info", func(c *Config) { c.BaseURL = "https://u:p@apptrovo.com" }, "base_url"},
 		{"negative max body", func(c *Config) { c.MaxBody = -5 }, "max_body"},
 		{"empty slug", func(c *Config) { c.Products = upstreams.ProductMap{{Product: "p", VendorID: ""}} }, "apptrovo_slug is empty"},
@@ -756,10 +580,17 @@ func TestNew(t *testing.T) {
 	if err != nil {
 		t.Fatalf("New(valid) = %v", err)
 	}
-	if s.Name() != "apptrovo" || s.maxBody != upstreams.DefaultMaxBody || s.client == nil || s.client.Timeout != 0 || s.now == nil {
+	if s.Name() != "apptrovo" || s.client.MaxBody != upstreams.DefaultMaxBody || s.client.HTTP == nil || s.client.HTTP.Timeout != 0 || s.client.Now == nil {
 		t.Errorf("defaults not applied: %+v", s)
 	}
 	if _, err := New(Config{BaseURL: "https://mp.chetsapp.de/"}); err != nil {
 		t.Errorf("the test environment with no products: %v", err)
 	}
+}
+
+func TestNewBaseURL(t *testing.T) {
+	upstreamtest.RunBaseURLCases(t, func(baseURL string) error {
+		_, err := New(Config{BaseURL: baseURL, Products: products})
+		return err
+	})
 }

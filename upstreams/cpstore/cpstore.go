@@ -72,9 +72,7 @@ type Config struct {
 // Source verifies keys with the store's verify API.
 type Source struct {
 	endpoint string
-	client   *http.Client
-	maxBody  int64
-	now      func() time.Time
+	client   upstreams.Client
 	products upstreams.ProductMap
 }
 
@@ -92,23 +90,12 @@ func New(cfg Config) (*Source, error) {
 			return nil, fmt.Errorf("product %s: cpstore_product is empty", p.Product)
 		}
 	}
-	s := &Source{
-		endpoint: endpoint,
-		client:   cfg.HTTPClient,
-		maxBody:  cfg.MaxBody,
-		now:      cfg.Now,
-		products: cfg.Products,
+	// a negative MaxBody has always meant the default here
+	client, err := upstreams.NewClient(cfg.HTTPClient, max(cfg.MaxBody, 0), cfg.Now)
+	if err != nil {
+		return nil, err
 	}
-	if s.client == nil {
-		s.client = &http.Client{}
-	}
-	if s.maxBody <= 0 {
-		s.maxBody = upstreams.DefaultMaxBody
-	}
-	if s.now == nil {
-		s.now = time.Now
-	}
-	return s, nil
+	return &Source{endpoint: endpoint, client: client, products: cfg.Products}, nil
 }
 
 // endpointURL checks the base URL and returns the verify endpoint under it
@@ -200,7 +187,7 @@ func (s *Source) Verify(ctx context.Context, req upstreams.Request) upstreams.Ve
 	httpReq.Header.Set("Content-Type", "application/json")
 	// Without it Laravel answers a validation error with a redirect.
 	httpReq.Header.Set("Accept", "application/json")
-	resp, err := upstreams.Do(ctx, s.client, httpReq, s.maxBody)
+	resp, err := s.client.Do(ctx, httpReq)
 	if err != nil {
 		return upstreams.Unavailable(name, nil, err)
 	}
@@ -212,7 +199,7 @@ func (s *Source) Verify(ctx context.Context, req upstreams.Request) upstreams.Ve
 	case http.StatusUnprocessableEntity:
 		return malformed(resp)
 	case http.StatusTooManyRequests:
-		return upstreams.RateLimited(name, resp, s.now())
+		return upstreams.RateLimited(name, resp, s.client.Now())
 	default:
 		return upstreams.Unavailable(name, resp, nil)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/licensegate/licensegate/upstreams"
+	"github.com/licensegate/licensegate/upstreams/upstreamtest"
 )
 
 const key = "CP-AB12CD-34EF56-GH78IJ-90KLMN-XYZ123"
@@ -40,8 +41,7 @@ type fake struct {
 
 func newFake(t *testing.T, rep reply) *fake {
 	f := &fake{t: t, rep: rep}
-	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
-	t.Cleanup(f.srv.Close)
+	f.srv = upstreamtest.NewServer(t, f.serve)
 	return f
 }
 
@@ -94,14 +94,7 @@ func (f *fake) serve(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.calls = append(f.calls, got)
 	f.mu.Unlock()
-	for k, v := range f.rep.header {
-		w.Header().Set(k, v)
-	}
-	if f.rep.body != "" {
-		w.Header().Set("Content-Type", "application/json")
-	}
-	w.WriteHeader(f.rep.status)
-	_, _ = w.Write([]byte(f.rep.body))
+	upstreamtest.Write(w, f.rep.status, f.rep.header, f.rep.body, "application/json")
 }
 
 func (f *fake) Calls() []map[string]string {
@@ -110,14 +103,10 @@ func (f *fake) Calls() []map[string]string {
 	return append([]map[string]string(nil), f.calls...)
 }
 
-func newSource(t *testing.T, base string) *Source {
+func newSource(t *testing.T, base string, mod ...func(*Config)) *Source {
 	t.Helper()
-	s, err := New(Config{BaseURL: base, Products: products, MaxBody: 4096,
-		Now: func() time.Time { return time.Date(2026, 3, 14, 12, 0, 0, 0, time.UTC) }})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	return s
+	return upstreamtest.Build(t, New, Config{BaseURL: base, Products: products, MaxBody: 4096,
+		Now: func() time.Time { return time.Date(2026, 3, 14, 12, 0, 0, 0, time.UTC) }}, mod...)
 }
 
 func day(y int, m time.Month, d int) *time.Time {
@@ -228,11 +217,6 @@ func TestVerify(t *testing.T) {
 			rep:     ok(`{"product": "Acme Theme Pro"}`),
 			outcome: upstreams.Unknown,
 		},
-		{
-			name:    "unparseable JSON",
-			rep:     ok(`{"valid": tr`),
-			outcome: upstreams.Unknown,
-		},
 
 		// Documented refusals.
 		{name: "404 license not found", rep: reply{status: 404, body: refusalBody("License not found.")}, outcome: upstreams.Invalid, reason: upstreams.NotFound},
@@ -244,44 +228,29 @@ func TestVerify(t *testing.T) {
 		{name: "refusal without valid flag", rep: reply{status: 404, body: `{"reason":"License not found."}`}, outcome: upstreams.Invalid, reason: upstreams.NotFound},
 
 		// Surprises.
-		{name: "documented reason with the wrong status", rep: reply{status: 403, body: refusalBody("License not found.")}, outcome: upstreams.Unknown, cause: statusIs(403)},
-		{name: "404 from a missing route (Laravel JSON)", rep: reply{status: 404, body: `{"message":"The route api/v1/licenses/verify could not be found."}`}, outcome: upstreams.Unknown, cause: statusIs(404)},
-		{name: "404 HTML page", rep: reply{status: 404, body: `<html>Not Found</html>`}, outcome: upstreams.Unknown, cause: statusIs(404)},
-		{name: "403 from a firewall", rep: reply{status: 403, body: `<html>Access denied</html>`}, outcome: upstreams.Unknown, cause: statusIs(403)},
-		{name: "unrecognised reason", rep: reply{status: 403, body: refusalBody("License suspended.")}, outcome: upstreams.Unknown, cause: statusIs(403)},
-		{name: "reason quoting the key", rep: reply{status: 403, body: refusalBody("Key " + key + " is blocked.")}, outcome: upstreams.Unknown, cause: statusIs(403)},
-		{name: "refusal saying valid true", rep: reply{status: 403, body: `{"valid":true,"reason":"License expired."}`}, outcome: upstreams.Unknown, cause: statusIs(403)},
+		{name: "documented reason with the wrong status", rep: reply{status: 403, body: refusalBody("License not found.")}, outcome: upstreams.Unknown, cause: upstreamtest.IsStatusError(name, 403)},
+		{name: "404 from a missing route (Laravel JSON)", rep: reply{status: 404, body: `{"message":"The route api/v1/licenses/verify could not be found."}`}, outcome: upstreams.Unknown, cause: upstreamtest.IsStatusError(name, 404)},
+		{name: "404 HTML page", rep: reply{status: 404, body: `<html>Not Found</html>`}, outcome: upstreams.Unknown, cause: upstreamtest.IsStatusError(name, 404)},
+		{name: "403 from a firewall", rep: reply{status: 403, body: `<html>Access denied</html>`}, outcome: upstreams.Unknown, cause: upstreamtest.IsStatusError(name, 403)},
+		{name: "unrecognised reason", rep: reply{status: 403, body: refusalBody("License suspended.")}, outcome: upstreams.Unknown, cause: upstreamtest.IsStatusError(name, 403)},
+		{name: "reason quoting the key", rep: reply{status: 403, body: refusalBody("Key " + key + " is blocked.")}, outcome: upstreams.Unknown, cause: upstreamtest.IsStatusError(name, 403)},
+		{name: "refusal saying valid true", rep: reply{status: 403, body: `{"valid":true,"reason":"License expired."}`}, outcome: upstreams.Unknown, cause: upstreamtest.IsStatusError(name, 403)},
 		{
 			name:    "422 validation error is our request's fault",
 			rep:     reply{status: 422, body: `{"message":"The given data was invalid.","errors":{"ip":["The ip must be a valid IP address."]}}`},
 			outcome: upstreams.Unknown,
 			cause: func(err error) bool {
-				return statusIs(422)(err) && strings.Contains(err.Error(), "fields: ip")
+				return upstreamtest.IsStatusError(name, 422)(err) && strings.Contains(err.Error(), "fields: ip")
 			},
 		},
 		{
 			name:    "422 on the key is still not the buyer's fault",
 			rep:     reply{status: 422, body: `{"message":"The given data was invalid.","errors":{"license_key":["The license key field is required."]}}`},
 			outcome: upstreams.Unknown,
-			cause:   statusIs(422),
+			cause:   upstreamtest.IsStatusError(name, 422),
 		},
-		{name: "422 unreadable", rep: reply{status: 422, body: `oops`}, outcome: upstreams.Unknown, cause: statusIs(422)},
-		{name: "401", rep: reply{status: 401, body: `{"message":"Unauthenticated."}`}, outcome: upstreams.Unknown, cause: statusIs(401)},
-		{name: "5xx", rep: reply{status: 500, body: `{"message":"Server Error"}`}, outcome: upstreams.Unknown, cause: statusIs(500)},
-		{name: "503", rep: reply{status: 503}, outcome: upstreams.Unknown, cause: statusIs(503)},
-		{
-			name:    "429 honours Retry-After",
-			rep:     reply{status: 429, body: `{"message":"Too Many Attempts."}`, header: map[string]string{"Retry-After": "30"}},
-			outcome: upstreams.Unknown,
-			cause:   func(err error) bool { var rl *upstreams.RateLimitError; return errors.As(err, &rl) },
-			retry:   30 * time.Second,
-		},
-		{
-			name:    "body over MaxBody",
-			rep:     ok(`{"valid":true,"product":"Acme Theme Pro","pad":"` + strings.Repeat("x", 5000) + `"}`),
-			outcome: upstreams.Unknown,
-			cause:   func(err error) bool { return errors.Is(err, upstreams.ErrBodyTooLarge) },
-		},
+		{name: "422 unreadable", rep: reply{status: 422, body: `oops`}, outcome: upstreams.Unknown, cause: upstreamtest.IsStatusError(name, 422)},
+		{name: "401", rep: reply{status: 401, body: `{"message":"Unauthenticated."}`}, outcome: upstreams.Unknown, cause: upstreamtest.IsStatusError(name, 401)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -292,32 +261,8 @@ func TestVerify(t *testing.T) {
 				product = "acme-theme"
 			}
 			v := s.Verify(context.Background(), upstreams.Request{Key: key, Product: product, Domain: "customer-site.example.com", IP: "203.0.113.42"})
-			if v.Outcome != tt.outcome {
-				t.Fatalf("outcome %s (reason %q, cause %v), want %s", v.Outcome, v.Reason, v.Cause, tt.outcome)
-			}
-			switch tt.outcome {
-			case upstreams.Valid:
-				if !sameRecord(v.Record, tt.record) {
-					t.Errorf("record %+v (expires %v), want %+v (expires %v)", v.Record, v.Record.ExpiresAt, tt.record, tt.record.ExpiresAt)
-				}
-			case upstreams.Invalid:
-				if v.Reason != tt.reason {
-					t.Errorf("reason %q, want %q", v.Reason, tt.reason)
-				}
-			case upstreams.Unknown:
-				if v.Cause == nil {
-					t.Fatal("Unknown without a cause")
-				}
-				if strings.Contains(strings.ToUpper(v.Cause.Error()), key) {
-					t.Errorf("cause %q holds the licence key", v.Cause)
-				}
-				if tt.cause != nil && !tt.cause(v.Cause) {
-					t.Errorf("cause %v (%T) is not the expected one", v.Cause, v.Cause)
-				}
-			}
-			if v.RetryAfter != tt.retry {
-				t.Errorf("RetryAfter %s, want %s", v.RetryAfter, tt.retry)
-			}
+			upstreamtest.CheckVerdict(t, v, tt.outcome, tt.reason, tt.record)
+			upstreamtest.CheckCause(t, v, key, tt.cause, tt.retry)
 			calls := f.Calls()
 			if len(calls) != 1 {
 				t.Fatalf("%d calls, want 1", len(calls))
@@ -330,26 +275,6 @@ func TestVerify(t *testing.T) {
 			}
 		})
 	}
-}
-
-func statusIs(code int) func(error) bool {
-	return func(err error) bool {
-		var se *upstreams.StatusError
-		return errors.As(err, &se) && se.Status == code && se.Source == "cpstore"
-	}
-}
-
-func sameTime(a, b *time.Time) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return a.Equal(*b) && a.Location() == time.UTC
-}
-
-func sameRecord(a, b upstreams.Record) bool {
-	return a.Product == b.Product && a.Type == b.Type && a.LicensedTo == b.LicensedTo &&
-		sameTime(a.ExpiresAt, b.ExpiresAt) && sameTime(a.SupportUntil, b.SupportUntil) &&
-		a.Retired == b.Retired && a.ActivationsLimit == b.ActivationsLimit
 }
 
 // TestVerifyIP: the store format-checks ip only, so what is not an address
@@ -412,18 +337,12 @@ func TestVerifyNoCall(t *testing.T) {
 	}
 }
 
-func TestVerifyConnectionRefused(t *testing.T) {
-	srv := httptest.NewServer(http.NotFoundHandler())
-	base := srv.URL
-	srv.Close()
-	s := newSource(t, base)
-	v := s.Verify(context.Background(), upstreams.Request{Key: key, Product: "acme-theme", Domain: "a.example"})
-	if v.Outcome != upstreams.Unknown || v.Cause == nil {
-		t.Fatalf("verdict %+v, want Unknown with a cause", v)
-	}
-	if strings.Contains(v.Cause.Error(), key) {
-		t.Errorf("cause %q holds the licence key", v.Cause)
-	}
+// TestOutages: outages, rate limits and unreadable answers are Unknown,
+// and no cause quotes the key.
+func TestOutages(t *testing.T) {
+	upstreamtest.RunOutageCases(t, func(t *testing.T, o upstreamtest.Target) upstreams.Source {
+		return newSource(t, o.BaseURL, func(c *Config) { c.HTTPClient, c.MaxBody, c.Now = o.Client, o.MaxBody, o.Now })
+	}, upstreams.Request{Key: key, Product: "acme-theme", Domain: "customer-site.example.com", IP: "203.0.113.42"})
 }
 
 func TestBaseURLWithPath(t *testing.T) {
@@ -445,9 +364,8 @@ func TestCanonicalKey(t *testing.T) {
 	if s.Name() != "cpstore" {
 		t.Fatalf("Name %q", s.Name())
 	}
-	tests := []struct {
-		in, want string // want "" when refused
-	}{
+	// {input, canonical key}; an empty one: refused
+	upstreamtest.CheckCanonicalKey(t, s, [][2]string{
 		{key, key},
 		{"cp-ab12cd-34ef56-gh78ij-90klmn-xyz123", key},
 		{"Cp-Ab12cD-34EF56-gh78IJ-90KLMN-XYZ123", key},
@@ -475,19 +393,7 @@ func TestCanonicalKey(t *testing.T) {
 		{"85DB262A-C19D4B06-A5335A6B-8C079166", ""},          // a Digital Downloads key
 		{"4f1e7a8c-0c7b-4b8e-9b0e-2a7f3f5f1c2d", ""},         // a UUID
 		{"CP-AB12CD-34EF56-GH78IJ-90KLMN-XYZ123\x00", ""},    // control
-	}
-	for _, tt := range tests {
-		got, err := s.CanonicalKey(tt.in)
-		if tt.want == "" {
-			if err == nil || !errors.Is(err, upstreams.ErrKeyFormat) || got != "" {
-				t.Errorf("CanonicalKey(%q) = %q, %v; want an ErrKeyFormat refusal", tt.in, got, err)
-			}
-			continue
-		}
-		if err != nil || got != tt.want {
-			t.Errorf("CanonicalKey(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
-		}
-	}
+	})
 }
 
 func TestNew(t *testing.T) {
@@ -498,12 +404,6 @@ func TestNew(t *testing.T) {
 	}{
 		{name: "minimal", cfg: Config{BaseURL: "https://store.example.com"}},
 		{name: "with products and path", cfg: Config{BaseURL: "http://127.0.0.1:8080/shop", Products: products}},
-		{name: "no base_url", cfg: Config{}, wantErr: "base_url is required"},
-		{name: "not a URL", cfg: Config{BaseURL: "https://store.example.com/%zz"}, wantErr: "base_url"},
-		{name: "ftp", cfg: Config{BaseURL: "ftp://store.example.com"}, wantErr: "base_url"},
-		{name: "no scheme", cfg: Config{BaseURL: "store.example.com"}, wantErr: "base_url"},
-		{name: "no host", cfg: Config{BaseURL: "http:///api"}, wantErr: "base_url"},
-		{name: "fragment", cfg: Config{BaseURL: "https://store.example.com/#x"}, wantErr: "base_url"},
 		{name: "empty store name", cfg: Config{BaseURL: "https://a.example", Products: upstreams.ProductMap{{Product: "p", VendorID: " "}}}, wantErr: "cpstore_product is empty"},
 		{name: "empty product", cfg: Config{BaseURL: "https://a.example", Products: upstreams.ProductMap{{VendorID: "Acme"}}}, wantErr: "empty product"},
 	}
@@ -514,7 +414,7 @@ func TestNew(t *testing.T) {
 				if err != nil || s == nil {
 					t.Fatalf("New: %v", err)
 				}
-				if s.client == nil || s.client.Timeout != 0 || s.maxBody != upstreams.DefaultMaxBody || s.now == nil {
+				if s.client.HTTP == nil || s.client.HTTP.Timeout != 0 || s.client.MaxBody != upstreams.DefaultMaxBody || s.client.Now == nil {
 					t.Errorf("defaults not set: %+v", s)
 				}
 				return
@@ -524,4 +424,11 @@ func TestNew(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestNewBaseURL(t *testing.T) {
+	upstreamtest.RunBaseURLCases(t, func(baseURL string) error {
+		_, err := New(Config{BaseURL: baseURL, Products: products})
+		return err
+	})
 }

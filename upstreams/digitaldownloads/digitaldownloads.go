@@ -61,9 +61,7 @@ type Config struct {
 // Source verifies keys with the Digital Downloads Pro API.
 type Source struct {
 	endpoint string
-	client   *http.Client
-	maxBody  int64
-	now      func() time.Time
+	client   upstreams.Client
 	products upstreams.ProductMap
 }
 
@@ -86,23 +84,12 @@ func New(cfg Config) (*Source, error) {
 			return nil, fmt.Errorf("product %s: ddp_list_token contains spaces, control or non-ASCII characters", p.Product)
 		}
 	}
-	s := &Source{
-		endpoint: endpoint,
-		client:   cfg.HTTPClient,
-		maxBody:  cfg.MaxBody,
-		now:      cfg.Now,
-		products: cfg.Products,
+	// a negative MaxBody has always meant the default here
+	client, err := upstreams.NewClient(cfg.HTTPClient, max(cfg.MaxBody, 0), cfg.Now)
+	if err != nil {
+		return nil, err
 	}
-	if s.client == nil {
-		s.client = &http.Client{}
-	}
-	if s.maxBody <= 0 {
-		s.maxBody = upstreams.DefaultMaxBody
-	}
-	if s.now == nil {
-		s.now = time.Now
-	}
-	return s, nil
+	return &Source{endpoint: endpoint, client: client, products: cfg.Products}, nil
 }
 
 // endpointURL checks the base URL and returns the verify endpoint under it.
@@ -238,7 +225,7 @@ func (s *Source) verifyIn(ctx context.Context, list upstreams.ProductMapping, ke
 	}
 	httpReq.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	httpReq.Header.Set("Accept", "application/json")
-	resp, err := upstreams.Do(ctx, s.client, httpReq, s.maxBody)
+	resp, err := s.client.Do(ctx, httpReq)
 	if err != nil {
 		return upstreams.Unavailable(name, nil, err)
 	}
@@ -251,7 +238,7 @@ func (s *Source) verifyIn(ctx context.Context, list upstreams.ProductMapping, ke
 		// No buyer credential is involved: the list token was refused.
 		return upstreams.UnknownVerdict(&upstreams.AuthorCredentialError{Source: name, Status: resp.Status})
 	case resp.Status == http.StatusTooManyRequests:
-		return upstreams.RateLimited(name, resp, s.now())
+		return upstreams.RateLimited(name, resp, s.client.Now())
 	default:
 		return upstreams.Unavailable(name, resp, nil)
 	}

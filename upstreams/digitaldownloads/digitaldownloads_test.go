@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/licensegate/licensegate/upstreams"
+	"github.com/licensegate/licensegate/upstreams/upstreamtest"
 )
 
 const (
@@ -103,8 +104,7 @@ type fake struct {
 
 func newFake(t *testing.T, replies map[string]reply) *fake {
 	f := &fake{t: t, replies: replies}
-	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
-	t.Cleanup(f.srv.Close)
+	f.srv = upstreamtest.NewServer(t, f.serve)
 	return f
 }
 
@@ -159,14 +159,7 @@ func (f *fake) serve(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		rep = reply{status: http.StatusNotFound, body: `{"error":"Not found"}`}
 	}
-	for k, v := range rep.header {
-		w.Header().Set(k, v)
-	}
-	if rep.body != "" {
-		w.Header().Set("Content-Type", "application/json")
-	}
-	w.WriteHeader(rep.status)
-	_, _ = w.Write([]byte(rep.body))
+	upstreamtest.Write(w, rep.status, rep.header, rep.body, "application/json")
 }
 
 func (f *fake) Calls() []string {
@@ -175,14 +168,10 @@ func (f *fake) Calls() []string {
 	return slices.Clone(f.calls)
 }
 
-func newSource(t *testing.T, base string, pm upstreams.ProductMap) *Source {
+func newSource(t *testing.T, base string, pm upstreams.ProductMap, mod ...func(*Config)) *Source {
 	t.Helper()
-	s, err := New(Config{BaseURL: base, Products: pm, MaxBody: 4096,
-		Now: func() time.Time { return time.Date(2026, 3, 14, 12, 0, 0, 0, time.UTC) }})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	return s
+	return upstreamtest.Build(t, New, Config{BaseURL: base, Products: pm, MaxBody: 4096,
+		Now: func() time.Time { return time.Date(2026, 3, 14, 12, 0, 0, 0, time.UTC) }}, mod...)
 }
 
 func TestVerify(t *testing.T) {
@@ -341,59 +330,25 @@ func TestVerify(t *testing.T) {
 			outcome: upstreams.Unknown,
 		},
 		{
-			name:    "unparseable JSON",
-			product: "converter-pro",
-			replies: map[string]reply{tokA: ok(`{"valid": tru`)},
-			outcome: upstreams.Unknown,
-		},
-		{
-			name:    "HTML 200",
-			product: "converter-pro",
-			replies: map[string]reply{tokA: ok(`<html>maintenance</html>`)},
-			outcome: upstreams.Unknown,
-		},
-		{
-			name:    "5xx",
-			product: "converter-pro",
-			replies: map[string]reply{tokA: {status: 502, body: `bad gateway`}},
-			outcome: upstreams.Unknown,
-			cause:   statusIs(502),
-		},
-		{
 			name:    "422 is not the buyer's fault",
 			product: "converter-pro",
 			replies: map[string]reply{tokA: {status: 422, body: `{"error":"license_key_list_token is required"}`}},
 			outcome: upstreams.Unknown,
-			cause:   statusIs(422),
+			cause:   upstreamtest.IsStatusError(name, 422),
 		},
 		{
 			name:    "401: the list token was refused",
 			product: "converter-pro",
 			replies: map[string]reply{tokA: {status: 401}},
 			outcome: upstreams.Unknown,
-			cause:   authorError(401),
+			cause:   upstreamtest.IsAuthorError(name, 401),
 		},
 		{
 			name:    "403: the list token was refused",
 			product: "converter-pro",
 			replies: map[string]reply{tokA: {status: 403}},
 			outcome: upstreams.Unknown,
-			cause:   authorError(403),
-		},
-		{
-			name:    "429 honours Retry-After",
-			product: "converter-pro",
-			replies: map[string]reply{tokA: {status: 429, header: map[string]string{"Retry-After": "30"}}},
-			outcome: upstreams.Unknown,
-			cause:   func(err error) bool { var rl *upstreams.RateLimitError; return errors.As(err, &rl) },
-			retry:   30 * time.Second,
-		},
-		{
-			name:    "body over MaxBody",
-			product: "converter-pro",
-			replies: map[string]reply{tokA: ok(`{"valid":true,"pad":"` + strings.Repeat("x", 5000) + `"}`)},
-			outcome: upstreams.Unknown,
-			cause:   func(err error) bool { return errors.Is(err, upstreams.ErrBodyTooLarge) },
+			cause:   upstreamtest.IsAuthorError(name, 403),
 		},
 
 		// Several lists.
@@ -442,7 +397,7 @@ func TestVerify(t *testing.T) {
 			name:    "a list that cannot answer wins over not found in the others",
 			replies: map[string]reply{tokA: {status: 503}},
 			outcome: upstreams.Unknown,
-			cause:   statusIs(503),
+			cause:   upstreamtest.IsStatusError(name, 503),
 			calls:   []string{tokA, tokB},
 		},
 		{
@@ -482,31 +437,8 @@ func TestVerify(t *testing.T) {
 			}
 			s := newSource(t, f.srv.URL, pm)
 			v := s.Verify(context.Background(), upstreams.Request{Key: key, Product: tt.product, Domain: "acme.com", IP: "203.0.113.7"})
-			if v.Outcome != tt.outcome {
-				t.Fatalf("outcome %s (reason %q, cause %v), want %s", v.Outcome, v.Reason, v.Cause, tt.outcome)
-			}
-			switch tt.outcome {
-			case upstreams.Valid:
-				if !sameRecord(v.Record, tt.record) {
-					t.Errorf("record %+v, want %+v", v.Record, tt.record)
-				}
-			case upstreams.Invalid:
-				if v.Reason != tt.reason {
-					t.Errorf("reason %q, want %q", v.Reason, tt.reason)
-				}
-			case upstreams.Unknown:
-				if v.Cause == nil {
-					t.Error("Unknown without a cause")
-				} else if strings.Contains(strings.ToUpper(v.Cause.Error()), key) {
-					t.Errorf("cause %q holds the licence key", v.Cause)
-				}
-				if tt.cause != nil && !tt.cause(v.Cause) {
-					t.Errorf("cause %v (%T) is not the expected one", v.Cause, v.Cause)
-				}
-			}
-			if v.RetryAfter != tt.retry {
-				t.Errorf("RetryAfter %s, want %s", v.RetryAfter, tt.retry)
-			}
+			upstreamtest.CheckVerdict(t, v, tt.outcome, tt.reason, tt.record)
+			upstreamtest.CheckCause(t, v, key, tt.cause, tt.retry)
 			if tt.calls != nil && !slices.Equal(f.Calls(), tt.calls) {
 				t.Errorf("lists asked %q, want %q", f.Calls(), tt.calls)
 			}
@@ -514,48 +446,12 @@ func TestVerify(t *testing.T) {
 	}
 }
 
-func statusIs(code int) func(error) bool {
-	return func(err error) bool {
-		var se *upstreams.StatusError
-		return errors.As(err, &se) && se.Status == code && se.Source == "digitaldownloads"
-	}
-}
-
-func authorError(code int) func(error) bool {
-	return func(err error) bool {
-		var ae *upstreams.AuthorCredentialError
-		return errors.As(err, &ae) && ae.Status == code && ae.Source == "digitaldownloads"
-	}
-}
-
-func sameRecord(a, b upstreams.Record) bool {
-	return a.Product == b.Product && a.Type == b.Type && a.LicensedTo == b.LicensedTo &&
-		a.ExpiresAt == nil && b.ExpiresAt == nil && a.SupportUntil == nil && b.SupportUntil == nil &&
-		a.Retired == b.Retired && a.ActivationsLimit == b.ActivationsLimit
-}
-
-func TestVerifyConnectionRefused(t *testing.T) {
-	srv := httptest.NewServer(http.NotFoundHandler())
-	base := srv.URL
-	srv.Close()
-	s := newSource(t, base, products)
-	v := s.Verify(context.Background(), upstreams.Request{Key: key, Product: "converter-pro"})
-	if v.Outcome != upstreams.Unknown || v.Cause == nil {
-		t.Fatalf("verdict %+v, want Unknown with a cause", v)
-	}
-	if strings.Contains(v.Cause.Error(), key) {
-		t.Errorf("cause %q holds the licence key", v.Cause)
-	}
-}
-
-func TestVerifyCancelledContext(t *testing.T) {
-	f := newFake(t, map[string]reply{tokA: {status: 200, body: body(tokA, true, "", assigned, "delivered")}})
-	s := newSource(t, f.srv.URL, products)
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if v := s.Verify(ctx, upstreams.Request{Key: key, Product: "converter-pro"}); v.Outcome != upstreams.Unknown {
-		t.Fatalf("outcome %s, want unknown", v.Outcome)
-	}
+// TestOutages: outages, rate limits and unreadable answers are Unknown,
+// and no cause quotes the key.
+func TestOutages(t *testing.T) {
+	upstreamtest.RunOutageCases(t, func(t *testing.T, o upstreamtest.Target) upstreams.Source {
+		return newSource(t, o.BaseURL, products, func(c *Config) { c.HTTPClient, c.MaxBody, c.Now = o.Client, o.MaxBody, o.Now })
+	}, upstreams.Request{Key: key, Product: "converter-pro"})
 }
 
 func TestBaseURLWithPath(t *testing.T) {
@@ -577,9 +473,8 @@ func TestCanonicalKey(t *testing.T) {
 	if s.Name() != "digitaldownloads" {
 		t.Fatalf("Name %q", s.Name())
 	}
-	tests := []struct {
-		in, want string // want "" when refused
-	}{
+	// {input, canonical key}; an empty one: refused
+	upstreamtest.CheckCanonicalKey(t, s, [][2]string{
 		{key, key},
 		{"85db262a-c19d4b06-a5335a6b-8c079166", key},
 		{"85dB262A-c19D4B06-A5335a6b-8C079166", key},
@@ -604,19 +499,7 @@ func TestCanonicalKey(t *testing.T) {
 		{"\uff18\uff15DB262A-C19D4B06-A5335A6B-8C0791", ""}, // full-width digits
 		{"4f1e7a8c-0c7b-4b8e-9b0e-2a7f3f5f1c2d", ""},        // a UUID
 		{"CP-AB12CD-34EF56-GH78IJ-90KLMN-XYZ123", ""},
-	}
-	for _, tt := range tests {
-		got, err := s.CanonicalKey(tt.in)
-		if tt.want == "" {
-			if err == nil || !errors.Is(err, upstreams.ErrKeyFormat) || got != "" {
-				t.Errorf("CanonicalKey(%q) = %q, %v; want an ErrKeyFormat refusal", tt.in, got, err)
-			}
-			continue
-		}
-		if err != nil || got != tt.want {
-			t.Errorf("CanonicalKey(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
-		}
-	}
+	})
 }
 
 func TestNew(t *testing.T) {
@@ -627,12 +510,6 @@ func TestNew(t *testing.T) {
 	}{
 		{name: "minimal", cfg: Config{BaseURL: "https://api.digitaldownloadsapp.com"}},
 		{name: "with products", cfg: Config{BaseURL: "http://127.0.0.1:8080/", Products: products}},
-		{name: "no base_url", cfg: Config{}, wantErr: "base_url is required"},
-		{name: "not a URL", cfg: Config{BaseURL: "://nope"}, wantErr: "base_url"},
-		{name: "ftp", cfg: Config{BaseURL: "ftp://api.digitaldownloadsapp.com"}, wantErr: "base_url"},
-		{name: "no scheme", cfg: Config{BaseURL: "api.digitaldownloadsapp.com"}, wantErr: "base_url"},
-		{name: "no host", cfg: Config{BaseURL: "https://"}, wantErr: "base_url"},
-		{name: "query", cfg: Config{BaseURL: "https://api.digitaldownloadsapp.com/?x=1"}, wantErr: "base_url"},
 		{name: "empty token", cfg: Config{BaseURL: "https://a.example", Products: upstreams.ProductMap{{Product: "p"}}}, wantErr: "ddp_list_token is empty"},
 		{name: "token with a space", cfg: Config{BaseURL: "https://a.example", Products: upstreams.ProductMap{{Product: "p", VendorID: "abc def"}}}, wantErr: "ddp_list_token"},
 		{name: "token with a newline", cfg: Config{BaseURL: "https://a.example", Products: upstreams.ProductMap{{Product: "p", VendorID: "abc\n"}}}, wantErr: "ddp_list_token"},
@@ -645,10 +522,10 @@ func TestNew(t *testing.T) {
 				if err != nil || s == nil {
 					t.Fatalf("New: %v", err)
 				}
-				if s.client == nil || s.maxBody != upstreams.DefaultMaxBody || s.now == nil {
+				if s.client.HTTP == nil || s.client.MaxBody != upstreams.DefaultMaxBody || s.client.Now == nil {
 					t.Errorf("defaults not set: %+v", s)
 				}
-				if s.client.Timeout != 0 {
+				if s.client.HTTP.Timeout != 0 {
 					t.Errorf("default client has a timeout of its own")
 				}
 				return
@@ -658,4 +535,11 @@ func TestNew(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestNewBaseURL(t *testing.T) {
+	upstreamtest.RunBaseURLCases(t, func(baseURL string) error {
+		_, err := New(Config{BaseURL: baseURL, Products: products})
+		return err
+	})
 }

@@ -58,16 +58,14 @@ type Config struct {
 // Source verifies Envato purchase codes.
 type Source struct {
 	endpoint string // base URL + salePath
-	client   *http.Client
-	maxBody  int64
-	now      func() time.Time
+	client   upstreams.Client
 	products upstreams.ProductMap
 	auth     string // "Bearer <token>"
 }
 
 // New checks cfg and builds the source.
 func New(cfg Config) (*Source, error) {
-	base, err := parseBaseURL(cfg.BaseURL)
+	base, err := upstreams.ParseBaseURL(cfg.BaseURL)
 	if err != nil {
 		return nil, err
 	}
@@ -80,78 +78,30 @@ func New(cfg Config) (*Source, error) {
 		// is a copy mistake; the token itself is never echoed
 		return nil, errors.New("token contains spaces, control or non-ASCII characters")
 	}
-	if cfg.MaxBody < 0 {
-		return nil, errors.New("max_body must not be negative")
+	client, err := upstreams.NewClient(cfg.HTTPClient, cfg.MaxBody, cfg.Now)
+	if err != nil {
+		return nil, err
 	}
 	if err := checkProducts(cfg.Products); err != nil {
 		return nil, err
 	}
-	s := &Source{
+	return &Source{
 		endpoint: base + salePath,
-		client:   cfg.HTTPClient,
-		maxBody:  cfg.MaxBody,
-		now:      cfg.Now,
+		client:   client,
 		products: cfg.Products,
 		auth:     "Bearer " + token,
-	}
-	if s.client == nil {
-		s.client = &http.Client{}
-	}
-	if s.maxBody == 0 {
-		s.maxBody = upstreams.DefaultMaxBody
-	}
-	if s.now == nil {
-		s.now = time.Now
-	}
-	return s, nil
-}
-
-// parseBaseURL accepts an absolute http(s) URL and returns it without a
-// trailing slash, so a path prefix (a staging proxy) is kept.
-func parseBaseURL(raw string) (string, error) {
-	if strings.TrimSpace(raw) == "" {
-		return "", errors.New("base_url is required")
-	}
-	u, err := url.Parse(strings.TrimSpace(raw))
-	if err != nil {
-		return "", fmt.Errorf("base_url: %w", err)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return "", fmt.Errorf("base_url: %q is not an http or https URL", raw)
-	}
-	if u.Host == "" {
-		return "", fmt.Errorf("base_url: %q has no host", raw)
-	}
-	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return "", fmt.Errorf("base_url: %q must not hold a query, fragment or user info", raw)
-	}
-	return strings.TrimRight(u.String(), "/"), nil
+	}, nil
 }
 
 // checkProducts refuses mappings that could never match: Envato item ids
 // are numbers.
 func checkProducts(m upstreams.ProductMap) error {
-	for _, p := range m {
-		if p.Product == "" {
-			return fmt.Errorf("envato_item %q: the product slug is empty", p.VendorID)
+	return m.Check("envato_item", false, func(id string) error {
+		if !upstreams.IsNumericID(id) {
+			return fmt.Errorf("envato_item %q is not an Envato item id (a number, as in the item's URL)", id)
 		}
-		if !isItemID(p.VendorID) {
-			return fmt.Errorf("product %s: envato_item %q is not an Envato item id (a number, as in the item's URL)", p.Product, p.VendorID)
-		}
-	}
-	return nil
-}
-
-func isItemID(s string) bool {
-	if s == "" || len(s) > 19 || s[0] == '0' {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
+		return nil
+	})
 }
 
 // Name implements upstreams.Source.
@@ -168,32 +118,22 @@ var errNoMapping = errors.New("no envato_item is configured for the product")
 
 // Verify implements upstreams.Source.
 func (s *Source) Verify(ctx context.Context, req upstreams.Request) (v upstreams.Verdict) {
-	defer func() {
-		if p := recover(); p != nil {
-			v = upstreams.UnknownVerdict(fmt.Errorf("%s: internal error: %v", Name, p))
-		}
-	}()
-	mappings := s.products.For(req.Product)
-	if req.Product != "" && len(mappings) == 0 {
-		return upstreams.UnknownVerdict(fmt.Errorf("%s: %w %q", Name, errNoMapping, req.Product))
-	}
-	code, err := upstreams.UUIDKey(req.Key)
+	defer upstreams.RecoverVerdict(Name, &v)
+	mappings, code, err := upstreams.Prepare(s, s.products, req, errNoMapping)
 	if err != nil {
-		// the gateway canonicalises first; a key that is not a UUID was
-		// never a purchase code, but say so without asking or echoing it
-		return upstreams.UnknownVerdict(fmt.Errorf("%s: %w", Name, err))
+		return upstreams.UnknownVerdict(err)
 	}
 	hreq, err := http.NewRequest(http.MethodGet, s.endpoint+"?"+url.Values{"code": {code}}.Encode(), nil)
 	if err != nil {
-		return upstreams.UnknownVerdict(fmt.Errorf("%s: building request: %w", Name, redact(err, code)))
+		return upstreams.UnknownVerdict(fmt.Errorf("%s: building request: %w", Name, upstreams.Redact(err, code, "[code]")))
 	}
 	hreq.Header.Set("Authorization", s.auth)
 	hreq.Header.Set("User-Agent", upstreams.UserAgent)
 	hreq.Header.Set("Accept", "application/json")
-	resp, err := upstreams.Do(ctx, s.client, hreq, s.maxBody)
+	resp, err := s.client.Do(ctx, hreq)
 	if err != nil {
 		// url.Error quotes the URL, which holds the code
-		return upstreams.Unavailable(Name, nil, redact(err, code))
+		return upstreams.Unavailable(Name, nil, upstreams.Redact(err, code, "[code]"))
 	}
 	return s.classify(resp, mappings)
 }
@@ -209,7 +149,7 @@ func (s *Source) classify(resp *upstreams.Response, mappings upstreams.ProductMa
 		// a deleted token, or one without the sales-history permission
 		return upstreams.UnknownVerdict(&upstreams.AuthorCredentialError{Source: Name, Status: resp.Status})
 	case resp.Status == http.StatusTooManyRequests:
-		return upstreams.RateLimited(Name, resp, s.now())
+		return upstreams.RateLimited(Name, resp, s.client.Now())
 	default:
 		// 400 included: with a well-formed UUID sent, a bad request is our
 		// request or an API change, never a statement about the sale
@@ -293,7 +233,7 @@ func parseItemID(raw json.RawMessage) (string, bool) {
 	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
 		s = s[1 : len(s)-1]
 	}
-	return s, isItemID(s)
+	return s, upstreams.IsNumericID(s)
 }
 
 // licenseType maps "Regular License" and "Extended License" to regular and
@@ -311,25 +251,6 @@ func deref(s *string) string {
 	}
 	return *s
 }
-
-// redact removes the purchase code from an error (a url.Error quotes the
-// request URL), keeping the chain for errors.Is (timeouts, cancellation).
-func redact(err error, code string) error {
-	if err == nil || !strings.Contains(err.Error(), code) {
-		return err
-	}
-	var ue *url.Error
-	if errors.As(err, &ue) && ue.Err != nil && !strings.Contains(ue.Err.Error(), code) {
-		return &url.Error{Op: ue.Op, URL: strings.ReplaceAll(ue.URL, code, "[code]"), Err: ue.Err}
-	}
-	return &redactedError{msg: strings.ReplaceAll(err.Error(), code, "[code]")}
-}
-
-// redactedError keeps only the redacted text: the original would still
-// hold the code for anyone unwrapping it.
-type redactedError struct{ msg string }
-
-func (e *redactedError) Error() string { return e.msg }
 
 // Interface guards
 var _ upstreams.Source = (*Source)(nil)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/licensegate/licensegate/upstreams"
+	"github.com/licensegate/licensegate/upstreams/upstreamtest"
 )
 
 const (
@@ -84,8 +85,7 @@ type fake struct {
 
 func newFake(t *testing.T, answers map[string]answer) *fake {
 	f := &fake{t: t, answers: answers}
-	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
-	t.Cleanup(f.srv.Close)
+	f.srv = upstreamtest.NewServer(t, f.serve)
 	return f
 }
 
@@ -115,14 +115,7 @@ func (f *fake) serve(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		a = answer{status: http.StatusNotFound, body: notFoundBody}
 	}
-	for k, v := range a.header {
-		w.Header().Set(k, v)
-	}
-	if w.Header().Get("Content-Type") == "" {
-		w.Header().Set("Content-Type", "application/json")
-	}
-	w.WriteHeader(a.status)
-	_, _ = w.Write([]byte(a.body))
+	upstreamtest.Write(w, a.status, a.header, a.body, "application/json")
 }
 
 var products = upstreams.ProductMap{
@@ -134,24 +127,7 @@ var now = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func newSource(t *testing.T, base string, mod func(*Config)) *Source {
 	t.Helper()
-	cfg := Config{BaseURL: base, Token: token, Products: products, Now: func() time.Time { return now }}
-	if mod != nil {
-		mod(&cfg)
-	}
-	s, err := New(cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	return s
-}
-
-func tp(s string) *time.Time {
-	t, err := time.Parse(time.RFC3339, s)
-	if err != nil {
-		panic(err)
-	}
-	t = t.UTC()
-	return &t
+	return upstreamtest.Build(t, New, Config{BaseURL: base, Token: token, Products: products, Now: func() time.Time { return now }}, mod)
 }
 
 func TestVerify(t *testing.T) {
@@ -169,14 +145,14 @@ func TestVerify(t *testing.T) {
 			name:    "regular licence",
 			answer:  answer{status: 200, body: regularSale},
 			outcome: upstreams.Valid,
-			record:  upstreams.Record{Product: "seo-studio", Type: "regular", LicensedTo: "buyers_username", SupportUntil: tp("2017-03-08T14:54:28Z")},
+			record:  upstreams.Record{Product: "seo-studio", Type: "regular", LicensedTo: "buyers_username", SupportUntil: upstreamtest.Time("2017-03-08T14:54:28Z")},
 		},
 		{
 			name:    "regular licence, product named",
 			answer:  answer{status: 200, body: regularSale},
 			product: "seo-studio",
 			outcome: upstreams.Valid,
-			record:  upstreams.Record{Product: "seo-studio", Type: "regular", LicensedTo: "buyers_username", SupportUntil: tp("2017-03-09T01:54:28+11:00")},
+			record:  upstreams.Record{Product: "seo-studio", Type: "regular", LicensedTo: "buyers_username", SupportUntil: upstreamtest.Time("2017-03-09T01:54:28+11:00")},
 		},
 		{
 			name:    "extended licence, guest checkout, no support",
@@ -188,19 +164,19 @@ func TestVerify(t *testing.T) {
 			name:    "item id as a string",
 			answer:  answer{status: 200, body: strings.Replace(regularSale, `"id": 17022701`, `"id": "17022701"`, 1)},
 			outcome: upstreams.Valid,
-			record:  upstreams.Record{Product: "seo-studio", Type: "regular", LicensedTo: "buyers_username", SupportUntil: tp("2017-03-08T14:54:28Z")},
+			record:  upstreams.Record{Product: "seo-studio", Type: "regular", LicensedTo: "buyers_username", SupportUntil: upstreamtest.Time("2017-03-08T14:54:28Z")},
 		},
 		{
 			name:    "another licence name keeps its words",
 			answer:  answer{status: 200, body: strings.Replace(regularSale, "Regular License", "Multisite License", 1)},
 			outcome: upstreams.Valid,
-			record:  upstreams.Record{Product: "seo-studio", Type: "multisite", LicensedTo: "buyers_username", SupportUntil: tp("2017-03-08T14:54:28Z")},
+			record:  upstreams.Record{Product: "seo-studio", Type: "multisite", LicensedTo: "buyers_username", SupportUntil: upstreamtest.Time("2017-03-08T14:54:28Z")},
 		},
 		{
 			name:    "another mapped item",
 			answer:  answer{status: 200, body: otherItemSale},
 			outcome: upstreams.Valid,
-			record:  upstreams.Record{Product: "other-item", Type: "regular", LicensedTo: "someone", SupportUntil: tp("2024-08-01T00:00:00Z")},
+			record:  upstreams.Record{Product: "other-item", Type: "regular", LicensedTo: "someone", SupportUntil: upstreamtest.Time("2024-08-01T00:00:00Z")},
 		},
 		{
 			name:    "mapped item, but not the product asked for",
@@ -241,47 +217,20 @@ func TestVerify(t *testing.T) {
 			name:    "401 token deleted",
 			answer:  answer{status: 401, body: `{"error":"invalid_token","description":"The access token provided is invalid"}`},
 			outcome: upstreams.Unknown,
-			cause:   authorError(401),
+			cause:   upstreamtest.IsAuthorError(Name, 401),
 		},
 		{
 			name:    "403 token without sales permission",
 			answer:  answer{status: 403, body: `{"error":"forbidden","description":"Forbidden"}`},
 			outcome: upstreams.Unknown,
-			cause:   authorError(403),
+			cause:   upstreamtest.IsAuthorError(Name, 403),
 		},
 		{
 			name:    "400 bad request is not a verdict on the code",
 			answer:  answer{status: 400, body: `{"error":400,"description":"Invalid purchase code"}`},
 			outcome: upstreams.Unknown,
-			cause:   statusError(400),
+			cause:   upstreamtest.IsStatusError(Name, 400),
 		},
-		{
-			name:    "429 with Retry-After seconds",
-			answer:  answer{status: 429, body: `{"error":429}`, header: map[string]string{"Retry-After": "30"}},
-			outcome: upstreams.Unknown,
-			cause:   rateLimited(30 * time.Second),
-			retry:   30 * time.Second,
-		},
-		{
-			name:    "429 with a Retry-After date",
-			answer:  answer{status: 429, header: map[string]string{"Retry-After": now.Add(2 * time.Minute).Format(http.TimeFormat)}},
-			outcome: upstreams.Unknown,
-			cause:   rateLimited(2 * time.Minute),
-			retry:   2 * time.Minute,
-		},
-		{
-			name:    "429 without Retry-After",
-			answer:  answer{status: 429},
-			outcome: upstreams.Unknown,
-			cause:   rateLimited(0),
-		},
-		{name: "500", answer: answer{status: 500, body: `{"error":500}`}, outcome: upstreams.Unknown, cause: statusError(500)},
-		{name: "502", answer: answer{status: 502, body: "bad gateway"}, outcome: upstreams.Unknown, cause: statusError(502)},
-		{name: "503", answer: answer{status: 503, header: map[string]string{"Retry-After": "120"}}, outcome: upstreams.Unknown, cause: statusError(503)},
-		{name: "204", answer: answer{status: 204}, outcome: upstreams.Unknown, cause: statusError(204)},
-		{name: "unparseable JSON", answer: answer{status: 200, body: `{"amount": "19.84", "item": {`}, outcome: upstreams.Unknown},
-		{name: "HTML with 200", answer: answer{status: 200, body: "<html>maintenance</html>"}, outcome: upstreams.Unknown},
-		{name: "null", answer: answer{status: 200, body: "null"}, outcome: upstreams.Unknown},
 		{name: "no item", answer: answer{status: 200, body: `{"license":"Regular License","buyer":"x"}`}, outcome: upstreams.Unknown},
 		{name: "item without id", answer: answer{status: 200, body: `{"license":"Regular License","item":{"name":"x"}}`}, outcome: upstreams.Unknown},
 		{name: "item id not a number", answer: answer{status: 200, body: `{"license":"Regular License","item":{"id":1.7e7}}`}, outcome: upstreams.Unknown},
@@ -300,91 +249,9 @@ func TestVerify(t *testing.T) {
 			if f.hits.Load() != 1 {
 				t.Fatalf("%d requests, want 1", f.hits.Load())
 			}
-			checkVerdict(t, v, tt.outcome, tt.reason, tt.record)
-			if tt.outcome == upstreams.Unknown {
-				if v.Cause == nil {
-					t.Fatal("Unknown without a cause")
-				}
-				if tt.cause != nil && !tt.cause(v.Cause) {
-					t.Errorf("cause %v (%T) is not the expected kind", v.Cause, v.Cause)
-				}
-				if strings.Contains(v.Cause.Error(), codeRegular) {
-					t.Errorf("cause %q holds the purchase code", v.Cause)
-				}
-			}
-			if v.RetryAfter != tt.retry {
-				t.Errorf("RetryAfter %s, want %s", v.RetryAfter, tt.retry)
-			}
+			upstreamtest.CheckVerdict(t, v, tt.outcome, tt.reason, tt.record)
+			upstreamtest.CheckCause(t, v, codeRegular, tt.cause, tt.retry)
 		})
-	}
-}
-
-func checkVerdict(t *testing.T, v upstreams.Verdict, outcome upstreams.Outcome, reason upstreams.Reason, rec upstreams.Record) {
-	t.Helper()
-	if v.Outcome != outcome {
-		t.Fatalf("outcome %s (reason %q, cause %v), want %s", v.Outcome, v.Reason, v.Cause, outcome)
-	}
-	if v.Reason != reason {
-		t.Errorf("reason %q, want %q", v.Reason, reason)
-	}
-	if outcome != upstreams.Valid {
-		if v.Record != (upstreams.Record{}) {
-			t.Errorf("record %+v set on a %s verdict", v.Record, outcome)
-		}
-		return
-	}
-	got := v.Record
-	if got.Product != rec.Product {
-		t.Errorf("Product %q, want %q", got.Product, rec.Product)
-	}
-	if got.Type != rec.Type {
-		t.Errorf("Type %q, want %q", got.Type, rec.Type)
-	}
-	if got.LicensedTo != rec.LicensedTo {
-		t.Errorf("LicensedTo %q, want %q", got.LicensedTo, rec.LicensedTo)
-	}
-	if !sameTime(got.ExpiresAt, rec.ExpiresAt) {
-		t.Errorf("ExpiresAt %v, want %v", got.ExpiresAt, rec.ExpiresAt)
-	}
-	if !sameTime(got.SupportUntil, rec.SupportUntil) {
-		t.Errorf("SupportUntil %v, want %v", got.SupportUntil, rec.SupportUntil)
-	}
-	if got.SupportUntil != nil && got.SupportUntil.Location() != time.UTC {
-		t.Errorf("SupportUntil %v is not in UTC", got.SupportUntil)
-	}
-	if got.Retired != rec.Retired {
-		t.Errorf("Retired %v, want %v", got.Retired, rec.Retired)
-	}
-	if got.ActivationsLimit != rec.ActivationsLimit {
-		t.Errorf("ActivationsLimit %d, want %d", got.ActivationsLimit, rec.ActivationsLimit)
-	}
-}
-
-func sameTime(a, b *time.Time) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return a.Equal(*b)
-}
-
-func authorError(status int) func(error) bool {
-	return func(err error) bool {
-		var e *upstreams.AuthorCredentialError
-		return errors.As(err, &e) && e.Status == status && e.Source == "envato"
-	}
-}
-
-func statusError(status int) func(error) bool {
-	return func(err error) bool {
-		var e *upstreams.StatusError
-		return errors.As(err, &e) && e.Status == status
-	}
-}
-
-func rateLimited(d time.Duration) func(error) bool {
-	return func(err error) bool {
-		var e *upstreams.RateLimitError
-		return errors.As(err, &e) && e.RetryAfter == d
 	}
 }
 
@@ -394,7 +261,7 @@ func TestVerifyCanonicalCode(t *testing.T) {
 	f := newFake(t, map[string]answer{codeExtended: {status: 200, body: extendedGuestSale}})
 	s := newSource(t, f.srv.URL, nil)
 	v := s.Verify(context.Background(), upstreams.Request{Key: " " + strings.ToUpper(codeExtended) + "\n"})
-	checkVerdict(t, v, upstreams.Valid, "", upstreams.Record{Product: "seo-studio", Type: "extended"})
+	upstreamtest.CheckVerdict(t, v, upstreams.Valid, "", upstreams.Record{Product: "seo-studio", Type: "extended"})
 }
 
 // TestVerifyNoMapping: a product without an envato_item is the author's
@@ -415,7 +282,7 @@ func TestVerifyEmptyMapIsWrongProduct(t *testing.T) {
 	f := newFake(t, map[string]answer{codeRegular: {status: 200, body: regularSale}})
 	s := newSource(t, f.srv.URL, func(c *Config) { c.Products = nil })
 	v := s.Verify(context.Background(), upstreams.Request{Key: codeRegular})
-	checkVerdict(t, v, upstreams.Invalid, upstreams.WrongProduct, upstreams.Record{})
+	upstreamtest.CheckVerdict(t, v, upstreams.Invalid, upstreams.WrongProduct, upstreams.Record{})
 }
 
 func TestVerifyBaseURLPathPrefix(t *testing.T) {
@@ -432,70 +299,18 @@ func TestVerifyBaseURLPathPrefix(t *testing.T) {
 	}
 }
 
-func TestVerifyBodyTooLarge(t *testing.T) {
-	big := strings.Replace(regularSale, `"amount": "19.84"`, `"amount": "`+strings.Repeat("9", 4096)+`"`, 1)
-	for _, chunked := range []bool{false, true} {
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if chunked {
-				w.(http.Flusher).Flush() // no Content-Length: the limit must hold while reading
-			}
-			_, _ = w.Write([]byte(big))
-		}))
-		s := newSource(t, srv.URL, func(c *Config) { c.MaxBody = 1024 })
-		v := s.Verify(context.Background(), upstreams.Request{Key: codeRegular})
-		srv.Close()
-		if v.Outcome != upstreams.Unknown || !errors.Is(v.Cause, upstreams.ErrBodyTooLarge) {
-			t.Errorf("chunked=%v: verdict %+v, want Unknown with ErrBodyTooLarge", chunked, v)
-		}
-	}
-}
-
-func TestVerifyConnectionRefused(t *testing.T) {
-	srv := httptest.NewServer(http.NotFoundHandler())
-	base := srv.URL
-	srv.Close()
-	s := newSource(t, base, nil)
-	v := s.Verify(context.Background(), upstreams.Request{Key: codeRegular})
-	if v.Outcome != upstreams.Unknown || v.Cause == nil {
-		t.Fatalf("verdict %+v, want Unknown", v)
-	}
-	if strings.Contains(v.Cause.Error(), codeRegular) {
-		t.Errorf("cause %q holds the purchase code", v.Cause)
-	}
-	for err := errors.Unwrap(v.Cause); err != nil; err = errors.Unwrap(err) {
-		if strings.Contains(err.Error(), codeRegular) {
-			t.Errorf("wrapped error %q holds the purchase code", err)
-		}
-	}
-}
-
-func TestVerifyContextDeadline(t *testing.T) {
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	defer srv.Close()
-	defer close(release)
-	s := newSource(t, srv.URL, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	v := s.Verify(ctx, upstreams.Request{Key: codeRegular})
-	if v.Outcome != upstreams.Unknown || !errors.Is(v.Cause, context.DeadlineExceeded) {
-		t.Fatalf("verdict %+v, want Unknown wrapping DeadlineExceeded", v)
-	}
-	if strings.Contains(v.Cause.Error(), codeRegular) {
-		t.Errorf("cause %q holds the purchase code", v.Cause)
-	}
+// TestOutages: outages, rate limits and unreadable answers are Unknown,
+// and no cause quotes the purchase code.
+func TestOutages(t *testing.T) {
+	upstreamtest.RunOutageCases(t, func(t *testing.T, o upstreamtest.Target) upstreams.Source {
+		return newSource(t, o.BaseURL, func(c *Config) { c.HTTPClient, c.MaxBody, c.Now = o.Client, o.MaxBody, o.Now })
+	}, upstreams.Request{Key: codeRegular})
 }
 
 func TestCanonicalKey(t *testing.T) {
 	s := newSource(t, "https://api.envato.com", nil)
-	tests := []struct {
-		in, want string // want "" = refused
-	}{
+	// {input, canonical key}; an empty one: refused
+	upstreamtest.CheckCanonicalKey(t, s, [][2]string{
 		{codeRegular, codeRegular},
 		{strings.ToUpper(codeRegular), codeRegular},
 		{"  " + codeRegular + "\t\n", codeRegular},
@@ -516,19 +331,7 @@ func TestCanonicalKey(t *testing.T) {
 		{"a67f4582-95d6-4019-81f3-75d1eb\u0435\u0430071", ""},      // Cyrillic e, a
 		{"\uff41\uff16\uff17f4582-95d6-4019-81f3-75d1ebe3a07", ""}, // full-width
 		{"a67f4582-95d6-4019-81f3-75d1ebe3a07\u0131", ""},          // dotless i
-	}
-	for _, tt := range tests {
-		got, err := s.CanonicalKey(tt.in)
-		if tt.want == "" {
-			if err == nil || !errors.Is(err, upstreams.ErrKeyFormat) || got != "" {
-				t.Errorf("CanonicalKey(%q) = %q, %v; want an ErrKeyFormat refusal", tt.in, got, err)
-			}
-			continue
-		}
-		if err != nil || got != tt.want {
-			t.Errorf("CanonicalKey(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
-		}
-	}
+	})
 }
 
 func TestNew(t *testing.T) {
@@ -538,12 +341,6 @@ func TestNew(t *testing.T) {
 		mod  func(*Config)
 		want string // substring of the error
 	}{
-		{"no base_url", func(c *Config) { c.BaseURL = "" }, "base_url is required"},
-		{"relative base_url", func(c *Config) { c.BaseURL = "api.envato.com" }, "base_url"},
-		{"ftp base_url", func(c *Config) { c.BaseURL = "ftp://api.envato.com" }, "base_url"},
-		{"base_url without host", func(c *Config) { c.BaseURL = "https:///v3" }, "base_url"},
-		{"base_url with query", func(c *Config) { c.BaseURL = "https://api.envato.com/?x=1" }, "base_url"},
-		{"unparseable base_url", func(c *Config) { c.BaseURL = "https://api.envato.com/%zz" }, "base_url"},
 		{"no token", func(c *Config) { c.Token = "" }, "token is required"},
 		{"blank token", func(c *Config) { c.Token = " \n" }, "token is required"},
 		{"token with a space", func(c *Config) { c.Token = "s6Isc WrJL3" }, "token contains"},
@@ -575,13 +372,20 @@ func TestNew(t *testing.T) {
 	if err != nil {
 		t.Fatalf("New(valid) = %v", err)
 	}
-	if s.Name() != "envato" || s.maxBody != upstreams.DefaultMaxBody || s.client == nil || s.now == nil {
+	if s.Name() != "envato" || s.client.MaxBody != upstreams.DefaultMaxBody || s.client.HTTP == nil || s.client.Now == nil {
 		t.Errorf("defaults not applied: %+v", s)
 	}
-	if s.client.Timeout != 0 {
-		t.Errorf("default client has its own timeout %s", s.client.Timeout)
+	if s.client.HTTP.Timeout != 0 {
+		t.Errorf("default client has its own timeout %s", s.client.HTTP.Timeout)
 	}
 	if s, err := New(Config{BaseURL: "http://127.0.0.1:8080/", Token: "  " + token + "\n"}); err != nil || s.auth != "Bearer "+token {
 		t.Errorf("a token with a trailing newline ({file.*}) was not trimmed: %v", err)
 	}
+}
+
+func TestNewBaseURL(t *testing.T) {
+	upstreamtest.RunBaseURLCases(t, func(baseURL string) error {
+		_, err := New(Config{BaseURL: baseURL, Token: token, Products: products})
+		return err
+	})
 }

@@ -71,63 +71,24 @@ type Config struct {
 // Source verifies Gumroad licence keys.
 type Source struct {
 	endpoint string // base URL + verifyPath
-	client   *http.Client
-	maxBody  int64
-	now      func() time.Time
+	client   upstreams.Client
 	products upstreams.ProductMap
 }
 
 // New checks cfg and builds the source.
 func New(cfg Config) (*Source, error) {
-	base, err := parseBaseURL(cfg.BaseURL)
+	base, err := upstreams.ParseBaseURL(cfg.BaseURL)
 	if err != nil {
 		return nil, err
 	}
-	if cfg.MaxBody < 0 {
-		return nil, errors.New("max_body must not be negative")
+	client, err := upstreams.NewClient(cfg.HTTPClient, cfg.MaxBody, cfg.Now)
+	if err != nil {
+		return nil, err
 	}
 	if err := checkProducts(cfg.Products); err != nil {
 		return nil, err
 	}
-	s := &Source{
-		endpoint: base + verifyPath,
-		client:   cfg.HTTPClient,
-		maxBody:  cfg.MaxBody,
-		now:      cfg.Now,
-		products: cfg.Products,
-	}
-	if s.client == nil {
-		s.client = &http.Client{}
-	}
-	if s.maxBody == 0 {
-		s.maxBody = upstreams.DefaultMaxBody
-	}
-	if s.now == nil {
-		s.now = time.Now
-	}
-	return s, nil
-}
-
-// parseBaseURL accepts an absolute http(s) URL and returns it without a
-// trailing slash, so a path prefix (a staging proxy) is kept.
-func parseBaseURL(raw string) (string, error) {
-	if strings.TrimSpace(raw) == "" {
-		return "", errors.New("base_url is required")
-	}
-	u, err := url.Parse(strings.TrimSpace(raw))
-	if err != nil {
-		return "", fmt.Errorf("base_url: %w", err)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return "", fmt.Errorf("base_url: %q is not an http or https URL", raw)
-	}
-	if u.Host == "" {
-		return "", fmt.Errorf("base_url: %q has no host", raw)
-	}
-	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return "", fmt.Errorf("base_url: %q must not hold a query, fragment or user info", raw)
-	}
-	return strings.TrimRight(u.String(), "/"), nil
+	return &Source{endpoint: base + verifyPath, client: client, products: cfg.Products}, nil
 }
 
 // checkProducts requires a mapping (every verify call names a product) and
@@ -136,20 +97,12 @@ func checkProducts(m upstreams.ProductMap) error {
 	if len(m) == 0 {
 		return errors.New("gumroad_product is required: Gumroad verifies a key only within a product, and answers HTTP 500 without product_id")
 	}
-	seen := make(map[string]string)
-	for _, p := range m {
-		if p.Product == "" {
-			return fmt.Errorf("gumroad_product %q: the product slug is empty", p.VendorID)
+	return m.Check("gumroad_product", true, func(id string) error {
+		if id == "" || len(id) > 100 || strings.ContainsFunc(id, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
+			return fmt.Errorf("gumroad_product %q is not a Gumroad product id", id)
 		}
-		if p.VendorID == "" || len(p.VendorID) > 100 || strings.ContainsFunc(p.VendorID, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
-			return fmt.Errorf("product %s: gumroad_product %q is not a Gumroad product id", p.Product, p.VendorID)
-		}
-		if other, dup := seen[p.VendorID]; dup && other != p.Product {
-			return fmt.Errorf("gumroad_product %s is given to both %s and %s", p.VendorID, other, p.Product)
-		}
-		seen[p.VendorID] = p.Product
-	}
-	return nil
+		return nil
+	})
 }
 
 // Name implements upstreams.Source.
@@ -204,19 +157,11 @@ var errNoMapping = errors.New("no gumroad_product is configured for the product"
 // every product said so, and an Unknown from any of them (an outage) keeps
 // the whole verdict Unknown.
 func (s *Source) Verify(ctx context.Context, req upstreams.Request) (v upstreams.Verdict) {
-	defer func() {
-		if p := recover(); p != nil {
-			v = upstreams.UnknownVerdict(fmt.Errorf("%s: internal error: %v", Name, p))
-		}
-	}()
-	mappings := s.products.For(req.Product)
-	if len(mappings) == 0 {
-		return upstreams.UnknownVerdict(fmt.Errorf("%s: %w %q", Name, errNoMapping, req.Product))
-	}
-	key, err := s.CanonicalKey(req.Key)
+	defer upstreams.RecoverVerdict(Name, &v)
+	// New requires a mapping, so a request naming no product has some
+	mappings, key, err := upstreams.Prepare(s, s.products, req, errNoMapping)
 	if err != nil {
-		// the gateway canonicalises first; say so without asking or echoing
-		return upstreams.UnknownVerdict(fmt.Errorf("%s: %w", Name, err))
+		return upstreams.UnknownVerdict(err)
 	}
 	var unknown *upstreams.Verdict
 	for _, m := range mappings {
@@ -262,7 +207,7 @@ func (s *Source) verify(ctx context.Context, key string, m upstreams.ProductMapp
 	hreq.Header.Set("Accept", "application/json")
 	hreq.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	hreq.Header.Set("User-Agent", upstreams.UserAgent)
-	resp, err := upstreams.Do(ctx, s.client, hreq, s.maxBody)
+	resp, err := s.client.Do(ctx, hreq)
 	if err != nil {
 		// the key travels in the body, never in the URL an error quotes
 		return upstreams.Unavailable(Name, nil, err), false
@@ -318,7 +263,7 @@ func (s *Source) classify(resp *upstreams.Response, m upstreams.ProductMapping) 
 	switch resp.Status {
 	case http.StatusOK, http.StatusNotFound:
 	case http.StatusTooManyRequests:
-		return upstreams.RateLimited(Name, resp, s.now()), false
+		return upstreams.RateLimited(Name, resp, s.client.Now()), false
 	default:
 		// 500 (product_id refused), 400 (a parameter not a string), 401,
 		// 5xx: nothing about the key
@@ -381,7 +326,7 @@ func (s *Source) licence(a verification, m upstreams.ProductMapping) upstreams.V
 		Type:       variantType(p.Variants),
 		LicensedTo: firstOf(p.FullName, p.Email),
 	}
-	now := s.now()
+	now := s.client.Now()
 	switch {
 	case sub.ended != nil || sub.failed != nil:
 		// Gumroad's own rule: a membership with ended_at or failed_at set

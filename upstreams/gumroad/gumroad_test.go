@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/licensegate/licensegate/upstreams"
+	"github.com/licensegate/licensegate/upstreams/upstreamtest"
 )
 
 const (
@@ -122,8 +123,7 @@ type fake struct {
 
 func newFake(t *testing.T, answers map[string]map[string]answer) *fake {
 	f := &fake{t: t, answers: answers}
-	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
-	t.Cleanup(f.srv.Close)
+	f.srv = upstreamtest.NewServer(t, f.serve)
 	return f
 }
 
@@ -178,14 +178,7 @@ func (f *fake) serve(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		a = answer{status: http.StatusNotFound, body: notFoundBody}
 	}
-	for k, v := range a.header {
-		w.Header().Set(k, v)
-	}
-	if w.Header().Get("Content-Type") == "" {
-		w.Header().Set("Content-Type", "application/json")
-	}
-	w.WriteHeader(a.status)
-	_, _ = w.Write([]byte(a.body))
+	upstreamtest.Write(w, a.status, a.header, a.body, "application/json")
 }
 
 func (f *fake) asked() []string {
@@ -203,24 +196,7 @@ var now = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func newSource(t *testing.T, base string, mod func(*Config)) *Source {
 	t.Helper()
-	cfg := Config{BaseURL: base, Products: products, Now: func() time.Time { return now }}
-	if mod != nil {
-		mod(&cfg)
-	}
-	s, err := New(cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	return s
-}
-
-func tp(s string) *time.Time {
-	t, err := time.Parse(time.RFC3339, s)
-	if err != nil {
-		panic(err)
-	}
-	t = t.UTC()
-	return &t
+	return upstreamtest.Build(t, New, Config{BaseURL: base, Products: products, Now: func() time.Time { return now }}, mod)
 }
 
 func set(body, field, value string) string {
@@ -297,7 +273,7 @@ func TestVerify(t *testing.T) {
 			name:    "membership cancelled, paid until later: alive until then",
 			answer:  answer{status: 200, body: set(membership, "subscription_cancelled_at", `"2026-03-20T00:00:00Z"`)},
 			outcome: upstreams.Valid,
-			record:  upstreams.Record{Product: "pencil", Type: "pro", LicensedTo: "member@example.com", ExpiresAt: tp("2026-03-20T00:00:00Z"), ActivationsLimit: 3},
+			record:  upstreams.Record{Product: "pencil", Type: "pro", LicensedTo: "member@example.com", ExpiresAt: upstreamtest.Time("2026-03-20T00:00:00Z"), ActivationsLimit: 3},
 		},
 		{
 			name:    "membership cancelled in the past",
@@ -324,24 +300,13 @@ func TestVerify(t *testing.T) {
 		},
 		{name: "404 JSON of another shape", answer: answer{status: 404, body: `{"error":"not found"}`}, outcome: upstreams.Unknown},
 		{name: "404 claiming success", answer: answer{status: 404, body: verified}, outcome: upstreams.Unknown},
-		{name: "500 product_id required", answer: answer{status: 500, body: missingIDBdy}, outcome: upstreams.Unknown, cause: statusError(500)},
-		{name: "400 parameter not a string", answer: answer{status: 400, body: `{"success":false,"message":"The 'license_key' parameter must be a string."}`}, outcome: upstreams.Unknown, cause: statusError(400)},
-		{name: "401", answer: answer{status: 401, body: `{"success":false}`}, outcome: upstreams.Unknown, cause: statusError(401)},
-		{name: "502", answer: answer{status: 502, body: "bad gateway"}, outcome: upstreams.Unknown, cause: statusError(502)},
-		{
-			name:    "429 with Retry-After seconds",
-			answer:  answer{status: 429, header: map[string]string{"Retry-After": "30"}},
-			outcome: upstreams.Unknown,
-			cause:   rateLimited(30 * time.Second),
-			retry:   30 * time.Second,
-		},
+		{name: "500 product_id required", answer: answer{status: 500, body: missingIDBdy}, outcome: upstreams.Unknown, cause: upstreamtest.IsStatusError(Name, 500)},
+		{name: "400 parameter not a string", answer: answer{status: 400, body: `{"success":false,"message":"The 'license_key' parameter must be a string."}`}, outcome: upstreams.Unknown, cause: upstreamtest.IsStatusError(Name, 400)},
+		{name: "401", answer: answer{status: 401, body: `{"success":false}`}, outcome: upstreams.Unknown, cause: upstreamtest.IsStatusError(Name, 401)},
 		{name: "200 without success", answer: answer{status: 200, body: `{"success":false,"message":"?"}`}, outcome: upstreams.Unknown},
 		{name: "success without purchase", answer: answer{status: 200, body: `{"success":true,"uses":1}`}, outcome: upstreams.Unknown},
 		{name: "no success field", answer: answer{status: 200, body: `{"purchase":{"email":"x"}}`}, outcome: upstreams.Unknown},
 		{name: "purchase of another product", answer: answer{status: 200, body: set(verified, "product_id", `"`+otherID+`"`)}, outcome: upstreams.Unknown},
-		{name: "unparseable JSON", answer: answer{status: 200, body: `{"success": true, "purchase": {`}, outcome: upstreams.Unknown},
-		{name: "HTML with 200", answer: answer{status: 200, body: "<html>maintenance</html>"}, outcome: upstreams.Unknown},
-		{name: "null", answer: answer{status: 200, body: "null"}, outcome: upstreams.Unknown},
 		{name: "refunded not a boolean", answer: answer{status: 200, body: set(verified, "refunded", `"no"`)}, outcome: upstreams.Unknown},
 		{name: "subscription time unreadable", answer: answer{status: 200, body: set(membership, "subscription_ended_at", `"last week"`)}, outcome: upstreams.Unknown},
 	}
@@ -353,21 +318,8 @@ func TestVerify(t *testing.T) {
 			if f.hits.Load() != 1 {
 				t.Fatalf("%d requests, want 1", f.hits.Load())
 			}
-			checkVerdict(t, v, tt.outcome, tt.reason, tt.record)
-			if tt.outcome == upstreams.Unknown {
-				if v.Cause == nil {
-					t.Fatal("Unknown without a cause")
-				}
-				if tt.cause != nil && !tt.cause(v.Cause) {
-					t.Errorf("cause %v (%T) is not the expected kind", v.Cause, v.Cause)
-				}
-				if strings.Contains(v.Cause.Error(), keyGood) {
-					t.Errorf("cause %q holds the licence key", v.Cause)
-				}
-			}
-			if v.RetryAfter != tt.retry {
-				t.Errorf("RetryAfter %s, want %s", v.RetryAfter, tt.retry)
-			}
+			upstreamtest.CheckVerdict(t, v, tt.outcome, tt.reason, tt.record)
+			upstreamtest.CheckCause(t, v, keyGood, tt.cause, tt.retry)
 		})
 	}
 }
@@ -453,70 +405,11 @@ func TestVerifyMappings(t *testing.T) {
 			f := newFake(t, tt.answers)
 			s := newSource(t, f.srv.URL, nil)
 			v := s.Verify(context.Background(), upstreams.Request{Key: keyGood, Product: tt.product})
-			checkVerdict(t, v, tt.outcome, tt.reason, tt.record)
+			upstreamtest.CheckVerdict(t, v, tt.outcome, tt.reason, tt.record)
 			if got := f.asked(); strings.Join(got, " ") != strings.Join(tt.asked, " ") {
 				t.Errorf("asked about %q, want %q", got, tt.asked)
 			}
 		})
-	}
-}
-
-func checkVerdict(t *testing.T, v upstreams.Verdict, outcome upstreams.Outcome, reason upstreams.Reason, rec upstreams.Record) {
-	t.Helper()
-	if v.Outcome != outcome {
-		t.Fatalf("outcome %s (reason %q, cause %v), want %s", v.Outcome, v.Reason, v.Cause, outcome)
-	}
-	if v.Reason != reason {
-		t.Errorf("reason %q, want %q", v.Reason, reason)
-	}
-	if outcome != upstreams.Valid {
-		if v.Record != (upstreams.Record{}) {
-			t.Errorf("record %+v set on a %s verdict", v.Record, outcome)
-		}
-		return
-	}
-	got := v.Record
-	if got.Product != rec.Product {
-		t.Errorf("Product %q, want %q", got.Product, rec.Product)
-	}
-	if got.Type != rec.Type {
-		t.Errorf("Type %q, want %q", got.Type, rec.Type)
-	}
-	if got.LicensedTo != rec.LicensedTo {
-		t.Errorf("LicensedTo %q, want %q", got.LicensedTo, rec.LicensedTo)
-	}
-	if !sameTime(got.ExpiresAt, rec.ExpiresAt) {
-		t.Errorf("ExpiresAt %v, want %v", got.ExpiresAt, rec.ExpiresAt)
-	}
-	if !sameTime(got.SupportUntil, rec.SupportUntil) {
-		t.Errorf("SupportUntil %v, want %v", got.SupportUntil, rec.SupportUntil)
-	}
-	if got.Retired != rec.Retired {
-		t.Errorf("Retired %v, want %v", got.Retired, rec.Retired)
-	}
-	if got.ActivationsLimit != rec.ActivationsLimit {
-		t.Errorf("ActivationsLimit %d, want %d", got.ActivationsLimit, rec.ActivationsLimit)
-	}
-}
-
-func sameTime(a, b *time.Time) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return a.Equal(*b)
-}
-
-func statusError(status int) func(error) bool {
-	return func(err error) bool {
-		var e *upstreams.StatusError
-		return errors.As(err, &e) && e.Status == status && e.Source == Name
-	}
-}
-
-func rateLimited(d time.Duration) func(error) bool {
-	return func(err error) bool {
-		var e *upstreams.RateLimitError
-		return errors.As(err, &e) && e.RetryAfter == d && e.Source == Name
 	}
 }
 
@@ -525,7 +418,7 @@ func TestVerifyUnknownKey(t *testing.T) {
 	f := newFake(t, nil)
 	s := newSource(t, f.srv.URL, nil)
 	v := s.Verify(context.Background(), upstreams.Request{Key: keyUnknown})
-	checkVerdict(t, v, upstreams.Invalid, upstreams.NotFound, upstreams.Record{})
+	upstreamtest.CheckVerdict(t, v, upstreams.Invalid, upstreams.NotFound, upstreams.Record{})
 }
 
 // TestVerifyCanonicalKey: a generated key is sent upper-case and trimmed
@@ -534,7 +427,7 @@ func TestVerifyCanonicalKey(t *testing.T) {
 	f := newFake(t, map[string]map[string]answer{productID: {keyGood: {status: 200, body: verified}}})
 	s := newSource(t, f.srv.URL, nil)
 	v := s.Verify(context.Background(), upstreams.Request{Key: " " + strings.ToLower(keyGood) + "\n"})
-	checkVerdict(t, v, upstreams.Valid, "", upstreams.Record{Product: "pencil", LicensedTo: "Maxwell Elliott"})
+	upstreamtest.CheckVerdict(t, v, upstreams.Valid, "", upstreams.Record{Product: "pencil", LicensedTo: "Maxwell Elliott"})
 }
 
 // TestVerifyNoMapping: a product without a gumroad_product is the
@@ -563,67 +456,18 @@ func TestVerifyBadKey(t *testing.T) {
 	}
 }
 
-func TestVerifyBodyTooLarge(t *testing.T) {
-	for _, announced := range []bool{true, false} {
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			body := `{"success": true, "padding": "` + strings.Repeat("x", 4096) + `"}`
-			if !announced {
-				w.(http.Flusher).Flush()
-			}
-			_, _ = w.Write([]byte(body))
-		}))
-		s := newSource(t, srv.URL, func(c *Config) { c.MaxBody = 1024; c.Products = products[:1] })
-		v := s.Verify(context.Background(), upstreams.Request{Key: keyGood})
-		srv.Close()
-		if v.Outcome != upstreams.Unknown || !errors.Is(v.Cause, upstreams.ErrBodyTooLarge) {
-			t.Errorf("announced=%v: verdict %+v, want Unknown with ErrBodyTooLarge", announced, v)
-		}
-	}
-}
-
-func TestVerifyConnectionRefused(t *testing.T) {
-	srv := httptest.NewServer(http.NotFoundHandler())
-	base := srv.URL
-	srv.Close()
-	s := newSource(t, base, nil)
-	v := s.Verify(context.Background(), upstreams.Request{Key: keyGood})
-	if v.Outcome != upstreams.Unknown || v.Cause == nil {
-		t.Fatalf("verdict %+v, want Unknown with a cause", v)
-	}
-	if strings.Contains(v.Cause.Error(), keyGood) {
-		t.Errorf("cause %q holds the licence key", v.Cause)
-	}
-}
-
-func TestVerifyCancelled(t *testing.T) {
-	var hits atomic.Int32
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hits.Add(1)
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	defer srv.Close()
-	defer close(release)
-	s := newSource(t, srv.URL, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	v := s.Verify(ctx, upstreams.Request{Key: keyGood})
-	if v.Outcome != upstreams.Unknown || !errors.Is(v.Cause, context.DeadlineExceeded) {
-		t.Fatalf("verdict %+v, want Unknown wrapping context.DeadlineExceeded", v)
-	}
-	if hits.Load() != 1 {
-		t.Errorf("%d requests after the deadline passed, want 1", hits.Load())
-	}
+// TestOutages: outages, rate limits and unreadable answers are Unknown,
+// and no cause quotes the key.
+func TestOutages(t *testing.T) {
+	upstreamtest.RunOutageCases(t, func(t *testing.T, o upstreamtest.Target) upstreams.Source {
+		return newSource(t, o.BaseURL, func(c *Config) { c.HTTPClient, c.MaxBody, c.Now = o.Client, o.MaxBody, o.Now })
+	}, upstreams.Request{Key: keyGood, Product: "pencil"})
 }
 
 func TestCanonicalKey(t *testing.T) {
 	s := newSource(t, "https://api.gumroad.com", nil)
-	tests := []struct {
-		in, want string
-	}{
+	// {input, canonical key}; an empty one: refused
+	upstreamtest.CheckCanonicalKey(t, s, [][2]string{
 		{keyGood, keyGood},
 		{strings.ToLower(keyGood), keyGood},
 		{"  " + keyGood + "\r\n", keyGood},
@@ -643,19 +487,7 @@ func TestCanonicalKey(t *testing.T) {
 		{strings.Replace(keyGood, "-", "\u2013", 1), ""}, // en dash from a PDF
 		{strings.Replace(keyGood, "A", "\u0410", 1), ""}, // Cyrillic A
 		{"85DB262A-C19D4B06\x00", ""},
-	}
-	for _, tt := range tests {
-		got, err := s.CanonicalKey(tt.in)
-		if tt.want == "" {
-			if err == nil || !errors.Is(err, upstreams.ErrKeyFormat) {
-				t.Errorf("CanonicalKey(%q) = %q, %v; want an ErrKeyFormat error", tt.in, got, err)
-			}
-			continue
-		}
-		if err != nil || got != tt.want {
-			t.Errorf("CanonicalKey(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
-		}
-	}
+	})
 }
 
 func TestNew(t *testing.T) {
@@ -665,12 +497,7 @@ func TestNew(t *testing.T) {
 		want string // substring of the error; "" when accepted
 	}{
 		{"ok", Config{BaseURL: "https://api.gumroad.com", Products: products}, ""},
-		{"http for tests", Config{BaseURL: "http://127.0.0.1:8080/", Products: products}, ""},
 		{"no products", Config{BaseURL: "https://api.gumroad.com"}, "gumroad_product is required"},
-		{"no base_url", Config{Products: products}, "base_url is required"},
-		{"relative base_url", Config{BaseURL: "api.gumroad.com", Products: products}, "base_url"},
-		{"ftp base_url", Config{BaseURL: "ftp://api.gumroad.com", Products: products}, "base_url"},
-		{"base_url with fragment", Config{BaseURL: "https://api.gumroad.com/#x", Products: products}, "base_url"},
 		{"negative max body", Config{BaseURL: "https://api.gumroad.com", Products: products, MaxBody: -1}, "max_body"},
 		{"empty slug", Config{BaseURL: "https://x", Products: upstreams.ProductMap{{Product: "", VendorID: productID}}}, "slug is empty"},
 		{"empty product id", Config{BaseURL: "https://x", Products: upstreams.ProductMap{{Product: "a", VendorID: ""}}}, "gumroad_product"},
@@ -698,4 +525,11 @@ func TestNew(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestNewBaseURL(t *testing.T) {
+	upstreamtest.RunBaseURLCases(t, func(baseURL string) error {
+		_, err := New(Config{BaseURL: baseURL, Products: products})
+		return err
+	})
 }

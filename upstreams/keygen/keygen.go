@@ -77,16 +77,14 @@ type Config struct {
 // Source verifies Keygen licence keys.
 type Source struct {
 	endpoint string // base URL + the account's validate-key path
-	client   *http.Client
-	maxBody  int64
-	now      func() time.Time
+	client   upstreams.Client
 	products upstreams.ProductMap
 	auth     string // "Bearer <token>", or empty
 }
 
 // New checks cfg and builds the source.
 func New(cfg Config) (*Source, error) {
-	base, err := parseBaseURL(cfg.BaseURL)
+	base, err := upstreams.ParseBaseURL(cfg.BaseURL)
 	if err != nil {
 		return nil, err
 	}
@@ -102,54 +100,22 @@ func New(cfg Config) (*Source, error) {
 		// a header cannot carry it; the token itself is never echoed
 		return nil, errors.New("token contains spaces, control or non-ASCII characters")
 	}
-	if cfg.MaxBody < 0 {
-		return nil, errors.New("max_body must not be negative")
+	client, err := upstreams.NewClient(cfg.HTTPClient, cfg.MaxBody, cfg.Now)
+	if err != nil {
+		return nil, err
 	}
 	if err := checkProducts(cfg.Products); err != nil {
 		return nil, err
 	}
 	s := &Source{
 		endpoint: base + "/v1/accounts/" + url.PathEscape(account) + "/licenses/actions/validate-key",
-		client:   cfg.HTTPClient,
-		maxBody:  cfg.MaxBody,
-		now:      cfg.Now,
+		client:   client,
 		products: cfg.Products,
 	}
 	if token != "" {
 		s.auth = "Bearer " + token
 	}
-	if s.client == nil {
-		s.client = &http.Client{}
-	}
-	if s.maxBody == 0 {
-		s.maxBody = upstreams.DefaultMaxBody
-	}
-	if s.now == nil {
-		s.now = time.Now
-	}
 	return s, nil
-}
-
-// parseBaseURL accepts an absolute http(s) URL and returns it without a
-// trailing slash, so a path prefix (a staging proxy) is kept.
-func parseBaseURL(raw string) (string, error) {
-	if strings.TrimSpace(raw) == "" {
-		return "", errors.New("base_url is required")
-	}
-	u, err := url.Parse(strings.TrimSpace(raw))
-	if err != nil {
-		return "", fmt.Errorf("base_url: %w", err)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return "", fmt.Errorf("base_url: %q is not an http or https URL", raw)
-	}
-	if u.Host == "" {
-		return "", fmt.Errorf("base_url: %q has no host", raw)
-	}
-	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return "", fmt.Errorf("base_url: %q must not hold a query, fragment or user info", raw)
-	}
-	return strings.TrimRight(u.String(), "/"), nil
 }
 
 // isAccount accepts a UUID or a slug: letters, digits, dashes and
@@ -169,20 +135,12 @@ func isAccount(s string) bool {
 // checkProducts refuses ids that could not be one or that are given to
 // two products, which would make the licence's product ambiguous.
 func checkProducts(m upstreams.ProductMap) error {
-	seen := make(map[string]string)
-	for _, p := range m {
-		if p.Product == "" {
-			return fmt.Errorf("keygen_product %q: the product slug is empty", p.VendorID)
+	return m.Check("keygen_product", true, func(id string) error {
+		if id == "" || len(id) > 100 || strings.ContainsFunc(id, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
+			return fmt.Errorf("keygen_product %q is not a Keygen product id", id)
 		}
-		if p.VendorID == "" || len(p.VendorID) > 100 || strings.ContainsFunc(p.VendorID, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
-			return fmt.Errorf("product %s: keygen_product %q is not a Keygen product id", p.Product, p.VendorID)
-		}
-		if other, dup := seen[p.VendorID]; dup && other != p.Product {
-			return fmt.Errorf("keygen_product %s is given to both %s and %s", p.VendorID, other, p.Product)
-		}
-		seen[p.VendorID] = p.Product
-	}
-	return nil
+		return nil
+	})
 }
 
 // Name implements upstreams.Source.
@@ -213,19 +171,10 @@ var errNoMapping = errors.New("no keygen_product is configured for the product")
 // product is read from the answer (and sent on a second call if the
 // policy requires the scope).
 func (s *Source) Verify(ctx context.Context, req upstreams.Request) (v upstreams.Verdict) {
-	defer func() {
-		if p := recover(); p != nil {
-			v = upstreams.UnknownVerdict(fmt.Errorf("%s: internal error: %v", Name, p))
-		}
-	}()
-	mappings := s.products.For(req.Product)
-	if req.Product != "" && len(mappings) == 0 {
-		return upstreams.UnknownVerdict(fmt.Errorf("%s: %w %q", Name, errNoMapping, req.Product))
-	}
-	key, err := s.CanonicalKey(req.Key)
+	defer upstreams.RecoverVerdict(Name, &v)
+	mappings, key, err := upstreams.Prepare(s, s.products, req, errNoMapping)
 	if err != nil {
-		// the gateway canonicalises first; say so without asking or echoing
-		return upstreams.UnknownVerdict(fmt.Errorf("%s: %w", Name, err))
+		return upstreams.UnknownVerdict(err)
 	}
 	scope := ""
 	if len(mappings) == 1 {
@@ -275,7 +224,7 @@ func (s *Source) validate(ctx context.Context, key, scope string, mappings upstr
 	if s.auth != "" {
 		hreq.Header.Set("Authorization", s.auth)
 	}
-	resp, err := upstreams.Do(ctx, s.client, hreq, s.maxBody)
+	resp, err := s.client.Do(ctx, hreq)
 	if err != nil {
 		// the key travels in the body, never in the URL an error quotes
 		return upstreams.Unavailable(Name, nil, err), ""
@@ -355,7 +304,7 @@ func (s *Source) classify(resp *upstreams.Response, scope string, mappings upstr
 		// or a product token asked about another product's key
 		return upstreams.UnknownVerdict(&upstreams.AuthorCredentialError{Source: Name, Status: resp.Status}), ""
 	case http.StatusTooManyRequests:
-		return upstreams.RateLimited(Name, resp, s.now()), ""
+		return upstreams.RateLimited(Name, resp, s.client.Now()), ""
 	default:
 		// 404 (no such account: check account), 402 (the author's Keygen
 		// subscription), 400/422 (our request), 5xx: nothing about the key
@@ -424,7 +373,7 @@ func (s *Source) verdict(valid bool, code, product string, lic *licence) (upstre
 		}
 		expiry = t
 	}
-	expired := expiry != nil && !expiry.After(s.now())
+	expired := expiry != nil && !expiry.After(s.client.Now())
 	switch {
 	case valid && code == codeValid:
 		rec.ExpiresAt = expiry

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/licensegate/licensegate/upstreams"
+	"github.com/licensegate/licensegate/upstreams/upstreamtest"
 )
 
 const (
@@ -120,8 +121,7 @@ type fake struct {
 
 func newFake(t *testing.T, auth string, answers map[string]map[string]answer) *fake {
 	f := &fake{t: t, auth: auth, answers: answers}
-	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
-	t.Cleanup(f.srv.Close)
+	f.srv = upstreamtest.NewServer(t, f.serve)
 	return f
 }
 
@@ -180,14 +180,7 @@ func (f *fake) serve(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		a = answer{status: http.StatusOK, body: notFoundBody}
 	}
-	for k, v := range a.header {
-		w.Header().Set(k, v)
-	}
-	if w.Header().Get("Content-Type") == "" {
-		w.Header().Set("Content-Type", "application/vnd.api+json; charset=utf-8")
-	}
-	w.WriteHeader(a.status)
-	_, _ = w.Write([]byte(a.body))
+	upstreamtest.Write(w, a.status, a.header, a.body, "application/vnd.api+json; charset=utf-8")
 }
 
 func (f *fake) sent() []string {
@@ -205,29 +198,12 @@ var now = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func newSource(t *testing.T, base string, mod func(*Config)) *Source {
 	t.Helper()
-	cfg := Config{BaseURL: base, Account: account, Products: products, Now: func() time.Time { return now }}
-	if mod != nil {
-		mod(&cfg)
-	}
-	s, err := New(cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	return s
-}
-
-func tp(s string) *time.Time {
-	t, err := time.Parse(time.RFC3339, s)
-	if err != nil {
-		panic(err)
-	}
-	t = t.UTC()
-	return &t
+	return upstreamtest.Build(t, New, Config{BaseURL: base, Account: account, Products: products, Now: func() time.Time { return now }}, mod)
 }
 
 // TestVerify asks with the product named, so the scope is sent.
 func TestVerify(t *testing.T) {
-	good := upstreams.Record{Product: "pro", LicensedTo: "Pro licence for Luke", ExpiresAt: tp("2027-01-01T00:00:00Z"), ActivationsLimit: 3}
+	good := upstreams.Record{Product: "pro", LicensedTo: "Pro licence for Luke", ExpiresAt: upstreamtest.Time("2027-01-01T00:00:00Z"), ActivationsLimit: 3}
 	tests := []struct {
 		name    string
 		answer  answer
@@ -248,7 +224,7 @@ func TestVerify(t *testing.T) {
 			name:    "expired but kept valid by the policy (ALLOW_ACCESS): expiry as support",
 			answer:  answer{status: 200, body: validated(true, "EXPIRED", "is expired", licExpired)},
 			outcome: upstreams.Valid,
-			record:  upstreams.Record{Product: "pro", LicensedTo: "Pro licence for Luke", SupportUntil: tp("2026-02-01T00:00:00Z"), ActivationsLimit: 3},
+			record:  upstreams.Record{Product: "pro", LicensedTo: "Pro licence for Luke", SupportUntil: upstreamtest.Time("2026-02-01T00:00:00Z"), ActivationsLimit: 3},
 		},
 		{
 			name:    "valid with an allowed machine overage",
@@ -321,44 +297,26 @@ func TestVerify(t *testing.T) {
 		{name: "meta without valid", answer: answer{status: 200, body: `{"meta": {"code": "VALID"}, "data": ` + lic + `}`}, outcome: upstreams.Unknown},
 		{name: "expiry unreadable", answer: answer{status: 200, body: validated(true, "VALID", "is valid", licenceJSON(productID, `"soon"`, "1"))}, outcome: upstreams.Unknown},
 		{name: "negative maxMachines", answer: answer{status: 200, body: validated(true, "VALID", "is valid", licenceJSON(productID, "null", "-1"))}, outcome: upstreams.Unknown},
-		{name: "unparseable JSON", answer: answer{status: 200, body: `{"meta": {"valid": true, `}, outcome: upstreams.Unknown},
-		{name: "HTML with 200", answer: answer{status: 200, body: "<html>maintenance</html>"}, outcome: upstreams.Unknown},
 		{
 			name:    "401 token invalid",
 			answer:  answer{status: 401, body: errorsBody("Unauthorized", "Token format is invalid", "TOKEN_FORMAT_INVALID")},
 			outcome: upstreams.Unknown,
-			cause:   authorError(401),
+			cause:   upstreamtest.IsAuthorError(Name, 401),
 		},
 		{
 			name:    "403 access denied",
 			answer:  answer{status: 403, body: errorsBody("Access denied", "You do not have permission to complete the request", "ACCESS_DENIED")},
 			outcome: upstreams.Unknown,
-			cause:   authorError(403),
+			cause:   upstreamtest.IsAuthorError(Name, 403),
 		},
 		{
 			name:    "404 no such account (not the key)",
 			answer:  answer{status: 404, body: errorsBody("Not found", "The requested account 'demo' was not found", "ACCOUNT_NOT_FOUND")},
 			outcome: upstreams.Unknown,
-			cause:   statusError(404),
+			cause:   upstreamtest.IsStatusError(Name, 404),
 		},
-		{name: "402 the author's subscription", answer: answer{status: 402, body: errorsBody("Payment required", "Your subscription is inactive", "")}, outcome: upstreams.Unknown, cause: statusError(402)},
-		{name: "400 bad request", answer: answer{status: 400, body: errorsBody("Bad request", "is missing", "PARAMETER_MISSING")}, outcome: upstreams.Unknown, cause: statusError(400)},
-		{
-			name:    "429 with Retry-After seconds",
-			answer:  answer{status: 429, body: errorsBody("Too many requests", "Throttled", ""), header: map[string]string{"Retry-After": "30", "X-RateLimit-Remaining": "0"}},
-			outcome: upstreams.Unknown,
-			cause:   rateLimited(30 * time.Second),
-			retry:   30 * time.Second,
-		},
-		{
-			name:    "429 with a Retry-After date",
-			answer:  answer{status: 429, header: map[string]string{"Retry-After": now.Add(2 * time.Minute).Format(http.TimeFormat)}},
-			outcome: upstreams.Unknown,
-			cause:   rateLimited(2 * time.Minute),
-			retry:   2 * time.Minute,
-		},
-		{name: "500", answer: answer{status: 500, body: errorsBody("Internal server error", "", "")}, outcome: upstreams.Unknown, cause: statusError(500)},
-		{name: "503", answer: answer{status: 503, header: map[string]string{"Retry-After": "120"}}, outcome: upstreams.Unknown, cause: statusError(503)},
+		{name: "402 the author's subscription", answer: answer{status: 402, body: errorsBody("Payment required", "Your subscription is inactive", "")}, outcome: upstreams.Unknown, cause: upstreamtest.IsStatusError(Name, 402)},
+		{name: "400 bad request", answer: answer{status: 400, body: errorsBody("Bad request", "is missing", "PARAMETER_MISSING")}, outcome: upstreams.Unknown, cause: upstreamtest.IsStatusError(Name, 400)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -368,21 +326,8 @@ func TestVerify(t *testing.T) {
 			if f.hits.Load() != 1 {
 				t.Fatalf("%d requests, want 1", f.hits.Load())
 			}
-			checkVerdict(t, v, tt.outcome, tt.reason, tt.record)
-			if tt.outcome == upstreams.Unknown {
-				if v.Cause == nil {
-					t.Fatal("Unknown without a cause")
-				}
-				if tt.cause != nil && !tt.cause(v.Cause) {
-					t.Errorf("cause %v (%T) is not the expected kind", v.Cause, v.Cause)
-				}
-				if strings.Contains(v.Cause.Error(), keyGood) {
-					t.Errorf("cause %q holds the licence key", v.Cause)
-				}
-			}
-			if v.RetryAfter != tt.retry {
-				t.Errorf("RetryAfter %s, want %s", v.RetryAfter, tt.retry)
-			}
+			upstreamtest.CheckVerdict(t, v, tt.outcome, tt.reason, tt.record)
+			upstreamtest.CheckCause(t, v, keyGood, tt.cause, tt.retry)
 		})
 	}
 }
@@ -408,7 +353,7 @@ func TestVerifyScope(t *testing.T) {
 			answers: map[string]answer{"": {status: 200, body: validOther}},
 			sent:    []string{""},
 			outcome: upstreams.Valid,
-			record:  upstreams.Record{Product: "lite", LicensedTo: "Pro licence for Luke", ExpiresAt: tp("2027-01-01T00:00:00Z"), ActivationsLimit: 1},
+			record:  upstreams.Record{Product: "lite", LicensedTo: "Pro licence for Luke", ExpiresAt: upstreamtest.Time("2027-01-01T00:00:00Z"), ActivationsLimit: 1},
 		},
 		{
 			name:    "no product asked, licence of an unmapped product",
@@ -422,7 +367,7 @@ func TestVerifyScope(t *testing.T) {
 			answers: map[string]answer{"": scopeRequired, otherID: {status: 200, body: validOther}},
 			sent:    []string{"", otherID},
 			outcome: upstreams.Valid,
-			record:  upstreams.Record{Product: "lite", LicensedTo: "Pro licence for Luke", ExpiresAt: tp("2027-01-01T00:00:00Z"), ActivationsLimit: 1},
+			record:  upstreams.Record{Product: "lite", LicensedTo: "Pro licence for Luke", ExpiresAt: upstreamtest.Time("2027-01-01T00:00:00Z"), ActivationsLimit: 1},
 		},
 		{
 			name:    "the scope required for an unmapped product: not asked again",
@@ -443,7 +388,7 @@ func TestVerifyScope(t *testing.T) {
 			answers:  map[string]answer{productID: {status: 200, body: validBody}},
 			sent:     []string{productID},
 			outcome:  upstreams.Valid,
-			record:   upstreams.Record{Product: "pro", LicensedTo: "Pro licence for Luke", ExpiresAt: tp("2027-01-01T00:00:00Z"), ActivationsLimit: 3},
+			record:   upstreams.Record{Product: "pro", LicensedTo: "Pro licence for Luke", ExpiresAt: upstreamtest.Time("2027-01-01T00:00:00Z"), ActivationsLimit: 3},
 		},
 		{
 			name:    "product asked: its scope",
@@ -451,7 +396,7 @@ func TestVerifyScope(t *testing.T) {
 			answers: map[string]answer{otherID: {status: 200, body: validOther}},
 			sent:    []string{otherID},
 			outcome: upstreams.Valid,
-			record:  upstreams.Record{Product: "lite", LicensedTo: "Pro licence for Luke", ExpiresAt: tp("2027-01-01T00:00:00Z"), ActivationsLimit: 1},
+			record:  upstreams.Record{Product: "lite", LicensedTo: "Pro licence for Luke", ExpiresAt: upstreamtest.Time("2027-01-01T00:00:00Z"), ActivationsLimit: 1},
 		},
 		{
 			name:     "product asked with two Keygen products: no scope, the licence's product",
@@ -460,7 +405,7 @@ func TestVerifyScope(t *testing.T) {
 			answers:  map[string]answer{"": {status: 200, body: validOther}},
 			sent:     []string{""},
 			outcome:  upstreams.Valid,
-			record:   upstreams.Record{Product: "pro", LicensedTo: "Pro licence for Luke", ExpiresAt: tp("2027-01-01T00:00:00Z"), ActivationsLimit: 1},
+			record:   upstreams.Record{Product: "pro", LicensedTo: "Pro licence for Luke", ExpiresAt: upstreamtest.Time("2027-01-01T00:00:00Z"), ActivationsLimit: 1},
 		},
 		{
 			name:    "no product asked, not found",
@@ -478,7 +423,7 @@ func TestVerifyScope(t *testing.T) {
 				}
 			})
 			v := s.Verify(context.Background(), upstreams.Request{Key: keyGood, Product: tt.product})
-			checkVerdict(t, v, tt.outcome, tt.reason, tt.record)
+			upstreamtest.CheckVerdict(t, v, tt.outcome, tt.reason, tt.record)
 			if got := f.sent(); strings.Join(got, ",") != strings.Join(tt.sent, ",") {
 				t.Errorf("scopes sent %q, want %q", got, tt.sent)
 			}
@@ -496,79 +441,13 @@ func TestVerifyToken(t *testing.T) {
 	}
 }
 
-func checkVerdict(t *testing.T, v upstreams.Verdict, outcome upstreams.Outcome, reason upstreams.Reason, rec upstreams.Record) {
-	t.Helper()
-	if v.Outcome != outcome {
-		t.Fatalf("outcome %s (reason %q, cause %v), want %s", v.Outcome, v.Reason, v.Cause, outcome)
-	}
-	if v.Reason != reason {
-		t.Errorf("reason %q, want %q", v.Reason, reason)
-	}
-	if outcome != upstreams.Valid {
-		if v.Record != (upstreams.Record{}) {
-			t.Errorf("record %+v set on a %s verdict", v.Record, outcome)
-		}
-		return
-	}
-	got := v.Record
-	if got.Product != rec.Product {
-		t.Errorf("Product %q, want %q", got.Product, rec.Product)
-	}
-	if got.Type != rec.Type {
-		t.Errorf("Type %q, want %q", got.Type, rec.Type)
-	}
-	if got.LicensedTo != rec.LicensedTo {
-		t.Errorf("LicensedTo %q, want %q", got.LicensedTo, rec.LicensedTo)
-	}
-	if !sameTime(got.ExpiresAt, rec.ExpiresAt) {
-		t.Errorf("ExpiresAt %v, want %v", got.ExpiresAt, rec.ExpiresAt)
-	}
-	if !sameTime(got.SupportUntil, rec.SupportUntil) {
-		t.Errorf("SupportUntil %v, want %v", got.SupportUntil, rec.SupportUntil)
-	}
-	if got.Retired != rec.Retired {
-		t.Errorf("Retired %v, want %v", got.Retired, rec.Retired)
-	}
-	if got.ActivationsLimit != rec.ActivationsLimit {
-		t.Errorf("ActivationsLimit %d, want %d", got.ActivationsLimit, rec.ActivationsLimit)
-	}
-}
-
-func sameTime(a, b *time.Time) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return a.Equal(*b)
-}
-
-func authorError(status int) func(error) bool {
-	return func(err error) bool {
-		var e *upstreams.AuthorCredentialError
-		return errors.As(err, &e) && e.Status == status && e.Source == Name
-	}
-}
-
-func statusError(status int) func(error) bool {
-	return func(err error) bool {
-		var e *upstreams.StatusError
-		return errors.As(err, &e) && e.Status == status && e.Source == Name
-	}
-}
-
-func rateLimited(d time.Duration) func(error) bool {
-	return func(err error) bool {
-		var e *upstreams.RateLimitError
-		return errors.As(err, &e) && e.RetryAfter == d && e.Source == Name
-	}
-}
-
 // TestVerifyUnknownKey: the fake's default answer is the documented
 // NOT_FOUND validation, on HTTP 200.
 func TestVerifyUnknownKey(t *testing.T) {
 	f := newFake(t, "", nil)
 	s := newSource(t, f.srv.URL, nil)
 	v := s.Verify(context.Background(), upstreams.Request{Key: keyUnknown})
-	checkVerdict(t, v, upstreams.Invalid, upstreams.NotFound, upstreams.Record{})
+	upstreamtest.CheckVerdict(t, v, upstreams.Invalid, upstreams.NotFound, upstreams.Record{})
 }
 
 // TestVerifyKeyAsTyped: the key is trimmed but its case kept (Keygen keys
@@ -610,55 +489,12 @@ func TestVerifyBadKey(t *testing.T) {
 	}
 }
 
-func TestVerifyBodyTooLarge(t *testing.T) {
-	for _, announced := range []bool{true, false} {
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			body := `{"meta": {"valid": true, "code": "VALID"}, "padding": "` + strings.Repeat("x", 4096) + `"}`
-			if !announced {
-				w.(http.Flusher).Flush()
-			}
-			_, _ = w.Write([]byte(body))
-		}))
-		s := newSource(t, srv.URL, func(c *Config) { c.MaxBody = 1024 })
-		v := s.Verify(context.Background(), upstreams.Request{Key: keyGood, Product: "pro"})
-		srv.Close()
-		if v.Outcome != upstreams.Unknown || !errors.Is(v.Cause, upstreams.ErrBodyTooLarge) {
-			t.Errorf("announced=%v: verdict %+v, want Unknown with ErrBodyTooLarge", announced, v)
-		}
-	}
-}
-
-func TestVerifyConnectionRefused(t *testing.T) {
-	srv := httptest.NewServer(http.NotFoundHandler())
-	base := srv.URL
-	srv.Close()
-	s := newSource(t, base, nil)
-	v := s.Verify(context.Background(), upstreams.Request{Key: keyGood})
-	if v.Outcome != upstreams.Unknown || v.Cause == nil {
-		t.Fatalf("verdict %+v, want Unknown with a cause", v)
-	}
-	if strings.Contains(v.Cause.Error(), keyGood) {
-		t.Errorf("cause %q holds the licence key", v.Cause)
-	}
-}
-
-func TestVerifyCancelled(t *testing.T) {
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	defer srv.Close()
-	defer close(release)
-	s := newSource(t, srv.URL, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	v := s.Verify(ctx, upstreams.Request{Key: keyGood})
-	if v.Outcome != upstreams.Unknown || !errors.Is(v.Cause, context.DeadlineExceeded) {
-		t.Fatalf("verdict %+v, want Unknown wrapping context.DeadlineExceeded", v)
-	}
+// TestOutages: outages, rate limits and unreadable answers are Unknown,
+// and no cause quotes the key.
+func TestOutages(t *testing.T) {
+	upstreamtest.RunOutageCases(t, func(t *testing.T, o upstreamtest.Target) upstreams.Source {
+		return newSource(t, o.BaseURL, func(c *Config) { c.HTTPClient, c.MaxBody, c.Now = o.Client, o.MaxBody, o.Now })
+	}, upstreams.Request{Key: keyGood, Product: "pro"})
 }
 
 // TestEndpoint: the account is part of the path, after any base path.
@@ -681,9 +517,8 @@ func TestEndpoint(t *testing.T) {
 func TestCanonicalKey(t *testing.T) {
 	s := newSource(t, "https://api.keygen.sh", nil)
 	signed := "key/" + strings.Repeat("eyJhY2NvdW50Ijp7ImlkIjoi", 6) + ".c2lnbmF0dXJl"
-	tests := []struct {
-		in, want string
-	}{
+	// {input, canonical key}; an empty one: refused
+	upstreamtest.CheckCanonicalKey(t, s, [][2]string{
 		{keyGood, keyGood},
 		{strings.ToLower(keyGood), strings.ToLower(keyGood)}, // case kept: Keygen compares exactly
 		{"  " + keyGood + "\r\n", keyGood},
@@ -700,19 +535,7 @@ func TestCanonicalKey(t *testing.T) {
 		{strings.Replace(keyGood, "-", "\u2013", 1), ""}, // en dash from a PDF
 		{strings.Replace(keyGood, "C", "\u0421", 1), ""}, // Cyrillic Es
 		{keyGood + "\x00", ""},
-	}
-	for _, tt := range tests {
-		got, err := s.CanonicalKey(tt.in)
-		if tt.want == "" {
-			if err == nil || !errors.Is(err, upstreams.ErrKeyFormat) {
-				t.Errorf("CanonicalKey(%q) = %q, %v; want an ErrKeyFormat error", tt.in, got, err)
-			}
-			continue
-		}
-		if err != nil || got != tt.want {
-			t.Errorf("CanonicalKey(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
-		}
-	}
+	})
 }
 
 func TestNew(t *testing.T) {
@@ -730,8 +553,6 @@ func TestNew(t *testing.T) {
 		{"blank account", Config{BaseURL: base, Account: "  "}, "account is required"},
 		{"account with a slash", Config{BaseURL: base, Account: "demo/../other"}, "account"},
 		{"account with a dot", Config{BaseURL: base, Account: ".."}, "account"},
-		{"no base_url", Config{Account: account}, "base_url is required"},
-		{"relative base_url", Config{BaseURL: "api.keygen.sh", Account: account}, "base_url"},
 		{"base_url with user info", Config{BaseURL: "https://u:p@api.keygen.sh", Account: account}, "base_url"},
 		{"token with a space", Config{BaseURL: base, Account: account, Token: "prod-abc def"}, "token"},
 		{"token with a newline", Config{BaseURL: base, Account: account, Token: "prod-abc\ndef"}, "token"},
@@ -764,4 +585,11 @@ func TestNew(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestNewBaseURL(t *testing.T) {
+	upstreamtest.RunBaseURLCases(t, func(baseURL string) error {
+		_, err := New(Config{BaseURL: baseURL, Account: account, Products: products})
+		return err
+	})
 }

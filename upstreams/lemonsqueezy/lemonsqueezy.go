@@ -59,95 +59,36 @@ type Config struct {
 // Source verifies Lemon Squeezy licence keys.
 type Source struct {
 	endpoint string // base URL + validatePath
-	client   *http.Client
-	maxBody  int64
-	now      func() time.Time
+	client   upstreams.Client
 	products upstreams.ProductMap
 }
 
 // New checks cfg and builds the source.
 func New(cfg Config) (*Source, error) {
-	base, err := parseBaseURL(cfg.BaseURL)
+	base, err := upstreams.ParseBaseURL(cfg.BaseURL)
 	if err != nil {
 		return nil, err
 	}
-	if cfg.MaxBody < 0 {
-		return nil, errors.New("max_body must not be negative")
+	client, err := upstreams.NewClient(cfg.HTTPClient, cfg.MaxBody, cfg.Now)
+	if err != nil {
+		return nil, err
 	}
 	if err := checkProducts(cfg.Products); err != nil {
 		return nil, err
 	}
-	s := &Source{
-		endpoint: base + validatePath,
-		client:   cfg.HTTPClient,
-		maxBody:  cfg.MaxBody,
-		now:      cfg.Now,
-		products: cfg.Products,
-	}
-	if s.client == nil {
-		s.client = &http.Client{}
-	}
-	if s.maxBody == 0 {
-		s.maxBody = upstreams.DefaultMaxBody
-	}
-	if s.now == nil {
-		s.now = time.Now
-	}
-	return s, nil
-}
-
-// parseBaseURL accepts an absolute http(s) URL and returns it without a
-// trailing slash, so a path prefix (a staging proxy) is kept.
-func parseBaseURL(raw string) (string, error) {
-	if strings.TrimSpace(raw) == "" {
-		return "", errors.New("base_url is required")
-	}
-	u, err := url.Parse(strings.TrimSpace(raw))
-	if err != nil {
-		return "", fmt.Errorf("base_url: %w", err)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return "", fmt.Errorf("base_url: %q is not an http or https URL", raw)
-	}
-	if u.Host == "" {
-		return "", fmt.Errorf("base_url: %q has no host", raw)
-	}
-	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return "", fmt.Errorf("base_url: %q must not hold a query, fragment or user info", raw)
-	}
-	return strings.TrimRight(u.String(), "/"), nil
+	return &Source{endpoint: base + validatePath, client: client, products: cfg.Products}, nil
 }
 
 // checkProducts refuses mappings that could never match (Lemon Squeezy
 // product ids are numbers) and ids given to two products, which would make
 // the answer's product ambiguous.
 func checkProducts(m upstreams.ProductMap) error {
-	seen := make(map[string]string)
-	for _, p := range m {
-		if p.Product == "" {
-			return fmt.Errorf("lemonsqueezy_product %q: the product slug is empty", p.VendorID)
+	return m.Check("lemonsqueezy_product", true, func(id string) error {
+		if !upstreams.IsNumericID(id) {
+			return fmt.Errorf("lemonsqueezy_product %q is not a Lemon Squeezy product id (a number)", id)
 		}
-		if !isProductID(p.VendorID) {
-			return fmt.Errorf("product %s: lemonsqueezy_product %q is not a Lemon Squeezy product id (a number)", p.Product, p.VendorID)
-		}
-		if other, dup := seen[p.VendorID]; dup && other != p.Product {
-			return fmt.Errorf("lemonsqueezy_product %s is given to both %s and %s", p.VendorID, other, p.Product)
-		}
-		seen[p.VendorID] = p.Product
-	}
-	return nil
-}
-
-func isProductID(s string) bool {
-	if s == "" || len(s) > 19 || s[0] == '0' {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
+		return nil
+	})
 }
 
 // Name implements upstreams.Source.
@@ -164,19 +105,10 @@ var errNoMapping = errors.New("no lemonsqueezy_product is configured for the pro
 
 // Verify implements upstreams.Source.
 func (s *Source) Verify(ctx context.Context, req upstreams.Request) (v upstreams.Verdict) {
-	defer func() {
-		if p := recover(); p != nil {
-			v = upstreams.UnknownVerdict(fmt.Errorf("%s: internal error: %v", Name, p))
-		}
-	}()
-	mappings := s.products.For(req.Product)
-	if req.Product != "" && len(mappings) == 0 {
-		return upstreams.UnknownVerdict(fmt.Errorf("%s: %w %q", Name, errNoMapping, req.Product))
-	}
-	key, err := upstreams.UUIDKey(req.Key)
+	defer upstreams.RecoverVerdict(Name, &v)
+	mappings, key, err := upstreams.Prepare(s, s.products, req, errNoMapping)
 	if err != nil {
-		// the gateway canonicalises first; say so without asking or echoing
-		return upstreams.UnknownVerdict(fmt.Errorf("%s: %w", Name, err))
+		return upstreams.UnknownVerdict(err)
 	}
 	form := url.Values{"license_key": {key}}
 	hreq, err := http.NewRequest(http.MethodPost, s.endpoint, strings.NewReader(form.Encode()))
@@ -186,7 +118,7 @@ func (s *Source) Verify(ctx context.Context, req upstreams.Request) (v upstreams
 	hreq.Header.Set("Accept", "application/json")
 	hreq.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	hreq.Header.Set("User-Agent", upstreams.UserAgent)
-	resp, err := upstreams.Do(ctx, s.client, hreq, s.maxBody)
+	resp, err := s.client.Do(ctx, hreq)
 	if err != nil {
 		// the key travels in the body, never in the URL an error quotes
 		return upstreams.Unavailable(Name, nil, err)
@@ -233,7 +165,7 @@ type meta struct {
 func (s *Source) classify(resp *upstreams.Response, mappings upstreams.ProductMap) upstreams.Verdict {
 	switch {
 	case resp.Status == http.StatusTooManyRequests:
-		return upstreams.RateLimited(Name, resp, s.now())
+		return upstreams.RateLimited(Name, resp, s.client.Now())
 	case resp.Status == http.StatusOK, resp.Status == http.StatusBadRequest, resp.Status == http.StatusNotFound:
 		// 400 is documented as "see the error field": it is read like a
 		// 200, and only a key status the body states can make it Invalid
@@ -312,7 +244,7 @@ func productOf(m *meta, mappings upstreams.ProductMap) (product string, named bo
 		return "", false, nil
 	}
 	id := m.ProductID.String()
-	if !isProductID(id) {
+	if !upstreams.IsNumericID(id) {
 		u := upstreams.UnknownVerdict(fmt.Errorf("%s: meta.product_id %.40q is not a product id", Name, id))
 		return "", true, &u
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/licensegate/licensegate/upstreams"
+	"github.com/licensegate/licensegate/upstreams/upstreamtest"
 )
 
 const (
@@ -93,8 +94,7 @@ type fake struct {
 
 func newFake(t *testing.T, answers map[string]answer) *fake {
 	f := &fake{t: t, answers: answers}
-	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
-	t.Cleanup(f.srv.Close)
+	f.srv = upstreamtest.NewServer(t, f.serve)
 	return f
 }
 
@@ -132,14 +132,7 @@ func (f *fake) serve(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		a = answer{status: http.StatusNotFound, body: notFoundBody}
 	}
-	for k, v := range a.header {
-		w.Header().Set(k, v)
-	}
-	if w.Header().Get("Content-Type") == "" {
-		w.Header().Set("Content-Type", "application/json")
-	}
-	w.WriteHeader(a.status)
-	_, _ = w.Write([]byte(a.body))
+	upstreamtest.Write(w, a.status, a.header, a.body, "application/json")
 }
 
 var products = upstreams.ProductMap{
@@ -151,30 +144,13 @@ var now = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func newSource(t *testing.T, base string, mod func(*Config)) *Source {
 	t.Helper()
-	cfg := Config{BaseURL: base, Products: products, Now: func() time.Time { return now }}
-	if mod != nil {
-		mod(&cfg)
-	}
-	s, err := New(cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	return s
-}
-
-func tp(s string) *time.Time {
-	t, err := time.Parse(time.RFC3339, s)
-	if err != nil {
-		panic(err)
-	}
-	t = t.UTC()
-	return &t
+	return upstreamtest.Build(t, New, Config{BaseURL: base, Products: products, Now: func() time.Time { return now }}, mod)
 }
 
 func TestVerify(t *testing.T) {
 	exampleActive := upstreams.Record{
 		Product: "example", Type: "example-variant", LicensedTo: "Luke Skywalker",
-		ExpiresAt: tp("2022-01-24T14:15:07Z"), ActivationsLimit: 1,
+		ExpiresAt: upstreamtest.Time("2022-01-24T14:15:07Z"), ActivationsLimit: 1,
 	}
 	tests := []struct {
 		name    string
@@ -216,14 +192,14 @@ func TestVerify(t *testing.T) {
 			answer:  answer{status: 200, body: strings.Replace(validActive, "Example Variant", "Extended License", 1)},
 			outcome: upstreams.Valid,
 			record: upstreams.Record{Product: "example", Type: "extended", LicensedTo: "Luke Skywalker",
-				ExpiresAt: tp("2022-01-24T14:15:07Z"), ActivationsLimit: 1},
+				ExpiresAt: upstreamtest.Time("2022-01-24T14:15:07Z"), ActivationsLimit: 1},
 		},
 		{
 			name:    "another mapped product",
 			answer:  answer{status: 200, body: strings.Replace(validActive, `"product_id": 4`, `"product_id": 44`, 1)},
 			outcome: upstreams.Valid,
 			record: upstreams.Record{Product: "other", Type: "example-variant", LicensedTo: "Luke Skywalker",
-				ExpiresAt: tp("2022-01-24T14:15:07Z"), ActivationsLimit: 1},
+				ExpiresAt: upstreamtest.Time("2022-01-24T14:15:07Z"), ActivationsLimit: 1},
 		},
 		{
 			name:    "mapped product, but not the one asked for",
@@ -305,30 +281,9 @@ func TestVerify(t *testing.T) {
 			name:    "422 a required field missing (our request)",
 			answer:  answer{status: 422, body: `{"message":"The license key field is required.","errors":{"license_key":["The license key field is required."]}}`},
 			outcome: upstreams.Unknown,
-			cause:   statusError(422),
+			cause:   upstreamtest.IsStatusError(Name, 422),
 		},
-		{
-			name:    "429 with Retry-After seconds (60 requests a minute)",
-			answer:  answer{status: 429, body: `{"message":"Too Many Attempts."}`, header: map[string]string{"Retry-After": "30"}},
-			outcome: upstreams.Unknown,
-			cause:   rateLimited(30 * time.Second),
-			retry:   30 * time.Second,
-		},
-		{
-			name:    "429 with a Retry-After date",
-			answer:  answer{status: 429, header: map[string]string{"Retry-After": now.Add(2 * time.Minute).Format(http.TimeFormat)}},
-			outcome: upstreams.Unknown,
-			cause:   rateLimited(2 * time.Minute),
-			retry:   2 * time.Minute,
-		},
-		{name: "401 from a proxy", answer: answer{status: 401, body: `{"error":"Unauthenticated."}`}, outcome: upstreams.Unknown, cause: statusError(401)},
-		{name: "500", answer: answer{status: 500, body: `{"error":"Server Error"}`}, outcome: upstreams.Unknown, cause: statusError(500)},
-		{name: "502", answer: answer{status: 502, body: "bad gateway"}, outcome: upstreams.Unknown, cause: statusError(502)},
-		{name: "503", answer: answer{status: 503, header: map[string]string{"Retry-After": "120"}}, outcome: upstreams.Unknown, cause: statusError(503)},
-		{name: "204", answer: answer{status: 204}, outcome: upstreams.Unknown, cause: statusError(204)},
-		{name: "unparseable JSON", answer: answer{status: 200, body: `{"valid": true, "license_key": {`}, outcome: upstreams.Unknown},
-		{name: "HTML with 200", answer: answer{status: 200, body: "<html>maintenance</html>"}, outcome: upstreams.Unknown},
-		{name: "null", answer: answer{status: 200, body: "null"}, outcome: upstreams.Unknown},
+		{name: "401 from a proxy", answer: answer{status: 401, body: `{"error":"Unauthenticated."}`}, outcome: upstreams.Unknown, cause: upstreamtest.IsStatusError(Name, 401)},
 		{name: "no valid field", answer: answer{status: 200, body: `{"license_key": {"status": "active"}, "meta": {"product_id": 4}}`}, outcome: upstreams.Unknown},
 		{name: "valid without license_key", answer: answer{status: 200, body: `{"valid": true, "meta": {"product_id": 4}}`}, outcome: upstreams.Unknown},
 		{
@@ -365,84 +320,9 @@ func TestVerify(t *testing.T) {
 			if f.hits.Load() != 1 {
 				t.Fatalf("%d requests, want 1", f.hits.Load())
 			}
-			checkVerdict(t, v, tt.outcome, tt.reason, tt.record)
-			if tt.outcome == upstreams.Unknown {
-				if v.Cause == nil {
-					t.Fatal("Unknown without a cause")
-				}
-				if tt.cause != nil && !tt.cause(v.Cause) {
-					t.Errorf("cause %v (%T) is not the expected kind", v.Cause, v.Cause)
-				}
-				if strings.Contains(v.Cause.Error(), keyActive) {
-					t.Errorf("cause %q holds the licence key", v.Cause)
-				}
-			}
-			if v.RetryAfter != tt.retry {
-				t.Errorf("RetryAfter %s, want %s", v.RetryAfter, tt.retry)
-			}
+			upstreamtest.CheckVerdict(t, v, tt.outcome, tt.reason, tt.record)
+			upstreamtest.CheckCause(t, v, keyActive, tt.cause, tt.retry)
 		})
-	}
-}
-
-func checkVerdict(t *testing.T, v upstreams.Verdict, outcome upstreams.Outcome, reason upstreams.Reason, rec upstreams.Record) {
-	t.Helper()
-	if v.Outcome != outcome {
-		t.Fatalf("outcome %s (reason %q, cause %v), want %s", v.Outcome, v.Reason, v.Cause, outcome)
-	}
-	if v.Reason != reason {
-		t.Errorf("reason %q, want %q", v.Reason, reason)
-	}
-	if outcome != upstreams.Valid {
-		if v.Record != (upstreams.Record{}) {
-			t.Errorf("record %+v set on a %s verdict", v.Record, outcome)
-		}
-		return
-	}
-	got := v.Record
-	if got.Product != rec.Product {
-		t.Errorf("Product %q, want %q", got.Product, rec.Product)
-	}
-	if got.Type != rec.Type {
-		t.Errorf("Type %q, want %q", got.Type, rec.Type)
-	}
-	if got.LicensedTo != rec.LicensedTo {
-		t.Errorf("LicensedTo %q, want %q", got.LicensedTo, rec.LicensedTo)
-	}
-	if !sameTime(got.ExpiresAt, rec.ExpiresAt) {
-		t.Errorf("ExpiresAt %v, want %v", got.ExpiresAt, rec.ExpiresAt)
-	}
-	if got.ExpiresAt != nil && got.ExpiresAt.Location() != time.UTC {
-		t.Errorf("ExpiresAt %v is not in UTC", got.ExpiresAt)
-	}
-	if !sameTime(got.SupportUntil, rec.SupportUntil) {
-		t.Errorf("SupportUntil %v, want %v", got.SupportUntil, rec.SupportUntil)
-	}
-	if got.Retired != rec.Retired {
-		t.Errorf("Retired %v, want %v", got.Retired, rec.Retired)
-	}
-	if got.ActivationsLimit != rec.ActivationsLimit {
-		t.Errorf("ActivationsLimit %d, want %d", got.ActivationsLimit, rec.ActivationsLimit)
-	}
-}
-
-func sameTime(a, b *time.Time) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return a.Equal(*b)
-}
-
-func statusError(status int) func(error) bool {
-	return func(err error) bool {
-		var e *upstreams.StatusError
-		return errors.As(err, &e) && e.Status == status && e.Source == Name
-	}
-}
-
-func rateLimited(d time.Duration) func(error) bool {
-	return func(err error) bool {
-		var e *upstreams.RateLimitError
-		return errors.As(err, &e) && e.RetryAfter == d && e.Source == Name
 	}
 }
 
@@ -451,7 +331,7 @@ func TestVerifyUnknownKey(t *testing.T) {
 	f := newFake(t, nil)
 	s := newSource(t, f.srv.URL, nil)
 	v := s.Verify(context.Background(), upstreams.Request{Key: keyUnknown})
-	checkVerdict(t, v, upstreams.Invalid, upstreams.NotFound, upstreams.Record{})
+	upstreamtest.CheckVerdict(t, v, upstreams.Invalid, upstreams.NotFound, upstreams.Record{})
 }
 
 // TestVerifyCanonicalKey: the key is sent lower-case and trimmed even if
@@ -460,7 +340,7 @@ func TestVerifyCanonicalKey(t *testing.T) {
 	f := newFake(t, map[string]answer{keyActive: {status: 200, body: validInactive}})
 	s := newSource(t, f.srv.URL, nil)
 	v := s.Verify(context.Background(), upstreams.Request{Key: " " + strings.ToUpper(keyActive) + "\n"})
-	checkVerdict(t, v, upstreams.Valid, "", upstreams.Record{Product: "example", LicensedTo: "leia@organa.dev"})
+	upstreamtest.CheckVerdict(t, v, upstreams.Valid, "", upstreams.Record{Product: "example", LicensedTo: "leia@organa.dev"})
 }
 
 // TestVerifyNoMapping: a product without a lemonsqueezy_product is the
@@ -490,56 +370,12 @@ func TestVerifyBadKey(t *testing.T) {
 	}
 }
 
-func TestVerifyBodyTooLarge(t *testing.T) {
-	for _, announced := range []bool{true, false} {
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			body := `{"valid": true, "padding": "` + strings.Repeat("x", 4096) + `"}`
-			if !announced {
-				w.Header().Set("Transfer-Encoding", "chunked")
-				w.(http.Flusher).Flush()
-			}
-			_, _ = w.Write([]byte(body))
-		}))
-		s := newSource(t, srv.URL, func(c *Config) { c.MaxBody = 1024 })
-		v := s.Verify(context.Background(), upstreams.Request{Key: keyActive})
-		srv.Close()
-		if v.Outcome != upstreams.Unknown || !errors.Is(v.Cause, upstreams.ErrBodyTooLarge) {
-			t.Errorf("announced=%v: verdict %+v, want Unknown with ErrBodyTooLarge", announced, v)
-		}
-	}
-}
-
-func TestVerifyConnectionRefused(t *testing.T) {
-	srv := httptest.NewServer(http.NotFoundHandler())
-	base := srv.URL
-	srv.Close()
-	s := newSource(t, base, nil)
-	v := s.Verify(context.Background(), upstreams.Request{Key: keyActive})
-	if v.Outcome != upstreams.Unknown || v.Cause == nil {
-		t.Fatalf("verdict %+v, want Unknown with a cause", v)
-	}
-	if strings.Contains(v.Cause.Error(), keyActive) {
-		t.Errorf("cause %q holds the licence key", v.Cause)
-	}
-}
-
-func TestVerifyCancelled(t *testing.T) {
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	defer srv.Close()
-	defer close(release)
-	s := newSource(t, srv.URL, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	v := s.Verify(ctx, upstreams.Request{Key: keyActive})
-	if v.Outcome != upstreams.Unknown || !errors.Is(v.Cause, context.DeadlineExceeded) {
-		t.Fatalf("verdict %+v, want Unknown wrapping context.DeadlineExceeded", v)
-	}
+// TestOutages: outages, rate limits and unreadable answers are Unknown,
+// and no cause quotes the key.
+func TestOutages(t *testing.T) {
+	upstreamtest.RunOutageCases(t, func(t *testing.T, o upstreamtest.Target) upstreams.Source {
+		return newSource(t, o.BaseURL, func(c *Config) { c.HTTPClient, c.MaxBody, c.Now = o.Client, o.MaxBody, o.Now })
+	}, upstreams.Request{Key: keyActive})
 }
 
 // TestBaseURLPrefix: a base URL with a path (a staging proxy) keeps it.
@@ -562,9 +398,8 @@ func TestBaseURLPrefix(t *testing.T) {
 
 func TestCanonicalKey(t *testing.T) {
 	s := newSource(t, "https://api.lemonsqueezy.com", nil)
-	tests := []struct {
-		in, want string
-	}{
+	// {input, canonical key}; an empty one: refused
+	upstreamtest.CheckCanonicalKey(t, s, [][2]string{
 		{keyActive, keyActive},
 		{strings.ToUpper(keyActive), keyActive},
 		{"  " + keyActive + "\r\n", keyActive},
@@ -579,19 +414,7 @@ func TestCanonicalKey(t *testing.T) {
 		{strings.Replace(keyActive, "a", "\u0430", 1), ""}, // Cyrillic a
 		{strings.Replace(keyActive, "-", " ", 1), ""},
 		{"85DB262A-C19D4B06-A5335A6B-8C079166", ""}, // a Gumroad-style key
-	}
-	for _, tt := range tests {
-		got, err := s.CanonicalKey(tt.in)
-		if tt.want == "" {
-			if err == nil || !errors.Is(err, upstreams.ErrKeyFormat) {
-				t.Errorf("CanonicalKey(%q) = %q, %v; want an ErrKeyFormat error", tt.in, got, err)
-			}
-			continue
-		}
-		if err != nil || got != tt.want {
-			t.Errorf("CanonicalKey(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
-		}
-	}
+	})
 }
 
 func TestNew(t *testing.T) {
@@ -602,14 +425,7 @@ func TestNew(t *testing.T) {
 	}{
 		{"ok", Config{BaseURL: "https://api.lemonsqueezy.com", Products: products}, ""},
 		{"no products", Config{BaseURL: "https://api.lemonsqueezy.com"}, ""},
-		{"http for tests", Config{BaseURL: "http://127.0.0.1:8080/"}, ""},
-		{"no base_url", Config{}, "base_url is required"},
 		{"blank base_url", Config{BaseURL: "  "}, "base_url is required"},
-		{"relative base_url", Config{BaseURL: "api.lemonsqueezy.com"}, "base_url"},
-		{"ftp base_url", Config{BaseURL: "ftp://api.lemonsqueezy.com"}, "base_url"},
-		{"base_url without host", Config{BaseURL: "https://"}, "base_url"},
-		{"base_url with query", Config{BaseURL: "https://api.lemonsqueezy.com/?x=1"}, "base_url"},
-		{"base_url unparseable", Config{BaseURL: "https://api.lemon squeezy.com/%zz"}, "base_url"},
 		{"negative max body", Config{BaseURL: "https://api.lemonsqueezy.com", MaxBody: -1}, "max_body"},
 		{"empty slug", Config{BaseURL: "https://x", Products: upstreams.ProductMap{{Product: "", VendorID: "4"}}}, "slug is empty"},
 		{"product id not a number", Config{BaseURL: "https://x", Products: upstreams.ProductMap{{Product: "a", VendorID: "my-product"}}}, "lemonsqueezy_product"},
@@ -642,4 +458,11 @@ func TestNew(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestNewBaseURL(t *testing.T) {
+	upstreamtest.RunBaseURLCases(t, func(baseURL string) error {
+		_, err := New(Config{BaseURL: baseURL, Products: products})
+		return err
+	})
 }
