@@ -65,7 +65,9 @@ type App struct {
 	// unnoticed. Default: 30s.
 	StatusCacheTTL caddy.Duration `json:"status_cache_ttl,omitempty"`
 
-	// KeyRotation is not supported yet.
+	// KeyRotation makes a new signing key current when the current one is
+	// this old; earlier keys verify until their tokens expire. Default: 0,
+	// no scheduled rotation (rotate from the admin API).
 	KeyRotation caddy.Duration `json:"key_rotation,omitempty"`
 
 	// SourcesRaw are the licence sources (licensegate.sources.*), by name.
@@ -200,8 +202,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 }
 
 func (a *App) checkUnsupported() error {
-	if a.KeyRotation != 0 {
-		return errors.New("key_rotation: not supported yet")
+	if a.KeyRotation != 0 && time.Duration(a.KeyRotation) < time.Minute {
+		return fmt.Errorf("key_rotation: %s is shorter than 1m", time.Duration(a.KeyRotation))
 	}
 	return nil
 }
@@ -387,8 +389,9 @@ func (a *App) buildService(sources map[string]upstreams.Source, products map[str
 		Store: a.store, Master: a.master, Ring: a.ring,
 		Issuer:     tokens.NewIssuer(a.ring, issuer, accessTTL),
 		RefreshTTL: refreshTTL, Sources: sources, Products: products, ProductOrder: order,
-		Cache:  store.CacheConfig{TTL: durationOr(a.StatusCacheTTL, 30*time.Second), Stale: defaultStale},
-		Logger: a.logger,
+		KeyRotation: time.Duration(a.KeyRotation),
+		Cache:       store.CacheConfig{TTL: durationOr(a.StatusCacheTTL, 30*time.Second), Stale: defaultStale},
+		Logger:      a.logger,
 	})
 	if err != nil {
 		return err

@@ -33,6 +33,7 @@ func init() {
 //		access_token_ttl <duration>
 //		refresh_token_ttl <duration>
 //		status_cache_ttl <duration>
+//		key_rotation <duration>
 //		source static {
 //			file <path>
 //		}
@@ -84,7 +85,7 @@ func parseAppOption(d *caddyfile.Dispenser, app *App) error {
 	case "product":
 		return parseProduct(d, app)
 	case "key_rotation":
-		return d.Errf("licensegate: %s: not supported yet", opt)
+		return durationArg(d, &app.KeyRotation)
 	default:
 		return d.Errf("licensegate: unrecognized option %q", opt)
 	}

@@ -59,7 +59,7 @@ func adapt(t *testing.T, input string) string {
 func TestCaddyfileErrors(t *testing.T) {
 	cases := map[string]string{
 		"unknown option":       "{\n\tlicensegate {\n\t\tbogus 1\n\t}\n}\n",
-		"not supported yet":    "{\n\tlicensegate {\n\t\tkey_rotation 720h\n\t}\n}\n",
+		"not supported yet":    "{\n\tlicensegate {\n\t\tproduct p {\n\t\t\trecheck every 168h\n\t\t}\n\t}\n}\n",
 		"redis bad option":     "{\n\tlicensegate {\n\t\tstorage redis {\n\t\t\tnope\n\t\t}\n\t}\n}\n",
 		"bad on_store_error":   ":8080 {\n\tlicense_gate {\n\t\ton_store_error maybe\n\t}\n}\n",
 		"bad duration":         "{\n\tlicensegate {\n\t\taccess_token_ttl soon\n\t}\n}\n",

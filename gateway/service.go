@@ -37,6 +37,10 @@ type Config struct {
 	Products   map[string]*Product
 	// ProductOrder lists product names in configuration order.
 	ProductOrder []string
+	// KeyRotation makes a new signing key current when the current one is
+	// this old (0: never on schedule). Instances sharing a store rotate
+	// once between them.
+	KeyRotation time.Duration
 	// Cache tunes the gate's licence-state cache.
 	Cache  store.CacheConfig
 	Now    func() time.Time
@@ -99,7 +103,7 @@ func (s *Service) issuerName() string { return s.cfg.Issuer.Name() }
 // reloaded periodically, to drop expired keys and catch a lost notice.
 // A store that cannot be subscribed to is retried.
 func (s *Service) Run(ctx context.Context) error {
-	reload := time.NewTicker(keyReloadInterval)
+	reload := time.NewTicker(s.keyCheckInterval())
 	defer reload.Stop()
 	for ctx.Err() == nil {
 		changes, err := s.cfg.Store.Subscribe(ctx)
@@ -126,6 +130,7 @@ func (s *Service) follow(ctx context.Context, changes <-chan store.Change, tick 
 			return
 		case <-tick:
 			s.reloadKeys(ctx)
+			s.rotateIfDue(ctx)
 		case ch, ok := <-changes:
 			if !ok {
 				return
@@ -150,6 +155,37 @@ func (s *Service) reloadKeys(ctx context.Context) {
 	if err := s.cfg.Ring.Load(lctx); err != nil {
 		s.log.Warn("reloading signing keys", zap.Error(err))
 	}
+}
+
+// keyCheckInterval is how often the ring is reloaded and its age checked.
+func (s *Service) keyCheckInterval() time.Duration {
+	d := keyReloadInterval
+	if r := s.cfg.KeyRotation; r > 0 && r/4 < d {
+		d = max(r/4, time.Second)
+	}
+	return d
+}
+
+// rotateIfDue rotates the signing key on schedule. Another instance that
+// rotated a moment earlier wins (the ring keeps a key made less than a
+// second ago).
+func (s *Service) rotateIfDue(ctx context.Context) {
+	if s.cfg.KeyRotation <= 0 || !s.cfg.Ring.Loaded() || s.cfg.Ring.CurrentKeyAge() < s.cfg.KeyRotation {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	added, err := s.cfg.Ring.RotateScheduled(rctx)
+	if err != nil {
+		s.log.Warn("rotating signing key on schedule", zap.Error(err))
+		return
+	}
+	if !added {
+		return // another instance rotated a moment ago; its key is adopted
+	}
+	kid := s.cfg.Ring.CurrentKeyID()
+	s.log.Info("signing key rotated on schedule", zap.String("kid", kid))
+	s.audit(ctx, store.AuditEvent{Actor: ActorGateway, Action: store.AuditKeysRotated, Detail: kid, Reason: "schedule"})
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {

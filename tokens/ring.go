@@ -42,6 +42,7 @@ type Ring struct {
 	mu      sync.RWMutex
 	public  map[string]ed25519.PublicKey
 	kid     string
+	created time.Time // the current key's
 	private ed25519.PrivateKey
 	jwks    []byte
 }
@@ -62,7 +63,8 @@ func (r *Ring) Load(ctx context.Context) error {
 		return fmt.Errorf("loading signing keys: %w", err)
 	}
 	if len(keys) == 0 {
-		return r.Rotate(ctx)
+		_, err := r.rotate(ctx, time.Second)
+		return err
 	}
 	return r.install(keys)
 }
@@ -85,29 +87,37 @@ func (r *Ring) Loaded() bool {
 // Instances that rotate at the same moment (a schedule) add one key
 // between them: a key made less than a second ago stands.
 func (r *Ring) Rotate(ctx context.Context) error {
+	_, err := r.rotate(ctx, time.Second)
+	return err
+}
+
+// RotateScheduled is Rotate reporting whether this call added the key (or
+// adopted one another instance had just added).
+func (r *Ring) RotateScheduled(ctx context.Context) (bool, error) {
 	return r.rotate(ctx, time.Second)
 }
 
 // RotateNow makes a new key current even if one was made a moment ago (an
 // author's explicit rotation), and returns its kid.
 func (r *Ring) RotateNow(ctx context.Context) (string, error) {
-	if err := r.rotate(ctx, 0); err != nil {
+	if _, err := r.rotate(ctx, 0); err != nil {
 		return "", err
 	}
 	return r.CurrentKeyID(), nil
 }
 
-func (r *Ring) rotate(ctx context.Context, window time.Duration) error {
+func (r *Ring) rotate(ctx context.Context, window time.Duration) (bool, error) {
 	now := r.now()
 	k, err := r.newKey(now)
 	if err != nil {
-		return err
+		return false, err
 	}
 	keys, err := r.store.AddSigningKey(ctx, k, now.Add(-window))
 	if err != nil {
-		return fmt.Errorf("storing signing key: %w", err)
+		return false, fmt.Errorf("storing signing key: %w", err)
 	}
-	return r.install(keys)
+	added := len(keys) > 0 && keys[len(keys)-1].ID == k.ID
+	return added, r.install(keys)
 }
 
 func (r *Ring) newKey(now time.Time) (store.SigningKey, error) {
@@ -151,6 +161,7 @@ func (r *Ring) install(keys []store.SigningKey) error {
 	defer r.mu.Unlock()
 	r.public = public
 	r.kid = newest.ID
+	r.created = newest.CreatedAt
 	r.private = ed25519.NewKeyFromSeed(seed)
 	r.jwks = jwks
 	return nil
@@ -203,6 +214,17 @@ func (r *Ring) publicKey(kid string) (ed25519.PublicKey, bool) {
 	defer r.mu.RUnlock()
 	k, ok := r.public[kid]
 	return k, ok
+}
+
+// CurrentKeyAge returns how long ago the current key was made (0 when
+// none is loaded).
+func (r *Ring) CurrentKeyAge() time.Duration {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.private == nil {
+		return 0
+	}
+	return r.now().Sub(r.created)
 }
 
 // CurrentKeyID returns the kid new tokens are signed with.
