@@ -115,7 +115,7 @@ func (e *Exchange) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp
 	case "status":
 		e.status(w, r)
 	case "jwks.json":
-		e.jwks(w)
+		e.jwks(w, r)
 	}
 	return nil
 }
@@ -231,7 +231,11 @@ func (e *Exchange) status(w http.ResponseWriter, r *http.Request) {
 	}{v})
 }
 
-func (e *Exchange) jwks(w http.ResponseWriter) {
+func (e *Exchange) jwks(w http.ResponseWriter, r *http.Request) {
+	if err := e.svc.EnsureKeys(r.Context()); err != nil {
+		writeProblem(w, e.logger, err)
+		return
+	}
 	w.Header().Set("Content-Type", "application/jwk-set+json")
 	w.Header().Set("Cache-Control", "public, max-age=300")
 	_, _ = w.Write(e.svc.JWKS())

@@ -108,6 +108,10 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		writeProblem(w, g.logger, &gateway.Error{Code: gateway.CodeInvalidToken, Detail: "A Bearer access token is required.", Cause: errNoBearer})
 		return nil
 	}
+	if err := g.svc.EnsureKeys(r.Context()); err != nil {
+		writeProblem(w, g.logger, err) // no keys yet: an outage, not a bad token
+		return nil
+	}
 	claims, err := g.verifier.Verify(raw)
 	if err != nil {
 		writeProblem(w, g.logger, &gateway.Error{Code: gateway.CodeInvalidToken, Detail: "The access token is not valid.", Cause: err})

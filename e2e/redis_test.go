@@ -287,3 +287,36 @@ func TestConcurrentActivationsEmbedded(t *testing.T) {
 		t.Fatalf("answers %v, want 3 created and %d conflicts", counts, n-3)
 	}
 }
+
+// TestRedisDownAtStart: a gateway started while Redis is down answers 503
+// (never "invalid"), and works once Redis is back, without a restart.
+func TestRedisDownAtStart(t *testing.T) {
+	srv := redistest.NewDurableServer(t)
+	first := startOnRedis(t, srv.Addr(), nil)
+	act := first.activate("KEY-AAAA-0001", "acme.com")
+	expectStatus(t, act, http.StatusCreated, "")
+	token := act.str("access_token")
+	first.stop()
+
+	srv.Stop()
+	up := httptest.NewServer(&recordingUpstream{})
+	t.Cleanup(up.Close)
+	g := newGateway(t, strings.TrimPrefix(up.URL, "http://"))
+	g.template = redisTemplate
+	for k, v := range map[string]string{"REDIS": srv.Addr(), "REDIS_AUTH": "", "CACHE_TTL": "30s", "STALE": "10m"} {
+		g.vars[k] = v
+	}
+	g.startUnready() // its JWKS cannot answer 200 without the store
+	expectStatus(t, g.call(token), http.StatusServiceUnavailable, "store_unavailable")
+	expectStatus(t, g.activate("KEY-AAAA-0004", "dave.com"), http.StatusServiceUnavailable, "store_unavailable")
+	expectStatus(t, do(t, http.MethodGet, g.url("/v1/licenses/jwks.json"), nil), http.StatusServiceUnavailable, "store_unavailable")
+	if !strings.Contains(g.logs.String(), "redis is not reachable yet") {
+		t.Error("no warning about Redis at start")
+	}
+
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "gate admits the earlier token once Redis is back", func() bool { return g.call(token).status == http.StatusOK })
+	expectStatus(t, g.activate("KEY-AAAA-0004", "dave.com"), http.StatusCreated, "")
+}

@@ -246,11 +246,13 @@ func (s *Service) findLicense(ctx context.Context, cands []candidate, req Activa
 		case v.Outcome == upstreams.Valid:
 			return &found{cand: c, state: stateOf(stored, c), verdict: &v}, nil
 		case v.Outcome == upstreams.Invalid && v.Reason == upstreams.NotFound:
-			// another store may know the key
 			if st := stateOf(stored, c); st.License != nil {
-				return &found{cand: c, state: st, verdict: &v}, nil
+				// The author's file lost a row it had (mid-write, or a
+				// mistake): that says nothing about the buyer. Only an
+				// explicit status changes a stored licence.
+				return &found{cand: c, state: st}, nil
 			}
-			notFound = true
+			notFound = true // another store may know the key
 		case v.Outcome == upstreams.Invalid:
 			return &found{cand: c, state: stateOf(stored, c), verdict: &v}, nil
 		default:

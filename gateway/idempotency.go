@@ -31,7 +31,9 @@ func (s *Service) ActivateIdempotent(ctx context.Context, idemKey string, req Ac
 	if len(idemKey) > maxIdempotencyKey {
 		return nil, validation("Idempotency-Key", "is longer than 255 characters")
 	}
-	id := s.cfg.Master.Hash("idempotency", idemKey)
+	// Scoped to the licence key: an installer that sends a constant
+	// Idempotency-Key cannot collide with another buyer's activation.
+	id := s.cfg.Master.Hash("idempotency", req.Key, idemKey)
 	fp := s.cfg.Master.Hash("activate", req.Key, req.Domain, req.Product, req.Label, req.IP)
 	if a, err := s.replay(ctx, id, fp); a != nil || err != nil {
 		return a, err

@@ -32,6 +32,9 @@ func (s *Service) authenticate(ctx context.Context, token string) (credential, e
 		}
 		return credential{rec.LicenseID, rec.InstallationID, rec.Generation}, nil
 	}
+	if err := s.EnsureKeys(ctx); err != nil {
+		return credential{}, err
+	}
 	c, err := s.verifier.Verify(token)
 	if err != nil {
 		return credential{}, invalidToken("The access token is not valid.", err)
@@ -49,7 +52,7 @@ func (s *Service) Deactivate(ctx context.Context, token string) error {
 	var refusal *Error
 	var domain string
 	_, err = s.cfg.Store.UpdateLicense(ctx, cred.licenseID, func(st *store.LicenseState) (*store.LicenseState, error) {
-		refusal = nil
+		refusal, domain = nil, ""
 		ins := installationOf(st, cred.installationID)
 		if ins == nil {
 			refusal = invalidToken("The token does not belong to a known installation.", errNoInstallation)
@@ -104,7 +107,7 @@ func (s *Service) Move(ctx context.Context, req MoveRequest) (*Activation, error
 	var moved store.Installation
 	var from string
 	st, err := s.cfg.Store.UpdateLicense(ctx, cred.licenseID, func(st *store.LicenseState) (*store.LicenseState, error) {
-		refusal = nil
+		refusal, from, moved = nil, "", store.Installation{} // fn may run more than once
 		ins := installationOf(st, cred.installationID)
 		if ins == nil {
 			refusal = invalidToken("The token does not belong to a known installation.", errNoInstallation)

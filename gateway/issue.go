@@ -20,10 +20,8 @@ func (s *Service) issue(ctx context.Context, lic *store.License, ins store.Insta
 	if lic.SupportUntil != nil {
 		c.SupportUntil = lic.SupportUntil.Unix()
 	}
-	if !s.cfg.Ring.Loaded() { // the store was down when the app started
-		if err := s.cfg.Ring.Load(ctx); err != nil {
-			return nil, storeUnavailable(err)
-		}
+	if err := s.EnsureKeys(ctx); err != nil {
+		return nil, err
 	}
 	access, err := s.cfg.Issuer.Issue(c)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -55,6 +56,9 @@ type Service struct {
 	cache    *store.StateCache
 	verifier *tokens.Verifier // any product: for exchange endpoints
 	flights  singleflight.Group
+
+	keysMu    sync.Mutex
+	keysTried time.Time
 }
 
 // New checks cfg and returns a Service.
@@ -115,6 +119,9 @@ func (s *Service) Run(ctx context.Context) error {
 			continue
 		}
 		s.cache.InvalidateAll() // changes may have been missed meanwhile
+		if !s.cfg.Ring.Loaded() {
+			s.reloadKeys(ctx) // the store was down when the app started
+		}
 		s.follow(ctx, changes, reload.C)
 	}
 	return nil
@@ -157,6 +164,29 @@ func (s *Service) reloadKeys(ctx context.Context) {
 	}
 }
 
+// EnsureKeys makes sure the key ring is loaded, trying the store at most
+// once a second while it is not (the store was down at start). The gate
+// answers 503 rather than refusing good tokens while there are no keys.
+func (s *Service) EnsureKeys(ctx context.Context) error {
+	if s.cfg.Ring.Loaded() {
+		return nil
+	}
+	now := s.now()
+	s.keysMu.Lock()
+	if now.Sub(s.keysTried) < time.Second {
+		s.keysMu.Unlock()
+		return storeUnavailable(tokens.ErrNoKey)
+	}
+	s.keysTried = now
+	s.keysMu.Unlock()
+	lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := s.cfg.Ring.Load(lctx); err != nil {
+		return storeUnavailable(err)
+	}
+	return nil
+}
+
 // keyCheckInterval is how often the ring is reloaded and its age checked.
 func (s *Service) keyCheckInterval() time.Duration {
 	d := keyReloadInterval
@@ -175,7 +205,7 @@ func (s *Service) rotateIfDue(ctx context.Context) {
 	}
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	added, err := s.cfg.Ring.RotateScheduled(rctx)
+	added, err := s.cfg.Ring.RotateScheduled(rctx, s.cfg.KeyRotation)
 	if err != nil {
 		s.log.Warn("rotating signing key on schedule", zap.Error(err))
 		return

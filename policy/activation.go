@@ -153,13 +153,34 @@ func (r Rules) treatment(c InstallClass) Treatment {
 // SlotDomains returns the domains of active installations holding slots,
 // excluding the installation named by exclude.
 func (r Rules) SlotDomains(installations []Installation, exclude string) []string {
-	var out []string
+	var others []Installation
 	for _, in := range installations {
-		if in.Active && in.ID != exclude && r.HoldsSlot(in.Class) {
+		if in.ID != exclude {
+			others = append(others, in)
+		}
+	}
+	var out []string
+	for _, in := range others {
+		if in.Active && r.HoldsSlot(EffectiveClass(in, others)) {
 			out = append(out, in.Domain)
 		}
 	}
 	return out
+}
+
+// EffectiveClass is an installation's class as things stand: a staging
+// install whose production parent was deactivated or moved away counts as
+// production again, so deactivating the parent cannot leave free sites.
+func EffectiveClass(in Installation, installations []Installation) InstallClass {
+	if in.Class != ClassStaging {
+		return in.Class
+	}
+	for _, p := range installations {
+		if p.Active && p.Class == ClassProduction && IsSubdomainOf(in.Domain, p.Domain) {
+			return ClassStaging
+		}
+	}
+	return ClassProduction
 }
 
 // DecideActivation decides whether the licence may be activated on domain

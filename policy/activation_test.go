@@ -318,6 +318,18 @@ func TestActivationLimitDetailNamesLimit(t *testing.T) {
 	}
 }
 
+func TestOrphanedStagingHoldsASlot(t *testing.T) {
+	r := Rules{Activations: 1, StagingSubdomains: Free}
+	ins := []Installation{
+		{ID: "p", Domain: "acme.com", Class: ClassProduction, Active: false}, // deactivated parent
+		{ID: "s", Domain: "staging.acme.com", Class: ClassStaging, Active: true},
+	}
+	_, ref := r.DecideActivation(License{Status: "active"}, ins, "evil.com", "", now)
+	if ref == nil || ref.Code != CodeActivationLimit || !reflect.DeepEqual(ref.Domains, []string{"staging.acme.com"}) {
+		t.Fatalf("a staging copy without its parent left a free slot: %+v", ref)
+	}
+}
+
 func TestSlotDomains(t *testing.T) {
 	ins := []Installation{
 		{ID: "a", Domain: "a.com", Class: ClassProduction, Active: true},
@@ -334,7 +346,10 @@ func TestSlotDomains(t *testing.T) {
 		{Rules{LocalDomains: Slot, StagingSubdomains: Free}, "", []string{"a.com", "localhost"}},
 		{Rules{LocalDomains: Slot, StagingSubdomains: Slot}, "", []string{"a.com", "localhost", "s.a.com"}},
 		{Rules{LocalDomains: Slot, StagingSubdomains: Slot}, "a", []string{"localhost", "s.a.com"}},
-		{Rules{LocalDomains: Deny, StagingSubdomains: Deny}, "a", nil},
+		// With its parent left out (moved away), the staging copy is a
+		// production site again and holds a slot whatever the treatment.
+		{Rules{LocalDomains: Deny, StagingSubdomains: Deny}, "a", []string{"s.a.com"}},
+		{Rules{LocalDomains: Free, StagingSubdomains: Free}, "a", []string{"s.a.com"}},
 	} {
 		if got := tt.rules.SlotDomains(ins, tt.exclude); !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("%+v SlotDomains(exclude %q) = %q, want %q", tt.rules, tt.exclude, got, tt.want)

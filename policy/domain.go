@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/net/idna"
+	"golang.org/x/net/publicsuffix"
 )
 
 // InstallClass is how an installation's domain counts against a licence.
@@ -219,7 +220,22 @@ func normalizeName(host string) (string, error) {
 	if !strings.Contains(name, ".") && name != "localhost" {
 		return "", invalid("domain must be a fully qualified name")
 	}
+	if isPublicSuffix(name) {
+		// github.io or co.uk is nobody's site; allowing it would make every
+		// site under it a free "staging" subdomain.
+		return "", invalid("domain is a public suffix (like co.uk or github.io); give your site's own domain")
+	}
 	return name, nil
+}
+
+// isPublicSuffix reports whether a name is itself a public suffix (ICANN or
+// private, per the Public Suffix List) rather than a registrable domain.
+func isPublicSuffix(name string) bool {
+	if IsLocal(name) {
+		return false
+	}
+	_, err := publicsuffix.EffectiveTLDPlusOne(name)
+	return err != nil
 }
 
 // checkLabels enforces DNS syntax on an ASCII name: overall and per-label

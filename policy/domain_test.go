@@ -95,6 +95,9 @@ func TestNormalizeDomainRejects(t *testing.T) {
 		name, in, reason string
 	}{
 		{"empty", "", "empty"},
+		{"public suffix (private)", "github.io", "public suffix"},
+		{"public suffix (ICANN)", "https://www.co.uk/", "public suffix"},
+		{"public suffix, deeper", "s3.amazonaws.com", "public suffix"},
 		{"only spaces", "   ", "empty"},
 		{"scheme without host", "https://", "empty"},
 		{"scheme with path only", "https:///path", "empty"},

@@ -91,10 +91,12 @@ func (r *Ring) Rotate(ctx context.Context) error {
 	return err
 }
 
-// RotateScheduled is Rotate reporting whether this call added the key (or
-// adopted one another instance had just added).
-func (r *Ring) RotateScheduled(ctx context.Context) (bool, error) {
-	return r.rotate(ctx, time.Second)
+// RotateScheduled adds a key unless the store already holds one younger
+// than maxAge (another instance rotated; its key is adopted), and reports
+// whether this call added it. The age is judged inside the store's
+// transaction, so instances with stale rings cannot both rotate.
+func (r *Ring) RotateScheduled(ctx context.Context, maxAge time.Duration) (bool, error) {
+	return r.rotate(ctx, maxAge)
 }
 
 // RotateNow makes a new key current even if one was made a moment ago (an

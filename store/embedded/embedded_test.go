@@ -150,3 +150,39 @@ func TestCloseClosesSubscribers(t *testing.T) {
 		t.Fatalf("Ping after Close = %v, want ErrUnavailable", err)
 	}
 }
+
+func TestSweepDeletesExpiredRecords(t *testing.T) {
+	s := open(t)
+	ctx := context.Background()
+	now := time.Now()
+	put := func(hash string, expires time.Time) {
+		if err := s.PutRefreshToken(ctx, store.RefreshToken{Hash: hash, Family: "f", ExpiresAt: expires}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("f.old", now.Add(-48*time.Hour)) // expired beyond the grace
+	put("f.recent", now.Add(-time.Hour)) // expired within the grace: kept
+	put("f.live", now.Add(time.Hour))
+	if _, err := s.PutIdempotent(ctx, "idem-old", []byte("x"), time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PutIdempotent(ctx, "idem-live", []byte("y"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	n, err := s.Sweep(time.Now())
+	if err != nil || n != 2 {
+		t.Fatalf("Sweep = %d, %v; want 2 (one token, one answer)", n, err)
+	}
+	if _, err := s.RefreshToken(ctx, "f.old"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("expired token kept: %v", err)
+	}
+	for _, h := range []string{"f.recent", "f.live"} {
+		if _, err := s.RefreshToken(ctx, h); err != nil {
+			t.Fatalf("%s swept: %v", h, err)
+		}
+	}
+	if v, err := s.Idempotent(ctx, "idem-live"); err != nil || string(v) != "y" {
+		t.Fatalf("live answer swept: %q, %v", v, err)
+	}
+}
