@@ -82,6 +82,7 @@ type App struct {
 	ring    *tokens.Ring
 	svc     *gateway.Service
 	logger  *zap.Logger
+	pooled  []string // sourcePool keys held by this config
 	cancel  context.CancelFunc
 	done    chan struct{} // closed when background work has stopped
 }
@@ -265,10 +266,11 @@ func (a *App) provisionSources(ctx caddy.Context) (map[string]upstreams.Source, 
 	for name, m := range mods.(map[string]any) {
 		switch src := m.(type) {
 		case marketplace:
-			wrapped, err := wrapMarketplace(name, src, products, a.logger.Named("source."+name))
+			wrapped, key, err := pooledMarketplace(name, src, products, a.logger.Named("source."+name))
 			if err != nil {
 				return nil, err
 			}
+			a.pooled = append(a.pooled, key)
 			sources[name] = wrapped
 		case upstreams.Source:
 			sources[name] = src
@@ -455,6 +457,14 @@ func (a *App) Stop() error {
 	return nil
 }
 
+// Cleanup releases this config's hold on pooled sources.
+func (a *App) Cleanup() error {
+	for _, key := range a.pooled {
+		_, _ = sourcePool.Delete(key)
+	}
+	return nil
+}
+
 // Service returns the gateway service, for the handlers.
 func (a *App) Service() *gateway.Service { return a.svc }
 
@@ -470,7 +480,8 @@ func (a *App) productNames() []string {
 
 // Interface guards
 var (
-	_ caddy.App         = (*App)(nil)
-	_ caddy.Provisioner = (*App)(nil)
-	_ caddy.Validator   = (*App)(nil)
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.Validator    = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
 )

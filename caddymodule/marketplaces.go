@@ -1,6 +1,9 @@
 package caddymodule
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -55,6 +58,43 @@ type sourceDefaults struct {
 type marketplace interface {
 	build(products func(source string) upstreams.ProductMap) (upstreams.Source, error)
 	options() (SourceOptions, sourceDefaults)
+}
+
+// sourcePool keeps each marketplace source, with its resilience state (a
+// Retry-After pause, an open breaker, the rate budget), across config
+// reloads that leave its configuration unchanged.
+var sourcePool = caddy.NewUsagePool()
+
+type pooledSource struct{ upstreams.Source }
+
+func (pooledSource) Destruct() error { return nil }
+
+// sourcePoolKey identifies a source's configuration, mappings included.
+func sourcePoolKey(name string, m marketplace, products upstreams.ProductMap) string {
+	raw, _ := json.Marshal(struct {
+		Name     string
+		Module   any
+		Products upstreams.ProductMap
+	}{name, m, products})
+	sum := sha256.Sum256(raw)
+	return "source:" + hex.EncodeToString(sum[:])
+}
+
+// pooledMarketplace returns the running config's source when this one is
+// configured the same, else builds it; the caller releases key on Cleanup.
+func pooledMarketplace(name string, m marketplace, products func(string) upstreams.ProductMap, logger *zap.Logger) (upstreams.Source, string, error) {
+	key := sourcePoolKey(name, m, products(name))
+	val, _, err := sourcePool.LoadOrNew(key, func() (caddy.Destructor, error) {
+		src, err := wrapMarketplace(name, m, products, logger)
+		if err != nil {
+			return nil, err
+		}
+		return pooledSource{src}, nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return val.(pooledSource).Source, key, nil
 }
 
 // wrapMarketplace builds a marketplace source and puts the resilience

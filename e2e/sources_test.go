@@ -108,6 +108,9 @@ func (v *vendors) outage(w http.ResponseWriter, mode string) bool {
 	case "429":
 		w.Header().Set("Retry-After", "1")
 		w.WriteHeader(http.StatusTooManyRequests)
+	case "429-long":
+		w.Header().Set("Retry-After", "60")
+		w.WriteHeader(http.StatusTooManyRequests)
 	case "401", "403":
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(map[string]int{"401": 401, "403": 403}[mode])
@@ -360,5 +363,21 @@ func TestUpstreamOutagesAnswer503AndRecordNothing(t *testing.T) {
 				t.Fatalf("%s", ok.body)
 			}
 		})
+	}
+}
+
+// TestReloadKeepsASourcesPause: a reload with the same configuration keeps
+// a marketplace's Retry-After pause (and breaker), so a reload cannot be
+// used to hammer a vendor that asked us to wait.
+func TestReloadKeepsASourcesPause(t *testing.T) {
+	g, v := startWithSources(t, "envato")
+	v.set("envato", "429-long")
+	expectStatus(t, g.activate(envatoKey, "acme.com"), http.StatusServiceUnavailable, "upstream_unavailable")
+	v.set("envato", "")
+	g.reload()
+	r := g.activate(envatoKey, "acme.com")
+	expectStatus(t, r, http.StatusServiceUnavailable, "upstream_unavailable")
+	if calls := v.count("envato"); calls != 1 {
+		t.Fatalf("%d calls to a vendor that asked for 60 s of quiet, across a reload", calls)
 	}
 }

@@ -17,6 +17,7 @@
 package digitaldownloads
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -232,6 +233,9 @@ func (s *Source) verifyIn(ctx context.Context, list upstreams.ProductMapping, ke
 	switch {
 	case resp.Status == http.StatusOK:
 		return classify(resp.Body, list, key)
+	case resp.Status == http.StatusNotFound && !vendorNotFound(resp.Body):
+		// An HTML page from a proxy or a wrong base_url: not the API speaking.
+		return upstreams.Unavailable(name, resp, nil)
 	case resp.Status == http.StatusNotFound:
 		return upstreams.InvalidVerdict(upstreams.NotFound)
 	case resp.Status == http.StatusUnauthorized || resp.Status == http.StatusForbidden:
@@ -325,6 +329,13 @@ func clip(s string) string {
 		return s[:40] + "..."
 	}
 	return s
+}
+
+// vendorNotFound tells the API's documented 404 (no body, or JSON) from
+// another server's error page.
+func vendorNotFound(body []byte) bool {
+	b := bytes.TrimSpace(body)
+	return len(b) == 0 || json.Valid(b)
 }
 
 // Interface guards

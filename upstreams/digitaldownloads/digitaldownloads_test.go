@@ -227,6 +227,13 @@ func TestVerify(t *testing.T) {
 			calls: []string{tokA},
 		},
 		{
+			name:    "404 HTML page from a proxy is not the API's answer",
+			product: "converter-pro",
+			replies: map[string]reply{tokA: {status: 404, body: "<html><body>Not Found</body></html>"}},
+			outcome: upstreams.Unknown,
+			calls:   []string{tokA},
+		},
+		{
 			name:    "disabled (the disable endpoint's answer)",
 			product: "converter-pro",
 			replies: map[string]reply{tokA: ok(body(tokA, false, "2021-03-05T20:09:27Z", assigned, "delivered"))},
