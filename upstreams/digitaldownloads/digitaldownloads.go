@@ -85,33 +85,21 @@ func New(cfg Config) (*Source, error) {
 			return nil, fmt.Errorf("product %s: ddp_list_token contains spaces, control or non-ASCII characters", p.Product)
 		}
 	}
-	// a negative MaxBody has always meant the default here
-	client, err := upstreams.NewClient(cfg.HTTPClient, max(cfg.MaxBody, 0), cfg.Now)
+	client, err := upstreams.NewClient(cfg.HTTPClient, cfg.MaxBody, cfg.Now)
 	if err != nil {
 		return nil, err
 	}
 	return &Source{endpoint: endpoint, client: client, products: cfg.Products}, nil
 }
 
-// endpointURL checks the base URL and returns the verify endpoint under it.
+// endpointURL checks the base URL and returns the verify endpoint under it
+// (a store installed in a sub-directory keeps its path).
 func endpointURL(base string) (string, error) {
-	if base == "" {
-		return "", errors.New("base_url is required")
-	}
-	u, err := url.Parse(base)
+	u, err := upstreams.ParseBaseURL(base)
 	if err != nil {
-		return "", fmt.Errorf("base_url: %w", err)
+		return "", err
 	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return "", fmt.Errorf("base_url: %q is not an http or https URL", base)
-	}
-	if u.Host == "" {
-		return "", fmt.Errorf("base_url: %q has no host", base)
-	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		return "", fmt.Errorf("base_url: %q must not have a query or fragment", base)
-	}
-	return strings.TrimRight(base, "/") + verifyPath, nil
+	return u + verifyPath, nil
 }
 
 // Name implements upstreams.Source.
