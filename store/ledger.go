@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -33,6 +34,9 @@ type AuditEvent struct {
 	Detail         string    `json:"detail,omitempty"` // e.g. the domain
 }
 
+// ErrBadCursor means an audit cursor was not one this store issued.
+var ErrBadCursor = errors.New("not a valid audit cursor")
+
 // AuditQuery pages through the audit log, oldest first.
 type AuditQuery struct {
 	After string    // cursor: the last id already seen
@@ -48,6 +52,7 @@ type Ledger interface {
 	ListLicenses(ctx context.Context, after string, limit int) ([]*LicenseState, error)
 	// AppendAudit appends an event, assigning its ID.
 	AppendAudit(ctx context.Context, ev AuditEvent) error
-	// Audit returns events in append order.
+	// Audit returns events in append order; a cursor the store did not
+	// issue yields ErrBadCursor.
 	Audit(ctx context.Context, q AuditQuery) ([]AuditEvent, error)
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -610,6 +611,9 @@ func (s *Store) AppendAudit(_ context.Context, ev store.AuditEvent) error {
 
 // Audit implements store.Ledger.
 func (s *Store) Audit(_ context.Context, q store.AuditQuery) ([]store.AuditEvent, error) {
+	if q.After != "" && !auditCursor.MatchString(q.After) {
+		return nil, store.ErrBadCursor
+	}
 	var out []store.AuditEvent
 	err := s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketAudit).Cursor()
@@ -634,6 +638,9 @@ func (s *Store) Audit(_ context.Context, q store.AuditQuery) ([]store.AuditEvent
 	}
 	return out, nil
 }
+
+// auditCursor is the shape of the ids AppendAudit assigns.
+var auditCursor = regexp.MustCompile(`^[0-9a-f]{16}$`)
 
 // Interface guards
 var (

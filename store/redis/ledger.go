@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 
 	"github.com/redis/go-redis/v9"
@@ -80,6 +81,9 @@ func (s *Store) AppendAudit(ctx context.Context, ev store.AuditEvent) error {
 func (s *Store) Audit(ctx context.Context, q store.AuditQuery) ([]store.AuditEvent, error) {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
+	if q.After != "" && !streamID.MatchString(q.After) {
+		return nil, store.ErrBadCursor
+	}
 	start := "-"
 	switch {
 	case q.After != "":
@@ -106,6 +110,9 @@ func (s *Store) Audit(ctx context.Context, q store.AuditQuery) ([]store.AuditEve
 	}
 	return out, nil
 }
+
+// streamID is the shape of a Redis stream entry id, the audit cursor.
+var streamID = regexp.MustCompile(`^[0-9]{1,20}-[0-9]{1,20}$`)
 
 // Interface guards
 var _ store.Ledger = (*Store)(nil)

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -67,6 +68,9 @@ func testAuditLog(t *testing.T, h *harness) {
 	page, err := s.Audit(ctx, store.AuditQuery{After: all[1].ID, Limit: 2})
 	if err != nil || len(page) != 2 || page[0].Action != "a2" || page[1].Action != "a3" {
 		t.Fatalf("page after %s: %+v, %v", all[1].ID, page, err)
+	}
+	if _, err := s.Audit(ctx, store.AuditQuery{After: "garbage(", Limit: 10}); !errors.Is(err, store.ErrBadCursor) {
+		t.Fatalf("a cursor the store never issued: %v, want ErrBadCursor", err)
 	}
 	since, err := s.Audit(ctx, store.AuditQuery{Since: base.Add(3 * time.Minute), Limit: 10})
 	if err != nil || len(since) != 2 || since[0].Action != "a3" {
