@@ -252,6 +252,9 @@ func (g *gateway) reload() {
 		b, _ := io.ReadAll(resp.Body)
 		t.Fatalf("reload: %d %s", resp.StatusCode, b)
 	}
+	// The old config's server closes its idle keep-alive connections; a
+	// client reusing one would see a reset that is no fault of the gateway.
+	http.DefaultClient.CloseIdleConnections()
 }
 
 // response is a decoded HTTP answer.
