@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -40,9 +41,27 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "building licensegate:", err)
 		os.Exit(1)
 	}
+	http.DefaultTransport.(*http.Transport).DialContext = redialOnReset
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// redialOnReset dials again when the handshake is reset. On Linux Caddy
+// binds a reloaded listener with SO_REUSEPORT beside the old one and may
+// return from /load a moment before the old socket closes; a connection the
+// kernel queued on the old socket is then reset before any byte of the
+// request is sent. Retrying the dial (never a request) is what a real client
+// behind a load balancer gets, and keeps reload tests about licensegate.
+func redialOnReset(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	for attempt := 0; ; attempt++ {
+		conn, err := d.DialContext(ctx, network, addr)
+		if err == nil || !errors.Is(err, syscall.ECONNRESET) || attempt == 5 {
+			return conn, err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // testSecret is the master secret the test gateways use, so tests can open
