@@ -41,27 +41,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "building licensegate:", err)
 		os.Exit(1)
 	}
-	http.DefaultTransport.(*http.Transport).DialContext = redialOnReset
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-// redialOnReset dials again when the handshake is reset. On Linux Caddy
-// binds a reloaded listener with SO_REUSEPORT beside the old one and may
-// return from /load a moment before the old socket closes; a connection the
-// kernel queued on the old socket is then reset before any byte of the
-// request is sent. Retrying the dial (never a request) is what a real client
-// behind a load balancer gets, and keeps reload tests about licensegate.
-func redialOnReset(ctx context.Context, network, addr string) (net.Conn, error) {
-	d := net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
-	for attempt := 0; ; attempt++ {
-		conn, err := d.DialContext(ctx, network, addr)
-		if err == nil || !errors.Is(err, syscall.ECONNRESET) || attempt == 5 {
-			return conn, err
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // testSecret is the master secret the test gateways use, so tests can open
@@ -271,9 +253,56 @@ func (g *gateway) reload() {
 		b, _ := io.ReadAll(resp.Body)
 		t.Fatalf("reload: %d %s", resp.StatusCode, b)
 	}
+	g.awaitOldListenerClosed()
 	// The old config's server closes its idle keep-alive connections; a
 	// client reusing one would see a reset that is no fault of the gateway.
 	http.DefaultClient.CloseIdleConnections()
+}
+
+// awaitOldListenerClosed waits until one socket listens on the site's port.
+// On Linux Caddy binds a reloaded site with SO_REUSEPORT beside the old
+// socket and may answer /load a moment before the old one closes ("the
+// scheduler might still pause them right before calling Shutdown()", in
+// caddyhttp's App.stop); a connection the kernel hands to the old socket
+// then is reset or closed unanswered. Real clients see that too, but it is
+// Caddy's reload, not licensegate, so tests wait it out.
+func (g *gateway) awaitOldListenerClosed() {
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		n, err := listeningSockets(g.port)
+		if err != nil {
+			time.Sleep(200 * time.Millisecond) // no procfs: a grace pause instead
+			return
+		}
+		if n <= 1 {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	g.t.Fatalf("the old listener on port %d was still open 5s after the reload", g.port)
+}
+
+// listeningSockets counts TCP sockets in LISTEN state on port, from procfs.
+func listeningSockets(port int) (int, error) {
+	n := 0
+	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		data, err := os.ReadFile(table)
+		if err != nil {
+			if table == "/proc/net/tcp6" && errors.Is(err, os.ErrNotExist) {
+				continue // IPv6 disabled
+			}
+			return 0, err
+		}
+		suffix := fmt.Sprintf(":%04X", port)
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			// sl local_address rem_address st ...; st 0A is LISTEN.
+			fields := strings.Fields(line)
+			if len(fields) > 3 && strings.HasSuffix(fields[1], suffix) && fields[3] == "0A" {
+				n++
+			}
+		}
+	}
+	return n, nil
 }
 
 // response is a decoded HTTP answer.
