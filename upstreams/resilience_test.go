@@ -69,21 +69,26 @@ func TestCoalescesConcurrentQuestions(t *testing.T) {
 	src := &scriptedSource{gate: make(chan struct{}), verdict: valid}
 	r := NewResilient(src, ResilienceConfig{})
 	const n = 50
-	var wg sync.WaitGroup
+	var wg, started sync.WaitGroup
 	results := make(chan Verdict, n)
 	for i := 0; i < n; i++ {
 		wg.Add(1)
+		started.Add(1)
 		go func() {
 			defer wg.Done()
+			started.Done()
 			results <- r.Verify(context.Background(), Request{Key: "k", Domain: "d" + string(rune('a'+i%26))})
 		}()
 	}
-	// Let every caller join the flight before the upstream answers.
+	// Let every caller join the flight before the upstream answers: all are
+	// running, the call has begun, and a pause lets the last ones reach it
+	// even on a loaded machine.
+	started.Wait()
 	deadline := time.Now().Add(5 * time.Second)
 	for src.calls.Load() == 0 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
-	time.Sleep(50 * time.Millisecond)
+	time.Sleep(100 * time.Millisecond)
 	close(src.gate)
 	wg.Wait()
 	close(results)
