@@ -57,7 +57,10 @@ type ResilienceConfig struct {
 	// is answered Unknown with a RetryAfter instead (default 5s).
 	MaxWait time.Duration
 	// Retries is how many times an Unknown outcome is retried, with
-	// jittered exponential backoff from RetryBase (defaults 2, 250ms).
+	// jittered exponential backoff from RetryBase (defaults 2, 250ms). A
+	// question shared by concurrent callers gets at most
+	// (Retries+1)*(Timeout+MaxWait) plus its backoffs, whatever its
+	// callers' deadlines; each caller waits no longer than its own.
 	Retries   int
 	RetryBase time.Duration
 	// BreakerThreshold consecutive Unknown outcomes open the circuit for
@@ -104,6 +107,7 @@ type Resilient struct {
 	cfg        ResilienceConfig
 	usesDomain bool
 	flights    singleflight.Group
+	flightMax  time.Duration // bounds one shared question, retries included
 	sem        chan struct{}
 
 	mu          sync.Mutex
@@ -114,7 +118,8 @@ type Resilient struct {
 	openUntil   time.Time
 	trial       bool // a half-open trial call is in flight
 	negative    map[string]negativeEntry
-	negOrder    []string
+	negOrder    []negativeItem // oldest first; items of replaced entries are stale
+	negGen      uint64
 
 	calls uint64 // real upstream calls, for tests and metrics
 }
@@ -122,7 +127,7 @@ type Resilient struct {
 // NewResilient wraps src.
 func NewResilient(src Source, cfg ResilienceConfig) *Resilient {
 	cfg = withDefaults(cfg)
-	r := &Resilient{src: src, cfg: cfg, sem: make(chan struct{}, cfg.Concurrency), negative: map[string]negativeEntry{}}
+	r := &Resilient{src: src, cfg: cfg, flightMax: flightTimeout(cfg), sem: make(chan struct{}, cfg.Concurrency), negative: map[string]negativeEntry{}}
 	if d, ok := src.(DomainAware); ok {
 		r.usesDomain = d.UsesDomain()
 	}
@@ -173,6 +178,17 @@ func withDefaults(c ResilienceConfig) ResilienceConfig {
 	return c
 }
 
+// flightTimeout bounds one shared question: every attempt may wait MaxWait
+// for the budget and Timeout for the source, every retry its longest
+// backoff.
+func flightTimeout(c ResilienceConfig) time.Duration {
+	d := time.Duration(c.Retries+1) * (c.Timeout + c.MaxWait)
+	for attempt := 1; attempt <= c.Retries; attempt++ {
+		d += c.RetryBase<<(attempt-1) + time.Millisecond
+	}
+	return d
+}
+
 // Name implements Source.
 func (r *Resilient) Name() string { return r.src.Name() }
 
@@ -195,18 +211,29 @@ func (r *Resilient) Calls() uint64 {
 	return r.calls
 }
 
-// Verify implements Source.
+// Verify implements Source. A caller whose ctx ends first is answered
+// Unknown with ctx's error; the call it shared goes on for the others.
 func (r *Resilient) Verify(ctx context.Context, req Request) Verdict {
 	id := r.flightKey(req)
 	if reason, ok := r.negativeHit(id); ok {
 		return InvalidVerdict(reason)
 	}
-	v, _, _ := r.flights.Do(id, func() (any, error) {
+	if err := ctx.Err(); err != nil {
+		return UnknownVerdict(err)
+	}
+	ch := r.flights.DoChan(id, func() (any, error) {
 		// Callers share this call: one of them going away must not cancel
-		// it for the others.
-		return r.verify(context.WithoutCancel(ctx), req, id), nil
+		// it for the others, so it has a deadline of its own.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.flightMax)
+		defer cancel()
+		return r.verify(fctx, req, id), nil
 	})
-	return v.(Verdict)
+	select {
+	case res := <-ch:
+		return res.Val.(Verdict)
+	case <-ctx.Done():
+		return UnknownVerdict(ctx.Err())
+	}
 }
 
 // flightKey identifies a question without keeping the key itself.
@@ -266,19 +293,38 @@ func (r *Resilient) attempt(ctx context.Context, req Request) (Verdict, bool) {
 		r.endTrial()
 		return UnknownVerdict(ctx.Err()), false
 	}
-	cctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	v, returned := r.call(ctx, req)
+	retry := r.record(v)
+	return v, retry && returned // a panic is a bug: asking again will not fix it
+}
+
+// call asks the source once with the slot taken by attempt, and gives the
+// slot back however the source returns. A panic in the adapter becomes an
+// Unknown verdict (returned is then false): a bug in one adapter must not
+// take the gateway down, nor decide anything.
+func (r *Resilient) call(ctx context.Context, req Request) (v Verdict, returned bool) {
+	defer func() { <-r.sem }()
+	defer RecoverVerdict(r.src.Name(), &v)
 	r.mu.Lock()
 	r.calls++
 	r.mu.Unlock()
-	v := r.src.Verify(cctx, req)
-	cancel()
-	<-r.sem
-	return v, r.record(v)
+	cctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	defer cancel()
+	return r.src.Verify(cctx, req), true
 }
 
-// record updates the breaker and the pause from a real call's outcome and
-// says whether an Unknown outcome may be retried.
+// record updates the breaker and the pause from a real call's outcome,
+// tells OnUnknown, and says whether an Unknown outcome may be retried.
 func (r *Resilient) record(v Verdict) bool {
+	retry := r.recordState(v)
+	if v.Outcome == Unknown && r.cfg.OnUnknown != nil {
+		r.cfg.OnUnknown(r.src.Name(), v.Cause)
+	}
+	return retry
+}
+
+// recordState is record's part under r.mu.
+func (r *Resilient) recordState(v Verdict) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.trial = false
@@ -286,9 +332,6 @@ func (r *Resilient) record(v Verdict) bool {
 		r.failures = 0
 		r.openUntil = time.Time{}
 		return false
-	}
-	if r.cfg.OnUnknown != nil {
-		r.cfg.OnUnknown(r.src.Name(), v.Cause)
 	}
 	var rl *RateLimitError
 	if errors.As(v.Cause, &rl) || v.RetryAfter > 0 {
@@ -384,35 +427,49 @@ func (r *Resilient) negativeHit(id string) (Reason, bool) {
 }
 
 // rememberInvalid caches a definitive answer, evicting the oldest entries
-// beyond NegativeSize.
+// beyond NegativeSize. An entry cached again goes to the back of the queue;
+// its older queue item no longer matches it and evicts nothing.
 func (r *Resilient) rememberInvalid(id string, reason Reason) {
 	if r.cfg.NegativeTTL < 0 {
 		return
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, ok := r.negative[id]; !ok {
-		r.negOrder = append(r.negOrder, id)
-	}
-	r.negative[id] = negativeEntry{until: r.cfg.Clock.Now().Add(r.cfg.NegativeTTL), reason: reason}
+	r.negGen++
+	r.negative[id] = negativeEntry{until: r.cfg.Clock.Now().Add(r.cfg.NegativeTTL), reason: reason, gen: r.negGen}
+	r.negOrder = append(r.negOrder, negativeItem{id: id, gen: r.negGen})
 	for len(r.negative) > r.cfg.NegativeSize && len(r.negOrder) > 0 {
-		delete(r.negative, r.negOrder[0])
+		if it := r.negOrder[0]; r.current(it) {
+			delete(r.negative, it.id)
+		}
 		r.negOrder = r.negOrder[1:]
 	}
-	if len(r.negOrder) > 2*r.cfg.NegativeSize { // drop ids already expired
+	if len(r.negOrder) > 2*r.cfg.NegativeSize { // drop stale items
 		kept := r.negOrder[:0]
-		for _, k := range r.negOrder {
-			if _, ok := r.negative[k]; ok {
-				kept = append(kept, k)
+		for _, it := range r.negOrder {
+			if r.current(it) {
+				kept = append(kept, it)
 			}
 		}
 		r.negOrder = kept
 	}
 }
 
+// current says whether a queue item is its id's cached entry; r.mu held.
+func (r *Resilient) current(it negativeItem) bool {
+	e, ok := r.negative[it.id]
+	return ok && e.gen == it.gen
+}
+
 type negativeEntry struct {
 	until  time.Time
 	reason Reason
+	gen    uint64 // the queue item that may evict it
+}
+
+type negativeItem struct {
+	id  string
+	gen uint64
 }
 
 // Interface guards

@@ -3,6 +3,7 @@ package upstreams
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -257,5 +258,193 @@ func TestRateBudget(t *testing.T) {
 	}
 	if src.calls.Load() != 4 {
 		t.Fatalf("%d calls", src.calls.Load())
+	}
+}
+
+// stuckSource holds every call until release is closed, whatever its
+// context says (an adapter that ignores cancellation).
+type stuckSource struct {
+	calls   atomic.Int64
+	release chan struct{}
+}
+
+func (s *stuckSource) Name() string                          { return "stuck" }
+func (s *stuckSource) CanonicalKey(k string) (string, error) { return k, nil }
+func (s *stuckSource) Verify(context.Context, Request) Verdict {
+	s.calls.Add(1)
+	<-s.release
+	return valid()
+}
+
+// verifyWithin runs r.Verify, failing the test if it panics or takes longer
+// than d.
+func verifyWithin(t *testing.T, r *Resilient, ctx context.Context, req Request, d time.Duration) Verdict {
+	t.Helper()
+	done := make(chan Verdict, 1)
+	panicked := make(chan any, 1)
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				panicked <- p
+			}
+		}()
+		done <- r.Verify(ctx, req)
+	}()
+	select {
+	case v := <-done:
+		return v
+	case p := <-panicked:
+		t.Fatalf("Verify panicked: %v", p)
+	case <-time.After(d):
+		t.Fatalf("Verify still waiting after %v", d)
+	}
+	return Verdict{}
+}
+
+func waitCalls(t *testing.T, calls func() int64, want int64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for calls() < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d upstream calls, want %d", calls(), want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestCallerDeadlineEndsItsWaitNotTheSharedCall(t *testing.T) {
+	src := &scriptedSource{gate: make(chan struct{}), verdict: valid}
+	defer func() {
+		select {
+		case <-src.gate:
+		default:
+			close(src.gate)
+		}
+	}()
+	r := NewResilient(src, ResilienceConfig{Timeout: 5 * time.Second, Retries: -1})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	hurried := make(chan Verdict, 1)
+	start := time.Now()
+	go func() { hurried <- r.Verify(ctx, Request{Key: "k"}) }()
+	waitCalls(t, src.calls.Load, 1)
+	// A patient caller joins the same flight.
+	patient := make(chan Verdict, 1)
+	go func() { patient <- r.Verify(context.Background(), Request{Key: "k"}) }()
+
+	select {
+	case v := <-hurried:
+		if elapsed := time.Since(start); elapsed > time.Second {
+			t.Fatalf("a caller with a 50ms deadline waited %v", elapsed)
+		}
+		if v.Outcome != Unknown || !errors.Is(v.Cause, context.DeadlineExceeded) {
+			t.Fatalf("caller past its deadline: %+v, want Unknown with its context's error", v)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("a caller with a 50ms deadline still waiting after 2s")
+	}
+	// The hurried caller leaving did not cancel the call for the other.
+	time.Sleep(20 * time.Millisecond)
+	close(src.gate)
+	select {
+	case v := <-patient:
+		if v.Outcome != Valid {
+			t.Fatalf("the remaining caller got %+v, want Valid", v)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the remaining caller got no answer")
+	}
+	if got := src.calls.Load(); got != 1 {
+		t.Fatalf("%d upstream calls, want 1 shared call", got)
+	}
+}
+
+func TestSharedCallHasItsOwnDeadline(t *testing.T) {
+	src := &stuckSource{release: make(chan struct{})}
+	defer close(src.release)
+	// One slot, held by a call that never ends: the next question's wait
+	// for the slot must end with the shared call's deadline, here
+	// (Retries+1)*(Timeout+MaxWait) = 100ms, though its caller has none.
+	r := NewResilient(src, ResilienceConfig{Concurrency: 1, Timeout: 50 * time.Millisecond, MaxWait: 50 * time.Millisecond, Retries: -1})
+	go r.Verify(context.Background(), Request{Key: "a"})
+	waitCalls(t, src.calls.Load, 1)
+	v := verifyWithin(t, r, context.Background(), Request{Key: "b"}, 2*time.Second)
+	if v.Outcome != Unknown || !errors.Is(v.Cause, context.DeadlineExceeded) {
+		t.Fatalf("question waiting for a slot: %+v, want Unknown past its deadline", v)
+	}
+	if got := src.calls.Load(); got != 1 {
+		t.Fatalf("%d upstream calls, want 1", got)
+	}
+}
+
+func TestPanicReleasesSlotAndTrial(t *testing.T) {
+	clock := newFakeClock()
+	src := &scriptedSource{verdict: func() Verdict { panic("adapter bug") }}
+	r := NewResilient(src, ResilienceConfig{Clock: clock, Concurrency: 1, Retries: 2, BreakerThreshold: 1, BreakerCooldown: time.Minute, NegativeTTL: -1})
+	v := verifyWithin(t, r, context.Background(), Request{Key: "k"}, 2*time.Second)
+	if v.Outcome != Unknown || v.Cause == nil || !strings.Contains(v.Cause.Error(), "fake: internal error") {
+		t.Fatalf("panicking source: %+v, want Unknown naming the source", v)
+	}
+	if got := src.calls.Load(); got != 1 {
+		t.Fatalf("a panic was retried: %d calls", got)
+	}
+	// The panic counted as a failure and opened the breaker; the trial
+	// after the cooldown panics too, and must not wedge it.
+	clock.Advance(time.Minute)
+	if v := verifyWithin(t, r, context.Background(), Request{Key: "k"}, 2*time.Second); v.Outcome != Unknown || src.calls.Load() != 2 {
+		t.Fatalf("trial call: %+v, %d calls", v, src.calls.Load())
+	}
+	clock.Advance(time.Minute)
+	src.set(valid)
+	if v := verifyWithin(t, r, context.Background(), Request{Key: "k"}, 2*time.Second); v.Outcome != Valid {
+		t.Fatalf("after a panicking trial: %+v, want Valid", v)
+	}
+}
+
+func TestOnUnknownMayUseTheWrapper(t *testing.T) {
+	clock := newFakeClock()
+	src := &scriptedSource{verdict: down}
+	var r *Resilient
+	var seen atomic.Uint64
+	r = NewResilient(src, ResilienceConfig{Clock: clock, Retries: -1, OnUnknown: func(string, error) {
+		seen.Store(r.Calls()) // takes the wrapper's lock
+	}})
+	if v := verifyWithin(t, r, context.Background(), Request{Key: "k"}, 2*time.Second); v.Outcome != Unknown {
+		t.Fatalf("%+v", v)
+	}
+	if seen.Load() != 1 {
+		t.Fatalf("OnUnknown saw %d calls, want 1", seen.Load())
+	}
+}
+
+func TestNegativeCacheEvictsTheOldest(t *testing.T) {
+	clock := newFakeClock()
+	src := &scriptedSource{verdict: revoked}
+	r := NewResilient(src, ResilienceConfig{Clock: clock, NegativeTTL: time.Minute, NegativeSize: 2})
+	ask := func(key string) {
+		t.Helper()
+		if v := r.Verify(context.Background(), Request{Key: key}); v.Outcome != Invalid {
+			t.Fatalf("%s: %+v", key, v)
+		}
+	}
+	ask("a")
+	clock.Advance(30 * time.Second)
+	ask("b")
+	clock.Advance(31 * time.Second) // a has expired, b has not
+	ask("a")                        // cached again: now the freshest
+	ask("c")                        // one too many: b is the oldest
+	before := src.calls.Load()
+	ask("a")
+	if got := src.calls.Load() - before; got != 0 {
+		t.Fatalf("the freshest entry was evicted: %d calls", got)
+	}
+	ask("c")
+	if got := src.calls.Load() - before; got != 0 {
+		t.Fatalf("the newest entry was evicted: %d calls", got)
+	}
+	ask("b")
+	if got := src.calls.Load() - before; got != 1 {
+		t.Fatalf("the oldest entry was kept: %d calls", got)
 	}
 }

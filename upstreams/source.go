@@ -80,9 +80,7 @@ func UnknownVerdict(cause error) Verdict   { return Verdict{Outcome: Unknown, Ca
 
 // RecoverVerdict turns a panic in a source's Verify into an Unknown
 // verdict: a bug in one adapter must not take the gateway down, nor decide
-// anything. Verify defers it first, with a named result:
-//
-//	defer upstreams.RecoverVerdict(Name, &v)
+// anything. Resilient defers it around every call to a wrapped source.
 func RecoverVerdict(source string, v *Verdict) {
 	if p := recover(); p != nil {
 		*v = UnknownVerdict(fmt.Errorf("%s: internal error: %v", source, p))

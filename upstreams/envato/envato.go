@@ -118,7 +118,6 @@ var errNoMapping = errors.New("no envato_item is configured for the product")
 
 // Verify implements upstreams.Source.
 func (s *Source) Verify(ctx context.Context, req upstreams.Request) (v upstreams.Verdict) {
-	defer upstreams.RecoverVerdict(Name, &v)
 	mappings, code, err := upstreams.Prepare(s, s.products, req, errNoMapping)
 	if err != nil {
 		return upstreams.UnknownVerdict(err)

@@ -171,7 +171,6 @@ var errNoMapping = errors.New("no keygen_product is configured for the product")
 // product is read from the answer (and sent on a second call if the
 // policy requires the scope).
 func (s *Source) Verify(ctx context.Context, req upstreams.Request) (v upstreams.Verdict) {
-	defer upstreams.RecoverVerdict(Name, &v)
 	mappings, key, err := upstreams.Prepare(s, s.products, req, errNoMapping)
 	if err != nil {
 		return upstreams.UnknownVerdict(err)

@@ -105,7 +105,6 @@ var errNoMapping = errors.New("no lemonsqueezy_product is configured for the pro
 
 // Verify implements upstreams.Source.
 func (s *Source) Verify(ctx context.Context, req upstreams.Request) (v upstreams.Verdict) {
-	defer upstreams.RecoverVerdict(Name, &v)
 	mappings, key, err := upstreams.Prepare(s, s.products, req, errNoMapping)
 	if err != nil {
 		return upstreams.UnknownVerdict(err)
