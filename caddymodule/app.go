@@ -392,7 +392,7 @@ func (a *App) buildService(sources map[string]upstreams.Source, products map[str
 		Issuer:     tokens.NewIssuer(a.ring, issuer, accessTTL),
 		RefreshTTL: refreshTTL, Sources: sources, Products: products, ProductOrder: order,
 		KeyRotation: time.Duration(a.KeyRotation),
-		Cache:       store.CacheConfig{TTL: durationOr(a.StatusCacheTTL, 30*time.Second), Stale: defaultStale},
+		Cache:       store.CacheConfig{TTL: durationOr(a.StatusCacheTTL, 30*time.Second)},
 		Logger:      a.logger,
 	})
 	if err != nil {

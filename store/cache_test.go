@@ -21,16 +21,18 @@ type countingStore struct {
 	mu      sync.Mutex
 	calls   map[string]int
 	fail    error
+	failID  string        // when set, only this licence fails
 	block   chan struct{} // when set, LicenseState waits for it to close
 	entered chan string   // when set, LicenseState reports its licence id
-	subbed  chan struct{} // closed on the first Subscribe
-	subOnce sync.Once
 }
 
 func (c *countingStore) LicenseState(ctx context.Context, id string) (*store.LicenseState, error) {
 	c.mu.Lock()
 	c.calls[id]++
 	fail, block, entered := c.fail, c.block, c.entered
+	if c.failID != "" && c.failID != id {
+		fail = nil
+	}
 	c.mu.Unlock()
 	if entered != nil {
 		entered <- id
@@ -42,12 +44,6 @@ func (c *countingStore) LicenseState(ctx context.Context, id string) (*store.Lic
 		return nil, fail
 	}
 	return c.Store.LicenseState(ctx, id)
-}
-
-func (c *countingStore) Subscribe(ctx context.Context) (<-chan store.Change, error) {
-	ch, err := c.Store.Subscribe(ctx)
-	c.subOnce.Do(func() { close(c.subbed) })
-	return ch, err
 }
 
 func (c *countingStore) count(id string) int {
@@ -89,7 +85,7 @@ func newCounting(t *testing.T, licences ...string) *countingStore {
 	for _, id := range licences {
 		setStatus(t, s, id, store.LicenseActive)
 	}
-	return &countingStore{Store: s, calls: map[string]int{}, subbed: make(chan struct{})}
+	return &countingStore{Store: s, calls: map[string]int{}}
 }
 
 func setStatus(t *testing.T, s store.Store, id, status string) {
@@ -114,9 +110,9 @@ func newCache(cs *countingStore, cfg store.CacheConfig) (*store.StateCache, *clo
 
 func mustGet(t *testing.T, c *store.StateCache, id string) *store.LicenseState {
 	t.Helper()
-	st, stale, err := c.Get(context.Background(), id)
+	st, stale, err := c.GetStale(context.Background(), id, 0)
 	if err != nil || stale {
-		t.Fatalf("Get(%s) = stale %v, err %v", id, stale, err)
+		t.Fatalf("GetStale(%s) = stale %v, err %v", id, stale, err)
 	}
 	return st
 }
@@ -159,7 +155,7 @@ func TestCacheTTLAndInvalidate(t *testing.T) {
 	// A refetch after invalidation sees the store's new contents.
 	setStatus(t, cs, "lic_1", store.LicenseSuspended)
 	if got := mustGet(t, c, "lic_1"); got.License.Status != store.LicenseActive {
-		t.Fatalf("cached status %s, want the cached active (no Follow running)", got.License.Status)
+		t.Fatalf("cached status %s, want the cached active (no change notice)", got.License.Status)
 	}
 	c.Invalidate("lic_1")
 	if got := mustGet(t, c, "lic_1"); got.License.Status != store.LicenseSuspended {
@@ -168,7 +164,7 @@ func TestCacheTTLAndInvalidate(t *testing.T) {
 
 	// A licence the store does not hold is cached as such.
 	for i := 0; i < 2; i++ {
-		st, _, err := c.Get(ctx, "lic_unknown")
+		st, _, err := c.GetStale(ctx, "lic_unknown", 0)
 		if err != nil || st.License != nil {
 			t.Fatalf("unknown licence = %+v, %v", st, err)
 		}
@@ -187,71 +183,6 @@ func TestCacheDefaults(t *testing.T) {
 		t.Fatalf("default TTL: %d store calls, want 1", n)
 	}
 }
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
-func TestCacheFollow(t *testing.T) {
-	cs := newCounting(t, "lic_1", "lic_2")
-	c, _ := newCache(cs, store.CacheConfig{TTL: time.Hour})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Follow(ctx) }()
-	<-cs.subbed
-
-	mustGet(t, c, "lic_1")
-	mustGet(t, c, "lic_2")
-	if c.Len() != 2 {
-		t.Fatalf("Len = %d, want 2", c.Len())
-	}
-
-	setStatus(t, cs, "lic_1", store.LicenseSuspended)
-	waitFor(t, "the change notice to drop lic_1", func() bool { return c.Len() == 1 })
-
-	if got := mustGet(t, c, "lic_1"); got.License.Status != store.LicenseSuspended {
-		t.Fatalf("status %s after the change, want suspended", got.License.Status)
-	}
-	if n := cs.count("lic_1"); n != 2 {
-		t.Fatalf("lic_1 fetched %d times, want 2", n)
-	}
-	mustGet(t, c, "lic_2")
-	if n := cs.count("lic_2"); n != 1 {
-		t.Fatalf("lic_2 refetched (%d calls) although it did not change", n)
-	}
-
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Follow = %v after cancel, want nil", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Follow did not return after ctx was cancelled")
-	}
-}
-
-func TestCacheFollowSubscribeError(t *testing.T) {
-	boom := errors.New("no pub/sub")
-	c := store.NewStateCache(failingSubscribe{newCounting(t), boom}, store.CacheConfig{})
-	if err := c.Follow(context.Background()); !errors.Is(err, boom) {
-		t.Fatalf("Follow = %v, want %v", err, boom)
-	}
-}
-
-type failingSubscribe struct {
-	*countingStore
-	err error
-}
-
-func (f failingSubscribe) Subscribe(context.Context) (<-chan store.Change, error) { return nil, f.err }
 
 func TestCacheLRU(t *testing.T) {
 	cs := newCounting(t, "a", "b", "c", "d")
@@ -293,18 +224,29 @@ func TestCacheLRU(t *testing.T) {
 			t.Fatalf("Len = %d after %d licences, bound is 3", many.Len(), i+1)
 		}
 	}
+
+	// Failed fetches are remembered per licence, within the same bound.
+	cs.setFail(errors.New("connection refused"))
+	for i := 0; i < 50; i++ {
+		if _, _, err := many.GetStale(context.Background(), fmt.Sprint("lic_failing_", i), 0); err == nil {
+			t.Fatal("GetStale = nil error from a failing store")
+		}
+		if many.Len() > 3 {
+			t.Fatalf("Len = %d after %d failed licences, bound is 3", many.Len(), i+1)
+		}
+	}
 }
 
 func TestCacheDoesNotAskAFailedStoreOnEveryRequest(t *testing.T) {
 	cs := newCounting(t, "lic_1")
-	c, clk := newCache(cs, store.CacheConfig{TTL: time.Second, Stale: time.Minute})
+	c, clk := newCache(cs, store.CacheConfig{TTL: time.Second})
 	mustGet(t, c, "lic_1")
 	cs.setFail(errors.New("connection refused"))
 	clk.Advance(2 * time.Second)
 	before := cs.count("lic_1")
 	for i := 0; i < 10; i++ {
-		if _, isStale, err := c.Get(context.Background(), "lic_1"); err != nil || !isStale {
-			t.Fatalf("Get %d: stale %v, %v", i, isStale, err)
+		if _, isStale, err := c.GetStale(context.Background(), "lic_1", time.Minute); err != nil || !isStale {
+			t.Fatalf("GetStale %d: stale %v, %v", i, isStale, err)
 		}
 	}
 	if n := cs.count("lic_1") - before; n != 1 {
@@ -313,6 +255,72 @@ func TestCacheDoesNotAskAFailedStoreOnEveryRequest(t *testing.T) {
 	if _, _, err := c.GetStale(context.Background(), "lic_1", 0); err == nil {
 		t.Fatal("GetStale with no stale window served a stale entry")
 	}
+}
+
+func TestCacheFailureBackoffIsPerLicence(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		err  error
+	}{
+		{"corrupt record", errors.New("decoding licence lic_bad: unexpected end of JSON input")},
+		{"its shard is down", fmt.Errorf("reading licence: %w: CLUSTERDOWN", store.ErrUnavailable)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cs := newCounting(t, "lic_1", "lic_2", "lic_bad")
+			c, clk := newCache(cs, store.CacheConfig{TTL: 10 * time.Second})
+			mustGet(t, c, "lic_2")
+			clk.Advance(10 * time.Second) // lic_2 is due a refetch
+			cs.mu.Lock()
+			cs.fail, cs.failID = tc.err, "lic_bad"
+			cs.mu.Unlock()
+
+			if _, _, err := c.GetStale(ctx, "lic_bad", time.Minute); !errors.Is(err, tc.err) {
+				t.Fatalf("GetStale(lic_bad) = %v, want %v", err, tc.err)
+			}
+			// Other licences are still read from the store, whether never
+			// cached or due a refetch, and not answered with lic_bad's error.
+			mustGet(t, c, "lic_1")
+			mustGet(t, c, "lic_2")
+			if n := cs.count("lic_2"); n != 2 {
+				t.Fatalf("lic_2 read %d times, want 2", n)
+			}
+
+			// The failing licence is not asked again within the backoff...
+			for i := 0; i < 5; i++ {
+				if _, _, err := c.GetStale(ctx, "lic_bad", time.Minute); !errors.Is(err, tc.err) {
+					t.Fatalf("GetStale(lic_bad) %d = %v, want %v", i, err, tc.err)
+				}
+			}
+			if n := cs.count("lic_bad"); n != 1 {
+				t.Fatalf("lic_bad read %d times within the backoff, want 1", n)
+			}
+			// ...but is after it.
+			clk.Advance(time.Second)
+			cs.setFail(nil)
+			if st := mustGet(t, c, "lic_bad"); st.License == nil || st.License.ID != "lic_bad" {
+				t.Fatalf("lic_bad after the backoff = %+v", st)
+			}
+			if n := cs.count("lic_bad"); n != 2 {
+				t.Fatalf("lic_bad read %d times, want 2", n)
+			}
+		})
+	}
+
+	t.Run("a change notice ends it", func(t *testing.T) {
+		cs := newCounting(t, "lic_1")
+		c, _ := newCache(cs, store.CacheConfig{TTL: 10 * time.Second})
+		cs.setFail(errors.New("decoding licence lic_1: bad record"))
+		if _, _, err := c.GetStale(ctx, "lic_1", 0); err == nil {
+			t.Fatal("GetStale = nil error from a failing store")
+		}
+		cs.setFail(nil)
+		c.Invalidate("lic_1") // the record was rewritten
+		mustGet(t, c, "lic_1")
+		if n := cs.count("lic_1"); n != 2 {
+			t.Fatalf("lic_1 read %d times, want 2", n)
+		}
+	})
 }
 
 func TestCacheStaleOnStoreError(t *testing.T) {
@@ -336,45 +344,45 @@ func TestCacheStaleOnStoreError(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cs := newCounting(t, "lic_1")
-			c, clk := newCache(cs, store.CacheConfig{TTL: ttl, Stale: tt.stale})
+			c, clk := newCache(cs, store.CacheConfig{TTL: ttl})
 			want := mustGet(t, c, "lic_1")
 			cs.setFail(boom)
 			clk.Advance(tt.age)
-			st, isStale, err := c.Get(ctx, "lic_1")
+			st, isStale, err := c.GetStale(ctx, "lic_1", tt.stale)
 			if cs.count("lic_1") != 2 {
 				t.Fatalf("store asked %d times, want 2 (a past-TTL entry must be refetched)", cs.count("lic_1"))
 			}
 			if tt.wantStale {
 				if err != nil || !isStale || st != want {
-					t.Fatalf("Get = %p, stale %v, %v; want the cached %p with stale", st, isStale, err, want)
+					t.Fatalf("GetStale = %p, stale %v, %v; want the cached %p with stale", st, isStale, err, want)
 				}
 				return
 			}
 			if !errors.Is(err, boom) || !errors.Is(err, store.ErrUnavailable) {
-				t.Fatalf("Get err = %v, want the store's error", err)
+				t.Fatalf("GetStale err = %v, want the store's error", err)
 			}
 			if st != nil || isStale {
-				t.Fatalf("Get = %+v, stale %v alongside an error", st, isStale)
+				t.Fatalf("GetStale = %+v, stale %v alongside an error", st, isStale)
 			}
 		})
 	}
 
 	t.Run("never cached", func(t *testing.T) {
 		cs := newCounting(t, "lic_1")
-		c, _ := newCache(cs, store.CacheConfig{TTL: ttl, Stale: stale})
+		c, _ := newCache(cs, store.CacheConfig{TTL: ttl})
 		cs.setFail(boom)
-		if _, _, err := c.Get(ctx, "lic_1"); !errors.Is(err, boom) {
-			t.Fatalf("Get = %v, want the store's error", err)
+		if _, _, err := c.GetStale(ctx, "lic_1", stale); !errors.Is(err, boom) {
+			t.Fatalf("GetStale = %v, want the store's error", err)
 		}
 	})
 
 	t.Run("recovers", func(t *testing.T) {
 		cs := newCounting(t, "lic_1")
-		c, clk := newCache(cs, store.CacheConfig{TTL: ttl, Stale: stale})
+		c, clk := newCache(cs, store.CacheConfig{TTL: ttl})
 		mustGet(t, c, "lic_1")
 		cs.setFail(boom)
 		clk.Advance(ttl)
-		if _, isStale, _ := c.Get(ctx, "lic_1"); !isStale {
+		if _, isStale, _ := c.GetStale(ctx, "lic_1", stale); !isStale {
 			t.Fatal("want a stale answer while the store is down")
 		}
 		cs.setFail(nil)
@@ -393,55 +401,74 @@ func TestCacheStaleOnStoreError(t *testing.T) {
 
 	t.Run("invalidated entry is not served stale", func(t *testing.T) {
 		cs := newCounting(t, "lic_1")
-		c, _ := newCache(cs, store.CacheConfig{TTL: ttl, Stale: stale})
+		c, _ := newCache(cs, store.CacheConfig{TTL: ttl})
 		mustGet(t, c, "lic_1")
 		c.Invalidate("lic_1") // e.g. a suspension was announced
 		cs.setFail(boom)
-		if _, _, err := c.Get(ctx, "lic_1"); !errors.Is(err, boom) {
-			t.Fatalf("Get = %v, want the store's error rather than a state known to be outdated", err)
+		if _, _, err := c.GetStale(ctx, "lic_1", stale); !errors.Is(err, boom) {
+			t.Fatalf("GetStale = %v, want the store's error rather than a state known to be outdated", err)
 		}
 	})
 }
 
 func TestCacheInvalidateDuringFetch(t *testing.T) {
-	cs := newCounting(t, "lic_1")
-	c, _ := newCache(cs, store.CacheConfig{TTL: time.Hour})
-	block := make(chan struct{})
-	entered := make(chan string, 1)
-	cs.mu.Lock()
-	cs.block, cs.entered = block, entered
-	cs.mu.Unlock()
+	tests := []struct {
+		name         string
+		invalidate   func(c *store.StateCache)
+		wantOutdated bool // else the fetched state is cached as fresh
+	}{
+		{"same licence", func(c *store.StateCache) { c.Invalidate("lic_1") }, true},
+		{"another licence", func(c *store.StateCache) { c.Invalidate("lic_2") }, false},
+		{"all licences", func(c *store.StateCache) { c.InvalidateAll() }, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cs := newCounting(t, "lic_1", "lic_2")
+			c, _ := newCache(cs, store.CacheConfig{TTL: time.Hour})
+			block := make(chan struct{})
+			entered := make(chan string, 1)
+			cs.mu.Lock()
+			cs.block, cs.entered = block, entered
+			cs.mu.Unlock()
 
-	var got atomic.Pointer[store.LicenseState]
-	done := make(chan error, 1)
-	go func() {
-		st, _, err := c.Get(context.Background(), "lic_1")
-		got.Store(st)
-		done <- err
-	}()
-	<-entered
-	c.Invalidate("lic_1") // a change is announced while the read is in flight
-	cs.mu.Lock()
-	cs.block, cs.entered = nil, nil
-	cs.mu.Unlock()
-	close(block)
-	if err := <-done; err != nil || got.Load() == nil {
-		t.Fatalf("in-flight Get = %v, %v", got.Load(), err)
-	}
-	// The answer read before the notice is not trusted for a whole TTL.
-	mustGet(t, c, "lic_1")
-	if n := cs.count("lic_1"); n != 2 {
-		t.Fatalf("%d store calls, want 2: a fetch that raced an invalidation was cached as fresh", n)
-	}
-	mustGet(t, c, "lic_1")
-	if n := cs.count("lic_1"); n != 2 {
-		t.Fatalf("%d store calls, want 2: the refetched entry is not cached", n)
+			var got atomic.Pointer[store.LicenseState]
+			done := make(chan error, 1)
+			go func() {
+				st, _, err := c.GetStale(context.Background(), "lic_1", 0)
+				got.Store(st)
+				done <- err
+			}()
+			<-entered
+			tt.invalidate(c) // a change is announced while the read is in flight
+			cs.mu.Lock()
+			cs.block, cs.entered = nil, nil
+			cs.mu.Unlock()
+			close(block)
+			if err := <-done; err != nil || got.Load() == nil {
+				t.Fatalf("in-flight GetStale = %v, %v", got.Load(), err)
+			}
+			// An answer read before a notice about its licence is not
+			// trusted for a whole TTL; a notice about another one is no
+			// reason to distrust it.
+			want := 1
+			if tt.wantOutdated {
+				want = 2
+			}
+			mustGet(t, c, "lic_1")
+			if n := cs.count("lic_1"); n != want {
+				t.Fatalf("%d store calls, want %d (outdated: %v)", n, want, tt.wantOutdated)
+			}
+			mustGet(t, c, "lic_1")
+			if n := cs.count("lic_1"); n != want {
+				t.Fatalf("%d store calls, want %d: the refetched entry is not cached", n, want)
+			}
+		})
 	}
 }
 
 func TestCacheConcurrentGets(t *testing.T) {
 	cs := newCounting(t, "lic_1", "lic_2")
-	c, clk := newCache(cs, store.CacheConfig{TTL: time.Second, Stale: time.Minute, Size: 1})
+	c, clk := newCache(cs, store.CacheConfig{TTL: time.Second, Size: 1})
 	var wg sync.WaitGroup
 	for i := 0; i < 16; i++ {
 		wg.Add(1)
@@ -449,9 +476,9 @@ func TestCacheConcurrentGets(t *testing.T) {
 			defer wg.Done()
 			for j := 0; j < 100; j++ {
 				id := []string{"lic_1", "lic_2"}[(i+j)%2]
-				st, _, err := c.Get(context.Background(), id)
+				st, _, err := c.GetStale(context.Background(), id, time.Minute)
 				if err != nil || st.License == nil || st.License.ID != id {
-					t.Errorf("Get(%s) = %+v, %v", id, st, err)
+					t.Errorf("GetStale(%s) = %+v, %v", id, st, err)
 					return
 				}
 				if j%10 == 0 {
@@ -465,4 +492,25 @@ func TestCacheConcurrentGets(t *testing.T) {
 	if c.Len() > 1 {
 		t.Fatalf("Len = %d, bound is 1", c.Len())
 	}
+}
+
+func BenchmarkCacheHit(b *testing.B) {
+	s, err := embedded.Open(filepath.Join(b.TempDir(), "lg.db"), time.Second)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	c := store.NewStateCache(s, store.CacheConfig{TTL: time.Hour})
+	ctx := context.Background()
+	if _, _, err := c.GetStale(ctx, "lic_1", 0); err != nil {
+		b.Fatal(err)
+	}
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, _, err := c.GetStale(ctx, "lic_1", 0); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }
