@@ -97,12 +97,18 @@ type Verifier struct {
 	// verified remembers tokens whose signature and claims checked out,
 	// until they expire: an installation presents the same token on every
 	// request, and the signature check dominates the gate's cost.
-	mu       sync.Mutex
+	mu       sync.RWMutex
 	verified map[string]*Claims
 }
 
-// maxVerified bounds the verified-token cache; when full it starts over.
-const maxVerified = 100000
+const (
+	// maxVerified bounds the verified-token cache; when full it starts over.
+	maxVerified = 100000
+	// MaxTokenBytes bounds what is parsed: our tokens are under 1 KiB, and
+	// decoding a header-sized blob on every request is work an attacker
+	// chooses for us.
+	MaxTokenBytes = 4096
+)
 
 // ErrInvalidToken wraps every reason a token is refused; the wrapped cause
 // is for logs, not for clients.
@@ -132,6 +138,9 @@ func NewVerifier(ring *Ring, issuer string, audiences []string) *Verifier {
 // A token verified before is answered from memory until its exp (plus the
 // leeway); the claims returned are shared and must not be modified.
 func (v *Verifier) Verify(raw string) (*Claims, error) {
+	if len(raw) > MaxTokenBytes {
+		return nil, fmt.Errorf("%w: %d bytes, longer than any token we issue", ErrInvalidToken, len(raw))
+	}
 	if c := v.remembered(raw); c != nil {
 		return c, nil
 	}
@@ -148,15 +157,17 @@ func (v *Verifier) Verify(raw string) (*Claims, error) {
 }
 
 func (v *Verifier) remembered(raw string) *Claims {
-	v.mu.Lock()
-	defer v.mu.Unlock()
+	v.mu.RLock()
 	c, ok := v.verified[raw]
+	v.mu.RUnlock()
 	if !ok {
 		return nil
 	}
 	now := v.now()
 	if !now.Before(c.ExpiresAt.Add(Leeway)) {
+		v.mu.Lock()
 		delete(v.verified, raw)
+		v.mu.Unlock()
 		return nil
 	}
 	if c.NotBefore != nil && now.Before(c.NotBefore.Add(-Leeway)) {
@@ -181,10 +192,18 @@ func (v *Verifier) key(t *jwt.Token) (any, error) {
 	}
 	k, ok := v.ring.publicKey(kid)
 	if !ok {
-		return nil, fmt.Errorf("unknown kid %q", kid)
+		return nil, fmt.Errorf("unknown kid %q", clip(kid, 64))
 	}
 	return k, nil
 }
 
 // Name returns the iss claim it sets.
 func (i *Issuer) Name() string { return i.issuer }
+
+// clip shortens an attacker-chosen string before it reaches a log line.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

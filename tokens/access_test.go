@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sort"
 	"strings"
 	"testing"
@@ -308,9 +309,16 @@ func TestVerifyRefuses(t *testing.T) {
 		{"sub of wrong type", sign(jwt.SigningMethodEdDSA, ringKey, kid, subNumber), jwt.ErrTokenMalformed},
 		{"missing sub", noSubTok, nil},
 		{"missing lic", noLicTok, nil},
+		{"longer than any token we issue", good + strings.Repeat("A", MaxTokenBytes), nil},
 	}
 	v := NewVerifier(r, testIssuer, []string{"converter-pro"})
 	clk.Advance(time.Minute)
+	t.Run("attacker-sized kid is clipped in the error", func(t *testing.T) {
+		_, err := v.Verify(withHeader(func(h map[string]any) { h["kid"] = strings.Repeat("k", 2000) }))
+		if err == nil || len(err.Error()) > 300 {
+			t.Fatalf("error of %d bytes: %.80v", len(fmt.Sprint(err)), err)
+		}
+	})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := v.Verify(tt.tok)
