@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -76,7 +77,12 @@ func (s *RedisStorage) Provision(ctx caddy.Context) error {
 	}
 	prefix := s.KeyPrefix
 	if prefix == "" {
-		prefix = "lg:"
+		prefix = redisstore.DefaultKeyPrefix
+	}
+	if strings.ContainsAny(prefix, "{}") {
+		// A brace in the prefix would become every key's Cluster hash tag,
+		// putting all licences in one slot.
+		return fmt.Errorf("storage redis: key_prefix %q must not contain { or }", prefix)
 	}
 	timeout := durationOr(s.Timeout, 2*time.Second)
 	s.key = poolKey(opts, prefix, timeout)

@@ -92,3 +92,41 @@ func TestCaddyfileExampleValidates(t *testing.T) {
 		t.Errorf("no generated secret beside the store: %v", err)
 	}
 }
+
+// TestValidateRefusesConfigErrors: mistakes an author can make in the
+// Caddyfile fail `validate` with a message naming the option.
+func TestValidateRefusesConfigErrors(t *testing.T) {
+	cases := map[string]struct{ config, want string }{
+		"brace in redis key_prefix": {`{
+	licensegate {
+		storage redis {
+			address 127.0.0.1:1
+			key_prefix "lg{x}:"
+		}
+		secret 0123456789abcdef0123456789abcdef
+	}
+}
+:0 {
+	respond ok
+}
+`, "key_prefix"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "Caddyfile")
+			if err := os.WriteFile(path, []byte(c.config), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(binary, "validate", "--config", path)
+			cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir, "HOME="+dir)
+			out, err := cmd.CombinedOutput()
+			if err == nil {
+				t.Fatalf("validate accepted it:\n%s", out)
+			}
+			if !strings.Contains(string(out), c.want) {
+				t.Fatalf("error does not name %s:\n%s", c.want, out)
+			}
+		})
+	}
+}

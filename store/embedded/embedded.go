@@ -148,6 +148,9 @@ func (s *Store) Close() error {
 // Path returns the file's path.
 func (s *Store) Path() string { return s.db.Path() }
 
+// errClosed is the cause for calls after Close.
+var errClosed = errors.New("store closed")
+
 func unavailable(op string, err error) error {
 	return fmt.Errorf("%s: %w: %w", op, store.ErrUnavailable, err)
 }
@@ -206,8 +209,9 @@ type errAbort struct{ err error }
 
 func (e errAbort) Error() string { return e.err.Error() }
 
-// UpdateLicense implements store.Store. bbolt serialises writers, so fn runs
-// exactly once.
+// UpdateLicense implements store.Store. fn runs once on a read snapshot
+// and, when it returns a state to write, once more under bbolt's writer
+// lock, which serialises writers: the second decision is the one stored.
 func (s *Store) UpdateLicense(ctx context.Context, licenseID string, fn func(*store.LicenseState) (*store.LicenseState, error)) (*store.LicenseState, error) {
 	// Most refusals write nothing: decide them on a read snapshot, without
 	// the write transaction's fsync. Only a state to write is decided
@@ -535,10 +539,20 @@ func (s *Store) PutIdempotent(_ context.Context, key string, value []byte, ttl t
 func (s *Store) Subscribe(ctx context.Context) (<-chan store.Change, error) {
 	ch := make(chan store.Change, 256)
 	s.mu.Lock()
+	select {
+	case <-s.stop:
+		s.mu.Unlock()
+		return nil, unavailable("subscribing", errClosed)
+	default:
+	}
 	s.subs[ch] = struct{}{}
 	s.mu.Unlock()
 	go func() {
-		<-ctx.Done()
+		// Close closes the channel itself; this goroutine must not outlive it.
+		select {
+		case <-ctx.Done():
+		case <-s.stop:
+		}
 		s.mu.Lock()
 		if _, ok := s.subs[ch]; ok {
 			delete(s.subs, ch)

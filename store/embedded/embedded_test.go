@@ -146,6 +146,9 @@ func TestCloseClosesSubscribers(t *testing.T) {
 	// Cancelling afterwards does not close it twice.
 	cancel()
 	time.Sleep(10 * time.Millisecond)
+	if _, err := s.Subscribe(context.Background()); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("Subscribe after Close = %v, want ErrUnavailable", err)
+	}
 	if err := s.Ping(context.Background()); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("Ping after Close = %v, want ErrUnavailable", err)
 	}

@@ -19,6 +19,9 @@ import (
 
 // ListLicenses implements store.Ledger.
 func (s *Store) ListLicenses(ctx context.Context, after string, limit int) ([]*store.LicenseState, error) {
+	if limit <= 0 {
+		return nil, nil // go-redis reads Count 0 as "no limit"
+	}
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	min := "-"

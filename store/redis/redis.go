@@ -21,6 +21,9 @@
 //	Prt:{<family>}:<hash>  hash    rec: JSON RefreshToken, spent: its spend
 //	                               time (RFC 3339) once spent; the key
 //	                               expires at ExpiresAt + 24h
+//	P{licenses}            zset    every licence id, score 0 (lexical order for
+//	                               the admin listing's cursor)
+//	P{audit}               stream  append-only audit events (store.Ledger)
 //	Pkeys                  hash    kid -> JSON SigningKey
 //	Pidem:<key>            string  stored answer, expiring with its TTL
 //	Pchanges               pub/sub channel of JSON store.Change
