@@ -43,7 +43,8 @@ func TestActivateThenGate(t *testing.T) {
 	}
 
 	// The gate admits the token and forwards licence facts, not credentials.
-	r := g.call(token, "X-License-Product", "forged", "X-License-Admin", "true")
+	// X-License_Type would reach a php_fastcgi backend as HTTP_X_LICENSE_TYPE.
+	r := g.call(token, "X-License-Product", "forged", "X-License-Admin", "true", "X-License_Type", "extended")
 	expectStatus(t, r, http.StatusOK, "")
 	h := up.lastHeader()
 	want := map[string]string{
@@ -63,6 +64,11 @@ func TestActivateThenGate(t *testing.T) {
 	}
 	if h.Get("X-License-Admin") != "" {
 		t.Error("client-sent X-License-Admin reached the upstream")
+	}
+	for name := range h {
+		if _, ours := want[name]; !ours && strings.HasPrefix(strings.ToLower(strings.ReplaceAll(name, "_", "-")), "x-license-") {
+			t.Errorf("client-sent %s reached the upstream", name)
+		}
 	}
 	if vals := h.Values("X-License-Product"); len(vals) != 1 {
 		t.Errorf("X-License-Product has %d values, want 1: %v", len(vals), vals)
@@ -174,6 +180,10 @@ func TestActivationRefusals(t *testing.T) {
 		expectStatus(t, r, http.StatusCreated, "")
 		if r.num("license", "activations_used") != 1 {
 			t.Fatalf("%s", r.body)
+		}
+		// The other product's key, refused as wrong_product, was not stored.
+		if lk := g.adminCall(http.MethodPost, "licenses/lookup", map[string]string{"license_key": "KEY-BBBB-0001"}); lk.status != http.StatusNotFound {
+			t.Fatalf("lookup of a key refused as wrong_product: %d %s", lk.status, lk.body)
 		}
 	})
 }

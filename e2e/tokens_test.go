@@ -65,6 +65,12 @@ func TestDeactivateAndMove(t *testing.T) {
 		t.Fatalf("status: %s", st.body)
 	}
 
+	// A move onto its own domain changes nothing and mints no second token
+	// family (a copied access token must not start a chain of its own).
+	same := do(t, http.MethodPost, g.url("/v1/licenses/move"), map[string]string{"domain": "www.acme.com"}, "Authorization", "Bearer "+token)
+	expectStatus(t, same, http.StatusConflict, "domain_in_use")
+	expectStatus(t, g.call(token), http.StatusOK, "")
+
 	// Move keeps the installation id; the old token stops working.
 	mv := do(t, http.MethodPost, g.url("/v1/licenses/move"), map[string]string{"domain": "new-acme.com"}, "Authorization", "Bearer "+token)
 	expectStatus(t, mv, http.StatusOK, "")

@@ -170,8 +170,10 @@ func (s *Service) resolveLicense(ctx context.Context, cands []candidate, req Act
 		if err != nil {
 			return nil, err
 		}
-		if err := s.recordVerified(fctx, f); err != nil {
-			return nil, err
+		if s.servesVerified(f, req.Product) {
+			if err := s.recordVerified(fctx, f); err != nil {
+				return nil, err
+			}
 		}
 		return f, nil
 	})
@@ -196,6 +198,18 @@ func flightKey(cands []candidate, product, domain string) string {
 	}
 	b.WriteString(product)
 	return b.String()
+}
+
+// servesVerified reports whether a freshly verified licence is one this
+// activation can use; a key of another product is refused (wrong_product)
+// with nothing stored.
+func (s *Service) servesVerified(f *found, wantProduct string) bool {
+	if f.verdict == nil || f.verdict.Outcome != upstreams.Valid {
+		return true
+	}
+	product := f.verdict.Record.Product
+	p := s.product(product)
+	return p != nil && p.hasSource(f.cand.source.Name()) && (wantProduct == "" || wantProduct == product)
 }
 
 // recordVerified stores the licence a source just vindicated, without any

@@ -118,7 +118,10 @@ func (s *Service) Move(ctx context.Context, req MoveRequest) (*Activation, error
 			return nil, nil
 		}
 		if ins.Domain == domain {
-			moved = *ins
+			// Not a no-op that hands out tokens: a fresh pair here would be
+			// a second refresh family beside the first, and a copied access
+			// token could start one that reuse detection never sees.
+			refusal = &Error{Code: CodeDomainInUse, Detail: "This installation is already on that domain."}
 			return nil, nil
 		}
 		p := s.product(st.License.Product)
