@@ -76,6 +76,9 @@ func Do(ctx context.Context, client *http.Client, req *http.Request, maxBody int
 	if req.Header.Get("User-Agent") == "" {
 		req.Header.Set("User-Agent", UserAgent)
 	}
+	if err := spendCall(ctx); err != nil {
+		return nil, err
+	}
 	resp, err := client.Do(req.WithContext(ctx))
 	if err != nil {
 		return nil, err

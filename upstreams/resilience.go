@@ -308,9 +308,54 @@ func (r *Resilient) call(ctx context.Context, req Request) (v Verdict, returned 
 	r.mu.Lock()
 	r.calls++
 	r.mu.Unlock()
-	cctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	cctx, cancel := context.WithTimeout(withCallBudget(ctx, r.extraCalls()), r.cfg.Timeout)
 	defer cancel()
 	return r.src.Verify(cctx, req), true
+}
+
+// extraCalls is the rate budget for the HTTP requests of one Verify after
+// its first, which attempt has paid for: an adapter that asks once per
+// mapped product or list token spends one call of the budget per request,
+// not one per question.
+func (r *Resilient) extraCalls() func(context.Context) error {
+	first := true
+	var mu sync.Mutex
+	return func(ctx context.Context) error {
+		mu.Lock()
+		paid := first
+		first = false
+		mu.Unlock()
+		if paid {
+			return nil
+		}
+		wait := r.reserve()
+		if wait > r.cfg.MaxWait {
+			return fmt.Errorf("%w: next call in %s", ErrRateBudget, wait.Round(time.Second))
+		}
+		r.mu.Lock()
+		r.calls++
+		r.mu.Unlock()
+		if wait <= 0 {
+			return nil
+		}
+		return r.cfg.Clock.Sleep(ctx, wait)
+	}
+}
+
+// callBudgetKey carries a Verify's call budget to Do.
+type callBudgetKey struct{}
+
+func withCallBudget(ctx context.Context, spend func(context.Context) error) context.Context {
+	return context.WithValue(ctx, callBudgetKey{}, spend)
+}
+
+// spendCall takes one call from the budget ctx carries, if any (a source
+// used without Resilient has none).
+func spendCall(ctx context.Context) error {
+	if spend, ok := ctx.Value(callBudgetKey{}).(func(context.Context) error); ok {
+		return spend(ctx)
+	}
+	return nil
 }
 
 // record updates the breaker and the pause from a real call's outcome,

@@ -3,6 +3,8 @@ package upstreams
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -258,6 +260,50 @@ func TestRateBudget(t *testing.T) {
 	}
 	if src.calls.Load() != 4 {
 		t.Fatalf("%d calls", src.calls.Load())
+	}
+}
+
+// multiCallSource asks its vendor once per mapping, as the Digital
+// Downloads, AppTrovo and Gumroad adapters do, through Do.
+type multiCallSource struct {
+	url      string
+	mappings int
+}
+
+func (s *multiCallSource) Name() string                          { return "multi" }
+func (s *multiCallSource) CanonicalKey(k string) (string, error) { return k, nil }
+func (s *multiCallSource) Verify(ctx context.Context, _ Request) Verdict {
+	for i := 0; i < s.mappings; i++ {
+		req, _ := http.NewRequest(http.MethodGet, s.url, nil)
+		if _, err := Do(ctx, nil, req, 0); err != nil {
+			return UnknownVerdict(err)
+		}
+	}
+	return InvalidVerdict(NotFound)
+}
+
+func TestRateBudgetCountsEveryRequest(t *testing.T) {
+	var hits atomic.Int64
+	vendor := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		hits.Add(1)
+		w.WriteHeader(http.StatusNotFound)
+	}))
+	defer vendor.Close()
+	clock := newFakeClock()
+	src := &multiCallSource{url: vendor.URL, mappings: 3}
+	r := NewResilient(src, ResilienceConfig{Clock: clock, Retries: -1, Rate: Rate{Calls: 4, Period: time.Minute}, Burst: 4, MaxWait: time.Second})
+	if v := r.Verify(context.Background(), Request{Key: "a"}); v.Outcome != Invalid {
+		t.Fatalf("first question, 3 requests within a budget of 4: %+v", v)
+	}
+	v := r.Verify(context.Background(), Request{Key: "b"})
+	if v.Outcome != Unknown || !errors.Is(v.Cause, ErrRateBudget) {
+		t.Fatalf("second question with 1 call left: %+v", v)
+	}
+	if n := hits.Load(); n != 4 {
+		t.Fatalf("%d requests reached the vendor, budget 4", n)
+	}
+	if n := r.Calls(); n != 4 {
+		t.Fatalf("Calls() = %d, want the 4 requests made", n)
 	}
 }
 
