@@ -269,6 +269,13 @@ func (m ProductMap) Check(option string, unique bool, vendorID func(id string) e
 	return nil
 }
 
+// HasUnprintable reports whether s holds a space, a control or a non-ASCII
+// character: a credential or vendor id pasted with one is a copy mistake
+// that would fail every call (and a header cannot carry some of them).
+func HasUnprintable(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r >= 0x7f })
+}
+
 // IsNumericID reports whether s is a vendor's numeric id (an Envato item,
 // a Lemon Squeezy product): a positive decimal number of at most 19
 // digits, without a leading zero.

@@ -102,7 +102,7 @@ func checkProducts(m upstreams.ProductMap) error {
 			return errors.New("apptrovo_slug is empty")
 		case len(slug) > maxSlug:
 			return fmt.Errorf("apptrovo_slug is longer than %d characters", maxSlug)
-		case strings.ContainsFunc(slug, func(r rune) bool { return r <= ' ' || r >= 0x7f }):
+		case upstreams.HasUnprintable(slug):
 			return fmt.Errorf("apptrovo_slug %q holds spaces, control or non-ASCII characters", slug)
 		}
 		return nil

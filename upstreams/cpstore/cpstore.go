@@ -77,33 +77,24 @@ type Source struct {
 
 // New checks cfg and returns the adapter.
 func New(cfg Config) (*Source, error) {
-	endpoint, err := endpointURL(cfg.BaseURL)
+	base, err := upstreams.ParseBaseURL(cfg.BaseURL) // a store in a sub-directory keeps its path
 	if err != nil {
 		return nil, err
 	}
-	for _, p := range cfg.Products {
-		if p.Product == "" {
-			return nil, errors.New("cpstore_product: a store product name is mapped to an empty product name")
+	err = cfg.Products.Check("cpstore_product", true, func(product string) error {
+		if strings.TrimSpace(product) == "" {
+			return errors.New("cpstore_product is empty")
 		}
-		if strings.TrimSpace(p.VendorID) == "" {
-			return nil, fmt.Errorf("product %s: cpstore_product is empty", p.Product)
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	client, err := upstreams.NewClient(cfg.HTTPClient, cfg.MaxBody, cfg.Now)
 	if err != nil {
 		return nil, err
 	}
-	return &Source{endpoint: endpoint, client: client, products: cfg.Products}, nil
-}
-
-// endpointURL checks the base URL and returns the verify endpoint under it
-// (a store installed in a sub-directory keeps its path).
-func endpointURL(base string) (string, error) {
-	u, err := upstreams.ParseBaseURL(base)
-	if err != nil {
-		return "", err
-	}
-	return u + verifyPath, nil
+	return &Source{endpoint: base + verifyPath, client: client, products: cfg.Products}, nil
 }
 
 // Name implements upstreams.Source.

@@ -405,7 +405,8 @@ func TestNew(t *testing.T) {
 		{name: "minimal", cfg: Config{BaseURL: "https://store.example.com"}},
 		{name: "with products and path", cfg: Config{BaseURL: "http://127.0.0.1:8080/shop", Products: products}},
 		{name: "empty store name", cfg: Config{BaseURL: "https://a.example", Products: upstreams.ProductMap{{Product: "p", VendorID: " "}}}, wantErr: "cpstore_product is empty"},
-		{name: "empty product", cfg: Config{BaseURL: "https://a.example", Products: upstreams.ProductMap{{VendorID: "Acme"}}}, wantErr: "empty product"},
+		{name: "empty product", cfg: Config{BaseURL: "https://a.example", Products: upstreams.ProductMap{{VendorID: "Acme"}}}, wantErr: "product slug is empty"},
+		{name: "one store product for two of ours", cfg: Config{BaseURL: "https://a.example", Products: upstreams.ProductMap{{Product: "p", VendorID: "Acme"}, {Product: "q", VendorID: "Acme"}}}, wantErr: "given to both p and q"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -68,18 +68,19 @@ type Source struct {
 
 // New checks cfg and returns the adapter.
 func New(cfg Config) (*Source, error) {
-	endpoint, err := endpointURL(cfg.BaseURL)
+	base, err := upstreams.ParseBaseURL(cfg.BaseURL) // a store in a sub-directory keeps its path
 	if err != nil {
 		return nil, err
 	}
+	// Not ProductMap.Check: one list may serve several products, and the
+	// token is a credential its messages must not quote.
 	for _, p := range cfg.Products {
-		if p.Product == "" {
+		switch {
+		case p.Product == "":
 			return nil, errors.New("ddp_list_token: a list token is mapped to an empty product name")
-		}
-		if p.VendorID == "" {
+		case p.VendorID == "":
 			return nil, fmt.Errorf("product %s: ddp_list_token is empty", p.Product)
-		}
-		if strings.ContainsFunc(p.VendorID, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
+		case upstreams.HasUnprintable(p.VendorID):
 			// A pasted token with a space or line break would make every
 			// key of the product "not found".
 			return nil, fmt.Errorf("product %s: ddp_list_token contains spaces, control or non-ASCII characters", p.Product)
@@ -89,17 +90,7 @@ func New(cfg Config) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Source{endpoint: endpoint, client: client, products: cfg.Products}, nil
-}
-
-// endpointURL checks the base URL and returns the verify endpoint under it
-// (a store installed in a sub-directory keeps its path).
-func endpointURL(base string) (string, error) {
-	u, err := upstreams.ParseBaseURL(base)
-	if err != nil {
-		return "", err
-	}
-	return u + verifyPath, nil
+	return &Source{endpoint: base + verifyPath, client: client, products: cfg.Products}, nil
 }
 
 // Name implements upstreams.Source.

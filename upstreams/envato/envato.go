@@ -73,7 +73,7 @@ func New(cfg Config) (*Source, error) {
 	if token == "" {
 		return nil, errors.New("token is required")
 	}
-	if strings.ContainsFunc(token, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
+	if upstreams.HasUnprintable(token) {
 		// a header cannot carry it, and a pasted token with a space inside
 		// is a copy mistake; the token itself is never echoed
 		return nil, errors.New("token contains spaces, control or non-ASCII characters")

@@ -98,7 +98,7 @@ func checkProducts(m upstreams.ProductMap) error {
 		return errors.New("gumroad_product is required: Gumroad verifies a key only within a product, and answers HTTP 500 without product_id")
 	}
 	return m.Check("gumroad_product", true, func(id string) error {
-		if id == "" || len(id) > 100 || strings.ContainsFunc(id, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
+		if id == "" || len(id) > 100 || upstreams.HasUnprintable(id) {
 			return fmt.Errorf("gumroad_product %q is not a Gumroad product id", id)
 		}
 		return nil

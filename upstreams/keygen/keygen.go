@@ -96,7 +96,7 @@ func New(cfg Config) (*Source, error) {
 		return nil, fmt.Errorf("account: %q is not a Keygen account id or slug (letters, digits and dashes)", account)
 	}
 	token := strings.TrimSpace(cfg.Token)
-	if strings.ContainsFunc(token, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
+	if upstreams.HasUnprintable(token) {
 		// a header cannot carry it; the token itself is never echoed
 		return nil, errors.New("token contains spaces, control or non-ASCII characters")
 	}
@@ -136,7 +136,7 @@ func isAccount(s string) bool {
 // two products, which would make the licence's product ambiguous.
 func checkProducts(m upstreams.ProductMap) error {
 	return m.Check("keygen_product", true, func(id string) error {
-		if id == "" || len(id) > 100 || strings.ContainsFunc(id, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
+		if id == "" || len(id) > 100 || upstreams.HasUnprintable(id) {
 			return fmt.Errorf("keygen_product %q is not a Keygen product id", id)
 		}
 		return nil
