@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -249,6 +251,10 @@ func (a *adminAPI) fail(err error, what string) error {
 	}
 	var ge *gateway.Error
 	if errors.As(err, &ge) {
+		if ge.Code == gateway.CodeValidationFailed {
+			// Bad input, like a bad limit or since: 400, naming the field.
+			return apiError(http.StatusBadRequest, errors.New(fieldsMessage(ge)))
+		}
 		status := statusFor[ge.Code]
 		if status == 0 {
 			status = http.StatusInternalServerError
@@ -260,6 +266,19 @@ func (a *adminAPI) fail(err error, what string) error {
 	}
 	a.logger.Error("admin request failed", zap.Error(err))
 	return apiError(http.StatusInternalServerError, err)
+}
+
+// fieldsMessage spells out a validation error's fields, in name order:
+// "cursor: is not a cursor this gateway issued".
+func fieldsMessage(ge *gateway.Error) string {
+	if len(ge.Fields) == 0 {
+		return ge.Detail
+	}
+	parts := make([]string, 0, len(ge.Fields))
+	for _, name := range slices.Sorted(maps.Keys(ge.Fields)) {
+		parts = append(parts, name+": "+strings.Join(ge.Fields[name], ", "))
+	}
+	return strings.Join(parts, "; ")
 }
 
 func apiError(status int, err error) error {

@@ -10,6 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/licensegate/licensegate/policy"
 	"github.com/licensegate/licensegate/upstreams"
 )
 
@@ -27,7 +28,7 @@ func init() {
 // parseGlobalOption parses the licensegate global option block:
 //
 //	licensegate {
-//		storage embedded [<path>]
+//		storage embedded [<path>] | redis [<url>] { ... }
 //		secret <value>
 //		issuer <iss>
 //		access_token_ttl <duration>
@@ -112,7 +113,7 @@ func parseStorage(d *caddyfile.Dispenser) (json.RawMessage, error) {
 	case "redis":
 		return parseRedisStorage(d)
 	default:
-		return nil, d.Errf("storage: unknown kind %q (want embedded)", kind)
+		return nil, d.Errf("storage: unknown kind %q (want embedded or redis)", kind)
 	}
 }
 
@@ -240,6 +241,18 @@ func parseProduct(d *caddyfile.Dispenser, app *App) error {
 	return nil
 }
 
+// treatmentArg reads a product's free|slot|deny option.
+func treatmentArg(d *caddyfile.Dispenser, product string, dst *string) error {
+	opt := d.Val()
+	if err := singleArg(d, dst); err != nil {
+		return err
+	}
+	if _, err := policy.ParseTreatment(*dst); err != nil {
+		return d.Errf("product %s: %s: %v", product, opt, err)
+	}
+	return nil
+}
+
 func parseProductOption(d *caddyfile.Dispenser, name string, p *Product) error {
 	switch opt := d.Val(); opt {
 	case "sources":
@@ -258,9 +271,9 @@ func parseProductOption(d *caddyfile.Dispenser, name string, p *Product) error {
 		}
 		p.Activations = n
 	case "local_domains":
-		return singleArg(d, &p.LocalDomains)
+		return treatmentArg(d, name, &p.LocalDomains)
 	case "staging_subdomains":
-		return singleArg(d, &p.StagingSubdomains)
+		return treatmentArg(d, name, &p.StagingSubdomains)
 	case "move_cooldown":
 		var dur caddy.Duration
 		if err := durationArg(d, &dur); err != nil {

@@ -79,3 +79,24 @@ func TestCaddyfileErrors(t *testing.T) {
 		})
 	}
 }
+
+// Option values are checked while adapting, so the error names the
+// Caddyfile line rather than surfacing at provision.
+func TestCaddyfileErrorMessages(t *testing.T) {
+	cases := map[string]struct{ in, want string }{
+		"unknown storage": {"{\n\tlicensegate {\n\t\tstorage s3\n\t}\n}\n",
+			`storage: unknown kind "s3" (want embedded or redis), at Caddyfile:3`},
+		"bad local_domains": {"{\n\tlicensegate {\n\t\tproduct p {\n\t\t\tlocal_domains maybe\n\t\t}\n\t}\n}\n",
+			`product p: local_domains: "maybe" is not free, slot or deny, at Caddyfile:4`},
+		"bad staging_subdomains": {"{\n\tlicensegate {\n\t\tproduct p {\n\t\t\tstaging_subdomains FREE\n\t\t}\n\t}\n}\n",
+			`product p: staging_subdomains: "FREE" is not free, slot or deny, at Caddyfile:4`},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(c.in), nil)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %v, want it to contain %q", err, c.want)
+			}
+		})
+	}
+}

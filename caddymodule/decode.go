@@ -1,12 +1,14 @@
 package caddymodule
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
 	"mime"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/licensegate/licensegate/gateway"
 )
@@ -33,7 +35,7 @@ func readForm(r *http.Request) (map[string]string, error) {
 	return decodeBody(r.Header.Get("Content-Type"), body)
 }
 
-// decodeBody parses body by its media type.
+// decodeBody parses body by its media type; none means a form.
 func decodeBody(contentType string, body []byte) (map[string]string, error) {
 	mt := "application/x-www-form-urlencoded"
 	if contentType != "" {
@@ -42,6 +44,12 @@ func decodeBody(contentType string, body []byte) (map[string]string, error) {
 			return nil, &gateway.Error{Code: gateway.CodeUnsupportedMedia, Detail: "Send application/json or application/x-www-form-urlencoded."}
 		}
 		mt = parsed
+	}
+	// PHP installers often post json_encode(...) through CURLOPT_POSTFIELDS
+	// without a Content-Type, which curl sends as a form: no form starts
+	// with "{", so such a body is read as the JSON it is.
+	if mt == "application/x-www-form-urlencoded" && bytes.HasPrefix(bytes.TrimSpace(body), []byte("{")) {
+		mt = "application/json"
 	}
 	var fields map[string]string
 	var err error
@@ -107,10 +115,12 @@ func decodeURLForm(body []byte) (map[string]string, error) {
 }
 
 // activateRequest builds an activation from decoded fields; purchase_code
-// is an alias of license_key.
+// is an alias of license_key. Installers often send both, one of them
+// empty: an empty (or blank) one is ignored, and only two different
+// non-empty keys conflict.
 func activateRequest(f map[string]string) (gateway.ActivateRequest, error) {
-	key := f["license_key"]
-	if pc, ok := f["purchase_code"]; ok {
+	key := strings.TrimSpace(f["license_key"])
+	if pc := strings.TrimSpace(f["purchase_code"]); pc != "" {
 		if key != "" && pc != key {
 			return gateway.ActivateRequest{}, &gateway.Error{Code: gateway.CodeValidationFailed, Detail: "The request has invalid fields.",
 				Fields: map[string][]string{"purchase_code": {"differs from license_key; send one of them"}}}

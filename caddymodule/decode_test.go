@@ -26,6 +26,10 @@ func TestDecodeBody(t *testing.T) {
 		{"form repeated field", "application/x-www-form-urlencoded", `a=b&a=c`, nil, gateway.CodeValidationFailed},
 		{"form bad escape", "application/x-www-form-urlencoded", `a=%zz`, nil, gateway.CodeMalformedRequest},
 		{"field too long", "application/x-www-form-urlencoded", "a=" + strings.Repeat("x", maxField+1), nil, gateway.CodeValidationFailed},
+		// PHP's CURLOPT_POSTFIELDS => json_encode(...) without a header.
+		{"json sent as a form", "application/x-www-form-urlencoded", `{"license_key":"k","domain":"d"}`, map[string]string{"license_key": "k", "domain": "d"}, ""},
+		{"json with no content type", "", " \n{\"license_key\":\"k\"}", map[string]string{"license_key": "k"}, ""},
+		{"broken json sent as a form", "application/x-www-form-urlencoded", `{"a":`, nil, gateway.CodeMalformedRequest},
 		{"xml", "application/xml", `<a/>`, nil, gateway.CodeUnsupportedMedia},
 		{"bad media type", "a/b; ===", `x`, nil, gateway.CodeUnsupportedMedia},
 	}
@@ -61,6 +65,18 @@ func TestActivateRequestAlias(t *testing.T) {
 	}
 	if _, err := activateRequest(map[string]string{"purchase_code": "a", "license_key": "b"}); err == nil {
 		t.Fatal("conflicting license_key and purchase_code accepted")
+	}
+	// An installer form with both fields, one left empty or padded.
+	for _, f := range []map[string]string{
+		{"license_key": "K", "purchase_code": ""},
+		{"license_key": "", "purchase_code": "K"},
+		{"license_key": "K", "purchase_code": "  "},
+		{"license_key": " K ", "purchase_code": "K\n"},
+	} {
+		r, err := activateRequest(f)
+		if err != nil || r.Key != "K" {
+			t.Errorf("%q: key %q, err %v", f, r.Key, err)
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"path"
@@ -53,11 +54,11 @@ func (Exchange) CaddyModule() caddy.ModuleInfo {
 // Provision gets the licensegate app's service.
 func (e *Exchange) Provision(ctx caddy.Context) error {
 	e.logger = ctx.Logger()
-	app, err := ctx.App("licensegate")
+	app, err := licensegateApp(ctx, "license_exchange")
 	if err != nil {
 		return err
 	}
-	e.svc = app.(*App).Service()
+	e.svc = app.Service()
 	req, err := parseRateOr("rate_limit", e.RateLimit, "120/m")
 	if err != nil {
 		return err
@@ -68,6 +69,20 @@ func (e *Exchange) Provision(ctx caddy.Context) error {
 	}
 	e.requests, e.failures = newIPLimiter(req), newIPLimiter(fail)
 	return nil
+}
+
+// licensegateApp returns the configured licensegate app. The handlers
+// never make one up: an app nobody configured would have no products and a
+// secret nobody backs up.
+func licensegateApp(ctx caddy.Context, directive string) (*App, error) {
+	app, err := ctx.AppIfConfigured("licensegate")
+	if errors.Is(err, caddy.ErrNotConfigured) {
+		return nil, fmt.Errorf("%s: the licensegate global option is not configured: %w", directive, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", directive, err)
+	}
+	return app.(*App), nil
 }
 
 func parseRateOr(option, v, def string) (upstreams.Rate, error) {
@@ -192,14 +207,24 @@ func (e *Exchange) credential(r *http.Request, fields map[string]string) string 
 	return fields["refresh_token"]
 }
 
+// noCredential marks err when the request presented no credential, so a
+// 401 challenges with a bare Bearer (RFC 6750 section 3.1).
+func noCredential(err error, cred string) error {
+	if cred != "" {
+		return err
+	}
+	return errors.Join(err, errNoBearer)
+}
+
 func (e *Exchange) deactivate(w http.ResponseWriter, r *http.Request) {
 	fields, err := readForm(r)
 	if err != nil {
 		writeProblem(w, e.logger, err)
 		return
 	}
-	if err := e.svc.Deactivate(r.Context(), e.credential(r, fields)); err != nil {
-		writeProblem(w, e.logger, err)
+	cred := e.credential(r, fields)
+	if err := e.svc.Deactivate(r.Context(), cred); err != nil {
+		writeProblem(w, e.logger, noCredential(err, cred))
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -211,9 +236,10 @@ func (e *Exchange) move(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, e.logger, err)
 		return
 	}
-	a, err := e.svc.Move(r.Context(), gateway.MoveRequest{Token: e.credential(r, fields), Domain: fields["domain"]})
+	cred := e.credential(r, fields)
+	a, err := e.svc.Move(r.Context(), gateway.MoveRequest{Token: cred, Domain: fields["domain"]})
 	if err != nil {
-		writeProblem(w, e.logger, err)
+		writeProblem(w, e.logger, noCredential(err, cred))
 		return
 	}
 	writeJSON(w, http.StatusOK, a)
@@ -223,7 +249,7 @@ func (e *Exchange) status(w http.ResponseWriter, r *http.Request) {
 	t, _ := bearer(r)
 	v, err := e.svc.Status(r.Context(), t)
 	if err != nil {
-		writeProblem(w, e.logger, err)
+		writeProblem(w, e.logger, noCredential(err, t))
 		return
 	}
 	writeJSON(w, http.StatusOK, struct {

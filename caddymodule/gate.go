@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -71,14 +72,13 @@ func (Gate) CaddyModule() caddy.ModuleInfo {
 // Provision builds the gate's token verifier.
 func (g *Gate) Provision(ctx caddy.Context) error {
 	g.logger = ctx.Logger()
-	appIface, err := ctx.App("licensegate")
+	app, err := licensegateApp(ctx, "license_gate")
 	if err != nil {
 		return err
 	}
-	app := appIface.(*App)
 	known := app.productNames()
 	for _, p := range g.Products {
-		if !contains(known, p) {
+		if !slices.Contains(known, p) {
 			return fmt.Errorf("license_gate: products: %q is not a configured product (have: %s)", p, strings.Join(known, ", "))
 		}
 	}
@@ -131,7 +131,7 @@ func (g *Gate) forward(r *http.Request, grant *gateway.Grant) {
 	h := r.Header
 	h.Del("Authorization")
 	for name := range h {
-		if strings.HasPrefix(name, "X-License-") {
+		if isLicenseHeader(name) {
 			h.Del(name)
 		}
 	}
@@ -152,13 +152,18 @@ func (g *Gate) forward(r *http.Request, grant *gateway.Grant) {
 	repl.Set("license.support_active", support)
 }
 
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
+// isLicenseHeader reports whether a client-sent header could pass for one
+// the gate forwards. CGI-style backends (php_fastcgi) turn both "-" and "_"
+// into "_", so X-License_Type would reach PHP as HTTP_X_LICENSE_TYPE beside
+// the gate's own value. Caddy drops underscore headers by default, but an
+// author may allow some (expected_underscore_headers); both spellings are
+// stripped here regardless.
+func isLicenseHeader(name string) bool {
+	const prefix = "x-license-"
+	if len(name) < len(prefix) {
+		return false
 	}
-	return false
+	return strings.EqualFold(strings.ReplaceAll(name[:len(prefix)], "_", "-"), prefix)
 }
 
 // Interface guards

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -60,7 +61,9 @@ var statusFor = map[string]int{
 }
 
 // writeProblem answers with err as problem+json, logging its internal
-// cause (never a secret: causes are built without keys or tokens).
+// cause (never a secret: causes are built without keys or tokens). A 401
+// carries a Bearer challenge, with error="invalid_token" unless err wraps
+// errNoBearer (the request presented no credential).
 func writeProblem(w http.ResponseWriter, logger *zap.Logger, err error) {
 	e := gateway.AsError(err)
 	status, ok := statusFor[e.Code]
@@ -81,7 +84,12 @@ func writeProblem(w http.ResponseWriter, logger *zap.Logger, err error) {
 		h.Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
 	}
 	if status == http.StatusUnauthorized {
-		h.Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		// RFC 6750 section 3.1: no error code when no credential came.
+		challenge := `Bearer error="invalid_token"`
+		if errors.Is(err, errNoBearer) {
+			challenge = "Bearer"
+		}
+		h.Set("WWW-Authenticate", challenge)
 	}
 	h.Set("Content-Type", "application/problem+json")
 	h.Set("Cache-Control", "no-store")

@@ -10,9 +10,12 @@ import (
 	"github.com/licensegate/licensegate/upstreams"
 )
 
-// ipLimiter is a token bucket per client IP, in memory. Idle buckets are
-// swept as the map grows, so a flood of addresses cannot grow it without
-// bound.
+// ipLimiter is a token bucket per client IP, in memory, holding at most
+// maxIPBuckets addresses. Past that, a new address first sweeps out the
+// buckets that have refilled (at most once per refill interval, so the
+// sweep's cost is spread over many requests) and, while still full,
+// evicts one arbitrary bucket: a flood of distinct addresses costs O(1) per
+// request and cannot grow the map.
 type ipLimiter struct {
 	every time.Duration // one token per
 	burst int
@@ -20,10 +23,10 @@ type ipLimiter struct {
 
 	mu      sync.Mutex
 	buckets map[string]*rate.Limiter
-	swept   time.Time
+	swept   time.Time // last sweep
 }
 
-// maxIPBuckets triggers a sweep of full (idle) buckets.
+// maxIPBuckets bounds the addresses each limiter remembers.
 const maxIPBuckets = 10000
 
 func newIPLimiter(r upstreams.Rate) *ipLimiter {
@@ -33,21 +36,40 @@ func newIPLimiter(r upstreams.Rate) *ipLimiter {
 	}
 }
 
-func (l *ipLimiter) bucket(ip string) *rate.Limiter {
+// bucket returns ip's bucket, making room for a new one if need be.
+func (l *ipLimiter) bucket(ip string, now time.Time) *rate.Limiter {
 	b, ok := l.buckets[ip]
 	if !ok {
-		if len(l.buckets) >= maxIPBuckets {
-			l.sweep()
-		}
+		l.makeRoom(now)
 		b = rate.NewLimiter(rate.Every(l.every), l.burst)
 		l.buckets[ip] = b
 	}
 	return b
 }
 
+// makeRoom keeps the map below maxIPBuckets before an insertion.
+func (l *ipLimiter) makeRoom(now time.Time) {
+	if len(l.buckets) < maxIPBuckets {
+		return
+	}
+	// A drained bucket takes burst*every to refill: sweeping more often
+	// would rescan the same busy buckets for nothing.
+	if refill := time.Duration(l.burst) * l.every; l.swept.IsZero() || now.Sub(l.swept) >= refill {
+		l.swept = now
+		l.sweep(now)
+	}
+	// Still full: every remembered address was active within one refill
+	// interval. Forget one at random (map order) rather than rescan.
+	for ip := range l.buckets {
+		if len(l.buckets) < maxIPBuckets {
+			break
+		}
+		delete(l.buckets, ip)
+	}
+}
+
 // sweep drops buckets that have refilled: they hold no state worth keeping.
-func (l *ipLimiter) sweep() {
-	now := l.now()
+func (l *ipLimiter) sweep(now time.Time) {
 	for ip, b := range l.buckets {
 		if b.TokensAt(now) >= float64(l.burst) {
 			delete(l.buckets, ip)
@@ -60,19 +82,23 @@ func (l *ipLimiter) allow(ip string) (bool, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
-	b := l.bucket(ip)
+	b := l.bucket(ip, now)
 	if b.AllowN(now, 1) {
 		return true, 0
 	}
 	return false, l.wait(b, now)
 }
 
-// blocked says whether ip has no token left, without taking one.
+// blocked says whether ip has no token left, without taking one. It only
+// looks: an address never seen has a full bucket and is not recorded.
 func (l *ipLimiter) blocked(ip string) (bool, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	b, ok := l.buckets[ip]
+	if !ok {
+		return false, 0
+	}
 	now := l.now()
-	b := l.bucket(ip)
 	if b.TokensAt(now) >= 1 {
 		return false, 0
 	}
@@ -84,7 +110,7 @@ func (l *ipLimiter) take(ip string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
-	b := l.bucket(ip)
+	b := l.bucket(ip, now)
 	if !b.AllowN(now, 1) {
 		b.ReserveN(now, 1) // go into debt: repeated failures extend the block
 	}
