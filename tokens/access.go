@@ -190,7 +190,7 @@ func (v *Verifier) key(t *jwt.Token) (any, error) {
 	if kid == "" {
 		return nil, errors.New("no kid in header")
 	}
-	k, ok := v.ring.publicKey(kid)
+	k, ok := v.ring.publicKeyOrReload(kid)
 	if !ok {
 		return nil, fmt.Errorf("unknown kid %q", clip(kid, 64))
 	}

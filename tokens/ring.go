@@ -39,6 +39,10 @@ type Ring struct {
 	// access-token lifetime plus leeway); 0 keeps every key.
 	retention time.Duration
 
+	// reloadedAt bounds the reloads an unknown kid may cause (reloadMu).
+	reloadMu   sync.Mutex
+	reloadedAt time.Time
+
 	mu      sync.RWMutex
 	public  map[string]ed25519.PublicKey
 	kid     string
@@ -216,6 +220,41 @@ func (r *Ring) publicKey(kid string) (ed25519.PublicKey, bool) {
 	defer r.mu.RUnlock()
 	k, ok := r.public[kid]
 	return k, ok
+}
+
+// unknownKidReload is the least time between two reloads caused by a kid
+// the ring does not hold, and unknownKidTimeout bounds one.
+const (
+	unknownKidReload  = time.Second
+	unknownKidTimeout = 2 * time.Second
+)
+
+// publicKeyOrReload is publicKey that, for a kid it does not hold, reads
+// the ring from the store once before giving up: another instance may have
+// rotated a moment ago, and its change notice may be late or lost. Such
+// reloads happen at most once per unknownKidReload, so a stream of forged
+// kids costs the store one read a second.
+func (r *Ring) publicKeyOrReload(kid string) (ed25519.PublicKey, bool) {
+	if k, ok := r.publicKey(kid); ok {
+		return k, true
+	}
+	r.reloadMu.Lock()
+	defer r.reloadMu.Unlock()
+	if k, ok := r.publicKey(kid); ok { // another caller just reloaded
+		return k, true
+	}
+	now := r.now()
+	if !r.reloadedAt.IsZero() && now.Sub(r.reloadedAt) < unknownKidReload {
+		return nil, false
+	}
+	r.reloadedAt = now
+	ctx, cancel := context.WithTimeout(context.Background(), unknownKidTimeout)
+	defer cancel()
+	keys, err := r.store.SigningKeys(ctx)
+	if err != nil || len(keys) == 0 || r.install(keys) != nil {
+		return nil, false
+	}
+	return r.publicKey(kid)
 }
 
 // CurrentKeyAge returns how long ago the current key was made (0 when

@@ -5,9 +5,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -331,5 +333,71 @@ func TestRetentionDropsKeysWhoseTokensExpired(t *testing.T) {
 	}
 	if _, ok := r.publicKey(first); ok {
 		t.Fatal("a key replaced beyond retention still verifies")
+	}
+}
+
+type countingKeyStore struct {
+	KeyStore
+	reads atomic.Int64
+}
+
+func (c *countingKeyStore) SigningKeys(ctx context.Context) ([]store.SigningKey, error) {
+	c.reads.Add(1)
+	return c.KeyStore.SigningKeys(ctx)
+}
+
+// TestVerifierLearnsAKeyRotatedElsewhere: instance B has not heard of A's
+// rotation (its change notice is late or lost) when A's first token with
+// the new key arrives; B reads the ring once and accepts it. Forged kids
+// cost the store at most one read a second.
+func TestVerifierLearnsAKeyRotatedElsewhere(t *testing.T) {
+	ctx := context.Background()
+	a, st, clk := newRing(t)
+	counted := &countingKeyStore{KeyStore: st}
+	b := NewRing(counted, master(t, "s"), clk.Now)
+	if err := b.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Hour)
+	if err := a.Rotate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := NewIssuer(a, testIssuer, time.Hour).Issue(fullClaims())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := NewVerifier(b, testIssuer, []string{"converter-pro"})
+	before := counted.reads.Load()
+	if _, err := v.Verify(tok); err != nil {
+		t.Fatalf("B refused A's token signed with the rotated key: %v", err)
+	}
+	if b.CurrentKeyID() != a.CurrentKeyID() {
+		t.Fatalf("B's current kid %s, want A's %s", b.CurrentKeyID(), a.CurrentKeyID())
+	}
+	if n := counted.reads.Load() - before; n != 1 {
+		t.Fatalf("%d store reads to learn the key, want 1", n)
+	}
+
+	parts := strings.Split(tok, ".")
+	forge := func(kid string) string {
+		h := map[string]any{"alg": "EdDSA", "typ": "JWT", "kid": kid}
+		return encodeSegment(t, h) + "." + parts[1] + "." + parts[2]
+	}
+	clk.Advance(2 * time.Second)
+	before = counted.reads.Load()
+	for i := 0; i < 50; i++ {
+		if _, err := v.Verify(forge(fmt.Sprintf("forged-%d", i))); err == nil {
+			t.Fatal("a forged kid verified")
+		}
+	}
+	if n := counted.reads.Load() - before; n != 1 {
+		t.Fatalf("50 forged kids within a second cost %d store reads, want 1", n)
+	}
+	clk.Advance(2 * time.Second)
+	if _, err := v.Verify(forge("forged-later")); err == nil {
+		t.Fatal("a forged kid verified")
+	}
+	if n := counted.reads.Load() - before; n != 2 {
+		t.Fatalf("a forged kid a second later cost %d reads in all, want 2", n)
 	}
 }
