@@ -17,23 +17,44 @@ import (
 // and paged with ZRANGEBYLEX), kept by UpdateLicense, and the audit log as
 // a stream (XADD ids increase in append order and serve as cursors).
 
-// ListLicenses implements store.Ledger.
+// ListLicenses implements store.Ledger. An id indexed without a licence
+// behind it is skipped and the page filled from further on, so a short page
+// means the end, as on the embedded store.
 func (s *Store) ListLicenses(ctx context.Context, after string, limit int) ([]*store.LicenseState, error) {
 	if limit <= 0 {
 		return nil, nil // go-redis reads Count 0 as "no limit"
 	}
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
+	var out []*store.LicenseState
+	for len(out) < limit {
+		want := limit - len(out)
+		ids, page, err := s.licensePage(ctx, after, want)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page...)
+		if len(ids) < want {
+			break
+		}
+		after = ids[len(ids)-1]
+	}
+	return out, nil
+}
+
+// licensePage reads up to n indexed ids after the cursor and the licences
+// stored under them.
+func (s *Store) licensePage(ctx context.Context, after string, n int) ([]string, []*store.LicenseState, error) {
 	min := "-"
 	if after != "" {
 		min = "(" + after
 	}
-	ids, err := s.client.ZRangeByLex(ctx, s.licensesKey(), &redis.ZRangeBy{Min: min, Max: "+", Count: int64(limit)}).Result()
+	ids, err := s.client.ZRangeByLex(ctx, s.licensesKey(), &redis.ZRangeBy{Min: min, Max: "+", Count: int64(n)}).Result()
 	if err != nil {
-		return nil, unavailable("listing licences", err)
+		return nil, nil, unavailable("listing licences", err)
 	}
 	if len(ids) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	cmds := make([]*redis.StringCmd, len(ids))
 	_, err = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -43,7 +64,7 @@ func (s *Store) ListLicenses(ctx context.Context, after string, limit int) ([]*s
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, unavailable("listing licences", err)
+		return nil, nil, unavailable("listing licences", err)
 	}
 	out := make([]*store.LicenseState, 0, len(ids))
 	for _, c := range cmds {
@@ -52,17 +73,17 @@ func (s *Store) ListLicenses(ctx context.Context, after string, limit int) ([]*s
 			continue // indexed but gone: skip
 		}
 		if err != nil {
-			return nil, unavailable("listing licences", err)
+			return nil, nil, unavailable("listing licences", err)
 		}
 		st, err := decodeState(raw)
 		if err != nil {
-			return nil, unavailable("listing licences", err)
+			return nil, nil, unavailable("listing licences", err)
 		}
 		if st.License != nil {
 			out = append(out, st)
 		}
 	}
-	return out, nil
+	return ids, out, nil
 }
 
 // AppendAudit implements store.Ledger.

@@ -129,6 +129,38 @@ func (b *backend) redisTests(t *testing.T) {
 	t.Run("RivalWriteRerunsFn", b.testRivalWriteRerunsFn)
 	t.Run("LateDueIndexWriteIgnored", b.testLateDueIndexWriteIgnored)
 	t.Run("Close", b.testClose)
+	t.Run("ListSkipsIndexedButGone", b.testListSkipsIndexedButGone)
+}
+
+// testListSkipsIndexedButGone: ids in the listing index whose state is gone
+// do not shorten a page (a short page means the end to the admin API).
+func (b *backend) testListSkipsIndexedButGone(t *testing.T) {
+	ctx := context.Background()
+	s := b.store(t, "", redisstore.Options{})
+	for _, id := range []string{"lic_a", "lic_b", "lic_c", "lic_d", "lic_e"} {
+		if _, err := s.UpdateLicense(ctx, id, func(*store.LicenseState) (*store.LicenseState, error) {
+			return &store.LicenseState{License: &store.License{ID: id, Status: store.LicenseActive}}, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := b.client(t)
+	for _, id := range []string{"lic_b", "lic_c"} {
+		if err := c.Del(ctx, b.prefixOf(s)+"{"+id+"}:state").Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	page, err := s.ListLicenses(ctx, "", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, st := range page {
+		got = append(got, st.License.ID)
+	}
+	if !slices.Equal(got, []string{"lic_a", "lic_d", "lic_e"}) {
+		t.Fatalf("page = %v, want [lic_a lic_d lic_e]", got)
+	}
 }
 
 var errLimit = errors.New("activation limit reached")
