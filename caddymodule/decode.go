@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"mime"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"strings"
@@ -38,12 +39,14 @@ func readForm(r *http.Request) (map[string]string, error) {
 // decodeBody parses body by its media type; none means a form.
 func decodeBody(contentType string, body []byte) (map[string]string, error) {
 	mt := "application/x-www-form-urlencoded"
+	var params map[string]string
 	if contentType != "" {
-		parsed, _, err := mime.ParseMediaType(contentType)
+		parsed, ps, err := mime.ParseMediaType(contentType)
 		if err != nil {
-			return nil, &gateway.Error{Code: gateway.CodeUnsupportedMedia, Detail: "Send application/json or application/x-www-form-urlencoded."}
+			return nil, &gateway.Error{Code: gateway.CodeUnsupportedMedia, Detail: "Send application/json, application/x-www-form-urlencoded or multipart/form-data."}
 		}
 		mt = parsed
+		params = ps
 	}
 	// PHP installers often post json_encode(...) through CURLOPT_POSTFIELDS
 	// without a Content-Type, which curl sends as a form: no form starts
@@ -58,8 +61,11 @@ func decodeBody(contentType string, body []byte) (map[string]string, error) {
 		fields, err = decodeJSON(body)
 	case "application/x-www-form-urlencoded":
 		fields, err = decodeURLForm(body)
+	case "multipart/form-data":
+		// PHP's curl posts an array given to CURLOPT_POSTFIELDS this way.
+		fields, err = decodeMultipart(body, params["boundary"])
 	default:
-		return nil, &gateway.Error{Code: gateway.CodeUnsupportedMedia, Detail: "Send application/json or application/x-www-form-urlencoded."}
+		return nil, &gateway.Error{Code: gateway.CodeUnsupportedMedia, Detail: "Send application/json, application/x-www-form-urlencoded or multipart/form-data."}
 	}
 	if err != nil {
 		return nil, err
@@ -131,3 +137,34 @@ func activateRequest(f map[string]string) (gateway.ActivateRequest, error) {
 }
 
 var errNoBearer = errors.New("no bearer token")
+
+// decodeMultipart reads the text fields of a multipart form (the body is
+// already bounded by maxBody). A file part is refused: no endpoint takes one.
+func decodeMultipart(body []byte, boundary string) (map[string]string, error) {
+	if boundary == "" {
+		return nil, &gateway.Error{Code: gateway.CodeMalformedRequest, Detail: "The multipart body has no boundary."}
+	}
+	mr := multipart.NewReader(bytes.NewReader(body), boundary)
+	fields := map[string]string{}
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			return fields, nil
+		}
+		if err != nil {
+			return nil, &gateway.Error{Code: gateway.CodeMalformedRequest, Detail: "The multipart body could not be parsed.", Cause: err}
+		}
+		name := part.FormName()
+		if name == "" || part.FileName() != "" {
+			return nil, &gateway.Error{Code: gateway.CodeMalformedRequest, Detail: "The multipart body may hold only named text fields."}
+		}
+		if _, dup := fields[name]; dup {
+			return nil, &gateway.Error{Code: gateway.CodeValidationFailed, Detail: "The request has invalid fields.", Fields: map[string][]string{name: {"is given more than once"}}}
+		}
+		value, err := io.ReadAll(part)
+		if err != nil {
+			return nil, &gateway.Error{Code: gateway.CodeMalformedRequest, Detail: "The multipart body could not be parsed.", Cause: err}
+		}
+		fields[name] = string(value)
+	}
+}

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -30,6 +31,13 @@ func TestDecodeBody(t *testing.T) {
 		{"json sent as a form", "application/x-www-form-urlencoded", `{"license_key":"k","domain":"d"}`, map[string]string{"license_key": "k", "domain": "d"}, ""},
 		{"json with no content type", "", " \n{\"license_key\":\"k\"}", map[string]string{"license_key": "k"}, ""},
 		{"broken json sent as a form", "application/x-www-form-urlencoded", `{"a":`, nil, gateway.CodeMalformedRequest},
+		// PHP's CURLOPT_POSTFIELDS => ['license_key' => ..., ...].
+		{"multipart", "multipart/form-data; boundary=XyZ", multipartBody("XyZ", `name="license_key"`, "k", `name="domain"`, "d"), map[string]string{"license_key": "k", "domain": "d"}, ""},
+		{"multipart repeated field", "multipart/form-data; boundary=XyZ", multipartBody("XyZ", `name="a"`, "1", `name="a"`, "2"), nil, gateway.CodeValidationFailed},
+		{"multipart file", "multipart/form-data; boundary=XyZ", multipartBody("XyZ", `name="a"; filename="x.txt"`, "1"), nil, gateway.CodeMalformedRequest},
+		{"multipart without boundary", "multipart/form-data", "x", nil, gateway.CodeMalformedRequest},
+		{"multipart truncated", "multipart/form-data; boundary=XyZ", "--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nb", nil, gateway.CodeMalformedRequest},
+		{"multipart field too long", "multipart/form-data; boundary=XyZ", multipartBody("XyZ", `name="a"`, strings.Repeat("x", maxField+1)), nil, gateway.CodeValidationFailed},
 		{"xml", "application/xml", `<a/>`, nil, gateway.CodeUnsupportedMedia},
 		{"bad media type", "a/b; ===", `x`, nil, gateway.CodeUnsupportedMedia},
 	}
@@ -122,4 +130,15 @@ func FuzzDecodeBody(f *testing.F) {
 			}
 		}
 	})
+}
+
+// multipartBody builds a multipart/form-data body from pairs of
+// Content-Disposition parameters and values.
+func multipartBody(boundary string, pairs ...string) string {
+	var b strings.Builder
+	for i := 0; i+1 < len(pairs); i += 2 {
+		fmt.Fprintf(&b, "--%s\r\nContent-Disposition: form-data; %s\r\n\r\n%s\r\n", boundary, pairs[i], pairs[i+1])
+	}
+	fmt.Fprintf(&b, "--%s--\r\n", boundary)
+	return b.String()
 }

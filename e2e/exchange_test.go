@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"bytes"
 	"fmt"
+	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -167,6 +169,15 @@ func TestActivationRefusals(t *testing.T) {
 	t.Run("form body and purchase_code alias", func(t *testing.T) {
 		r := do(t, http.MethodPost, act, "purchase_code=KEY-AAAA-0004&domain=form.example.com")
 		expectStatus(t, r, http.StatusCreated, "")
+	})
+	t.Run("multipart form, as PHP's curl posts an array", func(t *testing.T) {
+		var body bytes.Buffer
+		mw := multipart.NewWriter(&body)
+		_ = mw.WriteField("license_key", "KEY-AAAA-0004")
+		_ = mw.WriteField("domain", "https://form.example.com/")
+		_ = mw.Close()
+		r := do(t, http.MethodPost, act, body.String(), "Content-Type", mw.FormDataContentType())
+		expectStatus(t, r, http.StatusOK, "") // the installation the form made above
 	})
 	t.Run("developer licence on localhost", func(t *testing.T) {
 		expectStatus(t, g.activate("KEY-AAAA-0006", "localhost"), http.StatusCreated, "")
