@@ -72,7 +72,7 @@ func decodeBody(contentType string, body []byte) (map[string]string, error) {
 	}
 	for k, v := range fields {
 		if len(v) > maxField {
-			return nil, &gateway.Error{Code: gateway.CodeValidationFailed, Detail: "The request has invalid fields.", Fields: map[string][]string{k: {"is too long"}}}
+			return nil, gateway.Validation(k, "is too long")
 		}
 	}
 	return fields, nil
@@ -100,7 +100,7 @@ func decodeJSON(body []byte) (map[string]string, error) {
 		fields[k] = s
 	}
 	if len(bad) > 0 {
-		return nil, &gateway.Error{Code: gateway.CodeValidationFailed, Detail: "The request has invalid fields.", Fields: bad}
+		return nil, gateway.Invalid(bad)
 	}
 	return fields, nil
 }
@@ -113,7 +113,7 @@ func decodeURLForm(body []byte) (map[string]string, error) {
 	fields := make(map[string]string, len(vals))
 	for k, v := range vals {
 		if len(v) > 1 {
-			return nil, &gateway.Error{Code: gateway.CodeValidationFailed, Detail: "The request has invalid fields.", Fields: map[string][]string{k: {"is given more than once"}}}
+			return nil, gateway.Validation(k, "is given more than once")
 		}
 		fields[k] = v[0]
 	}
@@ -128,8 +128,7 @@ func activateRequest(f map[string]string) (gateway.ActivateRequest, error) {
 	key := strings.TrimSpace(f["license_key"])
 	if pc := strings.TrimSpace(f["purchase_code"]); pc != "" {
 		if key != "" && pc != key {
-			return gateway.ActivateRequest{}, &gateway.Error{Code: gateway.CodeValidationFailed, Detail: "The request has invalid fields.",
-				Fields: map[string][]string{"purchase_code": {"differs from license_key; send one of them"}}}
+			return gateway.ActivateRequest{}, gateway.Validation("purchase_code", "differs from license_key; send one of them")
 		}
 		key = pc
 	}
@@ -159,7 +158,7 @@ func decodeMultipart(body []byte, boundary string) (map[string]string, error) {
 			return nil, &gateway.Error{Code: gateway.CodeMalformedRequest, Detail: "The multipart body may hold only named text fields."}
 		}
 		if _, dup := fields[name]; dup {
-			return nil, &gateway.Error{Code: gateway.CodeValidationFailed, Detail: "The request has invalid fields.", Fields: map[string][]string{name: {"is given more than once"}}}
+			return nil, gateway.Validation(name, "is given more than once")
 		}
 		value, err := io.ReadAll(part)
 		if err != nil {

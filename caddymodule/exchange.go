@@ -182,13 +182,11 @@ func (e *Exchange) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if gt := fields["grant_type"]; gt != "refresh_token" {
-		writeProblem(w, e.logger, &gateway.Error{Code: gateway.CodeValidationFailed, Detail: "The request has invalid fields.",
-			Fields: map[string][]string{"grant_type": {"must be refresh_token"}}})
+		writeProblem(w, e.logger, gateway.Validation("grant_type", "must be refresh_token"))
 		return
 	}
 	if fields["refresh_token"] == "" {
-		writeProblem(w, e.logger, &gateway.Error{Code: gateway.CodeValidationFailed, Detail: "The request has invalid fields.",
-			Fields: map[string][]string{"refresh_token": {"is required"}}})
+		writeProblem(w, e.logger, gateway.Validation("refresh_token", "is required"))
 		return
 	}
 	toks, err := e.svc.Refresh(r.Context(), fields["refresh_token"])

@@ -132,6 +132,7 @@ func TestActivationRefusals(t *testing.T) {
 		{"bad domain", map[string]string{"license_key": "KEY-AAAA-0001", "domain": "a..b"}, nil, "", 422, "validation_failed"},
 		{"public suffix domain", map[string]string{"license_key": "KEY-AAAA-0001", "domain": "https://github.io/"}, nil, "", 422, "validation_failed"},
 		{"bad ip", map[string]string{"license_key": "KEY-AAAA-0001", "domain": "acme.com", "ip": "999.1.1.1"}, nil, "", 422, "validation_failed"},
+		{"control character in label", map[string]string{"license_key": "KEY-AAAA-0001", "domain": "acme.com", "label": "shop\x1b[31m"}, nil, "", 422, "validation_failed"},
 		{"number for key", map[string]any{"license_key": 12, "domain": "acme.com"}, nil, "", 422, "validation_failed"},
 		{"look-alike dash", map[string]string{"license_key": "KEY\u2013AAAA-0001", "domain": "acme.com"}, nil, "", 422, "invalid_key_format"},
 		{"unknown key", map[string]string{"license_key": "KEY-ZZZZ-9999", "domain": "acme.com"}, nil, "", 404, "license_not_found"},

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/licensegate/licensegate/policy"
 	"github.com/licensegate/licensegate/store"
@@ -17,7 +19,6 @@ import (
 const (
 	maxDomainLength = 2048 // before normalisation: a pasted URL
 	maxLabelLength  = 64
-	maxProductName  = 128
 )
 
 // ActivateRequest is an installer's activation.
@@ -97,14 +98,15 @@ func (s *Service) validateActivation(req *ActivateRequest) (string, error) {
 	if len(req.Label) > maxLabelLength {
 		fields["label"] = append(fields["label"], "is longer than 64 characters")
 	}
+	if !utf8.ValidString(req.Label) || strings.ContainsFunc(req.Label, unicode.IsControl) {
+		// shown to the author in the admin API and CLI
+		fields["label"] = append(fields["label"], "must be printable text")
+	}
 	if req.Product != "" && s.product(req.Product) == nil {
-		if len(req.Product) > maxProductName {
-			req.Product = req.Product[:maxProductName]
-		}
 		fields["product"] = append(fields["product"], "is not a product of this gateway")
 	}
 	if len(fields) > 0 {
-		return "", &Error{Code: CodeValidationFailed, Detail: "The request has invalid fields.", Fields: fields}
+		return "", Invalid(fields)
 	}
 	return domain, nil
 }

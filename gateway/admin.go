@@ -365,7 +365,7 @@ func (s *Service) Audit(ctx context.Context, q store.AuditQuery) ([]store.AuditE
 	q.Limit = clamp(q.Limit, 100, maxAuditLimit)
 	evs, err := ledger.Audit(ctx, q)
 	if errors.Is(err, store.ErrBadCursor) {
-		return nil, "", validation("cursor", "is not a cursor this gateway issued")
+		return nil, "", Validation("cursor", "is not a cursor this gateway issued")
 	}
 	if err != nil {
 		return nil, "", storeUnavailable(err)

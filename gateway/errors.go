@@ -71,8 +71,14 @@ func AsError(err error) *Error {
 	return &Error{Code: CodeInternal, Detail: "An internal error occurred.", Cause: err}
 }
 
-func validation(field, msg string) *Error {
-	return &Error{Code: CodeValidationFailed, Detail: "The request has invalid fields.", Fields: map[string][]string{field: {msg}}}
+// Invalid is a validation_failed error with its messages per field.
+func Invalid(fields map[string][]string) *Error {
+	return &Error{Code: CodeValidationFailed, Detail: "The request has invalid fields.", Fields: fields}
+}
+
+// Validation is a validation_failed error for one field.
+func Validation(field, msg string) *Error {
+	return Invalid(map[string][]string{field: {msg}})
 }
 
 func storeUnavailable(err error) *Error {

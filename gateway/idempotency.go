@@ -29,7 +29,7 @@ func (s *Service) ActivateIdempotent(ctx context.Context, idemKey string, req Ac
 		return s.Activate(ctx, req)
 	}
 	if len(idemKey) > maxIdempotencyKey {
-		return nil, validation("Idempotency-Key", "is longer than 255 characters")
+		return nil, Validation("Idempotency-Key", "is longer than 255 characters")
 	}
 	// Scoped to the licence key: an installer that sends a constant
 	// Idempotency-Key cannot collide with another buyer's activation.

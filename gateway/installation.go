@@ -89,14 +89,14 @@ type MoveRequest struct {
 // Its old tokens stop working; a fresh pair is returned.
 func (s *Service) Move(ctx context.Context, req MoveRequest) (*Activation, error) {
 	if req.Domain == "" {
-		return nil, validation("domain", "is required")
+		return nil, Validation("domain", "is required")
 	}
 	if len(req.Domain) > maxDomainLength {
-		return nil, validation("domain", "is too long")
+		return nil, Validation("domain", "is too long")
 	}
 	domain, err := policy.NormalizeDomain(req.Domain)
 	if err != nil {
-		return nil, validation("domain", err.Error())
+		return nil, Validation("domain", err.Error())
 	}
 	cred, err := s.authenticate(ctx, req.Token)
 	if err != nil {
