@@ -36,7 +36,9 @@ type Config struct {
 	RefreshTTL time.Duration
 	Sources    map[string]upstreams.Source
 	Products   map[string]*Product
-	// ProductOrder lists product names in configuration order.
+	// ProductOrder lists product names in the order a key is offered to
+	// them when the installer names none: by name (the JSON config is a map,
+	// so the Caddyfile's order is not kept).
 	ProductOrder []string
 	// KeyRotation makes a new signing key current when the current one is
 	// this old (0: never on schedule). Instances sharing a store rotate
