@@ -134,36 +134,10 @@ func (s *Source) Verify(ctx context.Context, req upstreams.Request) (v upstreams
 	if len(mappings) == 0 {
 		return upstreams.UnknownVerdict(fmt.Errorf("%s: %w %q", Name, errNoMapping, req.Product))
 	}
-	return s.askEach(ctx, key, req.Domain, mappings)
-}
-
-// askEach asks with each of the product's slugs in turn (normally one): a
-// key unknown for one slug may belong to the next; any other answer is
-// about this product and final.
-func (s *Source) askEach(ctx context.Context, key, domain string, mappings upstreams.ProductMap) upstreams.Verdict {
-	var unknown *upstreams.Verdict
-	for _, m := range mappings {
-		v := s.ask(ctx, key, m.VendorID, domain, upstreams.ProductMap{m})
-		switch {
-		case v.Outcome == upstreams.Invalid && v.Reason == upstreams.NotFound:
-			continue
-		case v.Outcome == upstreams.Unknown:
-			if v.RetryAfter > 0 || ctx.Err() != nil {
-				return v // asking again now only spends the rate limit
-			}
-			if unknown == nil {
-				unknown = &v
-			}
-			continue
-		}
-		return v
-	}
-	if unknown != nil {
-		// one slug could not be asked: "not found" for the others does not
-		// make the key unknown everywhere
-		return *unknown
-	}
-	return upstreams.InvalidVerdict(upstreams.NotFound)
+	// each of the product's slugs in turn (normally one)
+	return upstreams.AskEach(ctx, mappings, func(ctx context.Context, m upstreams.ProductMapping) upstreams.Verdict {
+		return s.ask(ctx, key, m.VendorID, req.Domain, upstreams.ProductMap{m})
+	})
 }
 
 // ask sends one verify request; slug "" leaves product_slug out. mappings

@@ -138,24 +138,9 @@ func (s *Source) Verify(ctx context.Context, req upstreams.Request) upstreams.Ve
 	if len(lists) == 0 {
 		return upstreams.UnknownVerdict(ErrNoListToken)
 	}
-	var unknown *upstreams.Verdict
-	for _, l := range lists {
-		v := s.verifyIn(ctx, l, req.Key)
-		switch {
-		case v.Outcome == upstreams.Invalid && v.Reason == upstreams.NotFound:
-			continue
-		case v.Outcome == upstreams.Unknown && !isRateLimit(v):
-			if unknown == nil {
-				unknown = &v
-			}
-			continue
-		}
-		return v
-	}
-	if unknown != nil {
-		return *unknown
-	}
-	return upstreams.InvalidVerdict(upstreams.NotFound)
+	return upstreams.AskEach(ctx, lists, func(ctx context.Context, l upstreams.ProductMapping) upstreams.Verdict {
+		return s.verifyIn(ctx, l, req.Key)
+	})
 }
 
 // lists returns the list tokens to ask, each once, with the slug its
@@ -168,11 +153,6 @@ func (s *Source) lists(product string) upstreams.ProductMap {
 		}
 	}
 	return out
-}
-
-func isRateLimit(v upstreams.Verdict) bool {
-	var rl *upstreams.RateLimitError
-	return errors.As(v.Cause, &rl)
 }
 
 // order is the order a key was assigned in.

@@ -162,38 +162,13 @@ func (s *Source) Verify(ctx context.Context, req upstreams.Request) (v upstreams
 	if err != nil {
 		return upstreams.UnknownVerdict(err)
 	}
-	var unknown *upstreams.Verdict
-	for _, m := range mappings {
-		if err := ctx.Err(); err != nil {
-			return upstreams.UnknownVerdict(fmt.Errorf("%s: %w", Name, err))
-		}
-		v, notFound := s.verify(ctx, key, m)
-		switch {
-		case notFound:
-			continue
-		case v.Outcome != upstreams.Unknown:
-			return v
-		case v.RetryAfter > 0 || isRateLimit(v.Cause):
-			// asking the next product now would only spend the budget
-			return v
-		case unknown == nil:
-			unknown = &v
-		}
-	}
-	if unknown != nil {
-		return *unknown
-	}
-	return upstreams.InvalidVerdict(upstreams.NotFound)
+	return upstreams.AskEach(ctx, mappings, func(ctx context.Context, m upstreams.ProductMapping) upstreams.Verdict {
+		return s.verify(ctx, key, m)
+	})
 }
 
-func isRateLimit(err error) bool {
-	var rl *upstreams.RateLimitError
-	return errors.As(err, &rl)
-}
-
-// verify asks about the key within one product. notFound reports Gumroad's
-// 404, which the caller settles once every product has answered.
-func (s *Source) verify(ctx context.Context, key string, m upstreams.ProductMapping) (v upstreams.Verdict, notFound bool) {
+// verify asks about the key within one product.
+func (s *Source) verify(ctx context.Context, key string, m upstreams.ProductMapping) upstreams.Verdict {
 	form := url.Values{
 		"product_id":           {m.VendorID},
 		"license_key":          {key},
@@ -201,7 +176,7 @@ func (s *Source) verify(ctx context.Context, key string, m upstreams.ProductMapp
 	}
 	hreq, err := http.NewRequest(http.MethodPost, s.endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
-		return upstreams.UnknownVerdict(fmt.Errorf("%s: building request: %w", Name, err)), false
+		return upstreams.UnknownVerdict(fmt.Errorf("%s: building request: %w", Name, err))
 	}
 	hreq.Header.Set("Accept", "application/json")
 	hreq.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -209,7 +184,7 @@ func (s *Source) verify(ctx context.Context, key string, m upstreams.ProductMapp
 	resp, err := s.client.Do(ctx, hreq)
 	if err != nil {
 		// the key travels in the body, never in the URL an error quotes
-		return upstreams.Unavailable(Name, nil, err), false
+		return upstreams.Unavailable(Name, nil, err)
 	}
 	return s.classify(resp, m)
 }
@@ -258,38 +233,38 @@ type importedCustomer struct {
 }
 
 // classify turns Gumroad's answer for one product into a verdict.
-func (s *Source) classify(resp *upstreams.Response, m upstreams.ProductMapping) (upstreams.Verdict, bool) {
+func (s *Source) classify(resp *upstreams.Response, m upstreams.ProductMapping) upstreams.Verdict {
 	switch resp.Status {
 	case http.StatusOK, http.StatusNotFound:
 	case http.StatusTooManyRequests:
-		return upstreams.RateLimited(Name, resp, s.client.Now()), false
+		return upstreams.RateLimited(Name, resp, s.client.Now())
 	default:
 		// 500 (product_id refused), 400 (a parameter not a string), 401,
 		// 5xx: nothing about the key
-		return upstreams.Unavailable(Name, resp, nil), false
+		return upstreams.Unavailable(Name, resp, nil)
 	}
 	var a verification
 	if err := json.Unmarshal(resp.Body, &a); err != nil {
-		return upstreams.UnknownVerdict(fmt.Errorf("%s: HTTP %d: unreadable answer: %w", Name, resp.Status, err)), false
+		return upstreams.UnknownVerdict(fmt.Errorf("%s: HTTP %d: unreadable answer: %w", Name, resp.Status, err))
 	}
 	if a.Success == nil {
 		// not Gumroad's shape: a proxy page or a wrong base_url must not
 		// declare keys unknown
-		return upstreams.UnknownVerdict(fmt.Errorf("%s: HTTP %d without Gumroad's \"success\" field (check base_url)", Name, resp.Status)), false
+		return upstreams.UnknownVerdict(fmt.Errorf("%s: HTTP %d without Gumroad's \"success\" field (check base_url)", Name, resp.Status))
 	}
 	if resp.Status == http.StatusNotFound {
 		if *a.Success {
-			return upstreams.UnknownVerdict(fmt.Errorf("%s: HTTP 404 claiming success", Name)), false
+			return upstreams.UnknownVerdict(fmt.Errorf("%s: HTTP 404 claiming success", Name))
 		}
 		// "That license does not exist for the provided product.", "This
 		// license key has been disabled." or "Access to the purchase
 		// associated with this license has expired."
-		return upstreams.Verdict{}, true
+		return upstreams.InvalidVerdict(upstreams.NotFound)
 	}
 	if !*a.Success {
-		return upstreams.UnknownVerdict(fmt.Errorf("%s: HTTP 200 without success", Name)), false
+		return upstreams.UnknownVerdict(fmt.Errorf("%s: HTTP 200 without success", Name))
 	}
-	return s.licence(a, m), false
+	return s.licence(a, m)
 }
 
 // licence classifies a successful answer: a licence Gumroad knows for the
