@@ -21,6 +21,22 @@ const (
 	maxLabelLength  = 64
 )
 
+// domainField normalises an installer's domain field, or says what is
+// wrong with it.
+func domainField(raw string) (domain, problem string) {
+	switch {
+	case raw == "":
+		return "", "is required"
+	case len(raw) > maxDomainLength:
+		return "", "is too long"
+	}
+	d, err := policy.NormalizeDomain(raw)
+	if err != nil {
+		return "", err.Error()
+	}
+	return d, ""
+}
+
 // ActivateRequest is an installer's activation.
 type ActivateRequest struct {
 	Key      string
@@ -77,18 +93,9 @@ func (s *Service) validateActivation(req *ActivateRequest) (string, error) {
 	if req.Key == "" {
 		fields["license_key"] = append(fields["license_key"], "is required")
 	}
-	var domain string
-	switch {
-	case req.Domain == "":
-		fields["domain"] = append(fields["domain"], "is required")
-	case len(req.Domain) > maxDomainLength:
-		fields["domain"] = append(fields["domain"], "is too long")
-	default:
-		d, err := policy.NormalizeDomain(req.Domain)
-		if err != nil {
-			fields["domain"] = append(fields["domain"], err.Error())
-		}
-		domain = d
+	domain, problem := domainField(req.Domain)
+	if problem != "" {
+		fields["domain"] = append(fields["domain"], problem)
 	}
 	if req.IP != "" {
 		if _, err := netip.ParseAddr(req.IP); err != nil {
@@ -255,7 +262,6 @@ func (s *Service) findLicense(ctx context.Context, cands []candidate, req Activa
 		}
 	}
 	var unknown *upstreams.Verdict
-	var notFound bool
 	for _, c := range cands {
 		v := c.source.Verify(ctx, upstreams.Request{Key: c.key, Product: req.Product, Domain: domain, IP: req.IP})
 		switch {
@@ -268,7 +274,7 @@ func (s *Service) findLicense(ctx context.Context, cands []candidate, req Activa
 				// explicit status changes a stored licence.
 				return &found{cand: c, state: st}, nil
 			}
-			notFound = true // another store may know the key
+			// another store may know the key
 		case v.Outcome == upstreams.Invalid:
 			return &found{cand: c, state: stateOf(stored, c), verdict: &v}, nil
 		default:
@@ -285,10 +291,7 @@ func (s *Service) findLicense(ctx context.Context, cands []candidate, req Activa
 		}
 		return nil, &Error{Code: CodeUpstreamUnavailable, Detail: "The licence could not be verified right now because the marketplace is unavailable. Please try again shortly.", RetryAfter: retry, Cause: unknown.Cause}
 	}
-	if notFound {
-		return nil, &Error{Code: CodeLicenseNotFound, Detail: "This licence key or purchase code does not exist."}
-	}
-	return nil, &Error{Code: CodeLicenseNotFound, Detail: "This licence key or purchase code does not exist."}
+	return nil, refusalForVerdict(upstreams.NotFound)
 }
 
 func stateOf(stored []*found, c candidate) *store.LicenseState {

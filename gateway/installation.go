@@ -88,15 +88,9 @@ type MoveRequest struct {
 // Move moves an installation to a new domain, keeping its id and history.
 // Its old tokens stop working; a fresh pair is returned.
 func (s *Service) Move(ctx context.Context, req MoveRequest) (*Activation, error) {
-	if req.Domain == "" {
-		return nil, Validation("domain", "is required")
-	}
-	if len(req.Domain) > maxDomainLength {
-		return nil, Validation("domain", "is too long")
-	}
-	domain, err := policy.NormalizeDomain(req.Domain)
-	if err != nil {
-		return nil, Validation("domain", err.Error())
+	domain, problem := domainField(req.Domain)
+	if problem != "" {
+		return nil, Validation("domain", problem)
 	}
 	cred, err := s.authenticate(ctx, req.Token)
 	if err != nil {
