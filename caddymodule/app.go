@@ -120,40 +120,30 @@ type Product struct {
 	KeygenProduct       []string `json:"keygen_product,omitempty"`
 }
 
-// mappingOptions names each marketplace's per-product option, and whether
-// a product sold there must set it.
-var mappingOptions = map[string]struct {
-	option   string
-	required bool
+// mappingOptions lists each marketplace's per-product option, whether a
+// product sold there must set it, and the Product field that holds it.
+var mappingOptions = []struct {
+	source, option string
+	required       bool
+	ids            func(*Product) *[]string
 }{
-	"envato":           {"envato_item", true},
-	"apptrovo":         {"apptrovo_slug", false},
-	"digitaldownloads": {"ddp_list_token", true},
-	"cpstore":          {"cpstore_product", true},
-	"lemonsqueezy":     {"lemonsqueezy_product", true},
-	"gumroad":          {"gumroad_product", true},
-	"keygen":           {"keygen_product", true},
+	{"envato", "envato_item", true, func(p *Product) *[]string { return &p.EnvatoItem }},
+	{"apptrovo", "apptrovo_slug", false, func(p *Product) *[]string { return &p.ApptrovoSlug }},
+	{"digitaldownloads", "ddp_list_token", true, func(p *Product) *[]string { return &p.DDPListToken }},
+	{"cpstore", "cpstore_product", true, func(p *Product) *[]string { return &p.CPStoreProduct }},
+	{"lemonsqueezy", "lemonsqueezy_product", true, func(p *Product) *[]string { return &p.LemonSqueezyProduct }},
+	{"gumroad", "gumroad_product", true, func(p *Product) *[]string { return &p.GumroadProduct }},
+	{"keygen", "keygen_product", true, func(p *Product) *[]string { return &p.KeygenProduct }},
 }
 
-// vendorIDs returns the product's identifiers at a marketplace.
-func (pc *Product) vendorIDs(source string) []string {
-	switch source {
-	case "envato":
-		return pc.EnvatoItem
-	case "apptrovo":
-		return pc.ApptrovoSlug
-	case "digitaldownloads":
-		return pc.DDPListToken
-	case "cpstore":
-		return pc.CPStoreProduct
-	case "lemonsqueezy":
-		return pc.LemonSqueezyProduct
-	case "gumroad":
-		return pc.GumroadProduct
-	case "keygen":
-		return pc.KeygenProduct
+// mappingField returns the Product field behind a per-product option.
+func mappingField(p *Product, option string) (*[]string, bool) {
+	for _, m := range mappingOptions {
+		if m.option == option {
+			return m.ids(p), true
+		}
 	}
-	return nil
+	return nil, false
 }
 
 // Storage is implemented by licensegate.storage.* modules.
@@ -290,8 +280,8 @@ func (a *App) productMaps() (map[string]upstreams.ProductMap, error) {
 		if pc == nil {
 			continue
 		}
-		for source, opt := range mappingOptions {
-			ids := pc.vendorIDs(source)
+		for _, opt := range mappingOptions {
+			source, ids := opt.source, *opt.ids(pc)
 			sold := slices.Contains(pc.Sources, source)
 			if len(ids) > 0 && !sold {
 				return nil, fmt.Errorf("product %s: %s is set but %s is not in its sources", name, opt.option, source)

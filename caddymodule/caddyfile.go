@@ -280,22 +280,18 @@ func parseProductOption(d *caddyfile.Dispenser, name string, p *Product) error {
 			return err
 		}
 		p.MoveCooldown = &dur
-	case "envato_item", "apptrovo_slug", "ddp_list_token", "cpstore_product",
-		"lemonsqueezy_product", "gumroad_product", "keygen_product":
+	case "recheck", "leak_threshold", "release_idle":
+		return d.Errf("product %s: %s: not supported yet", name, opt)
+	default:
+		dst, ok := mappingField(p, opt) // envato_item, apptrovo_slug, ...
+		if !ok {
+			return d.Errf("product %s: unrecognized option %q", name, opt)
+		}
 		ids := d.RemainingArgs()
 		if len(ids) == 0 {
 			return d.ArgErr()
 		}
-		dst := map[string]*[]string{
-			"envato_item": &p.EnvatoItem, "apptrovo_slug": &p.ApptrovoSlug, "ddp_list_token": &p.DDPListToken,
-			"cpstore_product": &p.CPStoreProduct, "lemonsqueezy_product": &p.LemonSqueezyProduct,
-			"gumroad_product": &p.GumroadProduct, "keygen_product": &p.KeygenProduct,
-		}[opt]
 		*dst = append(*dst, ids...)
-	case "recheck", "leak_threshold", "release_idle":
-		return d.Errf("product %s: %s: not supported yet", name, opt)
-	default:
-		return d.Errf("product %s: unrecognized option %q", name, opt)
 	}
 	return nil
 }
