@@ -150,6 +150,7 @@ func (g *Gate) forward(r *http.Request, grant *gateway.Grant) {
 	repl.Set("license.class", grant.Class)
 	repl.Set("license.type", grant.Type)
 	repl.Set("license.support_active", support)
+	repl.Set("license.stale", strconv.FormatBool(grant.Stale)) // served while the store was unreachable
 }
 
 // isLicenseHeader reports whether a client-sent header could pass for one

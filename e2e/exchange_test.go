@@ -76,6 +76,11 @@ func TestActivateThenGate(t *testing.T) {
 	if vals := h.Values("X-License-Product"); len(vals) != 1 {
 		t.Errorf("X-License-Product has %d values, want 1: %v", len(vals), vals)
 	}
+	// Placeholders for later handlers: {license.id} {license.class} {license.stale}.
+	who := do(t, http.MethodGet, g.url("/whoami"), nil, "Authorization", "Bearer "+token)
+	if want := first.str("license", "id") + " production false"; who.status != http.StatusOK || string(who.body) != want {
+		t.Errorf("placeholders: %d %q, want %q", who.status, who.body, want)
+	}
 
 	// Same licence, same domain (however written): the same installation.
 	for _, d := range []string{"acme.com", "www.acme.com", "ACME.com", "https://www.Acme.COM:8443/shop/install.php?x=1", "acme.com.", "http://acme.com/"} {

@@ -87,6 +87,10 @@ http://127.0.0.1:{{PORT}} {
 	handle /v1/licenses/* {
 		license_exchange {{EXCHANGE}}
 	}
+	handle /whoami {
+		license_gate
+		respond "{license.id} {license.class} {license.stale}"
+	}
 	handle /convert* {
 		license_gate {
 			products converter-pro

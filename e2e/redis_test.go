@@ -48,6 +48,12 @@ http://127.0.0.1:{{PORT}} {
 			failed_limit 100000/m
 		}
 	}
+	handle /whoami {
+		license_gate {
+			on_store_error allow_stale {{STALE}}
+		}
+		respond "{license.id} {license.class} {license.stale}"
+	}
 	handle /convert* {
 		license_gate {
 			on_store_error allow_stale {{STALE}}
@@ -234,6 +240,11 @@ func TestRedisOutageStaleThenRecovery(t *testing.T) {
 			t.Fatalf("%s into the outage: %d %s", time.Since(stopped).Round(time.Millisecond), r.status, r.body)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	// ... and say so to later handlers ...
+	who := do(t, http.MethodGet, g.url("/whoami"), nil, "Authorization", "Bearer "+token)
+	if who.status != http.StatusOK || !strings.HasSuffix(string(who.body), " true") {
+		t.Fatalf("{license.stale} during the outage: %d %q", who.status, who.body)
 	}
 	// ... activations are refused without a wrong answer ...
 	r := g.activate("KEY-AAAA-0001", "second.com")
