@@ -3,6 +3,7 @@ package store
 import (
 	"container/list"
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -21,8 +22,10 @@ const failureBackoff = time.Second
 type CacheConfig struct {
 	// Size bounds the number of licences held (default 100000).
 	Size int
-	// TTL is how long an entry is served without asking the store again; it
-	// bounds how long a lost change notice can go unnoticed (default 30s).
+	// TTL is how long an entry is served without asking the store again
+	// (default 30s). Past it the entry is still served while one background
+	// refresh runs, up to 2*TTL old: a lost change notice goes unnoticed for
+	// at most TTL plus one refresh.
 	TTL time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
@@ -80,11 +83,26 @@ func NewStateCache(s Store, cfg CacheConfig) *StateCache {
 	}
 }
 
-// GetStale returns the licence's state, from the cache when fresh (younger
-// than TTL). When the store fails, or failed for this licence less than a
-// second ago, and an entry younger than TTL+maxStale exists, that entry is
-// returned with stale set; otherwise the store's error. maxStale is the
-// caller's window (the gate's on_store_error; 0: never stale).
+// GetStale returns the licence's state. Let age be the time since the
+// cached entry was fetched; the rules, in order:
+//
+//   - younger than TTL (fresh): the entry, no store call;
+//   - the store failed for this licence less than a second ago: the entry
+//     with stale set if it is younger than TTL+maxStale, else that error; no
+//     store call;
+//   - younger than 2*TTL, with no failure remembered: the entry at once, and
+//     a refresh from the store in the background (at most one per licence,
+//     detached from ctx, bounded by fetchTimeout);
+//   - younger than TTL+maxStale while a fetch of the licence is running: the
+//     entry at once with stale set, without waiting for that fetch;
+//   - otherwise (older, none, or a failure remembered and its backoff over):
+//     a store read, shared with concurrent callers, whose state is returned;
+//     if it fails, the entry with stale set if younger than TTL+maxStale,
+//     else the store's error.
+//
+// Entries are dropped by Invalidate and InvalidateAll, so an announced
+// change is never served from the cache. maxStale is the caller's window
+// (the gate's on_store_error; 0: never stale).
 //
 // The returned state is shared with the cache and other callers: it must
 // not be modified.
@@ -96,21 +114,42 @@ func (c *StateCache) GetStale(ctx context.Context, licenseID string, maxStale ti
 		c.lru.MoveToFront(el)
 		e = *el.Value.(*cacheEntry)
 	}
-	if e.state != nil && now.Sub(e.fetchedAt) < c.cfg.TTL {
+	age := now.Sub(e.fetchedAt)
+	if e.state != nil && age < c.cfg.TTL {
 		c.hits++
 		c.mu.Unlock()
 		return e.state, false, nil
 	}
-	c.misses++
-	c.mu.Unlock()
-
-	servable := e.state != nil && now.Sub(e.fetchedAt) < c.cfg.TTL+maxStale
-	if now.Before(e.retryAt) {
+	_, inFlight := c.fetching[licenseID]
+	servable := e.state != nil && age < c.cfg.TTL+maxStale
+	switch {
+	case now.Before(e.retryAt):
+		c.misses++
+		c.mu.Unlock()
 		if servable {
 			return e.state, true, nil
 		}
 		return nil, false, e.err
+	case e.state != nil && e.err == nil && age < 2*c.cfg.TTL:
+		c.hits++
+		if !inFlight {
+			// Not waited for: fetch caches the outcome, detached from ctx.
+			// Started under c.mu, which fetch needs to store its outcome,
+			// so a fetch that is ending is joined rather than repeated.
+			c.group.DoChan(licenseID, func() (any, error) {
+				return c.fetch(ctx, licenseID, now)
+			})
+		}
+		c.mu.Unlock()
+		return e.state, false, nil
+	case servable && inFlight:
+		c.misses++
+		c.mu.Unlock()
+		return e.state, true, nil
 	}
+	c.misses++
+	c.mu.Unlock()
+
 	v, err, _ := c.group.Do(licenseID, func() (any, error) {
 		return c.fetch(ctx, licenseID, now)
 	})
@@ -133,7 +172,7 @@ func (c *StateCache) fetch(ctx context.Context, id string, now time.Time) (*Lice
 	// for the others.
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
 	defer cancel()
-	st, err := c.store.LicenseState(fctx, id)
+	st, err := c.read(fctx, id)
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -154,6 +193,18 @@ func (c *StateCache) fetch(ctx context.Context, id string, now time.Time) (*Lice
 	}
 	c.put(e)
 	return st, err
+}
+
+// read asks the store for a licence, turning a panic into an error: a
+// background refresh has no caller to recover it, and singleflight would
+// crash the process.
+func (c *StateCache) read(ctx context.Context, id string) (st *LicenseState, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			st, err = nil, fmt.Errorf("reading licence %s: panic: %v", id, r)
+		}
+	}()
+	return c.store.LicenseState(ctx, id)
 }
 
 // put stores e as its licence's entry and evicts the least recently used
@@ -206,7 +257,9 @@ func (c *StateCache) Len() int {
 	return c.lru.Len()
 }
 
-// Stats returns lookups served from the cache and those that were not.
+// Stats returns lookups answered from the cache as current (fresh, or
+// while a background refresh runs) and those that were not (read from the
+// store, or answered stale or with an error).
 func (c *StateCache) Stats() (hits, misses uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -24,12 +24,13 @@ type countingStore struct {
 	failID  string        // when set, only this licence fails
 	block   chan struct{} // when set, LicenseState waits for it to close
 	entered chan string   // when set, LicenseState reports its licence id
+	panics  any           // when set, LicenseState panics with it
 }
 
 func (c *countingStore) LicenseState(ctx context.Context, id string) (*store.LicenseState, error) {
 	c.mu.Lock()
 	c.calls[id]++
-	fail, block, entered := c.fail, c.block, c.entered
+	fail, block, entered, panics := c.fail, c.block, c.entered, c.panics
 	if c.failID != "" && c.failID != id {
 		fail = nil
 	}
@@ -40,8 +41,15 @@ func (c *countingStore) LicenseState(ctx context.Context, id string) (*store.Lic
 	if block != nil {
 		<-block
 	}
+	if panics != nil {
+		panic(panics)
+	}
 	if fail != nil {
 		return nil, fail
+	}
+	// Like a networked store, give up once the caller has.
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	return c.Store.LicenseState(ctx, id)
 }
@@ -56,6 +64,19 @@ func (c *countingStore) setFail(err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.fail = err
+}
+
+// blockReads makes reads wait until release is called (at the latest when
+// the test ends), each reporting its licence id on entered first.
+func (c *countingStore) blockReads(t *testing.T) (entered <-chan string, release func()) {
+	block, ent := make(chan struct{}), make(chan string, 16)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.block, c.entered = block, ent
+	var once sync.Once
+	release = func() { once.Do(func() { close(block) }) }
+	t.Cleanup(release)
+	return ent, release
 }
 
 type clock struct {
@@ -117,23 +138,102 @@ func mustGet(t *testing.T, c *store.StateCache, id string) *store.LicenseState {
 	return st
 }
 
+type getResult struct {
+	st    *store.LicenseState
+	stale bool
+	err   error
+}
+
+// getAsync runs GetStale in its own goroutine.
+func getAsync(c *store.StateCache, id string, maxStale time.Duration) <-chan getResult {
+	done := make(chan getResult, 1)
+	go func() {
+		st, stale, err := c.GetStale(context.Background(), id, maxStale)
+		done <- getResult{st, stale, err}
+	}()
+	return done
+}
+
+// getWithin fails unless GetStale returns within a second: it must not
+// wait for the store.
+func getWithin(t *testing.T, c *store.StateCache, id string, maxStale time.Duration) getResult {
+	t.Helper()
+	select {
+	case r := <-getAsync(c, id, maxStale):
+		return r
+	case <-time.After(time.Second):
+		t.Fatalf("GetStale(%s) waited for the store", id)
+		return getResult{}
+	}
+}
+
+func receive(t *testing.T, entered <-chan string, what string) {
+	t.Helper()
+	select {
+	case <-entered:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s: no store read started", what)
+	}
+}
+
+// awaitRefreshed waits for a background refresh of id to replace old (the
+// state the cache returned when it started it). The lookups it makes while
+// the refresh runs join it rather than starting another; it returns their
+// number (each counts as a hit) and the new state.
+func awaitRefreshed(t *testing.T, c *store.StateCache, id string, old *store.LicenseState) (*store.LicenseState, uint64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for n := uint64(1); ; n++ {
+		if st := mustGet(t, c, id); st != old {
+			return st, n
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("background refresh of %s never landed", id)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// awaitFailure waits for a background refresh of id to fail: a caller with
+// a wide stale window is then answered stale from the remembered failure
+// (and, while it runs, joins it rather than starting another).
+func awaitFailure(t *testing.T, c *store.StateCache, id string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st, stale, err := c.GetStale(context.Background(), id, 24*time.Hour)
+		if err != nil || st == nil {
+			t.Fatalf("GetStale(%s) with a wide window = %v, %v", id, st, err)
+		}
+		if stale && !c.Fetching(id) { // stale because the fetch failed, not because it runs
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("background refresh of %s never failed", id)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func TestCacheTTLAndInvalidate(t *testing.T) {
 	ctx := context.Background()
 	cs := newCounting(t, "lic_1")
 	c, clk := newCache(cs, store.CacheConfig{TTL: 10 * time.Second})
 
+	var polls uint64 // lookups made waiting for the background refresh
 	steps := []struct {
-		name      string
-		before    func()
-		wantCalls int
+		name       string
+		before     func()
+		background bool // the lookup answers from the cache and refreshes it
+		wantCalls  int
 	}{
-		{"first get fetches", nil, 1},
-		{"second get within TTL is cached", func() { clk.Advance(5 * time.Second) }, 1},
-		{"just before TTL still cached", func() { clk.Advance(5*time.Second - time.Nanosecond) }, 1},
-		{"at TTL refetches", func() { clk.Advance(time.Nanosecond) }, 2},
-		{"fresh again", func() { clk.Advance(time.Second) }, 2},
-		{"invalidate forces a refetch", func() { c.Invalidate("lic_1") }, 3},
-		{"invalidating another licence changes nothing", func() { c.Invalidate("lic_2") }, 3},
+		{"first get fetches", nil, false, 1},
+		{"second get within TTL is cached", func() { clk.Advance(5 * time.Second) }, false, 1},
+		{"just before TTL still cached", func() { clk.Advance(5*time.Second - time.Nanosecond) }, false, 1},
+		{"at TTL refetches in the background", func() { clk.Advance(time.Nanosecond) }, true, 2},
+		{"fresh again", func() { clk.Advance(time.Second) }, false, 2},
+		{"invalidate forces a refetch", func() { c.Invalidate("lic_1") }, false, 3},
+		{"invalidating another licence changes nothing", func() { c.Invalidate("lic_2") }, false, 3},
 	}
 	for _, st := range steps {
 		if st.before != nil {
@@ -143,13 +243,17 @@ func TestCacheTTLAndInvalidate(t *testing.T) {
 		if got.License == nil || got.License.ID != "lic_1" {
 			t.Fatalf("%s: state %+v", st.name, got)
 		}
+		if st.background {
+			_, n := awaitRefreshed(t, c, "lic_1", got)
+			polls += n
+		}
 		if n := cs.count("lic_1"); n != st.wantCalls {
 			t.Fatalf("%s: %d store calls, want %d", st.name, n, st.wantCalls)
 		}
 	}
 	hits, misses := c.Stats()
-	if hits != 4 || misses != 3 {
-		t.Fatalf("Stats = %d hits, %d misses; want 4, 3", hits, misses)
+	if hits != 5+polls || misses != 2 {
+		t.Fatalf("Stats = %d hits, %d misses; want %d, 2", hits, misses, 5+polls)
 	}
 
 	// A refetch after invalidation sees the store's new contents.
@@ -269,7 +373,7 @@ func TestCacheFailureBackoffIsPerLicence(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cs := newCounting(t, "lic_1", "lic_2", "lic_bad")
 			c, clk := newCache(cs, store.CacheConfig{TTL: 10 * time.Second})
-			mustGet(t, c, "lic_2")
+			cached := mustGet(t, c, "lic_2")
 			clk.Advance(10 * time.Second) // lic_2 is due a refetch
 			cs.mu.Lock()
 			cs.fail, cs.failID = tc.err, "lic_bad"
@@ -281,7 +385,10 @@ func TestCacheFailureBackoffIsPerLicence(t *testing.T) {
 			// Other licences are still read from the store, whether never
 			// cached or due a refetch, and not answered with lic_bad's error.
 			mustGet(t, c, "lic_1")
-			mustGet(t, c, "lic_2")
+			if st := mustGet(t, c, "lic_2"); st != cached {
+				t.Fatal("lic_2 not answered from the cache while it is refreshed")
+			}
+			awaitRefreshed(t, c, "lic_2", cached)
 			if n := cs.count("lic_2"); n != 2 {
 				t.Fatalf("lic_2 read %d times, want 2", n)
 			}
@@ -328,6 +435,8 @@ func TestCacheStaleOnStoreError(t *testing.T) {
 	boom := fmt.Errorf("reading licence: %w: connection refused", store.ErrUnavailable)
 	const ttl, stale = 10 * time.Second, time.Minute
 
+	// Below 2*TTL the first lookup is answered from the cache while a
+	// background refresh fails; the table gives the answer after that.
 	tests := []struct {
 		name      string
 		stale     time.Duration
@@ -335,11 +444,14 @@ func TestCacheStaleOnStoreError(t *testing.T) {
 		wantStale bool // else the store's error
 	}{
 		{"just past TTL", stale, ttl, true},
+		{"just below twice TTL", stale, 2*ttl - time.Nanosecond, true},
+		{"at twice TTL", stale, 2 * ttl, true},
 		{"well within stale window", stale, ttl + 30*time.Second, true},
 		{"just inside TTL+Stale", stale, ttl + stale - time.Nanosecond, true},
 		{"at TTL+Stale", stale, ttl + stale, false},
 		{"far past", stale, 24 * time.Hour, false},
 		{"no stale window", 0, ttl, false},
+		{"no stale window, at twice TTL", 0, 2 * ttl, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -348,6 +460,13 @@ func TestCacheStaleOnStoreError(t *testing.T) {
 			want := mustGet(t, c, "lic_1")
 			cs.setFail(boom)
 			clk.Advance(tt.age)
+			if tt.age < 2*ttl {
+				st, isStale, err := c.GetStale(ctx, "lic_1", tt.stale)
+				if err != nil || isStale || st != want {
+					t.Fatalf("GetStale while refreshing = %p, stale %v, %v; want the cached %p", st, isStale, err, want)
+				}
+				awaitFailure(t, c, "lic_1")
+			}
 			st, isStale, err := c.GetStale(ctx, "lic_1", tt.stale)
 			if cs.count("lic_1") != 2 {
 				t.Fatalf("store asked %d times, want 2 (a past-TTL entry must be refetched)", cs.count("lic_1"))
@@ -382,6 +501,8 @@ func TestCacheStaleOnStoreError(t *testing.T) {
 		mustGet(t, c, "lic_1")
 		cs.setFail(boom)
 		clk.Advance(ttl)
+		mustGet(t, c, "lic_1") // starts a refresh, which fails
+		awaitFailure(t, c, "lic_1")
 		if _, isStale, _ := c.GetStale(ctx, "lic_1", stale); !isStale {
 			t.Fatal("want a stale answer while the store is down")
 		}
@@ -409,6 +530,212 @@ func TestCacheStaleOnStoreError(t *testing.T) {
 			t.Fatalf("GetStale = %v, want the store's error rather than a state known to be outdated", err)
 		}
 	})
+}
+
+func TestCacheRevalidatesInTheBackground(t *testing.T) {
+	const ttl = 10 * time.Second
+	cs := newCounting(t, "lic_1")
+	c, clk := newCache(cs, store.CacheConfig{TTL: ttl})
+	cached := mustGet(t, c, "lic_1")
+	clk.Advance(ttl + time.Second)
+	entered, release := cs.blockReads(t)
+
+	// Answered from the cache while the store is still blocked, by however
+	// many requests, with one store read between them.
+	for i := 0; i < 5; i++ {
+		r := getWithin(t, c, "lic_1", 0)
+		if r.err != nil || r.stale || r.st != cached {
+			t.Fatalf("GetStale %d = %p, stale %v, %v; want the cached %p", i, r.st, r.stale, r.err, cached)
+		}
+	}
+	receive(t, entered, "background refresh")
+	if n := cs.count("lic_1"); n != 2 {
+		t.Fatalf("%d store reads, want 2: one refresh per licence", n)
+	}
+
+	setStatus(t, cs.Store, "lic_1", store.LicenseSuspended)
+	release()
+	st, _ := awaitRefreshed(t, c, "lic_1", cached)
+	if st.License.Status != store.LicenseSuspended {
+		t.Fatalf("status %s after the refresh, want suspended", st.License.Status)
+	}
+	if r := getWithin(t, c, "lic_1", 0); r.err != nil || r.stale || r.st != st {
+		t.Fatalf("GetStale after the refresh = %+v, want the refreshed state", r)
+	}
+	if n := cs.count("lic_1"); n != 2 {
+		t.Fatalf("%d store reads, want 2: the refreshed entry is fresh", n)
+	}
+}
+
+func TestCacheBackgroundRefreshOutlivesTheRequest(t *testing.T) {
+	cs := newCounting(t, "lic_1")
+	c, clk := newCache(cs, store.CacheConfig{TTL: time.Second})
+	cached := mustGet(t, c, "lic_1")
+	clk.Advance(time.Second)
+	entered, release := cs.blockReads(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := c.GetStale(ctx, "lic_1", 0)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("GetStale waited for the store")
+	}
+	receive(t, entered, "background refresh")
+	cancel() // the request is over; its refresh is not
+	release()
+	awaitRefreshed(t, c, "lic_1", cached)
+	if _, isStale, err := c.GetStale(context.Background(), "lic_1", time.Hour); err != nil || isStale {
+		t.Fatalf("after the refresh: stale %v, %v; want it cached as fresh", isStale, err)
+	}
+}
+
+func TestCacheSynchronousPastTwiceTTL(t *testing.T) {
+	const ttl = 10 * time.Second
+	for _, age := range []time.Duration{2 * ttl, 24 * time.Hour} {
+		t.Run(age.String(), func(t *testing.T) {
+			cs := newCounting(t, "lic_1")
+			c, clk := newCache(cs, store.CacheConfig{TTL: ttl})
+			mustGet(t, c, "lic_1")
+			setStatus(t, cs.Store, "lic_1", store.LicenseSuspended)
+			clk.Advance(age)
+			// Too old to answer with: this caller waits for the store.
+			if st := mustGet(t, c, "lic_1"); st.License.Status != store.LicenseSuspended {
+				t.Fatalf("status %s, want the store's suspended", st.License.Status)
+			}
+			if n := cs.count("lic_1"); n != 2 {
+				t.Fatalf("%d store reads, want 2", n)
+			}
+		})
+	}
+}
+
+func TestCacheDoesNotQueueBehindAFetch(t *testing.T) {
+	const ttl, maxStale = 10 * time.Second, time.Minute
+	boom := fmt.Errorf("reading licence: %w: i/o timeout", store.ErrUnavailable)
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, cs *countingStore, c *store.StateCache, clk *clock)
+	}{
+		{"past twice TTL", func(t *testing.T, cs *countingStore, c *store.StateCache, clk *clock) {
+			clk.Advance(2 * ttl)
+		}},
+		{"failure remembered, backoff over", func(t *testing.T, cs *countingStore, c *store.StateCache, clk *clock) {
+			cs.setFail(boom)
+			clk.Advance(ttl)
+			mustGet(t, c, "lic_1")
+			awaitFailure(t, c, "lic_1")
+			cs.setFail(nil)
+			clk.Advance(time.Second)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cs := newCounting(t, "lic_1")
+			c, clk := newCache(cs, store.CacheConfig{TTL: ttl})
+			cached := mustGet(t, c, "lic_1")
+			tt.setup(t, cs, c, clk)
+			reads := cs.count("lic_1")
+			entered, release := cs.blockReads(t)
+
+			first := getAsync(c, "lic_1", maxStale)
+			receive(t, entered, "first caller")
+			r := getWithin(t, c, "lic_1", maxStale)
+			if r.err != nil || !r.stale || r.st != cached {
+				t.Fatalf("second caller = %p, stale %v, %v; want the cached %p with stale", r.st, r.stale, r.err, cached)
+			}
+			select {
+			case r := <-first:
+				t.Fatalf("first caller returned %+v before the store answered", r)
+			default:
+			}
+
+			setStatus(t, cs.Store, "lic_1", store.LicenseSuspended)
+			release()
+			r = <-first
+			if r.err != nil || r.stale || r.st.License.Status != store.LicenseSuspended {
+				t.Fatalf("first caller = %+v, want the store's suspended state", r)
+			}
+			if n := cs.count("lic_1") - reads; n != 1 {
+				t.Fatalf("%d store reads for two callers, want 1", n)
+			}
+		})
+	}
+}
+
+func TestCacheDenyModeServesOnlyDuringOneRefresh(t *testing.T) {
+	ctx := context.Background()
+	const ttl = 10 * time.Second
+	boom := fmt.Errorf("reading licence: %w: connection refused", store.ErrUnavailable)
+	cs := newCounting(t, "lic_1")
+	c, clk := newCache(cs, store.CacheConfig{TTL: ttl})
+	cached := mustGet(t, c, "lic_1")
+	cs.setFail(boom)
+	clk.Advance(ttl)
+
+	// The first request past TTL is answered while the refresh runs...
+	if st, isStale, err := c.GetStale(ctx, "lic_1", 0); err != nil || isStale || st != cached {
+		t.Fatalf("first GetStale past TTL = %p, stale %v, %v; want the cached %p", st, isStale, err, cached)
+	}
+	awaitFailure(t, c, "lic_1")
+	// ... and once it has failed, the others get the error, without a
+	// store read within the backoff ...
+	for i := 0; i < 5; i++ {
+		if st, _, err := c.GetStale(ctx, "lic_1", 0); !errors.Is(err, boom) || st != nil {
+			t.Fatalf("GetStale %d after the failed refresh = %v, %v; want the store's error", i, st, err)
+		}
+	}
+	if n := cs.count("lic_1"); n != 2 {
+		t.Fatalf("%d store reads, want 2", n)
+	}
+	// ... and after it a synchronous one, not another answer from the
+	// cache ...
+	clk.Advance(time.Second)
+	if _, _, err := c.GetStale(ctx, "lic_1", 0); !errors.Is(err, boom) {
+		t.Fatalf("GetStale after the backoff = %v, want the store's error", err)
+	}
+	if n := cs.count("lic_1"); n != 3 {
+		t.Fatalf("%d store reads, want 3", n)
+	}
+	// ... until the store recovers.
+	cs.setFail(nil)
+	setStatus(t, cs.Store, "lic_1", store.LicenseSuspended)
+	if _, _, err := c.GetStale(ctx, "lic_1", 0); !errors.Is(err, boom) {
+		t.Fatalf("GetStale within the backoff = %v, want the remembered error", err)
+	}
+	clk.Advance(time.Second)
+	if st := mustGet(t, c, "lic_1"); st.License.Status != store.LicenseSuspended {
+		t.Fatalf("status %s after recovery, want suspended", st.License.Status)
+	}
+	mustGet(t, c, "lic_1")
+	if n := cs.count("lic_1"); n != 4 {
+		t.Fatalf("%d store reads, want 4", n)
+	}
+}
+
+func TestCacheRefreshPanicIsAFailure(t *testing.T) {
+	cs := newCounting(t, "lic_1")
+	c, clk := newCache(cs, store.CacheConfig{TTL: time.Second})
+	cached := mustGet(t, c, "lic_1")
+	cs.mu.Lock()
+	cs.panics = "decoder bug"
+	cs.mu.Unlock()
+	clk.Advance(time.Second)
+	mustGet(t, c, "lic_1") // a panic in its background refresh must not crash the process
+	awaitFailure(t, c, "lic_1")
+	clk.Advance(time.Second)
+	if _, _, err := c.GetStale(context.Background(), "lic_1", 0); err == nil {
+		t.Fatal("GetStale = nil error from a panicking store")
+	}
+	if st, isStale, err := c.GetStale(context.Background(), "lic_1", time.Minute); err != nil || !isStale || st != cached {
+		t.Fatalf("GetStale with a stale window = %p, stale %v, %v; want the cached %p", st, isStale, err, cached)
+	}
 }
 
 func TestCacheInvalidateDuringFetch(t *testing.T) {
@@ -461,6 +788,54 @@ func TestCacheInvalidateDuringFetch(t *testing.T) {
 			mustGet(t, c, "lic_1")
 			if n := cs.count("lic_1"); n != want {
 				t.Fatalf("%d store calls, want %d: the refetched entry is not cached", n, want)
+			}
+		})
+	}
+}
+
+func TestCacheInvalidateDuringBackgroundRefresh(t *testing.T) {
+	const ttl = 10 * time.Second
+	for _, tt := range []struct {
+		name       string
+		invalidate func(c *store.StateCache)
+	}{
+		{"same licence", func(c *store.StateCache) { c.Invalidate("lic_1") }},
+		{"all licences", func(c *store.StateCache) { c.InvalidateAll() }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cs := newCounting(t, "lic_1")
+			c, clk := newCache(cs, store.CacheConfig{TTL: ttl})
+			mustGet(t, c, "lic_1")
+			clk.Advance(ttl)
+			entered, release := cs.blockReads(t)
+			if r := getWithin(t, c, "lic_1", 0); r.err != nil || r.stale { // starts a refresh
+				t.Fatalf("GetStale = %+v", r)
+			}
+			receive(t, entered, "background refresh")
+			tt.invalidate(c) // a change is announced while it runs
+
+			// The dropped entry is not served, even stale: this caller
+			// waits for the store.
+			waiting := getAsync(c, "lic_1", time.Hour)
+			select {
+			case r := <-waiting:
+				t.Fatalf("GetStale after the notice = %+v before the store answered", r)
+			case <-time.After(50 * time.Millisecond):
+			}
+			release()
+			if r := <-waiting; r.err != nil || r.st == nil {
+				t.Fatalf("GetStale after the notice = %+v", r)
+			}
+			// The refresh read before the notice is not cached as fresh:
+			// the next lookups read again, once.
+			mustGet(t, c, "lic_1")
+			mustGet(t, c, "lic_1")
+			if n := cs.count("lic_1"); n != 3 {
+				t.Fatalf("%d store reads, want 3", n)
+			}
+			mustGet(t, c, "lic_1")
+			if n := cs.count("lic_1"); n != 3 {
+				t.Fatalf("%d store reads, want 3: the reread entry is not cached", n)
 			}
 		})
 	}
