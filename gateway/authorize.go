@@ -23,8 +23,9 @@ type Grant struct {
 
 // Authorize decides whether verified claims are still admitted: the
 // installation is active at the token's generation and the licence is in
-// good standing. It reads the status cache; the store is asked only when
-// the cache holds nothing fresh.
+// good standing. It reads the status cache, which refreshes a recently
+// used licence in the background: the request waits on the store only when
+// the cache holds nothing fresh or recently refreshable.
 //
 // maxStale is how long past its freshness a cached status may be served
 // while the store is unreachable (on_store_error allow_stale; 0: deny).
