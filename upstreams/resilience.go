@@ -294,6 +294,13 @@ func (r *Resilient) attempt(ctx context.Context, req Request) (Verdict, bool) {
 		return UnknownVerdict(ctx.Err()), false
 	}
 	v, returned := r.call(ctx, req)
+	if be := (*budgetError)(nil); errors.As(v.Cause, &be) {
+		// An adapter's later request found the budget spent: the store said
+		// nothing, and it is asked again only once the budget allows.
+		v.RetryAfter = max(v.RetryAfter, be.wait)
+		r.endTrial()
+		return v, false
+	}
 	retry := r.record(v)
 	return v, retry && returned // a panic is a bug: asking again will not fix it
 }
@@ -330,7 +337,7 @@ func (r *Resilient) extraCalls() func(context.Context) error {
 		}
 		wait := r.reserve()
 		if wait > r.cfg.MaxWait {
-			return fmt.Errorf("%w: next call in %s", ErrRateBudget, wait.Round(time.Second))
+			return &budgetError{wait: wait}
 		}
 		r.mu.Lock()
 		r.calls++
@@ -341,6 +348,16 @@ func (r *Resilient) extraCalls() func(context.Context) error {
 		return r.cfg.Clock.Sleep(ctx, wait)
 	}
 }
+
+// budgetError is extraCalls' refusal: our own budget, not the store's
+// failure, so it neither counts toward the breaker nor is retried.
+type budgetError struct{ wait time.Duration }
+
+func (e *budgetError) Error() string {
+	return fmt.Sprintf("%v: next call in %s", ErrRateBudget, e.wait.Round(time.Second))
+}
+
+func (e *budgetError) Unwrap() error { return ErrRateBudget }
 
 // callBudgetKey carries a Verify's call budget to Do.
 type callBudgetKey struct{}

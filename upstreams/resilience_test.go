@@ -291,19 +291,29 @@ func TestRateBudgetCountsEveryRequest(t *testing.T) {
 	defer vendor.Close()
 	clock := newFakeClock()
 	src := &multiCallSource{url: vendor.URL, mappings: 3}
-	r := NewResilient(src, ResilienceConfig{Clock: clock, Retries: -1, Rate: Rate{Calls: 4, Period: time.Minute}, Burst: 4, MaxWait: time.Second})
+	var unknowns atomic.Int64
+	r := NewResilient(src, ResilienceConfig{Clock: clock, Rate: Rate{Calls: 4, Period: time.Minute}, Burst: 4, MaxWait: time.Second,
+		BreakerThreshold: 1, BreakerCooldown: time.Hour, OnUnknown: func(string, error) { unknowns.Add(1) }})
 	if v := r.Verify(context.Background(), Request{Key: "a"}); v.Outcome != Invalid {
 		t.Fatalf("first question, 3 requests within a budget of 4: %+v", v)
 	}
 	v := r.Verify(context.Background(), Request{Key: "b"})
-	if v.Outcome != Unknown || !errors.Is(v.Cause, ErrRateBudget) {
+	if v.Outcome != Unknown || !errors.Is(v.Cause, ErrRateBudget) || v.RetryAfter < 10*time.Second {
 		t.Fatalf("second question with 1 call left: %+v", v)
 	}
 	if n := hits.Load(); n != 4 {
-		t.Fatalf("%d requests reached the vendor, budget 4", n)
+		t.Fatalf("%d requests reached the vendor, budget 4 (no retry of a spent budget)", n)
 	}
 	if n := r.Calls(); n != 4 {
 		t.Fatalf("Calls() = %d, want the 4 requests made", n)
+	}
+	// Our own budget is not the store failing: no breaker, no alert.
+	if n := unknowns.Load(); n != 0 {
+		t.Fatalf("a spent budget was reported as %d unusable answers", n)
+	}
+	clock.Advance(time.Minute)
+	if v := r.Verify(context.Background(), Request{Key: "c"}); v.Outcome != Invalid {
+		t.Fatalf("after the refill: %+v (the breaker opened on a spent budget?)", v)
 	}
 }
 
