@@ -93,8 +93,9 @@ func NewStateCache(s Store, cfg CacheConfig) *StateCache {
 //   - younger than 2*TTL, with no failure remembered: the entry at once, and
 //     a refresh from the store in the background (at most one per licence,
 //     detached from ctx, bounded by fetchTimeout);
-//   - younger than TTL+maxStale while a fetch of the licence is running: the
-//     entry at once with stale set, without waiting for that fetch;
+//   - a failure remembered (the store is down) and a fetch of the licence
+//     running: the entry at once with stale set if younger than
+//     TTL+maxStale, without waiting for that fetch;
 //   - otherwise (older, none, or a failure remembered and its backoff over):
 //     a store read, shared with concurrent callers, whose state is returned;
 //     if it fails, the entry with stale set if younger than TTL+maxStale,
@@ -142,7 +143,7 @@ func (c *StateCache) GetStale(ctx context.Context, licenseID string, maxStale ti
 		}
 		c.mu.Unlock()
 		return e.state, false, nil
-	case servable && inFlight:
+	case servable && inFlight && e.err != nil:
 		c.misses++
 		c.mu.Unlock()
 		return e.state, true, nil
@@ -178,6 +179,10 @@ func (c *StateCache) fetch(ctx context.Context, id string, now time.Time) (*Lice
 	defer c.mu.Unlock()
 	outdated := c.fetching[id]
 	delete(c.fetching, id)
+	// Done with this read: a caller from now on must not be handed its
+	// answer (singleflight keeps the call until its own cleanup, after an
+	// Invalidate may have come), so it starts a read of its own.
+	c.group.Forget(id)
 	e := &cacheEntry{id: id, state: st, fetchedAt: now}
 	switch {
 	case err != nil:
