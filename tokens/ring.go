@@ -165,6 +165,11 @@ func (r *Ring) install(keys []store.SigningKey) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.private != nil && newest.CreatedAt.Before(r.created) {
+		// A snapshot read before a rotation this ring already installed
+		// (keys are only ever added): keep the newer ring.
+		return nil
+	}
 	r.public = public
 	r.kid = newest.ID
 	r.created = newest.CreatedAt

@@ -401,3 +401,25 @@ func TestVerifierLearnsAKeyRotatedElsewhere(t *testing.T) {
 		t.Fatalf("a forged kid a second later cost %d reads in all, want 2", n)
 	}
 }
+
+// TestRingIgnoresAnOlderSnapshot: a read of the store made before this
+// ring's own rotation, installed after it, must not roll the ring back.
+func TestRingIgnoresAnOlderSnapshot(t *testing.T) {
+	ctx := context.Background()
+	r, st, clk := newRing(t)
+	before, err := st.SigningKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Hour)
+	if err := r.Rotate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rotated := r.CurrentKeyID()
+	if err := r.install(before); err != nil {
+		t.Fatal(err)
+	}
+	if r.CurrentKeyID() != rotated {
+		t.Fatalf("current kid went back to %s after a stale snapshot, want %s", r.CurrentKeyID(), rotated)
+	}
+}
