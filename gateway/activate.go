@@ -105,8 +105,9 @@ func (s *Service) validateActivation(req *ActivateRequest) (string, error) {
 	if len(req.Label) > maxLabelLength {
 		fields["label"] = append(fields["label"], "is longer than 64 characters")
 	}
-	if !utf8.ValidString(req.Label) || strings.ContainsFunc(req.Label, unicode.IsControl) {
-		// shown to the author in the admin API and CLI
+	if !utf8.ValidString(req.Label) || strings.ContainsFunc(req.Label, func(r rune) bool { return !unicode.IsPrint(r) }) {
+		// shown to the author in the admin API and CLI: no control or
+		// invisible formatting characters (U+202E would reverse the line)
 		fields["label"] = append(fields["label"], "must be printable text")
 	}
 	if req.Product != "" && s.product(req.Product) == nil {
@@ -216,9 +217,25 @@ func (s *Service) servesVerified(f *found, wantProduct string) bool {
 	if f.verdict == nil || f.verdict.Outcome != upstreams.Valid {
 		return true
 	}
-	product := f.verdict.Record.Product
-	p := s.product(product)
-	return p != nil && p.hasSource(f.cand.source.Name()) && (wantProduct == "" || wantProduct == product)
+	_, err := s.productFor(f, wantProduct)
+	return err == nil
+}
+
+// productFor returns the product a found licence would be activated for:
+// the one its source verified, or the stored one. It must be served here,
+// by that source, and be the product the installer asked for, if any.
+func (s *Service) productFor(f *found, wantProduct string) (*Product, *Error) {
+	name := ""
+	if v := f.verdict; v != nil && v.Outcome == upstreams.Valid {
+		name = v.Record.Product
+	} else {
+		name = f.state.License.Product
+	}
+	p := s.product(name)
+	if p == nil || !p.hasSource(f.cand.source.Name()) || (wantProduct != "" && wantProduct != name) {
+		return nil, &Error{Code: CodeWrongProduct, Detail: "This licence belongs to another product."}
+	}
+	return p, nil
 }
 
 // recordVerified stores the licence a source just vindicated, without any
@@ -344,16 +361,11 @@ func (s *Service) activateLicense(ctx context.Context, f *found, req ActivateReq
 	if v != nil && v.Outcome == upstreams.Invalid && f.state.License == nil {
 		return nil, refusalForVerdict(v.Reason)
 	}
-	productName := ""
-	if v != nil && v.Outcome == upstreams.Valid {
-		productName = v.Record.Product
-	} else {
-		productName = f.state.License.Product
+	p, refused := s.productFor(f, req.Product)
+	if refused != nil {
+		return nil, refused
 	}
-	p := s.product(productName)
-	if p == nil || !p.hasSource(f.cand.source.Name()) || (req.Product != "" && req.Product != productName) {
-		return nil, &Error{Code: CodeWrongProduct, Detail: "This licence belongs to another product."}
-	}
+	productName := p.Name
 	now := s.now()
 	var refusal *Error
 	var ins store.Installation
