@@ -45,14 +45,14 @@ func TestHandlersNeedTheGlobalOption(t *testing.T) {
 		"license_gate":     "license_gate: the licensegate global option is not configured",
 	} {
 		t.Run(directive, func(t *testing.T) {
-			err := validate(t, "{\n\tadmin off\n}\n\n:8080 {\n\t"+directive+"\n}\n")
+			err := validate(t, "{\n\tadmin off\n}\n\n:0 {\n\t"+directive+"\n}\n")
 			if err == nil || !strings.Contains(err.Error(), want) {
 				t.Fatalf("error %v, want %q", err, want)
 			}
 		})
 		t.Run(directive+" with the option", func(t *testing.T) {
 			db := filepath.Join(t.TempDir(), "lg.db")
-			err := validate(t, "{\n\tadmin off\n\tlicensegate {\n\t\tstorage embedded "+db+"\n\t}\n}\n\n:8080 {\n\t"+directive+"\n}\n")
+			err := validate(t, "{\n\tadmin off\n\tlicensegate {\n\t\tstorage embedded "+db+"\n\t}\n}\n\n:0 {\n\t"+directive+"\n}\n")
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -286,24 +285,20 @@ func (g *gateway) awaitOldListenerClosed() {
 	g.t.Fatalf("the old listener on port %d was still open 5s after the reload", g.port)
 }
 
-// listeningSockets counts TCP sockets in LISTEN state on port, from procfs.
+// listeningSockets counts TCP sockets in LISTEN state on 127.0.0.1:port
+// (where test gateways listen), from procfs.
 func listeningSockets(port int) (int, error) {
+	data, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		return 0, err
+	}
+	local := fmt.Sprintf("0100007F:%04X", port) // little-endian 127.0.0.1
 	n := 0
-	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
-		data, err := os.ReadFile(table)
-		if err != nil {
-			if table == "/proc/net/tcp6" && errors.Is(err, os.ErrNotExist) {
-				continue // IPv6 disabled
-			}
-			return 0, err
-		}
-		suffix := fmt.Sprintf(":%04X", port)
-		for _, line := range strings.Split(string(data), "\n")[1:] {
-			// sl local_address rem_address st ...; st 0A is LISTEN.
-			fields := strings.Fields(line)
-			if len(fields) > 3 && strings.HasSuffix(fields[1], suffix) && fields[3] == "0A" {
-				n++
-			}
+	for _, line := range strings.Split(string(data), "\n")[1:] {
+		// sl local_address rem_address st ...; st 0A is LISTEN.
+		fields := strings.Fields(line)
+		if len(fields) > 3 && fields[1] == local && fields[3] == "0A" {
+			n++
 		}
 	}
 	return n, nil

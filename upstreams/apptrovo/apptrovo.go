@@ -119,7 +119,7 @@ func (s *Source) CanonicalKey(key string) (string, error) { return upstreams.UUI
 // Verify implements upstreams.Source. With req.Product set, the key is
 // checked against that product's slug(s); without, AppTrovo resolves the
 // product from the key and the answer's product.slug is mapped back.
-func (s *Source) Verify(ctx context.Context, req upstreams.Request) (v upstreams.Verdict) {
+func (s *Source) Verify(ctx context.Context, req upstreams.Request) upstreams.Verdict {
 	key, err := upstreams.UUIDKey(req.Key)
 	if err != nil {
 		return upstreams.UnknownVerdict(fmt.Errorf("%s: %w", Name, err))

@@ -117,7 +117,7 @@ func (s *Source) CanonicalKey(key string) (string, error) { return upstreams.UUI
 var errNoMapping = errors.New("no envato_item is configured for the product")
 
 // Verify implements upstreams.Source.
-func (s *Source) Verify(ctx context.Context, req upstreams.Request) (v upstreams.Verdict) {
+func (s *Source) Verify(ctx context.Context, req upstreams.Request) upstreams.Verdict {
 	mappings, code, err := upstreams.Prepare(s, s.products, req, errNoMapping)
 	if err != nil {
 		return upstreams.UnknownVerdict(err)

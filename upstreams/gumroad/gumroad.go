@@ -156,7 +156,7 @@ var errNoMapping = errors.New("no gumroad_product is configured for the product"
 // definitive answer for one ends the search; the key is NotFound only when
 // every product said so, and an Unknown from any of them (an outage) keeps
 // the whole verdict Unknown.
-func (s *Source) Verify(ctx context.Context, req upstreams.Request) (v upstreams.Verdict) {
+func (s *Source) Verify(ctx context.Context, req upstreams.Request) upstreams.Verdict {
 	// New requires a mapping, so a request naming no product has some
 	mappings, key, err := upstreams.Prepare(s, s.products, req, errNoMapping)
 	if err != nil {

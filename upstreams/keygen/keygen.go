@@ -170,7 +170,7 @@ var errNoMapping = errors.New("no keygen_product is configured for the product")
 // request's product has one Keygen product; otherwise the licence's own
 // product is read from the answer (and sent on a second call if the
 // policy requires the scope).
-func (s *Source) Verify(ctx context.Context, req upstreams.Request) (v upstreams.Verdict) {
+func (s *Source) Verify(ctx context.Context, req upstreams.Request) upstreams.Verdict {
 	mappings, key, err := upstreams.Prepare(s, s.products, req, errNoMapping)
 	if err != nil {
 		return upstreams.UnknownVerdict(err)

@@ -104,7 +104,7 @@ func (s *Source) CanonicalKey(key string) (string, error) { return upstreams.UUI
 var errNoMapping = errors.New("no lemonsqueezy_product is configured for the product")
 
 // Verify implements upstreams.Source.
-func (s *Source) Verify(ctx context.Context, req upstreams.Request) (v upstreams.Verdict) {
+func (s *Source) Verify(ctx context.Context, req upstreams.Request) upstreams.Verdict {
 	mappings, key, err := upstreams.Prepare(s, s.products, req, errNoMapping)
 	if err != nil {
 		return upstreams.UnknownVerdict(err)
