@@ -1,0 +1,55 @@
+package embedded
+
+import (
+	"context"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/licensegate/licensegate/store"
+)
+
+type idempotent struct {
+	Value     []byte    `json:"value"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// Idempotent implements store.Store.
+func (s *Store) Idempotent(_ context.Context, key string) ([]byte, error) {
+	var rec idempotent
+	var found bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		found, err = getJSON(tx.Bucket(bucketIdempotency), key, &rec)
+		return err
+	})
+	if err != nil {
+		return nil, unavailable("reading idempotency record", err)
+	}
+	if !found || time.Now().After(rec.ExpiresAt) {
+		return nil, store.ErrNotFound
+	}
+	return rec.Value, nil
+}
+
+// PutIdempotent implements store.Store.
+func (s *Store) PutIdempotent(_ context.Context, key string, value []byte, ttl time.Duration) ([]byte, error) {
+	stored := value
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketIdempotency)
+		var rec idempotent
+		found, err := getJSON(b, key, &rec)
+		if err != nil {
+			return err
+		}
+		if found && time.Now().Before(rec.ExpiresAt) {
+			stored = rec.Value
+			return nil
+		}
+		return putJSON(b, key, idempotent{Value: value, ExpiresAt: time.Now().Add(ttl)})
+	})
+	if err != nil {
+		return nil, unavailable("storing idempotency record", err)
+	}
+	return stored, nil
+}
