@@ -29,7 +29,8 @@ var (
 // Store is a bbolt-backed store.Store. Open one per file and share it: bbolt
 // holds an exclusive lock on the file.
 type Store struct {
-	db *bolt.DB
+	db  *bolt.DB
+	now func() time.Time
 
 	mu   sync.Mutex
 	subs map[chan store.Change]struct{}
@@ -39,9 +40,22 @@ type Store struct {
 	swept     chan struct{} // closed when the janitor has ended
 }
 
+// Option adjusts a Store at Open.
+type Option func(*Store)
+
+// WithClock sets the clock that expires idempotency answers and drives the
+// janitor's sweeps (default time.Now), so tests need not wait for expiry.
+func WithClock(now func() time.Time) Option {
+	return func(s *Store) {
+		if now != nil {
+			s.now = now
+		}
+	}
+}
+
 // Open opens (creating if needed) the store file at path. It gives up after
 // timeout when another process holds the file.
-func Open(path string, timeout time.Duration) (*Store, error) {
+func Open(path string, timeout time.Duration, opts ...Option) (*Store, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
 	if err != nil {
 		return nil, fmt.Errorf("opening embedded store %s: %w", path, err)
@@ -58,7 +72,10 @@ func Open(path string, timeout time.Duration) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("initialising embedded store %s: %w", path, err)
 	}
-	s := &Store{db: db, subs: make(map[chan store.Change]struct{}), stop: make(chan struct{}), swept: make(chan struct{})}
+	s := &Store{db: db, now: time.Now, subs: make(map[chan store.Change]struct{}), stop: make(chan struct{}), swept: make(chan struct{})}
+	for _, o := range opts {
+		o(s)
+	}
 	go s.janitor()
 	return s, nil
 }

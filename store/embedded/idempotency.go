@@ -26,7 +26,7 @@ func (s *Store) Idempotent(_ context.Context, key string) ([]byte, error) {
 	if err != nil {
 		return nil, unavailable("reading idempotency record", err)
 	}
-	if !found || time.Now().After(rec.ExpiresAt) {
+	if !found || s.now().After(rec.ExpiresAt) {
 		return nil, store.ErrNotFound
 	}
 	return rec.Value, nil
@@ -42,11 +42,11 @@ func (s *Store) PutIdempotent(_ context.Context, key string, value []byte, ttl t
 		if err != nil {
 			return err
 		}
-		if found && time.Now().Before(rec.ExpiresAt) {
+		if found && s.now().Before(rec.ExpiresAt) {
 			stored = rec.Value
 			return nil
 		}
-		return putJSON(b, key, idempotent{Value: value, ExpiresAt: time.Now().Add(ttl)})
+		return putJSON(b, key, idempotent{Value: value, ExpiresAt: s.now().Add(ttl)})
 	})
 	if err != nil {
 		return nil, unavailable("storing idempotency record", err)

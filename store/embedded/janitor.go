@@ -23,7 +23,7 @@ func (s *Store) janitor() {
 		case <-s.stop:
 			return
 		case <-t.C:
-			_, _ = s.Sweep(time.Now()) // a failed sweep is retried next time; nothing waits on it
+			_, _ = s.Sweep(s.now()) // a failed sweep is retried next time; nothing waits on it
 		}
 	}
 }
