@@ -30,10 +30,10 @@ func reindexDue(tx *bolt.Tx, licenseID string, oldNext time.Time, lic *store.Lic
 }
 
 // DueLicenses implements store.Store.
-func (s *Store) DueLicenses(_ context.Context, before time.Time, limit int) ([]string, error) {
+func (s *Store) DueLicenses(ctx context.Context, before time.Time, limit int) ([]string, error) {
 	var ids []string
 	end := dueKey(before, "\xff")
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(ctx, "reading due licences", func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketDue).Cursor()
 		for k, _ := c.First(); k != nil && len(ids) < limit; k, _ = c.Next() {
 			if string(k) > string(end) {
@@ -45,7 +45,7 @@ func (s *Store) DueLicenses(_ context.Context, before time.Time, limit int) ([]s
 		return nil
 	})
 	if err != nil {
-		return nil, unavailable("reading due licences", err)
+		return nil, err
 	}
 	return ids, nil
 }

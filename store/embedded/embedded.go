@@ -127,12 +127,58 @@ type errAbort struct{ err error }
 
 func (e errAbort) Error() string { return e.err.Error() }
 
-// Ping implements store.Store.
-func (s *Store) Ping(context.Context) error {
-	if err := s.db.View(func(*bolt.Tx) error { return nil }); err != nil {
-		return unavailable("pinging", err)
+// view runs fn in a read transaction for ctx's caller. A caller that went
+// away, before the read or during it, gets its context's error instead of
+// what was read.
+func (s *Store) view(ctx context.Context, op string, fn func(*bolt.Tx) error) error {
+	err := ctx.Err()
+	if err == nil {
+		err = s.db.View(fn)
 	}
-	return nil
+	if err == nil {
+		err = ctx.Err()
+	}
+	return outcome(ctx, op, err)
+}
+
+// update runs fn in a write transaction for ctx's caller and commits only
+// if the caller is still there once fn is done: one that went away gets its
+// context's error and nothing is written.
+func (s *Store) update(ctx context.Context, op string, fn func(*bolt.Tx) error) error {
+	err := ctx.Err()
+	if err == nil {
+		err = s.db.Update(func(tx *bolt.Tx) error {
+			if err := fn(tx); err != nil {
+				return err
+			}
+			return ctx.Err()
+		})
+	}
+	return outcome(ctx, op, err)
+}
+
+// outcome classifies a transaction's error: fn's own (errAbort) comes back
+// untouched; a caller that went away gets its context's error
+// (context.Canceled or context.DeadlineExceeded), which is not
+// store.ErrUnavailable: a gone caller is not a store failure; anything else
+// (the file closed, I/O) wraps store.ErrUnavailable.
+func outcome(ctx context.Context, op string, err error) error {
+	var abort errAbort
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &abort):
+		return abort.err
+	case ctx.Err() != nil:
+		return fmt.Errorf("%s: %w", op, ctx.Err())
+	default:
+		return unavailable(op, err)
+	}
+}
+
+// Ping implements store.Store.
+func (s *Store) Ping(ctx context.Context) error {
+	return s.view(ctx, "pinging", func(*bolt.Tx) error { return nil })
 }
 
 // Interface guards

@@ -15,16 +15,16 @@ type idempotent struct {
 }
 
 // Idempotent implements store.Store.
-func (s *Store) Idempotent(_ context.Context, key string) ([]byte, error) {
+func (s *Store) Idempotent(ctx context.Context, key string) ([]byte, error) {
 	var rec idempotent
 	var found bool
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(ctx, "reading idempotency record", func(tx *bolt.Tx) error {
 		var err error
 		found, err = getJSON(tx.Bucket(bucketIdempotency), key, &rec)
 		return err
 	})
 	if err != nil {
-		return nil, unavailable("reading idempotency record", err)
+		return nil, err
 	}
 	if !found || s.now().After(rec.ExpiresAt) {
 		return nil, store.ErrNotFound
@@ -33,9 +33,9 @@ func (s *Store) Idempotent(_ context.Context, key string) ([]byte, error) {
 }
 
 // PutIdempotent implements store.Store.
-func (s *Store) PutIdempotent(_ context.Context, key string, value []byte, ttl time.Duration) ([]byte, error) {
+func (s *Store) PutIdempotent(ctx context.Context, key string, value []byte, ttl time.Duration) ([]byte, error) {
 	stored := value
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(ctx, "storing idempotency record", func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketIdempotency)
 		var rec idempotent
 		found, err := getJSON(b, key, &rec)
@@ -49,7 +49,7 @@ func (s *Store) PutIdempotent(_ context.Context, key string, value []byte, ttl t
 		return putJSON(b, key, idempotent{Value: value, ExpiresAt: s.now().Add(ttl)})
 	})
 	if err != nil {
-		return nil, unavailable("storing idempotency record", err)
+		return nil, err
 	}
 	return stored, nil
 }

@@ -26,24 +26,24 @@ func readKeys(tx *bolt.Tx) ([]store.SigningKey, error) {
 }
 
 // SigningKeys implements store.Store.
-func (s *Store) SigningKeys(_ context.Context) ([]store.SigningKey, error) {
+func (s *Store) SigningKeys(ctx context.Context) ([]store.SigningKey, error) {
 	var keys []store.SigningKey
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(ctx, "reading signing keys", func(tx *bolt.Tx) error {
 		var err error
 		keys, err = readKeys(tx)
 		return err
 	})
 	if err != nil {
-		return nil, unavailable("reading signing keys", err)
+		return nil, err
 	}
 	return keys, nil
 }
 
 // AddSigningKey implements store.Store.
-func (s *Store) AddSigningKey(_ context.Context, k store.SigningKey, notBefore time.Time) ([]store.SigningKey, error) {
+func (s *Store) AddSigningKey(ctx context.Context, k store.SigningKey, notBefore time.Time) ([]store.SigningKey, error) {
 	var keys []store.SigningKey
 	added := false
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(ctx, "adding signing key", func(tx *bolt.Tx) error {
 		var err error
 		keys, err = readKeys(tx)
 		if err != nil {
@@ -60,7 +60,7 @@ func (s *Store) AddSigningKey(_ context.Context, k store.SigningKey, notBefore t
 		return nil
 	})
 	if err != nil {
-		return nil, unavailable("adding signing key", err)
+		return nil, err
 	}
 	if added {
 		s.publish(store.Change{Keys: true})

@@ -12,9 +12,9 @@ import (
 )
 
 // ListLicenses implements store.Ledger.
-func (s *Store) ListLicenses(_ context.Context, after string, limit int) ([]*store.LicenseState, error) {
+func (s *Store) ListLicenses(ctx context.Context, after string, limit int) ([]*store.LicenseState, error) {
 	var out []*store.LicenseState
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(ctx, "listing licences", func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketLicenses).Cursor()
 		k, _ := c.Seek([]byte(after))
 		if k != nil && string(k) == after {
@@ -30,14 +30,14 @@ func (s *Store) ListLicenses(_ context.Context, after string, limit int) ([]*sto
 		return nil
 	})
 	if err != nil {
-		return nil, unavailable("listing licences", err)
+		return nil, err
 	}
 	return out, nil
 }
 
 // AppendAudit implements store.Ledger.
-func (s *Store) AppendAudit(_ context.Context, ev store.AuditEvent) error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
+func (s *Store) AppendAudit(ctx context.Context, ev store.AuditEvent) error {
+	return s.update(ctx, "appending audit event", func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketAudit)
 		seq, err := b.NextSequence()
 		if err != nil {
@@ -46,19 +46,15 @@ func (s *Store) AppendAudit(_ context.Context, ev store.AuditEvent) error {
 		ev.ID = fmt.Sprintf("%016x", seq)
 		return putJSON(b, ev.ID, ev)
 	})
-	if err != nil {
-		return unavailable("appending audit event", err)
-	}
-	return nil
 }
 
 // Audit implements store.Ledger.
-func (s *Store) Audit(_ context.Context, q store.AuditQuery) ([]store.AuditEvent, error) {
+func (s *Store) Audit(ctx context.Context, q store.AuditQuery) ([]store.AuditEvent, error) {
 	if q.After != "" && !auditCursor.MatchString(q.After) {
 		return nil, store.ErrBadCursor
 	}
 	var out []store.AuditEvent
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(ctx, "reading audit log", func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketAudit).Cursor()
 		k, v := c.Seek([]byte(q.After))
 		if k != nil && string(k) == q.After {
@@ -77,7 +73,7 @@ func (s *Store) Audit(_ context.Context, q store.AuditQuery) ([]store.AuditEvent
 		return nil
 	})
 	if err != nil {
-		return nil, unavailable("reading audit log", err)
+		return nil, err
 	}
 	return out, nil
 }

@@ -26,15 +26,15 @@ func readState(tx *bolt.Tx, licenseID string) (*store.LicenseState, error) {
 }
 
 // LicenseState implements store.Store.
-func (s *Store) LicenseState(_ context.Context, licenseID string) (*store.LicenseState, error) {
+func (s *Store) LicenseState(ctx context.Context, licenseID string) (*store.LicenseState, error) {
 	var st *store.LicenseState
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(ctx, "reading licence", func(tx *bolt.Tx) error {
 		var err error
 		st, err = readState(tx, licenseID)
 		return err
 	})
 	if err != nil {
-		return nil, unavailable("reading licence", err)
+		return nil, err
 	}
 	return st, nil
 }
@@ -46,7 +46,7 @@ func (s *Store) UpdateLicense(ctx context.Context, licenseID string, fn func(*st
 	// Most refusals write nothing: decide them on a read snapshot, without
 	// the write transaction's fsync. Only a state to write is decided
 	// again, atomically, under the writer lock.
-	if st, done, err := s.readOnlyDecision(licenseID, fn); done {
+	if st, done, err := s.readOnlyDecision(ctx, licenseID, fn); done {
 		return st, err
 	}
 	return s.updateLicense(ctx, licenseID, fn)
@@ -54,15 +54,15 @@ func (s *Store) UpdateLicense(ctx context.Context, licenseID string, fn func(*st
 
 // readOnlyDecision runs fn on a snapshot; done when fn wrote nothing or
 // failed.
-func (s *Store) readOnlyDecision(licenseID string, fn func(*store.LicenseState) (*store.LicenseState, error)) (*store.LicenseState, bool, error) {
+func (s *Store) readOnlyDecision(ctx context.Context, licenseID string, fn func(*store.LicenseState) (*store.LicenseState, error)) (*store.LicenseState, bool, error) {
 	var cur *store.LicenseState
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(ctx, "updating licence", func(tx *bolt.Tx) error {
 		var err error
 		cur, err = readState(tx, licenseID)
 		return err
 	})
 	if err != nil {
-		return nil, true, unavailable("updating licence", err)
+		return nil, true, err
 	}
 	snapshot := *cur
 	if cur.License != nil {
@@ -80,10 +80,10 @@ func (s *Store) readOnlyDecision(licenseID string, fn func(*store.LicenseState) 
 	return nil, false, nil
 }
 
-func (s *Store) updateLicense(_ context.Context, licenseID string, fn func(*store.LicenseState) (*store.LicenseState, error)) (*store.LicenseState, error) {
+func (s *Store) updateLicense(ctx context.Context, licenseID string, fn func(*store.LicenseState) (*store.LicenseState, error)) (*store.LicenseState, error) {
 	var written *store.LicenseState
 	var wrote bool
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(ctx, "updating licence", func(tx *bolt.Tx) error {
 		cur, err := readState(tx, licenseID)
 		if err != nil {
 			return err
@@ -107,12 +107,8 @@ func (s *Store) updateLicense(_ context.Context, licenseID string, fn func(*stor
 		written, wrote = next, true
 		return nil
 	})
-	var abort errAbort
-	if errors.As(err, &abort) {
-		return nil, abort.err
-	}
 	if err != nil {
-		return nil, unavailable("updating licence", err)
+		return nil, err
 	}
 	if wrote { // nothing changed when fn wrote nothing: no notice
 		s.publish(store.Change{LicenseID: licenseID})
@@ -145,14 +141,14 @@ func writeState(tx *bolt.Tx, licenseID string, prev store.License, st *store.Lic
 }
 
 // InstallationLicense implements store.Store.
-func (s *Store) InstallationLicense(_ context.Context, installationID string) (string, error) {
+func (s *Store) InstallationLicense(ctx context.Context, installationID string) (string, error) {
 	var id string
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(ctx, "reading installation index", func(tx *bolt.Tx) error {
 		id = string(tx.Bucket(bucketInstallIndex).Get([]byte(installationID)))
 		return nil
 	})
 	if err != nil {
-		return "", unavailable("reading installation index", err)
+		return "", err
 	}
 	if id == "" {
 		return "", store.ErrNotFound

@@ -11,27 +11,23 @@ import (
 )
 
 // PutRefreshToken implements store.Store.
-func (s *Store) PutRefreshToken(_ context.Context, rt store.RefreshToken) error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
+func (s *Store) PutRefreshToken(ctx context.Context, rt store.RefreshToken) error {
+	return s.update(ctx, "storing refresh token", func(tx *bolt.Tx) error {
 		return putJSON(tx.Bucket(bucketRefresh), rt.Hash, rt)
 	})
-	if err != nil {
-		return unavailable("storing refresh token", err)
-	}
-	return nil
 }
 
 // RefreshToken implements store.Store.
-func (s *Store) RefreshToken(_ context.Context, hash string) (*store.RefreshToken, error) {
+func (s *Store) RefreshToken(ctx context.Context, hash string) (*store.RefreshToken, error) {
 	var rt store.RefreshToken
 	var found bool
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(ctx, "reading refresh token", func(tx *bolt.Tx) error {
 		var err error
 		found, err = getJSON(tx.Bucket(bucketRefresh), hash, &rt)
 		return err
 	})
 	if err != nil {
-		return nil, unavailable("reading refresh token", err)
+		return nil, err
 	}
 	if !found {
 		return nil, store.ErrNotFound
@@ -40,9 +36,9 @@ func (s *Store) RefreshToken(_ context.Context, hash string) (*store.RefreshToke
 }
 
 // SpendRefreshToken implements store.Store.
-func (s *Store) SpendRefreshToken(_ context.Context, hash string, at time.Time, next store.RefreshToken) (*store.RefreshToken, error) {
+func (s *Store) SpendRefreshToken(ctx context.Context, hash string, at time.Time, next store.RefreshToken) (*store.RefreshToken, error) {
 	var rt store.RefreshToken
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(ctx, "spending refresh token", func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketRefresh)
 		found, err := getJSON(b, hash, &rt)
 		if err != nil {
@@ -60,15 +56,11 @@ func (s *Store) SpendRefreshToken(_ context.Context, hash string, at time.Time, 
 		}
 		return putJSON(b, next.Hash, next)
 	})
-	var abort errAbort
-	if errors.As(err, &abort) {
-		if errors.Is(abort.err, store.ErrRefreshSpent) {
-			return &rt, abort.err
-		}
-		return nil, abort.err
+	if errors.Is(err, store.ErrRefreshSpent) {
+		return &rt, err
 	}
 	if err != nil {
-		return nil, unavailable("spending refresh token", err)
+		return nil, err
 	}
 	return &rt, nil
 }
