@@ -199,6 +199,16 @@ var errTimedOut = errors.New("redis did not answer within the store's timeout")
 // its own deadline passed), and nil while ctx is live or only withTimeout's
 // deadline ended it. ctx is the caller's or one withTimeout derived from it.
 func callerGone(ctx context.Context) error {
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		// A socket deadline set from ctx's can fire before ctx's own timer
+		// does: wait for it, to know whose deadline it was.
+		t := time.NewTimer(time.Second)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+	}
 	if ctx.Err() == nil || errors.Is(context.Cause(ctx), errTimedOut) {
 		return nil
 	}
