@@ -12,6 +12,7 @@ import (
 
 	"github.com/licensegate/licensegate/store"
 	"github.com/licensegate/licensegate/store/embedded"
+	"github.com/licensegate/licensegate/store/storetest"
 )
 
 // countingStore counts LicenseState calls per licence and can be made to
@@ -966,24 +967,9 @@ func TestCacheCallerGoneBeforeReading(t *testing.T) {
 	c, clk := newCache(cs, store.CacheConfig{TTL: time.Minute})
 	mustGet(t, c, "lic_1")
 	clk.Advance(3 * time.Minute) // past 2*TTL: a live caller would read, or be answered stale
-	for _, tc := range []struct {
-		name string
-		ctx  func() context.Context
-		want error
-	}{
-		{"cancelled", func() context.Context {
-			ctx, cancel := context.WithCancel(context.Background())
-			cancel()
-			return ctx
-		}, context.Canceled},
-		{"past its deadline", func() context.Context {
-			ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
-			t.Cleanup(cancel)
-			return ctx
-		}, context.DeadlineExceeded},
-	} {
-		st, stale, err := c.GetStale(tc.ctx(), "lic_1", time.Hour)
-		wantGone(t, "GetStale with a caller "+tc.name, getResult{st, stale, err}, tc.want)
+	for _, gone := range storetest.GoneCallers(t) {
+		st, stale, err := c.GetStale(gone.Ctx(), "lic_1", time.Hour)
+		wantGone(t, "GetStale with a caller "+gone.Name, getResult{st, stale, err}, gone.Want)
 	}
 	if n := cs.count("lic_1"); n != 1 {
 		t.Fatalf("%d store reads, want 1: a gone caller starts none", n)

@@ -114,6 +114,17 @@ func getJSON(b *bolt.Bucket, key string, v any) (bool, error) {
 	return true, nil
 }
 
+// viewJSON decodes the record at key in bucket into v, in a read
+// transaction for ctx's caller (see view); found is false when there is none.
+func (s *Store) viewJSON(ctx context.Context, op string, bucket []byte, key string, v any) (found bool, err error) {
+	err = s.view(ctx, op, func(tx *bolt.Tx) error {
+		var err error
+		found, err = getJSON(tx.Bucket(bucket), key, v)
+		return err
+	})
+	return found, err
+}
+
 func putJSON(b *bolt.Bucket, key string, v any) error {
 	raw, err := json.Marshal(v)
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -150,29 +149,15 @@ func TestCloseClosesSubscribers(t *testing.T) {
 	}
 }
 
-// clock is a settable clock for WithClock.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+// t0 is the embedded tests' clock reading: their stores' clock reads the
+// variable a test sets (only the test's goroutine uses it: the janitor
+// sweeps hourly).
+var t0 = time.Date(2026, 3, 14, 12, 0, 0, 0, time.UTC)
 
 func TestSweepDeletesExpiredRecords(t *testing.T) {
-	clk := &clock{now: time.Date(2026, 3, 14, 12, 0, 0, 0, time.UTC)}
-	s := open(t, embedded.WithClock(clk.Now))
+	now := t0
+	s := open(t, embedded.WithClock(func() time.Time { return now }))
 	ctx := context.Background()
-	now := clk.Now()
 	put := func(hash string, expires time.Time) {
 		if err := s.PutRefreshToken(ctx, store.RefreshToken{Hash: hash, Family: "f", ExpiresAt: expires}); err != nil {
 			t.Fatal(err)
@@ -187,8 +172,8 @@ func TestSweepDeletesExpiredRecords(t *testing.T) {
 	if _, err := s.PutIdempotent(ctx, "idem-live", []byte("y"), time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	clk.Advance(5 * time.Millisecond)
-	n, err := s.Sweep(clk.Now())
+	now = now.Add(5 * time.Millisecond)
+	n, err := s.Sweep(now)
 	if err != nil || n != 2 {
 		t.Fatalf("Sweep = %d, %v; want 2 (one token, one answer)", n, err)
 	}
@@ -207,17 +192,17 @@ func TestSweepDeletesExpiredRecords(t *testing.T) {
 
 // Idempotency answers expire by the injected clock, not the wall clock.
 func TestIdempotencyExpiresByClock(t *testing.T) {
-	clk := &clock{now: time.Date(2026, 3, 14, 12, 0, 0, 0, time.UTC)}
-	s := open(t, embedded.WithClock(clk.Now))
+	now := t0
+	s := open(t, embedded.WithClock(func() time.Time { return now }))
 	ctx := context.Background()
 	if _, err := s.PutIdempotent(ctx, "k", []byte("first"), time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	clk.Advance(time.Minute - time.Nanosecond)
+	now = now.Add(time.Minute - time.Nanosecond)
 	if v, err := s.PutIdempotent(ctx, "k", []byte("second"), time.Minute); err != nil || string(v) != "first" {
 		t.Fatalf("PutIdempotent within the TTL = %q, %v; want the stored answer", v, err)
 	}
-	clk.Advance(2 * time.Nanosecond)
+	now = now.Add(2 * time.Nanosecond)
 	if _, err := s.Idempotent(ctx, "k"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("Idempotent past the TTL = %v, want ErrNotFound", err)
 	}

@@ -17,12 +17,7 @@ type idempotent struct {
 // Idempotent implements store.Store.
 func (s *Store) Idempotent(ctx context.Context, key string) ([]byte, error) {
 	var rec idempotent
-	var found bool
-	err := s.view(ctx, "reading idempotency record", func(tx *bolt.Tx) error {
-		var err error
-		found, err = getJSON(tx.Bucket(bucketIdempotency), key, &rec)
-		return err
-	})
+	found, err := s.viewJSON(ctx, "reading idempotency record", bucketIdempotency, key, &rec)
 	if err != nil {
 		return nil, err
 	}

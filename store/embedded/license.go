@@ -27,8 +27,14 @@ func readState(tx *bolt.Tx, licenseID string) (*store.LicenseState, error) {
 
 // LicenseState implements store.Store.
 func (s *Store) LicenseState(ctx context.Context, licenseID string) (*store.LicenseState, error) {
+	return s.viewState(ctx, "reading licence", licenseID)
+}
+
+// viewState reads a licence's state in a read transaction of its own, for
+// ctx's caller (see view).
+func (s *Store) viewState(ctx context.Context, op, licenseID string) (*store.LicenseState, error) {
 	var st *store.LicenseState
-	err := s.view(ctx, "reading licence", func(tx *bolt.Tx) error {
+	err := s.view(ctx, op, func(tx *bolt.Tx) error {
 		var err error
 		st, err = readState(tx, licenseID)
 		return err
@@ -55,12 +61,7 @@ func (s *Store) UpdateLicense(ctx context.Context, licenseID string, fn func(*st
 // readOnlyDecision runs fn on a snapshot; done when fn wrote nothing or
 // failed.
 func (s *Store) readOnlyDecision(ctx context.Context, licenseID string, fn func(*store.LicenseState) (*store.LicenseState, error)) (*store.LicenseState, bool, error) {
-	var cur *store.LicenseState
-	err := s.view(ctx, "updating licence", func(tx *bolt.Tx) error {
-		var err error
-		cur, err = readState(tx, licenseID)
-		return err
-	})
+	cur, err := s.viewState(ctx, "updating licence", licenseID)
 	if err != nil {
 		return nil, true, err
 	}

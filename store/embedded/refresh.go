@@ -20,12 +20,7 @@ func (s *Store) PutRefreshToken(ctx context.Context, rt store.RefreshToken) erro
 // RefreshToken implements store.Store.
 func (s *Store) RefreshToken(ctx context.Context, hash string) (*store.RefreshToken, error) {
 	var rt store.RefreshToken
-	var found bool
-	err := s.view(ctx, "reading refresh token", func(tx *bolt.Tx) error {
-		var err error
-		found, err = getJSON(tx.Bucket(bucketRefresh), hash, &rt)
-		return err
-	})
+	found, err := s.viewJSON(ctx, "reading refresh token", bucketRefresh, hash, &rt)
 	if err != nil {
 		return nil, err
 	}

@@ -35,6 +35,33 @@ func WithStall(stall func(t *testing.T, s store.Store) Stall) Option {
 	return func(c *config) { c.stall = stall }
 }
 
+// GoneCaller is a context whose caller has gone, and the error a call made
+// with it must return (errors.Is) instead of one wrapping
+// store.ErrUnavailable.
+type GoneCaller struct {
+	Name string // "cancelled", ...
+	Ctx  func() context.Context
+	Want error
+}
+
+// GoneCallers returns the contexts of callers gone before the call: one
+// cancelled, one past its own deadline. Tests beyond the suite (the status
+// cache's) use them too.
+func GoneCallers(t *testing.T) []GoneCaller {
+	return []GoneCaller{
+		{"cancelled", func() context.Context {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			return ctx
+		}, context.Canceled},
+		{"past its deadline", func() context.Context {
+			ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+			t.Cleanup(cancel)
+			return ctx
+		}, context.DeadlineExceeded},
+	}
+}
+
 // fixture is what the cancellation tests write before calling with a
 // context the caller ends, to show afterwards that nothing changed.
 type fixture struct {
@@ -166,26 +193,10 @@ func testCallerGone(t *testing.T, h *harness) {
 	s := h.open(t)
 	f := writeFixture(t, s)
 	feed := subscribe(t, s)
-	contexts := []struct {
-		name string
-		ctx  func() context.Context
-		want error
-	}{
-		{"cancelled", func() context.Context {
-			ctx, cancel := context.WithCancel(context.Background())
-			cancel()
-			return ctx
-		}, context.Canceled},
-		{"past its deadline", func() context.Context {
-			ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
-			t.Cleanup(cancel)
-			return ctx
-		}, context.DeadlineExceeded},
-		{"cancelled once looked at", func() context.Context { return cancelOnLook(t) }, context.Canceled},
-	}
+	contexts := append(GoneCallers(t), GoneCaller{"cancelled once looked at", func() context.Context { return cancelOnLook(t) }, context.Canceled})
 	for _, c := range contexts {
 		for name, call := range f.everyCall(s) {
-			wantCallerErr(t, name+" with a context "+c.name, call(c.ctx()), c.want)
+			wantCallerErr(t, name+" with a context "+c.Name, call(c.Ctx()), c.Want)
 		}
 	}
 	f.unchanged(t, s)
