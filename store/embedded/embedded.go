@@ -1,5 +1,18 @@
 // Package embedded is the single-instance Store on a bbolt file: no server
 // to run, transactions serialised by bbolt, changes announced in-process.
+//
+// One file per concern, as in store/redis: license.go (licence states and
+// the installation index), due.go (the recheck index by NextCheckAt),
+// refresh.go, keys.go, idempotency.go, feed.go (the change feed), ledger.go
+// (listing and the audit log) and janitor.go (sweeping what Redis would
+// expire). Time comes from the clock given with WithClock.
+//
+// # Failures
+//
+// A failure of the file (closed, I/O) wraps store.ErrUnavailable. A caller
+// that went away is not one: a call whose context ended before it, or
+// during a read, returns the context's error, and a write whose context
+// ended before its commit is rolled back and returns it too.
 package embedded
 
 import (
