@@ -3,6 +3,7 @@ package store
 import (
 	"container/list"
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -101,6 +102,11 @@ func NewStateCache(s Store, cfg CacheConfig) *StateCache {
 //     if it fails, the entry with stale set if younger than TTL+maxStale,
 //     else the store's error.
 //
+// A caller whose ctx ends is not a store failure: unless the first or the
+// third rule answers it, it gets ctx's error at once (or as soon as ctx ends
+// while it waits for a read), never a stale answer, and leaves nothing
+// remembered; a read it started goes on, detached from ctx, for the others.
+//
 // Entries are dropped by Invalidate and InvalidateAll, so an announced
 // change is never served from the cache. maxStale is the caller's window
 // (the gate's on_store_error; 0: never stale).
@@ -124,13 +130,6 @@ func (c *StateCache) GetStale(ctx context.Context, licenseID string, maxStale ti
 	_, inFlight := c.fetching[licenseID]
 	servable := e.state != nil && age < c.cfg.TTL+maxStale
 	switch {
-	case now.Before(e.retryAt):
-		c.misses++
-		c.mu.Unlock()
-		if servable {
-			return e.state, true, nil
-		}
-		return nil, false, e.err
 	case e.state != nil && e.err == nil && age < 2*c.cfg.TTL:
 		c.hits++
 		if !inFlight {
@@ -143,6 +142,18 @@ func (c *StateCache) GetStale(ctx context.Context, licenseID string, maxStale ti
 		}
 		c.mu.Unlock()
 		return e.state, false, nil
+	case ctx.Err() != nil:
+		// The caller has gone: no stale answer, no store read, nothing
+		// counted or remembered.
+		c.mu.Unlock()
+		return nil, false, fmt.Errorf("reading licence %s: %w", licenseID, ctx.Err())
+	case now.Before(e.retryAt):
+		c.misses++
+		c.mu.Unlock()
+		if servable {
+			return e.state, true, nil
+		}
+		return nil, false, e.err
 	case servable && inFlight && e.err != nil:
 		c.misses++
 		c.mu.Unlock()
@@ -151,16 +162,39 @@ func (c *StateCache) GetStale(ctx context.Context, licenseID string, maxStale ti
 	c.misses++
 	c.mu.Unlock()
 
-	v, err, _ := c.group.Do(licenseID, func() (any, error) {
+	ch := c.group.DoChan(licenseID, func() (any, error) {
 		return c.fetch(ctx, licenseID, now)
 	})
-	if err != nil {
-		if servable {
-			return e.state, true, nil
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			if servable && !callerGone(res.Err) {
+				return e.state, true, nil
+			}
+			return nil, false, res.Err
 		}
-		return nil, false, err
+		return res.Val.(*LicenseState), false, nil
+	case <-ctx.Done():
+		// The fetch goes on for the others and caches its outcome; this
+		// caller stops waiting and is told so, not answered stale.
+		return nil, false, fmt.Errorf("reading licence %s: %w", licenseID, ctx.Err())
 	}
-	return v.(*LicenseState), false, nil
+}
+
+// callerGone reports whether err says the caller went away (its context's
+// error) rather than that the store failed.
+func callerGone(err error) bool {
+	return (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) && !errors.Is(err, ErrUnavailable)
+}
+
+// expired reports whether ctx has ended or its deadline has passed (its
+// timer may not have fired yet).
+func expired(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	d, ok := ctx.Deadline()
+	return ok && !time.Now().Before(d)
 }
 
 // fetch reads a licence from the store and caches the outcome: the state
@@ -174,6 +208,10 @@ func (c *StateCache) fetch(ctx context.Context, id string, now time.Time) (*Lice
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
 	defer cancel()
 	st, err := c.read(fctx, id)
+	if err != nil && callerGone(err) && expired(fctx) {
+		// This fetch's own deadline: the store did not answer in time.
+		err = fmt.Errorf("reading licence %s: %w: %w", id, ErrUnavailable, err)
+	}
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -185,6 +223,10 @@ func (c *StateCache) fetch(ctx context.Context, id string, now time.Time) (*Lice
 	c.group.Forget(id)
 	e := &cacheEntry{id: id, state: st, fetchedAt: now}
 	switch {
+	case err != nil && callerGone(err):
+		// Not a store failure (a store that gave up on a context other
+		// than this fetch's): nothing to remember, nothing new to cache.
+		return st, err
 	case err != nil:
 		// Keep what is cached, unless invalidated meanwhile, for stale answers.
 		e.state, e.fetchedAt = nil, time.Time{}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/licensegate/licensegate/store"
 	"github.com/licensegate/licensegate/store/embedded"
+	"github.com/licensegate/licensegate/store/storetest"
 )
 
 // countingStore counts LicenseState calls per licence and can be made to
@@ -908,4 +909,97 @@ func BenchmarkCacheHit(b *testing.B) {
 			}
 		}
 	})
+}
+
+// wantGone fails unless r is a gone caller's answer: its context's error,
+// not an outage, and no state, stale or not.
+func wantGone(t *testing.T, what string, r getResult, want error) {
+	t.Helper()
+	if !errors.Is(r.err, want) || errors.Is(r.err, store.ErrUnavailable) || r.st != nil || r.stale {
+		t.Fatalf("%s = %v, stale %v, %v; want no state and %v, not ErrUnavailable", what, r.st, r.stale, r.err, want)
+	}
+}
+
+// A caller that goes away while its read waits on the store is told so at
+// once, not answered stale; the read goes on for the others and is cached,
+// so the next caller gets its state without a failure remembered.
+func TestCacheCallerGoneWhileReading(t *testing.T) {
+	cs := newCounting(t, "lic_1")
+	c, clk := newCache(cs, store.CacheConfig{TTL: time.Minute})
+	mustGet(t, c, "lic_1")
+	clk.Advance(3 * time.Minute) // past 2*TTL: a read the caller waits for
+	entered, release := cs.blockReads(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan getResult, 1)
+	go func() {
+		st, stale, err := c.GetStale(ctx, "lic_1", time.Hour) // the entry is servable stale
+		done <- getResult{st, stale, err}
+	}()
+	receive(t, entered, "a caller's read")
+	cancel()
+	select {
+	case r := <-done:
+		wantGone(t, "GetStale cancelled while reading", r, context.Canceled)
+	case <-time.After(5 * time.Second):
+		t.Fatal("GetStale kept waiting for the store after its caller went away")
+	}
+	release()
+
+	// The next caller joins that read, or finds its outcome cached: fresh,
+	// with no further store read.
+	if st, stale, err := c.GetStale(context.Background(), "lic_1", 0); err != nil || stale || st == nil {
+		t.Fatalf("GetStale after a caller went away = %v, stale %v, %v; want the fresh state", st, stale, err)
+	}
+	if n := cs.count("lic_1"); n != 2 {
+		t.Fatalf("%d store reads, want 2 (the first, and the one the gone caller started)", n)
+	}
+	if hits, _ := c.Stats(); hits != 0 {
+		t.Fatalf("%d hits, want 0", hits)
+	}
+}
+
+// A caller that has gone already, when the cache holds nothing it may
+// answer without the store, gets its context's error, even where a live
+// caller would be answered stale, and asks the store nothing: the next
+// live caller reads afresh, with no backoff.
+func TestCacheCallerGoneBeforeReading(t *testing.T) {
+	cs := newCounting(t, "lic_1")
+	c, clk := newCache(cs, store.CacheConfig{TTL: time.Minute})
+	mustGet(t, c, "lic_1")
+	clk.Advance(3 * time.Minute) // past 2*TTL: a live caller would read, or be answered stale
+	for _, gone := range storetest.GoneCallers(t) {
+		st, stale, err := c.GetStale(gone.Ctx(), "lic_1", time.Hour)
+		wantGone(t, "GetStale with a caller "+gone.Name, getResult{st, stale, err}, gone.Want)
+	}
+	if n := cs.count("lic_1"); n != 1 {
+		t.Fatalf("%d store reads, want 1: a gone caller starts none", n)
+	}
+	if st, stale, err := c.GetStale(context.Background(), "lic_1", time.Hour); err != nil || stale || st == nil {
+		t.Fatalf("GetStale after gone callers = %v, stale %v, %v; want a fresh read", st, stale, err)
+	}
+	if n := cs.count("lic_1"); n != 2 {
+		t.Fatalf("%d store reads, want 2", n)
+	}
+}
+
+// A read the store gave up because a context ended that is not the
+// cache's (the store says "context canceled", not ErrUnavailable) is not
+// remembered as a failure: no stale answer, no backoff for the next caller.
+func TestCacheStoreCancellationIsNotAFailure(t *testing.T) {
+	cs := newCounting(t, "lic_1")
+	c, clk := newCache(cs, store.CacheConfig{TTL: time.Minute})
+	mustGet(t, c, "lic_1")
+	clk.Advance(3 * time.Minute)
+	cs.setFail(fmt.Errorf("reading licence: %w", context.Canceled))
+	st, stale, err := c.GetStale(context.Background(), "lic_1", time.Hour)
+	wantGone(t, "GetStale on a store that reports a cancellation", getResult{st, stale, err}, context.Canceled)
+	cs.setFail(nil)
+	// Within failureBackoff: a remembered failure would answer this one
+	// stale without asking the store.
+	if st, stale, err := c.GetStale(context.Background(), "lic_1", time.Hour); err != nil || stale || st == nil {
+		t.Fatalf("GetStale after a cancelled read = %v, stale %v, %v; want a fresh read", st, stale, err)
+	}
+	if n := cs.count("lic_1"); n != 3 {
+		t.Fatalf("%d store reads, want 3 (no backoff after a cancelled read)", n)
+	}
 }

@@ -15,8 +15,12 @@ import (
 var (
 	// ErrNotFound means the record does not exist.
 	ErrNotFound = errors.New("not found")
-	// ErrUnavailable wraps every failure to reach the backend (I/O, network),
-	// as opposed to a record that is absent or a rule that refused a change.
+	// ErrUnavailable wraps every failure to reach the backend (I/O, network,
+	// the backend's own timeout), as opposed to a record that is absent, a
+	// rule that refused a change, or a caller that went away: a call whose
+	// ctx the caller cancelled, or whose deadline passed, returns an error
+	// that wraps ctx.Err() (context.Canceled or context.DeadlineExceeded)
+	// and not ErrUnavailable, so a gone caller never counts as an outage.
 	ErrUnavailable = errors.New("store unavailable")
 	// ErrRefreshSpent means a refresh token was presented after it was spent.
 	ErrRefreshSpent = errors.New("refresh token already spent")
@@ -68,11 +72,6 @@ type License struct {
 	// Version increases with every write; backends use it for
 	// compare-and-set.
 	Version int64 `json:"version"`
-}
-
-// InGoodStanding reports whether the licence may serve requests.
-func (l *License) InGoodStanding() bool {
-	return l.Status == LicenseActive || l.Status == LicenseFlagged
 }
 
 // Installation is one activated copy of a product on one domain.
@@ -157,7 +156,9 @@ type Change struct {
 }
 
 // Store is what the gateway needs from storage. Every method wraps
-// backend failures in ErrUnavailable.
+// backend failures in ErrUnavailable; one whose caller ended ctx returns
+// ctx.Err() wrapped instead, having written nothing unless the write had
+// committed already.
 type Store interface {
 	// LicenseState returns a licence and its installations. A licence not
 	// stored yet is a state with a nil License, not an error.

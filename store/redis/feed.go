@@ -50,7 +50,7 @@ func (s *Store) Subscribe(ctx context.Context) (<-chan store.Change, error) {
 	}
 	if err != nil {
 		_ = ps.Close()
-		return nil, unavailable("subscribing to changes", err)
+		return nil, failed(sctx, "subscribing to changes", err)
 	}
 
 	s.mu.Lock()

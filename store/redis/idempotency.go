@@ -31,7 +31,7 @@ func (s *Store) Idempotent(ctx context.Context, key string) ([]byte, error) {
 		return nil, store.ErrNotFound
 	}
 	if err != nil {
-		return nil, unavailable("reading idempotency record", err)
+		return nil, failed(ctx, "reading idempotency record", err)
 	}
 	return v, nil
 }
@@ -51,7 +51,7 @@ func (s *Store) PutIdempotent(ctx context.Context, key string, value []byte, ttl
 	ms := max(1, (ttl+time.Millisecond-1)/time.Millisecond)
 	v, err := idempotencyScript.Run(ctx, s.client, []string{s.idempotencyKey(key)}, value, int64(ms)).Text()
 	if err != nil {
-		return nil, unavailable("storing idempotency record", err)
+		return nil, failed(ctx, "storing idempotency record", err)
 	}
 	return []byte(v), nil
 }

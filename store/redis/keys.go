@@ -42,7 +42,7 @@ func (s *Store) SigningKeys(ctx context.Context) ([]store.SigningKey, error) {
 	defer cancel()
 	vals, err := s.client.HVals(ctx, s.signingKeysKey()).Result()
 	if err != nil {
-		return nil, unavailable("reading signing keys", err)
+		return nil, failed(ctx, "reading signing keys", err)
 	}
 	keys, err := decodeKeys(vals)
 	if err != nil {
@@ -67,7 +67,7 @@ func (s *Store) AddSigningKey(ctx context.Context, k store.SigningKey, notBefore
 	const op = "adding signing key"
 	unlock, err := s.lock(ctx, "signing keys")
 	if err != nil {
-		return nil, fmt.Errorf("%s: waiting for this instance's other rotation: %w: %w", op, store.ErrConflict, err)
+		return nil, lockFailed(ctx, op, err)
 	}
 	defer unlock()
 	raw, err := json.Marshal(k)

@@ -51,7 +51,7 @@ func (s *Store) licensePage(ctx context.Context, after string, n int) ([]string,
 	}
 	ids, err := s.client.ZRangeByLex(ctx, s.licensesKey(), &redis.ZRangeBy{Min: min, Max: "+", Count: int64(n)}).Result()
 	if err != nil {
-		return nil, nil, unavailable("listing licences", err)
+		return nil, nil, failed(ctx, "listing licences", err)
 	}
 	if len(ids) == 0 {
 		return nil, nil, nil
@@ -64,7 +64,7 @@ func (s *Store) licensePage(ctx context.Context, after string, n int) ([]string,
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, nil, unavailable("listing licences", err)
+		return nil, nil, failed(ctx, "listing licences", err)
 	}
 	out := make([]*store.LicenseState, 0, len(ids))
 	for _, c := range cmds {
@@ -73,7 +73,7 @@ func (s *Store) licensePage(ctx context.Context, after string, n int) ([]string,
 			continue // indexed but gone: skip
 		}
 		if err != nil {
-			return nil, nil, unavailable("listing licences", err)
+			return nil, nil, failed(ctx, "listing licences", err)
 		}
 		st, err := decodeState(raw)
 		if err != nil {
@@ -96,7 +96,7 @@ func (s *Store) AppendAudit(ctx context.Context, ev store.AuditEvent) error {
 		return fmt.Errorf("encoding audit event: %w", err)
 	}
 	if err := s.client.XAdd(ctx, &redis.XAddArgs{Stream: s.auditKey(), Values: []any{"event", raw}}).Err(); err != nil {
-		return unavailable("appending audit event", err)
+		return failed(ctx, "appending audit event", err)
 	}
 	return nil
 }
@@ -117,7 +117,7 @@ func (s *Store) Audit(ctx context.Context, q store.AuditQuery) ([]store.AuditEve
 	}
 	msgs, err := s.client.XRangeN(ctx, s.auditKey(), start, "+", int64(q.Limit)).Result()
 	if err != nil {
-		return nil, unavailable("reading audit log", err)
+		return nil, failed(ctx, "reading audit log", err)
 	}
 	out := make([]store.AuditEvent, 0, len(msgs))
 	for _, m := range msgs {

@@ -47,7 +47,7 @@ func (s *Store) LicenseState(ctx context.Context, licenseID string) (*store.Lice
 	defer cancel()
 	raw, err := getState(ctx, s.client, s.stateKey(licenseID))
 	if err != nil {
-		return nil, unavailable("reading licence", err)
+		return nil, failed(ctx, "reading licence", err)
 	}
 	st, err := decodeState(raw)
 	if err != nil {
@@ -100,7 +100,7 @@ func (s *Store) UpdateLicense(ctx context.Context, licenseID string, fn func(*st
 	defer cancel()
 	unlock, err := s.lock(ctx, "licence:"+licenseID)
 	if err != nil {
-		return nil, fmt.Errorf("updating licence: waiting for this instance's other updates of it: %w: %w", store.ErrConflict, err)
+		return nil, lockFailed(ctx, "updating licence", err)
 	}
 	defer unlock()
 
@@ -134,6 +134,9 @@ func (s *Store) UpdateLicense(ctx context.Context, licenseID string, fn func(*st
 		}
 		if next.License == nil {
 			return errAbort{errors.New("updating licence: state to write has no licence")}
+		}
+		if err := ctx.Err(); err != nil {
+			return err // the caller went away (or time ran out) while fn decided: write nothing
 		}
 		lic := *next.License
 		lic.Version = version + 1
@@ -193,7 +196,11 @@ func (s *Store) UpdateLicense(ctx context.Context, licenseID string, fn func(*st
 		return nil, err
 	}
 	if later != nil {
-		if _, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error { later(p); return nil }); err != nil {
+		// Committed: the indexes are written even if the caller has gone
+		// away meanwhile, within a timeout of their own.
+		ictx, cancel := s.withTimeout(context.WithoutCancel(ctx))
+		defer cancel()
+		if _, err := s.client.Pipelined(ictx, func(p redis.Pipeliner) error { later(p); return nil }); err != nil {
 			return nil, unavailable("updating licence: committed, but writing its indexes", err)
 		}
 	}
@@ -212,7 +219,7 @@ func (s *Store) InstallationLicense(ctx context.Context, installationID string) 
 		return "", store.ErrNotFound
 	}
 	if err != nil {
-		return "", unavailable("reading installation index", err)
+		return "", failed(ctx, "reading installation index", err)
 	}
 	return id, nil
 }
@@ -232,7 +239,7 @@ func (s *Store) DueLicenses(ctx context.Context, before time.Time, limit int) ([
 		Min: "-inf", Max: strconv.FormatInt(maxMs, 10), Count: int64(limit),
 	}).Result()
 	if err != nil {
-		return nil, unavailable("reading due licences", err)
+		return nil, failed(ctx, "reading due licences", err)
 	}
 	return ids, nil
 }

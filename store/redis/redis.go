@@ -58,7 +58,13 @@
 // # Failures
 //
 // Every Redis failure other than a missing key (redis.Nil) is returned
-// wrapping store.ErrUnavailable, after at most Options.Timeout per call.
+// wrapping store.ErrUnavailable, after at most Options.Timeout per call,
+// unless the caller went away first: a call whose context the caller
+// cancelled, or whose own deadline passed, returns that context's error
+// (context.Canceled or context.DeadlineExceeded), which does not wrap
+// store.ErrUnavailable: a gone caller is not an outage. Only the store's own
+// Options.Timeout, and go-redis's read and write timeouts, count as Redis
+// not answering.
 // For the timeout to also bound a server that stops answering (rather than
 // one that refuses connections), build the client with
 // ContextTimeoutEnabled: true; otherwise go-redis's own ReadTimeout and
@@ -185,6 +191,51 @@ func unavailable(op string, err error) error {
 	return fmt.Errorf("%s: %w: %w", op, store.ErrUnavailable, err)
 }
 
+// errTimedOut is the cause withTimeout gives a context whose own deadline
+// (Options.Timeout) passed: Redis did not answer in time, an outage.
+var errTimedOut = errors.New("redis did not answer within the store's timeout")
+
+// callerGone returns ctx's error when the caller ended it (cancelled it, or
+// its own deadline passed), and nil while ctx is live or only withTimeout's
+// deadline ended it. ctx is the caller's or one withTimeout derived from it.
+func callerGone(ctx context.Context) error {
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		// A socket deadline set from ctx's can fire before ctx's own timer
+		// does: wait for it, to know whose deadline it was.
+		t := time.NewTimer(time.Second)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	if ctx.Err() == nil || errors.Is(context.Cause(ctx), errTimedOut) {
+		return nil
+	}
+	return ctx.Err()
+}
+
+// failed classifies err from a Redis call made under ctx: a caller that went
+// away gets its context's error (context.Canceled, or DeadlineExceeded for
+// its own deadline), which is not store.ErrUnavailable; anything else,
+// this store's own timeout included, wraps store.ErrUnavailable.
+func failed(ctx context.Context, op string, err error) error {
+	if gone := callerGone(ctx); gone != nil {
+		return fmt.Errorf("%s: %w", op, gone)
+	}
+	return unavailable(op, err)
+}
+
+// lockFailed classifies a failure to take the in-process lock (lock): the
+// caller's going away, or this store's timeout spent queueing behind this
+// instance's other updates (store.ErrConflict).
+func lockFailed(ctx context.Context, op string, err error) error {
+	if gone := callerGone(ctx); gone != nil {
+		return fmt.Errorf("%s: %w", op, gone)
+	}
+	return fmt.Errorf("%s: waiting for this instance's other updates: %w: %w", op, store.ErrConflict, err)
+}
+
 var errWatchSkipped = errors.New("the client ended the transaction without running it")
 
 // errAbort carries an error that is not a Redis failure (fn's own error, a
@@ -193,8 +244,10 @@ type errAbort struct{ err error }
 
 func (e errAbort) Error() string { return e.err.Error() }
 
+// withTimeout bounds one operation by Options.Timeout; callerGone tells
+// that deadline (an outage) from the caller's own end.
 func (s *Store) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, s.timeout)
+	return context.WithTimeoutCause(ctx, s.timeout, errTimedOut)
 }
 
 // lock takes the in-process lock for name, giving up when ctx ends.
@@ -212,9 +265,10 @@ func (s *Store) lock(ctx context.Context, name string) (unlock func(), err error
 
 // transact runs fn in WATCH key ... EXEC, again while another client wins
 // the race, and classifies the outcome: fn's own errors (errAbort) come
-// back unwrapped, losing every attempt is store.ErrConflict, and any other
-// failure wraps store.ErrUnavailable. ctx must carry the operation's
-// deadline; the caller holds the in-process lock for key.
+// back unwrapped, a caller that went away gets its context's error, losing
+// every attempt is store.ErrConflict, and any other failure wraps
+// store.ErrUnavailable. ctx must carry the operation's deadline
+// (withTimeout); the caller holds the in-process lock for key.
 func (s *Store) transact(ctx context.Context, op, key string, fn func(*redis.Tx) error) error {
 	for attempt := 1; ; attempt++ {
 		ran := false
@@ -237,7 +291,7 @@ func (s *Store) transact(ctx context.Context, op, key string, fn func(*redis.Tx)
 		case errors.As(err, &abort):
 			return abort.err
 		case !errors.Is(err, redis.TxFailedErr):
-			return unavailable(op, err)
+			return failed(ctx, op, err)
 		case attempt == maxAttempts:
 			return fmt.Errorf("%s: lost %d races to other instances: %w", op, attempt, store.ErrConflict)
 		}
@@ -247,6 +301,9 @@ func (s *Store) transact(ctx context.Context, op, key string, fn func(*redis.Tx)
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
+			if gone := callerGone(ctx); gone != nil {
+				return fmt.Errorf("%s: %w", op, gone)
+			}
 			return fmt.Errorf("%s: lost %d races to other instances: %w: %w", op, attempt, store.ErrConflict, ctx.Err())
 		}
 	}
@@ -257,7 +314,7 @@ func (s *Store) Ping(ctx context.Context) error {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	if err := s.client.Ping(ctx).Err(); err != nil {
-		return unavailable("pinging redis", err)
+		return failed(ctx, "pinging redis", err)
 	}
 	return nil
 }

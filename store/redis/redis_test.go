@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -86,7 +88,114 @@ func (b *backend) conformance(t *testing.T) {
 			b.mu.Unlock()
 			c.Close()
 		}),
+		storetest.WithStall(func(t *testing.T, s store.Store) storetest.Stall { return b.stall(t, s.(*redisstore.Store)) }),
 	)
+}
+
+// stallTimeout is the Options.Timeout of a stalled store: how long a call
+// waits on a server that stopped answering.
+const stallTimeout = 300 * time.Millisecond
+
+// stall opens a store on s's data whose connections can be held: a held
+// connection's reads wait for their deadline, as if the server (or the
+// network) had stopped answering after receiving the command.
+func (b *backend) stall(t *testing.T, s *redisstore.Store) storetest.Stall {
+	h := &holder{}
+	c := goredis.NewUniversalClient(&goredis.UniversalOptions{
+		Addrs:                 b.addrs,
+		ContextTimeoutEnabled: true,
+		DialTimeout:           time.Second,
+		Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &heldConn{Conn: conn, h: h}, nil
+		},
+	})
+	t.Cleanup(func() { c.Close() })
+	st := redisstore.New(c, redisstore.Options{KeyPrefix: b.prefixOf(s), Timeout: stallTimeout})
+	t.Cleanup(func() { st.Close() })
+	if err := st.Ping(context.Background()); err != nil { // connect (and, on Cluster, learn the slots) first
+		t.Fatal(err)
+	}
+	return storetest.Stall{Store: st, Hold: func() (<-chan struct{}, func()) { return h.hold(t) }}
+}
+
+// holder holds the reads of every connection it is given while held.
+type holder struct {
+	mu      sync.Mutex
+	release chan struct{} // nil while not held
+	waiting chan struct{} // closed by the first read held
+	once    *sync.Once
+}
+
+func (h *holder) hold(t *testing.T) (waiting <-chan struct{}, release func()) {
+	rel, w := make(chan struct{}), make(chan struct{})
+	h.mu.Lock()
+	h.release, h.waiting, h.once = rel, w, new(sync.Once)
+	h.mu.Unlock()
+	var done sync.Once
+	release = func() {
+		done.Do(func() {
+			h.mu.Lock()
+			h.release = nil
+			h.mu.Unlock()
+			close(rel)
+		})
+	}
+	t.Cleanup(release)
+	return w, release
+}
+
+// heldConn is a connection whose reads wait, while its holder holds, until
+// their deadline passes or the holder releases.
+type heldConn struct {
+	net.Conn
+	h *holder
+
+	mu       sync.Mutex
+	deadline time.Time // the read deadline
+}
+
+func (c *heldConn) SetDeadline(t time.Time) error {
+	c.setReadDeadline(t)
+	return c.Conn.SetDeadline(t)
+}
+
+func (c *heldConn) SetReadDeadline(t time.Time) error {
+	c.setReadDeadline(t)
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *heldConn) setReadDeadline(t time.Time) {
+	c.mu.Lock()
+	c.deadline = t
+	c.mu.Unlock()
+}
+
+func (c *heldConn) Read(p []byte) (int, error) {
+	c.h.mu.Lock()
+	rel, waiting, once := c.h.release, c.h.waiting, c.h.once
+	c.h.mu.Unlock()
+	if rel != nil {
+		once.Do(func() { close(waiting) })
+		c.mu.Lock()
+		d := c.deadline
+		c.mu.Unlock()
+		var expired <-chan time.Time
+		if !d.IsZero() {
+			t := time.NewTimer(time.Until(d))
+			defer t.Stop()
+			expired = t.C
+		}
+		select {
+		case <-rel:
+		case <-expired:
+			return 0, os.ErrDeadlineExceeded
+		}
+	}
+	return c.Conn.Read(p)
 }
 
 func TestStandalone(t *testing.T) {

@@ -92,7 +92,7 @@ func (s *Store) PutRefreshToken(ctx context.Context, rt store.RefreshToken) erro
 		return nil
 	})
 	if err != nil {
-		return unavailable("storing refresh token", err)
+		return failed(ctx, "storing refresh token", err)
 	}
 	return nil
 }
@@ -104,7 +104,7 @@ func (s *Store) RefreshToken(ctx context.Context, hash string) (*store.RefreshTo
 	key, _ := s.refreshKey(hash)
 	fields, err := s.client.HGetAll(ctx, key).Result()
 	if err != nil {
-		return nil, unavailable("reading refresh token", err)
+		return nil, failed(ctx, "reading refresh token", err)
 	}
 	rec, ok := fields[fieldRecord]
 	if !ok {
@@ -167,7 +167,7 @@ func (s *Store) SpendRefreshToken(ctx context.Context, hash string, at time.Time
 	defer cancel()
 	res, err := spendScript.Run(ctx, s.client, []string{key, nextKey}, spentAt, rec, unixMsArg(refreshExpiry(next))).Slice()
 	if err != nil {
-		return nil, unavailable("spending refresh token", err)
+		return nil, failed(ctx, "spending refresh token", err)
 	}
 	var outcome int64 = -1
 	var fields []string

@@ -11,7 +11,9 @@
 // Options add what only some backends can do: WithPeer opens a second
 // handle on the same data (a second instance), so the change feed is tested
 // across instances; WithBreak cuts a store off its backend, so every method
-// is checked to report store.ErrUnavailable.
+// is checked to report store.ErrUnavailable; WithStall holds a call waiting
+// on the backend, so a caller going away mid-read is checked to be told
+// apart from an outage.
 package storetest
 
 import (
@@ -27,6 +29,7 @@ type Option func(*config)
 type config struct {
 	peer  func(t *testing.T, s store.Store) store.Store
 	brk   func(t *testing.T, s store.Store)
+	stall func(t *testing.T, s store.Store) Stall
 	known map[string]string // subtest -> why it is skipped
 }
 
@@ -85,6 +88,9 @@ var tests = []test{
 	{"AuditLog", testAuditLog},
 	{"Ping", testPing},
 	{"Unavailable", testUnavailable},
+	{"CallerGone", testCallerGone},
+	{"CallerGoneWhileDeciding", testCallerGoneWhileDeciding},
+	{"CallerGoneMidRead", testCallerGoneMidRead},
 }
 
 // harness is what one subtest works with.
