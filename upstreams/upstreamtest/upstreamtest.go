@@ -20,12 +20,17 @@ import (
 )
 
 // Target is what a case's source must be built with: its Config's
-// BaseURL, HTTPClient, MaxBody and Now.
+// BaseURL, and its Client's HTTP client, body limit and clock.
 type Target struct {
 	BaseURL string
 	Client  *http.Client
 	MaxBody int64
 	Now     func() time.Time
+}
+
+// UpstreamClient is the adapter's Client for the case (without a budget).
+func (t Target) UpstreamClient() upstreams.Client {
+	return upstreams.Client{HTTP: t.Client, MaxBody: t.MaxBody, Now: t.Now}
 }
 
 // Now is the time Target.Now tells; a Retry-After date is relative to it.
