@@ -225,7 +225,7 @@ func (App) CaddyModule() caddy.ModuleInfo {
 }
 
 // Provision sets up the store, secret, key ring, sources and service. It
-// makes no marketplace calls.
+// makes no source calls.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
 	if err := a.checkUnsupported(); err != nil {

@@ -251,7 +251,7 @@ func TestNegativeCache(t *testing.T) {
 	if src.calls.Load() != 2 {
 		t.Fatalf("negative entry outlived its TTL")
 	}
-	// Valid answers are never cached here (the store keeps licences).
+	// Valid answers are never cached here (the licence store keeps licences).
 	src.set(valid)
 	r.Verify(context.Background(), Request{Key: "v"})
 	r.Verify(context.Background(), Request{Key: "v"})
@@ -334,7 +334,7 @@ func TestRateBudgetCountsEveryRequest(t *testing.T) {
 	if n := r.Calls(); n != 2 {
 		t.Fatalf("Calls() = %d, want the 2 questions asked", n)
 	}
-	// Our own budget is not the store failing: no breaker, no alert.
+	// Our own budget is not the source failing: no breaker, no alert.
 	if n := unknowns.Load(); n != 0 {
 		t.Fatalf("a spent budget was reported as %d unusable answers", n)
 	}

@@ -1,4 +1,4 @@
-// Package upstreamtest runs the scenarios every HTTP marketplace adapter
+// Package upstreamtest runs the scenarios every HTTP source adapter
 // must answer alike, whatever its vendor: outages, rate limits, oversized
 // and unreadable answers, a closed server, a caller giving up, and the
 // base_url values New refuses. Each adapter's own tests keep what is
