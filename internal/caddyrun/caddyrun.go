@@ -88,4 +88,3 @@ func Activate(t *testing.T, base, key, domain string) (int, map[string]any) {
 
 // Code returns a problem's code member, for messages.
 func Code(body map[string]any) string { return fmt.Sprint(body["code"]) }
-
