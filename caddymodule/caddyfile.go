@@ -35,11 +35,12 @@ func init() {
 //		refresh_token_ttl <duration>
 //		status_cache_ttl <duration>
 //		key_rotation <duration>
-//		source static {
-//			file <path>
+//		source <name> {       # the module licensegate.sources.<name> reads it
+//			...
 //		}
 //		product <slug> {
 //			sources <name...>
+//			<mapping option> <id...>   # a source's, e.g. envato_item
 //			activations <n>
 //			local_domains free|slot|deny
 //			staging_subdomains free|slot|deny
