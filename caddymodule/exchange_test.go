@@ -17,7 +17,6 @@ import (
 	"github.com/licensegate/licensegate/gateway"
 	"github.com/licensegate/licensegate/secret"
 	"github.com/licensegate/licensegate/store/embedded"
-	"github.com/licensegate/licensegate/tokens"
 	"github.com/licensegate/licensegate/upstreams"
 )
 
@@ -73,12 +72,11 @@ func newTestExchange(t *testing.T) *Exchange {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ring := tokens.NewRing(st, master, time.Now)
-	if err := ring.Load(context.Background()); err != nil {
+	svc, err := gateway.New(gateway.Config{Store: st, Master: master, Issuer: "iss"})
+	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := gateway.New(gateway.Config{Store: st, Master: master, Ring: ring, Issuer: tokens.NewIssuer(ring, "iss", time.Hour)})
-	if err != nil {
+	if err := svc.LoadKeys(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	lim := upstreams.Rate{Calls: 1000, Period: time.Minute}

@@ -278,12 +278,12 @@ func (s *Service) DeactivateInstallation(ctx context.Context, id, reason string)
 // until the tokens they signed expire. It returns the new kid and every
 // kid that verifies.
 func (s *Service) RotateKeys(ctx context.Context) (string, []string, error) {
-	kid, err := s.cfg.Ring.RotateNow(ctx)
+	kid, err := s.ring.RotateNow(ctx)
 	if err != nil {
 		return "", nil, storeUnavailable(err)
 	}
 	s.audit(ctx, store.AuditEvent{Actor: ActorAdmin, Action: store.AuditKeysRotated, Detail: kid})
-	return kid, s.cfg.Ring.Keys(), nil
+	return kid, s.ring.Keys(), nil
 }
 
 // LicenseFilter selects licences for the admin list.
@@ -396,7 +396,7 @@ func (s *Service) Stats(ctx context.Context) (*Stats, error) {
 	if !ok {
 		return nil, ErrNoLedger
 	}
-	st := &Stats{Licenses: map[string]int{}, Installations: map[string]int{}, SigningKeys: len(s.cfg.Ring.Keys())}
+	st := &Stats{Licenses: map[string]int{}, Installations: map[string]int{}, SigningKeys: len(s.ring.Keys())}
 	st.CacheHits, st.CacheMisses = s.cache.Stats()
 	cursor := ""
 	for {
