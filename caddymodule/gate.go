@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/textproto"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,8 +24,9 @@ func init() {
 // Gate admits requests that carry a valid access token of an installation
 // in good standing, without any marketplace call (SPEC section 6).
 //
-// On admission it removes the Authorization header and any client-sent
-// X-License-* header, then sets:
+// On admission it removes the Authorization header, any client-sent
+// X-License-* (or X-License_*) header and any Connection token naming one
+// (reverse_proxy would drop the gate's own header of that name), then sets:
 //
 //	X-License-Installation   installation id
 //	X-License-Product        product slug
@@ -139,13 +141,54 @@ func forward(r *http.Request, grant *gateway.Grant) {
 }
 
 // stripLicenseHeaders removes every header the client sent that could
-// pass for one the gate sets.
+// pass for one the gate sets, and every Connection token naming one:
+// reverse_proxy deletes the headers a client's Connection header names
+// (RFC 9110 section 7.6.1) after the gate has set its own, so
+// "Connection: X-License-Support-Active" would hide the gate's answer
+// from the backend.
 func stripLicenseHeaders(h http.Header) {
 	for name := range h {
 		if isLicenseHeader(name) {
 			delete(h, name) // name is the map's own key: no canonicalising
 		}
 	}
+	if conn, ok := h["Connection"]; ok && namesLicenseHeader(conn) {
+		if kept := connectionTokensWithout(conn); kept != "" {
+			h["Connection"] = []string{kept}
+		} else {
+			delete(h, "Connection")
+		}
+	}
+}
+
+// namesLicenseHeader reports whether a Connection header's values name a
+// licence header. It allocates nothing: most requests carry no Connection
+// header or just "keep-alive".
+func namesLicenseHeader(values []string) bool {
+	for _, v := range values {
+		for v != "" {
+			var token string
+			token, v, _ = strings.Cut(v, ",")
+			if isLicenseHeader(textproto.TrimString(token)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// connectionTokensWithout joins a Connection header's tokens except those
+// naming a licence header.
+func connectionTokensWithout(values []string) string {
+	var kept []string
+	for _, v := range values {
+		for token := range strings.SplitSeq(v, ",") {
+			if token = textproto.TrimString(token); token != "" && !isLicenseHeader(token) {
+				kept = append(kept, token)
+			}
+		}
+	}
+	return strings.Join(kept, ", ")
 }
 
 // isLicenseHeader reports whether a client-sent header could pass for one

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -148,6 +149,38 @@ func TestGateReplacesClientLicenseHeaders(t *testing.T) {
 	}
 	if seen.Header.Get("X-Licensed-To") != "kept" {
 		t.Error("a header that is not the gate's was removed")
+	}
+}
+
+// A client's Connection header must not name a licence header: Caddy's
+// reverse_proxy deletes the headers it names after the gate set its own.
+// Its other tokens stay.
+func TestGateStripsConnectionTokensNamingLicenseHeaders(t *testing.T) {
+	f := newGateFixture(t)
+	for _, c := range []struct {
+		sent []string
+		want []string // nil: no Connection header
+	}{
+		{[]string{"X-License-Support-Active"}, nil},
+		{[]string{"keep-alive, X-License-Type"}, []string{"keep-alive"}},
+		{[]string{" x-license-domain ,Upgrade,X-License_Product"}, []string{"Upgrade"}},
+		{[]string{"close", "X-License-Installation, X-Other"}, []string{"close, X-Other"}},
+		{[]string{"keep-alive"}, []string{"keep-alive"}},
+		{[]string{"X-Licensed-To"}, []string{"X-Licensed-To"}},
+	} {
+		t.Run(strings.Join(c.sent, "|"), func(t *testing.T) {
+			r, _ := f.request(http.Header{"Connection": c.sent})
+			_, seen := f.serve(t, r)
+			if seen == nil {
+				t.Fatal("the gate refused a valid token")
+			}
+			if got := seen.Header["Connection"]; !slices.Equal(got, c.want) {
+				t.Fatalf("Connection %q, want %q", got, c.want)
+			}
+			if seen.Header.Get("X-License-Support-Active") != "true" {
+				t.Fatal("the gate's own header is missing")
+			}
+		})
 	}
 }
 
