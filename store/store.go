@@ -70,11 +70,6 @@ type License struct {
 	Version int64 `json:"version"`
 }
 
-// InGoodStanding reports whether the licence may serve requests.
-func (l *License) InGoodStanding() bool {
-	return l.Status == LicenseActive || l.Status == LicenseFlagged
-}
-
 // Installation is one activated copy of a product on one domain.
 type Installation struct {
 	ID           string `json:"id"`
