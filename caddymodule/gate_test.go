@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -16,8 +15,6 @@ import (
 
 	"github.com/licensegate/licensegate/gateway"
 	"github.com/licensegate/licensegate/policy"
-	"github.com/licensegate/licensegate/secret"
-	"github.com/licensegate/licensegate/store/embedded"
 	"github.com/licensegate/licensegate/upstreams"
 )
 
@@ -49,8 +46,8 @@ func (testSource) Verify(context.Context, upstreams.Request) upstreams.Verdict {
 	return upstreams.ValidVerdict(upstreams.Record{Product: "p", Type: "extended", SupportUntil: &support})
 }
 
-// gateFixture is a gate handler for product p on a fresh embedded store,
-// with one activated installation.
+// gateFixture is a gate handler for product p, with one activated
+// installation.
 type gateFixture struct {
 	gate   *Gate
 	act    *gateway.Activation
@@ -59,23 +56,11 @@ type gateFixture struct {
 
 func newGateFixture(tb testing.TB) *gateFixture {
 	tb.Helper()
-	st, err := embedded.Open(filepath.Join(tb.TempDir(), "lg.db"), time.Second)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = st.Close() })
-	master, err := secret.New([]byte("gate-test-secret-0123456789abcdefghij"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	svc, err := gateway.New(gateway.Config{Store: st, Master: master,
+	svc := newTestService(tb, gateway.Config{
 		Sources:      map[string]upstreams.Source{"test": testSource{}},
 		Products:     map[string]*gateway.Product{"p": {Name: "p", Sources: []string{"test"}, Rules: policy.Rules{Activations: 1}}},
 		ProductOrder: []string{"p"},
 	})
-	if err != nil {
-		tb.Fatal(err)
-	}
 	a, err := svc.Activate(context.Background(), gateway.ActivateRequest{Key: "KEY-1", Domain: "acme.com"})
 	if err != nil {
 		tb.Fatal(err)
