@@ -10,9 +10,8 @@ import (
 
 // Limits of the author's admin operations.
 const (
-	maxReason     = 500
-	maxListLimit  = 500
-	maxAuditLimit = 1000
+	maxReason    = 500
+	maxListLimit = 500
 )
 
 // ErrNotFound is returned by admin operations for unknown ids and keys.
@@ -66,6 +65,8 @@ func (s *Service) Stats(ctx context.Context) (*Stats, error) {
 	}
 }
 
+// trimReason bounds an author's free-text reason: it is kept in every
+// audit entry.
 func trimReason(r string) string {
 	r = strings.TrimSpace(r)
 	if len(r) > maxReason {
@@ -74,6 +75,7 @@ func trimReason(r string) string {
 	return r
 }
 
+// clamp is a page size: def when unset, never above max.
 func clamp(v, def, max int) int {
 	if v <= 0 {
 		return def

@@ -16,6 +16,9 @@ const (
 	ActorGateway   = "gateway"
 )
 
+// maxAuditLimit bounds one page of the audit log.
+const maxAuditLimit = 1000
+
 // Audit pages through the audit log.
 func (s *Service) Audit(ctx context.Context, q store.AuditQuery) ([]store.AuditEvent, string, error) {
 	q.Limit = clamp(q.Limit, 100, maxAuditLimit)
