@@ -59,9 +59,9 @@ func TestHandlersNeedTheGlobalOption(t *testing.T) {
 	}
 }
 
-// newTestService is a gateway service on a fresh embedded store, its key
+// newServiceForTest is a gateway service on a fresh embedded store, its key
 // ring loaded; cfg gives what else the test needs.
-func newTestService(tb testing.TB, cfg gateway.Config) *gateway.Service {
+func newServiceForTest(tb testing.TB, cfg gateway.Config) *gateway.Service {
 	tb.Helper()
 	st, err := embedded.Open(filepath.Join(tb.TempDir(), "lg.db"), time.Second)
 	if err != nil {
@@ -86,7 +86,7 @@ func newTestService(tb testing.TB, cfg gateway.Config) *gateway.Service {
 // endpoints that authenticate.
 func newTestExchange(t *testing.T) *Exchange {
 	t.Helper()
-	svc := newTestService(t, gateway.Config{Issuer: "iss"})
+	svc := newServiceForTest(t, gateway.Config{Issuer: "iss"})
 	lim := upstreams.Rate{Calls: 1000, Period: time.Minute}
 	return &Exchange{svc: svc, logger: zap.NewNop(), requests: newIPLimiter(lim), failures: newIPLimiter(lim)}
 }

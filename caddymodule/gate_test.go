@@ -56,7 +56,7 @@ type gateFixture struct {
 
 func newGateFixture(tb testing.TB) *gateFixture {
 	tb.Helper()
-	svc := newTestService(tb, gateway.Config{
+	svc := newServiceForTest(tb, gateway.Config{
 		Sources:      map[string]upstreams.Source{"test": testSource{}},
 		Products:     map[string]*gateway.Product{"p": {Name: "p", Sources: []string{"test"}, Rules: policy.Rules{Activations: 1}}},
 		ProductOrder: []string{"p"},
