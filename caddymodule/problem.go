@@ -26,7 +26,7 @@ type problem struct {
 	Code        string              `json:"code"`
 	Detail      string              `json:"detail,omitempty"`
 	Errors      map[string][]string `json:"errors,omitempty"`
-	Activations []string            `json:"activations,omitempty"`
+	Activations []gateway.Holder    `json:"activations,omitempty"`
 }
 
 // statusFor maps public codes to HTTP statuses (SPEC sections 4 and 6).

@@ -100,6 +100,7 @@ func (s *Service) deactivate(ctx context.Context, licenseID, installationID stri
 		ins.Generation++
 		ins.DeactivatedAt, ins.UpdatedAt = now, now
 		changed = ins
+		pruneInstallations(st, now)
 		return st, nil
 	})
 	if err != nil {
@@ -170,6 +171,7 @@ func (s *Service) Move(ctx context.Context, req MoveRequest) (*Activation, error
 		ins.UpdatedAt = now
 		st.License.LastMoveAt = now
 		moved = *ins
+		pruneInstallations(st, now)
 		return st, nil
 	})
 	if err != nil {
