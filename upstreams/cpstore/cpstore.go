@@ -106,7 +106,7 @@ const keyFormat = "not a store licence key (CP-XXXXXX-XXXXXX-XXXXXX-XXXXXX-XXXXX
 // in upper case (CP-AB12CD-34EF56-GH78IJ-90KLMN-XYZ123), so a key typed in
 // lower case is upper-cased to match.
 func (s *Source) CanonicalKey(key string) (string, error) {
-	k, err := upstreams.CleanKey(key)
+	k, err := upstreams.CleanKeyWithin(key, upstreams.MaxKeyLength)
 	if err != nil {
 		return "", err
 	}

@@ -99,7 +99,7 @@ func (s *Source) Name() string { return name }
 // 85DB262A-C19D4B06-A5335A6B-8C079166), so a key typed in lower case is
 // upper-cased to match what the buyer was sent.
 func (s *Source) CanonicalKey(key string) (string, error) {
-	k, err := upstreams.CleanKey(key)
+	k, err := upstreams.CleanKeyWithin(key, upstreams.MaxKeyLength)
 	if err != nil {
 		return "", err
 	}

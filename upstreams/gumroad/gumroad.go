@@ -110,7 +110,7 @@ func (s *Source) Name() string { return Name }
 // Gumroad issues it; any other printable ASCII key of 4 to 255 characters
 // is kept as typed, since sellers' imported keys have their own forms.
 func (s *Source) CanonicalKey(key string) (string, error) {
-	k, err := upstreams.CleanKey(key)
+	k, err := upstreams.CleanKeyWithin(key, upstreams.MaxKeyLength)
 	if err != nil {
 		return "", err
 	}

@@ -60,7 +60,9 @@ func (s *Source) Local() bool { return true }
 
 // CanonicalKey implements upstreams.Source: the author's keys have any
 // format, so only the common checks apply.
-func (s *Source) CanonicalKey(key string) (string, error) { return upstreams.CleanKey(key) }
+func (s *Source) CanonicalKey(key string) (string, error) {
+	return upstreams.CleanKeyWithin(key, upstreams.MaxKeyLength)
+}
 
 // Verify implements upstreams.Source.
 func (s *Source) Verify(_ context.Context, req upstreams.Request) upstreams.Verdict {
@@ -187,7 +189,7 @@ func parseRow(row []string, idx map[string]int) (entry, string, error) {
 		}
 		return ""
 	}
-	key, err := upstreams.CleanKey(get("key"))
+	key, err := upstreams.CleanKeyWithin(get("key"), upstreams.MaxKeyLength)
 	if err != nil {
 		return entry{}, "", err
 	}
