@@ -294,5 +294,14 @@ func vendorNotFound(body []byte) bool {
 	return len(b) == 0 || json.Valid(b)
 }
 
+// Recheck implements upstreams.Rechecker: the verify call, which always
+// sends increment_uses_count=false, spends none of the buyer's uses.
+func (s *Source) Recheck(ctx context.Context, req upstreams.RecheckRequest) upstreams.Verdict {
+	return s.Verify(ctx, upstreams.Request{Key: req.Key, Product: req.Product})
+}
+
 // Interface guards
-var _ upstreams.Source = (*Source)(nil)
+var (
+	_ upstreams.Source    = (*Source)(nil)
+	_ upstreams.Rechecker = (*Source)(nil)
+)
