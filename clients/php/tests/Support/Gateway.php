@@ -238,18 +238,16 @@ CADDY;
         return $n;
     }
 
-    /** Polls the access log until $total requests to paths under $prefix are logged. */
-    public function awaitLogged(string $prefix, int $total, float $timeout = 10.0): void
+    /** Polls the access log until $total requests to $path with $status are logged. */
+    public function awaitCount(string $path, int $status, int $total, float $timeout = 10.0): void
     {
         $deadline = microtime(true) + $timeout;
-        do {
-            $n = count(array_filter($this->accessLog(), static fn (array $e): bool => str_starts_with($e['uri'], $prefix)));
-            if ($n >= $total) {
-                return;
+        while (($n = $this->count($path, $status)) < $total) {
+            if (microtime(true) > $deadline) {
+                throw new \RuntimeException("only $n of $total requests $path $status reached the access log");
             }
             usleep(10_000);
-        } while (microtime(true) < $deadline);
-        throw new \RuntimeException("only $n of $total requests under $prefix reached the access log");
+        }
     }
 
     /**
