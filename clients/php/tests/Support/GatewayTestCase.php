@@ -53,13 +53,19 @@ CSV;
 
     protected function setUp(): void
     {
+        $this->prepareGateway();
+        $this->gateway->start();
+    }
+
+    /** Everything setUp does but starting the gateway. */
+    protected function prepareGateway(): void
+    {
         $bin = self::binary();
         $this->tmp = self::tempDir();
         $this->storeDir = $this->tmp . '/store';
         mkdir($this->storeDir, 0700);
         $this->gateway = new Gateway($bin, $this->tmp . '/gateway', self::KEYS_CSV);
         $this->configure($this->gateway);
-        $this->gateway->start();
     }
 
     /** Adjusts the gateway's Caddyfile variables before it starts. */
