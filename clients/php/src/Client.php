@@ -55,6 +55,16 @@ final class Client
         InstallationReleased::class, TokenRevoked::class,
     ];
 
+    /**
+     * The refusals a gate (SPEC section 6) answers in front of an API; any
+     * other answer, problem+json included, is the API's own.
+     */
+    private const GATE_CODES = [
+        'invalid_token', 'installation_deactivated', 'installation_released', 'token_revoked',
+        'license_revoked', 'license_suspended', 'license_expired', 'requirement_not_met',
+        'quota_exceeded', 'store_unavailable',
+    ];
+
     private readonly string $baseUrl;
     /** @var array<string, mixed> */
     private readonly array $options;
@@ -204,8 +214,10 @@ final class Client
      * Calls one of the author's gated APIs with the installation's token.
      * Refreshes first when the access token is about to expire, and once
      * more on a 401 invalid_token. The gate's refusals (problem answers with
-     * a licensegate code, e.g. 403 license_suspended, 429 quota_exceeded)
-     * throw; any other answer of the API is returned as it is.
+     * a gate code, e.g. 403 license_suspended, 429 quota_exceeded, 503
+     * store_unavailable) throw, and so does a network failure (Unavailable);
+     * any other answer of the API is returned as it is (`throw` => false:
+     * the gate's too).
      *
      * @param array{headers?: array<string, string>, query?: array<string, mixed>, json?: mixed,
      *              form?: array<string, mixed>, body?: string, timeout?: float, throw?: bool} $options
@@ -235,7 +247,7 @@ final class Client
         });
         if (($options['throw'] ?? true) && $response->status >= 400) {
             $code = $response->problemCode();
-            if ($code !== null && LicenseGateException::isKnownCode($code)) {
+            if ($code !== null && in_array($code, self::GATE_CODES, true)) {
                 throw LicenseGateException::fromResponse($response, (int) $this->options['retry_after']);
             }
         }

@@ -236,7 +236,7 @@ final class ClientTest extends TestCase
     public function testTheApisOwnErrorsAreReturnedNotThrown(): void
     {
         $this->store->save(new Tokens('ins_test', 'at', 'rt', time() + 3600));
-        $t = new FakeTransport([new Response(404, ['content-type' => 'application/problem+json'], '{"code":"no_such_currency","detail":"XYZ"}')]);
+        $t = new FakeTransport([new Response(404, ['content-type' => 'application/problem+json'], '{"code":"not_found","detail":"No such currency: XYZ"}')]);
         $this->assertSame(404, $this->client($t)->request('GET', 'https://api.test/convert?to=XYZ')->status);
     }
 
