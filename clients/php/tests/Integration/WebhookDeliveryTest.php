@@ -28,7 +28,7 @@ final class WebhookDeliveryTest extends GatewayTestCase
             'LICENSEGATE_WEBHOOK_SECRET' => self::SECRET,
             'LICENSEGATE_WEBHOOK_LOG' => $this->events,
         ]);
-        $this->gateway->vars['EXTRA_GLOBAL'] = "\t\twebhook " . $this->receiver->url('/hooks/licensegate') . " {\n\t\t\tsecret " . self::SECRET . "\n\t\t}";
+        $this->configureWebhook();
         [$ok, $output] = $this->gateway->adapt();
         if (!$ok) {
             if (preg_match('/unrecognized option \\\\?"webhook/', $output)) {
@@ -38,7 +38,13 @@ final class WebhookDeliveryTest extends GatewayTestCase
         }
         $this->receiver->start();
         $this->onCleanup($this->receiver->stop(...));
+        $this->configureWebhook(); // the receiver's port may have moved
         $this->gateway->start();
+    }
+
+    private function configureWebhook(): void
+    {
+        $this->gateway->vars['EXTRA_GLOBAL'] = "\t\twebhook " . $this->receiver->url('/hooks/licensegate') . " {\n\t\t\tsecret " . self::SECRET . "\n\t\t}";
     }
 
     public function testRealDeliveriesVerifyWithTheExampleReceiver(): void

@@ -14,10 +14,12 @@ final class Gateway
     public const SECRET = 'php-client-test-secret-0123456789abcdefghijklmnop';
     public const PREFIX = '/v1/licenses';
 
-    public readonly int $port;
-    public readonly int $adminPort;
+    /** The site's port (read-only for callers; a first start may move it off a port taken meanwhile). */
+    public int $port;
+    public int $adminPort;
     /** @var resource|null */
     private $proc = null;
+    private bool $startedOnce = false;
     /** @var array<string, string> */
     public array $vars = [
         'ACCESS_TTL' => '1h',
@@ -133,14 +135,42 @@ CADDY;
         return [proc_close($proc) === 0, $err];
     }
 
-    /** Starts the process and polls until the installer API answers. */
+    /**
+     * Starts the process and polls until the installer API answers. A port
+     * taken by another process between freePort() and the bind (other test
+     * suites share the machine) is retried: on new ports for a first start,
+     * on the same ones for a restart, whose clients know the address.
+     */
     public function start(): void
     {
         if ($this->proc !== null) {
             throw new \LogicException('gateway already running');
         }
+        for ($attempt = 1; ; $attempt++) {
+            try {
+                $this->launch();
+                $this->startedOnce = true;
+                return;
+            } catch (PortInUse $e) {
+                if ($attempt >= 5) {
+                    throw new \RuntimeException($e->getMessage());
+                }
+                if ($this->startedOnce) {
+                    usleep(200_000 * $attempt);
+                } else {
+                    $this->port = self::freePort();
+                    $this->adminPort = self::freePort();
+                }
+            }
+        }
+    }
+
+    private function launch(): void
+    {
         $cfg = $this->writeConfig();
         $log = $this->dir . '/gateway.log';
+        clearstatcache();
+        $offset = is_file($log) ? (int) filesize($log) : 0;
         $proc = proc_open([$this->binary, 'run', '--config', $cfg, '--adapter', 'caddyfile'],
             [0 => ['file', '/dev/null', 'r'], 1 => ['file', $log, 'a'], 2 => ['file', $log, 'a']],
             $pipes, $this->dir, $this->env());
@@ -153,7 +183,11 @@ CADDY;
             if (!proc_get_status($proc)['running']) {
                 $this->proc = null;
                 proc_close($proc);
-                throw new \RuntimeException("licensegate exited during start:\n" . $this->logs());
+                $out = substr($this->logs(), $offset);
+                if (str_contains($out, 'address already in use')) {
+                    throw new PortInUse("licensegate could not bind its ports:\n" . $out);
+                }
+                throw new \RuntimeException("licensegate exited during start:\n" . $out);
             }
             if (self::httpStatus($this->url(self::PREFIX . '/jwks.json')) === 200) {
                 return;
@@ -291,4 +325,9 @@ CADDY;
         curl_close($ch);
         return $status;
     }
+}
+
+/** @internal the gateway exited because a port was taken */
+final class PortInUse extends \RuntimeException
+{
 }

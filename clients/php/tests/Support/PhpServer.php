@@ -7,7 +7,7 @@ namespace LicenseGate\Tests\Support;
 /** `php -S` serving one example script on a free loopback port. */
 final class PhpServer
 {
-    public readonly int $port;
+    public int $port;
     /** @var resource|null */
     private $proc = null;
 
@@ -17,26 +17,39 @@ final class PhpServer
         $this->port = Gateway::freePort();
     }
 
+    /** Starts `php -S`, on a new port when the chosen one was taken meanwhile. */
     public function start(): void
     {
-        $proc = proc_open([PHP_BINARY, '-d', 'variables_order=EGPCS', '-S', '127.0.0.1:' . $this->port, $this->script],
-            [0 => ['file', '/dev/null', 'r'], 1 => ['file', $this->logFile, 'a'], 2 => ['file', $this->logFile, 'a']],
-            $pipes, dirname($this->script), $this->env + getenv());
-        if (!is_resource($proc)) {
-            throw new \RuntimeException('cannot start php -S');
-        }
-        $this->proc = $proc;
-        $deadline = microtime(true) + 15;
-        while (microtime(true) < $deadline) {
-            if (!proc_get_status($proc)['running']) {
-                throw new \RuntimeException("php -S exited:\n" . @file_get_contents($this->logFile));
+        for ($attempt = 1; ; $attempt++) {
+            clearstatcache();
+            $offset = is_file($this->logFile) ? (int) filesize($this->logFile) : 0;
+            $proc = proc_open([PHP_BINARY, '-d', 'variables_order=EGPCS', '-S', '127.0.0.1:' . $this->port, $this->script],
+                [0 => ['file', '/dev/null', 'r'], 1 => ['file', $this->logFile, 'a'], 2 => ['file', $this->logFile, 'a']],
+                $pipes, dirname($this->script), $this->env + getenv());
+            if (!is_resource($proc)) {
+                throw new \RuntimeException('cannot start php -S');
             }
-            if (Gateway::httpStatus($this->url('/')) !== 0) {
-                return;
+            $this->proc = $proc;
+            $deadline = microtime(true) + 15;
+            while (microtime(true) < $deadline) {
+                if (!proc_get_status($proc)['running']) {
+                    proc_close($proc);
+                    $this->proc = null;
+                    $out = substr((string) @file_get_contents($this->logFile), $offset);
+                    if ($attempt < 5 && str_contains($out, 'Address already in use')) {
+                        $this->port = Gateway::freePort();
+                        continue 2;
+                    }
+                    throw new \RuntimeException("php -S exited:\n" . $out);
+                }
+                if (Gateway::httpStatus($this->url('/')) !== 0) {
+                    return;
+                }
+                usleep(20_000);
             }
-            usleep(20_000);
+            $this->stop();
+            throw new \RuntimeException('php -S did not answer');
         }
-        throw new \RuntimeException('php -S did not answer');
     }
 
     public function stop(): void
