@@ -10,14 +10,19 @@ import (
 	"github.com/licensegate/licensegate/tokens"
 )
 
-// credential is what deactivate, move and status authenticate with.
+// credential is what deactivate, move and status authenticate with: an
+// installation at one token generation.
 type credential struct {
 	licenseID, installationID string
 	generation                int64
 }
 
-// authenticate accepts an access token (any product) or an unspent refresh
-// token.
+func credentialOf(c *tokens.Claims) credential {
+	return credential{c.License, c.Subject, c.Generation}
+}
+
+// authenticate accepts an unspent refresh token, or an access token (of
+// any product) through the gate's verification.
 func (s *Service) authenticate(ctx context.Context, token string) (credential, error) {
 	if token == "" {
 		return credential{}, invalidToken("An access token or refresh token is required.", nil)
@@ -32,14 +37,37 @@ func (s *Service) authenticate(ctx context.Context, token string) (credential, e
 		}
 		return credential{rec.LicenseID, rec.InstallationID, rec.Generation}, nil
 	}
-	if err := s.EnsureKeys(ctx); err != nil {
+	c, err := s.gate.verify(ctx, token)
+	if err != nil {
 		return credential{}, err
 	}
-	c, err := s.verifier.Verify(token)
-	if err != nil {
-		return credential{}, invalidToken("The access token is not valid.", err)
+	return credentialOf(c), nil
+}
+
+// holder returns the installation the credential names in st, if it still
+// honours tokens of the credential's generation.
+func (c credential) holder(st *store.LicenseState) (*store.Installation, error) {
+	ins := installationOf(st, c.installationID)
+	if ins == nil {
+		return nil, invalidToken("The token does not belong to a known installation.", errNoInstallation)
 	}
-	return credential{c.License, c.Subject, c.Generation}, nil
+	if e := tokenRefusal(ins, c.generation); e != nil {
+		return nil, e
+	}
+	return ins, nil
+}
+
+// admitted is holder plus the licence's standing: what the gate, a
+// refresh, a move and a status request require.
+func (c credential) admitted(st *store.LicenseState, now time.Time) (*store.Installation, error) {
+	ins, err := c.holder(st)
+	if err != nil {
+		return nil, err
+	}
+	if ref := policy.Standing(policyLicense(st.License), now); ref != nil {
+		return nil, fromRefusal(ref)
+	}
+	return ins, nil
 }
 
 // Deactivate frees an installation's slot and revokes its tokens.
@@ -48,35 +76,43 @@ func (s *Service) Deactivate(ctx context.Context, token string) error {
 	if err != nil {
 		return err
 	}
+	_, err = s.deactivate(ctx, cred.licenseID, cred.installationID, cred.holder,
+		store.AuditEvent{Actor: ActorInstaller})
+	return err
+}
+
+// deactivate marks an installation deactivated, which frees its slot and
+// stops every token it holds, and audits ev (filled in with the ids and
+// the domain). find returns the installation or refuses; one already
+// deactivated is left as it is, unaudited. It returns the licence's state.
+func (s *Service) deactivate(ctx context.Context, licenseID, installationID string,
+	find func(*store.LicenseState) (*store.Installation, error), ev store.AuditEvent) (*store.LicenseState, error) {
 	now := s.now()
-	var refusal *Error
-	var domain string
-	_, err = s.cfg.Store.UpdateLicense(ctx, cred.licenseID, func(st *store.LicenseState) (*store.LicenseState, error) {
-		refusal, domain = nil, ""
-		ins := installationOf(st, cred.installationID)
-		if ins == nil {
-			refusal = invalidToken("The token does not belong to a known installation.", errNoInstallation)
-			return nil, nil
-		}
-		if e := tokenRefusal(ins, cred.generation); e != nil {
-			refusal = e
+	var refusal error
+	var changed *store.Installation
+	st, err := s.cfg.Store.UpdateLicense(ctx, licenseID, func(st *store.LicenseState) (*store.LicenseState, error) {
+		changed = nil // fn may run more than once
+		ins, err := find(st)
+		if refusal = err; err != nil || ins.Status == store.InstallationDeactivated {
 			return nil, nil
 		}
 		ins.Status = store.InstallationDeactivated
 		ins.Generation++
 		ins.DeactivatedAt, ins.UpdatedAt = now, now
-		domain = ins.Domain
+		changed = ins
 		return st, nil
 	})
 	if err != nil {
-		return storeUnavailable(err)
+		return nil, storeUnavailable(err)
 	}
 	if refusal != nil {
-		return refusal
+		return nil, refusal
 	}
-	s.audit(ctx, store.AuditEvent{Actor: ActorInstaller, Action: store.AuditInstallationDeactivated,
-		LicenseID: cred.licenseID, InstallationID: cred.installationID, Detail: domain})
-	return nil
+	if changed != nil {
+		ev.Action, ev.LicenseID, ev.InstallationID, ev.Detail = store.AuditInstallationDeactivated, licenseID, installationID, changed.Domain
+		s.audit(ctx, ev)
+	}
+	return st, nil
 }
 
 // MoveRequest moves an installation to a new domain.
@@ -97,17 +133,13 @@ func (s *Service) Move(ctx context.Context, req MoveRequest) (*Activation, error
 		return nil, err
 	}
 	now := s.now()
-	var refusal *Error
+	var refusal error
 	var moved store.Installation
 	var from string
 	st, err := s.cfg.Store.UpdateLicense(ctx, cred.licenseID, func(st *store.LicenseState) (*store.LicenseState, error) {
 		refusal, from, moved = nil, "", store.Installation{} // fn may run more than once
-		ins := installationOf(st, cred.installationID)
-		if ins == nil {
-			refusal = invalidToken("The token does not belong to a known installation.", errNoInstallation)
-			return nil, nil
-		}
-		if e := installationRefusal(st.License, ins, cred.generation, now); e != nil {
+		ins, e := cred.admitted(st, now)
+		if e != nil {
 			refusal = e
 			return nil, nil
 		}
@@ -164,7 +196,7 @@ func (s *Service) Status(ctx context.Context, token string) (*LicenseView, error
 	if err != nil {
 		return nil, err
 	}
-	st, ins, err := s.activeInstallation(ctx, cred.licenseID, cred.installationID, cred.generation)
+	st, ins, err := s.activeInstallation(ctx, cred)
 	if err != nil {
 		return nil, err
 	}
@@ -189,17 +221,6 @@ func tokenRefusal(ins *store.Installation, gen int64) *Error {
 		return &Error{Code: CodeTokenRevoked, Detail: "This installation's tokens have been revoked."}
 	case ins.Generation != gen:
 		return &Error{Code: CodeTokenRevoked, Detail: "This token has been replaced or revoked."}
-	}
-	return nil
-}
-
-// installationRefusal is tokenRefusal plus the licence's standing.
-func installationRefusal(lic *store.License, ins *store.Installation, gen int64, now time.Time) *Error {
-	if e := tokenRefusal(ins, gen); e != nil {
-		return e
-	}
-	if ref := policy.Standing(policyLicense(lic), now); ref != nil {
-		return fromRefusal(ref)
 	}
 	return nil
 }

@@ -23,9 +23,9 @@ func (s *Service) issue(ctx context.Context, lic *store.License, ins store.Insta
 	if err := s.EnsureKeys(ctx); err != nil {
 		return nil, err
 	}
-	access, err := s.cfg.Issuer.Issue(c)
+	access, err := s.issuer.Issue(c)
 	if err != nil {
-		return nil, &Error{Code: CodeStoreUnavailable, Detail: "Tokens cannot be issued right now. Please try again shortly.", RetryAfter: 5 * time.Second, Cause: err}
+		return nil, unavailable(detailCannotIssue, err)
 	}
 	rt, rec := s.newRefresh(lic.ID, ins, family)
 	if family == "" { // a rotation stores its successor atomically instead
@@ -35,7 +35,7 @@ func (s *Service) issue(ctx context.Context, lic *store.License, ins store.Insta
 	}
 	return &Tokens{
 		InstallationID: ins.ID, AccessToken: access, TokenType: "Bearer",
-		ExpiresIn: int(s.cfg.Issuer.TTL() / time.Second), RefreshToken: rt,
+		ExpiresIn: int(s.issuer.TTL() / time.Second), RefreshToken: rt,
 	}, nil
 }
 

@@ -22,7 +22,7 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (*Tokens, er
 	if !rec.SpentAt.IsZero() {
 		return nil, s.refreshReused(ctx, rec)
 	}
-	st, ins, err := s.activeInstallation(ctx, rec.LicenseID, rec.InstallationID, rec.Generation)
+	st, ins, err := s.activeInstallation(ctx, credential{rec.LicenseID, rec.InstallationID, rec.Generation})
 	if err != nil {
 		return nil, err
 	}
@@ -89,21 +89,15 @@ func (s *Service) refreshReused(ctx context.Context, rec *store.RefreshToken) er
 	return &Error{Code: CodeRefreshTokenReused, Detail: "This refresh token was already used. The installation's tokens have been revoked; activate the licence again."}
 }
 
-// activeInstallation loads an installation and checks it may still hold
-// tokens of generation gen.
-func (s *Service) activeInstallation(ctx context.Context, licenseID, installationID string, gen int64) (*store.LicenseState, *store.Installation, error) {
-	st, err := s.cfg.Store.LicenseState(ctx, licenseID)
+// activeInstallation loads the credential's installation from the store
+// and checks it is still admitted.
+func (s *Service) activeInstallation(ctx context.Context, cred credential) (*store.LicenseState, *store.Installation, error) {
+	st, err := s.cfg.Store.LicenseState(ctx, cred.licenseID)
 	if err != nil {
 		return nil, nil, storeUnavailable(err)
 	}
-	var ins *store.Installation
-	if st.License != nil {
-		ins = st.Installation(installationID)
-	}
-	if ins == nil {
-		return nil, nil, invalidToken("The token does not belong to a known installation.", errNoInstallation)
-	}
-	if e := installationRefusal(st.License, ins, gen, s.now()); e != nil {
+	ins, e := cred.admitted(st, s.now())
+	if e != nil {
 		return nil, nil, e
 	}
 	return st, ins, nil
