@@ -8,8 +8,10 @@
 // Around every remote source the app puts a Resilient wrapper, split by
 // concern: budget.go (the rate budget, spent per request by the adapter's
 // Client, and the Retry-After pause), breaker.go (the circuit breaker),
-// negative.go (cached definitive answers) and resilience.go (timeout,
-// concurrency bound, coalescing, retries, and the order of all of these).
+// negative.go (cached definitive answers), resilience.go (timeout,
+// concurrency bound, coalescing, retries, and the order of all of these)
+// and recheck.go (the background recheck's side-effect-free call, with its
+// own share of the budget).
 package upstreams
 
 import (
