@@ -5,6 +5,7 @@
 package caddymodule
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -105,45 +106,100 @@ type Product struct {
 	// licence. Default: 24h.
 	MoveCooldown *caddy.Duration `json:"move_cooldown,omitempty"`
 
-	// The product's identifiers at each marketplace it is sold on.
-	// EnvatoItem: Envato item ids. ApptrovoSlug: AppTrovo product slugs
-	// (optional: AppTrovo resolves the product from the key).
-	// DDPListToken: Digital Downloads Pro licence-key list tokens (may be
-	// placeholders). CPStoreProduct: product names at the CP store.
-	// LemonSqueezyProduct, GumroadProduct, KeygenProduct: product ids.
-	EnvatoItem          []string `json:"envato_item,omitempty"`
-	ApptrovoSlug        []string `json:"apptrovo_slug,omitempty"`
-	DDPListToken        []string `json:"ddp_list_token,omitempty"`
-	CPStoreProduct      []string `json:"cpstore_product,omitempty"`
-	LemonSqueezyProduct []string `json:"lemonsqueezy_product,omitempty"`
-	GumroadProduct      []string `json:"gumroad_product,omitempty"`
-	KeygenProduct       []string `json:"keygen_product,omitempty"`
+	// Mappings are the product's identifiers at each source it is sold
+	// on, by source name: Envato item ids, AppTrovo slugs, Digital
+	// Downloads Pro list tokens (may be placeholders), ... In JSON and the
+	// Caddyfile each is under its source's mapping option (envato_item,
+	// apptrovo_slug, ddp_list_token, ...), see Product.MarshalJSON.
+	Mappings map[string][]string `json:"-"`
 }
 
-// mappingOptions lists each marketplace's per-product option, whether a
-// product sold there must set it, and the Product field that holds it.
-var mappingOptions = []struct {
-	source, option string
-	required       bool
-	ids            func(*Product) *[]string
-}{
-	{"envato", "envato_item", true, func(p *Product) *[]string { return &p.EnvatoItem }},
-	{"apptrovo", "apptrovo_slug", false, func(p *Product) *[]string { return &p.ApptrovoSlug }},
-	{"digitaldownloads", "ddp_list_token", true, func(p *Product) *[]string { return &p.DDPListToken }},
-	{"cpstore", "cpstore_product", true, func(p *Product) *[]string { return &p.CPStoreProduct }},
-	{"lemonsqueezy", "lemonsqueezy_product", true, func(p *Product) *[]string { return &p.LemonSqueezyProduct }},
-	{"gumroad", "gumroad_product", true, func(p *Product) *[]string { return &p.GumroadProduct }},
-	{"keygen", "keygen_product", true, func(p *Product) *[]string { return &p.KeygenProduct }},
+// productJSON is Product without its JSON methods.
+type productJSON Product
+
+// MarshalJSON writes the mappings under their sources' options
+// ("envato_item": [...]), in the order of the product's sources.
+func (pc Product) MarshalJSON() ([]byte, error) {
+	base, err := json.Marshal(productJSON(pc))
+	if err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	out.Write(bytes.TrimSuffix(base, []byte("}")))
+	for _, source := range pc.mappedSources() {
+		option, _, err := sourceMapping(source)
+		if err != nil {
+			return nil, err
+		}
+		if option == "" {
+			return nil, fmt.Errorf("source %s takes no product mapping", source)
+		}
+		ids, _ := json.Marshal(pc.Mappings[source])
+		if out.Len() > 1 {
+			out.WriteByte(',')
+		}
+		name, _ := json.Marshal(option)
+		out.Write(name)
+		out.WriteByte(':')
+		out.Write(ids)
+	}
+	out.WriteByte('}')
+	return out.Bytes(), nil
 }
 
-// mappingField returns the Product field behind a per-product option.
-func mappingField(p *Product, option string) (*[]string, bool) {
-	for _, m := range mappingOptions {
-		if m.option == option {
-			return m.ids(p), true
+// mappedSources lists the sources the product has mappings for: those it
+// is sold on first, in its order, then any other, sorted.
+func (pc Product) mappedSources() []string {
+	var names []string
+	for _, s := range pc.Sources {
+		if len(pc.Mappings[s]) > 0 && !slices.Contains(names, s) {
+			names = append(names, s)
 		}
 	}
-	return nil, false
+	var rest []string
+	for s, ids := range pc.Mappings {
+		if len(ids) > 0 && !slices.Contains(names, s) {
+			rest = append(rest, s)
+		}
+	}
+	sort.Strings(rest)
+	return append(names, rest...)
+}
+
+// UnmarshalJSON reads a product, taking each key that a registered
+// source names as its mapping option into Mappings; any other unknown key
+// is refused, as Caddy refuses unknown fields.
+func (pc *Product) UnmarshalJSON(b []byte) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(b, &fields); err != nil {
+		return err
+	}
+	mappings := map[string][]string{}
+	for key, raw := range fields {
+		source, ok := mappingSource(key)
+		if !ok {
+			continue
+		}
+		var ids []string
+		if err := json.Unmarshal(raw, &ids); err != nil {
+			return fmt.Errorf("%s: %w", key, err)
+		}
+		mappings[source] = append(mappings[source], ids...)
+		delete(fields, key)
+	}
+	rest, err := json.Marshal(fields)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(rest))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode((*productJSON)(pc)); err != nil {
+		return err
+	}
+	if len(mappings) > 0 {
+		pc.Mappings = mappings
+	}
+	return nil
 }
 
 // Storage is implemented by licensegate.storage.* modules.
@@ -169,7 +225,7 @@ func (App) CaddyModule() caddy.ModuleInfo {
 }
 
 // Provision sets up the store, secret, key ring, sources and service. It
-// makes no marketplace calls.
+// makes no source calls.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
 	if err := a.checkUnsupported(); err != nil {
@@ -251,27 +307,42 @@ func (a *App) provisionSources(ctx caddy.Context) (map[string]upstreams.Source, 
 	if err != nil {
 		return nil, err
 	}
-	products := func(source string) upstreams.ProductMap { return maps[source] }
 	sources := make(map[string]upstreams.Source)
-	for name, m := range mods.(map[string]any) {
-		switch src := m.(type) {
-		case marketplace:
-			wrapped, key, err := pooledMarketplace(name, src, products, a.logger.Named("source."+name))
-			if err != nil {
-				return nil, err
-			}
-			a.pooled = append(a.pooled, key)
-			sources[name] = wrapped
-		case upstreams.Source:
-			sources[name] = src
-		default:
-			return nil, fmt.Errorf("source %s: module %T is not a licence source", name, m)
+	for name, mod := range mods.(map[string]any) {
+		m, ok := mod.(SourceModule)
+		if !ok {
+			return nil, fmt.Errorf("source %s: module %T is not a licence source", name, mod)
 		}
+		src, err := a.provisionSource(name, m, maps[name])
+		if err != nil {
+			return nil, err
+		}
+		sources[name] = src
 	}
 	return sources, nil
 }
 
-// productMaps collects, per marketplace, which of our products each of its
+// provisionSource builds a source, or takes the running config's when
+// configured the same. A local one is built afresh, unwrapped: asking it
+// costs nothing, and a reload must see its file.
+func (a *App) provisionSource(name string, m SourceModule, products upstreams.ProductMap) (upstreams.Source, error) {
+	if l, ok := m.(upstreams.Local); ok && l.Local() {
+		client, _ := upstreams.NewClient(upstreams.Client{})
+		src, err := m.BuildSource(SourceConfig{Name: name, Products: products, Client: client})
+		if err != nil {
+			return nil, fmt.Errorf("source %s: %w", name, err)
+		}
+		return src, nil
+	}
+	src, key, err := loadPooledSource(name, m, products, a.logger.Named("source."+name))
+	if err != nil {
+		return nil, err
+	}
+	a.pooled = append(a.pooled, key)
+	return src, nil
+}
+
+// productMaps collects, per source, which of our products each of its
 // product identifiers is, checking every product sold there names itself.
 func (a *App) productMaps() (map[string]upstreams.ProductMap, error) {
 	maps := map[string]upstreams.ProductMap{}
@@ -280,28 +351,48 @@ func (a *App) productMaps() (map[string]upstreams.ProductMap, error) {
 		if pc == nil {
 			continue
 		}
-		for _, opt := range mappingOptions {
-			source, ids := opt.source, *opt.ids(pc)
-			sold := slices.Contains(pc.Sources, source)
-			if len(ids) > 0 && !sold {
-				return nil, fmt.Errorf("product %s: %s is set but %s is not in its sources", name, opt.option, source)
-			}
-			if sold && opt.required && len(ids) == 0 {
-				return nil, fmt.Errorf("product %s: %s is required for source %s", name, opt.option, source)
-			}
-			for _, id := range ids {
-				resolved, err := resolveSecret(opt.option, id)
+		if err := pc.checkMappings(name); err != nil {
+			return nil, err
+		}
+		for _, source := range pc.mappedSources() {
+			option, _, _ := sourceMapping(source)
+			for _, id := range pc.Mappings[source] {
+				resolved, err := resolveSecret(option, id)
 				if err != nil {
 					return nil, fmt.Errorf("product %s: %w", name, err)
 				}
 				if other, dup := maps[source].Product(resolved); dup {
-					return nil, fmt.Errorf("product %s: %s %q is already product %s's", name, opt.option, id, other)
+					return nil, fmt.Errorf("product %s: %s %q is already product %s's", name, option, id, other)
 				}
 				maps[source] = append(maps[source], upstreams.ProductMapping{Product: name, VendorID: resolved})
 			}
 		}
 	}
 	return maps, nil
+}
+
+// checkMappings refuses mappings for a source the product is not sold on,
+// and a missing one that its source requires.
+func (pc *Product) checkMappings(name string) error {
+	for _, source := range pc.mappedSources() {
+		option, _, err := sourceMapping(source)
+		if err != nil {
+			return fmt.Errorf("product %s: mapping for source %s: %w", name, source, err)
+		}
+		if !slices.Contains(pc.Sources, source) {
+			return fmt.Errorf("product %s: %s is set but %s is not in its sources", name, option, source)
+		}
+	}
+	for _, source := range pc.Sources {
+		option, required, err := sourceMapping(source)
+		if err != nil {
+			continue // Product.build names the unconfigured source
+		}
+		if required && len(pc.Mappings[source]) == 0 {
+			return fmt.Errorf("product %s: %s is required for source %s", name, option, source)
+		}
+	}
+	return nil
 }
 
 func (a *App) buildProducts(sources map[string]upstreams.Source) (map[string]*gateway.Product, []string, error) {

@@ -35,11 +35,12 @@ func init() {
 //		refresh_token_ttl <duration>
 //		status_cache_ttl <duration>
 //		key_rotation <duration>
-//		source static {
-//			file <path>
+//		source <name> {       # the module licensegate.sources.<name> reads it
+//			...
 //		}
 //		product <slug> {
 //			sources <name...>
+//			<mapping option> <id...>   # a source's, e.g. envato_item
 //			activations <n>
 //			local_domains free|slot|deny
 //			staging_subdomains free|slot|deny
@@ -175,40 +176,27 @@ func parseRedisStorage(d *caddyfile.Dispenser) (json.RawMessage, error) {
 	return caddyconfig.JSONModuleObject(s, "module", "redis", nil), nil
 }
 
+// parseSource parses "source <name> ...": the block is the module
+// licensegate.sources.<name>'s to read (caddyfile.Unmarshaler), so a
+// third-party source needs no change here.
 func parseSource(d *caddyfile.Dispenser, app *App) error {
 	if !d.NextArg() {
 		return d.ArgErr()
 	}
 	name := d.Val()
-	if d.NextArg() {
-		return d.ArgErr()
-	}
 	if _, dup := app.SourcesRaw[name]; dup {
 		return d.Errf("source %s: given twice", name)
 	}
-	var mod any
-	switch name {
-	case "static":
-		s := StaticSource{}
-		for d.NextBlock(1) {
-			switch d.Val() {
-			case "file":
-				if err := singleArg(d, &s.File); err != nil {
-					return err
-				}
-			default:
-				return d.Errf("source static: unrecognized option %q", d.Val())
-			}
-		}
-		mod = s
-	case "envato", "apptrovo", "digitaldownloads", "cpstore", "lemonsqueezy", "gumroad", "keygen":
-		m, err := parseMarketplace(d, name)
-		if err != nil {
-			return err
-		}
-		mod = m
-	default:
-		return d.Errf("source: unknown source %q", name)
+	mod, err := sourceModule(name)
+	if err != nil {
+		return d.Errf("source: %v", err)
+	}
+	unm, ok := mod.(caddyfile.Unmarshaler)
+	if !ok {
+		return d.Errf("source %s: the module has no Caddyfile syntax; configure it in JSON", name)
+	}
+	if err := unm.UnmarshalCaddyfile(d.NewFromNextSegment()); err != nil {
+		return err
 	}
 	if app.SourcesRaw == nil {
 		app.SourcesRaw = caddy.ModuleMap{}
@@ -283,7 +271,7 @@ func parseProductOption(d *caddyfile.Dispenser, name string, p *Product) error {
 	case "recheck", "leak_threshold", "release_idle":
 		return d.Errf("product %s: %s: not supported yet", name, opt)
 	default:
-		dst, ok := mappingField(p, opt) // envato_item, apptrovo_slug, ...
+		source, ok := mappingSource(opt) // envato_item, apptrovo_slug, ...
 		if !ok {
 			return d.Errf("product %s: unrecognized option %q", name, opt)
 		}
@@ -291,75 +279,131 @@ func parseProductOption(d *caddyfile.Dispenser, name string, p *Product) error {
 		if len(ids) == 0 {
 			return d.ArgErr()
 		}
-		*dst = append(*dst, ids...)
+		if p.Mappings == nil {
+			p.Mappings = map[string][]string{}
+		}
+		p.Mappings[source] = append(p.Mappings[source], ids...)
 	}
 	return nil
 }
 
-// parseMarketplace parses a marketplace source block:
+// UnmarshalOption reads one of the options every source has, at d's
+// current token, for source: base_url, rate_limit, timeout, concurrency.
+// It reports whether the option was one of them. A source module's
+// UnmarshalCaddyfile calls it for each option of its block.
+func (o *SourceOptions) UnmarshalOption(d *caddyfile.Dispenser, source string) (bool, error) {
+	switch d.Val() {
+	case "base_url":
+		return true, singleArg(d, &o.BaseURL)
+	case "rate_limit":
+		if err := singleArg(d, &o.RateLimit); err != nil {
+			return true, err
+		}
+		if _, err := upstreams.ParseRate(o.RateLimit); err != nil {
+			return true, d.Errf("source %s: rate_limit: %v", source, err)
+		}
+	case "timeout":
+		return true, durationArg(d, &o.Timeout)
+	case "concurrency":
+		var s string
+		if err := singleArg(d, &s); err != nil {
+			return true, err
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return true, d.Errf("source %s: concurrency: %q is not a positive number", source, s)
+		}
+		o.Concurrency = n
+	default:
+		return false, nil
+	}
+	return true, nil
+}
+
+// unmarshalSource parses a source block:
 //
-//	source <name> {
+//	<name> {
 //		base_url <url>
 //		rate_limit <calls>/<period>
 //		timeout <duration>
 //		concurrency <n>
-//		token <token>      # envato (required), keygen (optional)
-//		account <account>  # keygen (required)
+//		<option> <value>   # the source's own, e.g. token (envato, keygen)
 //	}
-func parseMarketplace(d *caddyfile.Dispenser, name string) (any, error) {
-	var opts SourceOptions
-	var token, account string
-	for d.NextBlock(1) {
-		opt := d.Val()
-		var err error
-		switch {
-		case opt == "base_url":
-			err = singleArg(d, &opts.BaseURL)
-		case opt == "rate_limit":
-			err = singleArg(d, &opts.RateLimit)
-			if err == nil {
-				if _, perr := upstreams.ParseRate(opts.RateLimit); perr != nil {
-					err = d.Errf("source %s: rate_limit: %v", name, perr)
+//
+// opts may be nil for a source without the common options; own maps the
+// source's single-value options to their fields.
+func unmarshalSource(d *caddyfile.Dispenser, opts *SourceOptions, own map[string]*string) error {
+	d.Next() // the source's name
+	name := d.Val()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		if opts != nil {
+			if ok, err := opts.UnmarshalOption(d, name); ok || err != nil {
+				if err != nil {
+					return err
 				}
+				continue
 			}
-		case opt == "timeout":
-			err = durationArg(d, &opts.Timeout)
-		case opt == "concurrency":
-			var s string
-			if err = singleArg(d, &s); err == nil {
-				n, aerr := strconv.Atoi(s)
-				if aerr != nil || n < 1 {
-					err = d.Errf("source %s: concurrency: %q is not a positive number", name, s)
-				}
-				opts.Concurrency = n
-			}
-		case opt == "token" && (name == "envato" || name == "keygen"):
-			err = singleArg(d, &token)
-		case opt == "account" && name == "keygen":
-			err = singleArg(d, &account)
-		default:
-			err = d.Errf("source %s: unrecognized option %q", name, opt)
 		}
-		if err != nil {
-			return nil, err
+		dst, ok := own[d.Val()]
+		if !ok {
+			return d.Errf("source %s: unrecognized option %q", name, d.Val())
+		}
+		if err := singleArg(d, dst); err != nil {
+			return err
 		}
 	}
-	switch name {
-	case "envato":
-		return EnvatoSource{SourceOptions: opts, Token: token}, nil
-	case "apptrovo":
-		return AppTrovoSource{SourceOptions: opts}, nil
-	case "digitaldownloads":
-		return DigitalDownloadsSource{SourceOptions: opts}, nil
-	case "cpstore":
-		return CPStoreSource{SourceOptions: opts}, nil
-	case "lemonsqueezy":
-		return LemonSqueezySource{SourceOptions: opts}, nil
-	case "gumroad":
-		return GumroadSource{SourceOptions: opts}, nil
-	default:
-		return KeygenSource{SourceOptions: opts, Account: account, Token: token}, nil
-	}
+	return nil
+}
+
+// UnmarshalCaddyfile sets up the source from Caddyfile tokens:
+//
+//	envato { token <token>; base_url, rate_limit, timeout, concurrency }
+func (s *EnvatoSource) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	return unmarshalSource(d, &s.SourceOptions, map[string]*string{"token": &s.Token})
+}
+
+// UnmarshalCaddyfile sets up the source from Caddyfile tokens:
+//
+//	keygen { account <account>; token <token>; base_url, rate_limit, ... }
+func (s *KeygenSource) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	return unmarshalSource(d, &s.SourceOptions, map[string]*string{"token": &s.Token, "account": &s.Account})
+}
+
+// UnmarshalCaddyfile sets up the source from Caddyfile tokens.
+func (s *AppTrovoSource) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	return unmarshalSource(d, &s.SourceOptions, nil)
+}
+
+// UnmarshalCaddyfile sets up the source from Caddyfile tokens.
+func (s *DigitalDownloadsSource) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	return unmarshalSource(d, &s.SourceOptions, nil)
+}
+
+// UnmarshalCaddyfile sets up the source from Caddyfile tokens.
+func (s *CPStoreSource) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	return unmarshalSource(d, &s.SourceOptions, nil)
+}
+
+// UnmarshalCaddyfile sets up the source from Caddyfile tokens.
+func (s *LemonSqueezySource) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	return unmarshalSource(d, &s.SourceOptions, nil)
+}
+
+// UnmarshalCaddyfile sets up the source from Caddyfile tokens.
+func (s *GumroadSource) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	return unmarshalSource(d, &s.SourceOptions, nil)
+}
+
+// UnmarshalCaddyfile sets up the source from Caddyfile tokens:
+//
+//	static {
+//		file <path>
+//	}
+func (s *StaticSource) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	return unmarshalSource(d, nil, map[string]*string{"file": &s.File})
 }
 
 // parseExchange parses:
@@ -471,3 +515,15 @@ func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
 	*dst = caddy.Duration(dur)
 	return nil
 }
+
+// Interface guards
+var (
+	_ caddyfile.Unmarshaler = (*EnvatoSource)(nil)
+	_ caddyfile.Unmarshaler = (*AppTrovoSource)(nil)
+	_ caddyfile.Unmarshaler = (*DigitalDownloadsSource)(nil)
+	_ caddyfile.Unmarshaler = (*CPStoreSource)(nil)
+	_ caddyfile.Unmarshaler = (*LemonSqueezySource)(nil)
+	_ caddyfile.Unmarshaler = (*GumroadSource)(nil)
+	_ caddyfile.Unmarshaler = (*KeygenSource)(nil)
+	_ caddyfile.Unmarshaler = (*StaticSource)(nil)
+)

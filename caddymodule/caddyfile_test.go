@@ -88,6 +88,10 @@ func TestCaddyfileErrorMessages(t *testing.T) {
 			`storage: unknown kind "s3" (want embedded or redis), at Caddyfile:3`},
 		"bad local_domains": {"{\n\tlicensegate {\n\t\tproduct p {\n\t\t\tlocal_domains maybe\n\t\t}\n\t}\n}\n",
 			`product p: local_domains: "maybe" is not free, slot or deny, at Caddyfile:4`},
+		"unknown source": {"{\n\tlicensegate {\n\t\tsource nope\n\t}\n}\n",
+			`source: unknown source "nope", at Caddyfile:3`},
+		"unknown source option": {"{\n\tlicensegate {\n\t\tsource envato {\n\t\t\tnope 1\n\t\t}\n\t}\n}\n",
+			`source envato: unrecognized option "nope", at Caddyfile:4`},
 		"bad staging_subdomains": {"{\n\tlicensegate {\n\t\tproduct p {\n\t\t\tstaging_subdomains FREE\n\t\t}\n\t}\n}\n",
 			`product p: staging_subdomains: "FREE" is not free, slot or deny, at Caddyfile:4`},
 	}

@@ -1,7 +1,6 @@
 package caddymodule
 
 import (
-	"math"
 	"sync"
 	"time"
 
@@ -15,9 +14,10 @@ import (
 // buckets that have refilled (at most once per refill interval, so the
 // sweep's cost is spread over many requests) and, while still full,
 // evicts one arbitrary bucket: a flood of distinct addresses costs O(1) per
-// request and cannot grow the map.
+// request and cannot grow the map. The buckets are upstreams.Rate's, as
+// the sources' budgets are.
 type ipLimiter struct {
-	every time.Duration // one token per
+	rate  upstreams.Rate
 	burst int
 	now   func() time.Time
 
@@ -31,7 +31,7 @@ const maxIPBuckets = 10000
 
 func newIPLimiter(r upstreams.Rate) *ipLimiter {
 	return &ipLimiter{
-		every: r.Period / time.Duration(r.Calls), burst: r.Calls, now: time.Now,
+		rate: r, burst: r.Calls, now: time.Now,
 		buckets: map[string]*rate.Limiter{},
 	}
 }
@@ -41,7 +41,7 @@ func (l *ipLimiter) bucket(ip string, now time.Time) *rate.Limiter {
 	b, ok := l.buckets[ip]
 	if !ok {
 		l.makeRoom(now)
-		b = rate.NewLimiter(rate.Every(l.every), l.burst)
+		b = l.rate.Bucket(l.burst)
 		l.buckets[ip] = b
 	}
 	return b
@@ -54,7 +54,7 @@ func (l *ipLimiter) makeRoom(now time.Time) {
 	}
 	// A drained bucket takes burst*every to refill: sweeping more often
 	// would rescan the same busy buckets for nothing.
-	if refill := time.Duration(l.burst) * l.every; l.swept.IsZero() || now.Sub(l.swept) >= refill {
+	if refill := time.Duration(l.burst) * l.rate.Every(); l.swept.IsZero() || now.Sub(l.swept) >= refill {
 		l.swept = now
 		l.sweep(now)
 	}
@@ -86,7 +86,7 @@ func (l *ipLimiter) allow(ip string) (bool, time.Duration) {
 	if b.AllowN(now, 1) {
 		return true, 0
 	}
-	return false, l.wait(b, now)
+	return false, l.rate.TokenWait(b, now)
 }
 
 // blocked says whether ip has no token left, without taking one. It only
@@ -102,7 +102,7 @@ func (l *ipLimiter) blocked(ip string) (bool, time.Duration) {
 	if b.TokensAt(now) >= 1 {
 		return false, 0
 	}
-	return true, l.wait(b, now)
+	return true, l.rate.TokenWait(b, now)
 }
 
 // take spends a token for ip even when none is left (a failure to count).
@@ -114,9 +114,4 @@ func (l *ipLimiter) take(ip string) {
 	if !b.AllowN(now, 1) {
 		b.ReserveN(now, 1) // go into debt: repeated failures extend the block
 	}
-}
-
-func (l *ipLimiter) wait(b *rate.Limiter, now time.Time) time.Duration {
-	missing := 1 - b.TokensAt(now)
-	return time.Duration(math.Ceil(missing * float64(l.every)))
 }

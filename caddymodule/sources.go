@@ -1,53 +1,240 @@
 package caddymodule
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
 
 	"github.com/licensegate/licensegate/upstreams"
-	"github.com/licensegate/licensegate/upstreams/static"
 )
 
-func init() {
-	caddy.RegisterModule(StaticSource{})
+// sourceNamespace is the guest-module namespace of licence sources: a
+// module licensegate.sources.NAME is configured by "source NAME { ... }".
+const sourceNamespace = "licensegate.sources"
+
+// SourceModule is a licence source guest module (licensegate.sources.NAME),
+// built-in or third-party. The app builds it once every product's mappings
+// are known, wraps what it builds in the resilience layer (timeout, rate
+// budget, breaker, coalescing, negative cache) and keeps it across config
+// reloads that leave its configuration unchanged.
+//
+// A module also implements caddyfile.Unmarshaler for its own block: it is
+// handed the tokens "NAME [args] { ... }" of "source NAME ...".
+type SourceModule interface {
+	caddy.Module
+	// MappingOption names the product block's option that ties one of our
+	// products to the source's own product ids (envato_item, ...), and
+	// whether a product sold there must set it. "" when it has none.
+	MappingOption() (option string, required bool)
+	// Options returns the options every source has, and the
+	// defaults for those left unset.
+	Options() (SourceOptions, SourceDefaults)
+	// BuildSource builds the source. It makes no call to the vendor.
+	BuildSource(SourceConfig) (upstreams.Source, error)
 }
 
-// StaticSource is the author's own key list, a CSV file with the header
-// key,product,type,licensed_to,expires_at,support_until,activations,status.
-// The file is re-read when it changes.
-type StaticSource struct {
-	// File is the CSV file's path (relative paths are from the working
-	// directory).
-	File string `json:"file,omitempty"`
-
-	*static.Source
+// SourceOptions are the options every source has (Caddyfile: base_url,
+// rate_limit, timeout, concurrency). A source module embeds them.
+type SourceOptions struct {
+	// BaseURL is the vendor API's root; set it for tests and staging.
+	// Default: the vendor's production API.
+	BaseURL string `json:"base_url,omitempty"`
+	// RateLimit is the source's call budget across the instance, as
+	// "<calls>/<period>" (e.g. 60/m). Default: the vendor's documented
+	// limit, else 60/m.
+	RateLimit string `json:"rate_limit,omitempty"`
+	// Timeout bounds one call. Default: 10s.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+	// Concurrency bounds calls in flight. Default: 4 (Envato: 3).
+	Concurrency int `json:"concurrency,omitempty"`
 }
 
-// CaddyModule returns the Caddy module information.
-func (StaticSource) CaddyModule() caddy.ModuleInfo {
-	return caddy.ModuleInfo{
-		ID:  "licensegate.sources.static",
-		New: func() caddy.Module { return new(StaticSource) },
-	}
+// SourceDefaults are a vendor's production API and documented limits.
+type SourceDefaults struct {
+	BaseURL     string
+	RateLimit   string // default 60/m
+	Concurrency int    // default 4
 }
 
-// Provision reads the file.
-func (s *StaticSource) Provision(caddy.Context) error {
-	if s.File == "" {
-		return errors.New("source static: file is required")
-	}
-	src, err := static.New("static", s.File)
+// SourceConfig is what a source is built with.
+type SourceConfig struct {
+	// Name is the source's name: the module's, as the Caddyfile says it.
+	Name string
+	// BaseURL is base_url, or the vendor's default.
+	BaseURL string
+	// Products ties our product slugs to the source's product ids, from
+	// the products' mapping option, placeholders resolved.
+	Products upstreams.ProductMap
+	// Client is the HTTP client the source must send every request
+	// through: each spends one call of its rate budget.
+	Client upstreams.Client
+}
+
+// sourcePool keeps each source, with its resilience state (a Retry-After
+// pause, an open breaker, the rate budget), across config reloads that
+// leave its configuration unchanged.
+var sourcePool = caddy.NewUsagePool()
+
+type pooledSource struct{ upstreams.Source }
+
+func (pooledSource) Destruct() error { return nil }
+
+// sourcePoolKey identifies a source's configuration, mappings included,
+// with every placeholder resolved: a rotated {file.…} token is another
+// configuration. The key is a hash, as it holds credentials.
+func sourcePoolKey(name string, m SourceModule, products upstreams.ProductMap) (string, error) {
+	module, err := json.Marshal(m)
 	if err != nil {
-		return fmt.Errorf("source static: %w", err)
+		return "", fmt.Errorf("source %s: %w", name, err)
 	}
-	s.Source = src
-	return nil
+	resolved := caddy.NewReplacer().ReplaceKnown(string(module), "")
+	raw, err := json.Marshal(struct {
+		Name     string
+		Module   string
+		Products upstreams.ProductMap
+	}{name, resolved, products})
+	if err != nil {
+		return "", fmt.Errorf("source %s: %w", name, err)
+	}
+	sum := sha256.Sum256(raw)
+	return "source:" + hex.EncodeToString(sum[:]), nil
 }
 
-// Interface guards
-var (
-	_ caddy.Provisioner = (*StaticSource)(nil)
-	_ upstreams.Source  = (*StaticSource)(nil)
-)
+// loadPooledSource returns the running config's source when this one is
+// configured the same, else builds it; the caller releases key on Cleanup.
+func loadPooledSource(name string, m SourceModule, products upstreams.ProductMap, logger *zap.Logger) (upstreams.Source, string, error) {
+	key, err := sourcePoolKey(name, m, products)
+	if err != nil {
+		return nil, "", err
+	}
+	val, _, err := sourcePool.LoadOrNew(key, func() (caddy.Destructor, error) {
+		src, err := buildSource(name, m, products, logger)
+		if err != nil {
+			return nil, err
+		}
+		return pooledSource{src}, nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return val.(pooledSource).Source, key, nil
+}
+
+// buildSource builds a source with the Client of its resilience wrapper,
+// and returns it wrapped.
+func buildSource(name string, m SourceModule, products upstreams.ProductMap, logger *zap.Logger) (upstreams.Source, error) {
+	opts, def := m.Options()
+	cfg, err := resilienceConfig(opts, def, logger)
+	if err != nil {
+		return nil, fmt.Errorf("source %s: %w", name, err)
+	}
+	base := opts.BaseURL
+	if base == "" {
+		base = def.BaseURL
+	}
+	src, err := upstreams.BuildResilient(cfg, func(c upstreams.Client) (upstreams.Source, error) {
+		return m.BuildSource(SourceConfig{Name: name, BaseURL: base, Products: products, Client: c})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("source %s: %w", name, err)
+	}
+	return src, nil
+}
+
+// resilienceConfig checks a source's common options and applies the
+// vendor's defaults.
+func resilienceConfig(opts SourceOptions, def SourceDefaults, logger *zap.Logger) (upstreams.ResilienceConfig, error) {
+	rateStr := opts.RateLimit
+	if rateStr == "" {
+		rateStr = def.RateLimit
+	}
+	if rateStr == "" {
+		rateStr = "60/m"
+	}
+	rate, err := upstreams.ParseRate(rateStr)
+	if err != nil {
+		return upstreams.ResilienceConfig{}, fmt.Errorf("rate_limit: %w", err)
+	}
+	if opts.Timeout < 0 || opts.Concurrency < 0 {
+		return upstreams.ResilienceConfig{}, errors.New("timeout and concurrency must not be negative")
+	}
+	conc := opts.Concurrency
+	if conc == 0 {
+		conc = def.Concurrency
+	}
+	return upstreams.ResilienceConfig{
+		Timeout: time.Duration(opts.Timeout), Rate: rate, Concurrency: conc,
+		OnUnknown: unknownLogger(logger),
+	}, nil
+}
+
+// unknownLogger reports failed source calls, once each: a refused author
+// credential is an error the author must act on, anything else a warning.
+func unknownLogger(logger *zap.Logger) func(string, error) {
+	return func(source string, cause error) {
+		var auth *upstreams.AuthorCredentialError
+		if errors.As(cause, &auth) {
+			logger.Error("source refused the author's credentials; activations from it answer 503 until fixed",
+				zap.String("source", source), zap.Int("status", auth.Status))
+			return
+		}
+		if c := logger.Check(zap.WarnLevel, "source answer unusable; nothing changed"); c != nil {
+			c.Write(zap.String("source", source), zap.Error(cause))
+		}
+	}
+}
+
+// sourceModule returns a new, unconfigured source module by name.
+func sourceModule(name string) (SourceModule, error) {
+	info, err := caddy.GetModule(sourceNamespace + "." + name)
+	if err != nil {
+		return nil, fmt.Errorf("unknown source %q", name)
+	}
+	m, ok := info.New().(SourceModule)
+	if !ok {
+		return nil, fmt.Errorf("module %s is not a licence source", info.ID)
+	}
+	return m, nil
+}
+
+// sourceMapping returns the mapping option of the named source, and
+// whether it is required.
+func sourceMapping(name string) (option string, required bool, err error) {
+	m, err := sourceModule(name)
+	if err != nil {
+		return "", false, err
+	}
+	option, required = m.MappingOption()
+	return option, required, nil
+}
+
+// mappingSource returns the registered source whose mapping option is
+// option: the product block's options beyond its own are theirs.
+func mappingSource(option string) (string, bool) {
+	for _, info := range caddy.GetModules(sourceNamespace) {
+		if m, ok := info.New().(SourceModule); ok {
+			if opt, _ := m.MappingOption(); opt != "" && opt == option {
+				return info.ID.Name(), true
+			}
+		}
+	}
+	return "", false
+}
+
+// resolveSecret expands {env.X} and {file.X} placeholders of a credential.
+func resolveSecret(option, v string) (string, error) {
+	if v == "" {
+		return "", nil
+	}
+	out, err := caddy.NewReplacer().ReplaceOrErr(v, true, true)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", option, err)
+	}
+	return out, nil
+}

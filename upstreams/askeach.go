@@ -6,7 +6,7 @@ import (
 )
 
 // AskEach asks about a key within each mapping in turn (one per mapped
-// product, list or slug), for stores whose API answers per product: "not
+// product, list or slug), for sources whose API answers per product: "not
 // found" in one may be found in the next, and any other definitive answer
 // is final. An Unknown answer is remembered and the rest still asked,
 // unless it says to wait (a rate limit, a spent budget, a Retry-After, an
@@ -37,7 +37,7 @@ func AskEach(ctx context.Context, mappings ProductMap, ask func(context.Context,
 	return InvalidVerdict(NotFound)
 }
 
-// saysWait reports whether an Unknown verdict asks for quiet: the store's
+// saysWait reports whether an Unknown verdict asks for quiet: the vendor's
 // rate limit or Retry-After, or the source's own budget.
 func (v Verdict) saysWait() bool {
 	var rl *RateLimitError

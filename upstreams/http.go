@@ -63,21 +63,11 @@ type Response struct {
 	Body   []byte
 }
 
-// Do sends req with client and reads at most maxBody bytes of the answer
-// (DefaultMaxBody when 0). A larger body is abandoned unread with
-// ErrBodyTooLarge.
-func Do(ctx context.Context, client *http.Client, req *http.Request, maxBody int64) (*Response, error) {
-	if client == nil {
-		client = http.DefaultClient
-	}
-	if maxBody <= 0 {
-		maxBody = DefaultMaxBody
-	}
+// do sends req with client and reads at most maxBody bytes of the answer.
+// A larger body is abandoned unread with ErrBodyTooLarge.
+func do(ctx context.Context, client *http.Client, req *http.Request, maxBody int64) (*Response, error) {
 	if req.Header.Get("User-Agent") == "" {
 		req.Header.Set("User-Agent", UserAgent)
-	}
-	if err := spendCall(ctx); err != nil {
-		return nil, err
 	}
 	resp, err := client.Do(req.WithContext(ctx))
 	if err != nil {
@@ -97,24 +87,29 @@ func Do(ctx context.Context, client *http.Client, req *http.Request, maxBody int
 	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: body}, nil
 }
 
-// Client is how an HTTP adapter talks to its vendor: the HTTP client, the
-// response body limit and the clock (for Retry-After dates), as NewClient
-// checked and defaulted them from the adapter's Config.
+// Client is how an HTTP adapter talks to its vendor, and the only way it
+// should: every request it sends through Do spends one call of the
+// source's rate budget first. The app builds each adapter with the Client
+// of its resilience wrapper (BuildResilient); an adapter's own tests give
+// it one without a budget.
 type Client struct {
-	HTTP    *http.Client
+	// HTTP sends the requests. Default: a client with no timeout of its
+	// own (the resilience wrapper sets deadlines through the context).
+	HTTP *http.Client
+	// MaxBody bounds a response body. Default: DefaultMaxBody.
 	MaxBody int64
-	Now     func() time.Time
+	// Now is the clock, for Retry-After dates. Default: time.Now.
+	Now func() time.Time
+	// Budget is the source's rate budget; nil spends none.
+	Budget *Budget
 }
 
-// NewClient checks and defaults an adapter's HTTPClient, MaxBody and Now:
-// no client is one with no timeout of its own (the resilience wrapper sets
-// deadlines through the context), a MaxBody of 0 is DefaultMaxBody and a
-// negative one is refused, and no clock is time.Now.
-func NewClient(hc *http.Client, maxBody int64, now func() time.Time) (Client, error) {
-	if maxBody < 0 {
+// NewClient checks and defaults an adapter's Client: a MaxBody of 0 is
+// DefaultMaxBody and a negative one is refused.
+func NewClient(c Client) (Client, error) {
+	if c.MaxBody < 0 {
 		return Client{}, errors.New("max_body must not be negative")
 	}
-	c := Client{HTTP: hc, MaxBody: maxBody, Now: now}
 	if c.HTTP == nil {
 		c.HTTP = &http.Client{}
 	}
@@ -127,10 +122,24 @@ func NewClient(hc *http.Client, maxBody int64, now func() time.Time) (Client, er
 	return c, nil
 }
 
-// Do sends req with c.HTTP and reads at most c.MaxBody bytes of the answer,
-// as the package's Do does.
+// Spend takes one call from the budget, waiting for it up to its MaxWait;
+// Do calls it. A source that reaches its vendor some other way calls it
+// before each request.
+func (c Client) Spend(ctx context.Context) error {
+	if c.Budget == nil {
+		return nil
+	}
+	return c.Budget.Spend(ctx)
+}
+
+// Do spends one call of the budget, sends req with c.HTTP and reads at
+// most c.MaxBody bytes of the answer. A refused budget is a *BudgetError;
+// a larger body is abandoned unread with ErrBodyTooLarge.
 func (c Client) Do(ctx context.Context, req *http.Request) (*Response, error) {
-	return Do(ctx, c.HTTP, req, c.MaxBody)
+	if err := c.Spend(ctx); err != nil {
+		return nil, err
+	}
+	return do(ctx, c.HTTP, req, c.MaxBody)
 }
 
 // ParseBaseURL checks a source's base_url, an absolute http or https URL
@@ -331,33 +340,4 @@ func UUIDKey(key string) (string, error) {
 		}
 	}
 	return k, nil
-}
-
-// ParseRate reads "<calls>/<period>": the period is s, m, h or d, or a Go
-// duration ("60/m", "5/10s", "1000/24h").
-func ParseRate(s string) (Rate, error) {
-	n, per, ok := strings.Cut(strings.TrimSpace(s), "/")
-	if !ok {
-		return Rate{}, fmt.Errorf("%q is not <calls>/<period>, e.g. 60/m", s)
-	}
-	calls, err := strconv.Atoi(n)
-	if err != nil || calls <= 0 {
-		return Rate{}, fmt.Errorf("%q: calls must be a positive whole number", s)
-	}
-	var period time.Duration
-	switch per {
-	case "s":
-		period = time.Second
-	case "m":
-		period = time.Minute
-	case "h":
-		period = time.Hour
-	case "d":
-		period = 24 * time.Hour
-	default:
-		if period, err = time.ParseDuration(per); err != nil || period <= 0 {
-			return Rate{}, fmt.Errorf("%q: period must be s, m, h, d or a positive duration", s)
-		}
-	}
-	return Rate{Calls: calls, Period: period}, nil
 }

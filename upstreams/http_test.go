@@ -31,7 +31,7 @@ func TestDoRefusesLargeBodiesWithoutReadingThem(t *testing.T) {
 	}))
 	defer srv.Close()
 	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
-	_, err := Do(context.Background(), srv.Client(), req, 1<<20)
+	_, err := Client{HTTP: srv.Client(), MaxBody: 1 << 20}.Do(context.Background(), req)
 	if !errors.Is(err, ErrBodyTooLarge) {
 		t.Fatalf("err %v, want ErrBodyTooLarge", err)
 	}
@@ -54,7 +54,7 @@ func TestDoRefusesAnnouncedLargeBodies(t *testing.T) {
 	}))
 	defer srv.Close()
 	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
-	if _, err := Do(context.Background(), srv.Client(), req, 1<<20); !errors.Is(err, ErrBodyTooLarge) {
+	if _, err := (Client{HTTP: srv.Client(), MaxBody: 1 << 20}).Do(context.Background(), req); !errors.Is(err, ErrBodyTooLarge) {
 		t.Fatalf("err %v", err)
 	}
 }
@@ -152,7 +152,7 @@ func TestParseBaseURL(t *testing.T) {
 }
 
 func TestNewClient(t *testing.T) {
-	c, err := NewClient(nil, 0, nil)
+	c, err := NewClient(Client{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,11 +161,11 @@ func TestNewClient(t *testing.T) {
 	}
 	hc := &http.Client{Timeout: time.Second}
 	now := func() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) }
-	c, err = NewClient(hc, 512, now)
+	c, err = NewClient(Client{HTTP: hc, MaxBody: 512, Now: now})
 	if err != nil || c.HTTP != hc || c.MaxBody != 512 || c.Now().Year() != 2026 {
 		t.Errorf("NewClient(client, 512, clock) = %+v, %v; want them kept", c, err)
 	}
-	if _, err := NewClient(nil, -1, nil); err == nil || !strings.Contains(err.Error(), "max_body") {
+	if _, err := NewClient(Client{MaxBody: -1}); err == nil || !strings.Contains(err.Error(), "max_body") {
 		t.Errorf("negative MaxBody: %v, want a max_body refusal", err)
 	}
 }
@@ -175,7 +175,7 @@ func TestClientDo(t *testing.T) {
 		_, _ = w.Write([]byte(r.Header.Get("User-Agent")))
 	}))
 	defer srv.Close()
-	c, _ := NewClient(srv.Client(), int64(len(UserAgent)), nil)
+	c, _ := NewClient(Client{HTTP: srv.Client(), MaxBody: int64(len(UserAgent))})
 	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
 	resp, err := c.Do(context.Background(), req)
 	if err != nil || resp.Status != 200 || string(resp.Body) != UserAgent {
@@ -251,5 +251,29 @@ func TestIsNumericID(t *testing.T) {
 		if IsNumericID(bad) {
 			t.Errorf("IsNumericID(%q) = true", bad)
 		}
+	}
+}
+
+// Every request through a Client with a budget spends one call of it; past
+// MaxWait the request is refused unsent with a *BudgetError.
+func TestClientSpendsItsBudget(t *testing.T) {
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { hits.Add(1) }))
+	defer srv.Close()
+	budget := NewBudget(Rate{Calls: 2, Period: time.Minute}, 2, time.Second, newFakeClock())
+	c, _ := NewClient(Client{HTTP: srv.Client(), Budget: budget})
+	for i := 0; i < 3; i++ {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+		_, err := c.Do(context.Background(), req)
+		var be *BudgetError
+		switch {
+		case i < 2 && err != nil:
+			t.Fatalf("request %d: %v", i, err)
+		case i == 2 && (!errors.As(err, &be) || !errors.Is(err, ErrRateBudget) || be.Wait < 29*time.Second):
+			t.Fatalf("request past the budget: %v, want a BudgetError of about 30s", err)
+		}
+	}
+	if hits.Load() != 2 || budget.Spent() != 2 {
+		t.Fatalf("%d requests sent, %d calls spent; want 2 and 2", hits.Load(), budget.Spent())
 	}
 }

@@ -7,39 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
 )
-
-// Clock is the time source of the resilience wrapper, injected so tests
-// need not sleep.
-type Clock interface {
-	Now() time.Time
-	// Sleep waits d or until ctx ends.
-	Sleep(ctx context.Context, d time.Duration) error
-}
-
-type realClock struct{}
-
-func (realClock) Now() time.Time { return time.Now() }
-func (realClock) Sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// Rate is a number of calls per period (Caddyfile "60/m").
-type Rate struct {
-	Calls  int
-	Period time.Duration
-}
 
 // ResilienceConfig tunes Resilient. Zero values get the defaults noted.
 type ResilienceConfig struct {
@@ -79,18 +51,6 @@ type ResilienceConfig struct {
 	OnUnknown func(source string, cause error)
 }
 
-// defaultRateLimitPause is how long a source that answered 429 without a
-// Retry-After is left alone.
-const defaultRateLimitPause = 30 * time.Second
-
-// ErrCircuitOpen is the cause of Unknown verdicts given without calling a
-// source that keeps failing.
-var ErrCircuitOpen = errors.New("source failing: circuit open")
-
-// ErrRateBudget is the cause of Unknown verdicts given without calling a
-// source whose rate budget is spent (or that asked us to wait).
-var ErrRateBudget = errors.New("source rate budget exhausted")
-
 // DomainAware is implemented by sources whose answer depends on the
 // request's domain (AppTrovo, CP store); for the others, concurrent
 // questions about one key share one call whatever the domain.
@@ -102,6 +62,11 @@ type DomainAware interface {
 // Retry-After, a concurrency bound, coalescing of identical concurrent
 // questions, retries of Unknown outcomes, a circuit breaker and a short
 // negative cache. It is itself a Source.
+//
+// The budget is spent by the requests themselves: BuildResilient hands the
+// source the Client it must send them through. Resilient only waits, before
+// a call, until the budget (and a Retry-After pause) would allow one, and
+// answers at once when that is further than MaxWait.
 type Resilient struct {
 	src        Source
 	cfg        ResilienceConfig
@@ -109,30 +74,52 @@ type Resilient struct {
 	flights    singleflight.Group
 	flightMax  time.Duration // bounds one shared question, retries included
 	sem        chan struct{}
+	budget     *Budget
+	breaker    *breaker
+	negative   *negativeCache
 
-	mu          sync.Mutex
-	tokens      float64
-	refilled    time.Time
-	pausedUntil time.Time
-	failures    int
-	openUntil   time.Time
-	trial       bool // a half-open trial call is in flight
-	negative    map[string]negativeEntry
-	negOrder    []negativeItem // oldest first; items of replaced entries are stale
-	negGen      uint64
-
-	calls uint64 // real upstream calls, for tests and metrics
+	calls atomic.Uint64 // calls of the wrapped source, for tests and metrics
 }
 
-// NewResilient wraps src.
+// BuildResilient builds a source with build, handing it the Client it
+// must send every request through (each spends one call of the source's
+// rate budget), and wraps it.
+func BuildResilient(cfg ResilienceConfig, build func(Client) (Source, error)) (*Resilient, error) {
+	cfg = withDefaults(cfg)
+	budget := newBudget(cfg)
+	client, err := NewClient(Client{Now: cfg.Clock.Now, Budget: budget})
+	if err != nil {
+		return nil, err
+	}
+	src, err := build(client)
+	if err != nil {
+		return nil, err
+	}
+	return newResilient(src, cfg, budget), nil
+}
+
+// NewResilient wraps src, which spends no budget of its own: its calls
+// wait only for a Retry-After pause. HTTP sources are built with
+// BuildResilient.
 func NewResilient(src Source, cfg ResilienceConfig) *Resilient {
 	cfg = withDefaults(cfg)
-	r := &Resilient{src: src, cfg: cfg, flightMax: flightTimeout(cfg), sem: make(chan struct{}, cfg.Concurrency), negative: map[string]negativeEntry{}}
+	return newResilient(src, cfg, newBudget(cfg))
+}
+
+func newBudget(cfg ResilienceConfig) *Budget {
+	return NewBudget(cfg.Rate, cfg.Burst, cfg.MaxWait, cfg.Clock)
+}
+
+func newResilient(src Source, cfg ResilienceConfig, budget *Budget) *Resilient {
+	r := &Resilient{
+		src: src, cfg: cfg, flightMax: flightTimeout(cfg), sem: make(chan struct{}, cfg.Concurrency),
+		budget:   budget,
+		breaker:  &breaker{threshold: cfg.BreakerThreshold, cooldown: cfg.BreakerCooldown, clock: cfg.Clock},
+		negative: newNegativeCache(cfg.NegativeTTL, cfg.NegativeSize, cfg.Clock),
+	}
 	if d, ok := src.(DomainAware); ok {
 		r.usesDomain = d.UsesDomain()
 	}
-	r.tokens = float64(cfg.Burst)
-	r.refilled = cfg.Clock.Now()
 	return r
 }
 
@@ -201,21 +188,17 @@ func (r *Resilient) Local() bool {
 	return ok && l.Local()
 }
 
-// Unwrap returns the wrapped source.
-func (r *Resilient) Unwrap() Source { return r.src }
-
 // Calls returns how many times the wrapped source was really called.
-func (r *Resilient) Calls() uint64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.calls
-}
+func (r *Resilient) Calls() uint64 { return r.calls.Load() }
+
+// Budget returns the source's rate budget.
+func (r *Resilient) Budget() *Budget { return r.budget }
 
 // Verify implements Source. A caller whose ctx ends first is answered
 // Unknown with ctx's error; the call it shared goes on for the others.
 func (r *Resilient) Verify(ctx context.Context, req Request) Verdict {
 	id := r.flightKey(req)
-	if reason, ok := r.negativeHit(id); ok {
+	if reason, ok := r.negative.get(id); ok {
 		return InvalidVerdict(reason)
 	}
 	if err := ctx.Err(); err != nil {
@@ -256,7 +239,7 @@ func (r *Resilient) verify(ctx context.Context, req Request, id string) Verdict 
 		}
 		v, retry := r.attempt(ctx, req)
 		if v.Outcome == Invalid {
-			r.rememberInvalid(id, v.Reason)
+			r.negative.put(id, v.Reason)
 		}
 		if v.Outcome != Unknown || !retry {
 			return v
@@ -266,43 +249,52 @@ func (r *Resilient) verify(ctx context.Context, req Request, id string) Verdict 
 	return last
 }
 
-// attempt makes at most one upstream call and says whether an Unknown
-// outcome is worth retrying.
+// attempt makes at most one call of the source and says whether an
+// Unknown outcome is worth retrying.
 func (r *Resilient) attempt(ctx context.Context, req Request) (Verdict, bool) {
-	wait, ok := r.admit()
-	if !ok {
+	if wait, ok := r.breaker.admit(); !ok {
 		v := UnknownVerdict(ErrCircuitOpen)
 		v.RetryAfter = wait
 		return v, false
 	}
-	if wait = r.reserve(); wait > 0 {
-		if wait > r.cfg.MaxWait {
-			r.endTrial()
-			v := UnknownVerdict(ErrRateBudget)
-			v.RetryAfter = wait
-			return v, false
-		}
-		if err := r.cfg.Clock.Sleep(ctx, wait); err != nil {
-			r.endTrial()
-			return UnknownVerdict(err), false
-		}
+	if v, ok := r.awaitBudget(ctx); !ok {
+		r.breaker.abandon()
+		return v, false
 	}
 	select {
 	case r.sem <- struct{}{}:
 	case <-ctx.Done():
-		r.endTrial()
+		r.breaker.abandon()
 		return UnknownVerdict(ctx.Err()), false
 	}
 	v, returned := r.call(ctx, req)
-	if be := (*budgetError)(nil); errors.As(v.Cause, &be) {
-		// An adapter's later request found the budget spent: the store said
-		// nothing, and it is asked again only once the budget allows.
-		v.RetryAfter = max(v.RetryAfter, be.wait)
-		r.endTrial()
+	if be := (*BudgetError)(nil); errors.As(v.Cause, &be) {
+		// A request found the budget spent: the source said nothing, and
+		// it is asked again only once the budget allows.
+		v.RetryAfter = max(v.RetryAfter, be.Wait)
+		r.breaker.abandon()
 		return v, false
 	}
 	retry := r.record(v)
 	return v, retry && returned // a panic is a bug: asking again will not fix it
+}
+
+// awaitBudget waits until the budget would allow a call, or answers the
+// Unknown verdict to give at once when that is further than MaxWait. It
+// takes nothing: the call's requests spend the budget through the Client.
+func (r *Resilient) awaitBudget(ctx context.Context) (Verdict, bool) {
+	wait := r.budget.Wait()
+	if wait > r.cfg.MaxWait {
+		v := UnknownVerdict(ErrRateBudget)
+		v.RetryAfter = wait
+		return v, false
+	}
+	if wait > 0 {
+		if err := r.cfg.Clock.Sleep(ctx, wait); err != nil {
+			return UnknownVerdict(err), false
+		}
+	}
+	return Verdict{}, true
 }
 
 // call asks the source once with the slot taken by attempt, and gives the
@@ -312,71 +304,15 @@ func (r *Resilient) attempt(ctx context.Context, req Request) (Verdict, bool) {
 func (r *Resilient) call(ctx context.Context, req Request) (v Verdict, returned bool) {
 	defer func() { <-r.sem }()
 	defer RecoverVerdict(r.src.Name(), &v)
-	r.mu.Lock()
-	r.calls++
-	r.mu.Unlock()
-	cctx, cancel := context.WithTimeout(withCallBudget(ctx, r.extraCalls()), r.cfg.Timeout)
+	r.calls.Add(1)
+	cctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
 	return r.src.Verify(cctx, req), true
 }
 
-// extraCalls is the rate budget for the HTTP requests of one Verify after
-// its first, which attempt has paid for: an adapter that asks once per
-// mapped product or list token spends one call of the budget per request,
-// not one per question.
-func (r *Resilient) extraCalls() func(context.Context) error {
-	first := true
-	var mu sync.Mutex
-	return func(ctx context.Context) error {
-		mu.Lock()
-		paid := first
-		first = false
-		mu.Unlock()
-		if paid {
-			return nil
-		}
-		wait := r.reserve()
-		if wait > r.cfg.MaxWait {
-			return &budgetError{wait: wait}
-		}
-		r.mu.Lock()
-		r.calls++
-		r.mu.Unlock()
-		if wait <= 0 {
-			return nil
-		}
-		return r.cfg.Clock.Sleep(ctx, wait)
-	}
-}
-
-// budgetError is extraCalls' refusal: our own budget, not the store's
-// failure, so it neither counts toward the breaker nor is retried.
-type budgetError struct{ wait time.Duration }
-
-func (e *budgetError) Error() string {
-	return fmt.Sprintf("%v: next call in %s", ErrRateBudget, e.wait.Round(time.Second))
-}
-
-func (e *budgetError) Unwrap() error { return ErrRateBudget }
-
-// callBudgetKey carries a Verify's call budget to Do.
-type callBudgetKey struct{}
-
-func withCallBudget(ctx context.Context, spend func(context.Context) error) context.Context {
-	return context.WithValue(ctx, callBudgetKey{}, spend)
-}
-
-// spendCall takes one call from the budget ctx carries, if any (a source
-// used without Resilient has none).
-func spendCall(ctx context.Context) error {
-	if spend, ok := ctx.Value(callBudgetKey{}).(func(context.Context) error); ok {
-		return spend(ctx)
-	}
-	return nil
-}
-
-// record updates the breaker and the pause from a real call's outcome,
-// tells OnUnknown, and says whether an Unknown outcome may be retried.
+// record updates the breaker and the budget's pause from a real call's
+// outcome, tells OnUnknown, and says whether an Unknown outcome may be
+// retried.
 func (r *Resilient) record(v Verdict) bool {
 	retry := r.recordState(v)
 	if v.Outcome == Unknown && r.cfg.OnUnknown != nil {
@@ -385,153 +321,28 @@ func (r *Resilient) record(v Verdict) bool {
 	return retry
 }
 
-// recordState is record's part under r.mu.
 func (r *Resilient) recordState(v Verdict) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.trial = false
 	if v.Outcome != Unknown {
-		r.failures = 0
-		r.openUntil = time.Time{}
+		r.breaker.succeed()
 		return false
 	}
 	var rl *RateLimitError
 	if errors.As(v.Cause, &rl) || v.RetryAfter > 0 {
-		pause := v.RetryAfter
-		if pause <= 0 {
-			pause = defaultRateLimitPause // a 429 that did not say how long
-		}
-		if until := r.cfg.Clock.Now().Add(pause); until.After(r.pausedUntil) {
-			r.pausedUntil = until
-		}
-		return false // the source told us when; retrying sooner only burns quota
+		// The source answered, asking for quiet: that is no failure of
+		// the breaker's kind, and retrying sooner only burns quota.
+		r.breaker.abandon()
+		r.budget.Pause(v.RetryAfter)
+		return false
 	}
-	r.failures++
-	if r.failures >= r.cfg.BreakerThreshold {
-		r.openUntil = r.cfg.Clock.Now().Add(r.cfg.BreakerCooldown)
-	}
+	r.breaker.fail()
 	var auth *AuthorCredentialError
 	return !errors.As(v.Cause, &auth) // a refused author token will not fix itself
-}
-
-// admit checks the circuit: closed, or half-open with no trial in flight.
-func (r *Resilient) admit() (time.Duration, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.openUntil.IsZero() {
-		return 0, true
-	}
-	now := r.cfg.Clock.Now()
-	if now.Before(r.openUntil) {
-		return r.openUntil.Sub(now), false
-	}
-	if r.trial {
-		return r.cfg.BreakerCooldown, false
-	}
-	r.trial = true
-	return 0, true
-}
-
-// endTrial gives up a half-open trial that made no call.
-func (r *Resilient) endTrial() {
-	r.mu.Lock()
-	r.trial = false
-	r.mu.Unlock()
-}
-
-// reserve takes one call from the budget and returns how long to wait for
-// it (0: go now). When the wait would exceed MaxWait nothing is taken.
-func (r *Resilient) reserve() time.Duration {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	now := r.cfg.Clock.Now()
-	perCall := r.cfg.Rate.Period / time.Duration(r.cfg.Rate.Calls)
-	if elapsed := now.Sub(r.refilled); elapsed > 0 {
-		r.tokens = min(float64(r.cfg.Burst), r.tokens+float64(elapsed)/float64(perCall))
-		r.refilled = now
-	}
-	var wait time.Duration
-	if now.Before(r.pausedUntil) {
-		wait = r.pausedUntil.Sub(now)
-	}
-	if r.tokens < 1 {
-		wait = max(wait, time.Duration((1-r.tokens)*float64(perCall)))
-	}
-	if wait > r.cfg.MaxWait {
-		return wait
-	}
-	r.tokens--
-	return wait
 }
 
 // backoff is full-jitter exponential backoff.
 func (r *Resilient) backoff(attempt int) time.Duration {
 	ceiling := r.cfg.RetryBase << (attempt - 1)
 	return time.Duration(rand.Int64N(int64(ceiling))) + time.Millisecond
-}
-
-// negativeHit returns the cached Invalid reason for a question, if fresh.
-func (r *Resilient) negativeHit(id string) (Reason, bool) {
-	if r.cfg.NegativeTTL < 0 {
-		return "", false
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	e, ok := r.negative[id]
-	if !ok {
-		return "", false
-	}
-	if !r.cfg.Clock.Now().Before(e.until) {
-		delete(r.negative, id)
-		return "", false
-	}
-	return e.reason, true
-}
-
-// rememberInvalid caches a definitive answer, evicting the oldest entries
-// beyond NegativeSize. An entry cached again goes to the back of the queue;
-// its older queue item no longer matches it and evicts nothing.
-func (r *Resilient) rememberInvalid(id string, reason Reason) {
-	if r.cfg.NegativeTTL < 0 {
-		return
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.negGen++
-	r.negative[id] = negativeEntry{until: r.cfg.Clock.Now().Add(r.cfg.NegativeTTL), reason: reason, gen: r.negGen}
-	r.negOrder = append(r.negOrder, negativeItem{id: id, gen: r.negGen})
-	for len(r.negative) > r.cfg.NegativeSize && len(r.negOrder) > 0 {
-		if it := r.negOrder[0]; r.current(it) {
-			delete(r.negative, it.id)
-		}
-		r.negOrder = r.negOrder[1:]
-	}
-	if len(r.negOrder) > 2*r.cfg.NegativeSize { // drop stale items
-		kept := r.negOrder[:0]
-		for _, it := range r.negOrder {
-			if r.current(it) {
-				kept = append(kept, it)
-			}
-		}
-		r.negOrder = kept
-	}
-}
-
-// current says whether a queue item is its id's cached entry; r.mu held.
-func (r *Resilient) current(it negativeItem) bool {
-	e, ok := r.negative[it.id]
-	return ok && e.gen == it.gen
-}
-
-type negativeEntry struct {
-	until  time.Time
-	reason Reason
-	gen    uint64 // the queue item that may evict it
-}
-
-type negativeItem struct {
-	id  string
-	gen uint64
 }
 
 // Interface guards

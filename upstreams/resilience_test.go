@@ -38,12 +38,28 @@ func (c *fakeClock) Advance(d time.Duration) {
 }
 
 // scriptedSource answers with verdict() and counts calls; gate, when set,
-// holds every call until closed.
+// holds every call until closed. Built by buildBudgeted, it spends one call
+// of its Client's budget first, as an HTTP adapter's request does.
 type scriptedSource struct {
 	calls   atomic.Int64
 	gate    chan struct{}
 	mu      sync.Mutex
 	verdict func() Verdict
+	client  Client
+}
+
+// buildBudgeted wraps src with BuildResilient, giving it the wrapper's
+// Client.
+func buildBudgeted(t *testing.T, src *scriptedSource, cfg ResilienceConfig) *Resilient {
+	t.Helper()
+	r, err := BuildResilient(cfg, func(c Client) (Source, error) {
+		src.client = c
+		return src, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 func (s *scriptedSource) Name() string                          { return "fake" }
@@ -51,6 +67,9 @@ func (s *scriptedSource) CanonicalKey(k string) (string, error) { return k, nil 
 func (s *scriptedSource) set(f func() Verdict)                  { s.mu.Lock(); s.verdict = f; s.mu.Unlock() }
 func (s *scriptedSource) Verify(ctx context.Context, _ Request) Verdict {
 	s.calls.Add(1)
+	if err := s.client.Spend(ctx); err != nil {
+		return UnknownVerdict(err)
+	}
 	if s.gate != nil {
 		select {
 		case <-s.gate:
@@ -232,7 +251,7 @@ func TestNegativeCache(t *testing.T) {
 	if src.calls.Load() != 2 {
 		t.Fatalf("negative entry outlived its TTL")
 	}
-	// Valid answers are never cached here (the store keeps licences).
+	// Valid answers are never cached here (the licence store keeps licences).
 	src.set(valid)
 	r.Verify(context.Background(), Request{Key: "v"})
 	r.Verify(context.Background(), Request{Key: "v"})
@@ -244,7 +263,7 @@ func TestNegativeCache(t *testing.T) {
 func TestRateBudget(t *testing.T) {
 	clock := newFakeClock()
 	src := &scriptedSource{verdict: valid}
-	r := NewResilient(src, ResilienceConfig{Clock: clock, Rate: Rate{Calls: 3, Period: time.Minute}, Burst: 3, MaxWait: time.Second})
+	r := buildBudgeted(t, src, ResilienceConfig{Clock: clock, Rate: Rate{Calls: 3, Period: time.Minute}, Burst: 3, MaxWait: time.Second})
 	for i := 0; i < 3; i++ {
 		if v := r.Verify(context.Background(), Request{Key: string(rune('a' + i))}); v.Outcome != Valid {
 			t.Fatalf("call %d: %+v", i, v)
@@ -264,10 +283,11 @@ func TestRateBudget(t *testing.T) {
 }
 
 // multiCallSource asks its vendor once per mapping, as the Digital
-// Downloads, AppTrovo and Gumroad adapters do, through Do.
+// Downloads, AppTrovo and Gumroad adapters do, through its Client.
 type multiCallSource struct {
 	url      string
 	mappings int
+	client   Client
 }
 
 func (s *multiCallSource) Name() string                          { return "multi" }
@@ -275,7 +295,7 @@ func (s *multiCallSource) CanonicalKey(k string) (string, error) { return k, nil
 func (s *multiCallSource) Verify(ctx context.Context, _ Request) Verdict {
 	for i := 0; i < s.mappings; i++ {
 		req, _ := http.NewRequest(http.MethodGet, s.url, nil)
-		if _, err := Do(ctx, nil, req, 0); err != nil {
+		if _, err := s.client.Do(ctx, req); err != nil {
 			return UnknownVerdict(err)
 		}
 	}
@@ -292,8 +312,12 @@ func TestRateBudgetCountsEveryRequest(t *testing.T) {
 	clock := newFakeClock()
 	src := &multiCallSource{url: vendor.URL, mappings: 3}
 	var unknowns atomic.Int64
-	r := NewResilient(src, ResilienceConfig{Clock: clock, Rate: Rate{Calls: 4, Period: time.Minute}, Burst: 4, MaxWait: time.Second,
-		BreakerThreshold: 1, BreakerCooldown: time.Hour, OnUnknown: func(string, error) { unknowns.Add(1) }})
+	r, err := BuildResilient(ResilienceConfig{Clock: clock, Rate: Rate{Calls: 4, Period: time.Minute}, Burst: 4, MaxWait: time.Second,
+		BreakerThreshold: 1, BreakerCooldown: time.Hour, OnUnknown: func(string, error) { unknowns.Add(1) }},
+		func(c Client) (Source, error) { src.client = c; return src, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
 	if v := r.Verify(context.Background(), Request{Key: "a"}); v.Outcome != Invalid {
 		t.Fatalf("first question, 3 requests within a budget of 4: %+v", v)
 	}
@@ -304,10 +328,13 @@ func TestRateBudgetCountsEveryRequest(t *testing.T) {
 	if n := hits.Load(); n != 4 {
 		t.Fatalf("%d requests reached the vendor, budget 4 (no retry of a spent budget)", n)
 	}
-	if n := r.Calls(); n != 4 {
-		t.Fatalf("Calls() = %d, want the 4 requests made", n)
+	if n := r.Budget().Spent(); n != 4 {
+		t.Fatalf("Budget().Spent() = %d, want the 4 requests made", n)
 	}
-	// Our own budget is not the store failing: no breaker, no alert.
+	if n := r.Calls(); n != 2 {
+		t.Fatalf("Calls() = %d, want the 2 questions asked", n)
+	}
+	// Our own budget is not the source failing: no breaker, no alert.
 	if n := unknowns.Load(); n != 0 {
 		t.Fatalf("a spent budget was reported as %d unusable answers", n)
 	}

@@ -1,8 +1,15 @@
-// Package upstreams defines how the gateway asks a store (a marketplace or
-// the author's own key list) about a licence key, and the one verdict every
-// adapter answers with. Only a Valid or Invalid verdict may change anything;
-// an Unknown one (outage, rate limit, an answer that cannot be classified)
-// must never hurt a buyer. One sub-package per source holds its adapter.
+// Package upstreams defines how the gateway asks a source (a marketplace's
+// API, or the author's own key list) about a licence key, and the one
+// verdict every source answers with. Only a Valid or Invalid verdict may
+// change anything; an Unknown one (outage, rate limit, an answer that
+// cannot be classified) must never hurt a buyer. One sub-package per
+// source holds its adapter.
+//
+// Around every remote source the app puts a Resilient wrapper, split by
+// concern: budget.go (the rate budget, spent per request by the adapter's
+// Client, and the Retry-After pause), breaker.go (the circuit breaker),
+// negative.go (cached definitive answers) and resilience.go (timeout,
+// concurrency bound, coalescing, retries, and the order of all of these).
 package upstreams
 
 import (
@@ -87,7 +94,7 @@ func RecoverVerdict(source string, v *Verdict) {
 	}
 }
 
-// Prepare begins a marketplace adapter's Verify: it returns the mappings
+// Prepare begins an HTTP source adapter's Verify: it returns the mappings
 // to try for req (every one when req names no product) and req's key in
 // src's canonical form, or else the cause of the Unknown verdict to answer
 // without asking: a product named without a mapping (the author's

@@ -190,7 +190,7 @@ var now = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func newSource(t *testing.T, base string, mod func(*Config)) *Source {
 	t.Helper()
-	return upstreamtest.Build(t, New, Config{BaseURL: base, Products: products, Now: func() time.Time { return now }}, mod)
+	return upstreamtest.Build(t, New, Config{BaseURL: base, Products: products, Client: upstreams.Client{Now: func() time.Time { return now }}}, mod)
 }
 
 var standardRecord = upstreams.Record{
@@ -385,7 +385,7 @@ func TestRateLimit(t *testing.T) {
 	f := newFake(t, want{slug: "your-product-slug", domain: "acme.com"}, map[string]reply{
 		keyStandard + "|your-product-slug": {status: 200, body: validStandard},
 	})
-	s := newSource(t, f.srv.URL, func(c *Config) { c.Now = time.Now })
+	s := newSource(t, f.srv.URL, func(c *Config) { c.Client.Now = time.Now })
 	req := upstreams.Request{Key: keyStandard, Product: "converter-pro", Domain: "acme.com"}
 	for i := 0; i < 120; i++ {
 		if v := s.Verify(context.Background(), req); v.Outcome != upstreams.Valid {
@@ -501,7 +501,7 @@ func TestOutages(t *testing.T) {
 	for _, product := range []string{"", "converter-pro"} {
 		t.Run("product="+product, func(t *testing.T) {
 			upstreamtest.RunOutageCases(t, func(t *testing.T, o upstreamtest.Target) upstreams.Source {
-				return newSource(t, o.BaseURL, func(c *Config) { c.HTTPClient, c.MaxBody, c.Now = o.Client, o.MaxBody, o.Now })
+				return newSource(t, o.BaseURL, func(c *Config) { c.Client = o.UpstreamClient() })
 			}, upstreams.Request{Key: keyStandard, Product: product, Domain: "acme.com"})
 		})
 	}
@@ -556,7 +556,7 @@ func TestNew(t *testing.T) {
 		want string
 	}{
 		{"base_url with user info", func(c *Config) { c.BaseURL = "https://u:p@apptrovo.com" }, "base_url"},
-		{"negative max body", func(c *Config) { c.MaxBody = -5 }, "max_body"},
+		{"negative max body", func(c *Config) { c.Client.MaxBody = -5 }, "max_body"},
 		{"empty slug", func(c *Config) { c.Products = upstreams.ProductMap{{Product: "p", VendorID: ""}} }, "apptrovo_slug is empty"},
 		{"slug with a space", func(c *Config) { c.Products = upstreams.ProductMap{{Product: "p", VendorID: "my product"}} }, "apptrovo_slug"},
 		{"slug non-ASCII", func(c *Config) { c.Products = upstreams.ProductMap{{Product: "p", VendorID: "my\u2013product"}} }, "apptrovo_slug"},

@@ -54,13 +54,11 @@ type Config struct {
 	// BaseURL is the store's root, e.g. https://store.example.com
 	// (required; Caddyfile base_url).
 	BaseURL string
-	// HTTPClient sends the requests. Default: a client with no timeout of
-	// its own (the resilience wrapper sets deadlines via ctx).
-	HTTPClient *http.Client
-	// MaxBody bounds a response body. Default: upstreams.DefaultMaxBody.
-	MaxBody int64
-	// Now is the clock, for Retry-After dates. Default: time.Now.
-	Now func() time.Time
+	// Client sends the requests, reads the answers through its body limit
+	// and tells the time (Retry-After dates); each request spends the
+	// source's rate budget. The app gives the Client of the source's
+	// resilience wrapper; zero values get upstreams.NewClient's defaults.
+	Client upstreams.Client
 	// Products maps our product slugs to the product names the store puts
 	// on the keys it issues (Caddyfile, per product: cpstore_product). The
 	// store snapshots the name at issue time, so a renamed product may need
@@ -90,7 +88,7 @@ func New(cfg Config) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	client, err := upstreams.NewClient(cfg.HTTPClient, cfg.MaxBody, cfg.Now)
+	client, err := upstreams.NewClient(cfg.Client)
 	if err != nil {
 		return nil, err
 	}

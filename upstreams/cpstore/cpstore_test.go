@@ -105,8 +105,8 @@ func (f *fake) Calls() []map[string]string {
 
 func newSource(t *testing.T, base string, mod ...func(*Config)) *Source {
 	t.Helper()
-	return upstreamtest.Build(t, New, Config{BaseURL: base, Products: products, MaxBody: 4096,
-		Now: func() time.Time { return time.Date(2026, 3, 14, 12, 0, 0, 0, time.UTC) }}, mod...)
+	return upstreamtest.Build(t, New, Config{BaseURL: base, Products: products,
+		Client: upstreams.Client{MaxBody: 4096, Now: func() time.Time { return time.Date(2026, 3, 14, 12, 0, 0, 0, time.UTC) }}}, mod...)
 }
 
 func day(y int, m time.Month, d int) *time.Time {
@@ -341,7 +341,7 @@ func TestVerifyNoCall(t *testing.T) {
 // and no cause quotes the key.
 func TestOutages(t *testing.T) {
 	upstreamtest.RunOutageCases(t, func(t *testing.T, o upstreamtest.Target) upstreams.Source {
-		return newSource(t, o.BaseURL, func(c *Config) { c.HTTPClient, c.MaxBody, c.Now = o.Client, o.MaxBody, o.Now })
+		return newSource(t, o.BaseURL, func(c *Config) { c.Client = o.UpstreamClient() })
 	}, upstreams.Request{Key: key, Product: "acme-theme", Domain: "customer-site.example.com", IP: "203.0.113.42"})
 }
 

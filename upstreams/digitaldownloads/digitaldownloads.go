@@ -25,7 +25,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/licensegate/licensegate/upstreams"
 )
@@ -46,13 +45,11 @@ type Config struct {
 	// BaseURL is the API's root, e.g. https://api.digitaldownloadsapp.com
 	// (required; Caddyfile base_url).
 	BaseURL string
-	// HTTPClient sends the requests. Default: a client with no timeout of
-	// its own (the resilience wrapper sets deadlines via ctx).
-	HTTPClient *http.Client
-	// MaxBody bounds a response body. Default: upstreams.DefaultMaxBody.
-	MaxBody int64
-	// Now is the clock, for Retry-After dates. Default: time.Now.
-	Now func() time.Time
+	// Client sends the requests, reads the answers through its body limit
+	// and tells the time (Retry-After dates); each request spends the
+	// source's rate budget. The app gives the Client of the source's
+	// resilience wrapper; zero values get upstreams.NewClient's defaults.
+	Client upstreams.Client
 	// Products maps our product slugs to licence key list tokens
 	// (Caddyfile, per product: ddp_list_token). Without a product in the
 	// request, the lists are asked in this order.
@@ -86,7 +83,7 @@ func New(cfg Config) (*Source, error) {
 			return nil, fmt.Errorf("product %s: ddp_list_token contains spaces, control or non-ASCII characters", p.Product)
 		}
 	}
-	client, err := upstreams.NewClient(cfg.HTTPClient, cfg.MaxBody, cfg.Now)
+	client, err := upstreams.NewClient(cfg.Client)
 	if err != nil {
 		return nil, err
 	}

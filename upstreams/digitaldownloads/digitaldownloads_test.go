@@ -170,8 +170,8 @@ func (f *fake) Calls() []string {
 
 func newSource(t *testing.T, base string, pm upstreams.ProductMap, mod ...func(*Config)) *Source {
 	t.Helper()
-	return upstreamtest.Build(t, New, Config{BaseURL: base, Products: pm, MaxBody: 4096,
-		Now: func() time.Time { return time.Date(2026, 3, 14, 12, 0, 0, 0, time.UTC) }}, mod...)
+	return upstreamtest.Build(t, New, Config{BaseURL: base, Products: pm,
+		Client: upstreams.Client{MaxBody: 4096, Now: func() time.Time { return time.Date(2026, 3, 14, 12, 0, 0, 0, time.UTC) }}}, mod...)
 }
 
 func TestVerify(t *testing.T) {
@@ -457,7 +457,7 @@ func TestVerify(t *testing.T) {
 // and no cause quotes the key.
 func TestOutages(t *testing.T) {
 	upstreamtest.RunOutageCases(t, func(t *testing.T, o upstreamtest.Target) upstreams.Source {
-		return newSource(t, o.BaseURL, products, func(c *Config) { c.HTTPClient, c.MaxBody, c.Now = o.Client, o.MaxBody, o.Now })
+		return newSource(t, o.BaseURL, products, func(c *Config) { c.Client = o.UpstreamClient() })
 	}, upstreams.Request{Key: key, Product: "converter-pro"})
 }
 

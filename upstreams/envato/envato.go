@@ -23,7 +23,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/licensegate/licensegate/upstreams"
 )
@@ -39,13 +38,11 @@ type Config struct {
 	// BaseURL is the API's root, e.g. https://api.envato.com (Caddyfile
 	// base_url). Required.
 	BaseURL string
-	// HTTPClient sends the requests. Default: a client with no timeout of
-	// its own (the resilience wrapper sets deadlines through the context).
-	HTTPClient *http.Client
-	// MaxBody bounds a response body. Default upstreams.DefaultMaxBody.
-	MaxBody int64
-	// Now is the clock, for Retry-After dates. Default time.Now.
-	Now func() time.Time
+	// Client sends the requests, reads the answers through its body limit
+	// and tells the time (Retry-After dates); each request spends the
+	// source's rate budget. The app gives the Client of the source's
+	// resilience wrapper; zero values get upstreams.NewClient's defaults.
+	Client upstreams.Client
 	// Products ties our product slugs to Envato item ids (Caddyfile
 	// envato_item, e.g. 12345678).
 	Products upstreams.ProductMap
@@ -78,7 +75,7 @@ func New(cfg Config) (*Source, error) {
 		// is a copy mistake; the token itself is never echoed
 		return nil, errors.New("token contains spaces, control or non-ASCII characters")
 	}
-	client, err := upstreams.NewClient(cfg.HTTPClient, cfg.MaxBody, cfg.Now)
+	client, err := upstreams.NewClient(cfg.Client)
 	if err != nil {
 		return nil, err
 	}

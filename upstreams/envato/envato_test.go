@@ -127,7 +127,7 @@ var now = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func newSource(t *testing.T, base string, mod func(*Config)) *Source {
 	t.Helper()
-	return upstreamtest.Build(t, New, Config{BaseURL: base, Token: token, Products: products, Now: func() time.Time { return now }}, mod)
+	return upstreamtest.Build(t, New, Config{BaseURL: base, Token: token, Products: products, Client: upstreams.Client{Now: func() time.Time { return now }}}, mod)
 }
 
 func TestVerify(t *testing.T) {
@@ -303,7 +303,7 @@ func TestVerifyBaseURLPathPrefix(t *testing.T) {
 // and no cause quotes the purchase code.
 func TestOutages(t *testing.T) {
 	upstreamtest.RunOutageCases(t, func(t *testing.T, o upstreamtest.Target) upstreams.Source {
-		return newSource(t, o.BaseURL, func(c *Config) { c.HTTPClient, c.MaxBody, c.Now = o.Client, o.MaxBody, o.Now })
+		return newSource(t, o.BaseURL, func(c *Config) { c.Client = o.UpstreamClient() })
 	}, upstreams.Request{Key: codeRegular})
 }
 
@@ -345,7 +345,7 @@ func TestNew(t *testing.T) {
 		{"blank token", func(c *Config) { c.Token = " \n" }, "token is required"},
 		{"token with a space", func(c *Config) { c.Token = "s6Isc WrJL3" }, "token contains"},
 		{"token with non-ASCII", func(c *Config) { c.Token = "s6Isc\u2013WrJL3" }, "token contains"},
-		{"negative max body", func(c *Config) { c.MaxBody = -1 }, "max_body"},
+		{"negative max body", func(c *Config) { c.Client.MaxBody = -1 }, "max_body"},
 		{"item id not a number", func(c *Config) { c.Products = upstreams.ProductMap{{Product: "p", VendorID: "seo-studio"}} }, "envato_item"},
 		{"item id empty", func(c *Config) { c.Products = upstreams.ProductMap{{Product: "p", VendorID: ""}} }, "envato_item"},
 		{"item id leading zero", func(c *Config) { c.Products = upstreams.ProductMap{{Product: "p", VendorID: "017022701"}} }, "envato_item"},

@@ -54,14 +54,11 @@ type Config struct {
 	// BaseURL is the API's root, e.g. https://api.gumroad.com (Caddyfile
 	// base_url). Required.
 	BaseURL string
-	// HTTPClient sends the requests. Default: a client with no timeout of
-	// its own (the resilience wrapper sets deadlines through the context).
-	HTTPClient *http.Client
-	// MaxBody bounds a response body. Default upstreams.DefaultMaxBody.
-	MaxBody int64
-	// Now is the clock, for Retry-After dates and subscription ends.
-	// Default time.Now.
-	Now func() time.Time
+	// Client sends the requests, reads the answers through its body limit
+	// and tells the time (Retry-After dates); each request spends the
+	// source's rate budget. The app gives the Client of the source's
+	// resilience wrapper; zero values get upstreams.NewClient's defaults.
+	Client upstreams.Client
 	// Products ties our product slugs to Gumroad product ids (Caddyfile
 	// gumroad_product, e.g. 32-nPAicqbLj8B_WswVlMw==, shown in the
 	// product's license key module). Required: at least one.
@@ -81,7 +78,7 @@ func New(cfg Config) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	client, err := upstreams.NewClient(cfg.HTTPClient, cfg.MaxBody, cfg.Now)
+	client, err := upstreams.NewClient(cfg.Client)
 	if err != nil {
 		return nil, err
 	}

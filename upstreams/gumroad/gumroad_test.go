@@ -196,7 +196,7 @@ var now = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func newSource(t *testing.T, base string, mod func(*Config)) *Source {
 	t.Helper()
-	return upstreamtest.Build(t, New, Config{BaseURL: base, Products: products, Now: func() time.Time { return now }}, mod)
+	return upstreamtest.Build(t, New, Config{BaseURL: base, Products: products, Client: upstreams.Client{Now: func() time.Time { return now }}}, mod)
 }
 
 func set(body, field, value string) string {
@@ -460,7 +460,7 @@ func TestVerifyBadKey(t *testing.T) {
 // and no cause quotes the key.
 func TestOutages(t *testing.T) {
 	upstreamtest.RunOutageCases(t, func(t *testing.T, o upstreamtest.Target) upstreams.Source {
-		return newSource(t, o.BaseURL, func(c *Config) { c.HTTPClient, c.MaxBody, c.Now = o.Client, o.MaxBody, o.Now })
+		return newSource(t, o.BaseURL, func(c *Config) { c.Client = o.UpstreamClient() })
 	}, upstreams.Request{Key: keyGood, Product: "pencil"})
 }
 
@@ -498,7 +498,7 @@ func TestNew(t *testing.T) {
 	}{
 		{"ok", Config{BaseURL: "https://api.gumroad.com", Products: products}, ""},
 		{"no products", Config{BaseURL: "https://api.gumroad.com"}, "gumroad_product is required"},
-		{"negative max body", Config{BaseURL: "https://api.gumroad.com", Products: products, MaxBody: -1}, "max_body"},
+		{"negative max body", Config{BaseURL: "https://api.gumroad.com", Products: products, Client: upstreams.Client{MaxBody: -1}}, "max_body"},
 		{"empty slug", Config{BaseURL: "https://x", Products: upstreams.ProductMap{{Product: "", VendorID: productID}}}, "slug is empty"},
 		{"empty product id", Config{BaseURL: "https://x", Products: upstreams.ProductMap{{Product: "a", VendorID: ""}}}, "gumroad_product"},
 		{"product id with a space", Config{BaseURL: "https://x", Products: upstreams.ProductMap{{Product: "a", VendorID: "32-nPAi cqb"}}}, "gumroad_product"},

@@ -198,7 +198,7 @@ var now = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func newSource(t *testing.T, base string, mod func(*Config)) *Source {
 	t.Helper()
-	return upstreamtest.Build(t, New, Config{BaseURL: base, Account: account, Products: products, Now: func() time.Time { return now }}, mod)
+	return upstreamtest.Build(t, New, Config{BaseURL: base, Account: account, Products: products, Client: upstreams.Client{Now: func() time.Time { return now }}}, mod)
 }
 
 // TestVerify asks with the product named, so the scope is sent.
@@ -493,7 +493,7 @@ func TestVerifyBadKey(t *testing.T) {
 // and no cause quotes the key.
 func TestOutages(t *testing.T) {
 	upstreamtest.RunOutageCases(t, func(t *testing.T, o upstreamtest.Target) upstreams.Source {
-		return newSource(t, o.BaseURL, func(c *Config) { c.HTTPClient, c.MaxBody, c.Now = o.Client, o.MaxBody, o.Now })
+		return newSource(t, o.BaseURL, func(c *Config) { c.Client = o.UpstreamClient() })
 	}, upstreams.Request{Key: keyGood, Product: "pro"})
 }
 
@@ -556,7 +556,7 @@ func TestNew(t *testing.T) {
 		{"base_url with user info", Config{BaseURL: "https://u:p@api.keygen.sh", Account: account}, "base_url"},
 		{"token with a space", Config{BaseURL: base, Account: account, Token: "prod-abc def"}, "token"},
 		{"token with a newline", Config{BaseURL: base, Account: account, Token: "prod-abc\ndef"}, "token"},
-		{"negative max body", Config{BaseURL: base, Account: account, MaxBody: -1}, "max_body"},
+		{"negative max body", Config{BaseURL: base, Account: account, Client: upstreams.Client{MaxBody: -1}}, "max_body"},
 		{"empty slug", Config{BaseURL: base, Account: account, Products: upstreams.ProductMap{{Product: "", VendorID: productID}}}, "slug is empty"},
 		{"empty product id", Config{BaseURL: base, Account: account, Products: upstreams.ProductMap{{Product: "a", VendorID: ""}}}, "keygen_product"},
 		{

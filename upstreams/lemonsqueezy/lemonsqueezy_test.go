@@ -144,7 +144,7 @@ var now = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func newSource(t *testing.T, base string, mod func(*Config)) *Source {
 	t.Helper()
-	return upstreamtest.Build(t, New, Config{BaseURL: base, Products: products, Now: func() time.Time { return now }}, mod)
+	return upstreamtest.Build(t, New, Config{BaseURL: base, Products: products, Client: upstreams.Client{Now: func() time.Time { return now }}}, mod)
 }
 
 func TestVerify(t *testing.T) {
@@ -374,7 +374,7 @@ func TestVerifyBadKey(t *testing.T) {
 // and no cause quotes the key.
 func TestOutages(t *testing.T) {
 	upstreamtest.RunOutageCases(t, func(t *testing.T, o upstreamtest.Target) upstreams.Source {
-		return newSource(t, o.BaseURL, func(c *Config) { c.HTTPClient, c.MaxBody, c.Now = o.Client, o.MaxBody, o.Now })
+		return newSource(t, o.BaseURL, func(c *Config) { c.Client = o.UpstreamClient() })
 	}, upstreams.Request{Key: keyActive})
 }
 
@@ -426,7 +426,7 @@ func TestNew(t *testing.T) {
 		{"ok", Config{BaseURL: "https://api.lemonsqueezy.com", Products: products}, ""},
 		{"no products", Config{BaseURL: "https://api.lemonsqueezy.com"}, ""},
 		{"blank base_url", Config{BaseURL: "  "}, "base_url is required"},
-		{"negative max body", Config{BaseURL: "https://api.lemonsqueezy.com", MaxBody: -1}, "max_body"},
+		{"negative max body", Config{BaseURL: "https://api.lemonsqueezy.com", Client: upstreams.Client{MaxBody: -1}}, "max_body"},
 		{"empty slug", Config{BaseURL: "https://x", Products: upstreams.ProductMap{{Product: "", VendorID: "4"}}}, "slug is empty"},
 		{"product id not a number", Config{BaseURL: "https://x", Products: upstreams.ProductMap{{Product: "a", VendorID: "my-product"}}}, "lemonsqueezy_product"},
 		{"product id empty", Config{BaseURL: "https://x", Products: upstreams.ProductMap{{Product: "a", VendorID: ""}}}, "lemonsqueezy_product"},

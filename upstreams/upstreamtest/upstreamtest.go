@@ -1,4 +1,4 @@
-// Package upstreamtest runs the scenarios every HTTP marketplace adapter
+// Package upstreamtest runs the scenarios every HTTP source adapter
 // must answer alike, whatever its vendor: outages, rate limits, oversized
 // and unreadable answers, a closed server, a caller giving up, and the
 // base_url values New refuses. Each adapter's own tests keep what is
@@ -20,12 +20,17 @@ import (
 )
 
 // Target is what a case's source must be built with: its Config's
-// BaseURL, HTTPClient, MaxBody and Now.
+// BaseURL, and its Client's HTTP client, body limit and clock.
 type Target struct {
 	BaseURL string
 	Client  *http.Client
 	MaxBody int64
 	Now     func() time.Time
+}
+
+// UpstreamClient is the adapter's Client for the case (without a budget).
+func (t Target) UpstreamClient() upstreams.Client {
+	return upstreams.Client{HTTP: t.Client, MaxBody: t.MaxBody, Now: t.Now}
 }
 
 // Now is the time Target.Now tells; a Retry-After date is relative to it.

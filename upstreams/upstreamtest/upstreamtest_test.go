@@ -56,7 +56,7 @@ func newReference(target Target) (upstreams.Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	client, err := upstreams.NewClient(target.Client, target.MaxBody, target.Now)
+	client, err := upstreams.NewClient(target.UpstreamClient())
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,39 @@
+package caddymodule
+
+import (
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/licensegate/licensegate/upstreams"
+	"github.com/licensegate/licensegate/upstreams/gumroad"
+)
+
+func init() {
+	caddy.RegisterModule(GumroadSource{})
+}
+
+// GumroadSource verifies Gumroad licence keys; each product names its
+// Gumroad product ids (gumroad_product).
+type GumroadSource struct {
+	SourceOptions
+}
+
+// CaddyModule returns the Caddy module information.
+func (GumroadSource) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "licensegate.sources.gumroad", New: func() caddy.Module { return new(GumroadSource) }}
+}
+
+// MappingOption implements SourceModule.
+func (*GumroadSource) MappingOption() (string, bool) { return "gumroad_product", true }
+
+// Options implements SourceModule.
+func (s *GumroadSource) Options() (SourceOptions, SourceDefaults) {
+	return s.SourceOptions, SourceDefaults{BaseURL: "https://api.gumroad.com"}
+}
+
+// BuildSource implements SourceModule.
+func (s *GumroadSource) BuildSource(c SourceConfig) (upstreams.Source, error) {
+	return gumroad.New(gumroad.Config{BaseURL: c.BaseURL, Products: c.Products, Client: c.Client})
+}
+
+// Interface guards
+var _ SourceModule = (*GumroadSource)(nil)

@@ -1,0 +1,52 @@
+package caddymodule
+
+import (
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/licensegate/licensegate/upstreams"
+	"github.com/licensegate/licensegate/upstreams/keygen"
+)
+
+func init() {
+	caddy.RegisterModule(KeygenSource{})
+}
+
+// KeygenSource verifies Keygen licence keys of one account; each product
+// names its Keygen product ids (keygen_product).
+type KeygenSource struct {
+	SourceOptions
+	// Account is the Keygen account id or slug. Required.
+	Account string `json:"account,omitempty"`
+	// Token is an optional product token, for accounts that protect
+	// validation.
+	Token string `json:"token,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (KeygenSource) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "licensegate.sources.keygen", New: func() caddy.Module { return new(KeygenSource) }}
+}
+
+// MappingOption implements SourceModule.
+func (*KeygenSource) MappingOption() (string, bool) { return "keygen_product", true }
+
+// Options implements SourceModule.
+func (s *KeygenSource) Options() (SourceOptions, SourceDefaults) {
+	return s.SourceOptions, SourceDefaults{BaseURL: "https://api.keygen.sh"}
+}
+
+// BuildSource implements SourceModule.
+func (s *KeygenSource) BuildSource(c SourceConfig) (upstreams.Source, error) {
+	token, err := resolveSecret("token", s.Token)
+	if err != nil {
+		return nil, err
+	}
+	account, err := resolveSecret("account", s.Account)
+	if err != nil {
+		return nil, err
+	}
+	return keygen.New(keygen.Config{BaseURL: c.BaseURL, Account: account, Token: token, Products: c.Products, Client: c.Client})
+}
+
+// Interface guards
+var _ SourceModule = (*KeygenSource)(nil)

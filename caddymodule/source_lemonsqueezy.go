@@ -1,0 +1,39 @@
+package caddymodule
+
+import (
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/licensegate/licensegate/upstreams"
+	"github.com/licensegate/licensegate/upstreams/lemonsqueezy"
+)
+
+func init() {
+	caddy.RegisterModule(LemonSqueezySource{})
+}
+
+// LemonSqueezySource verifies Lemon Squeezy licence keys; each product
+// names its Lemon Squeezy product ids (lemonsqueezy_product).
+type LemonSqueezySource struct {
+	SourceOptions
+}
+
+// CaddyModule returns the Caddy module information.
+func (LemonSqueezySource) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "licensegate.sources.lemonsqueezy", New: func() caddy.Module { return new(LemonSqueezySource) }}
+}
+
+// MappingOption implements SourceModule.
+func (*LemonSqueezySource) MappingOption() (string, bool) { return "lemonsqueezy_product", true }
+
+// Options implements SourceModule.
+func (s *LemonSqueezySource) Options() (SourceOptions, SourceDefaults) {
+	return s.SourceOptions, SourceDefaults{BaseURL: "https://api.lemonsqueezy.com"}
+}
+
+// BuildSource implements SourceModule.
+func (s *LemonSqueezySource) BuildSource(c SourceConfig) (upstreams.Source, error) {
+	return lemonsqueezy.New(lemonsqueezy.Config{BaseURL: c.BaseURL, Products: c.Products, Client: c.Client})
+}
+
+// Interface guards
+var _ SourceModule = (*LemonSqueezySource)(nil)
