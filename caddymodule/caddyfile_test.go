@@ -92,6 +92,8 @@ func TestCaddyfileErrorMessages(t *testing.T) {
 			`source: unknown source "nope", at Caddyfile:3`},
 		"unknown source option": {"{\n\tlicensegate {\n\t\tsource envato {\n\t\t\tnope 1\n\t\t}\n\t}\n}\n",
 			`source envato: unrecognized option "nope", at Caddyfile:4`},
+		"reuse grace too long": {"{\n\tlicensegate {\n\t\trefresh_reuse_grace 2m\n\t}\n}\n",
+			`refresh_reuse_grace: "2m" is not between 0 (off) and 1m0s, at Caddyfile:3`},
 		"bad staging_subdomains": {"{\n\tlicensegate {\n\t\tproduct p {\n\t\t\tstaging_subdomains FREE\n\t\t}\n\t}\n}\n",
 			`product p: staging_subdomains: "FREE" is not free, slot or deny, at Caddyfile:4`},
 	}

@@ -34,8 +34,12 @@ type Config struct {
 	Ring       *tokens.Ring
 	Issuer     *tokens.Issuer
 	RefreshTTL time.Duration
-	Sources    map[string]upstreams.Source
-	Products   map[string]*Product
+	// RefreshReuseGrace is how long after a rotation the refresh token it
+	// spent, presented again while its successor is unused, gets the same
+	// answer instead of counting as reuse (SPEC section 4). 0: never.
+	RefreshReuseGrace time.Duration
+	Sources           map[string]upstreams.Source
+	Products          map[string]*Product
 	// ProductOrder lists product names in the order a key is offered to
 	// them when the installer names none: by name (the JSON config is a map,
 	// so the Caddyfile's order is not kept).
@@ -74,6 +78,9 @@ func New(cfg Config) (*Service, error) {
 				return nil, fmt.Errorf("product %s: source %q is not configured", name, s)
 			}
 		}
+	}
+	if cfg.RefreshReuseGrace < 0 {
+		return nil, errors.New("gateway: the refresh reuse grace must not be negative")
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
