@@ -21,7 +21,6 @@ import (
 	"github.com/licensegate/licensegate/policy"
 	"github.com/licensegate/licensegate/secret"
 	"github.com/licensegate/licensegate/store"
-	"github.com/licensegate/licensegate/tokens"
 	"github.com/licensegate/licensegate/upstreams"
 )
 
@@ -53,7 +52,8 @@ type App struct {
 	// embedded store: one is generated beside the store file.
 	Secret string `json:"secret,omitempty"`
 
-	// Issuer is the access tokens' iss claim. Default: "licensegate".
+	// Issuer is the access tokens' iss claim. Default: "licensegate"
+	// (gateway.DefaultIssuer).
 	Issuer string `json:"issuer,omitempty"`
 
 	// AccessTokenTTL is the access tokens' lifetime. Default: 1h.
@@ -89,7 +89,6 @@ type App struct {
 	storage Storage
 	store   store.Store
 	master  *secret.Master
-	ring    *tokens.Ring
 	svc     *gateway.Service
 	logger  *zap.Logger
 	pooled  []string // sourcePool keys held by this config
@@ -462,6 +461,8 @@ func treatment(s string) (policy.Treatment, error) {
 	return policy.ParseTreatment(s)
 }
 
+// buildService names config errors for users; gateway.New builds the key
+// ring and issuer from what is checked here.
 func (a *App) buildService(sources map[string]upstreams.Source, products map[string]*gateway.Product, order []string) error {
 	accessTTL := durationOr(a.AccessTokenTTL, defaultAccessTTL)
 	refreshTTL := durationOr(a.RefreshTokenTTL, defaultRefreshTTL)
@@ -478,15 +479,8 @@ func (a *App) buildService(sources map[string]upstreams.Source, products map[str
 	if reuseGrace > maxReuseGrace {
 		return fmt.Errorf("refresh_reuse_grace: %s is longer than the %s maximum", reuseGrace, maxReuseGrace)
 	}
-	issuer := a.Issuer
-	if issuer == "" {
-		issuer = "licensegate"
-	}
-	a.ring = tokens.NewRing(a.store, a.master, nil)
-	a.ring.SetRetention(accessTTL + tokens.Leeway)
 	svc, err := gateway.New(gateway.Config{
-		Store: a.store, Master: a.master, Ring: a.ring,
-		Issuer:     tokens.NewIssuer(a.ring, issuer, accessTTL),
+		Store: a.store, Master: a.master, Issuer: a.Issuer, AccessTTL: accessTTL,
 		RefreshTTL: refreshTTL, RefreshReuseGrace: reuseGrace,
 		Sources: sources, Products: products, ProductOrder: order,
 		KeyRotation: time.Duration(a.KeyRotation),
@@ -528,7 +522,7 @@ func (a *App) Validate() error {
 func (a *App) Start() error {
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
-	if err := a.ring.Load(ctx); err != nil {
+	if err := a.svc.LoadKeys(ctx); err != nil {
 		// The store may be briefly down; the service retries on first use.
 		a.logger.Error("loading signing keys", zap.Error(err))
 	}

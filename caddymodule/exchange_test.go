@@ -17,7 +17,6 @@ import (
 	"github.com/licensegate/licensegate/gateway"
 	"github.com/licensegate/licensegate/secret"
 	"github.com/licensegate/licensegate/store/embedded"
-	"github.com/licensegate/licensegate/tokens"
 	"github.com/licensegate/licensegate/upstreams"
 )
 
@@ -60,27 +59,34 @@ func TestHandlersNeedTheGlobalOption(t *testing.T) {
 	}
 }
 
-// newTestExchange is an exchange on a fresh embedded store, with no
-// products: enough for the endpoints that authenticate.
+// newServiceForTest is a gateway service on a fresh embedded store, its key
+// ring loaded; cfg gives what else the test needs.
+func newServiceForTest(tb testing.TB, cfg gateway.Config) *gateway.Service {
+	tb.Helper()
+	st, err := embedded.Open(filepath.Join(tb.TempDir(), "lg.db"), time.Second)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = st.Close() })
+	cfg.Store = st
+	if cfg.Master, err = secret.New([]byte("caddymodule-test-secret-0123456789abcdef")); err != nil {
+		tb.Fatal(err)
+	}
+	svc, err := gateway.New(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := svc.LoadKeys(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	return svc
+}
+
+// newTestExchange is an exchange with no products: enough for the
+// endpoints that authenticate.
 func newTestExchange(t *testing.T) *Exchange {
 	t.Helper()
-	st, err := embedded.Open(filepath.Join(t.TempDir(), "lg.db"), time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	master, err := secret.New([]byte("exchange-test-secret-0123456789abcdef"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ring := tokens.NewRing(st, master, time.Now)
-	if err := ring.Load(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	svc, err := gateway.New(gateway.Config{Store: st, Master: master, Ring: ring, Issuer: tokens.NewIssuer(ring, "iss", time.Hour)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc := newServiceForTest(t, gateway.Config{Issuer: "iss"})
 	lim := upstreams.Rate{Calls: 1000, Period: time.Minute}
 	return &Exchange{svc: svc, logger: zap.NewNop(), requests: newIPLimiter(lim), failures: newIPLimiter(lim)}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/textproto"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,7 +15,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/licensegate/licensegate/gateway"
-	"github.com/licensegate/licensegate/tokens"
 )
 
 func init() {
@@ -24,8 +24,9 @@ func init() {
 // Gate admits requests that carry a valid access token of an installation
 // in good standing, without any marketplace call (SPEC section 6).
 //
-// On admission it removes the Authorization header and any client-sent
-// X-License-* header, then sets:
+// On admission it removes the Authorization header, any client-sent
+// X-License-* (or X-License_*) header and any Connection token naming one
+// (reverse_proxy would drop the gate's own header of that name), then sets:
 //
 //	X-License-Installation   installation id
 //	X-License-Product        product slug
@@ -47,8 +48,7 @@ type Gate struct {
 	OnStoreError *StoreErrorPolicy `json:"on_store_error,omitempty"`
 
 	staleFor time.Duration
-	svc      *gateway.Service
-	verifier *tokens.Verifier
+	gate     *gateway.Gate
 	logger   *zap.Logger
 }
 
@@ -69,7 +69,7 @@ func (Gate) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision builds the gate's token verifier.
+// Provision builds the gate's admission path for its products.
 func (g *Gate) Provision(ctx caddy.Context) error {
 	g.logger = ctx.Logger()
 	app, err := licensegateApp(ctx, "license_gate")
@@ -82,8 +82,7 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("license_gate: products: %q is not a configured product (have: %s)", p, strings.Join(known, ", "))
 		}
 	}
-	g.svc = app.Service()
-	g.verifier = g.svc.NewVerifier(g.Products)
+	g.gate = app.Service().Gate(g.Products)
 	g.staleFor = defaultStale
 	if p := g.OnStoreError; p != nil {
 		switch p.Mode {
@@ -108,33 +107,21 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		writeProblem(w, g.logger, &gateway.Error{Code: gateway.CodeInvalidToken, Detail: "A Bearer access token is required.", Cause: errNoBearer})
 		return nil
 	}
-	if err := g.svc.EnsureKeys(r.Context()); err != nil {
-		writeProblem(w, g.logger, err) // no keys yet: an outage, not a bad token
-		return nil
-	}
-	claims, err := g.verifier.Verify(raw)
-	if err != nil {
-		writeProblem(w, g.logger, &gateway.Error{Code: gateway.CodeInvalidToken, Detail: "The access token is not valid.", Cause: err})
-		return nil
-	}
-	grant, err := g.svc.Authorize(r.Context(), claims, g.staleFor)
+	grant, err := g.gate.Admit(r.Context(), raw, g.staleFor)
 	if err != nil {
 		writeProblem(w, g.logger, err)
 		return nil
 	}
-	g.forward(r, grant)
+	forward(r, &grant)
 	return next.ServeHTTP(w, r)
 }
 
-// forward replaces the credentials with the licence facts.
-func (g *Gate) forward(r *http.Request, grant *gateway.Grant) {
+// forward replaces the credentials with the licence facts, as headers and
+// placeholders.
+func forward(r *http.Request, grant *gateway.Grant) {
 	h := r.Header
 	h.Del("Authorization")
-	for name := range h {
-		if isLicenseHeader(name) {
-			h.Del(name)
-		}
-	}
+	stripLicenseHeaders(h)
 	support := strconv.FormatBool(grant.SupportActive)
 	h.Set("X-License-Installation", grant.InstallationID)
 	h.Set("X-License-Product", grant.Product)
@@ -151,6 +138,57 @@ func (g *Gate) forward(r *http.Request, grant *gateway.Grant) {
 	repl.Set("license.type", grant.Type)
 	repl.Set("license.support_active", support)
 	repl.Set("license.stale", strconv.FormatBool(grant.Stale)) // served while the store was unreachable
+}
+
+// stripLicenseHeaders removes every header the client sent that could
+// pass for one the gate sets, and every Connection token naming one:
+// reverse_proxy deletes the headers a client's Connection header names
+// (RFC 9110 section 7.6.1) after the gate has set its own, so
+// "Connection: X-License-Support-Active" would hide the gate's answer
+// from the backend.
+func stripLicenseHeaders(h http.Header) {
+	for name := range h {
+		if isLicenseHeader(name) {
+			delete(h, name) // name is the map's own key: no canonicalising
+		}
+	}
+	if conn, ok := h["Connection"]; ok && namesLicenseHeader(conn) {
+		if kept := connectionTokensWithout(conn); kept != "" {
+			h["Connection"] = []string{kept}
+		} else {
+			delete(h, "Connection")
+		}
+	}
+}
+
+// namesLicenseHeader reports whether a Connection header's values name a
+// licence header. It allocates nothing: most requests carry no Connection
+// header or just "keep-alive".
+func namesLicenseHeader(values []string) bool {
+	for _, v := range values {
+		for v != "" {
+			var token string
+			token, v, _ = strings.Cut(v, ",")
+			if isLicenseHeader(textproto.TrimString(token)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// connectionTokensWithout joins a Connection header's tokens except those
+// naming a licence header.
+func connectionTokensWithout(values []string) string {
+	var kept []string
+	for _, v := range values {
+		for token := range strings.SplitSeq(v, ",") {
+			if token = textproto.TrimString(token); token != "" && !isLicenseHeader(token) {
+				kept = append(kept, token)
+			}
+		}
+	}
+	return strings.Join(kept, ", ")
 }
 
 // isLicenseHeader reports whether a client-sent header could pass for one

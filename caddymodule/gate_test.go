@@ -1,6 +1,22 @@
 package caddymodule
 
-import "testing"
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/licensegate/licensegate/gateway"
+	"github.com/licensegate/licensegate/policy"
+	"github.com/licensegate/licensegate/upstreams"
+)
 
 func TestIsLicenseHeader(t *testing.T) {
 	for name, want := range map[string]bool{
@@ -16,5 +32,184 @@ func TestIsLicenseHeader(t *testing.T) {
 		if got := isLicenseHeader(name); got != want {
 			t.Errorf("isLicenseHeader(%q) = %v, want %v", name, got, want)
 		}
+	}
+}
+
+// testSource vindicates every key for product p, with support until
+// 2099.
+type testSource struct{}
+
+func (testSource) Name() string                          { return "test" }
+func (testSource) CanonicalKey(k string) (string, error) { return k, nil }
+func (testSource) Verify(context.Context, upstreams.Request) upstreams.Verdict {
+	support := time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)
+	return upstreams.ValidVerdict(upstreams.Record{Product: "p", Type: "extended", SupportUntil: &support})
+}
+
+// gateFixture is a gate handler for product p, with one activated
+// installation.
+type gateFixture struct {
+	gate   *Gate
+	act    *gateway.Activation
+	bearer []string // the Authorization header's value
+}
+
+func newGateFixture(tb testing.TB) *gateFixture {
+	tb.Helper()
+	svc := newServiceForTest(tb, gateway.Config{
+		Sources:      map[string]upstreams.Source{"test": testSource{}},
+		Products:     map[string]*gateway.Product{"p": {Name: "p", Sources: []string{"test"}, Rules: policy.Rules{Activations: 1}}},
+		ProductOrder: []string{"p"},
+	})
+	a, err := svc.Activate(context.Background(), gateway.ActivateRequest{Key: "KEY-1", Domain: "acme.com"})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &gateFixture{
+		gate:   &Gate{gate: svc.Gate(nil), logger: zap.NewNop(), staleFor: defaultStale},
+		act:    a,
+		bearer: []string{"Bearer " + a.AccessToken},
+	}
+}
+
+// request is a gated request as Caddy's server hands it to the gate:
+// with a replacer in its context.
+func (f *gateFixture) request(header http.Header) (*http.Request, *caddy.Replacer) {
+	r := httptest.NewRequest(http.MethodGet, "/convert", nil)
+	for name, vals := range header {
+		r.Header[name] = vals // as sent: not canonicalised
+	}
+	r.Header["Authorization"] = f.bearer
+	return r, caddyhttp.NewTestReplacer(r)
+}
+
+// serve runs the gate and returns the request the next handler saw (nil
+// when the gate refused).
+func (f *gateFixture) serve(tb testing.TB, r *http.Request) (*httptest.ResponseRecorder, *http.Request) {
+	tb.Helper()
+	var seen *http.Request
+	next := caddyhttp.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) error { seen = r; return nil })
+	w := httptest.NewRecorder()
+	if err := f.gate.ServeHTTP(w, r, next); err != nil {
+		tb.Fatal(err)
+	}
+	return w, seen
+}
+
+// The backend sees the gate's licence headers, once each, and nothing the
+// client sent under a licence header's name in either spelling.
+func TestGateReplacesClientLicenseHeaders(t *testing.T) {
+	f := newGateFixture(t)
+	r, _ := f.request(http.Header{
+		"X-License-Product": {"forged", "twice"},
+		"X-License-Admin":   {"true"},
+		"X-License_Type":    {"extended"}, // HTTP_X_LICENSE_TYPE to php_fastcgi
+		"x-license-domain":  {"evil.com"}, // a key nobody canonicalised
+		"X_License_Class":   {"production"},
+		"X-Licensed-To":     {"kept"}, // not ours
+	})
+	_, seen := f.serve(t, r)
+	if seen == nil {
+		t.Fatal("the gate refused a valid token")
+	}
+	want := http.Header{
+		"X-License-Installation":   {f.act.InstallationID},
+		"X-License-Product":        {"p"},
+		"X-License-Domain":         {"acme.com"},
+		"X-License-Type":           {"extended"},
+		"X-License-Support-Active": {"true"},
+	}
+	for name, vals := range seen.Header {
+		if isLicenseHeader(name) && !slices.Equal(vals, want[name]) {
+			t.Errorf("backend saw %s: %q, want %q", name, vals, want[name])
+		}
+	}
+	for name, vals := range want {
+		if got := seen.Header[name]; !slices.Equal(got, vals) {
+			t.Errorf("backend saw %s: %q, want %q", name, got, vals)
+		}
+	}
+	if seen.Header.Get("Authorization") != "" {
+		t.Error("backend saw the Authorization header")
+	}
+	if seen.Header.Get("X-Licensed-To") != "kept" {
+		t.Error("a header that is not the gate's was removed")
+	}
+}
+
+// A client's Connection header must not name a licence header: Caddy's
+// reverse_proxy deletes the headers it names after the gate set its own.
+// Its other tokens stay.
+func TestGateStripsConnectionTokensNamingLicenseHeaders(t *testing.T) {
+	f := newGateFixture(t)
+	for _, c := range []struct {
+		sent []string
+		want []string // nil: no Connection header
+	}{
+		{[]string{"X-License-Support-Active"}, nil},
+		{[]string{"keep-alive, X-License-Type"}, []string{"keep-alive"}},
+		{[]string{" x-license-domain ,Upgrade,X-License_Product"}, []string{"Upgrade"}},
+		{[]string{"close", "X-License-Installation, X-Other"}, []string{"close, X-Other"}},
+		{[]string{"keep-alive"}, []string{"keep-alive"}},
+		{[]string{"X-Licensed-To"}, []string{"X-Licensed-To"}},
+	} {
+		t.Run(strings.Join(c.sent, "|"), func(t *testing.T) {
+			r, _ := f.request(http.Header{"Connection": c.sent})
+			_, seen := f.serve(t, r)
+			if seen == nil {
+				t.Fatal("the gate refused a valid token")
+			}
+			if got := seen.Header["Connection"]; !slices.Equal(got, c.want) {
+				t.Fatalf("Connection %q, want %q", got, c.want)
+			}
+			if seen.Header.Get("X-License-Support-Active") != "true" {
+				t.Fatal("the gate's own header is missing")
+			}
+		})
+	}
+}
+
+// Later handlers and logs read the grant as {license.*} placeholders.
+func TestGatePlaceholders(t *testing.T) {
+	f := newGateFixture(t)
+	r, repl := f.request(nil)
+	if _, seen := f.serve(t, r); seen == nil {
+		t.Fatal("the gate refused a valid token")
+	}
+	want := map[string]string{
+		"license.installation":   f.act.InstallationID,
+		"license.id":             f.act.License.ID,
+		"license.product":        "p",
+		"license.domain":         "acme.com",
+		"license.class":          "production",
+		"license.type":           "extended",
+		"license.support_active": "true",
+		"license.stale":          "false",
+	}
+	for name, v := range want {
+		if got := repl.ReplaceAll("{"+name+"}", "<unset>"); got != v {
+			t.Errorf("{%s} = %q, want %q", name, got, v)
+		}
+	}
+}
+
+// A refused request reaches no later handler and sets no placeholder.
+func TestGateRefusalStopsTheRequest(t *testing.T) {
+	f := newGateFixture(t)
+	for name, auth := range map[string][]string{
+		"no token":  nil,
+		"bad token": {"Bearer not-a-token"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r, repl := f.request(nil)
+			r.Header["Authorization"] = auth
+			w, seen := f.serve(t, r)
+			if seen != nil || w.Code != http.StatusUnauthorized {
+				t.Fatalf("status %d, next handler called: %v", w.Code, seen != nil)
+			}
+			if got := repl.ReplaceAll("{license.id}", "<unset>"); got != "<unset>" {
+				t.Errorf("{license.id} = %q on a refusal", got)
+			}
+		})
 	}
 }

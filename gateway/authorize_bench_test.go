@@ -42,11 +42,11 @@ func (r *roundTrips) ProcessPipelineHook(next goredis.ProcessPipelineHook) gored
 }
 
 type gateFixture struct {
-	svc      *gateway.Service
-	verifier *tokens.Verifier
-	token    string
-	counted  *countingStore
-	trips    *roundTrips // nil for embedded
+	svc     *gateway.Service
+	gate    *gateway.Gate
+	token   string
+	counted *countingStore
+	trips   *roundTrips // nil for embedded
 }
 
 // newGateFixture stores one licence with one installation, issues its
@@ -78,19 +78,20 @@ func newGateFixture(tb testing.TB, backend string) *gateFixture {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ring := tokens.NewRing(st, master, nil)
-	if err := ring.Load(context.Background()); err != nil {
-		tb.Fatal(err)
-	}
-	issuer := tokens.NewIssuer(ring, "https://gw.test", time.Hour)
 	f.svc, err = gateway.New(gateway.Config{
-		Store: f.counted, Master: master, Ring: ring, Issuer: issuer,
+		Store: f.counted, Master: master, Issuer: "https://gw.test", AccessTTL: time.Hour,
 		Products:     map[string]*gateway.Product{"p": {Name: "p", Rules: policy.Rules{Activations: 1}}},
 		ProductOrder: []string{"p"},
 	})
 	if err != nil {
 		tb.Fatal(err)
 	}
+	// The same ring, over the same store, signs the fixture's token.
+	ring := tokens.NewRing(st, master, nil)
+	if err := ring.Load(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	issuer := tokens.NewIssuer(ring, "https://gw.test", time.Hour)
 	now := time.Now()
 	_, err = st.UpdateLicense(context.Background(), "lic_bench", func(s *store.LicenseState) (*store.LicenseState, error) {
 		s.License = &store.License{ID: "lic_bench", Product: "p", Source: "static", Status: store.LicenseActive, CreatedAt: now}
@@ -105,7 +106,7 @@ func newGateFixture(tb testing.TB, backend string) *gateFixture {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	f.verifier = f.svc.NewVerifier(nil)
+	f.gate = f.svc.Gate(nil)
 	f.authorize(tb) // warm the cache
 	return f
 }
@@ -113,11 +114,7 @@ func newGateFixture(tb testing.TB, backend string) *gateFixture {
 // authorize is the gate's per-request work: verify the token, check the
 // installation and licence.
 func (f *gateFixture) authorize(tb testing.TB) {
-	c, err := f.verifier.Verify(f.token)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if _, err := f.svc.Authorize(context.Background(), c, 10*time.Minute); err != nil {
+	if _, err := f.gate.Admit(context.Background(), f.token, 10*time.Minute); err != nil {
 		tb.Fatal(err)
 	}
 }

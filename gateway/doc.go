@@ -4,9 +4,18 @@
 //
 // Activation verifies a key upstream at most once: the licence is stored
 // under a keyed hash of source and code, with the code sealed for
-// re-checks, and every later question is answered from the store. The gate
-// path (Authorize) reads licence states from an in-process cache that the
-// store's change feed keeps fresh, so it does no I/O in steady state.
+// re-checks, and every later question is answered from the store.
+//
+// Access tokens are admitted on one path, Gate.Admit (gate.go): the gate
+// handler uses it per request, and deactivate, move and status verify
+// their access tokens through it. It reads licence states from an
+// in-process cache that the store's change feed keeps fresh, so it does no
+// I/O in steady state. New builds the signing key ring and issuer; the
+// ring keeps a replaced key exactly as long as its tokens can live.
+//
+// Files by concern: one per installer operation (activate.go, refresh.go,
+// installation.go, idempotency.go), the author's operations in admin*.go,
+// the answers' shapes in view.go, the audit log in audit.go.
 //
 // Every error a caller can cause is an *Error with a stable public code;
 // its Cause is for logs only.

@@ -81,9 +81,23 @@ func Validation(field, msg string) *Error {
 	return Invalid(map[string][]string{field: {msg}})
 }
 
-func storeUnavailable(err error) *Error {
-	return &Error{Code: CodeStoreUnavailable, Detail: "The licence service is temporarily unavailable. Please try again shortly.", RetryAfter: 5 * time.Second, Cause: err}
+// What a store_unavailable refusal tells the caller, by what could not be
+// done. The texts are part of the wire answers and kept as they were.
+const (
+	detailUnavailable     = "The licence service is temporarily unavailable. Please try again shortly."
+	detailGateUnavailable = "The licence service is temporarily unavailable."
+	detailCannotIssue     = "Tokens cannot be issued right now. Please try again shortly."
+)
+
+// unavailable is the one constructor of store_unavailable: the store (or
+// the signing keys it holds) cannot be reached, so the caller should retry
+// shortly. cause is for the log.
+func unavailable(detail string, cause error) *Error {
+	return &Error{Code: CodeStoreUnavailable, Detail: detail, RetryAfter: 5 * time.Second, Cause: cause}
 }
+
+// storeUnavailable is the usual store_unavailable refusal.
+func storeUnavailable(cause error) *Error { return unavailable(detailUnavailable, cause) }
 
 func invalidToken(detail string, cause error) *Error {
 	return &Error{Code: CodeInvalidToken, Detail: detail, Cause: cause}

@@ -12,14 +12,19 @@ import (
 	"github.com/licensegate/licensegate/tokens"
 )
 
-// credential is what deactivate, move and status authenticate with.
+// credential is what deactivate, move and status authenticate with: an
+// installation at one token generation.
 type credential struct {
 	licenseID, installationID string
 	generation                int64
 }
 
-// authenticate accepts an access token (any product) or an unspent refresh
-// token.
+func credentialOf(c *tokens.Claims) credential {
+	return credential{c.License, c.Subject, c.Generation}
+}
+
+// authenticate accepts an unspent refresh token, or an access token (of
+// any product) through the gate's verification.
 func (s *Service) authenticate(ctx context.Context, token string) (credential, error) {
 	if token == "" {
 		return credential{}, invalidToken("An access token or refresh token is required.", nil)
@@ -32,16 +37,39 @@ func (s *Service) authenticate(ctx context.Context, token string) (credential, e
 		if hash != fam.Current {
 			return credential{}, invalidToken("The refresh token was already used.", nil)
 		}
-		return credential{fam.LicenseID, fam.InstallationID, fam.Generation}, nil
+		return familyCredential(fam), nil
 	}
-	if err := s.EnsureKeys(ctx); err != nil {
+	c, err := s.gate.verify(ctx, token)
+	if err != nil {
 		return credential{}, err
 	}
-	c, err := s.verifier.Verify(token)
-	if err != nil {
-		return credential{}, invalidToken("The access token is not valid.", err)
+	return credentialOf(c), nil
+}
+
+// holder returns the installation the credential names in st, if it still
+// honours tokens of the credential's generation.
+func (c credential) holder(st *store.LicenseState) (*store.Installation, error) {
+	ins := installationOf(st, c.installationID)
+	if ins == nil {
+		return nil, invalidToken("The token does not belong to a known installation.", errNoInstallation)
 	}
-	return credential{c.License, c.Subject, c.Generation}, nil
+	if e := tokenRefusal(ins, c.generation); e != nil {
+		return nil, e
+	}
+	return ins, nil
+}
+
+// admitted is holder plus the licence's standing: what the gate, a
+// refresh, a move and a status request require.
+func (c credential) admitted(st *store.LicenseState, now time.Time) (*store.Installation, error) {
+	ins, err := c.holder(st)
+	if err != nil {
+		return nil, err
+	}
+	if ref := policy.Standing(policyLicense(st.License), now); ref != nil {
+		return nil, fromRefusal(ref)
+	}
+	return ins, nil
 }
 
 // Deactivate frees an installation's slot and revokes its tokens.
@@ -50,35 +78,43 @@ func (s *Service) Deactivate(ctx context.Context, token string) error {
 	if err != nil {
 		return err
 	}
+	_, err = s.deactivate(ctx, cred.licenseID, cred.installationID, cred.holder,
+		store.AuditEvent{Actor: ActorInstaller})
+	return err
+}
+
+// deactivate marks an installation deactivated, which frees its slot and
+// stops every token it holds, and audits ev (filled in with the ids and
+// the domain). find returns the installation or refuses; one already
+// deactivated is left as it is, unaudited. It returns the licence's state.
+func (s *Service) deactivate(ctx context.Context, licenseID, installationID string,
+	find func(*store.LicenseState) (*store.Installation, error), ev store.AuditEvent) (*store.LicenseState, error) {
 	now := s.now()
-	var refusal *Error
-	var domain string
-	_, err = s.cfg.Store.UpdateLicense(ctx, cred.licenseID, func(st *store.LicenseState) (*store.LicenseState, error) {
-		refusal, domain = nil, ""
-		ins := installationOf(st, cred.installationID)
-		if ins == nil {
-			refusal = invalidToken("The token does not belong to a known installation.", errNoInstallation)
-			return nil, nil
-		}
-		if e := tokenRefusal(ins, cred.generation); e != nil {
-			refusal = e
+	var refusal error
+	var changed *store.Installation
+	st, err := s.cfg.Store.UpdateLicense(ctx, licenseID, func(st *store.LicenseState) (*store.LicenseState, error) {
+		changed = nil // fn may run more than once
+		ins, err := find(st)
+		if refusal = err; err != nil || ins.Status == store.InstallationDeactivated {
 			return nil, nil
 		}
 		ins.Status = store.InstallationDeactivated
 		ins.Generation++
 		ins.DeactivatedAt, ins.UpdatedAt = now, now
-		domain = ins.Domain
+		changed = ins
 		return st, nil
 	})
 	if err != nil {
-		return storeUnavailable(err)
+		return nil, storeUnavailable(err)
 	}
 	if refusal != nil {
-		return refusal
+		return nil, refusal
 	}
-	s.audit(ctx, store.AuditEvent{Actor: ActorInstaller, Action: store.AuditInstallationDeactivated,
-		LicenseID: cred.licenseID, InstallationID: cred.installationID, Detail: domain})
-	return nil
+	if changed != nil {
+		ev.Action, ev.LicenseID, ev.InstallationID, ev.Detail = store.AuditInstallationDeactivated, licenseID, installationID, changed.Domain
+		s.audit(ctx, ev)
+	}
+	return st, nil
 }
 
 // MoveRequest moves an installation to a new domain.
@@ -120,28 +156,25 @@ func (s *Service) Move(ctx context.Context, req MoveRequest) (*Activation, error
 	if err := s.cfg.Store.PutRefreshFamily(ctx, fam); err != nil {
 		return nil, storeUnavailable(err)
 	}
-	var refusal *Error
+	var refusal error
 	var moved store.Installation
 	var from string
 	var toks *Tokens
 	st, err := s.cfg.Store.UpdateLicense(ctx, cred.licenseID, func(st *store.LicenseState) (*store.LicenseState, error) {
-		refusal, toks = nil, nil // fn may run more than once
+		toks = nil // fn may run more than once
 		moved, from, refusal = s.decideMove(st, cred, domain, now)
 		if refusal != nil {
 			return nil, nil
 		}
-		t, err := s.signLoaded(st.License, moved)
-		if err != nil {
-			refusal = AsError(err)
+		if toks, refusal = s.signLoaded(st.License, moved); refusal != nil {
 			return nil, nil
 		}
-		toks = t
 		return st, nil
 	})
-	if err == nil && refusal != nil {
-		err = refusal
-	} else if err != nil {
+	if err != nil {
 		err = storeUnavailable(err)
+	} else if refusal != nil {
+		err = refusal
 	}
 	if err != nil {
 		s.dropFamily(ctx, fam.ID)
@@ -156,13 +189,10 @@ func (s *Service) Move(ctx context.Context, req MoveRequest) (*Activation, error
 // decideMove applies a move of cred's installation to domain to st, or
 // says why not. It does no I/O, so it serves both the read that decides
 // before anything is stored and the UpdateLicense that commits.
-func (s *Service) decideMove(st *store.LicenseState, cred credential, domain string, now time.Time) (moved store.Installation, from string, refusal *Error) {
-	ins := installationOf(st, cred.installationID)
-	if ins == nil {
-		return moved, "", invalidToken("The token does not belong to a known installation.", errNoInstallation)
-	}
-	if e := installationRefusal(st.License, ins, cred.generation, now); e != nil {
-		return moved, "", e
+func (s *Service) decideMove(st *store.LicenseState, cred credential, domain string, now time.Time) (moved store.Installation, from string, refusal error) {
+	ins, err := cred.admitted(st, now)
+	if err != nil {
+		return moved, "", err
 	}
 	if ins.Domain == domain {
 		// Not a no-op that hands out tokens: a fresh pair here would be
@@ -206,7 +236,7 @@ func (s *Service) Status(ctx context.Context, token string) (*LicenseView, error
 	if err != nil {
 		return nil, err
 	}
-	st, ins, err := s.activeInstallation(ctx, cred.licenseID, cred.installationID, cred.generation)
+	st, ins, err := s.activeInstallation(ctx, cred)
 	if err != nil {
 		return nil, err
 	}
@@ -231,17 +261,6 @@ func tokenRefusal(ins *store.Installation, gen int64) *Error {
 		return &Error{Code: CodeTokenRevoked, Detail: "This installation's tokens have been revoked."}
 	case ins.Generation != gen:
 		return &Error{Code: CodeTokenRevoked, Detail: "This token has been replaced or revoked."}
-	}
-	return nil
-}
-
-// installationRefusal is tokenRefusal plus the licence's standing.
-func installationRefusal(lic *store.License, ins *store.Installation, gen int64, now time.Time) *Error {
-	if e := tokenRefusal(ins, gen); e != nil {
-		return e
-	}
-	if ref := policy.Standing(policyLicense(lic), now); ref != nil {
-		return fromRefusal(ref)
 	}
 	return nil
 }

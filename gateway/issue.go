@@ -44,13 +44,13 @@ func (s *Service) signLoaded(lic *store.License, ins store.Installation) (*Token
 	if lic.SupportUntil != nil {
 		c.SupportUntil = lic.SupportUntil.Unix()
 	}
-	access, err := s.cfg.Issuer.Issue(c)
+	access, err := s.issuer.Issue(c)
 	if err != nil {
-		return nil, &Error{Code: CodeStoreUnavailable, Detail: "Tokens cannot be issued right now. Please try again shortly.", RetryAfter: 5 * time.Second, Cause: err}
+		return nil, unavailable(detailCannotIssue, err)
 	}
 	return &Tokens{
 		InstallationID: ins.ID, AccessToken: access, TokenType: "Bearer",
-		ExpiresIn: int(s.cfg.Issuer.TTL() / time.Second),
+		ExpiresIn: int(s.issuer.TTL() / time.Second),
 	}, nil
 }
 

@@ -41,7 +41,7 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (*Tokens, er
 
 // rotate spends fam's current token (hash) for a new pair.
 func (s *Service) rotate(ctx context.Context, fam *store.RefreshFamily, hash string) (*Tokens, error) {
-	st, ins, err := s.activeInstallation(ctx, fam.LicenseID, fam.InstallationID, fam.Generation)
+	st, ins, err := s.activeInstallation(ctx, familyCredential(fam))
 	if err != nil {
 		return nil, err
 	}
@@ -58,7 +58,7 @@ func (s *Service) rotate(ctx context.Context, fam *store.RefreshFamily, hash str
 	next.Previous, next.PreviousSpentAt, next.SealedSuccessor = hash, now, nil
 	if s.cfg.RefreshReuseGrace > 0 {
 		if next.SealedSuccessor, err = s.sealSuccessor(&next, toks); err != nil {
-			return nil, &Error{Code: CodeInternal, Detail: "An internal error occurred.", Cause: err}
+			return nil, AsError(err)
 		}
 	}
 	stored, err := s.cfg.Store.RotateRefreshFamily(ctx, hash, next)
@@ -87,12 +87,12 @@ func (s *Service) repeat(ctx context.Context, fam *store.RefreshFamily) (*Tokens
 	if grace <= 0 || len(fam.SealedSuccessor) == 0 || elapsed > grace {
 		return nil, s.refreshReused(ctx, fam)
 	}
-	if _, _, err := s.activeInstallation(ctx, fam.LicenseID, fam.InstallationID, fam.Generation); err != nil {
+	if _, _, err := s.activeInstallation(ctx, familyCredential(fam)); err != nil {
 		return nil, err
 	}
 	toks, err := s.openSuccessor(fam)
 	if err != nil {
-		return nil, &Error{Code: CodeInternal, Detail: "An internal error occurred.", Cause: err}
+		return nil, AsError(err)
 	}
 	toks.ExpiresIn = max(0, toks.ExpiresIn-int(max(elapsed, 0)/time.Second))
 	return toks, nil
@@ -183,21 +183,21 @@ func (s *Service) refreshReused(ctx context.Context, fam *store.RefreshFamily) e
 	return &Error{Code: CodeRefreshTokenReused, Detail: "This refresh token was already used. The installation's tokens have been revoked; activate the licence again."}
 }
 
-// activeInstallation loads an installation and checks it may still hold
-// tokens of generation gen.
-func (s *Service) activeInstallation(ctx context.Context, licenseID, installationID string, gen int64) (*store.LicenseState, *store.Installation, error) {
-	st, err := s.cfg.Store.LicenseState(ctx, licenseID)
+// familyCredential is the installation, at its generation, that a
+// family's tokens belong to.
+func familyCredential(fam *store.RefreshFamily) credential {
+	return credential{fam.LicenseID, fam.InstallationID, fam.Generation}
+}
+
+// activeInstallation loads the credential's installation from the store
+// and checks it is still admitted.
+func (s *Service) activeInstallation(ctx context.Context, cred credential) (*store.LicenseState, *store.Installation, error) {
+	st, err := s.cfg.Store.LicenseState(ctx, cred.licenseID)
 	if err != nil {
 		return nil, nil, storeUnavailable(err)
 	}
-	var ins *store.Installation
-	if st.License != nil {
-		ins = st.Installation(installationID)
-	}
-	if ins == nil {
-		return nil, nil, invalidToken("The token does not belong to a known installation.", errNoInstallation)
-	}
-	if e := installationRefusal(st.License, ins, gen, s.now()); e != nil {
+	ins, e := cred.admitted(st, s.now())
+	if e != nil {
 		return nil, nil, e
 	}
 	return st, ins, nil

@@ -10,7 +10,6 @@ import (
 	"github.com/licensegate/licensegate/secret"
 	"github.com/licensegate/licensegate/store"
 	"github.com/licensegate/licensegate/store/embedded"
-	"github.com/licensegate/licensegate/tokens"
 )
 
 type testClock struct {
@@ -34,36 +33,34 @@ func TestScheduledKeyRotation(t *testing.T) {
 	master, _ := secret.New([]byte("rotation-test-secret-0123456789abcdef"))
 	clk := &testClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	newService := func() *Service {
-		ring := tokens.NewRing(st, master, clk.Now)
-		if err := ring.Load(context.Background()); err != nil {
+		svc, err := New(Config{Store: st, Master: master, Issuer: "iss", KeyRotation: 24 * time.Hour, Now: clk.Now})
+		if err != nil {
 			t.Fatal(err)
 		}
-		svc, err := New(Config{Store: st, Master: master, Ring: ring, Issuer: tokens.NewIssuer(ring, "iss", time.Hour),
-			KeyRotation: 24 * time.Hour, Now: clk.Now})
-		if err != nil {
+		if err := svc.LoadKeys(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		return svc
 	}
 	a, b := newService(), newService() // two instances on one store
-	first := a.cfg.Ring.CurrentKeyID()
-	if b.cfg.Ring.CurrentKeyID() != first {
+	first := a.ring.CurrentKeyID()
+	if b.ring.CurrentKeyID() != first {
 		t.Fatal("instances do not share the key ring")
 	}
 	clk.Advance(23 * time.Hour)
 	a.rotateIfDue(context.Background())
-	if a.cfg.Ring.CurrentKeyID() != first {
+	if a.ring.CurrentKeyID() != first {
 		t.Fatal("rotated before the key was due")
 	}
 	clk.Advance(2 * time.Hour)
 	a.rotateIfDue(context.Background())
 	b.rotateIfDue(context.Background()) // same moment: must not add a second key
-	second := a.cfg.Ring.CurrentKeyID()
+	second := a.ring.CurrentKeyID()
 	if second == first {
 		t.Fatal("did not rotate a key past key_rotation")
 	}
-	if b.cfg.Ring.CurrentKeyID() != second {
-		t.Fatalf("instance B made its own key %s instead of adopting %s", b.cfg.Ring.CurrentKeyID(), second)
+	if b.ring.CurrentKeyID() != second {
+		t.Fatalf("instance B made its own key %s instead of adopting %s", b.ring.CurrentKeyID(), second)
 	}
 	keys, _ := st.SigningKeys(context.Background())
 	if len(keys) != 2 {

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"sync"
 	"time"
 
@@ -27,12 +26,17 @@ type Product struct {
 	MoveCooldown time.Duration
 }
 
-// Config holds the service's dependencies.
+// Config holds the service's dependencies and token settings. New builds
+// the signing key ring and the access-token issuer from them.
 type Config struct {
-	Store      store.Store
-	Master     *secret.Master
-	Ring       *tokens.Ring
-	Issuer     *tokens.Issuer
+	Store  store.Store
+	Master *secret.Master
+	// Issuer is the access tokens' iss claim. Default: DefaultIssuer.
+	Issuer string
+	// AccessTTL is the access tokens' lifetime. Default: 1h. A replaced
+	// signing key keeps verifying this long (plus the leeway), until
+	// every token it signed has expired.
+	AccessTTL  time.Duration
 	RefreshTTL time.Duration
 	// RefreshReuseGrace is how long after a rotation the refresh token it
 	// spent, presented again while its successor is unused, gets the same
@@ -49,67 +53,78 @@ type Config struct {
 	// once between them.
 	KeyRotation time.Duration
 	// Cache tunes the gate's licence-state cache.
-	Cache  store.CacheConfig
+	Cache store.CacheConfig
+	// Now is the clock of the service, its key ring and its cache
+	// (tests set it). Default: time.Now.
 	Now    func() time.Time
 	Logger *zap.Logger
 }
 
+// Token defaults, for a Config that leaves them unset.
+const (
+	DefaultIssuer     = "licensegate"
+	defaultAccessTTL  = time.Hour
+	defaultRefreshTTL = 365 * 24 * time.Hour
+)
+
 // Service is the gateway. It is safe for concurrent use.
 type Service struct {
-	cfg      Config
-	now      func() time.Time
-	log      *zap.Logger
-	cache    *store.StateCache
-	verifier *tokens.Verifier // any product: for exchange endpoints
-	flights  singleflight.Group
+	cfg     Config
+	now     func() time.Time
+	log     *zap.Logger
+	ring    *tokens.Ring
+	issuer  *tokens.Issuer
+	cache   *store.StateCache
+	gate    *Gate // any product: for the installation endpoints
+	flights singleflight.Group
 
 	keysMu    sync.Mutex
 	keysTried time.Time
 }
 
-// New checks cfg and returns a Service.
+// New returns a Service with its key ring, issuer and status cache. It
+// does no I/O: the ring is loaded by LoadKeys, or on first use. Product
+// configuration (sources named, rules) is the caller's to have checked.
 func New(cfg Config) (*Service, error) {
-	if cfg.Store == nil || cfg.Master == nil || cfg.Ring == nil || cfg.Issuer == nil {
-		return nil, errors.New("gateway: store, master secret, key ring and issuer are required")
-	}
-	for name, p := range cfg.Products {
-		for _, s := range p.Sources {
-			if _, ok := cfg.Sources[s]; !ok {
-				return nil, fmt.Errorf("product %s: source %q is not configured", name, s)
-			}
-		}
+	if cfg.Store == nil || cfg.Master == nil {
+		return nil, errors.New("gateway: store and master secret are required")
 	}
 	if cfg.RefreshReuseGrace < 0 {
 		return nil, errors.New("gateway: the refresh reuse grace must not be negative")
 	}
+	cfg = withDefaults(cfg)
+	s := &Service{cfg: cfg, now: cfg.Now, log: cfg.Logger}
+	s.ring = tokens.NewRing(cfg.Store, cfg.Master, cfg.Now)
+	// A replaced key must verify every token it signed until that token
+	// expires (with the leeway the verifier allows), and no longer.
+	s.ring.SetRetention(cfg.AccessTTL + tokens.Leeway)
+	s.issuer = tokens.NewIssuer(s.ring, cfg.Issuer, cfg.AccessTTL)
+	s.cache = store.NewStateCache(cfg.Store, cfg.Cache)
+	s.gate = s.Gate(nil)
+	return s, nil
+}
+
+func withDefaults(cfg Config) Config {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
+	if cfg.Issuer == "" {
+		cfg.Issuer = DefaultIssuer
+	}
+	if cfg.AccessTTL <= 0 {
+		cfg.AccessTTL = defaultAccessTTL
+	}
 	if cfg.RefreshTTL <= 0 {
-		cfg.RefreshTTL = 365 * 24 * time.Hour
+		cfg.RefreshTTL = defaultRefreshTTL
 	}
 	if cfg.Cache.Now == nil {
 		cfg.Cache.Now = cfg.Now
 	}
-	s := &Service{cfg: cfg, now: cfg.Now, log: cfg.Logger}
-	s.cache = store.NewStateCache(cfg.Store, cfg.Cache)
-	s.verifier = s.NewVerifier(nil)
-	return s, nil
+	return cfg
 }
-
-// NewVerifier returns an access-token verifier for the given products
-// (all configured products when empty).
-func (s *Service) NewVerifier(products []string) *tokens.Verifier {
-	if len(products) == 0 {
-		products = s.cfg.ProductOrder
-	}
-	return tokens.NewVerifier(s.cfg.Ring, s.issuerName(), products)
-}
-
-func (s *Service) issuerName() string { return s.cfg.Issuer.Name() }
 
 // Run follows the store's change feed until ctx ends: licence changes
 // drop cached statuses, key changes reload the key ring. The ring is also
@@ -128,7 +143,7 @@ func (s *Service) Run(ctx context.Context) error {
 			continue
 		}
 		s.cache.InvalidateAll() // changes may have been missed meanwhile
-		if !s.cfg.Ring.Loaded() {
+		if !s.ring.Loaded() {
 			s.reloadKeys(ctx) // the store was down when the app started
 		}
 		s.follow(ctx, changes, reload.C)
@@ -168,16 +183,20 @@ func (s *Service) follow(ctx context.Context, changes <-chan store.Change, tick 
 func (s *Service) reloadKeys(ctx context.Context) {
 	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if err := s.cfg.Ring.Load(lctx); err != nil {
+	if err := s.ring.Load(lctx); err != nil {
 		s.log.Warn("reloading signing keys", zap.Error(err))
 	}
 }
+
+// LoadKeys reads the signing key ring from the store, creating the first
+// key when the store has none.
+func (s *Service) LoadKeys(ctx context.Context) error { return s.ring.Load(ctx) }
 
 // EnsureKeys makes sure the key ring is loaded, trying the store at most
 // once a second while it is not (the store was down at start). The gate
 // answers 503 rather than refusing good tokens while there are no keys.
 func (s *Service) EnsureKeys(ctx context.Context) error {
-	if s.cfg.Ring.Loaded() {
+	if s.ring.Loaded() {
 		return nil
 	}
 	now := s.now()
@@ -190,7 +209,7 @@ func (s *Service) EnsureKeys(ctx context.Context) error {
 	s.keysMu.Unlock()
 	lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	if err := s.cfg.Ring.Load(lctx); err != nil {
+	if err := s.ring.Load(lctx); err != nil {
 		return storeUnavailable(err)
 	}
 	return nil
@@ -209,12 +228,12 @@ func (s *Service) keyCheckInterval() time.Duration {
 // rotated a moment earlier wins (the ring keeps a key made less than a
 // second ago).
 func (s *Service) rotateIfDue(ctx context.Context) {
-	if s.cfg.KeyRotation <= 0 || !s.cfg.Ring.Loaded() || s.cfg.Ring.CurrentKeyAge() < s.cfg.KeyRotation {
+	if s.cfg.KeyRotation <= 0 || !s.ring.Loaded() || s.ring.CurrentKeyAge() < s.cfg.KeyRotation {
 		return
 	}
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	added, err := s.cfg.Ring.RotateScheduled(rctx, s.cfg.KeyRotation)
+	added, err := s.ring.RotateScheduled(rctx, s.cfg.KeyRotation)
 	if err != nil {
 		s.log.Warn("rotating signing key on schedule", zap.Error(err))
 		return
@@ -222,7 +241,7 @@ func (s *Service) rotateIfDue(ctx context.Context) {
 	if !added {
 		return // another instance rotated a moment ago; its key is adopted
 	}
-	kid := s.cfg.Ring.CurrentKeyID()
+	kid := s.ring.CurrentKeyID()
 	s.log.Info("signing key rotated on schedule", zap.String("kid", kid))
 	s.audit(ctx, store.AuditEvent{Actor: ActorGateway, Action: store.AuditKeysRotated, Detail: kid, Reason: "schedule"})
 }
@@ -238,11 +257,8 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// Cache exposes the status cache (for metrics and tests).
-func (s *Service) Cache() *store.StateCache { return s.cache }
-
 // JWKS returns the public signing keys as a JWK Set.
-func (s *Service) JWKS() []byte { return s.cfg.Ring.JWKS() }
+func (s *Service) JWKS() []byte { return s.ring.JWKS() }
 
 // licenseID is the stable, secret-keyed id of a key at a source.
 func (s *Service) licenseID(source, canonicalKey string) string {

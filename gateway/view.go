@@ -48,3 +48,76 @@ func (s *Service) view(st *store.LicenseState, ins *store.Installation) LicenseV
 func supportActive(lic *store.License, now time.Time) bool {
 	return lic.SupportUntil == nil || now.Before(*lic.SupportUntil)
 }
+
+// AdminLicense is the author's view of a licence (SPEC section 8): never
+// the purchase code.
+type AdminLicense struct {
+	ID               string     `json:"id"`
+	Status           string     `json:"status"`
+	Locked           bool       `json:"locked"`
+	Product          string     `json:"product"`
+	Source           string     `json:"source"`
+	Type             string     `json:"type"`
+	LicensedTo       string     `json:"licensed_to"`
+	ExpiresAt        *time.Time `json:"expires_at"`
+	SupportUntil     *time.Time `json:"support_until"`
+	Retired          bool       `json:"product_retired"`
+	ActivationsLimit int        `json:"activations_limit"`
+	ActivationsUsed  int        `json:"activations_used"`
+	NextCheckAt      *time.Time `json:"next_check_at"`
+	VerifiedAt       time.Time  `json:"verified_at"`
+	CreatedAt        time.Time  `json:"created_at"`
+	UpdatedAt        time.Time  `json:"updated_at"`
+}
+
+// AdminInstallation is the author's view of an installation.
+type AdminInstallation struct {
+	ID            string     `json:"id"`
+	LicenseID     string     `json:"license_id"`
+	Domain        string     `json:"domain"`
+	InstallClass  string     `json:"install_class"`
+	Status        string     `json:"status"`
+	Label         string     `json:"label,omitempty"`
+	ClientIP      string     `json:"client_ip,omitempty"`
+	CreatedAt     time.Time  `json:"created_at"`
+	LastSeenAt    *time.Time `json:"last_seen_at"`
+	DeactivatedAt *time.Time `json:"deactivated_at,omitempty"`
+}
+
+// LicenseDetail is a licence with its installations.
+type LicenseDetail struct {
+	License       AdminLicense        `json:"license"`
+	Installations []AdminInstallation `json:"installations"`
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func (s *Service) detail(st *store.LicenseState) *LicenseDetail {
+	lic := st.License
+	d := &LicenseDetail{License: AdminLicense{
+		ID: lic.ID, Status: lic.Status, Locked: lic.Locked, Product: lic.Product, Source: lic.Source,
+		Type: lic.Type, LicensedTo: lic.LicensedTo, ExpiresAt: lic.ExpiresAt, SupportUntil: lic.SupportUntil,
+		Retired: lic.Retired, NextCheckAt: timePtr(lic.NextCheckAt), VerifiedAt: lic.VerifiedAt,
+		CreatedAt: lic.CreatedAt, UpdatedAt: lic.UpdatedAt,
+	}, Installations: []AdminInstallation{}}
+	if v := s.view(st, nil); v.ActivationsLimit > 0 {
+		d.License.ActivationsLimit, d.License.ActivationsUsed = v.ActivationsLimit, v.ActivationsUsed
+	}
+	for _, in := range st.Installations {
+		d.Installations = append(d.Installations, adminInstallation(in))
+	}
+	return d
+}
+
+func adminInstallation(in store.Installation) AdminInstallation {
+	return AdminInstallation{
+		ID: in.ID, LicenseID: in.LicenseID, Domain: in.Domain, InstallClass: in.InstallClass,
+		Status: in.Status, Label: in.Label, ClientIP: in.ClientIP, CreatedAt: in.CreatedAt,
+		LastSeenAt: timePtr(in.LastSeenAt), DeactivatedAt: timePtr(in.DeactivatedAt),
+	}
+}

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"sync"
 	"time"
-
-	"golang.org/x/sync/singleflight"
 )
 
 // fetchTimeout bounds one store read made for the cache.
@@ -39,18 +37,27 @@ type CacheConfig struct {
 type StateCache struct {
 	store Store
 	cfg   CacheConfig
-	group singleflight.Group
 
 	mu      sync.Mutex
 	entries map[string]*list.Element // of *cacheEntry
 	lru     *list.List               // front: most recently used
 
 	hits, misses uint64
-	// fetching holds the licences being read from the store, each marked
-	// true once a change to it was announced meanwhile, so that read is not
-	// cached as fresh. At most one fetch per licence runs (singleflight), so
-	// it is bounded by the fetches in flight.
-	fetching map[string]bool
+	// fetching holds the store read each licence's callers share. A change
+	// announced meanwhile takes the read out of this map (and marks it
+	// outdated): callers from then on start a read of their own, so none of
+	// them is handed a state read before the change, and the outdated read
+	// is never cached. Bounded by the reads in flight.
+	fetching map[string]*flight
+}
+
+// flight is one store read of a licence, shared by the callers that ask
+// for it while it runs.
+type flight struct {
+	done     chan struct{} // closed when st and err are set
+	st       *LicenseState
+	err      error
+	outdated bool // a change to the licence was announced while it ran; c.mu
 }
 
 // cacheEntry is immutable once in the LRU list: changes replace it.
@@ -80,7 +87,7 @@ func NewStateCache(s Store, cfg CacheConfig) *StateCache {
 	return &StateCache{
 		store: s, cfg: cfg,
 		entries: make(map[string]*list.Element), lru: list.New(),
-		fetching: make(map[string]bool),
+		fetching: make(map[string]*flight),
 	}
 }
 
@@ -127,18 +134,14 @@ func (c *StateCache) GetStale(ctx context.Context, licenseID string, maxStale ti
 		c.mu.Unlock()
 		return e.state, false, nil
 	}
-	_, inFlight := c.fetching[licenseID]
+	f, inFlight := c.fetching[licenseID]
 	servable := e.state != nil && age < c.cfg.TTL+maxStale
 	switch {
 	case e.state != nil && e.err == nil && age < 2*c.cfg.TTL:
 		c.hits++
 		if !inFlight {
 			// Not waited for: fetch caches the outcome, detached from ctx.
-			// Started under c.mu, which fetch needs to store its outcome,
-			// so a fetch that is ending is joined rather than repeated.
-			c.group.DoChan(licenseID, func() (any, error) {
-				return c.fetch(ctx, licenseID, now)
-			})
+			c.startFetch(ctx, licenseID, now)
 		}
 		c.mu.Unlock()
 		return e.state, false, nil
@@ -160,20 +163,20 @@ func (c *StateCache) GetStale(ctx context.Context, licenseID string, maxStale ti
 		return e.state, true, nil
 	}
 	c.misses++
+	if !inFlight {
+		f = c.startFetch(ctx, licenseID, now)
+	}
 	c.mu.Unlock()
 
-	ch := c.group.DoChan(licenseID, func() (any, error) {
-		return c.fetch(ctx, licenseID, now)
-	})
 	select {
-	case res := <-ch:
-		if res.Err != nil {
-			if servable && !callerGone(res.Err) {
+	case <-f.done:
+		if f.err != nil {
+			if servable && !callerGone(f.err) {
 				return e.state, true, nil
 			}
-			return nil, false, res.Err
+			return nil, false, f.err
 		}
-		return res.Val.(*LicenseState), false, nil
+		return f.st, false, nil
 	case <-ctx.Done():
 		// The fetch goes on for the others and caches its outcome; this
 		// caller stops waiting and is told so, not answered stale.
@@ -197,12 +200,20 @@ func expired(ctx context.Context) bool {
 	return ok && !time.Now().Before(d)
 }
 
-// fetch reads a licence from the store and caches the outcome: the state
-// as fetched at now, or the failure alongside what was cached before.
-func (c *StateCache) fetch(ctx context.Context, id string, now time.Time) (*LicenseState, error) {
-	c.mu.Lock()
-	c.fetching[id] = false
-	c.mu.Unlock()
+// startFetch starts the store read of a licence that callers from now on
+// share. c.mu must be held.
+func (c *StateCache) startFetch(ctx context.Context, id string, now time.Time) *flight {
+	f := &flight{done: make(chan struct{})}
+	c.fetching[id] = f
+	go c.fetch(ctx, id, now, f)
+	return f
+}
+
+// fetch runs f: it reads a licence from the store, caches the outcome (the
+// state as fetched at now, or the failure alongside what was cached
+// before) unless a change was announced meanwhile, and hands it to f's
+// callers.
+func (c *StateCache) fetch(ctx context.Context, id string, now time.Time, f *flight) {
 	// Callers share this fetch: one of them going away must not fail it
 	// for the others.
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
@@ -215,18 +226,25 @@ func (c *StateCache) fetch(ctx context.Context, id string, now time.Time) (*Lice
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	outdated := c.fetching[id]
+	f.st, f.err = st, err
+	defer close(f.done)
+	if f.outdated {
+		// Read before a change was announced: good for the callers that
+		// asked before the notice, not for the cache.
+		return
+	}
 	delete(c.fetching, id)
-	// Done with this read: a caller from now on must not be handed its
-	// answer (singleflight keeps the call until its own cleanup, after an
-	// Invalidate may have come), so it starts a read of its own.
-	c.group.Forget(id)
+	c.remember(id, st, err, now)
+}
+
+// remember caches a fetch's outcome. c.mu must be held.
+func (c *StateCache) remember(id string, st *LicenseState, err error, now time.Time) {
 	e := &cacheEntry{id: id, state: st, fetchedAt: now}
 	switch {
 	case err != nil && callerGone(err):
 		// Not a store failure (a store that gave up on a context other
 		// than this fetch's): nothing to remember, nothing new to cache.
-		return st, err
+		return
 	case err != nil:
 		// Keep what is cached, unless invalidated meanwhile, for stale answers.
 		e.state, e.fetchedAt = nil, time.Time{}
@@ -235,16 +253,13 @@ func (c *StateCache) fetch(ctx context.Context, id string, now time.Time) (*Lice
 			e.state, e.fetchedAt = old.state, old.fetchedAt
 		}
 		e.retryAt, e.err = c.cfg.Now().Add(failureBackoff), err
-	case outdated:
-		e.fetchedAt = time.Time{} // a change was announced meanwhile: serve once, refetch next time
 	}
 	c.put(e)
-	return st, err
 }
 
 // read asks the store for a licence, turning a panic into an error: a
-// background refresh has no caller to recover it, and singleflight would
-// crash the process.
+// fetch runs in a goroutine of its own, where a panic would crash the
+// process.
 func (c *StateCache) read(ctx context.Context, id string) (st *LicenseState, err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -271,12 +286,13 @@ func (c *StateCache) put(e *cacheEntry) {
 }
 
 // Invalidate drops a licence's entry (and its remembered failure); a fetch
-// of it in flight is not cached as fresh.
+// of it in flight is neither cached nor shared with later callers.
 func (c *StateCache) Invalidate(licenseID string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.fetching[licenseID]; ok {
-		c.fetching[licenseID] = true
+	if f, ok := c.fetching[licenseID]; ok {
+		f.outdated = true
+		delete(c.fetching, licenseID)
 	}
 	if el, ok := c.entries[licenseID]; ok {
 		c.lru.Remove(el)
@@ -285,12 +301,13 @@ func (c *StateCache) Invalidate(licenseID string) {
 }
 
 // InvalidateAll drops every entry (after a gap in the change feed); no
-// fetch in flight is cached as fresh.
+// fetch in flight is cached or shared with later callers.
 func (c *StateCache) InvalidateAll() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for id := range c.fetching {
-		c.fetching[id] = true
+	for id, f := range c.fetching {
+		f.outdated = true
+		delete(c.fetching, id)
 	}
 	c.entries = make(map[string]*list.Element)
 	c.lru.Init()

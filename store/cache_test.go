@@ -1003,3 +1003,66 @@ func TestCacheStoreCancellationIsNotAFailure(t *testing.T) {
 		t.Fatalf("%d store reads, want 3 (no backoff after a cancelled read)", n)
 	}
 }
+
+// readThenWait reads a licence, then waits for release before answering:
+// a store answer on its way back while a change is committed and announced.
+type readThenWait struct {
+	store.Store
+	entered chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (r *readThenWait) LicenseState(ctx context.Context, id string) (*store.LicenseState, error) {
+	st, err := r.Store.LicenseState(ctx, id)
+	first := false
+	r.once.Do(func() { first = true })
+	if first {
+		close(r.entered)
+		<-r.release
+	}
+	return st, err
+}
+
+// A caller that asks after a change was announced is never handed the
+// answer of a read that started before it (issue 9, item 9).
+func TestCacheReadInFlightDuringAChange(t *testing.T) {
+	for _, tt := range []struct {
+		name       string
+		invalidate func(c *store.StateCache)
+	}{
+		{"same licence", func(c *store.StateCache) { c.Invalidate("lic_1") }},
+		{"all licences", func(c *store.StateCache) { c.InvalidateAll() }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cs := newCounting(t, "lic_1")
+			slow := &readThenWait{Store: cs.Store, entered: make(chan struct{}), release: make(chan struct{})}
+			c := store.NewStateCache(slow, store.CacheConfig{TTL: time.Hour})
+			t.Cleanup(func() {
+				select {
+				case <-slow.release:
+				default:
+					close(slow.release)
+				}
+			})
+
+			before := getAsync(c, "lic_1", 0)
+			<-slow.entered // the read has the active state and is on its way back
+			setStatus(t, cs.Store, "lic_1", store.LicenseSuspended)
+			tt.invalidate(c) // the change notice arrives first
+
+			after := getWithin(t, c, "lic_1", 0)
+			if after.err != nil || after.st.License.Status != store.LicenseSuspended {
+				t.Fatalf("GetStale after the notice = %+v, want the suspended state", after)
+			}
+			close(slow.release)
+			if r := <-before; r.err != nil || r.st == nil {
+				t.Fatalf("GetStale before the notice = %+v", r)
+			}
+			// The outdated read did not replace the newer entry.
+			if st := mustGet(t, c, "lic_1"); st.License.Status != store.LicenseSuspended {
+				t.Fatalf("cached status %s after the outdated read returned", st.License.Status)
+			}
+		})
+	}
+}

@@ -39,9 +39,6 @@ func (s *Store) publish(c store.Change) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for ch := range s.subs {
-		select {
-		case ch <- c:
-		default: // a subscriber that cannot keep up relies on its cache TTL
-		}
+		store.Offer(ch, c)
 	}
 }

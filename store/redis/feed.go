@@ -12,7 +12,7 @@ import (
 )
 
 // subscriberBuffer is how many changes wait for a slow subscriber before
-// further ones are dropped for it (its cache TTL bounds what it misses).
+// further ones are dropped for it (it is then sent a Resync: store.Offer).
 const subscriberBuffer = 256
 
 var errClosed = errors.New("store closed")
@@ -100,10 +100,7 @@ func (s *Store) forward(ctx context.Context, ps *redis.PubSub, in <-chan any, ou
 			default:
 				continue
 			}
-			select {
-			case out <- c:
-			default: // a subscriber that cannot keep up relies on its cache TTL
-			}
+			store.Offer(out, c)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -136,5 +137,37 @@ func testKeyRotationNotice(t *testing.T, h *harness) {
 		if n := keyNotices(settle(t, s, ch, "lic_sentinel_"+strings.ReplaceAll(name, " ", "_"))); n != 0 {
 			t.Fatalf("%s: %d key notices after a refused rotation, want 0", name, n)
 		}
+	}
+}
+
+// testOverflowSendsResync: a subscriber that fell behind and lost notices
+// is told so by a Resync once it reads again, so it drops its cache
+// instead of serving what changed for up to its TTL.
+func testOverflowSendsResync(t *testing.T, h *harness) {
+	s := h.open(t)
+	ch := subscribe(t, s) // not read while the writes happen
+	const n = 600         // more than any backend buffers for one subscriber
+	for i := range n {
+		put(t, s, license(fmt.Sprintf("lic_%d", i)))
+	}
+	// Read everything: the lost notices must be covered by a Resync, which
+	// comes at the latest once the reader has caught up; the sentinel
+	// written after that shows the feed drained.
+	got := noticesUntilFunc(t, ch, "a Resync", func(c store.Change) bool { return c.Resync })
+	got = append(got, settle(t, s, ch, "lic_sentinel")...)
+	// Every notice is dropped only while a Resync waits unread in the full
+	// channel, so the Resync read above covers all that were lost.
+	seen := map[string]bool{}
+	for _, c := range got {
+		seen[c.LicenseID] = true
+	}
+	missed := 0
+	for i := range n {
+		if !seen[fmt.Sprintf("lic_%d", i)] {
+			missed++
+		}
+	}
+	if missed == 0 {
+		t.Fatalf("no notice lost with %d unread: the test no longer overflows the buffer", n)
 	}
 }

@@ -91,6 +91,7 @@ var tests = []test{
 	{"IdempotencyExpiry", testIdempotencyExpiry},
 	{"Subscribe", testSubscribe},
 	{"SlowSubscriberDoesNotBlockWriters", testSlowSubscriberDoesNotBlockWriters},
+	{"OverflowSendsResync", testOverflowSendsResync},
 	{"KeyRotationNotice", testKeyRotationNotice},
 	{"DueLicenses", testDueLicenses},
 	{"DueLicensesReindex", testDueLicensesReindex},

@@ -1,0 +1,49 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+
+	"go.uber.org/zap"
+
+	"github.com/licensegate/licensegate/store"
+)
+
+// Actors of audit events.
+const (
+	ActorAdmin     = "admin"
+	ActorInstaller = "installer"
+	ActorGateway   = "gateway"
+)
+
+// maxAuditLimit bounds one page of the audit log.
+const maxAuditLimit = 1000
+
+// Audit pages through the audit log.
+func (s *Service) Audit(ctx context.Context, q store.AuditQuery) ([]store.AuditEvent, string, error) {
+	q.Limit = clamp(q.Limit, 100, maxAuditLimit)
+	evs, err := s.cfg.Store.Audit(ctx, q)
+	if errors.Is(err, store.ErrBadCursor) {
+		return nil, "", Validation("cursor", "is not a cursor this gateway issued")
+	}
+	if err != nil {
+		return nil, "", storeUnavailable(err)
+	}
+	if evs == nil {
+		evs = []store.AuditEvent{}
+	}
+	next := ""
+	if len(evs) == q.Limit {
+		next = evs[len(evs)-1].ID
+	}
+	return evs, next, nil
+}
+
+// audit appends an event after the change it records was committed. A
+// failure is logged: the change itself stands.
+func (s *Service) audit(ctx context.Context, ev store.AuditEvent) {
+	ev.At = s.now()
+	if err := s.cfg.Store.AppendAudit(context.WithoutCancel(ctx), ev); err != nil {
+		s.log.Error("appending audit event", zap.String("action", ev.Action), zap.Error(err))
+	}
+}
