@@ -32,6 +32,8 @@ func init() {
 const (
 	defaultAccessTTL  = time.Hour
 	defaultRefreshTTL = 8760 * time.Hour
+	defaultReuseGrace = 30 * time.Second
+	maxReuseGrace     = time.Minute
 	defaultStale      = 10 * time.Minute
 	startTimeout      = 5 * time.Second
 )
@@ -59,6 +61,13 @@ type App struct {
 
 	// RefreshTokenTTL is the refresh tokens' lifetime. Default: 8760h.
 	RefreshTokenTTL caddy.Duration `json:"refresh_token_ttl,omitempty"`
+
+	// RefreshReuseGrace is how long the refresh token rotated last may be
+	// presented again, while its successor is unused, and get that same
+	// successor pair instead of counting as reuse: several PHP workers
+	// sharing one stored token, or a retry after a lost answer, are not a
+	// cloned installation. At most 1m; 0 disables. Default: 30s.
+	RefreshReuseGrace *caddy.Duration `json:"refresh_reuse_grace,omitempty"`
 
 	// StatusCacheTTL is how long the gate serves a licence's status from
 	// memory before asking the store again. Changes announced by the store
@@ -463,9 +472,17 @@ func (a *App) buildService(sources map[string]upstreams.Source, products map[str
 	if refreshTTL < accessTTL {
 		return fmt.Errorf("refresh_token_ttl: %s is shorter than access_token_ttl %s", refreshTTL, accessTTL)
 	}
+	reuseGrace := defaultReuseGrace
+	if a.RefreshReuseGrace != nil {
+		reuseGrace = time.Duration(*a.RefreshReuseGrace)
+	}
+	if reuseGrace > maxReuseGrace {
+		return fmt.Errorf("refresh_reuse_grace: %s is longer than the %s maximum", reuseGrace, maxReuseGrace)
+	}
 	svc, err := gateway.New(gateway.Config{
 		Store: a.store, Master: a.master, Issuer: a.Issuer, AccessTTL: accessTTL,
-		RefreshTTL: refreshTTL, Sources: sources, Products: products, ProductOrder: order,
+		RefreshTTL: refreshTTL, RefreshReuseGrace: reuseGrace,
+		Sources: sources, Products: products, ProductOrder: order,
 		KeyRotation: time.Duration(a.KeyRotation),
 		Cache:       store.CacheConfig{TTL: durationOr(a.StatusCacheTTL, 30*time.Second)},
 		Logger:      a.logger,
@@ -494,6 +511,9 @@ func (a *App) Validate() error {
 	}
 	if a.StatusCacheTTL < 0 {
 		return errors.New("status_cache_ttl: must not be negative")
+	}
+	if a.RefreshReuseGrace != nil && *a.RefreshReuseGrace < 0 {
+		return errors.New("refresh_reuse_grace: must not be negative")
 	}
 	return nil
 }

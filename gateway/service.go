@@ -38,8 +38,12 @@ type Config struct {
 	// every token it signed has expired.
 	AccessTTL  time.Duration
 	RefreshTTL time.Duration
-	Sources    map[string]upstreams.Source
-	Products   map[string]*Product
+	// RefreshReuseGrace is how long after a rotation the refresh token it
+	// spent, presented again while its successor is unused, gets the same
+	// answer instead of counting as reuse (SPEC section 4). 0: never.
+	RefreshReuseGrace time.Duration
+	Sources           map[string]upstreams.Source
+	Products          map[string]*Product
 	// ProductOrder lists product names in the order a key is offered to
 	// them when the installer names none: by name (the JSON config is a map,
 	// so the Caddyfile's order is not kept).
@@ -84,6 +88,9 @@ type Service struct {
 func New(cfg Config) (*Service, error) {
 	if cfg.Store == nil || cfg.Master == nil {
 		return nil, errors.New("gateway: store and master secret are required")
+	}
+	if cfg.RefreshReuseGrace < 0 {
+		return nil, errors.New("gateway: the refresh reuse grace must not be negative")
 	}
 	cfg = withDefaults(cfg)
 	s := &Service{cfg: cfg, now: cfg.Now, log: cfg.Logger}
