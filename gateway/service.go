@@ -84,8 +84,8 @@ type Service struct {
 
 // New returns a Service with its key ring, issuer and status cache. It
 // does no I/O: the ring is loaded by the key_reload worker (Workers), by
-// LoadKeys, or on first use. Product
-// configuration (sources named, rules) is the caller's to have checked.
+// LoadKeys, or on first use. Product configuration (sources named, rules)
+// is the caller's to have checked.
 func New(cfg Config) (*Service, error) {
 	if cfg.Store == nil || cfg.Master == nil {
 		return nil, errors.New("gateway: store and master secret are required")
@@ -144,16 +144,26 @@ func (s *Service) EnsureKeys(ctx context.Context) error {
 		s.keysMu.Unlock()
 		return storeUnavailable(tokens.ErrNoKey)
 	}
+	prev := s.keysTried
 	s.keysTried = now
 	s.keysMu.Unlock()
 	lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if err := s.ring.Load(lctx); err != nil {
+		if ctx.Err() != nil {
+			// The caller left: the attempt says nothing about the store,
+			// so the next caller tries at once.
+			s.keysMu.Lock()
+			if s.keysTried.Equal(now) {
+				s.keysTried = prev
+			}
+			s.keysMu.Unlock()
+			return clientClosed(err)
+		}
 		return storeUnavailable(err)
 	}
 	return nil
 }
-
 
 // JWKS returns the public signing keys as a JWK Set.
 func (s *Service) JWKS() []byte { return s.ring.JWKS() }
