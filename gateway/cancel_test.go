@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	goredis "github.com/redis/go-redis/v9"
-
 	"github.com/licensegate/licensegate/gateway"
 	"github.com/licensegate/licensegate/internal/redistest"
 	"github.com/licensegate/licensegate/policy"
@@ -51,12 +49,7 @@ func newCancelFixture(t *testing.T, backend string) *cancelFixture {
 			return ctx
 		}
 	case "redis":
-		srv := redistest.NewServer(t)
-		// As the storage module configures it.
-		client := goredis.NewClient(&goredis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true})
-		hook := &redistest.CancelHook{}
-		client.AddHook(hook)
-		t.Cleanup(func() { _ = client.Close() })
+		client, hook := redistest.CancellingClient(t, redistest.StartServer(t))
 		rs := redisstore.New(client, redisstore.Options{})
 		t.Cleanup(func() { _ = rs.Close() })
 		f.st = rs

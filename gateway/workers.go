@@ -111,16 +111,7 @@ func (s *Service) reloadKeysPeriodically(ctx context.Context) error {
 			return err
 		}
 	}
-	t := time.NewTicker(keyReloadInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			s.reloadKeys(ctx)
-		}
-	}
+	return every(ctx, keyReloadInterval, s.reloadKeys)
 }
 
 // reloadKeys re-reads the key ring; a failure keeps the keys held.
@@ -135,14 +126,19 @@ func (s *Service) reloadKeys(ctx context.Context) {
 // rotateOnSchedule checks the current key's age every
 // rotationCheckInterval and rotates it once it reaches KeyRotation.
 func (s *Service) rotateOnSchedule(ctx context.Context) error {
-	t := time.NewTicker(s.rotationCheckInterval())
+	return every(ctx, s.rotationCheckInterval(), s.rotateIfDue)
+}
+
+// every calls fn every d until ctx ends, then returns nil.
+func every(ctx context.Context, d time.Duration, fn func(context.Context)) error {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			s.rotateIfDue(ctx)
+			fn(ctx)
 		}
 	}
 }

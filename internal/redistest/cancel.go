@@ -3,6 +3,7 @@ package redistest
 import (
 	"context"
 	"sync"
+	"testing"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -13,6 +14,17 @@ import (
 type CancelHook struct {
 	mu     sync.Mutex
 	cancel context.CancelFunc
+}
+
+// CancellingClient returns a client of the server at addr, configured
+// like the storage module's (ContextTimeoutEnabled), with a CancelHook on
+// it; the client is closed when the test ends.
+func CancellingClient(t testing.TB, addr string) (*redis.Client, *CancelHook) {
+	client := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
+	hook := &CancelHook{}
+	client.AddHook(hook)
+	t.Cleanup(func() { _ = client.Close() })
+	return client, hook
 }
 
 // Cancelled returns a context that the next command cancels.
