@@ -6,7 +6,6 @@ package caddymodule
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,7 +34,6 @@ const (
 	defaultReuseGrace = 30 * time.Second
 	maxReuseGrace     = time.Minute
 	defaultStale      = 10 * time.Minute
-	startTimeout      = 5 * time.Second
 )
 
 // App is the licensegate app: it owns the store, the signing key ring, the
@@ -91,9 +89,8 @@ type App struct {
 	master  *secret.Master
 	svc     *gateway.Service
 	logger  *zap.Logger
-	pooled  []string // sourcePool keys held by this config
-	cancel  context.CancelFunc
-	done    chan struct{} // closed when background work has stopped
+	pooled  []string    // sourcePool keys held by this config
+	workers *supervisor // background work: run by Start, stopped by Stop
 }
 
 // Product is one product's configuration.
@@ -518,36 +515,24 @@ func (a *App) Validate() error {
 	return nil
 }
 
-// Start loads the key ring and follows the store's change feed.
+// Start runs the service's background workers (change feed, key reload,
+// scheduled rotation), each under its own cancel and restarted after a
+// failure. It does not wait on the store: the key ring loads in the
+// background, and until it has, the gate answers 503 store_unavailable.
 func (a *App) Start() error {
-	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
-	defer cancel()
-	if err := a.svc.LoadKeys(ctx); err != nil {
-		// The store may be briefly down; the service retries on first use.
-		a.logger.Error("loading signing keys", zap.Error(err))
+	if a.workers == nil {
+		a.workers = newSupervisor(a.logger)
 	}
-	runCtx, stop := context.WithCancel(context.Background())
-	a.cancel = stop
-	a.done = make(chan struct{})
-	go func() {
-		defer close(a.done)
-		defer func() {
-			if r := recover(); r != nil {
-				a.logger.Error("change feed panicked", zap.Any("panic", r))
-			}
-		}()
-		if err := a.svc.Run(runCtx); err != nil {
-			a.logger.Error("following store changes", zap.Error(err))
-		}
-	}()
+	for _, w := range a.svc.Workers() {
+		a.workers.start(w)
+	}
 	return nil
 }
 
-// Stop stops background work and waits for it.
+// Stop cancels the background workers and waits for them.
 func (a *App) Stop() error {
-	if a.cancel != nil {
-		a.cancel()
-		<-a.done
+	if a.workers != nil {
+		a.workers.stop()
 	}
 	return nil
 }

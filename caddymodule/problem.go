@@ -62,10 +62,20 @@ var statusFor = map[string]int{
 	gateway.CodeInternal:             http.StatusInternalServerError,
 }
 
+// statusClientClosed is nginx's 499 "client closed request": the status
+// the access log shows for a request whose client left before its answer
+// was ready (gateway.CodeClientClosed). No client reads it. It is not in
+// statusFor: it is no 4xx a client caused (nothing counts it as a failed
+// attempt) and no 5xx.
+const statusClientClosed = 499
+
 // writeProblem answers with err as problem+json, logging its internal
 // cause (never a secret: causes are built without keys or tokens). A 401
 // carries a Bearer challenge, with error="invalid_token" unless err wraps
 // errNoBearer (the request presented no credential).
+//
+// A request its client abandoned (gateway.CodeClientClosed) gets status
+// 499 and no body, and is logged at debug level: it is no failure.
 func writeProblem(w http.ResponseWriter, logger *zap.Logger, err error) {
 	writeOAuthProblem(w, logger, err, "")
 }
@@ -97,6 +107,10 @@ func oauthErrorFor(err error) string {
 // oauthError ("": none).
 func writeOAuthProblem(w http.ResponseWriter, logger *zap.Logger, err error, oauthError string) {
 	e := gateway.AsError(err)
+	if e.Code == gateway.CodeClientClosed {
+		writeClientClosed(w, logger, err)
+		return
+	}
 	status, ok := statusFor[e.Code]
 	if !ok {
 		status = http.StatusInternalServerError
@@ -129,6 +143,15 @@ func writeOAuthProblem(w http.ResponseWriter, logger *zap.Logger, err error, oau
 		Type: problemTypeBase + e.Code, Title: http.StatusText(status), Status: status,
 		Code: e.Code, OAuthError: oauthError, Detail: e.Detail, Errors: e.Fields, Activations: e.Activations,
 	})
+}
+
+// writeClientClosed ends a request whose client has gone: status 499 for
+// the access log, no body, the cause at debug level.
+func writeClientClosed(w http.ResponseWriter, logger *zap.Logger, err error) {
+	if c := logger.Check(zapcore.DebugLevel, "client closed request"); c != nil {
+		c.Write(zap.Error(err))
+	}
+	w.WriteHeader(statusClientClosed)
 }
 
 // writeJSON answers with v as JSON.
