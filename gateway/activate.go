@@ -382,6 +382,11 @@ func (s *Service) activateLicense(ctx context.Context, f *found, req ActivateReq
 	if refused != nil {
 		return nil, refused
 	}
+	// Signing keys first: a re-activation that commits (superseding the
+	// installation's tokens) should not then fail for want of them.
+	if err := s.EnsureKeys(ctx); err != nil {
+		return nil, err
+	}
 	now := s.now()
 	var out activation
 	st, err := s.cfg.Store.UpdateLicense(ctx, f.cand.licenseID, func(st *store.LicenseState) (*store.LicenseState, error) {
@@ -404,7 +409,7 @@ func (s *Service) activateLicense(ctx context.Context, f *found, req ActivateReq
 	if out.refusal != nil {
 		return nil, out.refusal
 	}
-	toks, err := s.issue(ctx, st.License, out.ins, "")
+	toks, err := s.issue(ctx, st.License, out.ins)
 	if err != nil {
 		return nil, err
 	}

@@ -52,9 +52,6 @@ func newFixture(t *testing.T) *fixture {
 	return newFixtureOn(t, "embedded")
 }
 
-// backends are the stores a fixture can run on.
-var backends = []string{"embedded", "redis"}
-
 // newFixtureOn is newFixture on the named backend: embedded, or redis (a
 // redis-server of its own).
 func newFixtureOn(t *testing.T, backend string) *fixture {
