@@ -161,8 +161,11 @@ func parseForward(names []string) (forwardSet, error) {
 }
 
 // forward replaces the credentials with the licence facts, as the headers
-// in set and as placeholders.
+// in set (none chosen: all) and as placeholders.
 func forward(r *http.Request, grant *gateway.Grant, set forwardSet) {
+	if set == 0 {
+		set = forwardAll
+	}
 	h := r.Header
 	h.Del("Authorization")
 	stripLicenseHeaders(h)
@@ -177,7 +180,10 @@ func forward(r *http.Request, grant *gateway.Grant, set forwardSet) {
 		}
 	}
 
-	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if !ok {
+		return // not served by Caddy's server (a test): no placeholders
+	}
 	repl.Set("license.installation", grant.InstallationID)
 	repl.Set("license.id", grant.LicenseID)
 	repl.Set("license.product", grant.Product)

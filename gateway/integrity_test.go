@@ -282,42 +282,37 @@ func TestFreeInstallCaps(t *testing.T) {
 	for _, backend := range backends {
 		t.Run(backend, func(t *testing.T) {
 			f := newFixtureOn(t, backend)
-			created, limited := 0, 0
-			for i := range 50 {
-				a, err := f.try("KEY-1", fmt.Sprintf("site%d.test", i), "198.51.100.7")
-				switch {
-				case err == nil && a.Created && a.License.InstallClass == "local":
-					created++
-				case err != nil:
-					wantCode(t, err, CodeActivationLimit)
-					limited++
-				}
-			}
-			if created != policy.DefaultLocalCap || limited != 50-policy.DefaultLocalCap {
-				t.Fatalf("50 local activations: %d created, %d refused; want 5 and 45", created, limited)
+			if created, refused := f.tally(50, "site%d.test", "local"); created != policy.DefaultLocalCap || refused != 50-policy.DefaultLocalCap {
+				t.Fatalf("50 local activations: %d created, %d refused; want 5 and 45", created, refused)
 			}
 			for _, prod := range []string{"buyer.com", "second.com"} {
 				if prod == "second.com" {
 					f.svc.cfg.Products["p"].Rules.Activations = 2
 				}
 				f.from("KEY-1", prod, "198.51.100.7")
-				created, limited = 0, 0
-				for i := range 10 {
-					a, err := f.try("KEY-1", fmt.Sprintf("s%d.%s", i, prod), "198.51.100.7")
-					switch {
-					case err == nil && a.Created && a.License.InstallClass == "staging":
-						created++
-					case err != nil:
-						wantCode(t, err, CodeActivationLimit)
-						limited++
-					}
-				}
-				if created != policy.DefaultStagingCap || limited != 10-policy.DefaultStagingCap {
-					t.Fatalf("10 staging activations under %s: %d created, %d refused; want 3 and 7", prod, created, limited)
+				if created, refused := f.tally(10, "s%d."+prod, "staging"); created != policy.DefaultStagingCap || refused != 10-policy.DefaultStagingCap {
+					t.Fatalf("10 staging activations under %s: %d created, %d refused; want 3 and 7", prod, created, refused)
 				}
 			}
 		})
 	}
+}
+
+// tally activates KEY-1 on n domains (pattern with %d) and counts the new
+// installations of class and the activation_limit_reached refusals.
+func (f *fixture) tally(n int, pattern, class string) (created, refused int) {
+	f.t.Helper()
+	for i := range n {
+		a, err := f.try("KEY-1", fmt.Sprintf(pattern, i), "198.51.100.7")
+		switch {
+		case err != nil:
+			wantCode(f.t, err, CodeActivationLimit)
+			refused++
+		case a.Created && a.License.InstallClass == class:
+			created++
+		}
+	}
+	return created, refused
 }
 
 // One licence through 10,000 activations, accepted and refused, with
