@@ -117,6 +117,12 @@ func (i *Installation) Active() bool { return i.Status == InstallationActive }
 type LicenseState struct {
 	License       *License       // nil when the licence is not stored yet
 	Installations []Installation // in creation order
+	// Events are the audited changes this write makes (filled in by the
+	// caller's fn). The store writes each as an audit entry and an outbox
+	// entry in the same transaction as the state: a change is never
+	// committed without its events, nor an event without its change. They
+	// are not part of the stored state: a state read has none.
+	Events []AuditEvent
 }
 
 // Installation returns the installation with the given id, or nil.
@@ -250,4 +256,7 @@ type Store interface {
 
 	// Ledger lists licences and keeps the audit log (ledger.go).
 	Ledger
+
+	// Outbox holds the events waiting for delivery (outbox.go).
+	Outbox
 }

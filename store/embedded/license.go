@@ -106,6 +106,10 @@ func (s *Store) updateLicense(ctx context.Context, licenseID string, fn func(*st
 		if err := writeState(tx, licenseID, prev, had, next); err != nil {
 			return err
 		}
+		if err := writeEvents(tx, licenseID, next.Events); err != nil {
+			return err
+		}
+		next.Events = nil
 		written, wrote = next, true
 		return nil
 	})

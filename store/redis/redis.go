@@ -25,6 +25,9 @@
 //	P{licenses}            zset    every licence id, score 0 (lexical order for
 //	                               the admin listing's cursor)
 //	P{audit}               stream  append-only audit events (store.Ledger)
+//	P{<licence>}:ob, :obq  hash, zset  the licence's outbox entries and queue,
+//	                               written in the change's MULTI/EXEC
+//	P{outbox}…             zsets   outbox index, log, failed (outbox.go)
 //	Pkeys                  hash    kid -> JSON SigningKey
 //	Pidem:<key>            string  stored answer, expiring with its TTL
 //	Pchanges               pub/sub channel of JSON store.Change
