@@ -35,8 +35,8 @@ var (
 	bucketRefresh       = []byte("refresh_families") // family id -> RefreshFamily
 	bucketKeys          = []byte("signing_keys")
 	bucketIdempotency   = []byte("idempotency")
-	bucketDue           = []byte("due")   // "<next check, sortable>|<licence id>" -> nil
-	bucketAudit         = []byte("audit") // sequence (16 hex digits) -> AuditEvent
+	bucketDue           = []byte("due")            // "<next check, sortable>|<licence id>" -> nil
+	bucketAudit         = []byte("audit")          // sequence (16 hex digits) -> AuditEvent
 	bucketOutbox        = []byte("outbox")         // id (16 hex digits) -> OutboxEntry
 	bucketOutboxPending = []byte("outbox_pending") // id -> licence id ("" for none)
 
