@@ -174,5 +174,5 @@ func (s *Service) rotateIfDue(ctx context.Context) {
 	}
 	kid := s.ring.CurrentKeyID()
 	s.log.Info("signing key rotated on schedule", zap.String("kid", kid))
-	s.audit(ctx, store.AuditEvent{Actor: ActorGateway, Action: store.AuditKeysRotated, Detail: kid, Reason: "schedule"})
+	s.event(ctx, nil, Event{Actor: ActorGateway, Action: store.AuditKeysRotated, Detail: kid, Reason: "schedule"})
 }
