@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"go.uber.org/zap"
@@ -98,4 +99,44 @@ func later(a, b *time.Time) bool {
 	default:
 		return b.After(*a)
 	}
+}
+
+// maxDeliveriesLimit bounds one page of webhook deliveries.
+const maxDeliveriesLimit = 500
+
+// Deliveries pages through the outbox's entries of one status (pending,
+// delivered, failed; all when empty), oldest first.
+func (s *Service) Deliveries(ctx context.Context, q store.OutboxQuery) ([]store.OutboxEntry, string, error) {
+	switch q.Status {
+	case "", store.OutboxPending, store.OutboxDelivered, store.OutboxFailed:
+	default:
+		return nil, "", Validation("status", "is not one of pending, delivered, failed")
+	}
+	q.Limit = clamp(q.Limit, 100, maxDeliveriesLimit)
+	es, next, err := s.cfg.Store.OutboxEntries(ctx, q)
+	if errors.Is(err, store.ErrBadCursor) {
+		return nil, "", Validation("cursor", "is not a cursor this gateway issued")
+	}
+	if err != nil {
+		return nil, "", storeUnavailable(err)
+	}
+	if es == nil {
+		es = []store.OutboxEntry{}
+	}
+	for i := range es {
+		es[i].Claim = "" // a worker's, not the author's
+	}
+	return es, next, nil
+}
+
+// RetryDelivery makes a failed delivery pending again, due now.
+func (s *Service) RetryDelivery(ctx context.Context, id string) error {
+	err := s.cfg.Store.RetryOutbox(ctx, id, s.now())
+	if errors.Is(err, store.ErrNotFound) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return storeUnavailable(err)
+	}
+	return nil
 }

@@ -54,6 +54,12 @@ type Config struct {
 	// this old (0: never on schedule). Instances sharing a store rotate
 	// once between them.
 	KeyRotation time.Duration
+
+	// AuditRetention is how long audit entries are kept (0: forever);
+	// OutboxRetention how long delivered outbox entries are (default
+	// DefaultOutboxRetention). The retention worker trims both.
+	AuditRetention  time.Duration
+	OutboxRetention time.Duration
 	// Cache tunes the gate's licence-state cache.
 	Cache store.CacheConfig
 	// Now is the clock of the service, its key ring and its cache
@@ -122,6 +128,9 @@ func withDefaults(cfg Config) Config {
 	}
 	if cfg.RefreshTTL <= 0 {
 		cfg.RefreshTTL = defaultRefreshTTL
+	}
+	if cfg.OutboxRetention <= 0 {
+		cfg.OutboxRetention = DefaultOutboxRetention
 	}
 	if cfg.Cache.Now == nil {
 		cfg.Cache.Now = cfg.Now

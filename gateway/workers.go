@@ -25,8 +25,9 @@ type Worker struct {
 // Workers returns the background work the service needs, each to run in
 // its own goroutine until the app stops: following the store's change
 // feed, reloading the key ring (which also loads it the first time, so
-// starting never waits on the store) and, with KeyRotation set, rotating
-// the signing key on schedule.
+// starting never waits on the store), with KeyRotation set rotating the
+// signing key on schedule, and trimming the audit log and delivered
+// outbox entries past their retention.
 func (s *Service) Workers() []Worker {
 	ws := []Worker{
 		{Name: "change_feed", Run: s.followChanges},
@@ -35,6 +36,7 @@ func (s *Service) Workers() []Worker {
 	if s.cfg.KeyRotation > 0 {
 		ws = append(ws, Worker{Name: "key_rotation", Run: s.rotateOnSchedule})
 	}
+	ws = append(ws, Worker{Name: "retention", Run: s.trimOnSchedule})
 	return ws
 }
 
@@ -175,4 +177,47 @@ func (s *Service) rotateIfDue(ctx context.Context) {
 	kid := s.ring.CurrentKeyID()
 	s.log.Info("signing key rotated on schedule", zap.String("kid", kid))
 	s.event(ctx, nil, Event{Actor: ActorGateway, Action: store.AuditKeysRotated, Detail: kid, Reason: "schedule"})
+}
+
+// DefaultOutboxRetention is how long delivered outbox entries are kept.
+const DefaultOutboxRetention = 7 * 24 * time.Hour
+
+// Retention trimming: how often, and how many records one store call
+// deletes (small batches never hold writers up for long).
+const (
+	trimInterval = time.Hour
+	trimBatch    = 256
+)
+
+// trimOnSchedule trims every trimInterval.
+func (s *Service) trimOnSchedule(ctx context.Context) error {
+	return every(ctx, trimInterval, func(ctx context.Context) { s.Trim(ctx) })
+}
+
+// Trim deletes audit entries older than AuditRetention (when set) and
+// outbox entries delivered longer than OutboxRetention ago, a batch at a
+// time; it returns how many. A failure is logged and retried next time.
+func (s *Service) Trim(ctx context.Context) int {
+	now := s.now()
+	total := 0
+	run := func(what string, trim func(context.Context, time.Time, int) (int, error), before time.Time) {
+		for ctx.Err() == nil {
+			n, err := trim(ctx, before, trimBatch)
+			total += n
+			if err != nil {
+				if ctx.Err() == nil {
+					s.log.Warn("trimming "+what, zap.Error(err))
+				}
+				return
+			}
+			if n < trimBatch {
+				return
+			}
+		}
+	}
+	if s.cfg.AuditRetention > 0 {
+		run("audit log", s.cfg.Store.TrimAudit, now.Add(-s.cfg.AuditRetention))
+	}
+	run("outbox", s.cfg.Store.TrimOutbox, now.Add(-s.cfg.OutboxRetention))
+	return total
 }
