@@ -531,8 +531,8 @@ func (a *App) buildService(sources map[string]upstreams.Source, products map[str
 		Sources: sources, Products: products, ProductOrder: order,
 		KeyRotation:    time.Duration(a.KeyRotation),
 		AuditRetention: durationOr(a.AuditRetention, defaultAuditRetention),
-		Cache:       store.CacheConfig{TTL: durationOr(a.StatusCacheTTL, 30*time.Second)},
-		Logger:      a.logger,
+		Cache:          store.CacheConfig{TTL: durationOr(a.StatusCacheTTL, 30*time.Second)},
+		Logger:         a.logger,
 	})
 	if err != nil {
 		return err
