@@ -401,3 +401,65 @@ func scanBody(t *testing.T, raw []byte) {
 		}
 	}
 }
+
+// Every event type of SPEC section 10 is delivered once, signed, with the
+// documented body, on both stores.
+func TestEveryEventTypeDelivered(t *testing.T) {
+	for name, open := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			s := open(t)
+			c := &clock{t: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)}
+			r := newReceiver(t, c)
+			ctx := context.Background()
+			put := func(ev store.AuditEvent) {
+				t.Helper()
+				if ev.LicenseID == "" {
+					if err := s.AppendEvents(ctx, []store.AuditEvent{ev}); err != nil {
+						t.Fatal(err)
+					}
+					return
+				}
+				_, err := s.UpdateLicense(ctx, ev.LicenseID, func(st *store.LicenseState) (*store.LicenseState, error) {
+					if st.License == nil {
+						st.License = &store.License{ID: ev.LicenseID, Status: store.LicenseActive}
+					}
+					st.Events = append(st.Events, ev)
+					return st, nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, typ := range store.AuditActions {
+				ev := store.AuditEvent{At: c.Now(), Actor: "gateway", Action: typ, LicenseID: "lic_1", InstallationID: "ins_1", Product: "p", Source: "envato"}
+				switch typ {
+				case store.AuditKeysRotated, store.AuditRecheckGuardTripped, store.AuditSourceCredentialFailing:
+					ev.LicenseID, ev.InstallationID = "", ""
+				}
+				put(ev)
+			}
+			drain(t, webhooks.NewWorker(webhooks.Config{Outbox: s, Endpoints: []webhooks.Endpoint{endpoint(t, r.URL())}, Now: c.Now}))
+			got := map[string]int{}
+			for _, d := range r.deliveries() {
+				scanBody(t, d.raw)
+				got[d.body.Type]++
+				var top map[string]json.RawMessage
+				_ = json.Unmarshal(d.raw, &top)
+				if len(top) != 3 || top["type"] == nil || top["timestamp"] == nil || top["data"] == nil || !d.body.Timestamp.Equal(c.Now()) {
+					t.Errorf("body %s: want exactly type, timestamp, data", d.raw)
+				}
+				if d.body.Data.Product != "p" {
+					t.Errorf("body %s lacks its facts", d.raw)
+				}
+			}
+			for _, typ := range store.AuditActions {
+				if got[typ] != 1 {
+					t.Errorf("%s delivered %d times", typ, got[typ])
+				}
+			}
+			if len(got) != 16 {
+				t.Errorf("types delivered: %v", got)
+			}
+		})
+	}
+}
