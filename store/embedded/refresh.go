@@ -34,6 +34,7 @@ func (s *Store) RefreshToken(ctx context.Context, hash string) (*store.RefreshTo
 func (s *Store) SpendRefreshToken(ctx context.Context, hash string, at time.Time, next store.RefreshToken) (*store.RefreshToken, error) {
 	var rt store.RefreshToken
 	err := s.update(ctx, "spending refresh token", func(tx *bolt.Tx) error {
+		rt = store.RefreshToken{} // fn may run more than once (see update)
 		b := tx.Bucket(bucketRefresh)
 		found, err := getJSON(b, hash, &rt)
 		if err != nil {
