@@ -387,10 +387,13 @@ gate_mode() {
 	hdrs=$(printf '\t\t\theader_up X-License-Installation %s\n\t\t\theader_up X-License-Product %s\n\t\t\theader_up X-License-Domain %s\n\t\t\theader_up X-License-Type %s\n\t\t\theader_up X-License-Support-Active %s\n' \
 		"$(json_field "$first_act" installation_id)" "$(json_field "$first_act" product)" \
 		"$(json_field "$first_act" domain)" "$(json_field "$first_act" type)" "$(json_field "$first_act" support_active)")
+	local hdr1
+	hdr1=$(printf '%s\n' "$hdrs" | head -1)
 	local gated=("${CASES[@]}")
 	CASES=()
 	add_case "plain reverse_proxy" plain
 	add_case "same routes, no gate" embedded "" ""
+	add_case "same routes + 1 header_up, no gate" embedded "" "$hdr1"
 	add_case "same routes + header_up, no gate" embedded "" "$hdrs"
 	CASES+=("${gated[@]}")
 	for name in "${CASES[@]}"; do
@@ -437,6 +440,17 @@ gate_mode() {
 	echo "note: $FORWARD_NOTE"
 	echo
 	table "$results" "same routes, no gate" "same routes + header_up, no gate"
+	echo
+	awk -F'\t' '
+	function sort(a, n,   i, j, t) {
+		for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+	}
+	function med(c,   a, k, i) { k = 0; for (i = 1; i <= nr; i++) if (cs[i] == c) a[++k] = cpu[i] + 0; sort(a, k); return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2 }
+	{ cs[++nr] = $1; cpu[nr] = $6 }
+	END {
+		r0 = med("same routes, no gate"); r1 = med("same routes + 1 header_up, no gate"); r5 = med("same routes + header_up, no gate")
+		printf "forwarded headers (server CPU medians): 1 header_up costs %.1f us/req, 5 cost %.1f us/req (%.1f us each)\n", r1 - r0, r5 - r0, (r5 - r0) / 5
+	}' "$results"
 	[ "${KEEP:-}" = 1 ] && cp "$results" "$BENCH/last-gate.tsv" || true
 	for name in "${CASES[@]}"; do stop "${CASE_PID[$name]}"; done
 }
