@@ -80,6 +80,8 @@ func parseAppOption(d *caddyfile.Dispenser, app *App) error {
 		return durationArg(d, &app.AccessTokenTTL)
 	case "refresh_token_ttl":
 		return durationArg(d, &app.RefreshTokenTTL)
+	case "refresh_reuse_grace":
+		return reuseGraceArg(d, app)
 	case "status_cache_ttl":
 		return durationArg(d, &app.StatusCacheTTL)
 	case "source":
@@ -367,9 +369,9 @@ func (s *EnvatoSource) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 
 // UnmarshalCaddyfile sets up the source from Caddyfile tokens:
 //
-//	keygen { account <account>; token <token>; base_url, rate_limit, ... }
+//	keygen { account <account>; token <token>; environment <id>; base_url, rate_limit, ... }
 func (s *KeygenSource) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	return unmarshalSource(d, &s.SourceOptions, map[string]*string{"token": &s.Token, "account": &s.Account})
+	return unmarshalSource(d, &s.SourceOptions, map[string]*string{"token": &s.Token, "account": &s.Account, "environment": &s.Environment})
 }
 
 // UnmarshalCaddyfile sets up the source from Caddyfile tokens.
@@ -387,9 +389,31 @@ func (s *CPStoreSource) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return unmarshalSource(d, &s.SourceOptions, nil)
 }
 
-// UnmarshalCaddyfile sets up the source from Caddyfile tokens.
+// UnmarshalCaddyfile sets up the source from Caddyfile tokens:
+//
+//	lemonsqueezy { allow_test_mode; base_url, rate_limit, timeout, concurrency }
 func (s *LemonSqueezySource) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	return unmarshalSource(d, &s.SourceOptions, nil)
+	d.Next() // the source's name
+	name := d.Val()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		if ok, err := s.UnmarshalOption(d, name); ok || err != nil {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		if d.Val() != "allow_test_mode" {
+			return d.Errf("source %s: unrecognized option %q", name, d.Val())
+		}
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+		s.AllowTestMode = true
+	}
+	return nil
 }
 
 // UnmarshalCaddyfile sets up the source from Caddyfile tokens.
@@ -496,6 +520,25 @@ func singleArg(d *caddyfile.Dispenser, dst *string) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
+	return nil
+}
+
+// reuseGraceArg parses refresh_reuse_grace: a duration of at most 1m, or
+// 0 to disable the grace.
+func reuseGraceArg(d *caddyfile.Dispenser, app *App) error {
+	var s string
+	if err := singleArg(d, &s); err != nil {
+		return err
+	}
+	dur, err := caddy.ParseDuration(s)
+	if err != nil {
+		return d.Errf("refresh_reuse_grace: %v", err)
+	}
+	if dur < 0 || dur > maxReuseGrace {
+		return d.Errf("refresh_reuse_grace: %q is not between 0 (off) and %s", s, maxReuseGrace)
+	}
+	g := caddy.Duration(dur)
+	app.RefreshReuseGrace = &g
 	return nil
 }
 
