@@ -27,6 +27,10 @@ import (
 const chainCaddyfile = `{
 	admin off
 	persist_config off
+	storage file_system {{DIR}}/caddy
+	log {
+		output discard
+	}
 	licensegate {
 		storage embedded {{DIR}}/lg.db
 		source static {
