@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"encoding/json"
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -42,9 +43,10 @@ func init() {
 //			sources <name...>
 //			<mapping option> <id...>   # a source's, e.g. envato_item
 //			activations <n>
-//			local_domains free|slot|deny
-//			staging_subdomains free|slot|deny
+//			local_domains free [<cap>]|slot|deny
+//			staging_subdomains free [<cap>]|slot|deny
 //			move_cooldown <duration>
+//			leak_threshold <n>/<period>
 //		}
 //	}
 func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
@@ -231,14 +233,24 @@ func parseProduct(d *caddyfile.Dispenser, app *App) error {
 	return nil
 }
 
-// treatmentArg reads a product's free|slot|deny option.
-func treatmentArg(d *caddyfile.Dispenser, product string, dst *string) error {
+// treatmentArg reads a product's "free [<cap>]|slot|deny" option.
+func treatmentArg(d *caddyfile.Dispenser, product string, dst *string, capacity *int) error {
 	opt := d.Val()
-	if err := singleArg(d, dst); err != nil {
-		return err
+	args := d.RemainingArgs()
+	if len(args) == 0 || len(args) > 2 {
+		return d.ArgErr()
 	}
-	if _, err := policy.ParseTreatment(*dst); err != nil {
+	t, err := policy.ParseTreatment(args[0])
+	if err != nil {
 		return d.Errf("product %s: %s: %v", product, opt, err)
+	}
+	*dst = args[0]
+	if len(args) == 2 {
+		n, err := strconv.Atoi(args[1])
+		if t != policy.Free || err != nil || n < 1 {
+			return d.Errf("product %s: %s: only free takes a cap, a positive number (got %q)", product, opt, strings.Join(args, " "))
+		}
+		*capacity = n
 	}
 	return nil
 }
@@ -261,16 +273,23 @@ func parseProductOption(d *caddyfile.Dispenser, name string, p *Product) error {
 		}
 		p.Activations = n
 	case "local_domains":
-		return treatmentArg(d, name, &p.LocalDomains)
+		return treatmentArg(d, name, &p.LocalDomains, &p.LocalCap)
 	case "staging_subdomains":
-		return treatmentArg(d, name, &p.StagingSubdomains)
+		return treatmentArg(d, name, &p.StagingSubdomains, &p.StagingCap)
+	case "leak_threshold":
+		if err := singleArg(d, &p.LeakThreshold); err != nil {
+			return err
+		}
+		if _, err := upstreams.ParseRate(p.LeakThreshold); err != nil {
+			return d.Errf("product %s: leak_threshold: %v", name, err)
+		}
 	case "move_cooldown":
 		var dur caddy.Duration
 		if err := durationArg(d, &dur); err != nil {
 			return err
 		}
 		p.MoveCooldown = &dur
-	case "recheck", "leak_threshold", "release_idle":
+	case "recheck", "release_idle":
 		return d.Errf("product %s: %s: not supported yet", name, opt)
 	default:
 		source, ok := mappingSource(opt) // envato_item, apptrovo_slug, ...
@@ -435,6 +454,7 @@ func (s *StaticSource) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 //	license_exchange {
 //		rate_limit <calls>/<period>
 //		failed_limit <calls>/<period>
+//		failed_source_limit <calls>/<period>
 //	}
 func parseExchange(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	h.Next() // directive name
@@ -450,6 +470,8 @@ func parseExchange(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) 
 			dst = &e.RateLimit
 		case "failed_limit":
 			dst = &e.FailedLimit
+		case "failed_source_limit":
+			dst = &e.FailedSourceLimit
 		default:
 			return nil, h.Errf("license_exchange: unrecognized option %q", opt)
 		}
@@ -465,8 +487,10 @@ func parseExchange(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) 
 
 // parseGate parses:
 //
-//	license_gate {
+//	license_gate [<slug...>] {
 //		products <slug...>
+//		on_store_error allow_stale [<duration>] | deny
+//		forward <installation|product|domain|type|support_active|class...>
 //	}
 func parseGate(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	h.Next() // directive name
@@ -479,6 +503,14 @@ func parseGate(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 		case "on_store_error":
 			if err := parseOnStoreError(h, g); err != nil {
 				return nil, err
+			}
+		case "forward":
+			g.Forward = append(g.Forward, h.RemainingArgs()...)
+			if len(g.Forward) == 0 {
+				return nil, h.ArgErr()
+			}
+			if _, err := parseForward(g.Forward); err != nil {
+				return nil, h.Errf("license_gate: forward: %v", err)
 			}
 		case "require", "quota":
 			return nil, h.Errf("license_gate: %s: not supported yet", opt)

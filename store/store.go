@@ -68,11 +68,24 @@ type License struct {
 	VerifiedAt    time.Time `json:"verified_at"`
 	NextCheckAt   time.Time `json:"next_check_at,omitempty"`
 	LastMoveAt    time.Time `json:"last_move_at,omitempty"`
-	CreatedAt     time.Time `json:"created_at"`
-	UpdatedAt     time.Time `json:"updated_at"`
+	// Sightings are the distinct production domains activations were
+	// attempted on and the client networks re-activations came from,
+	// within the product's leak_threshold window (bounded: the gateway
+	// keeps a few more than the threshold of each kind).
+	Sightings []Sighting `json:"sightings,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
+	UpdatedAt time.Time  `json:"updated_at"`
 	// Version increases with every write; backends use it for
 	// compare-and-set.
 	Version int64 `json:"version"`
+}
+
+// Sighting is one distinct value (a domain or a client network) seen on a
+// licence for leak detection, and when it was last seen.
+type Sighting struct {
+	Kind  string    `json:"kind"`
+	Value string    `json:"value"`
+	At    time.Time `json:"at"`
 }
 
 // Installation is one activated copy of a product on one domain.
@@ -99,7 +112,8 @@ type Installation struct {
 func (i *Installation) Active() bool { return i.Status == InstallationActive }
 
 // LicenseState is a licence and all its installations: the unit that
-// changes atomically.
+// changes atomically. An installation left out of a state written is
+// forgotten, index entry included (the audit log keeps its history).
 type LicenseState struct {
 	License       *License       // nil when the licence is not stored yet
 	Installations []Installation // in creation order

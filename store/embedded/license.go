@@ -95,6 +95,7 @@ func (s *Store) updateLicense(ctx context.Context, licenseID string, fn func(*st
 		if cur.License != nil {
 			prev = *cur.License
 		}
+		had := installationIDs(cur.Installations)
 		next, err := fn(cur)
 		if err != nil {
 			return errAbort{err}
@@ -103,7 +104,7 @@ func (s *Store) updateLicense(ctx context.Context, licenseID string, fn func(*st
 			written = cur
 			return nil
 		}
-		if err := writeState(tx, licenseID, prev, next); err != nil {
+		if err := writeState(tx, licenseID, prev, had, next); err != nil {
 			return err
 		}
 		written, wrote = next, true
@@ -118,8 +119,10 @@ func (s *Store) updateLicense(ctx context.Context, licenseID string, fn func(*st
 	return written, nil
 }
 
-// writeState stores st over prev (the stored licence, zero when new).
-func writeState(tx *bolt.Tx, licenseID string, prev store.License, st *store.LicenseState) error {
+// writeState stores st over prev (the stored licence, zero when new),
+// forgetting the index entries of the installations in had that st no
+// longer holds.
+func writeState(tx *bolt.Tx, licenseID string, prev store.License, had []string, st *store.LicenseState) error {
 	if st.License == nil {
 		return errors.New("state to write has no licence")
 	}
@@ -134,12 +137,29 @@ func writeState(tx *bolt.Tx, licenseID string, prev store.License, st *store.Lic
 		return err
 	}
 	idx := tx.Bucket(bucketInstallIndex)
+	kept := make(map[string]bool, len(st.Installations))
 	for _, in := range st.Installations {
+		kept[in.ID] = true
 		if err := idx.Put([]byte(in.ID), []byte(licenseID)); err != nil {
 			return err
 		}
 	}
+	for _, id := range had {
+		if !kept[id] {
+			if err := idx.Delete([]byte(id)); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
+}
+
+func installationIDs(ins []store.Installation) []string {
+	ids := make([]string, 0, len(ins))
+	for _, in := range ins {
+		ids = append(ids, in.ID)
+	}
+	return ids
 }
 
 // InstallationLicense implements store.Store.

@@ -31,6 +31,7 @@ func sampleState() *store.LicenseState {
 			Retired: true, ActivationsLimit: 2, Status: store.LicenseFlagged, StatusBy: "recheck",
 			Locked: true, KeyCiphertext: []byte{1, 2, 3, 0, 255}, VerifiedAt: t0,
 			NextCheckAt: t0.Add(168 * time.Hour), LastMoveAt: t0.Add(-time.Hour),
+			Sightings: []store.Sighting{{Kind: "domain", Value: "acme.com", At: t0}, {Kind: "network", Value: "198.51.100.0/24", At: t0}},
 			CreatedAt: t0.Add(-24 * time.Hour), UpdatedAt: t0.Add(time.Nanosecond),
 		},
 		Installations: []store.Installation{
