@@ -23,7 +23,8 @@ import (
 
 // chainCaddyfile has the routes of Caddyfile.example, with `respond` as
 // the stub next handler in place of reverse_proxy: /plain without the
-// gate, /convert with it.
+// gate, /convert with it (all six headers), /installation with
+// `forward installation`.
 const chainCaddyfile = `{
 	admin off
 	persist_config off
@@ -53,6 +54,13 @@ http://127.0.0.1:{{PORT}} {
 		}
 		respond "ok" 200
 	}
+	handle /installation* {
+		license_gate {
+			products converter-pro
+			forward installation
+		}
+		respond "ok" 200
+	}
 	handle /plain* {
 		respond "ok" 200
 	}
@@ -74,6 +82,7 @@ func BenchmarkHandlerChain(b *testing.B) {
 	for _, c := range []struct{ name, path string }{
 		{"no gate", "/plain"},
 		{"license_gate", "/convert"},
+		{"license_gate forward installation", "/installation"},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			r := httptest.NewRequest(http.MethodGet, c.path, nil)
