@@ -463,3 +463,45 @@ func TestEveryEventTypeDelivered(t *testing.T) {
 		})
 	}
 }
+
+// A worker that dies mid-round (its claims never settled) and a restart
+// on the same file: every one of 500 pending events is delivered by the
+// next worker once the dead one's lease has run out.
+func TestRestartAfterCrashDeliversAll(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lg.db")
+	s, err := embedded.Open(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &clock{t: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)}
+	for n := 0; n < 500; n++ {
+		change(t, s, fmt.Sprintf("lic_%03d", n%50), n, c.Now())
+	}
+	claimed, err := s.ClaimOutbox(context.Background(), c.Now(), webhooks.DefaultLease, 40)
+	if err != nil || len(claimed) != 40 {
+		t.Fatalf("the dying worker claimed %d: %v", len(claimed), err)
+	}
+	s.Close() // the process dies: its claims stay in the file
+	s, err = embedded.Open(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	r := newReceiver(t, c)
+	w := webhooks.NewWorker(webhooks.Config{Outbox: s, Endpoints: []webhooks.Endpoint{endpoint(t, r.URL())}, Now: c.Now})
+	drain(t, w)
+	// The 40 licences whose head the dead worker holds wait for its lease;
+	// the other 10 licences' 100 events go at once.
+	if n := len(r.deliveries()); n != 100 {
+		t.Fatalf("delivered %d before the dead worker's lease ran out, want 100", n)
+	}
+	c.Add(webhooks.DefaultLease + time.Second)
+	drain(t, w)
+	seen := map[string]bool{}
+	for _, d := range r.deliveries() {
+		seen[d.body.Data.Reason] = true
+	}
+	if len(seen) != 500 {
+		t.Fatalf("%d distinct events delivered after the restart, want 500", len(seen))
+	}
+}
