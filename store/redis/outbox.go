@@ -34,7 +34,11 @@ import (
 // P{outbox} in step atomically. On Cluster P{outbox} and its log are in
 // another slot: they are written right after EXEC, like the due index (see
 // the package doc); the entry itself is committed with the change, so an
-// event is never lost, only found late if that write fails.
+// event is never lost, only found late if that write fails: ClaimOutbox
+// re-derives the index from the queues (SCAN on each master) every
+// repairInterval. The audit stream is in another slot too: on Cluster its
+// entry is written after EXEC, and lost if that write fails (the outbox
+// entry, and so the webhook, is not).
 
 // globalShard holds the events of no licence.
 const globalShard = "~events"
@@ -235,14 +239,55 @@ func claimToken() string {
 	return fmt.Sprintf("%x", b)
 }
 
+// repairInterval is how often, on Cluster, ClaimOutbox re-derives the
+// index from the queues themselves.
+const repairInterval = 5 * time.Minute
+
+// repairIndex puts every shard with a queue back into the index (ZADD NX,
+// due now), for a queue whose index write after EXEC was lost on Cluster
+// (there the index is in another slot). It scans each master.
+func (s *Store) repairIndex(ctx context.Context) error {
+	cc, ok := s.client.(*redis.ClusterClient)
+	if !ok {
+		return nil // the index is written in the change's transaction
+	}
+	pattern := s.prefix + "{*}:obq"
+	return cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
+		iter := node.Scan(ctx, 0, pattern, 500).Iterator()
+		for iter.Next(ctx) {
+			key := iter.Val()
+			open, end := strings.IndexByte(key, '{'), strings.LastIndexByte(key, '}')
+			if open < 0 || end <= open {
+				continue
+			}
+			if err := s.client.ZAddNX(ctx, s.outboxIndexKey(), redis.Z{Score: 0, Member: key[open+1 : end]}).Err(); err != nil {
+				return err
+			}
+		}
+		return iter.Err()
+	})
+}
+
 // ClaimOutbox implements store.Outbox: it polls the index for shards due
-// at now and claims each one's queue head.
+// at now and claims each one's queue head. On Cluster it also re-derives
+// the index from the queues every repairInterval.
 func (s *Store) ClaimOutbox(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]store.OutboxEntry, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
+	s.mu.Lock()
+	repair := time.Since(s.repaired) >= repairInterval
+	if repair {
+		s.repaired = time.Now()
+	}
+	s.mu.Unlock()
+	if repair {
+		if err := s.repairIndex(ctx); err != nil {
+			return nil, failed(ctx, "claiming outbox entries: re-deriving the index", err)
+		}
+	}
 	shards, err := s.client.ZRangeByScore(ctx, s.outboxIndexKey(), &redis.ZRangeBy{
 		Min: "-inf", Max: strconv.FormatInt(now.UnixMilli(), 10), Count: int64(limit),
 	}).Result()

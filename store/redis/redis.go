@@ -128,9 +128,10 @@ type Store struct {
 	// other's WATCH; other instances are still fenced by WATCH.
 	locks [stripes]chan struct{}
 
-	mu     sync.Mutex
-	subs   map[*redis.PubSub]struct{}
-	closed bool
+	mu       sync.Mutex
+	subs     map[*redis.PubSub]struct{}
+	closed   bool
+	repaired time.Time // when ClaimOutbox last re-derived the outbox index
 }
 
 // New returns a Store using client. The client stays the caller's: Close
