@@ -66,27 +66,27 @@ func claimToken() string {
 	return fmt.Sprintf("%x", b)
 }
 
-// ClaimOutbox implements store.Outbox.
+// ClaimOutbox implements store.Outbox. It looks in a read transaction
+// first, so an idle poll costs no write (and no fsync).
 func (s *Store) ClaimOutbox(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]store.OutboxEntry, error) {
+	var due []store.OutboxEntry
+	err := s.view(ctx, "claiming outbox entries", func(tx *bolt.Tx) error {
+		var err error
+		due, err = dueHeads(tx, now, limit)
+		return err
+	})
+	if err != nil || len(due) == 0 {
+		return nil, err
+	}
 	var out []store.OutboxEntry
-	err := s.update(ctx, "claiming outbox entries", func(tx *bolt.Tx) error {
-		out = nil
+	err = s.update(ctx, "claiming outbox entries", func(tx *bolt.Tx) error {
+		heads, err := dueHeads(tx, now, limit)
+		if err != nil {
+			return err
+		}
+		out = heads[:0]
 		ob := tx.Bucket(bucketOutbox)
-		seen := make(map[string]bool)
-		c := tx.Bucket(bucketOutboxPending).Cursor()
-		for k, v := c.First(); k != nil && len(out) < limit; k, v = c.Next() {
-			shard := string(v)
-			if seen[shard] {
-				continue // a licence's later entry waits for its first
-			}
-			seen[shard] = true
-			var e store.OutboxEntry
-			if found, err := getJSON(ob, string(k), &e); err != nil || !found {
-				return err
-			}
-			if e.NextAttemptAt.After(now) || e.ClaimedUntil.After(now) {
-				continue
-			}
+		for _, e := range heads {
 			e.Claim, e.ClaimedUntil = claimToken(), now.Add(lease)
 			if err := putJSON(ob, e.ID, e); err != nil {
 				return err
@@ -97,6 +97,35 @@ func (s *Store) ClaimOutbox(ctx context.Context, now time.Time, lease time.Durat
 	})
 	if err != nil {
 		return nil, err
+	}
+	return out, nil
+}
+
+// dueHeads returns up to limit entries due at now and not claimed, each
+// the oldest pending entry of its licence.
+func dueHeads(tx *bolt.Tx, now time.Time, limit int) ([]store.OutboxEntry, error) {
+	var out []store.OutboxEntry
+	ob := tx.Bucket(bucketOutbox)
+	seen := make(map[string]bool)
+	c := tx.Bucket(bucketOutboxPending).Cursor()
+	for k, v := c.First(); k != nil && len(out) < limit; k, v = c.Next() {
+		shard := string(v)
+		if seen[shard] {
+			continue // a licence's later entry waits for its first
+		}
+		seen[shard] = true
+		var e store.OutboxEntry
+		found, err := getJSON(ob, string(k), &e)
+		if err != nil {
+			return nil, err
+		}
+		if !found {
+			continue
+		}
+		if e.NextAttemptAt.After(now) || e.ClaimedUntil.After(now) {
+			continue
+		}
+		out = append(out, e)
 	}
 	return out, nil
 }
