@@ -111,9 +111,11 @@ func (w *Worker) Run(ctx context.Context) error {
 			if err != nil && ctx.Err() == nil {
 				w.cfg.Logger.Warn("delivering webhooks", zap.Error(err))
 			}
-			if err != nil || n < w.cfg.Batch {
+			if err != nil || n == 0 {
 				break // caught up: wait for the next poll
 			}
+			// A settled entry may have made its licence's next one due:
+			// look again at once.
 		}
 		select {
 		case <-ctx.Done():
