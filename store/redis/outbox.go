@@ -519,38 +519,53 @@ func (s *Store) RetryOutbox(ctx context.Context, id string, now time.Time) error
 	return nil
 }
 
-// TrimOutbox implements store.Outbox: it reads up to limit of the oldest
-// logged entries created before before and deletes those delivered before
-// it.
+// TrimOutbox implements store.Outbox: it walks the log from its oldest
+// entry created before before (pending and failed entries, which are
+// kept, are stepped over, at most trimScan times limit of them) and
+// deletes up to limit delivered before it.
 func (s *Store) TrimOutbox(ctx context.Context, before time.Time, limit int) (int, error) {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	ids, err := s.client.ZRangeByScore(ctx, s.outboxLogKey(), &redis.ZRangeBy{
-		Min: "-inf", Max: "(" + strconv.FormatInt(before.UnixMilli(), 10), Count: int64(limit),
-	}).Result()
-	if err != nil {
-		return 0, failed(ctx, "trimming outbox", err)
-	}
-	es, err := s.readEntries(ctx, ids)
-	if err != nil {
-		return 0, failed(ctx, "trimming outbox", err)
-	}
 	n := 0
-	for _, e := range es {
-		if e.Status != store.OutboxDelivered || !e.DoneAt.Before(before) {
-			continue
-		}
-		shard, seq, _ := splitEntryID(e.ID)
-		if err := s.client.HDel(ctx, s.outboxKey(shard), seq).Err(); err != nil {
+	var offset int64
+	for scanned := 0; n < limit && scanned < trimScan*limit; {
+		ids, err := s.client.ZRangeByScore(ctx, s.outboxLogKey(), &redis.ZRangeBy{
+			Min: "-inf", Max: "(" + strconv.FormatInt(before.UnixMilli(), 10), Offset: offset, Count: int64(limit),
+		}).Result()
+		if err != nil {
 			return n, failed(ctx, "trimming outbox", err)
 		}
-		if err := s.client.ZRem(ctx, s.outboxLogKey(), e.ID).Err(); err != nil {
+		if len(ids) == 0 {
+			return n, nil
+		}
+		scanned += len(ids)
+		es, err := s.readEntries(ctx, ids)
+		if err != nil {
 			return n, failed(ctx, "trimming outbox", err)
 		}
-		n++
+		kept := int64(len(ids))
+		for _, e := range es {
+			if n == limit || e.Status != store.OutboxDelivered || !e.DoneAt.Before(before) {
+				continue
+			}
+			shard, seq, _ := splitEntryID(e.ID)
+			if _, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+				p.HDel(ctx, s.outboxKey(shard), seq)
+				p.ZRem(ctx, s.outboxLogKey(), e.ID)
+				return nil
+			}); err != nil {
+				return n, failed(ctx, "trimming outbox", err)
+			}
+			n++
+			kept--
+		}
+		offset += kept
 	}
 	return n, nil
 }
+
+// trimScan bounds how far past kept entries one TrimOutbox call looks.
+const trimScan = 16
 
 // TrimAudit implements store.Outbox: the audit stream is trimmed from its
 // oldest entry up to the first one at or after before, at most limit

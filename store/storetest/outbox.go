@@ -213,10 +213,36 @@ func testOutboxTrim(t *testing.T, h *harness) {
 	if all := outbox(t, s, ""); len(all) != 1 || all[0].Status != store.OutboxPending {
 		t.Fatalf("after trim: %+v", all)
 	}
+	// A failed entry older than a delivered one is stepped over.
+	es, err = s.ClaimOutbox(ctx, t0, time.Minute, 10)
+	if err != nil || len(es) != 1 {
+		t.Fatalf("claim: %v %v", es, err)
+	}
+	es[0].Status, es[0].DoneAt = store.OutboxFailed, t0
+	if err := s.SettleOutbox(ctx, es[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendEvents(ctx, []store.AuditEvent{event(store.AuditKeysRotated, "", t0.Add(2*time.Hour))}); err != nil {
+		t.Fatal(err)
+	}
+	es, err = s.ClaimOutbox(ctx, t0.Add(2*time.Hour), time.Minute, 10)
+	if err != nil || len(es) != 1 {
+		t.Fatalf("claim: %v %v", es, err)
+	}
+	es[0].Status, es[0].DoneAt = store.OutboxDelivered, t0.Add(2*time.Hour)
+	if err := s.SettleOutbox(ctx, es[0]); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.TrimOutbox(ctx, t0.Add(48*time.Hour), 10); err != nil || n != 1 {
+		t.Fatalf("TrimOutbox past a failed entry: %d, %v; want the delivered one", n, err)
+	}
+	if all := outbox(t, s, ""); len(all) != 1 || all[0].Status != store.OutboxFailed {
+		t.Fatalf("after the second trim: %+v", all)
+	}
 	if n, err := s.TrimAudit(ctx, t0.Add(30*time.Minute), 10); err != nil || n != 1 {
 		t.Fatalf("TrimAudit: %d, %v; want the older entry", n, err)
 	}
-	if audit, _ := s.Audit(ctx, store.AuditQuery{Limit: 10}); len(audit) != 1 || !audit[0].At.Equal(t0.Add(time.Hour)) {
+	if audit, _ := s.Audit(ctx, store.AuditQuery{Limit: 10}); len(audit) != 2 || !audit[0].At.Equal(t0.Add(time.Hour)) {
 		t.Fatalf("audit after trim: %+v", audit)
 	}
 }
