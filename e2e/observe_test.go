@@ -6,6 +6,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/licensegate/licensegate/internal/redistest"
 )
 
 // scrape reads Caddy's /metrics on the admin endpoint into series ->
@@ -98,4 +101,41 @@ func TestHealth(t *testing.T) {
 			t.Fatalf("health lacks %s: %s", field, r.body)
 		}
 	}
+}
+
+// TestHealthWithRedisStopped (issue 13, acceptance 4): with the store
+// stopped the health check answers 503 and names the store; the gate's
+// stale answers and the store errors are counted.
+func TestHealthWithRedisStopped(t *testing.T) {
+	srv := redistest.NewDurableServer(t)
+	g := startOnRedis(t, srv.Addr(), map[string]string{"CACHE_TTL": "1s", "STALE": "10m"})
+	act := g.activate("KEY-AAAA-0001", "acme.com")
+	expectStatus(t, act, http.StatusCreated, "")
+	r := do(t, http.MethodGet, g.adminURL("/licensegate/health"), nil)
+	if r.status != http.StatusOK || r.json["serving"] != true {
+		t.Fatalf("health with Redis up: %d %s", r.status, r.body)
+	}
+	expectStatus(t, g.call(act.str("access_token")), http.StatusOK, "")
+
+	srv.Stop()
+	r = do(t, http.MethodGet, g.adminURL("/licensegate/health"), nil)
+	if r.status != http.StatusServiceUnavailable || !strings.Contains(string(r.body), `"failing":["store"]`) {
+		t.Fatalf("health with Redis stopped: %d %s", r.status, r.body)
+	}
+	time.Sleep(2100 * time.Millisecond) // past the status cache's 2*TTL
+	expectStatus(t, g.call(act.str("access_token")), http.StatusOK, "")
+	m := g.scrape()
+	if m["licensegate_status_cache_stale_total"] < 1 {
+		t.Errorf("no stale serve counted: %v", m)
+	}
+	if m[`licensegate_gate_decisions_total{code="admitted",product="converter-pro"}`] != 2 {
+		t.Errorf("gate decisions: %v", m)
+	}
+
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "health back to 200 with Redis", func() bool {
+		return do(t, http.MethodGet, g.adminURL("/licensegate/health"), nil).status == http.StatusOK
+	})
 }
