@@ -102,6 +102,17 @@ func provisionMetrics(ctx caddy.Context) (*otelMetrics, string, error) {
 	if reg == nil {
 		return m, "", nil
 	}
+	key, err := m.registerOn(reg)
+	if err != nil {
+		return nil, "", err
+	}
+	return m, key, nil
+}
+
+// registerOn registers the collector on reg unless a config already did
+// (Caddy gives each config load its own registry, and an app of one load
+// may be provisioned more than once), and returns the key to release.
+func (m *otelMetrics) registerOn(reg *prometheus.Registry) (string, error) {
 	key := fmt.Sprintf("metrics:%p", reg)
 	_, _, err := registrations.LoadOrNew(key, func() (caddy.Destructor, error) {
 		if err := reg.Register(m.collector); err != nil {
@@ -109,10 +120,7 @@ func provisionMetrics(ctx caddy.Context) (*otelMetrics, string, error) {
 		}
 		return registration{reg: reg, collector: m.collector}, nil
 	})
-	if err != nil {
-		return nil, "", err
-	}
-	return m, key, nil
+	return key, err
 }
 
 // captureRegisterer keeps the collector the Prometheus exporter registers,
