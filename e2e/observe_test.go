@@ -56,6 +56,9 @@ func TestMetricsOnCaddysEndpoint(t *testing.T) {
 	expectStatus(t, g.activate("22222222-2222-4222-8222-222222222222", "acme.com"), http.StatusServiceUnavailable, "upstream_unavailable")
 	failed := v.count("envato") - 1
 
+	if !strings.Contains(g.logs.String(), `"level":"debug"`) {
+		t.Error("the gateway does not log at debug level: the log scan would miss lines")
+	}
 	m := g.scrape()
 	want := map[string]float64{
 		`licensegate_gate_decisions_total{code="admitted",product="converter-pro"}`:         2,
