@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	colmetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
@@ -17,12 +18,33 @@ import (
 // otlpReceiver stands in for an OTLP/HTTP collector: it decodes the
 // protobuf trace exports it is sent.
 type otlpReceiver struct {
-	mu    sync.Mutex
-	spans []*tracev1.Span
+	mu      sync.Mutex
+	spans   []*tracev1.Span
+	metrics map[string]bool // names of the metrics exported
 }
 
 func (o *otlpReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
+	if r.URL.Path == "/v1/metrics" {
+		var req colmetrics.ExportMetricsServiceRequest
+		if proto.Unmarshal(body, &req) != nil {
+			http.Error(w, "bad export", http.StatusBadRequest)
+			return
+		}
+		o.mu.Lock()
+		for _, rm := range req.GetResourceMetrics() {
+			for _, sm := range rm.GetScopeMetrics() {
+				for _, m := range sm.GetMetrics() {
+					o.metrics[m.GetName()] = true
+				}
+			}
+		}
+		o.mu.Unlock()
+		out, _ := proto.Marshal(&colmetrics.ExportMetricsServiceResponse{})
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		_, _ = w.Write(out)
+		return
+	}
 	var req coltrace.ExportTraceServiceRequest
 	if r.URL.Path != "/v1/traces" || proto.Unmarshal(body, &req) != nil {
 		http.Error(w, "bad export", http.StatusBadRequest)
@@ -49,9 +71,10 @@ func (o *otlpReceiver) snapshot() []*tracev1.Span {
 // TestActivationTrace (issue 13, acceptance 3): with Caddy's tracing
 // directive on the exchange route, one activation through Envato's fake
 // is one trace holding Caddy's request span, activate and the Envato call,
-// and no attribute holds the purchase code or the author's token.
+// and no attribute holds the purchase code or the author's token. With
+// OTEL_EXPORTER_OTLP_ENDPOINT set, the metrics are pushed over OTLP too.
 func TestActivationTrace(t *testing.T) {
-	recv := &otlpReceiver{}
+	recv := &otlpReceiver{metrics: map[string]bool{}}
 	collector := httptest.NewServer(recv)
 	t.Cleanup(collector.Close)
 
@@ -70,11 +93,11 @@ func TestActivationTrace(t *testing.T) {
 	g.vars["MAPPINGS"] = sourceConfig["envato"][1]
 	g.vars["EXCHANGE"] = ""
 	g.extraEnv = []string{
-		"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=" + collector.URL + "/v1/traces",
+		"OTEL_EXPORTER_OTLP_ENDPOINT=" + collector.URL,
 		"OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
 		"OTEL_TRACES_EXPORTER=otlp",
 		"OTEL_BSP_SCHEDULE_DELAY=100",
-		"OTEL_METRICS_EXPORTER=none",
+		"OTEL_METRIC_EXPORT_INTERVAL=200",
 	}
 	g.start()
 	expectStatus(t, g.activate(envatoKey, "acme.com"), http.StatusCreated, "")
@@ -116,4 +139,9 @@ func TestActivationTrace(t *testing.T) {
 			}
 		}
 	}
+	waitFor(t, 10*time.Second, "the metrics pushed over OTLP", func() bool {
+		recv.mu.Lock()
+		defer recv.mu.Unlock()
+		return recv.metrics["licensegate_exchanges"] && recv.metrics["licensegate_upstream_calls"]
+	})
 }
