@@ -128,3 +128,21 @@ func BenchmarkGateDecision(b *testing.B) {
 		m.GateDecision("p", gateway.OutcomeAdmitted)
 	}
 }
+
+// TestGateAdmitWithMetricsAllocatesNothing: the metrics keep the gate's
+// steady-state admission allocation-free.
+func TestGateAdmitWithMetricsAllocatesNothing(t *testing.T) {
+	m, err := newOtelMetrics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newGateFixture(t, m)
+	token := f.act.AccessToken
+	ctx := context.Background()
+	if _, err := f.gate.gate.Admit(ctx, token, 0); err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(200, func() { _, _ = f.gate.gate.Admit(ctx, token, 0) }); n != 0 {
+		t.Fatalf("%v allocations per admission with metrics on", n)
+	}
+}
