@@ -78,20 +78,11 @@ func TestActivationTrace(t *testing.T) {
 	collector := httptest.NewServer(recv)
 	t.Cleanup(collector.Close)
 
-	v := newVendors()
-	vsrv := httptest.NewServer(v)
-	t.Cleanup(vsrv.Close)
-	up := httptest.NewServer(&recordingUpstream{})
-	t.Cleanup(up.Close)
-	g := newGateway(t, strings.TrimPrefix(up.URL, "http://"))
-	g.template = strings.Replace(sourcesTemplate, "\thandle /v1/licenses/* {\n", "\thandle /v1/licenses/* {\n\t\ttracing {\n\t\t\tspan caddy_exchange\n\t\t}\n", 1)
+	g, _ := withSources(t, "envato")
+	g.template = strings.Replace(g.template, "\thandle /v1/licenses/* {\n", "\thandle /v1/licenses/* {\n\t\ttracing {\n\t\t\tspan caddy_exchange\n\t\t}\n", 1)
 	if !strings.Contains(g.template, "span caddy_exchange") {
 		t.Fatal("template not traced")
 	}
-	g.vars["SOURCES"] = strings.ReplaceAll(sourceConfig["envato"][0], "{{VENDOR}}", vsrv.URL)
-	g.vars["SOURCE_NAMES"] = "envato"
-	g.vars["MAPPINGS"] = sourceConfig["envato"][1]
-	g.vars["EXCHANGE"] = ""
 	g.extraEnv = []string{
 		"OTEL_EXPORTER_OTLP_ENDPOINT=" + collector.URL,
 		"OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
