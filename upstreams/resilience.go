@@ -329,7 +329,7 @@ func (r *Resilient) call(ctx context.Context, ask func(context.Context) Verdict)
 	start := r.cfg.Clock.Now()
 	ctx, span := startSpan(ctx, "source "+name, name)
 	defer func() {
-		r.cfg.Observer.Call(name, v.Outcome.String(), r.cfg.Clock.Now().Sub(start))
+		r.observeCall(name, v, r.cfg.Clock.Now().Sub(start))
 		endSpan(span, v)
 	}()
 	defer RecoverVerdict(name, &v)
@@ -337,6 +337,18 @@ func (r *Resilient) call(ctx context.Context, ask func(context.Context) Verdict)
 	cctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
 	return ask(cctx), true
+}
+
+// observeCall reports a call: one that found the budget spent never
+// reached the vendor, and one answered ErrRecheckUnsupported never asked.
+func (r *Resilient) observeCall(name string, v Verdict, took time.Duration) {
+	switch be := (*BudgetError)(nil); {
+	case errors.As(v.Cause, &be):
+		r.cfg.Observer.BudgetWait(name, 0, true)
+	case errors.Is(v.Cause, ErrRecheckUnsupported):
+	default:
+		r.cfg.Observer.Call(name, v.Outcome.String(), took)
+	}
 }
 
 // record updates the breaker and the budget's pause from a real call's
