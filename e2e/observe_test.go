@@ -89,6 +89,18 @@ func TestMetricsOnCaddysEndpoint(t *testing.T) {
 	if t.Failed() {
 		t.Logf("licensegate series:\n%v", m)
 	}
+
+	// A reload registers the metrics on the new config's registry once,
+	// and the counts carry over.
+	g.reload()
+	expectStatus(t, g.call(token), http.StatusOK, "")
+	after := g.scrape()
+	if got := after[`licensegate_gate_decisions_total{code="admitted",product="converter-pro"}`]; got != 3 {
+		t.Errorf("admitted after a reload = %v, want 3", got)
+	}
+	if got := after[`licensegate_upstream_calls_total{outcome="valid",source="envato"}`]; got != 1 {
+		t.Errorf("valid calls after a reload = %v, want 1", got)
+	}
 }
 
 // TestHealth (issue 13, acceptance 4): 200 while serving, with each
