@@ -96,7 +96,7 @@ func (a *App) provisionWebhooks(ctx caddy.Context) error {
 	lease := max(time.Minute, 2*round)
 	a.deliveries = webhooks.NewWorker(webhooks.Config{
 		Outbox: a.store, Endpoints: eps, Emit: emit, Lease: lease,
-		Logger: a.logger.Named("webhooks"),
+		Logger: a.logger.Named("webhooks"), Observe: a.observer().WebhookDelivery,
 	})
 	if len(eps) > 0 {
 		a.logger.Info("webhooks configured", zap.Int("endpoints", len(eps)))

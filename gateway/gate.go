@@ -50,9 +50,20 @@ func (s *Service) Gate(products []string) *Gate {
 func (g *Gate) Admit(ctx context.Context, rawToken string, maxStale time.Duration) (Grant, error) {
 	c, err := g.verify(ctx, rawToken)
 	if err != nil {
+		g.svc.obs.GateDecision("", outcomeOf(err, OutcomeAdmitted))
 		return Grant{}, err
 	}
-	return g.svc.authorize(ctx, c, maxStale)
+	grant, err := g.svc.authorize(ctx, c, maxStale)
+	g.svc.obs.GateDecision(c.Audience, outcomeOf(err, OutcomeAdmitted))
+	return grant, err
+}
+
+// Refused counts a request the gate refused before it had a token to
+// admit (no Bearer credential): code is the refusal's public code.
+func (g *Gate) Refused(code string) {
+	if g != nil {
+		g.svc.obs.GateDecision("", code)
+	}
 }
 
 // verify checks an access token's signature and claims. Without signing
@@ -76,6 +87,7 @@ func (g *Gate) verify(ctx context.Context, rawToken string) (*tokens.Claims, err
 func (s *Service) authorize(ctx context.Context, c *tokens.Claims, maxStale time.Duration) (Grant, error) {
 	st, stale, err := s.cache.GetStale(ctx, c.License, maxStale)
 	if err != nil {
+		s.obs.StoreError(OpStatusRead)
 		return Grant{}, unavailable(detailGateUnavailable, err)
 	}
 	now := s.now()

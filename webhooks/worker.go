@@ -68,6 +68,9 @@ type Config struct {
 	Poll  time.Duration
 	// Logger logs failed deliveries (never a secret or a body).
 	Logger *zap.Logger
+	// Observe, when set, counts each attempt by outcome: delivered,
+	// retry (failed, to be tried again) or failed (for good).
+	Observe func(outcome string)
 }
 
 // Worker delivers the outbox's entries. Any number of workers, on any
@@ -187,6 +190,7 @@ func (w *Worker) deliver(ctx context.Context, e store.OutboxEntry) error {
 		res := Send(ctx, ep.Client, ep.URL, msg, ep.Secrets)
 		if res.Delivered {
 			e.Targets[ep.URL] = store.OutboxDelivered
+			w.observe("delivered")
 			continue
 		}
 		e.Targets[ep.URL] = store.OutboxPending
@@ -206,12 +210,16 @@ func (w *Worker) deliver(ctx context.Context, e store.OutboxEntry) error {
 	case ok:
 		e.Status, e.NextAttemptAt = store.OutboxPending, next
 		e.LastError = errText(lastErr)
+		for range waiting {
+			w.observe("retry")
+		}
 	default:
 		e.Status, e.DoneAt = store.OutboxFailed, now
 		e.LastError = errText(lastErr)
 		for url, st := range e.Targets {
 			if st == store.OutboxPending {
 				e.Targets[url] = store.OutboxFailed
+				w.observe("failed")
 			}
 		}
 		w.cfg.Logger.Warn("webhook delivery failed for good", zap.String("id", e.ID),
@@ -221,6 +229,12 @@ func (w *Worker) deliver(ctx context.Context, e store.OutboxEntry) error {
 		return err
 	}
 	return nil
+}
+
+func (w *Worker) observe(outcome string) {
+	if w.cfg.Observe != nil {
+		w.cfg.Observe(outcome)
+	}
 }
 
 // errText bounds a delivery error kept with an entry.
