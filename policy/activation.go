@@ -29,7 +29,19 @@ type Rules struct {
 	Activations       int // production slots per licence (default 1)
 	LocalDomains      Treatment
 	StagingSubdomains Treatment
+	// LocalCap bounds free local installations per licence, StagingCap free
+	// staging installations per production domain (0: the defaults). A free
+	// install that were unbounded would let one code run any number of
+	// copies on *.test names, and grow the licence record without end.
+	LocalCap   int
+	StagingCap int
 }
+
+// Default caps on free installations (SPEC section 4).
+const (
+	DefaultLocalCap   = 5
+	DefaultStagingCap = 3
+)
 
 // Refusal codes: the same stable strings the installer API answers with.
 const (
@@ -48,6 +60,9 @@ type Refusal struct {
 	Detail string
 	// Domains lists the domains holding slots, for activation_limit_reached.
 	Domains []string
+	// Holders are the installations behind Domains, for the buyer to
+	// recognise which to deactivate (the answer masks their domains).
+	Holders []Installation
 }
 
 func (r *Refusal) Error() string { return r.Code + ": " + r.Detail }
@@ -68,12 +83,20 @@ type Installation struct {
 	Domain string
 	Class  InstallClass
 	Active bool
+	// Shown to the buyer in activation_limit_reached, with Domain masked.
+	Label      string
+	CreatedAt  time.Time
+	LastSeenAt time.Time
+	// EndedAt is when it stopped being active (deactivated, moved away from,
+	// released or cloned); zero while active.
+	EndedAt time.Time
 }
 
 // Decision is the outcome of a successful activation decision.
 type Decision struct {
 	// Reuse is the id of the active installation on the same domain, when
-	// there is one: activation is idempotent.
+	// there is one: the installation is re-activated (its earlier tokens
+	// are superseded) instead of a second one made.
 	Reuse    string
 	Class    InstallClass
 	UsesSlot bool
@@ -115,15 +138,14 @@ func (r Rules) Limit(l License) int {
 // Classify returns domain's install class given the licence's active
 // installations.
 func Classify(domain string, installations []Installation) InstallClass {
-	if IsLocal(domain) {
+	switch {
+	case IsLocal(domain):
 		return ClassLocal
+	case productionParent(domain, installations) != "":
+		return ClassStaging
+	default:
+		return ClassProduction
 	}
-	for _, in := range installations {
-		if in.Active && in.Class == ClassProduction && IsSubdomainOf(domain, in.Domain) {
-			return ClassStaging
-		}
-	}
-	return ClassProduction
 }
 
 // HoldsSlot reports whether an installation of class c uses a production
@@ -153,17 +175,82 @@ func (r Rules) treatment(c InstallClass) Treatment {
 // SlotDomains returns the domains of active installations holding slots,
 // excluding the installation named by exclude.
 func (r Rules) SlotDomains(installations []Installation, exclude string) []string {
-	var others []Installation
-	for _, in := range installations {
-		if in.ID != exclude {
-			others = append(others, in)
-		}
-	}
-	var out []string
+	return domains(r.SlotHolders(installations, exclude))
+}
+
+// SlotHolders returns the active installations holding slots, excluding
+// the installation named by exclude.
+func (r Rules) SlotHolders(installations []Installation, exclude string) []Installation {
+	others := without(installations, exclude)
+	var out []Installation
 	for _, in := range others {
 		if in.Active && r.HoldsSlot(EffectiveClass(in, others)) {
-			out = append(out, in.Domain)
+			out = append(out, in)
 		}
+	}
+	return out
+}
+
+// freeHolders returns the active installations of class c that hold no
+// slot and, for staging, sit under the same production domain as domain.
+func (r Rules) freeHolders(installations []Installation, c InstallClass, domain string) []Installation {
+	parent := productionParent(domain, installations)
+	var out []Installation
+	for _, in := range installations {
+		if !in.Active || EffectiveClass(in, installations) != c || r.HoldsSlot(c) {
+			continue
+		}
+		if c == ClassStaging && productionParent(in.Domain, installations) != parent {
+			continue
+		}
+		out = append(out, in)
+	}
+	return out
+}
+
+// freeCap is how many free installations of class c one licence (local) or
+// one production domain (staging) may have.
+func (r Rules) freeCap(c InstallClass) int {
+	switch {
+	case c == ClassLocal && r.LocalCap > 0:
+		return r.LocalCap
+	case c == ClassLocal:
+		return DefaultLocalCap
+	case r.StagingCap > 0:
+		return r.StagingCap
+	default:
+		return DefaultStagingCap
+	}
+}
+
+// productionParent is the active production domain domain is a subdomain
+// of, or "".
+func productionParent(domain string, installations []Installation) string {
+	for _, p := range installations {
+		if p.Active && p.Class == ClassProduction && IsSubdomainOf(domain, p.Domain) {
+			return p.Domain
+		}
+	}
+	return ""
+}
+
+func without(installations []Installation, exclude string) []Installation {
+	if exclude == "" {
+		return installations
+	}
+	out := make([]Installation, 0, len(installations))
+	for _, in := range installations {
+		if in.ID != exclude {
+			out = append(out, in)
+		}
+	}
+	return out
+}
+
+func domains(ins []Installation) []string {
+	var out []string
+	for _, in := range ins {
+		out = append(out, in.Domain)
 	}
 	return out
 }
@@ -172,13 +259,8 @@ func (r Rules) SlotDomains(installations []Installation, exclude string) []strin
 // install whose production parent was deactivated or moved away counts as
 // production again, so deactivating the parent cannot leave free sites.
 func EffectiveClass(in Installation, installations []Installation) InstallClass {
-	if in.Class != ClassStaging {
+	if in.Class != ClassStaging || productionParent(in.Domain, installations) != "" {
 		return in.Class
-	}
-	for _, p := range installations {
-		if p.Active && p.Class == ClassProduction && IsSubdomainOf(in.Domain, p.Domain) {
-			return ClassStaging
-		}
 	}
 	return ClassProduction
 }
@@ -191,26 +273,25 @@ func (r Rules) DecideActivation(l License, installations []Installation, domain,
 		return Decision{}, ref
 	}
 	limit := r.Limit(l)
-	slots := r.SlotDomains(installations, exclude)
+	holders := r.SlotHolders(installations, exclude)
 	for _, in := range installations {
 		if in.Active && in.Domain == domain {
 			if exclude != "" && in.ID != exclude {
 				return Decision{}, &Refusal{Code: CodeDomainInUse, Detail: "This licence is already active on " + domain + "."}
 			}
-			// Activating the same domain again is idempotent, even on a
-			// locked licence: the original installation keeps working.
-			return Decision{Reuse: in.ID, Class: in.Class, UsesSlot: r.HoldsSlot(in.Class), SlotsUsed: len(slots), Limit: limit}, nil
+			if l.Locked {
+				// A re-activation supersedes the installation's tokens: on a
+				// locked licence that would hand the domain to whoever holds
+				// the leaked code. The installation keeps the tokens it has.
+				return Decision{}, lockedRefusal()
+			}
+			return Decision{Reuse: in.ID, Class: in.Class, UsesSlot: r.HoldsSlot(in.Class), SlotsUsed: len(holders), Limit: limit}, nil
 		}
 	}
 	if l.Locked {
-		return Decision{}, &Refusal{Code: CodeLicenseLocked, Detail: "This licence is locked for new activations; existing installations keep working. Please contact the author."}
+		return Decision{}, lockedRefusal()
 	}
-	var others []Installation
-	for _, in := range installations {
-		if in.ID != exclude {
-			others = append(others, in)
-		}
-	}
+	others := without(installations, exclude)
 	class := Classify(domain, others)
 	if l.Type == "developer" && class != ClassLocal {
 		return Decision{}, &Refusal{Code: CodeDomainNotAllowed, Detail: "A developer licence may only be installed on a local domain (localhost, *.test, *.local)."}
@@ -218,16 +299,39 @@ func (r Rules) DecideActivation(l License, installations []Installation, domain,
 	if r.treatment(class) == Deny {
 		return Decision{}, &Refusal{Code: CodeDomainNotAllowed, Detail: fmt.Sprintf("%s installations are not allowed for this product.", class)}
 	}
-	d := Decision{Class: class, UsesSlot: r.HoldsSlot(class), SlotsUsed: len(slots), Limit: limit}
-	if d.UsesSlot {
-		if len(slots) >= limit {
-			return Decision{}, &Refusal{
-				Code:    CodeActivationLimit,
-				Detail:  fmt.Sprintf("All %d activation(s) of this licence are in use. Deactivate one of the listed installations first.", limit),
-				Domains: slots,
-			}
-		}
-		d.SlotsUsed++
+	d := Decision{Class: class, UsesSlot: r.HoldsSlot(class), SlotsUsed: len(holders), Limit: limit}
+	if !d.UsesSlot {
+		return d, r.checkFreeCap(others, class, domain)
 	}
+	if len(holders) >= limit {
+		return Decision{}, &Refusal{
+			Code:    CodeActivationLimit,
+			Detail:  fmt.Sprintf("All %d activation(s) of this licence are in use. Deactivate one of the listed installations first.", limit),
+			Domains: domains(holders), Holders: holders,
+		}
+	}
+	d.SlotsUsed++
 	return d, nil
+}
+
+// checkFreeCap refuses a free local or staging installation past its cap.
+func (r Rules) checkFreeCap(installations []Installation, class InstallClass, domain string) *Refusal {
+	free := r.freeHolders(installations, class, domain)
+	limit := r.freeCap(class)
+	if len(free) < limit {
+		return nil
+	}
+	scope := "of this licence"
+	if class == ClassStaging {
+		scope = "under " + productionParent(domain, installations)
+	}
+	return &Refusal{
+		Code:    CodeActivationLimit,
+		Detail:  fmt.Sprintf("All %d free %s installation(s) %s are in use. Deactivate one of the listed installations first.", limit, class, scope),
+		Domains: domains(free), Holders: free,
+	}
+}
+
+func lockedRefusal() *Refusal {
+	return &Refusal{Code: CodeLicenseLocked, Detail: "This licence is locked for new activations; existing installations keep working. Please contact the author."}
 }

@@ -231,9 +231,10 @@ func TestDecideActivation(t *testing.T) {
 			refuse: CodeLicenseLocked},
 		{name: "locked refuses a new local domain", rules: freeRules, lic: lic(func(l *License) { l.Locked = true }), domain: "localhost",
 			refuse: CodeLicenseLocked},
-		{name: "locked reuses an existing domain", rules: freeRules, lic: lic(func(l *License) { l.Locked = true }),
-			ins: []Installation{acme}, domain: "acme.com",
-			want: Decision{Reuse: "ins_acme", Class: ClassProduction, UsesSlot: true, SlotsUsed: 1, Limit: 1}},
+		// A re-activation would supersede the buyer's tokens: a locked
+		// licence refuses it, and the installation keeps what it holds.
+		{name: "locked refuses a re-activation", rules: freeRules, lic: lic(func(l *License) { l.Locked = true }),
+			ins: []Installation{acme}, domain: "acme.com", refuse: CodeLicenseLocked},
 
 		// Standing.
 		{name: "suspended", rules: freeRules, lic: lic(func(l *License) { l.Status = "suspended" }), domain: "acme.com", refuse: CodeLicenseSuspended},

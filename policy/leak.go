@@ -1,0 +1,98 @@
+package policy
+
+import "time"
+
+// Leak detection (SPEC section 4): one licence seen activating from more
+// distinct production domains, or re-activating one installation from more
+// distinct client networks, than its threshold within the window is locked
+// for new activations and re-activations.
+
+// Sighting kinds.
+const (
+	SightDomain  = "domain"  // a production domain an activation was attempted on
+	SightNetwork = "network" // a client network a re-activation came from
+)
+
+// Sighting is one distinct domain or network seen for a licence, and when
+// it was last seen.
+type Sighting struct {
+	Kind  string    `json:"kind"`
+	Value string    `json:"value"`
+	At    time.Time `json:"at"`
+}
+
+// LeakRule is a product's leak_threshold.
+type LeakRule struct {
+	Threshold int           // distinct values tolerated (default 5)
+	Window    time.Duration // default 24h
+}
+
+// Defaults of leak_threshold.
+const (
+	DefaultLeakThreshold = 5
+	DefaultLeakWindow    = 24 * time.Hour
+)
+
+// Limit is the number of distinct values of one kind a licence with slots
+// production slots may show within the window: the threshold, or twice
+// the slots when that is more (an agency with 20 sites is not a leak).
+func (r LeakRule) Limit(slots int) int {
+	n := r.Threshold
+	if n <= 0 {
+		n = DefaultLeakThreshold
+	}
+	return max(n, 2*slots)
+}
+
+func (r LeakRule) window() time.Duration {
+	if r.Window > 0 {
+		return r.Window
+	}
+	return DefaultLeakWindow
+}
+
+// Observe records s among seen (forgetting what is older than the window,
+// one entry per kind and value) and reports whether s's kind now has more
+// distinct values than Limit(slots). The result holds at most Limit+1
+// entries per kind, so the licence record stays bounded whatever is tried.
+func (r LeakRule) Observe(seen []Sighting, s Sighting, slots int) ([]Sighting, bool) {
+	limit := r.Limit(slots)
+	cutoff := s.At.Add(-r.window())
+	out := make([]Sighting, 0, len(seen)+1)
+	count := 0
+	for _, x := range seen {
+		if !x.At.After(cutoff) || (x.Kind == s.Kind && x.Value == s.Value) {
+			continue
+		}
+		if x.Kind == s.Kind {
+			count++
+		}
+		out = append(out, x)
+	}
+	out = append(out, s)
+	count++
+	return trimKind(out, s.Kind, limit+1), count > limit
+}
+
+// trimKind keeps the newest keep entries of kind (seen is oldest first).
+func trimKind(seen []Sighting, kind string, keep int) []Sighting {
+	n := 0
+	for _, x := range seen {
+		if x.Kind == kind {
+			n++
+		}
+	}
+	drop := n - keep
+	if drop <= 0 {
+		return seen
+	}
+	out := seen[:0]
+	for _, x := range seen {
+		if x.Kind == kind && drop > 0 {
+			drop--
+			continue
+		}
+		out = append(out, x)
+	}
+	return out
+}

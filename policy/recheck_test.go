@@ -1,0 +1,260 @@
+package policy
+
+import (
+	"testing"
+	"time"
+)
+
+func TestParseRecheckMode(t *testing.T) {
+	for _, s := range []string{"manual", "auto", "off"} {
+		if m, err := ParseRecheckMode(s); err != nil || string(m) != s {
+			t.Errorf("ParseRecheckMode(%q) = %q, %v", s, m, err)
+		}
+	}
+	for _, s := range []string{"", "Auto", "suspend"} {
+		if _, err := ParseRecheckMode(s); err == nil {
+			t.Errorf("ParseRecheckMode(%q) accepted", s)
+		}
+	}
+}
+
+func TestDefinitive(t *testing.T) {
+	for _, r := range []string{ReasonNotFound, ReasonRevoked, ReasonRefunded, ReasonDisabled, ReasonSuspended, ReasonExpired} {
+		if !Definitive(r) {
+			t.Errorf("%s not definitive", r)
+		}
+	}
+	for _, r := range []string{"domain_not_allowed", "wrong_product", "", "weird"} {
+		if Definitive(r) {
+			t.Errorf("%q definitive: a refusal about the request must count as unknown", r)
+		}
+	}
+}
+
+func active() RecheckState { return RecheckState{Status: StatusActive} }
+
+func TestRecheckUnknownChangesNothingButTheSchedule(t *testing.T) {
+	r := RecheckRules{Every: 6 * time.Hour, Mode: RecheckAuto, Confirm: 1, ConfirmWindow: time.Nanosecond, AutoSuspendNotFound: true}
+	st := RecheckState{Status: StatusFlagged, StatusBy: SetByRecheck, Definitive: 2, FirstDefinitiveAt: now.Add(-time.Hour), ExpiresAt: tp(now.Add(-time.Hour))}
+	at := now
+	var waits []time.Duration
+	for range 10 {
+		for _, res := range []CheckResult{
+			{Outcome: CheckUnknown, At: at},
+			{Outcome: CheckInvalid, Reason: "domain_not_allowed", At: at},
+			{Outcome: CheckInvalid, Reason: "wrong_product", At: at},
+		} {
+			tr := r.Next(st, res, false, 0)
+			if tr.Event != "" || tr.Next.Status != st.Status || tr.Next.StatusBy != st.StatusBy ||
+				tr.Next.Definitive != st.Definitive || tr.Next.ExpiresAt != st.ExpiresAt {
+				t.Fatalf("unknown result %+v changed %+v into %+v (%s)", res, st, tr.Next, tr.Event)
+			}
+			waits = append(waits, tr.Next.NextCheckAt.Sub(at))
+			st = tr.Next
+		}
+	}
+	if waits[0] != FirstBackoff || waits[1] != 2*FirstBackoff || waits[2] != 4*FirstBackoff {
+		t.Fatalf("backoff %v, want doubling from %v", waits[:3], FirstBackoff)
+	}
+	if last := waits[len(waits)-1]; last != r.Every {
+		t.Fatalf("backoff capped at %v, want the interval %v", last, r.Every)
+	}
+}
+
+func TestRecheckManualFlagsAndValidReinstates(t *testing.T) {
+	r := RecheckRules{Every: 6 * time.Hour}
+	tr := r.Next(active(), CheckResult{Outcome: CheckInvalid, Reason: ReasonRefunded, At: now}, false, 0)
+	if tr.Next.Status != StatusFlagged || tr.Event != EventFlagged {
+		t.Fatalf("manual refund: %+v %s", tr.Next, tr.Event)
+	}
+	for range 20 { // manual never suspends
+		tr = r.Next(tr.Next, CheckResult{Outcome: CheckInvalid, Reason: ReasonRefunded, At: now.Add(30 * 24 * time.Hour)}, false, 0)
+		if tr.Next.Status != StatusFlagged || tr.Event != "" {
+			t.Fatalf("manual: %+v %s", tr.Next, tr.Event)
+		}
+	}
+	tr = r.Next(tr.Next, CheckResult{Outcome: CheckValid, At: now}, false, 0)
+	if tr.Next.Status != StatusActive || tr.Event != EventReinstated || tr.Next.Definitive != 0 {
+		t.Fatalf("valid on flagged: %+v %s", tr.Next, tr.Event)
+	}
+	if got := tr.Next.NextCheckAt.Sub(now); got != r.Every {
+		t.Fatalf("next check in %v, want %v", got, r.Every)
+	}
+}
+
+func TestRecheckAutoConfirmRules(t *testing.T) {
+	r := RecheckRules{Every: 6 * time.Hour, Mode: RecheckAuto} // confirm 3 over 72h
+	st := active()
+	at := now
+	var events []string
+	for i := range 20 {
+		tr := r.Next(st, CheckResult{Outcome: CheckInvalid, Reason: ReasonRevoked, At: at}, false, 0)
+		if tr.Event != "" {
+			events = append(events, tr.Event)
+		}
+		st = tr.Next
+		if st.Status == StatusSuspended {
+			if at.Sub(now) < 72*time.Hour || i < 2 {
+				t.Fatalf("suspended after %d results over %v", i+1, at.Sub(now))
+			}
+			break
+		}
+		at = at.Add(6 * time.Hour)
+	}
+	if st.Status != StatusSuspended || st.StatusBy != SetByRecheck {
+		t.Fatalf("auto mode never suspended: %+v", st)
+	}
+	if len(events) != 2 || events[0] != EventFlagged || events[1] != EventSuspended {
+		t.Fatalf("events %v", events)
+	}
+	// A valid answer undoes the recheck's own suspension.
+	tr := r.Next(st, CheckResult{Outcome: CheckValid, At: at}, false, 0)
+	if tr.Next.Status != StatusActive || tr.Event != EventReinstated {
+		t.Fatalf("valid after auto suspension: %+v %s", tr.Next, tr.Event)
+	}
+	// But never the author's.
+	byAdmin := RecheckState{Status: StatusSuspended, StatusBy: "admin"}
+	if tr := r.Next(byAdmin, CheckResult{Outcome: CheckValid, At: at}, false, 0); tr.Next.Status != StatusSuspended || tr.Event != "" {
+		t.Fatalf("valid lifted the author's suspension: %+v", tr.Next)
+	}
+}
+
+func TestRecheckConfirmIsConsecutive(t *testing.T) {
+	r := RecheckRules{Every: 6 * time.Hour, Mode: RecheckAuto, Confirm: 3, ConfirmWindow: 12 * time.Hour}
+	st := active()
+	at := now
+	for i := range 40 {
+		res := CheckResult{Outcome: CheckInvalid, Reason: ReasonRevoked, At: at}
+		if i%2 == 1 {
+			res = CheckResult{Outcome: CheckValid, At: at}
+		}
+		st = r.Next(st, res, false, 0).Next
+		if st.Status == StatusSuspended {
+			t.Fatalf("suspended by alternating answers at %d", i)
+		}
+		at = at.Add(6 * time.Hour)
+	}
+	// An unknown in between neither resets nor counts.
+	st = active()
+	at = now
+	for _, o := range []string{CheckInvalid, CheckUnknown, CheckInvalid, CheckUnknown, CheckInvalid} {
+		st = r.Next(st, CheckResult{Outcome: o, Reason: ReasonRevoked, At: at}, false, 0).Next
+		at = at.Add(6 * time.Hour)
+	}
+	if st.Status != StatusSuspended || st.Definitive != 3 {
+		t.Fatalf("three definitive results over 24h with unknowns between: %+v", st)
+	}
+}
+
+func TestRecheckNotFoundNeedsOptIn(t *testing.T) {
+	r := RecheckRules{Every: time.Hour, Mode: RecheckAuto, Confirm: 1, ConfirmWindow: time.Nanosecond}
+	st := active()
+	for i := range 50 {
+		st = r.Next(st, CheckResult{Outcome: CheckInvalid, Reason: ReasonNotFound, At: now.Add(time.Duration(i) * time.Hour)}, false, 0).Next
+	}
+	if st.Status != StatusFlagged {
+		t.Fatalf("not_found without auto_suspend_not_found: %s, want flagged", st.Status)
+	}
+	r.AutoSuspendNotFound = true
+	st = r.Next(st, CheckResult{Outcome: CheckInvalid, Reason: ReasonNotFound, At: now.Add(60 * time.Hour)}, false, 0).Next
+	if st.Status != StatusSuspended {
+		t.Fatalf("not_found with auto_suspend_not_found: %s", st.Status)
+	}
+}
+
+func TestRecheckGuardHoldsSuspension(t *testing.T) {
+	r := RecheckRules{Mode: RecheckAuto, Confirm: 1, ConfirmWindow: time.Nanosecond}
+	seen := RecheckState{Status: StatusActive, Definitive: 1, FirstDefinitiveAt: now.Add(-time.Hour)}
+	tr := r.Next(seen, CheckResult{Outcome: CheckInvalid, Reason: ReasonRefunded, At: now}, true, 0)
+	if tr.Next.Status != StatusFlagged || !tr.Held || tr.Event != EventFlagged {
+		t.Fatalf("guard tripped: %+v", tr)
+	}
+	tr = r.Next(seen, CheckResult{Outcome: CheckInvalid, Reason: ReasonRefunded, At: now}, false, 0)
+	if tr.Next.Status != StatusSuspended || tr.Held {
+		t.Fatalf("guard tripped: %+v", tr)
+	}
+}
+
+func TestRecheckExpiry(t *testing.T) {
+	r := RecheckRules{Every: 168 * time.Hour, Mode: RecheckManual}
+	exp := now.Add(24 * time.Hour)
+	st := RecheckState{Status: StatusActive, ExpiresAt: &exp}
+	// A valid check before the expiry schedules the next at the expiry.
+	tr := r.Next(st, CheckResult{Outcome: CheckValid, ExpiresAt: &exp, At: now}, false, 0)
+	if !tr.Next.NextCheckAt.Equal(exp) {
+		t.Fatalf("next check %v, want the expiry %v", tr.Next.NextCheckAt, exp)
+	}
+	// At expiry, an unknown answer changes nothing (the gate serves until
+	// the grace ends).
+	after := exp.Add(time.Minute)
+	if tr := r.Next(st, CheckResult{Outcome: CheckUnknown, At: after}, false, 0); tr.Next.Status != StatusActive {
+		t.Fatalf("unknown at expiry: %+v", tr.Next)
+	}
+	if got := r.ServesUntil(exp); !got.Equal(exp.Add(DefaultExpiryGrace)) {
+		t.Fatalf("ServesUntil %v", got)
+	}
+	// The source confirms the expiry: expired, in manual mode too.
+	tr = r.Next(st, CheckResult{Outcome: CheckInvalid, Reason: ReasonExpired, At: after}, false, 0)
+	if tr.Next.Status != StatusExpired || tr.Event != EventExpired {
+		t.Fatalf("confirmed expiry: %+v %s", tr.Next, tr.Event)
+	}
+	// The buyer renewed: a later expiry is a renewal and stays active.
+	renewed := exp.AddDate(1, 0, 0)
+	tr = r.Next(st, CheckResult{Outcome: CheckValid, ExpiresAt: &renewed, At: after}, false, 0)
+	if tr.Next.Status != StatusActive || tr.Event != EventRenewed || !tr.Next.ExpiresAt.Equal(renewed) {
+		t.Fatalf("renewal: %+v %s", tr.Next, tr.Event)
+	}
+	// A recheck-set expiry is undone by a renewal seen later.
+	expired := RecheckState{Status: StatusExpired, StatusBy: SetByRecheck, ExpiresAt: &exp}
+	if tr := r.Next(expired, CheckResult{Outcome: CheckValid, ExpiresAt: &renewed, At: after}, false, 0); tr.Next.Status != StatusActive || tr.Event != EventReinstated {
+		t.Fatalf("renewal after expiry: %+v %s", tr.Next, tr.Event)
+	}
+}
+
+func TestRecheckJitterSpreadsWithinATenth(t *testing.T) {
+	r := RecheckRules{Every: 10 * time.Hour}
+	for _, j := range []float64{0, 0.5, 0.999} {
+		d := r.Next(active(), CheckResult{Outcome: CheckValid, At: now}, false, j).Next.NextCheckAt.Sub(now)
+		if d > 10*time.Hour || d < 9*time.Hour {
+			t.Fatalf("jitter %v: next in %v", j, d)
+		}
+	}
+}
+
+func TestGuard(t *testing.T) {
+	var g Guard
+	at := now
+	for i := range 1000 { // 3% invalid: below the ratio
+		g.Observe(at, i%100 < 3)
+	}
+	if g.Tripped(at) {
+		t.Fatal("3% tripped the guard")
+	}
+	for range 10 {
+		g.Observe(at, true) // 40 of 1010: still 4%
+	}
+	if g.Tripped(at) {
+		t.Fatal("4% tripped the guard")
+	}
+	for range 30 {
+		g.Observe(at, true)
+	}
+	if !g.Tripped(at) {
+		t.Fatalf("70 of 1040 did not trip the guard")
+	}
+	// Below the minimum nothing trips, whatever the ratio.
+	var small Guard
+	for range 19 {
+		small.Observe(at, true)
+	}
+	if small.Tripped(at) {
+		t.Fatal("19 invalid results tripped the guard")
+	}
+	// An hour later the window has moved on.
+	if g.Tripped(at.Add(61 * time.Minute)) {
+		t.Fatal("the guard remembers past its window")
+	}
+	if c, _ := g.Counts(at.Add(30 * time.Minute)); c != 1040 {
+		t.Fatalf("counts half an hour on: %d", c)
+	}
+}
