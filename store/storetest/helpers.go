@@ -30,7 +30,10 @@ func sampleState() *store.LicenseState {
 			LicensedTo: "buyer", ExpiresAt: ptr(t0.AddDate(1, 0, 0)), SupportUntil: ptr(t0.AddDate(0, 6, 0)),
 			Retired: true, ActivationsLimit: 2, Status: store.LicenseFlagged, StatusBy: "recheck",
 			Locked: true, KeyCiphertext: []byte{1, 2, 3, 0, 255}, VerifiedAt: t0,
-			NextCheckAt: t0.Add(168 * time.Hour), LastMoveAt: t0.Add(-time.Hour),
+			NextCheckAt: t0.Add(168 * time.Hour), LastMoveAt: t0.Add(-time.Hour), VendorID: "vendor-1",
+			Recheck: store.RecheckState{LastCheckAt: t0.Add(-2 * time.Hour), LastOutcome: "invalid", LastReason: "refunded",
+				Definitive: 2, FirstDefinitiveAt: t0.Add(-3 * time.Hour), Unknown: 1},
+			Fence:     4,
 			CreatedAt: t0.Add(-24 * time.Hour), UpdatedAt: t0.Add(time.Nanosecond),
 		},
 		Installations: []store.Installation{
