@@ -367,9 +367,9 @@ func (s *EnvatoSource) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 
 // UnmarshalCaddyfile sets up the source from Caddyfile tokens:
 //
-//	keygen { account <account>; token <token>; base_url, rate_limit, ... }
+//	keygen { account <account>; token <token>; environment <id>; base_url, rate_limit, ... }
 func (s *KeygenSource) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	return unmarshalSource(d, &s.SourceOptions, map[string]*string{"token": &s.Token, "account": &s.Account})
+	return unmarshalSource(d, &s.SourceOptions, map[string]*string{"token": &s.Token, "account": &s.Account, "environment": &s.Environment})
 }
 
 // UnmarshalCaddyfile sets up the source from Caddyfile tokens.
@@ -387,9 +387,31 @@ func (s *CPStoreSource) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return unmarshalSource(d, &s.SourceOptions, nil)
 }
 
-// UnmarshalCaddyfile sets up the source from Caddyfile tokens.
+// UnmarshalCaddyfile sets up the source from Caddyfile tokens:
+//
+//	lemonsqueezy { allow_test_mode; base_url, rate_limit, timeout, concurrency }
 func (s *LemonSqueezySource) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	return unmarshalSource(d, &s.SourceOptions, nil)
+	d.Next() // the source's name
+	name := d.Val()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		if ok, err := s.UnmarshalOption(d, name); ok || err != nil {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		if d.Val() != "allow_test_mode" {
+			return d.Errf("source %s: unrecognized option %q", name, d.Val())
+		}
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+		s.AllowTestMode = true
+	}
+	return nil
 }
 
 // UnmarshalCaddyfile sets up the source from Caddyfile tokens.

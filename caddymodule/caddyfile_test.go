@@ -92,6 +92,12 @@ func TestCaddyfileErrorMessages(t *testing.T) {
 			`source: unknown source "nope", at Caddyfile:3`},
 		"unknown source option": {"{\n\tlicensegate {\n\t\tsource envato {\n\t\t\tnope 1\n\t\t}\n\t}\n}\n",
 			`source envato: unrecognized option "nope", at Caddyfile:4`},
+		"allow_test_mode takes no value": {"{\n\tlicensegate {\n\t\tsource lemonsqueezy {\n\t\t\tallow_test_mode yes\n\t\t}\n\t}\n}\n",
+			`wrong argument count or unexpected line ending after 'yes', at Caddyfile:4`},
+		"unknown lemonsqueezy option": {"{\n\tlicensegate {\n\t\tsource lemonsqueezy {\n\t\t\ttest_mode\n\t\t}\n\t}\n}\n",
+			`source lemonsqueezy: unrecognized option "test_mode", at Caddyfile:4`},
+		"keygen environment without a value": {"{\n\tlicensegate {\n\t\tsource keygen {\n\t\t\tenvironment\n\t\t}\n\t}\n}\n",
+			`Caddyfile:4`},
 		"bad staging_subdomains": {"{\n\tlicensegate {\n\t\tproduct p {\n\t\t\tstaging_subdomains FREE\n\t\t}\n\t}\n}\n",
 			`product p: staging_subdomains: "FREE" is not free, slot or deny, at Caddyfile:4`},
 	}

@@ -17,9 +17,14 @@ type KeygenSource struct {
 	SourceOptions
 	// Account is the Keygen account id or slug. Required.
 	Account string `json:"account,omitempty"`
-	// Token is an optional product token, for accounts that protect
-	// validation.
+	// Token is an optional product or admin token, for accounts that
+	// protect validation. The background recheck needs it (it reads the
+	// licence, which only a token may), and with it the licence type is
+	// the Keygen policy's name; without it the type is "regular".
 	Token string `json:"token,omitempty"`
+	// Environment is a Keygen environment's id or code, sent as the
+	// Keygen-Environment header. Default: none (the global environment).
+	Environment string `json:"environment,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -45,7 +50,11 @@ func (s *KeygenSource) BuildSource(c SourceConfig) (upstreams.Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	return keygen.New(keygen.Config{BaseURL: c.BaseURL, Account: account, Token: token, Products: c.Products, Client: c.Client})
+	env, err := resolveSecret("environment", s.Environment)
+	if err != nil {
+		return nil, err
+	}
+	return keygen.New(keygen.Config{BaseURL: c.BaseURL, Account: account, Token: token, Environment: env, Products: c.Products, Client: c.Client})
 }
 
 // Interface guards

@@ -15,6 +15,9 @@ func init() {
 // names its Lemon Squeezy product ids (lemonsqueezy_product).
 type LemonSqueezySource struct {
 	SourceOptions
+	// AllowTestMode accepts keys bought in test mode, for a staging
+	// gateway. Default: false, they are refused as wrong_product.
+	AllowTestMode bool `json:"allow_test_mode,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -32,7 +35,7 @@ func (s *LemonSqueezySource) Options() (SourceOptions, SourceDefaults) {
 
 // BuildSource implements SourceModule.
 func (s *LemonSqueezySource) BuildSource(c SourceConfig) (upstreams.Source, error) {
-	return lemonsqueezy.New(lemonsqueezy.Config{BaseURL: c.BaseURL, Products: c.Products, Client: c.Client})
+	return lemonsqueezy.New(lemonsqueezy.Config{BaseURL: c.BaseURL, Products: c.Products, Client: c.Client, AllowTestMode: s.AllowTestMode})
 }
 
 // Interface guards

@@ -44,6 +44,23 @@ func (b *breaker) admit() (time.Duration, bool) {
 	return 0, true
 }
 
+// wait is how long until the breaker would admit a call, taking nothing
+// (0: now, or a half-open trial is due).
+func (b *breaker) wait() time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.openUntil.IsZero() {
+		return 0
+	}
+	if now := b.clock.Now(); now.Before(b.openUntil) {
+		return b.openUntil.Sub(now)
+	}
+	if b.trial {
+		return b.cooldown
+	}
+	return 0
+}
+
 // abandon gives up a half-open trial that made no call.
 func (b *breaker) abandon() {
 	b.mu.Lock()

@@ -30,7 +30,10 @@ func FuzzCleanKey(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
-		key, err := CleanKey(raw)
+		if front, err := CleanKey(raw); err == nil && len(front) > MaxAnyKeyLength {
+			t.Fatalf("CleanKey(%q) returned %d bytes, more than %d", raw, len(front), MaxAnyKeyLength)
+		}
+		key, err := CleanKeyWithin(raw, MaxKeyLength)
 		if err != nil {
 			if !errors.Is(err, ErrKeyFormat) {
 				t.Fatalf("CleanKey(%q) error %v does not wrap ErrKeyFormat", raw, err)
@@ -44,7 +47,7 @@ func FuzzCleanKey(f *testing.F) {
 			t.Fatalf("CleanKey(%q) accepted an empty key", raw)
 		}
 		if len(key) > MaxKeyLength {
-			t.Fatalf("CleanKey(%q) returned %d bytes, more than %d", raw, len(key), MaxKeyLength)
+			t.Fatalf("CleanKeyWithin(%q) returned %d bytes, more than %d", raw, len(key), MaxKeyLength)
 		}
 		for i := 0; i < len(key); i++ {
 			if c := key[i]; c < 0x21 || c > 0x7e {
@@ -54,7 +57,10 @@ func FuzzCleanKey(f *testing.F) {
 		if !strings.Contains(raw, key) {
 			t.Fatalf("CleanKey(%q) = %q is not a part of its input", raw, key)
 		}
-		again, err := CleanKey(key)
+		if front, err := CleanKey(raw); err != nil || front != key {
+			t.Fatalf("CleanKey(%q) = %q, %v; the default bound accepted %q", raw, front, err, key)
+		}
+		again, err := CleanKeyWithin(key, MaxKeyLength)
 		if err != nil || again != key {
 			t.Fatalf("CleanKey(CleanKey(%q)) = %q, %v; want %q", raw, again, err, key)
 		}

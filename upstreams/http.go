@@ -50,10 +50,16 @@ func (e *RateLimitError) Error() string {
 type AuthorCredentialError struct {
 	Source string
 	Status int
+	// Hint is what the author should check; empty: the source's token.
+	Hint string
 }
 
 func (e *AuthorCredentialError) Error() string {
-	return fmt.Sprintf("%s refused the author's credentials (HTTP %d): check the source's token", e.Source, e.Status)
+	hint := e.Hint
+	if hint == "" {
+		hint = "check the source's token"
+	}
+	return fmt.Sprintf("%s refused the author's credentials (HTTP %d): %s", e.Source, e.Status, hint)
 }
 
 // Response is an HTTP answer read through the body limit.
@@ -319,7 +325,7 @@ func ParseTime(s string) (*time.Time, error) {
 // UUIDKey checks the UUID key format marketplaces use (Envato, AppTrovo,
 // Lemon Squeezy) and returns it lower-cased.
 func UUIDKey(key string) (string, error) {
-	k, err := CleanKey(key)
+	k, err := CleanKeyWithin(key, MaxKeyLength)
 	if err != nil {
 		return "", err
 	}

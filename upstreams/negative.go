@@ -85,3 +85,13 @@ func (c *negativeCache) current(it negativeItem) bool {
 	e, ok := c.entries[it.id]
 	return ok && e.gen == it.gen
 }
+
+// forget drops a question's cached answer (its queue item goes stale).
+func (c *negativeCache) forget(id string) {
+	if c.ttl < 0 {
+		return
+	}
+	c.mu.Lock()
+	delete(c.entries, id)
+	c.mu.Unlock()
+}

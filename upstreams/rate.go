@@ -31,7 +31,18 @@ func (r Rate) Bucket(burst int) *rate.Limiter {
 // TokenWait is how long until b, refilling at r, holds one call at now
 // (0: one is there). It takes nothing.
 func (r Rate) TokenWait(b *rate.Limiter, now time.Time) time.Duration {
-	missing := 1 - b.TokensAt(now)
+	return r.TokensWait(b, now, 1)
+}
+
+// TokensWait is how long until b, refilling at r, holds n calls at now
+// (0: they are there). It takes nothing. A bucket whose burst is below n
+// never holds them: the wait is then r's period, a pause that ends when
+// someone looks again.
+func (r Rate) TokensWait(b *rate.Limiter, now time.Time, n float64) time.Duration {
+	if float64(b.Burst()) < n {
+		return r.Period
+	}
+	missing := n - b.TokensAt(now)
 	if missing <= 0 {
 		return 0
 	}

@@ -72,7 +72,8 @@ type Resilient struct {
 	cfg        ResilienceConfig
 	usesDomain bool
 	flights    singleflight.Group
-	flightMax  time.Duration // bounds one shared question, retries included
+	rechecks   singleflight.Group // rechecks share calls only with rechecks
+	flightMax  time.Duration      // bounds one shared question, retries included
 	sem        chan struct{}
 	budget     *Budget
 	breaker    *breaker
@@ -252,12 +253,19 @@ func (r *Resilient) verify(ctx context.Context, req Request, id string) Verdict 
 // attempt makes at most one call of the source and says whether an
 // Unknown outcome is worth retrying.
 func (r *Resilient) attempt(ctx context.Context, req Request) (Verdict, bool) {
+	return r.attemptCall(ctx, r.budget.Wait, func(ctx context.Context) Verdict { return r.src.Verify(ctx, req) })
+}
+
+// attemptCall makes at most one call, ask, once the breaker admits it and
+// budgetWait (the activations' or the rechecks' share) says the budget
+// would allow it, and says whether an Unknown outcome is worth retrying.
+func (r *Resilient) attemptCall(ctx context.Context, budgetWait func() time.Duration, ask func(context.Context) Verdict) (Verdict, bool) {
 	if wait, ok := r.breaker.admit(); !ok {
 		v := UnknownVerdict(ErrCircuitOpen)
 		v.RetryAfter = wait
 		return v, false
 	}
-	if v, ok := r.awaitBudget(ctx); !ok {
+	if v, ok := r.awaitBudget(ctx, budgetWait); !ok {
 		r.breaker.abandon()
 		return v, false
 	}
@@ -267,7 +275,7 @@ func (r *Resilient) attempt(ctx context.Context, req Request) (Verdict, bool) {
 		r.breaker.abandon()
 		return UnknownVerdict(ctx.Err()), false
 	}
-	v, returned := r.call(ctx, req)
+	v, returned := r.call(ctx, ask)
 	if be := (*BudgetError)(nil); errors.As(v.Cause, &be) {
 		// A request found the budget spent: the source said nothing, and
 		// it is asked again only once the budget allows.
@@ -275,15 +283,21 @@ func (r *Resilient) attempt(ctx context.Context, req Request) (Verdict, bool) {
 		r.breaker.abandon()
 		return v, false
 	}
+	if errors.Is(v.Cause, ErrRecheckUnsupported) {
+		// answered without asking the vendor: nothing to learn from it
+		r.breaker.abandon()
+		return v, false
+	}
 	retry := r.record(v)
 	return v, retry && returned // a panic is a bug: asking again will not fix it
 }
 
-// awaitBudget waits until the budget would allow a call, or answers the
-// Unknown verdict to give at once when that is further than MaxWait. It
-// takes nothing: the call's requests spend the budget through the Client.
-func (r *Resilient) awaitBudget(ctx context.Context) (Verdict, bool) {
-	wait := r.budget.Wait()
+// awaitBudget waits until the budget would allow a call (budgetWait), or
+// answers the Unknown verdict to give at once when that is further than
+// MaxWait. It takes nothing: the call's requests spend the budget through
+// the Client.
+func (r *Resilient) awaitBudget(ctx context.Context, budgetWait func() time.Duration) (Verdict, bool) {
+	wait := budgetWait()
 	if wait > r.cfg.MaxWait {
 		v := UnknownVerdict(ErrRateBudget)
 		v.RetryAfter = wait
@@ -301,13 +315,13 @@ func (r *Resilient) awaitBudget(ctx context.Context) (Verdict, bool) {
 // slot back however the source returns. A panic in the adapter becomes an
 // Unknown verdict (returned is then false): a bug in one adapter must not
 // take the gateway down, nor decide anything.
-func (r *Resilient) call(ctx context.Context, req Request) (v Verdict, returned bool) {
+func (r *Resilient) call(ctx context.Context, ask func(context.Context) Verdict) (v Verdict, returned bool) {
 	defer func() { <-r.sem }()
 	defer RecoverVerdict(r.src.Name(), &v)
 	r.calls.Add(1)
 	cctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
-	return r.src.Verify(cctx, req), true
+	return ask(cctx), true
 }
 
 // record updates the breaker and the budget's pause from a real call's

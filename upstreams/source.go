@@ -8,8 +8,10 @@
 // Around every remote source the app puts a Resilient wrapper, split by
 // concern: budget.go (the rate budget, spent per request by the adapter's
 // Client, and the Retry-After pause), breaker.go (the circuit breaker),
-// negative.go (cached definitive answers) and resilience.go (timeout,
-// concurrency bound, coalescing, retries, and the order of all of these).
+// negative.go (cached definitive answers), resilience.go (timeout,
+// concurrency bound, coalescing, retries, and the order of all of these)
+// and recheck.go (the background recheck's side-effect-free call, with its
+// own share of the budget).
 package upstreams
 
 import (
@@ -63,12 +65,37 @@ const (
 // gateway's terms.
 type Record struct {
 	Product          string // product slug (mapped from the source's item id, slug or name)
-	Type             string // e.g. regular, extended, developer
+	Type             string // e.g. regular, extended, developer; never empty from a built-in source (DefaultType)
 	LicensedTo       string
 	ExpiresAt        *time.Time
 	SupportUntil     *time.Time
 	Retired          bool
 	ActivationsLimit int // 0: the source sets none; the product's applies
+	// VendorID is the vendor's own id of the licence, when the source
+	// reads licences by id on a recheck (Keygen's licence id). The store
+	// keeps it and hands it back in RecheckRequest.VendorID. Empty: none.
+	VendorID string
+}
+
+// DefaultType is the licence type of a licence whose vendor names no tier
+// (a product without variants, a Keygen source that cannot read policies).
+const DefaultType = "regular"
+
+// TypeName turns a vendor's tier name (a variant, a policy) into a licence
+// type: lower-cased words joined by dashes, a trailing "license" or
+// "licence" dropped, so "Extended License" reads "extended" as Envato's
+// does and "Team Plan" reads "team-plan". A name that says nothing (empty,
+// "Default") is DefaultType.
+func TypeName(name string) string {
+	words := strings.Fields(strings.ToLower(name))
+	if n := len(words); n > 1 && (words[n-1] == "license" || words[n-1] == "licence") {
+		words = words[:n-1]
+	}
+	t := strings.Join(words, "-")
+	if t == "" || t == "default" {
+		return DefaultType
+	}
+	return t
 }
 
 // Verdict is a source's answer about one key.
@@ -142,24 +169,44 @@ type Local interface {
 // ErrKeyFormat wraps every local key-format refusal.
 var ErrKeyFormat = errors.New("invalid key format")
 
-// MaxKeyLength bounds a key before any source looks at it.
+// MaxKeyLength is a source's default bound on a key: a source's
+// CanonicalKey checks keys with CleanKeyWithin(key, MaxKeyLength) unless
+// its keys are longer and it declares its own bound (Keygen: MaxAnyKeyLength).
 const MaxKeyLength = 256
+
+// MaxAnyKeyLength is the longest key any source may declare: Keygen allows
+// keys of up to 16 KiB (a signed key/<base64>.<signature> is some 500
+// characters with ED25519, 750 with RSA).
+const MaxAnyKeyLength = 16 << 10
 
 // invisible are characters pasted along with a key that nobody typed.
 const invisible = "\u200b\u200c\u200d\u2060\ufeff"
 
 // CleanKey trims what surrounds a pasted key and refuses keys no source
-// could accept: empty, too long, or holding non-ASCII characters (a dash or
-// letter look-alike copied from a PDF or a chat) or controls.
-func CleanKey(raw string) (string, error) {
+// could accept: empty, longer than MaxAnyKeyLength, or holding non-ASCII
+// characters (a dash or letter look-alike copied from a PDF or a chat) or
+// controls. It is the gateway's check before it knows which source a key
+// is for; each source's CanonicalKey then applies its own bound with
+// CleanKeyWithin (MaxKeyLength unless it declares another).
+func CleanKey(raw string) (string, error) { return CleanKeyWithin(raw, MaxAnyKeyLength) }
+
+// CleanKeyWithin is CleanKey with a source's own bound on the length (at
+// most MaxAnyKeyLength): MaxKeyLength for most sources.
+func CleanKeyWithin(raw string, maxLen int) (string, error) {
+	maxLen = min(maxLen, MaxAnyKeyLength)
+	// trimming first would scan a huge body twice; what is far too long to
+	// be a key even with spaces around it is refused at once
+	if len(raw) > 2*maxLen+64 {
+		return "", fmt.Errorf("%w: the licence key is longer than %d characters", ErrKeyFormat, maxLen)
+	}
 	key := strings.TrimFunc(raw, func(r rune) bool {
 		return unicode.IsSpace(r) || strings.ContainsRune(invisible, r)
 	})
 	if key == "" {
 		return "", fmt.Errorf("%w: the licence key is empty", ErrKeyFormat)
 	}
-	if len(key) > MaxKeyLength {
-		return "", fmt.Errorf("%w: the licence key is longer than %d characters", ErrKeyFormat, MaxKeyLength)
+	if len(key) > maxLen {
+		return "", fmt.Errorf("%w: the licence key is longer than %d characters", ErrKeyFormat, maxLen)
 	}
 	for _, r := range key {
 		if r > unicode.MaxASCII {

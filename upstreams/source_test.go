@@ -7,6 +7,8 @@ import (
 	"testing"
 )
 
+// TestCleanKey checks a source's default key check, CleanKeyWithin with
+// MaxKeyLength; TestCleanKeyFront the gateway's, CleanKey.
 func TestCleanKey(t *testing.T) {
 	uuid := "4f1e7a8c-0c7b-4b8e-9b0e-2a7f3f5f1c2d"
 	tests := []struct {
@@ -56,10 +58,10 @@ func TestCleanKey(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := CleanKey(tt.in)
+			got, err := CleanKeyWithin(tt.in, MaxKeyLength)
 			if tt.wantMsg == "" {
 				if err != nil || got != tt.want {
-					t.Fatalf("CleanKey(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+					t.Fatalf("CleanKeyWithin(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
 				}
 				return
 			}
@@ -76,6 +78,51 @@ func TestCleanKey(t *testing.T) {
 				t.Fatalf("error echoes too much of the input: %d bytes", len(err.Error()))
 			}
 		})
+	}
+}
+
+// TestCleanKeyFront: the gateway's check lets through the longest key a
+// source may declare (a Keygen signed key) and refuses the rest as
+// CleanKeyWithin does.
+func TestCleanKeyFront(t *testing.T) {
+	long := "key/" + strings.Repeat("eyJhIjoiYiJ9", 60) + "." + strings.Repeat("c2ln", 20) // some 800 characters
+	for _, ok := range []string{long, " " + long + "\n", strings.Repeat("k", MaxAnyKeyLength)} {
+		if got, err := CleanKey(ok); err != nil || got != strings.TrimSpace(ok) {
+			t.Errorf("CleanKey(%d characters) = %v", len(ok), err)
+		}
+	}
+	for in, msg := range map[string]string{
+		strings.Repeat("k", MaxAnyKeyLength+1): "longer than 16384",
+		strings.Repeat("k", 1<<20):             "longer than 16384",
+		long + "\u2013":                        "non-ASCII",
+		"":                                     "empty",
+	} {
+		if _, err := CleanKey(in); !errors.Is(err, ErrKeyFormat) || !strings.Contains(err.Error(), msg) {
+			t.Errorf("CleanKey(%d characters) = %v, want a refusal mentioning %q", len(in), err, msg)
+		}
+	}
+	if _, err := CleanKeyWithin(long, MaxKeyLength); err == nil {
+		t.Error("a source with the default bound accepted an 800-character key")
+	}
+	if _, err := CleanKeyWithin(strings.Repeat("k", MaxAnyKeyLength+1), 1<<20); err == nil {
+		t.Error("a bound above MaxAnyKeyLength was not capped")
+	}
+}
+
+func TestTypeName(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                 DefaultType,
+		"  ":               DefaultType,
+		"Default":          DefaultType,
+		"Regular License":  "regular",
+		"Extended Licence": "extended",
+		"Team Plan":        "team-plan",
+		"Pro":              "pro",
+		"License":          "license",
+	} {
+		if got := TypeName(in); got != want {
+			t.Errorf("TypeName(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
 

@@ -16,7 +16,8 @@
 //
 // Sending domain binds the licence to it at AppTrovo (an activation slot),
 // as the vendor's installer does; asking again for the same domain does not
-// take another slot.
+// take another slot. A recheck (Recheck) therefore sends only the domain
+// recorded at activation, or none, never a new one.
 package apptrovo
 
 import (
@@ -348,8 +349,18 @@ func quote(s, key string) string {
 	return fmt.Sprintf("%q", s)
 }
 
+// Recheck implements upstreams.Rechecker: the verify call with the
+// installation's recorded domain (which holds its slot already), or with
+// no domain when none was recorded, which binds nothing.
+func (s *Source) Recheck(ctx context.Context, req upstreams.RecheckRequest) upstreams.Verdict {
+	return s.Verify(ctx, upstreams.Request{Key: req.Key, Product: req.Product, Domain: req.Domain})
+}
+
 // Interface guards
-var _ upstreams.Source = (*Source)(nil)
+var (
+	_ upstreams.Source    = (*Source)(nil)
+	_ upstreams.Rechecker = (*Source)(nil)
+)
 
 // UsesDomain implements upstreams.DomainAware: the answer depends on the
 // domain sent, so concurrent questions share a call only per domain.

@@ -10,7 +10,9 @@
 //
 // The store counts every new domain or IP that calls it as an activation of
 // the key, so this adapter only calls it with the installation's real
-// domain, and never when its answer could not be used.
+// domain, and never when its answer could not be used. A recheck (Recheck)
+// sends the domain and IP recorded at activation, which hold their slot
+// already, and makes no call without a recorded domain.
 package cpstore
 
 import (
@@ -106,7 +108,7 @@ const keyFormat = "not a store licence key (CP-XXXXXX-XXXXXX-XXXXXX-XXXXXX-XXXXX
 // in upper case (CP-AB12CD-34EF56-GH78IJ-90KLMN-XYZ123), so a key typed in
 // lower case is upper-cased to match.
 func (s *Source) CanonicalKey(key string) (string, error) {
-	k, err := upstreams.CleanKey(key)
+	k, err := upstreams.CleanKeyWithin(key, upstreams.MaxKeyLength)
 	if err != nil {
 		return "", err
 	}
@@ -345,8 +347,19 @@ func clip(s string) string {
 	return s
 }
 
+// Recheck implements upstreams.Rechecker: the verify call with the
+// installation's recorded domain and IP, never a new one (it would take a
+// slot). Without a recorded domain it answers Unknown (ErrNoDomain) and
+// asks nothing.
+func (s *Source) Recheck(ctx context.Context, req upstreams.RecheckRequest) upstreams.Verdict {
+	return s.Verify(ctx, upstreams.Request{Key: req.Key, Product: req.Product, Domain: req.Domain, IP: req.IP})
+}
+
 // Interface guards
-var _ upstreams.Source = (*Source)(nil)
+var (
+	_ upstreams.Source    = (*Source)(nil)
+	_ upstreams.Rechecker = (*Source)(nil)
+)
 
 // UsesDomain implements upstreams.DomainAware: the answer depends on the
 // domain sent, so concurrent questions share a call only per domain.

@@ -99,7 +99,7 @@ func (s *Source) Name() string { return name }
 // 85DB262A-C19D4B06-A5335A6B-8C079166), so a key typed in lower case is
 // upper-cased to match what the buyer was sent.
 func (s *Source) CanonicalKey(key string) (string, error) {
-	k, err := upstreams.CleanKey(key)
+	k, err := upstreams.CleanKeyWithin(key, upstreams.MaxKeyLength)
 	if err != nil {
 		return "", err
 	}
@@ -294,5 +294,14 @@ func vendorNotFound(body []byte) bool {
 	return len(b) == 0 || json.Valid(b)
 }
 
+// Recheck implements upstreams.Rechecker: the verify call, which always
+// sends increment_uses_count=false, spends none of the buyer's uses.
+func (s *Source) Recheck(ctx context.Context, req upstreams.RecheckRequest) upstreams.Verdict {
+	return s.Verify(ctx, upstreams.Request{Key: req.Key, Product: req.Product})
+}
+
 // Interface guards
-var _ upstreams.Source = (*Source)(nil)
+var (
+	_ upstreams.Source    = (*Source)(nil)
+	_ upstreams.Rechecker = (*Source)(nil)
+)

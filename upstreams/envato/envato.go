@@ -248,5 +248,14 @@ func deref(s *string) string {
 	return *s
 }
 
+// Recheck implements upstreams.Rechecker: the same sale look-up, a read
+// that changes nothing at Envato.
+func (s *Source) Recheck(ctx context.Context, req upstreams.RecheckRequest) upstreams.Verdict {
+	return s.Verify(ctx, upstreams.Request{Key: req.Key, Product: req.Product})
+}
+
 // Interface guards
-var _ upstreams.Source = (*Source)(nil)
+var (
+	_ upstreams.Source    = (*Source)(nil)
+	_ upstreams.Rechecker = (*Source)(nil)
+)

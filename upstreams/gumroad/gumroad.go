@@ -14,11 +14,23 @@
 // (gumroad_product), and New refuses a source with none. Without a
 // product in the request every mapping is tried in order.
 //
-// Gumroad answers 404 {"success":false,"message":...} for a key it does
-// not know for the product, and with the same status for a disabled key
-// and for a purchase whose access has ended: all three are NotFound here.
-// A product id mistyped in the Caddyfile looks the same (every key unknown),
-// which the gateway's recheck treats with care (SPEC section 7).
+// Gumroad answers 404 {"success":false,"message":...} for three different
+// things, told apart only by the message (Api::V2::LicensesController):
+//
+//   - "That license does not exist for the provided product.": NotFound
+//     (a product id mistyped in the Caddyfile looks the same, every key
+//     unknown, which the gateway's recheck treats with care, SPEC 7);
+//   - "This license key has been disabled.": the seller disabled the key,
+//     and since antiwork/gumroad#7326 every full refund disables it:
+//     Revoked;
+//   - "Access to the purchase associated with this license has expired.":
+//     the seller revoked the purchase's access: Revoked.
+//
+// Any other 404 message is Unknown. A recheck (Recheck) is the same verify
+// call, which with increment_uses_count=false changes nothing at Gumroad.
+//
+// The licence type is the purchase's variant (the tier of a membership),
+// or upstreams.DefaultType for a product without variants.
 package gumroad
 
 import (
@@ -28,6 +40,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -110,7 +123,7 @@ func (s *Source) Name() string { return Name }
 // Gumroad issues it; any other printable ASCII key of 4 to 255 characters
 // is kept as typed, since sellers' imported keys have their own forms.
 func (s *Source) CanonicalKey(key string) (string, error) {
-	k, err := upstreams.CleanKey(key)
+	k, err := upstreams.CleanKeyWithin(key, upstreams.MaxKeyLength)
 	if err != nil {
 		return "", err
 	}
@@ -253,15 +266,27 @@ func (s *Source) classify(resp *upstreams.Response, m upstreams.ProductMapping) 
 		if *a.Success {
 			return upstreams.UnknownVerdict(fmt.Errorf("%s: HTTP 404 claiming success", Name))
 		}
-		// "That license does not exist for the provided product.", "This
-		// license key has been disabled." or "Access to the purchase
-		// associated with this license has expired."
-		return upstreams.InvalidVerdict(upstreams.NotFound)
+		return notFound(a.Message)
 	}
 	if !*a.Success {
 		return upstreams.UnknownVerdict(fmt.Errorf("%s: HTTP 200 without success", Name))
 	}
 	return s.licence(a, m)
+}
+
+// notFound classifies a 404 by its message (see the package doc).
+func notFound(message string) upstreams.Verdict {
+	m := strings.ToLower(strings.Join(strings.Fields(message), " "))
+	switch {
+	case strings.Contains(m, "does not exist"):
+		return upstreams.InvalidVerdict(upstreams.NotFound)
+	case strings.Contains(m, "has been disabled"):
+		return upstreams.InvalidVerdict(upstreams.Revoked)
+	case strings.HasPrefix(m, "access to the purchase") && strings.Contains(m, "has expired"):
+		return upstreams.InvalidVerdict(upstreams.Revoked)
+	default:
+		return upstreams.UnknownVerdict(fmt.Errorf("%s: HTTP 404 with an unrecognised message %.80q", Name, message))
+	}
 }
 
 // licence classifies a successful answer: a licence Gumroad knows for the
@@ -271,7 +296,7 @@ func (s *Source) licence(a verification, m upstreams.ProductMapping) upstreams.V
 	if p == nil {
 		if a.ImportedCustomer != nil {
 			// a seller-imported licence: no purchase, so nothing to revoke
-			return upstreams.ValidVerdict(upstreams.Record{Product: m.Product, LicensedTo: strings.TrimSpace(a.ImportedCustomer.Email)})
+			return upstreams.ValidVerdict(upstreams.Record{Product: m.Product, Type: upstreams.DefaultType, LicensedTo: strings.TrimSpace(a.ImportedCustomer.Email)})
 		}
 		return upstreams.UnknownVerdict(fmt.Errorf("%s: success without a purchase", Name))
 	}
@@ -343,22 +368,38 @@ func times(p *purchase) (subscriptionTimes, error) {
 	return st, nil
 }
 
-// variantType is the licence type: the purchase's variant string
-// (documented as a string such as "" or "(Pro)") lower-cased, without its
-// parentheses, dashes for spaces and a trailing "license" dropped. A
-// variant given in another shape is left out rather than guessed at.
+// variantType is the licence type: the purchase's variant, documented as
+// a string such as "" or "(Pro)", or an object of category to option
+// ({"Tier": "Pro"}) as in Gumroad's sale pings; read by upstreams.TypeName
+// without the parentheses ("(Pro)" -> pro; several options joined, in
+// category order). No variant is upstreams.DefaultType.
 func variantType(raw json.RawMessage) string {
 	var v string
 	if len(raw) == 0 || json.Unmarshal(raw, &v) != nil {
-		return ""
+		var byCategory map[string]string
+		if len(raw) == 0 || json.Unmarshal(raw, &byCategory) != nil {
+			return upstreams.DefaultType
+		}
+		categories := make([]string, 0, len(byCategory))
+		for c := range byCategory {
+			categories = append(categories, c)
+		}
+		slices.Sort(categories)
+		var opts []string
+		for _, c := range categories {
+			opts = append(opts, byCategory[c])
+		}
+		v = strings.Join(opts, " ")
 	}
 	v = strings.TrimSpace(v)
 	v = strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(v, "("), ")"))
-	words := strings.Fields(strings.ToLower(v))
-	if n := len(words); n > 1 && (words[n-1] == "license" || words[n-1] == "licence") {
-		words = words[:n-1]
-	}
-	return strings.Join(words, "-")
+	return upstreams.TypeName(v)
+}
+
+// Recheck implements upstreams.Rechecker: the verify call, which sends
+// increment_uses_count=false, changes nothing at Gumroad.
+func (s *Source) Recheck(ctx context.Context, req upstreams.RecheckRequest) upstreams.Verdict {
+	return s.Verify(ctx, upstreams.Request{Key: req.Key, Product: req.Product})
 }
 
 func firstOf(vals ...string) string {
@@ -371,4 +412,7 @@ func firstOf(vals ...string) string {
 }
 
 // Interface guards
-var _ upstreams.Source = (*Source)(nil)
+var (
+	_ upstreams.Source    = (*Source)(nil)
+	_ upstreams.Rechecker = (*Source)(nil)
+)

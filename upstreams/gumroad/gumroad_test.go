@@ -119,6 +119,7 @@ type fake struct {
 
 	mu       sync.Mutex
 	products []string // product_id of each request, in order
+	uses     int      // uses counted, as Gumroad does unless told not to
 }
 
 func newFake(t *testing.T, answers map[string]map[string]answer) *fake {
@@ -173,6 +174,9 @@ func (f *fake) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	f.products = append(f.products, form.Get("product_id"))
+	if inc := form.Get("increment_uses_count"); inc != "false" { // Gumroad's own test of the parameter
+		f.uses++
+	}
 	f.mu.Unlock()
 	a, ok := f.answers[form.Get("product_id")][form.Get("license_key")]
 	if !ok {
@@ -220,7 +224,7 @@ func set(body, field, value string) string {
 }
 
 func TestVerify(t *testing.T) {
-	oneOff := upstreams.Record{Product: "pencil", LicensedTo: "Maxwell Elliott"}
+	oneOff := upstreams.Record{Product: "pencil", Type: "regular", LicensedTo: "Maxwell Elliott"}
 	member := upstreams.Record{Product: "pencil", Type: "pro", LicensedTo: "member@example.com", ActivationsLimit: 3}
 	tests := []struct {
 		name    string
@@ -238,7 +242,7 @@ func TestVerify(t *testing.T) {
 			name:    "no full_name: the email",
 			answer:  answer{status: 200, body: strings.Replace(verified, `"full_name": "Maxwell Elliott",`, "", 1)},
 			outcome: upstreams.Valid,
-			record:  upstreams.Record{Product: "pencil", LicensedTo: "customer@example.com"},
+			record:  upstreams.Record{Product: "pencil", Type: "regular", LicensedTo: "customer@example.com"},
 		},
 		{
 			name:    "variant as the licence type",
@@ -247,10 +251,10 @@ func TestVerify(t *testing.T) {
 			record:  upstreams.Record{Product: "pencil", Type: "extended", LicensedTo: "Maxwell Elliott"},
 		},
 		{
-			name:    "variants in another shape are left out",
+			name:    "variants as category to option: the option",
 			answer:  answer{status: 200, body: set(verified, "variants", `{"Tier": "Pro"}`)},
 			outcome: upstreams.Valid,
-			record:  oneOff,
+			record:  upstreams.Record{Product: "pencil", Type: "pro", LicensedTo: "Maxwell Elliott"},
 		},
 		{
 			name:    "dispute won: valid",
@@ -288,11 +292,13 @@ func TestVerify(t *testing.T) {
 			name:    "imported customer (no purchase)",
 			answer:  answer{status: 200, body: `{"success":true,"uses":0,"imported_customer":{"email":"imported@example.com","purchase_date":"2020-01-01"}}`},
 			outcome: upstreams.Valid,
-			record:  upstreams.Record{Product: "pencil", LicensedTo: "imported@example.com"},
+			record:  upstreams.Record{Product: "pencil", Type: "regular", LicensedTo: "imported@example.com"},
 		},
 		{name: "404 no such licence for the product", answer: answer{status: 404, body: notFoundBody}, outcome: upstreams.Invalid, reason: upstreams.NotFound},
-		{name: "404 disabled key", answer: answer{status: 404, body: disabledBody}, outcome: upstreams.Invalid, reason: upstreams.NotFound},
-		{name: "404 access expired", answer: answer{status: 404, body: revokedBody}, outcome: upstreams.Invalid, reason: upstreams.NotFound},
+		// since antiwork/gumroad#7326 a full refund disables the key
+		{name: "404 disabled key (a refund, or the seller)", answer: answer{status: 404, body: disabledBody}, outcome: upstreams.Invalid, reason: upstreams.Revoked},
+		{name: "404 access revoked by the seller", answer: answer{status: 404, body: revokedBody}, outcome: upstreams.Invalid, reason: upstreams.Revoked},
+		{name: "404 with another message", answer: answer{status: 404, body: `{"success":false,"message":"Something else."}`}, outcome: upstreams.Unknown},
 		{
 			name:    "404 page not from Gumroad (wrong base_url, proxy)",
 			answer:  answer{status: 404, body: "<html>404</html>", header: map[string]string{"Content-Type": "text/html"}},
@@ -342,14 +348,14 @@ func TestVerifyMappings(t *testing.T) {
 			answers: map[string]map[string]answer{otherID: {keyGood: ok}},
 			asked:   []string{productID, otherID},
 			outcome: upstreams.Valid,
-			record:  upstreams.Record{Product: "eraser", LicensedTo: "Maxwell Elliott"},
+			record:  upstreams.Record{Product: "eraser", Type: "regular", LicensedTo: "Maxwell Elliott"},
 		},
 		{
 			name:    "found under the first: the second is not asked",
 			answers: map[string]map[string]answer{productID: {keyGood: {status: 200, body: verified}}, otherID: {keyGood: ok}},
 			asked:   []string{productID},
 			outcome: upstreams.Valid,
-			record:  upstreams.Record{Product: "pencil", LicensedTo: "Maxwell Elliott"},
+			record:  upstreams.Record{Product: "pencil", Type: "regular", LicensedTo: "Maxwell Elliott"},
 		},
 		{
 			name:    "refunded under the first: definitive",
@@ -378,7 +384,7 @@ func TestVerifyMappings(t *testing.T) {
 			product: "eraser",
 			asked:   []string{otherID},
 			outcome: upstreams.Valid,
-			record:  upstreams.Record{Product: "eraser", LicensedTo: "Maxwell Elliott"},
+			record:  upstreams.Record{Product: "eraser", Type: "regular", LicensedTo: "Maxwell Elliott"},
 		},
 		{
 			name:    "an outage under one, not found under the other: unknown",
@@ -391,7 +397,7 @@ func TestVerifyMappings(t *testing.T) {
 			answers: map[string]map[string]answer{productID: {keyGood: {status: 500, body: `{}`}}, otherID: {keyGood: ok}},
 			asked:   []string{productID, otherID},
 			outcome: upstreams.Valid,
-			record:  upstreams.Record{Product: "eraser", LicensedTo: "Maxwell Elliott"},
+			record:  upstreams.Record{Product: "eraser", Type: "regular", LicensedTo: "Maxwell Elliott"},
 		},
 		{
 			name:    "rate limited: the next product is not asked",
@@ -427,7 +433,7 @@ func TestVerifyCanonicalKey(t *testing.T) {
 	f := newFake(t, map[string]map[string]answer{productID: {keyGood: {status: 200, body: verified}}})
 	s := newSource(t, f.srv.URL, nil)
 	v := s.Verify(context.Background(), upstreams.Request{Key: " " + strings.ToLower(keyGood) + "\n"})
-	upstreamtest.CheckVerdict(t, v, upstreams.Valid, "", upstreams.Record{Product: "pencil", LicensedTo: "Maxwell Elliott"})
+	upstreamtest.CheckVerdict(t, v, upstreams.Valid, "", upstreams.Record{Product: "pencil", Type: "regular", LicensedTo: "Maxwell Elliott"})
 }
 
 // TestVerifyNoMapping: a product without a gumroad_product is the

@@ -1,4 +1,5 @@
-// Package keygen verifies Keygen licence keys with the validate-key action:
+// Package keygen verifies Keygen licence keys with the validate-key action
+// (activations) and rechecks them by reading the licence (recheck.go):
 //
 //	POST {base}/v1/accounts/{account}/licenses/actions/validate-key
 //	Content-Type: application/vnd.api+json
@@ -6,7 +7,23 @@
 //	{"meta":{"key":"<key>","scope":{"product":"<Keygen product id>"}}}
 //
 // validate-key needs no token unless the account is protected; a product
-// or admin token may be configured and is sent as a Bearer token.
+// or admin token may be configured and is sent as a Bearer token. With a
+// token the licence type is the name of the licence's Keygen policy, read
+// once an hour per policy (policy.go); without one it is
+// upstreams.DefaultType. An environment, when configured, is sent as the
+// Keygen-Environment header on every request: Keygen answers NOT_FOUND for
+// a licence of an environment asked about without it.
+//
+// A background recheck never calls validate-key: it touches the licence
+// (last_validated_at), sends the author a license.validation.* webhook per
+// call, starts the term of FROM_FIRST_VALIDATION policies and keeps the
+// licence counted as active for Keygen's billing. It reads the licence
+// instead (recheck.go), which needs the token.
+//
+// Statuses that are not about the key: 401 is the token; 403 is the token's
+// permissions, an inactive Keygen subscription or an IP block, reported as
+// an author credential problem with that hint; 402 is the free tier's daily
+// request limit, a pause like a 429 (the token is fine).
 //
 // Keygen answers HTTP 200 for every validation, valid or not: meta.valid,
 // meta.code (VALID, NOT_FOUND, SUSPENDED, EXPIRED, ...) and, when the key
@@ -46,6 +63,11 @@ const Name = "keygen"
 // cryptographic scheme; signed keys are longer.
 const minKeyLength = 6
 
+// maxKeyLength is Keygen's maximum, 16 KiB: a signed key
+// (key/<base64 payload>.<signature>) is some 500 characters with ED25519
+// and 750 with RSA, and grows with its payload.
+const maxKeyLength = upstreams.MaxAnyKeyLength
+
 // mediaType is JSON:API's, which Keygen speaks.
 const mediaType = "application/vnd.api+json"
 
@@ -68,15 +90,24 @@ type Config struct {
 	// Token is an optional product or admin token, sent as a Bearer token
 	// (Caddyfile token). Needed only for protected accounts. A product
 	// token is refused (403) for keys of the account's other products.
+	// Rechecks need it: they read the licence, which Keygen allows only
+	// with a token.
 	Token string
+	// Environment is a Keygen environment's id or code, sent as the
+	// Keygen-Environment header (Caddyfile environment). Empty: the
+	// account's global environment.
+	Environment string
 }
 
 // Source verifies Keygen licence keys.
 type Source struct {
-	endpoint string // base URL + the account's validate-key path
-	client   upstreams.Client
-	products upstreams.ProductMap
-	auth     string // "Bearer <token>", or empty
+	endpoint    string // base URL + the account's validate-key path
+	accountURL  string // base URL + /v1/accounts/{account}
+	client      upstreams.Client
+	products    upstreams.ProductMap
+	auth        string // "Bearer <token>", or empty
+	environment string
+	policies    policyCache
 }
 
 // New checks cfg and builds the source.
@@ -104,10 +135,18 @@ func New(cfg Config) (*Source, error) {
 	if err := checkProducts(cfg.Products); err != nil {
 		return nil, err
 	}
+	env := strings.TrimSpace(cfg.Environment)
+	if env != "" && !isAccount(env) {
+		return nil, fmt.Errorf("environment: %q is not a Keygen environment id or code (letters, digits and dashes)", env)
+	}
+	accountURL := base + "/v1/accounts/" + url.PathEscape(account)
 	s := &Source{
-		endpoint: base + "/v1/accounts/" + url.PathEscape(account) + "/licenses/actions/validate-key",
-		client:   client,
-		products: cfg.Products,
+		endpoint:    accountURL + "/licenses/actions/validate-key",
+		accountURL:  accountURL,
+		client:      client,
+		products:    cfg.Products,
+		environment: env,
+		policies:    policyCache{entries: map[string]policyEntry{}},
 	}
 	if token != "" {
 		s.auth = "Bearer " + token
@@ -115,8 +154,9 @@ func New(cfg Config) (*Source, error) {
 	return s, nil
 }
 
-// isAccount accepts a UUID or a slug: letters, digits, dashes and
-// underscores, nothing that could change the request path.
+// isAccount accepts a UUID or a slug (an account's, an environment's
+// code): letters, digits, dashes and underscores, nothing that could
+// change the request path or a header.
 func isAccount(s string) bool {
 	if len(s) > 100 {
 		return false
@@ -146,9 +186,9 @@ func (s *Source) Name() string { return Name }
 // CanonicalKey implements upstreams.Source. Keygen keys are whatever the
 // author's policy makes them (C1B6DE-39A6E3-DE1529-8559A0-4AF593-V3, a
 // UUID, a signed key/...), and Keygen compares them case-sensitively: any
-// printable ASCII key of at least 6 characters is kept as typed.
+// printable ASCII key of 6 characters to 16 KiB is kept as typed.
 func (s *Source) CanonicalKey(key string) (string, error) {
-	k, err := upstreams.CleanKey(key)
+	k, err := upstreams.CleanKeyWithin(key, maxKeyLength)
 	if err != nil {
 		return "", err
 	}
@@ -185,6 +225,50 @@ func (s *Source) Verify(ctx context.Context, req upstreams.Request) upstreams.Ve
 	return v
 }
 
+// headers sets what every request to Keygen carries.
+func (s *Source) headers(hreq *http.Request) {
+	hreq.Header.Set("Accept", mediaType)
+	hreq.Header.Set("User-Agent", upstreams.UserAgent)
+	if s.auth != "" {
+		hreq.Header.Set("Authorization", s.auth)
+	}
+	if s.environment != "" {
+		hreq.Header.Set("Keygen-Environment", s.environment)
+	}
+}
+
+// refusal classifies the statuses that say nothing about the key; ok is
+// false for the others.
+func (s *Source) refusal(resp *upstreams.Response) (upstreams.Verdict, bool) {
+	switch resp.Status {
+	case http.StatusUnauthorized:
+		// an invalid or revoked token, or a protected account without one
+		return upstreams.UnknownVerdict(&upstreams.AuthorCredentialError{Source: Name, Status: resp.Status}), true
+	case http.StatusForbidden:
+		// the token may not do this (a product token asked about another
+		// product's key), or the account's Keygen subscription is
+		// inactive, or the gateway's IP address is blocked
+		return upstreams.UnknownVerdict(&upstreams.AuthorCredentialError{Source: Name, Status: resp.Status,
+			Hint: "check the token's permissions, the Keygen account's subscription and any IP restriction"}), true
+	case http.StatusPaymentRequired:
+		// the free tier's daily request limit: wait, the token is fine
+		ra := upstreams.RetryAfter(resp.Header, s.client.Now())
+		if ra <= 0 {
+			ra = dailyLimitPause
+		}
+		v := upstreams.UnknownVerdict(&upstreams.RateLimitError{Source: Name, RetryAfter: ra})
+		v.RetryAfter = ra
+		return v, true
+	case http.StatusTooManyRequests:
+		return upstreams.RateLimited(Name, resp, s.client.Now()), true
+	}
+	return upstreams.Verdict{}, false
+}
+
+// dailyLimitPause is how long a 402 (the free tier's daily request limit)
+// without a Retry-After leaves Keygen alone.
+const dailyLimitPause = time.Hour
+
 // request is the validate-key body.
 type request struct {
 	Meta requestMeta `json:"meta"`
@@ -215,17 +299,13 @@ func (s *Source) validate(ctx context.Context, key, scope string, mappings upstr
 		return upstreams.UnknownVerdict(fmt.Errorf("%s: building request: %w", Name, err)), ""
 	}
 	hreq.Header.Set("Content-Type", mediaType)
-	hreq.Header.Set("Accept", mediaType)
-	hreq.Header.Set("User-Agent", upstreams.UserAgent)
-	if s.auth != "" {
-		hreq.Header.Set("Authorization", s.auth)
-	}
+	s.headers(hreq)
 	resp, err := s.client.Do(ctx, hreq)
 	if err != nil {
 		// the key travels in the body, never in the URL an error quotes
 		return upstreams.Unavailable(Name, nil, err), ""
 	}
-	return s.classify(resp, scope, mappings)
+	return s.classify(ctx, resp, scope, mappings)
 }
 
 // validation is the validate-key answer, e.g.
@@ -250,18 +330,32 @@ type validation struct {
 }
 
 type licence struct {
+	ID         string `json:"id"`
 	Attributes struct {
 		Name        string  `json:"name"`
+		Key         string  `json:"key"`
 		Expiry      *string `json:"expiry"`      // null: never
 		MaxMachines *int    `json:"maxMachines"` // null: unlimited
+		Status      string  `json:"status"`      // read by a recheck only (recheck.go)
+		Suspended   bool    `json:"suspended"`
 	} `json:"attributes"`
 	Relationships struct {
-		Product struct {
-			Data *struct {
-				ID string `json:"id"`
-			} `json:"data"`
-		} `json:"product"`
+		Product relationship `json:"product"`
+		Policy  relationship `json:"policy"`
 	} `json:"relationships"`
+}
+
+type relationship struct {
+	Data *struct {
+		ID string `json:"id"`
+	} `json:"data"`
+}
+
+func (r relationship) id() string {
+	if r.Data == nil {
+		return ""
+	}
+	return r.Data.ID
 }
 
 // Validation codes (keygen.sh/docs/api/licenses, validate-key).
@@ -275,16 +369,25 @@ const (
 	codeProductScopeRequired = "PRODUCT_SCOPE_REQUIRED"
 )
 
-// machineCodes are the answers about machines, cores and processes the
-// licence has registered with Keygen, which this gateway does not use: it
-// accounts activations itself. Keygen gives them only after the licence
-// passed the suspension, ban, check-in and scope checks.
-var machineCodes = map[string]bool{
+// usageCodes are the answers about what the licence has registered with
+// Keygen (machines, their cores, memory and disk, processes, users), which
+// this gateway does not use: it accounts activations itself. Keygen gives
+// them only after the licence passed the ban, suspension, revoke-access
+// expiry, check-in and scope checks (LicenseValidationService), so they
+// say nothing about the purchase: a usage limit over at Keygen is no
+// refund, and the gateway's own activation limit applies here.
+// TOO_MUCH_MEMORY and TOO_MUCH_DISK are the policy's maxMemory and maxDisk
+// over the licence's machines, checked with TOO_MANY_CORES; TOO_MANY_USERS
+// is maxUsers over the Keygen users associated with the licence.
+var usageCodes = map[string]bool{
 	"NO_MACHINE":                 true,
 	"NO_MACHINES":                true,
 	"TOO_MANY_MACHINES":          true,
 	"TOO_MANY_CORES":             true,
+	"TOO_MUCH_MEMORY":            true,
+	"TOO_MUCH_DISK":              true,
 	"TOO_MANY_PROCESSES":         true,
+	"TOO_MANY_USERS":             true,
 	"MACHINE_SCOPE_REQUIRED":     true,
 	"FINGERPRINT_SCOPE_REQUIRED": true,
 	"FINGERPRINT_SCOPE_MISMATCH": true,
@@ -292,18 +395,13 @@ var machineCodes = map[string]bool{
 }
 
 // classify turns Keygen's answer into a verdict.
-func (s *Source) classify(resp *upstreams.Response, scope string, mappings upstreams.ProductMap) (upstreams.Verdict, string) {
-	switch resp.Status {
-	case http.StatusOK:
-	case http.StatusUnauthorized, http.StatusForbidden:
-		// an invalid or revoked token, a protected account without one,
-		// or a product token asked about another product's key
-		return upstreams.UnknownVerdict(&upstreams.AuthorCredentialError{Source: Name, Status: resp.Status}), ""
-	case http.StatusTooManyRequests:
-		return upstreams.RateLimited(Name, resp, s.client.Now()), ""
-	default:
-		// 404 (no such account: check account), 402 (the author's Keygen
-		// subscription), 400/422 (our request), 5xx: nothing about the key
+func (s *Source) classify(ctx context.Context, resp *upstreams.Response, scope string, mappings upstreams.ProductMap) (upstreams.Verdict, string) {
+	if v, ok := s.refusal(resp); ok {
+		return v, ""
+	}
+	if resp.Status != http.StatusOK {
+		// 404 (no such account: check account), 400/422 (our request),
+		// 5xx: nothing about the key
 		return upstreams.Unavailable(Name, resp, nil), ""
 	}
 	var a validation
@@ -322,8 +420,8 @@ func (s *Source) classify(resp *upstreams.Response, scope string, mappings upstr
 	}
 	// the key exists: the licence should say which product it is for
 	productID := ""
-	if a.Data != nil && a.Data.Relationships.Product.Data != nil {
-		productID = a.Data.Relationships.Product.Data.ID
+	if a.Data != nil {
+		productID = a.Data.Relationships.Product.id()
 	}
 	product, ok := mappings.Product(productID)
 	if !valid && code == codeProductScopeMismatch {
@@ -348,12 +446,12 @@ func (s *Source) classify(resp *upstreams.Response, scope string, mappings upstr
 		}
 		return upstreams.Verdict{}, productID
 	}
-	return s.verdict(valid, code, product, a.Data)
+	return s.verdict(ctx, valid, code, product, a.Data)
 }
 
 // verdict classifies the answer about a licence of one of our products.
-func (s *Source) verdict(valid bool, code, product string, lic *licence) (upstreams.Verdict, string) {
-	rec := upstreams.Record{Product: product, LicensedTo: strings.TrimSpace(lic.Attributes.Name)}
+func (s *Source) verdict(ctx context.Context, valid bool, code, product string, lic *licence) (upstreams.Verdict, string) {
+	rec := upstreams.Record{Product: product, LicensedTo: strings.TrimSpace(lic.Attributes.Name), VendorID: lic.ID}
 	if m := lic.Attributes.MaxMachines; m != nil {
 		if *m < 0 {
 			return upstreams.UnknownVerdict(fmt.Errorf("%s: negative maxMachines", Name)), ""
@@ -373,12 +471,12 @@ func (s *Source) verdict(valid bool, code, product string, lic *licence) (upstre
 	switch {
 	case valid && code == codeValid:
 		rec.ExpiresAt = expiry
-		return upstreams.ValidVerdict(rec), ""
+		return s.valid(ctx, rec, lic), ""
 	case valid && code == codeExpired:
 		// the policy keeps expired licences valid (ALLOW_ACCESS or
 		// MAINTAIN_ACCESS): the expiry only ends updates, like support
 		rec.SupportUntil = expiry
-		return upstreams.ValidVerdict(rec), ""
+		return s.valid(ctx, rec, lic), ""
 	case valid:
 		// valid with a finding, e.g. an allowed overage of machines;
 		// Keygen stopped before checking a late expiry
@@ -386,21 +484,21 @@ func (s *Source) verdict(valid bool, code, product string, lic *licence) (upstre
 			return upstreams.UnknownVerdict(fmt.Errorf("%s: valid with code %s past the licence's expiry", Name, codeFor(code))), ""
 		}
 		rec.ExpiresAt = expiry
-		return upstreams.ValidVerdict(rec), ""
+		return s.valid(ctx, rec, lic), ""
 	}
 	switch {
 	case code == codeSuspended || code == codeBanned:
 		return upstreams.InvalidVerdict(upstreams.Suspended), ""
 	case code == codeExpired:
 		return upstreams.InvalidVerdict(upstreams.Expired), ""
-	case machineCodes[code]:
+	case usageCodes[code]:
 		if expired {
 			// whether an expired licence stays valid is the policy's
 			// expiration strategy, which Keygen did not get to
 			return upstreams.UnknownVerdict(fmt.Errorf("%s: %s for a licence past its expiry", Name, codeFor(code))), ""
 		}
 		rec.ExpiresAt = expiry
-		return upstreams.ValidVerdict(rec), ""
+		return s.valid(ctx, rec, lic), ""
 	default:
 		// OVERDUE (check-in), scopes this gateway cannot send, heartbeats,
 		// codes added later: not a statement about the purchase

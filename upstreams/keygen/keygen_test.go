@@ -105,18 +105,24 @@ func errorsBody(title, detail, code string) string {
 	return `{"errors": [{"title": "` + title + `", "detail": "` + detail + `", "code": "` + code + `"}]}`
 }
 
-// fake is a Keygen API that asserts every request it gets. It answers by
-// key, then by the product scope sent ("" for none); a key it does not
-// know is the documented NOT_FOUND.
+// fake is a Keygen API that asserts every request it gets. validate-key
+// answers by key, then by the product scope sent ("" for none); a key it
+// does not know is the documented NOT_FOUND. A licence read (GET
+// licenses/{id}) answers from licences, else Keygen's 404 NOT_FOUND; a
+// policy read from policies, else the policy of every fixture licence.
 type fake struct {
-	t       *testing.T
-	srv     *httptest.Server
-	auth    string                       // expected Authorization, "" for none
-	answers map[string]map[string]answer // key -> scope -> answer
-	hits    atomic.Int32
+	t        *testing.T
+	srv      *httptest.Server
+	auth     string                       // expected Authorization, "" for none
+	env      string                       // expected Keygen-Environment, "" for none
+	answers  map[string]map[string]answer // key -> scope -> answer
+	licences map[string]answer            // licence id or key -> answer
+	policies map[string]answer            // policy id -> answer
+	hits     atomic.Int32
 
-	mu     sync.Mutex
-	scopes []string // product scope of each request, in order
+	mu       sync.Mutex
+	scopes   []string // product scope of each validate-key request, in order
+	requests []string // "METHOD path" of each request, in order
 }
 
 func newFake(t *testing.T, auth string, answers map[string]map[string]answer) *fake {
@@ -125,13 +131,56 @@ func newFake(t *testing.T, auth string, answers map[string]map[string]answer) *f
 	return f
 }
 
+// policyID is the policy of every fixture licence.
+const policyID = "8b2e1c4d-5f6a-4b7c-9d8e-0f1a2b3c4d5e"
+
+// policyJSON is Keygen's policy answer (keygen.sh/docs/api/policies).
+func policyJSON(name, strategy string) string {
+	return `{"data": {"id": "` + policyID + `", "type": "policies",
+  "attributes": {"name": "` + name + `", "duration": 31536000, "strict": false, "floating": true,
+    "expirationStrategy": "` + strategy + `", "expirationBasis": "FROM_CREATION", "maxMachines": 3},
+  "relationships": {"product": {"data": {"type": "products", "id": "` + productID + `"}}}}}`
+}
+
 func (f *fake) serve(w http.ResponseWriter, r *http.Request) {
 	f.hits.Add(1)
 	t := f.t
+	f.mu.Lock()
+	f.requests = append(f.requests, r.Method+" "+r.URL.Path)
+	f.mu.Unlock()
+	if got := r.Header.Get("Keygen-Environment"); got != f.env {
+		t.Errorf("Keygen-Environment %q, want %q", got, f.env)
+	}
+	accountPath := "/v1/accounts/" + account
+	if r.Method == http.MethodGet {
+		if got := r.Header.Get("Authorization"); got != f.auth {
+			t.Errorf("Authorization %q, want %q", got, f.auth)
+		}
+		if got := r.Header.Get("Accept"); got != "application/vnd.api+json" {
+			t.Errorf("Accept %q, want application/vnd.api+json", got)
+		}
+		var a answer
+		var ok bool
+		switch {
+		case strings.HasPrefix(r.URL.Path, accountPath+"/licenses/"):
+			if a, ok = f.licences[strings.TrimPrefix(r.URL.Path, accountPath+"/licenses/")]; !ok {
+				a = answer{status: 404, body: errorsBody("Not found", "The requested license was not found", "NOT_FOUND")}
+			}
+		case strings.HasPrefix(r.URL.Path, accountPath+"/policies/"):
+			if a, ok = f.policies[strings.TrimPrefix(r.URL.Path, accountPath+"/policies/")]; !ok {
+				a = answer{status: 200, body: policyJSON("Pro License", "RESTRICT_ACCESS")}
+			}
+		default:
+			t.Errorf("GET %s", r.URL.Path)
+			a = answer{status: 404, body: errorsBody("Not found", "", "NOT_FOUND")}
+		}
+		upstreamtest.Write(w, a.status, a.header, a.body, "application/vnd.api+json; charset=utf-8")
+		return
+	}
 	if r.Method != http.MethodPost {
 		t.Errorf("method %s, want POST", r.Method)
 	}
-	if want := "/v1/accounts/" + account + "/licenses/actions/validate-key"; r.URL.Path != want {
+	if want := accountPath + "/licenses/actions/validate-key"; r.URL.Path != want {
 		t.Errorf("path %q, want %s", r.URL.Path, want)
 	}
 	if r.URL.RawQuery != "" {
@@ -189,6 +238,15 @@ func (f *fake) sent() []string {
 	return append([]string(nil), f.scopes...)
 }
 
+func (f *fake) sentRequests() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.requests...)
+}
+
+// licID is the id of every fixture licence.
+const licID = "b18e3f3a-330c-4d8d-ae2e-014db21fa827"
+
 var products = upstreams.ProductMap{
 	{Product: "pro", VendorID: productID},
 	{Product: "lite", VendorID: otherID},
@@ -203,7 +261,7 @@ func newSource(t *testing.T, base string, mod func(*Config)) *Source {
 
 // TestVerify asks with the product named, so the scope is sent.
 func TestVerify(t *testing.T) {
-	good := upstreams.Record{Product: "pro", LicensedTo: "Pro licence for Luke", ExpiresAt: upstreamtest.Time("2027-01-01T00:00:00Z"), ActivationsLimit: 3}
+	good := upstreams.Record{Product: "pro", Type: "regular", VendorID: licID, LicensedTo: "Pro licence for Luke", ExpiresAt: upstreamtest.Time("2027-01-01T00:00:00Z"), ActivationsLimit: 3}
 	tests := []struct {
 		name    string
 		answer  answer
@@ -218,13 +276,13 @@ func TestVerify(t *testing.T) {
 			name:    "valid, no expiry, no machine limit",
 			answer:  answer{status: 200, body: validated(true, "VALID", "is valid", licForever)},
 			outcome: upstreams.Valid,
-			record:  upstreams.Record{Product: "pro", LicensedTo: "Pro licence for Luke"},
+			record:  upstreams.Record{Product: "pro", Type: "regular", VendorID: licID, LicensedTo: "Pro licence for Luke"},
 		},
 		{
 			name:    "expired but kept valid by the policy (ALLOW_ACCESS): expiry as support",
 			answer:  answer{status: 200, body: validated(true, "EXPIRED", "is expired", licExpired)},
 			outcome: upstreams.Valid,
-			record:  upstreams.Record{Product: "pro", LicensedTo: "Pro licence for Luke", SupportUntil: upstreamtest.Time("2026-02-01T00:00:00Z"), ActivationsLimit: 3},
+			record:  upstreams.Record{Product: "pro", Type: "regular", VendorID: licID, LicensedTo: "Pro licence for Luke", SupportUntil: upstreamtest.Time("2026-02-01T00:00:00Z"), ActivationsLimit: 3},
 		},
 		{
 			name:    "valid with an allowed machine overage",
@@ -315,7 +373,30 @@ func TestVerify(t *testing.T) {
 			outcome: upstreams.Unknown,
 			cause:   upstreamtest.IsStatusError(Name, 404),
 		},
-		{name: "402 the author's subscription", answer: answer{status: 402, body: errorsBody("Payment required", "Your subscription is inactive", "")}, outcome: upstreams.Unknown, cause: upstreamtest.IsStatusError(Name, 402)},
+		{
+			name:    "403 inactive subscription or IP block: the author's, as unknown",
+			answer:  answer{status: 403, body: errorsBody("Forbidden", "Your account's subscription is not active", "")},
+			outcome: upstreams.Unknown,
+			cause:   upstreamtest.IsAuthorError(Name, 403),
+		},
+		{
+			name:    "402 the free tier's daily limit: a pause, the token is fine",
+			answer:  answer{status: 402, body: errorsBody("Payment required", "Your account has exceeded its daily request limit", "")},
+			outcome: upstreams.Unknown,
+			cause:   upstreamtest.IsRateLimit(Name, time.Hour),
+			retry:   time.Hour,
+		},
+		{
+			name:    "402 with a Retry-After",
+			answer:  answer{status: 402, header: map[string]string{"Retry-After": "600"}, body: errorsBody("Payment required", "daily limit", "")},
+			outcome: upstreams.Unknown,
+			cause:   upstreamtest.IsRateLimit(Name, 10*time.Minute),
+			retry:   10 * time.Minute,
+		},
+		{name: "TOO_MUCH_MEMORY: machines' memory at Keygen", answer: answer{status: 200, body: validated(false, "TOO_MUCH_MEMORY", "has too much associated machine memory", lic)}, outcome: upstreams.Valid, record: good},
+		{name: "TOO_MUCH_DISK: machines' disk at Keygen", answer: answer{status: 200, body: validated(false, "TOO_MUCH_DISK", "has too much associated machine disk", lic)}, outcome: upstreams.Valid, record: good},
+		{name: "TOO_MANY_USERS: Keygen users over maxUsers", answer: answer{status: 200, body: validated(false, "TOO_MANY_USERS", "has too many associated users", lic)}, outcome: upstreams.Valid, record: good},
+		{name: "TOO_MANY_USERS past the expiry", answer: answer{status: 200, body: validated(false, "TOO_MANY_USERS", "has too many associated users", licExpired)}, outcome: upstreams.Unknown},
 		{name: "400 bad request", answer: answer{status: 400, body: errorsBody("Bad request", "is missing", "PARAMETER_MISSING")}, outcome: upstreams.Unknown, cause: upstreamtest.IsStatusError(Name, 400)},
 	}
 	for _, tt := range tests {
@@ -353,7 +434,7 @@ func TestVerifyScope(t *testing.T) {
 			answers: map[string]answer{"": {status: 200, body: validOther}},
 			sent:    []string{""},
 			outcome: upstreams.Valid,
-			record:  upstreams.Record{Product: "lite", LicensedTo: "Pro licence for Luke", ExpiresAt: upstreamtest.Time("2027-01-01T00:00:00Z"), ActivationsLimit: 1},
+			record:  upstreams.Record{Product: "lite", Type: "regular", VendorID: licID, LicensedTo: "Pro licence for Luke", ExpiresAt: upstreamtest.Time("2027-01-01T00:00:00Z"), ActivationsLimit: 1},
 		},
 		{
 			name:    "no product asked, licence of an unmapped product",
@@ -367,7 +448,7 @@ func TestVerifyScope(t *testing.T) {
 			answers: map[string]answer{"": scopeRequired, otherID: {status: 200, body: validOther}},
 			sent:    []string{"", otherID},
 			outcome: upstreams.Valid,
-			record:  upstreams.Record{Product: "lite", LicensedTo: "Pro licence for Luke", ExpiresAt: upstreamtest.Time("2027-01-01T00:00:00Z"), ActivationsLimit: 1},
+			record:  upstreams.Record{Product: "lite", Type: "regular", VendorID: licID, LicensedTo: "Pro licence for Luke", ExpiresAt: upstreamtest.Time("2027-01-01T00:00:00Z"), ActivationsLimit: 1},
 		},
 		{
 			name:    "the scope required for an unmapped product: not asked again",
@@ -388,7 +469,7 @@ func TestVerifyScope(t *testing.T) {
 			answers:  map[string]answer{productID: {status: 200, body: validBody}},
 			sent:     []string{productID},
 			outcome:  upstreams.Valid,
-			record:   upstreams.Record{Product: "pro", LicensedTo: "Pro licence for Luke", ExpiresAt: upstreamtest.Time("2027-01-01T00:00:00Z"), ActivationsLimit: 3},
+			record:   upstreams.Record{Product: "pro", Type: "regular", VendorID: licID, LicensedTo: "Pro licence for Luke", ExpiresAt: upstreamtest.Time("2027-01-01T00:00:00Z"), ActivationsLimit: 3},
 		},
 		{
 			name:    "product asked: its scope",
@@ -396,7 +477,7 @@ func TestVerifyScope(t *testing.T) {
 			answers: map[string]answer{otherID: {status: 200, body: validOther}},
 			sent:    []string{otherID},
 			outcome: upstreams.Valid,
-			record:  upstreams.Record{Product: "lite", LicensedTo: "Pro licence for Luke", ExpiresAt: upstreamtest.Time("2027-01-01T00:00:00Z"), ActivationsLimit: 1},
+			record:  upstreams.Record{Product: "lite", Type: "regular", VendorID: licID, LicensedTo: "Pro licence for Luke", ExpiresAt: upstreamtest.Time("2027-01-01T00:00:00Z"), ActivationsLimit: 1},
 		},
 		{
 			name:     "product asked with two Keygen products: no scope, the licence's product",
@@ -405,7 +486,7 @@ func TestVerifyScope(t *testing.T) {
 			answers:  map[string]answer{"": {status: 200, body: validOther}},
 			sent:     []string{""},
 			outcome:  upstreams.Valid,
-			record:   upstreams.Record{Product: "pro", LicensedTo: "Pro licence for Luke", ExpiresAt: upstreamtest.Time("2027-01-01T00:00:00Z"), ActivationsLimit: 1},
+			record:   upstreams.Record{Product: "pro", Type: "regular", VendorID: licID, LicensedTo: "Pro licence for Luke", ExpiresAt: upstreamtest.Time("2027-01-01T00:00:00Z"), ActivationsLimit: 1},
 		},
 		{
 			name:    "no product asked, not found",
@@ -431,13 +512,52 @@ func TestVerifyScope(t *testing.T) {
 	}
 }
 
-// TestVerifyToken: a configured token is sent as a Bearer token.
+// TestVerifyToken: a configured token is sent as a Bearer token, and the
+// licence's type is its policy's name, read once.
 func TestVerifyToken(t *testing.T) {
 	f := newFake(t, "Bearer "+token, map[string]map[string]answer{keyGood: {productID: {status: 200, body: validBody}}})
 	s := newSource(t, f.srv.URL, func(c *Config) { c.Token = " " + token + " " })
+	for range 2 {
+		v := s.Verify(context.Background(), upstreams.Request{Key: keyGood, Product: "pro"})
+		upstreamtest.CheckVerdict(t, v, upstreams.Valid, "", upstreams.Record{Product: "pro", Type: "pro", VendorID: licID,
+			LicensedTo: "Pro licence for Luke", ExpiresAt: upstreamtest.Time("2027-01-01T00:00:00Z"), ActivationsLimit: 3})
+	}
+	want := []string{
+		"POST /v1/accounts/demo/licenses/actions/validate-key",
+		"GET /v1/accounts/demo/policies/" + policyID,
+		"POST /v1/accounts/demo/licenses/actions/validate-key", // the policy is cached
+	}
+	if got := f.sentRequests(); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("requests %q, want %q", got, want)
+	}
+}
+
+// TestVerifyPolicyUnreadable: a policy that cannot be read now leaves the
+// type unknown, and so the verdict.
+func TestVerifyPolicyUnreadable(t *testing.T) {
+	f := newFake(t, "Bearer "+token, map[string]map[string]answer{keyGood: {productID: {status: 200, body: validBody}}})
+	f.policies = map[string]answer{policyID: {status: 503, body: "down"}}
+	s := newSource(t, f.srv.URL, func(c *Config) { c.Token = token })
 	v := s.Verify(context.Background(), upstreams.Request{Key: keyGood, Product: "pro"})
-	if v.Outcome != upstreams.Valid {
-		t.Fatalf("verdict %+v, want Valid", v)
+	upstreamtest.CheckVerdict(t, v, upstreams.Unknown, "", upstreams.Record{})
+	upstreamtest.CheckCause(t, v, keyGood, upstreamtest.IsStatusError(Name, 503), 0)
+}
+
+// TestEnvironment: the environment goes as the Keygen-Environment header
+// on every request.
+func TestEnvironment(t *testing.T) {
+	f := newFake(t, "Bearer "+token, map[string]map[string]answer{keyGood: {productID: {status: 200, body: validBody}}})
+	f.env = "staging"
+	f.licences = map[string]answer{licID: {status: 200, body: `{"data": ` + lic + `}`}}
+	s := newSource(t, f.srv.URL, func(c *Config) { c.Token = token; c.Environment = " staging " })
+	if v := s.Verify(context.Background(), upstreams.Request{Key: keyGood, Product: "pro"}); v.Outcome != upstreams.Valid {
+		t.Fatalf("verify: %+v", v)
+	}
+	if v := s.Recheck(context.Background(), upstreams.RecheckRequest{Key: keyGood, Product: "pro", VendorID: licID}); v.Outcome != upstreams.Valid {
+		t.Fatalf("recheck: %+v", v)
+	}
+	if n := f.hits.Load(); n != 3 {
+		t.Errorf("%d requests, want 3", n)
 	}
 }
 
@@ -514,6 +634,13 @@ func TestEndpoint(t *testing.T) {
 	}
 }
 
+// Signed keys as Keygen issues them: key/ + a base64url payload + . + a
+// base64url signature; ED25519's is some 500 characters, RSA's some 750.
+var (
+	signedED25519 = "key/" + strings.Repeat("eyJhY2NvdW50Ijp7ImlkIjoiMWZkZGNlYzgifSwicHJvZHVjdCI6e319", 7) + "." + strings.Repeat("c2lnbmF0dXJl", 7)
+	signedRSA     = "key/" + strings.Repeat("eyJhY2NvdW50Ijp7ImlkIjoiMWZkZGNlYzgifSwicHJvZHVjdCI6e319", 7) + "." + strings.Repeat("c2lnbmF0dXJlc2lnbmF0dXJl", 14)
+)
+
 func TestCanonicalKey(t *testing.T) {
 	s := newSource(t, "https://api.keygen.sh", nil)
 	signed := "key/" + strings.Repeat("eyJhY2NvdW50Ijp7ImlkIjoi", 6) + ".c2lnbmF0dXJl"
@@ -527,10 +654,13 @@ func TestCanonicalKey(t *testing.T) {
 		{"abcdef", "abcdef"},
 		{signed, signed},
 		{strings.Repeat("k", 256), strings.Repeat("k", 256)},
+		{signedED25519, signedED25519},
+		{signedRSA, signedRSA},
+		{strings.Repeat("k", 16<<10), strings.Repeat("k", 16<<10)},
 
 		{"", ""},
 		{"abcde", ""},
-		{strings.Repeat("k", 257), ""},
+		{strings.Repeat("k", 16<<10+1), ""},
 		{"C1B6DE 39A6E3", ""},
 		{strings.Replace(keyGood, "-", "\u2013", 1), ""}, // en dash from a PDF
 		{strings.Replace(keyGood, "C", "\u0421", 1), ""}, // Cyrillic Es
@@ -553,6 +683,9 @@ func TestNew(t *testing.T) {
 		{"blank account", Config{BaseURL: base, Account: "  "}, "account is required"},
 		{"account with a slash", Config{BaseURL: base, Account: "demo/../other"}, "account"},
 		{"account with a dot", Config{BaseURL: base, Account: ".."}, "account"},
+		{"environment", Config{BaseURL: base, Account: account, Environment: "staging"}, ""},
+		{"environment with a slash", Config{BaseURL: base, Account: account, Environment: "a/b"}, "environment"},
+		{"environment with a newline", Config{BaseURL: base, Account: account, Environment: "a\nb"}, "environment"},
 		{"base_url with user info", Config{BaseURL: "https://u:p@api.keygen.sh", Account: account}, "base_url"},
 		{"token with a space", Config{BaseURL: base, Account: account, Token: "prod-abc def"}, "token"},
 		{"token with a newline", Config{BaseURL: base, Account: account, Token: "prod-abc\ndef"}, "token"},

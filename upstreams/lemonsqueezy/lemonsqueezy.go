@@ -16,6 +16,19 @@
 // ("The license key is valid but has no activations", docs.lemonsqueezy.com
 // /api/license-api): this gateway keeps its own activations and never
 // creates instances, so an inactive key is a good purchase.
+//
+// Two answers say less than they seem to. A key bought in test mode
+// (license_key.test_mode, a store's checkout tried with a test card) is
+// valid to the License API but no licence of a production product: it is
+// refused as WrongProduct, a refusal about the request that a recheck
+// treats as unknown, unless the source allows test mode (AllowTestMode).
+// And a key whose expires_at has passed is Expired even while its status
+// still says active or inactive (the status is updated later).
+//
+// A recheck (Recheck) is the same validate call: it never activates, so it
+// creates no instance and changes nothing at Lemon Squeezy. The licence
+// type is the variant's name (upstreams.TypeName), "regular" for a product
+// without variants (Lemon Squeezy names its variant "Default").
 package lemonsqueezy
 
 import (
@@ -51,13 +64,18 @@ type Config struct {
 	// (Caddyfile lemonsqueezy_product, e.g. 12345: the number in the
 	// product's dashboard URL, meta.product_id in API answers).
 	Products upstreams.ProductMap
+	// AllowTestMode accepts keys bought in test mode (Caddyfile
+	// allow_test_mode), for a staging gateway. Default: they are refused
+	// as wrong_product.
+	AllowTestMode bool
 }
 
 // Source verifies Lemon Squeezy licence keys.
 type Source struct {
-	endpoint string // base URL + validatePath
-	client   upstreams.Client
-	products upstreams.ProductMap
+	endpoint      string // base URL + validatePath
+	client        upstreams.Client
+	products      upstreams.ProductMap
+	allowTestMode bool
 }
 
 // New checks cfg and builds the source.
@@ -73,7 +91,7 @@ func New(cfg Config) (*Source, error) {
 	if err := checkProducts(cfg.Products); err != nil {
 		return nil, err
 	}
-	return &Source{endpoint: base + validatePath, client: client, products: cfg.Products}, nil
+	return &Source{endpoint: base + validatePath, client: client, products: cfg.Products, allowTestMode: cfg.AllowTestMode}, nil
 }
 
 // checkProducts refuses mappings that could never match (Lemon Squeezy
@@ -146,6 +164,7 @@ type validation struct {
 
 type licenseKey struct {
 	Status          string  `json:"status"`
+	TestMode        bool    `json:"test_mode"`
 	ActivationLimit *int    `json:"activation_limit"` // null: unlimited
 	ExpiresAt       *string `json:"expires_at"`       // null: never
 }
@@ -207,6 +226,10 @@ func (s *Source) licence(a validation, status int, mappings upstreams.ProductMap
 	if verdict != nil {
 		return *verdict
 	}
+	if a.LicenseKey.TestMode && !s.allowTestMode {
+		// a test purchase: no licence of the production product
+		return upstreams.InvalidVerdict(upstreams.WrongProduct)
+	}
 	valid := *a.Valid
 	switch st := a.LicenseKey.Status; st {
 	case "active", "inactive":
@@ -257,13 +280,17 @@ func (s *Source) record(a validation, product string) upstreams.Verdict {
 	lk, m := a.LicenseKey, a.Meta
 	rec := upstreams.Record{
 		Product:    product,
-		Type:       variantType(m.VariantName),
+		Type:       upstreams.TypeName(m.VariantName),
 		LicensedTo: firstOf(m.CustomerName, m.CustomerEmail),
 	}
 	if lk.ExpiresAt != nil {
 		t, err := upstreams.ParseTime(*lk.ExpiresAt)
 		if err != nil {
 			return upstreams.UnknownVerdict(fmt.Errorf("%s: expires_at: %w", Name, err))
+		}
+		if t != nil && !t.After(s.client.Now()) {
+			// past its expiry, whatever the status says yet
+			return upstreams.InvalidVerdict(upstreams.Expired)
 		}
 		rec.ExpiresAt = t
 	}
@@ -277,23 +304,6 @@ func (s *Source) record(a validation, product string) upstreams.Verdict {
 	return upstreams.ValidVerdict(rec)
 }
 
-// variantType is the licence type: the variant's name, lower-cased, a
-// trailing "license" dropped and dashes for spaces, so variants named
-// "Regular License" and "Extended License" read as Envato's types do
-// ("Team Plan" -> "team-plan"). Lemon Squeezy names the variant of a
-// product without variants "Default", which says nothing about the licence.
-func variantType(name string) string {
-	words := strings.Fields(strings.ToLower(name))
-	if n := len(words); n > 1 && (words[n-1] == "license" || words[n-1] == "licence") {
-		words = words[:n-1]
-	}
-	t := strings.Join(words, "-")
-	if t == "default" {
-		return ""
-	}
-	return t
-}
-
 func firstOf(vals ...string) string {
 	for _, v := range vals {
 		if v = strings.TrimSpace(v); v != "" {
@@ -303,5 +313,14 @@ func firstOf(vals ...string) string {
 	return ""
 }
 
+// Recheck implements upstreams.Rechecker: the validate call, never
+// activate, so nothing changes at Lemon Squeezy.
+func (s *Source) Recheck(ctx context.Context, req upstreams.RecheckRequest) upstreams.Verdict {
+	return s.Verify(ctx, upstreams.Request{Key: req.Key, Product: req.Product})
+}
+
 // Interface guards
-var _ upstreams.Source = (*Source)(nil)
+var (
+	_ upstreams.Source    = (*Source)(nil)
+	_ upstreams.Rechecker = (*Source)(nil)
+)

@@ -28,7 +28,8 @@ type answer struct {
 
 // validActive is the documented validate answer
 // (docs.lemonsqueezy.com/api/license-api/validate-license-key), without
-// an instance since the gateway never sends instance_id.
+// an instance since the gateway never sends instance_id, and with an
+// expires_at after the tests' now (the documented one, 2022, has passed).
 const validActive = `{
   "valid": true,
   "error": null,
@@ -39,7 +40,7 @@ const validActive = `{
     "activation_limit": 1,
     "activation_usage": 5,
     "created_at": "2021-01-24T14:15:07.000000Z",
-    "expires_at": "2022-01-24T14:15:07.000000Z",
+    "expires_at": "2027-01-24T14:15:07.000000Z",
     "test_mode": false
   },
   "instance": null,
@@ -150,7 +151,7 @@ func newSource(t *testing.T, base string, mod func(*Config)) *Source {
 func TestVerify(t *testing.T) {
 	exampleActive := upstreams.Record{
 		Product: "example", Type: "example-variant", LicensedTo: "Luke Skywalker",
-		ExpiresAt: upstreamtest.Time("2022-01-24T14:15:07Z"), ActivationsLimit: 1,
+		ExpiresAt: upstreamtest.Time("2027-01-24T14:15:07Z"), ActivationsLimit: 1,
 	}
 	tests := []struct {
 		name    string
@@ -179,7 +180,7 @@ func TestVerify(t *testing.T) {
 			name:    "inactive key: valid, just no Lemon Squeezy instance yet",
 			answer:  answer{status: 200, body: validInactive},
 			outcome: upstreams.Valid,
-			record:  upstreams.Record{Product: "example", LicensedTo: "leia@organa.dev"},
+			record:  upstreams.Record{Product: "example", Type: "regular", LicensedTo: "leia@organa.dev"},
 		},
 		{
 			name:    "product_id as a string",
@@ -192,14 +193,14 @@ func TestVerify(t *testing.T) {
 			answer:  answer{status: 200, body: strings.Replace(validActive, "Example Variant", "Extended License", 1)},
 			outcome: upstreams.Valid,
 			record: upstreams.Record{Product: "example", Type: "extended", LicensedTo: "Luke Skywalker",
-				ExpiresAt: upstreamtest.Time("2022-01-24T14:15:07Z"), ActivationsLimit: 1},
+				ExpiresAt: upstreamtest.Time("2027-01-24T14:15:07Z"), ActivationsLimit: 1},
 		},
 		{
 			name:    "another mapped product",
 			answer:  answer{status: 200, body: strings.Replace(validActive, `"product_id": 4`, `"product_id": 44`, 1)},
 			outcome: upstreams.Valid,
 			record: upstreams.Record{Product: "other", Type: "example-variant", LicensedTo: "Luke Skywalker",
-				ExpiresAt: upstreamtest.Time("2022-01-24T14:15:07Z"), ActivationsLimit: 1},
+				ExpiresAt: upstreamtest.Time("2027-01-24T14:15:07Z"), ActivationsLimit: 1},
 		},
 		{
 			name:    "mapped product, but not the one asked for",
@@ -303,7 +304,7 @@ func TestVerify(t *testing.T) {
 		},
 		{
 			name:    "expires_at unreadable",
-			answer:  answer{status: 200, body: strings.Replace(validActive, "2022-01-24T14:15:07.000000Z", "next year", 1)},
+			answer:  answer{status: 200, body: strings.Replace(validActive, "2027-01-24T14:15:07.000000Z", "next year", 1)},
 			outcome: upstreams.Unknown,
 		},
 		{
@@ -340,7 +341,7 @@ func TestVerifyCanonicalKey(t *testing.T) {
 	f := newFake(t, map[string]answer{keyActive: {status: 200, body: validInactive}})
 	s := newSource(t, f.srv.URL, nil)
 	v := s.Verify(context.Background(), upstreams.Request{Key: " " + strings.ToUpper(keyActive) + "\n"})
-	upstreamtest.CheckVerdict(t, v, upstreams.Valid, "", upstreams.Record{Product: "example", LicensedTo: "leia@organa.dev"})
+	upstreamtest.CheckVerdict(t, v, upstreams.Valid, "", upstreams.Record{Product: "example", Type: "regular", LicensedTo: "leia@organa.dev"})
 }
 
 // TestVerifyNoMapping: a product without a lemonsqueezy_product is the

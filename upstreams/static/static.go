@@ -1,6 +1,7 @@
 // Package static is the author's own key list: a CSV file with a header row
 // key,product,type,licensed_to,expires_at,support_until,activations,status
-// re-read whenever it changes on disk.
+// re-read whenever it changes on disk (looked at at most once a second; a
+// recheck looks at once).
 package static
 
 import (
@@ -60,7 +61,9 @@ func (s *Source) Local() bool { return true }
 
 // CanonicalKey implements upstreams.Source: the author's keys have any
 // format, so only the common checks apply.
-func (s *Source) CanonicalKey(key string) (string, error) { return upstreams.CleanKey(key) }
+func (s *Source) CanonicalKey(key string) (string, error) {
+	return upstreams.CleanKeyWithin(key, upstreams.MaxKeyLength)
+}
 
 // Verify implements upstreams.Source.
 func (s *Source) Verify(_ context.Context, req upstreams.Request) upstreams.Verdict {
@@ -79,6 +82,15 @@ func (s *Source) Verify(_ context.Context, req upstreams.Request) upstreams.Verd
 		return upstreams.InvalidVerdict(upstreams.Suspended)
 	}
 	return upstreams.ValidVerdict(e.record)
+}
+
+// Recheck implements upstreams.Rechecker: the file is looked at now (not
+// after the once-a-second pause of Verify) and re-read if it changed.
+func (s *Source) Recheck(ctx context.Context, req upstreams.RecheckRequest) upstreams.Verdict {
+	s.mu.Lock()
+	s.checked = time.Time{}
+	s.mu.Unlock()
+	return s.Verify(ctx, upstreams.Request{Key: req.Key, Product: req.Product})
 }
 
 // Err returns the last reload failure, if the file is currently broken.
@@ -187,7 +199,7 @@ func parseRow(row []string, idx map[string]int) (entry, string, error) {
 		}
 		return ""
 	}
-	key, err := upstreams.CleanKey(get("key"))
+	key, err := upstreams.CleanKeyWithin(get("key"), upstreams.MaxKeyLength)
 	if err != nil {
 		return entry{}, "", err
 	}
@@ -232,6 +244,7 @@ func parseTime(s string) (*time.Time, error) {
 
 // Interface guards
 var (
-	_ upstreams.Source = (*Source)(nil)
-	_ upstreams.Local  = (*Source)(nil)
+	_ upstreams.Source    = (*Source)(nil)
+	_ upstreams.Local     = (*Source)(nil)
+	_ upstreams.Rechecker = (*Source)(nil)
 )

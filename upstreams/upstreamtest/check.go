@@ -1,6 +1,7 @@
 package upstreamtest
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -46,6 +47,33 @@ func CheckVerdict(t *testing.T, v upstreams.Verdict, outcome upstreams.Outcome, 
 	if got.ActivationsLimit != rec.ActivationsLimit {
 		t.Errorf("ActivationsLimit %d, want %d", got.ActivationsLimit, rec.ActivationsLimit)
 	}
+	if got.VendorID != rec.VendorID {
+		t.Errorf("VendorID %q, want %q", got.VendorID, rec.VendorID)
+	}
+}
+
+// RecheckAsVerify is src whose Verify makes its Recheck call instead, with
+// the request's key, product, domain and IP and vendorID, so that
+// RunOutageCases can run against a source's recheck.
+func RecheckAsVerify(src interface {
+	upstreams.Source
+	upstreams.Rechecker
+}, vendorID string) upstreams.Source {
+	return recheckAsVerify{src: src, vendorID: vendorID}
+}
+
+type recheckAsVerify struct {
+	src interface {
+		upstreams.Source
+		upstreams.Rechecker
+	}
+	vendorID string
+}
+
+func (r recheckAsVerify) Name() string                            { return r.src.Name() }
+func (r recheckAsVerify) CanonicalKey(key string) (string, error) { return r.src.CanonicalKey(key) }
+func (r recheckAsVerify) Verify(ctx context.Context, req upstreams.Request) upstreams.Verdict {
+	return r.src.Recheck(ctx, upstreams.RecheckRequest{Key: req.Key, Product: req.Product, Domain: req.Domain, IP: req.IP, VendorID: r.vendorID})
 }
 
 func checkTime(t *testing.T, field string, got, want *time.Time) {
