@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"strings"
 	"time"
@@ -383,11 +384,11 @@ func (s *Service) activateLicense(ctx context.Context, f *found, req ActivateReq
 			}
 			return nil
 		}
-		if ref := policy.Standing(policyLicense(lic), now); ref != nil {
+		if ref := policy.Standing(s.policyLicense(lic), now); ref != nil {
 			refusal = fromRefusal(ref)
 			return keep(), nil
 		}
-		d, ref := p.Rules.DecideActivation(policyLicense(lic), policyInstallations(st.Installations), domain, "", now)
+		d, ref := p.Rules.DecideActivation(s.policyLicense(lic), policyInstallations(st.Installations), domain, "", now)
 		if ref != nil {
 			refusal = fromRefusal(ref)
 			return keep(), nil
@@ -444,7 +445,11 @@ func (s *Service) mergeLicense(cur *store.License, f *found, product string, now
 		lic.Product, lic.Type, lic.LicensedTo = product, r.Type, r.LicensedTo
 		lic.ExpiresAt, lic.SupportUntil, lic.Retired = r.ExpiresAt, r.SupportUntil, r.Retired
 		lic.ActivationsLimit = r.ActivationsLimit
+		if r.VendorID != "" {
+			lic.VendorID = r.VendorID
+		}
 		lic.VerifiedAt = now
+		lic.NextCheckAt = s.firstCheck(lic, product, now)
 		if lic.StatusBy == statusBySource {
 			lic.Status, lic.StatusBy = store.LicenseActive, ""
 		}
@@ -484,8 +489,28 @@ func (p *Product) hasSource(name string) bool {
 	return false
 }
 
-func policyLicense(l *store.License) policy.License {
-	return policy.License{Status: l.Status, Locked: l.Locked, Type: l.Type, ExpiresAt: l.ExpiresAt, Limit: l.ActivationsLimit}
+// policyLicense is a licence in policy's terms, with its product's expiry
+// grace.
+func (s *Service) policyLicense(l *store.License) policy.License {
+	return policy.License{Status: l.Status, Locked: l.Locked, Type: l.Type, ExpiresAt: l.ExpiresAt, Limit: l.ActivationsLimit,
+		ExpiryGrace: s.recheckRules(l.Product).ExpiryGrace}
+}
+
+// firstCheck is a freshly verified licence's next recheck: the one it has,
+// else one interval on (none in mode off), and never after its expiry.
+func (s *Service) firstCheck(lic *store.License, product string, now time.Time) time.Time {
+	rules := s.recheckRules(product)
+	next := lic.NextCheckAt
+	if next.IsZero() {
+		next = rules.FirstCheck(now, lic.ExpiresAt, rand.Float64())
+	}
+	if rules.Mode == policy.RecheckOff {
+		return time.Time{}
+	}
+	if e := lic.ExpiresAt; e != nil && e.After(now) && e.Before(next) {
+		next = *e
+	}
+	return next
 }
 
 func policyInstallations(ins []store.Installation) []policy.Installation {

@@ -59,12 +59,12 @@ func (c credential) holder(st *store.LicenseState) (*store.Installation, error) 
 
 // admitted is holder plus the licence's standing: what the gate, a
 // refresh, a move and a status request require.
-func (c credential) admitted(st *store.LicenseState, now time.Time) (*store.Installation, error) {
+func (s *Service) admitted(c credential, st *store.LicenseState, now time.Time) (*store.Installation, error) {
 	ins, err := c.holder(st)
 	if err != nil {
 		return nil, err
 	}
-	if ref := policy.Standing(policyLicense(st.License), now); ref != nil {
+	if ref := policy.Standing(s.policyLicense(st.License), now); ref != nil {
 		return nil, fromRefusal(ref)
 	}
 	return ins, nil
@@ -138,7 +138,7 @@ func (s *Service) Move(ctx context.Context, req MoveRequest) (*Activation, error
 	var from string
 	st, err := s.cfg.Store.UpdateLicense(ctx, cred.licenseID, func(st *store.LicenseState) (*store.LicenseState, error) {
 		refusal, from, moved = nil, "", store.Installation{} // fn may run more than once
-		ins, e := cred.admitted(st, now)
+		ins, e := s.admitted(cred, st, now)
 		if e != nil {
 			refusal = e
 			return nil, nil
@@ -159,7 +159,7 @@ func (s *Service) Move(ctx context.Context, req MoveRequest) (*Activation, error
 			refusal = &Error{Code: CodeMoveCooldown, Detail: "This licence was moved recently. Please try again later.", RetryAfter: wait.Round(time.Second)}
 			return nil, nil
 		}
-		d, ref := p.Rules.DecideActivation(policyLicense(st.License), policyInstallations(st.Installations), domain, ins.ID, now)
+		d, ref := p.Rules.DecideActivation(s.policyLicense(st.License), policyInstallations(st.Installations), domain, ins.ID, now)
 		if ref != nil {
 			refusal = fromRefusal(ref)
 			return nil, nil

@@ -24,6 +24,9 @@ type Product struct {
 	Sources      []string // source names, tried in this order
 	Rules        policy.Rules
 	MoveCooldown time.Duration
+	// Recheck is the background recheck's rules for the product's
+	// licences (unset fields: the defaults; Mode off: never rechecked).
+	Recheck policy.RecheckRules
 }
 
 // Config holds the service's dependencies and token settings. New builds
@@ -54,6 +57,9 @@ type Config struct {
 	// (tests set it). Default: time.Now.
 	Now    func() time.Time
 	Logger *zap.Logger
+	// InstanceID names this instance as a lease holder (the recheck
+	// worker's). Default: a random id, new for every Service.
+	InstanceID string
 }
 
 // Token defaults, for a Config that leaves them unset.
@@ -76,6 +82,8 @@ type Service struct {
 
 	keysMu    sync.Mutex
 	keysTried time.Time
+
+	recheck *rechecker
 }
 
 // New returns a Service with its key ring, issuer and status cache. It
@@ -94,6 +102,7 @@ func New(cfg Config) (*Service, error) {
 	s.issuer = tokens.NewIssuer(s.ring, cfg.Issuer, cfg.AccessTTL)
 	s.cache = store.NewStateCache(cfg.Store, cfg.Cache)
 	s.gate = s.Gate(nil)
+	s.recheck = newRechecker(s)
 	return s, nil
 }
 
@@ -115,6 +124,11 @@ func withDefaults(cfg Config) Config {
 	}
 	if cfg.Cache.Now == nil {
 		cfg.Cache.Now = cfg.Now
+	}
+	if cfg.InstanceID == "" {
+		b := make([]byte, 8)
+		_, _ = rand.Read(b)
+		cfg.InstanceID = "gw_" + hex.EncodeToString(b)
 	}
 	return cfg
 }
