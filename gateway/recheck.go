@@ -97,6 +97,7 @@ type rechecker struct {
 
 	mu     sync.Mutex
 	lease  store.Lease // Token 0: not held
+	last   int64       // the token of the last lease held
 	guards map[string]*sourceGuard
 }
 
@@ -188,8 +189,8 @@ func (w *rechecker) holding() bool {
 
 // hold returns the token of the held lease, renewing it once a third of
 // its TTL has passed, or acquiring it when not held; 0 when another
-// instance holds it. A fresh holding starts fresh guards: what the last
-// holder observed is not known here.
+// instance holds it. A holding that follows another instance's starts
+// fresh guards: what that holder observed is not known here.
 func (w *rechecker) hold(ctx context.Context) (int64, error) {
 	st, now := w.svc.cfg.Store, w.svc.now()
 	w.mu.Lock()
@@ -225,11 +226,13 @@ func (w *rechecker) hold(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("acquiring the recheck lease: %w", err)
 	}
 	w.mu.Lock()
-	if w.lease.Token != got.Token {
+	if got.Token != w.last && got.Token != w.last+1 {
+		// Another instance held the lease since this one did (tokens go up
+		// by one per holding): what it observed is not in these guards.
 		w.guards = map[string]*sourceGuard{}
 		w.svc.log.Info("recheck lease taken", zap.String("instance", w.svc.cfg.InstanceID), zap.Int64("token", got.Token))
 	}
-	w.lease = got
+	w.lease, w.last = got, got.Token
 	w.mu.Unlock()
 	return got.Token, nil
 }
@@ -339,8 +342,15 @@ func (s *Service) recheckRules(product string) policy.RecheckRules {
 	return policy.RecheckRules{}.WithDefaults()
 }
 
-// recheckWait is how long until src's recheck budget has a call (0: now).
+// recheckWait is how long until src's recheck budget has a call (0: now):
+// the rate budget's recheck share and a Retry-After pause. An open breaker
+// is not waited for: the recheck asks, is answered unknown at once, and
+// backs off like any unknown answer, rather than coming back every
+// cooldown.
 func recheckWait(src upstreams.Source) time.Duration {
+	if p, ok := src.(interface{ Budget() *upstreams.Budget }); ok && p.Budget() != nil {
+		return p.Budget().RecheckWait()
+	}
 	if p, ok := src.(interface{ RecheckWait() time.Duration }); ok {
 		return p.RecheckWait()
 	}
