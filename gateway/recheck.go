@@ -529,7 +529,7 @@ func (w *rechecker) observe(source string, res policy.CheckResult, now time.Time
 	if res.Outcome != policy.CheckUnknown && !(res.Outcome == policy.CheckInvalid && !policy.Definitive(res.Reason)) {
 		g.guard.Observe(now, definitiveInvalid(res))
 	}
-	tripped := g.guard.Tripped(now)
+	tripped := g.guard.Tripped(now) || (g.alerted || g.pending) && !g.guard.Clear(now)
 	if !tripped {
 		g.alerted = false
 		return !byHand && !g.guard.Warm(now), nil
@@ -683,7 +683,7 @@ func (s *Service) RecheckStatus(ctx context.Context) (*RecheckStats, error) {
 		if g := w.guards[name]; g != nil {
 			gs.Checks, gs.Invalid = g.guard.Counts(now)
 			gs.DayChecks, gs.DayInvalid = g.guard.DayCounts(now)
-			gs.Tripped, gs.Warm = g.guard.Tripped(now), g.guard.Warm(now)
+			gs.Tripped, gs.Warm = g.guard.Tripped(now) || g.alerted && !g.guard.Clear(now), g.guard.Warm(now)
 		}
 		out.Guards[name] = gs
 	}

@@ -590,3 +590,103 @@ func simulateMonth(t *testing.T, st store.Store, mode policy.RecheckMode) {
 		}
 	}
 }
+
+// TestRecheckGuardHoldsMassInvalid is acceptance 2: one source answers
+// "refunded" for 10% of a day's checks (far more than 20): auto mode
+// suspends none of them and the alert is recorded; once the source is
+// sane again a single real refund is still suspended after the confirm
+// rules.
+func TestRecheckGuardHoldsMassInvalid(t *testing.T) {
+	if testing.Short() {
+		t.Skip("simulated days")
+	}
+	for storeName, open := range simStores(t) {
+		t.Run(storeName, func(t *testing.T) { guardScenario(t, open(t)) })
+	}
+}
+
+func guardScenario(t *testing.T, st store.Store) {
+	s := newSim(t, st, policy.RecheckAuto, "gw_a")
+	ddp := s.vendors["digitaldownloads"]
+	const n = 200
+	// Activations spread over 6 hours: the rechecks are spread over the
+	// day, so no hour holds 20 invalid answers, and only the day does.
+	for i := range n {
+		s.buy(fmt.Sprintf("d%d", i), "digitaldownloads", ddpKey(i), truth{status: "active"})
+		s.clock.Advance(6 * time.Hour / n)
+	}
+	s.run(day(1.5), 10*time.Minute, nil)
+	for i := 0; i < n; i += 10 { // 10% of the licences, every check of theirs
+		ddp.set(ddpKey(i), func(tr *truth) { tr.status = "refunded" })
+	}
+	sawTripped := false
+	s.run(day(6), 10*time.Minute, func(now time.Time) {
+		if sawTripped || now.Before(day(4)) {
+			return
+		}
+		rs, err := s.svc.RecheckStatus(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := rs.Guards["digitaldownloads"]
+		if g.Tripped {
+			sawTripped = true
+			if g.DayInvalid < 20 || g.Invalid >= 20 {
+				t.Errorf("guard state %+v: want the day window, not the hour, to hold 20 or more", g)
+			}
+		}
+	})
+	if !sawTripped {
+		t.Error("GET stats never showed the guard tripped")
+	}
+	for i := range n {
+		if lic := s.license(fmt.Sprintf("d%d", i)); lic.Status != store.LicenseActive {
+			for _, ev := range s.audit() {
+				if ev.LicenseID == lic.ID {
+					t.Logf("%+v", ev)
+				}
+			}
+			t.Fatalf("d%d is %s during the mass event (streak %d)", i, lic.Status, lic.Recheck.Definitive)
+		}
+	}
+	if lic := s.license("d0"); lic.Recheck.Definitive < 8 || lic.Recheck.LastReason != "refunded" {
+		t.Fatalf("d0's streak: %+v", lic.Recheck)
+	}
+	alerts := 0
+	for _, ev := range s.audit() {
+		if ev.Action == store.AuditGuardTripped {
+			alerts++
+			if ev.Detail != "digitaldownloads" || !strings.Contains(ev.Reason, "definitive invalid") {
+				t.Errorf("alert %+v", ev)
+			}
+		}
+	}
+	if alerts != 1 {
+		t.Fatalf("%d guard alerts, want one for the one trip", alerts)
+	}
+
+	// The vendor is sane again; a day later a single buyer is refunded.
+	for i := 0; i < n; i += 10 {
+		ddp.set(ddpKey(i), func(tr *truth) { tr.status = "active" })
+	}
+	s.run(day(7.5), 10*time.Minute, nil)
+	ddp.set(ddpKey(7), func(tr *truth) { tr.status = "refunded" })
+	s.run(day(12), 10*time.Minute, nil)
+	for i := range n {
+		want := store.LicenseActive
+		if i == 7 {
+			want = store.LicenseSuspended
+		}
+		if lic := s.license(fmt.Sprintf("d%d", i)); lic.Status != want {
+			t.Errorf("d%d ended %s, want %s", i, lic.Status, want)
+		}
+	}
+	for _, ev := range s.audit() {
+		if ev.Action == store.AuditLicenseSuspended {
+			first := s.license("d7").Recheck.FirstDefinitiveAt
+			if ev.LicenseID != s.ids["d7"] || ev.At.Sub(first) < policy.DefaultConfirmWindow {
+				t.Errorf("suspension %+v (first definitive answer %v)", ev, first)
+			}
+		}
+	}
+}

@@ -139,6 +139,20 @@ func (g *Guard) Tripped(at time.Time) bool {
 	return over(g.Counts(at)) || over(g.DayCounts(at))
 }
 
+// Clear reports whether both windows are well below the threshold at at:
+// fewer than half of Min definitive-invalid results, or at most half of
+// Ratio of the checks. A guard that tripped stays tripped until it is
+// clear (hysteresis), so a source hovering at the threshold neither
+// raises an alert per crossing nor lets a suspension slip through between
+// two.
+func (g *Guard) Clear(at time.Time) bool {
+	_, _, ratio, minimum := g.defaults()
+	below := func(checks, invalid int) bool {
+		return 2*invalid < minimum || float64(invalid) <= ratio/2*float64(checks)
+	}
+	return below(g.Counts(at)) && below(g.DayCounts(at))
+}
+
 // Warm reports whether the guard has observed for a whole long window at
 // at, so that Tripped can be trusted to have seen a mass event.
 func (g *Guard) Warm(at time.Time) bool {

@@ -37,12 +37,16 @@ const (
 	// FirstBackoff is the wait after the first unknown outcome; each
 	// further one doubles it, up to the product's interval.
 	FirstBackoff = 5 * time.Minute
-	// FlagAfter is how many consecutive definitive answers flag a licence:
-	// the second comes an interval after the first, by when the source's
-	// mass-suspension guard has seen the whole round, so a marketplace
+	// DefinitiveSpan is how long a licence's source must keep answering
+	// definitively before the answers change its status (flag, or suspend
+	// under the confirm rules): a day, the mass-suspension guard's long
+	// window, so the guard has seen the whole day of the source's answers
+	// before any licence is flagged or suspended on them. A marketplace
 	// answering "not found" for every code (Envato does, when its API
-	// breaks) flags no one.
-	FlagAfter = 2
+	// breaks) or "refunded" for a tenth of its licences thus flags no one.
+	// (A source confirming the expiry our record holds expires the licence
+	// at once.)
+	DefinitiveSpan = 24 * time.Hour
 )
 
 // RecheckRules are a product's recheck options.
@@ -228,8 +232,11 @@ func (r RecheckRules) invalid(st RecheckState, res CheckResult, guardTripped boo
 		t.Event = EventExpired
 		return t
 	}
+	if res.At.Sub(n.FirstDefinitiveAt) < DefinitiveSpan {
+		return t // counted; the source has not said so for a day yet
+	}
 	confirmed := r.confirmed(*n, res)
-	flag := st.Status != StatusFlagged && n.Definitive >= FlagAfter
+	flag := st.Status != StatusFlagged
 	if guardTripped {
 		t.Held = confirmed || flag
 		return t

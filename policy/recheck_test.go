@@ -67,9 +67,13 @@ func TestRecheckManualFlagsAndValidReinstates(t *testing.T) {
 	if tr.Next.Status != StatusActive || tr.Event != "" || tr.Next.Definitive != 1 {
 		t.Fatalf("manual refund, first answer: %+v %s; want it counted, nothing changed", tr.Next, tr.Event)
 	}
-	tr = r.Next(tr.Next, CheckResult{Outcome: CheckInvalid, Reason: ReasonRefunded, At: now.Add(6 * time.Hour)}, false, 0)
+	tr = r.Next(tr.Next, CheckResult{Outcome: CheckInvalid, Reason: ReasonRefunded, At: now.Add(DefinitiveSpan - time.Minute)}, false, 0)
+	if tr.Next.Status != StatusActive || tr.Event != "" || tr.Next.Definitive != 2 {
+		t.Fatalf("manual refund, second answer within a day: %+v %s", tr.Next, tr.Event)
+	}
+	tr = r.Next(tr.Next, CheckResult{Outcome: CheckInvalid, Reason: ReasonRefunded, At: now.Add(DefinitiveSpan)}, false, 0)
 	if tr.Next.Status != StatusFlagged || tr.Event != EventFlagged {
-		t.Fatalf("manual refund, second answer: %+v %s", tr.Next, tr.Event)
+		t.Fatalf("manual refund, a day of answers: %+v %s", tr.Next, tr.Event)
 	}
 	for range 20 { // manual never suspends
 		tr = r.Next(tr.Next, CheckResult{Outcome: CheckInvalid, Reason: ReasonRefunded, At: now.Add(30 * 24 * time.Hour)}, false, 0)
@@ -168,7 +172,7 @@ func TestRecheckNotFoundNeedsOptIn(t *testing.T) {
 
 func TestRecheckGuardHoldsSuspension(t *testing.T) {
 	r := RecheckRules{Mode: RecheckAuto, Confirm: 1, ConfirmWindow: time.Nanosecond}
-	seen := RecheckState{Status: StatusActive, Definitive: 1, FirstDefinitiveAt: now.Add(-time.Hour)}
+	seen := RecheckState{Status: StatusActive, Definitive: 1, FirstDefinitiveAt: now.Add(-DefinitiveSpan)}
 	tr := r.Next(seen, CheckResult{Outcome: CheckInvalid, Reason: ReasonRefunded, At: now}, true, 0)
 	if tr.Next.Status != StatusActive || !tr.Held || tr.Event != "" || tr.Next.Definitive != 2 {
 		t.Fatalf("guard tripped: %+v", tr)
@@ -338,5 +342,27 @@ func TestRecheckModeOffIsNeverDue(t *testing.T) {
 	exp := now.Add(time.Hour)
 	if at := on.FirstCheck(now, &exp, 0); !at.Equal(exp) {
 		t.Fatalf("first check %v, want the expiry", at)
+	}
+}
+
+func TestGuardClearIsWellBelow(t *testing.T) {
+	var g Guard
+	for i := range 400 {
+		g.Observe(now, i%10 == 0) // 40 of 400: tripped
+	}
+	if !g.Tripped(now) || g.Clear(now) {
+		t.Fatal("10% not tripped, or clear")
+	}
+	for range 400 {
+		g.Observe(now, false) // 40 of 800: 5%, no longer tripped, not clear
+	}
+	if g.Tripped(now) || g.Clear(now) {
+		t.Fatalf("5%%: tripped %v clear %v; want neither", g.Tripped(now), g.Clear(now))
+	}
+	for range 800 {
+		g.Observe(now, false) // 40 of 1600: 2.5%, clear
+	}
+	if !g.Clear(now) {
+		t.Fatal("2.5% not clear")
 	}
 }
