@@ -105,7 +105,14 @@ func (a *adminAPI) methods(w http.ResponseWriter, r *http.Request, hs map[string
 		w.Header().Set("Allow", strings.Join(allowed, ", "))
 		return apiError(http.StatusMethodNotAllowed, fmt.Errorf("method %s not allowed", r.Method))
 	}
-	return h(w, r)
+	err := h(w, r)
+	var ae caddy.APIError
+	if gateway.ClientClosed(r.Context(), err) || errors.As(err, &ae) && ae.HTTPStatus == statusClientClosed {
+		// Not a failure: nothing to answer, nothing for Caddy to log as one.
+		writeClientClosed(w, a.logger, err)
+		return nil
+	}
+	return err
 }
 
 // withID checks an id's shape before any store access.
@@ -251,6 +258,9 @@ func (a *adminAPI) fail(err error, what string) error {
 	}
 	var ge *gateway.Error
 	if errors.As(err, &ge) {
+		if ge.Code == gateway.CodeClientClosed {
+			return apiError(statusClientClosed, err) // methods ends the request quietly
+		}
 		if ge.Code == gateway.CodeValidationFailed {
 			// Bad input, like a bad limit or since: 400, naming the field.
 			return apiError(http.StatusBadRequest, errors.New(fieldsMessage(ge)))

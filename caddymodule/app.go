@@ -6,7 +6,6 @@ package caddymodule
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,8 +31,9 @@ func init() {
 const (
 	defaultAccessTTL  = time.Hour
 	defaultRefreshTTL = 8760 * time.Hour
+	defaultReuseGrace = 30 * time.Second
+	maxReuseGrace     = time.Minute
 	defaultStale      = 10 * time.Minute
-	startTimeout      = 5 * time.Second
 )
 
 // App is the licensegate app: it owns the store, the signing key ring, the
@@ -60,6 +60,13 @@ type App struct {
 	// RefreshTokenTTL is the refresh tokens' lifetime. Default: 8760h.
 	RefreshTokenTTL caddy.Duration `json:"refresh_token_ttl,omitempty"`
 
+	// RefreshReuseGrace is how long the refresh token rotated last may be
+	// presented again, while its successor is unused, and get that same
+	// successor pair instead of counting as reuse: several PHP workers
+	// sharing one stored token, or a retry after a lost answer, are not a
+	// cloned installation. At most 1m; 0 disables. Default: 30s.
+	RefreshReuseGrace *caddy.Duration `json:"refresh_reuse_grace,omitempty"`
+
 	// StatusCacheTTL is how long the gate serves a licence's status from
 	// memory before asking the store again. Changes announced by the store
 	// apply at once; this bounds how long a lost announcement goes
@@ -82,9 +89,8 @@ type App struct {
 	master  *secret.Master
 	svc     *gateway.Service
 	logger  *zap.Logger
-	pooled  []string // sourcePool keys held by this config
-	cancel  context.CancelFunc
-	done    chan struct{} // closed when background work has stopped
+	pooled  []string    // sourcePool keys held by this config
+	workers *supervisor // background work: run by Start, stopped by Stop
 }
 
 // Product is one product's configuration.
@@ -463,9 +469,17 @@ func (a *App) buildService(sources map[string]upstreams.Source, products map[str
 	if refreshTTL < accessTTL {
 		return fmt.Errorf("refresh_token_ttl: %s is shorter than access_token_ttl %s", refreshTTL, accessTTL)
 	}
+	reuseGrace := defaultReuseGrace
+	if a.RefreshReuseGrace != nil {
+		reuseGrace = time.Duration(*a.RefreshReuseGrace)
+	}
+	if reuseGrace > maxReuseGrace {
+		return fmt.Errorf("refresh_reuse_grace: %s is longer than the %s maximum", reuseGrace, maxReuseGrace)
+	}
 	svc, err := gateway.New(gateway.Config{
 		Store: a.store, Master: a.master, Issuer: a.Issuer, AccessTTL: accessTTL,
-		RefreshTTL: refreshTTL, Sources: sources, Products: products, ProductOrder: order,
+		RefreshTTL: refreshTTL, RefreshReuseGrace: reuseGrace,
+		Sources: sources, Products: products, ProductOrder: order,
 		KeyRotation: time.Duration(a.KeyRotation),
 		Cache:       store.CacheConfig{TTL: durationOr(a.StatusCacheTTL, 30*time.Second)},
 		Logger:      a.logger,
@@ -495,39 +509,30 @@ func (a *App) Validate() error {
 	if a.StatusCacheTTL < 0 {
 		return errors.New("status_cache_ttl: must not be negative")
 	}
-	return nil
-}
-
-// Start loads the key ring and follows the store's change feed.
-func (a *App) Start() error {
-	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
-	defer cancel()
-	if err := a.svc.LoadKeys(ctx); err != nil {
-		// The store may be briefly down; the service retries on first use.
-		a.logger.Error("loading signing keys", zap.Error(err))
+	if a.RefreshReuseGrace != nil && *a.RefreshReuseGrace < 0 {
+		return errors.New("refresh_reuse_grace: must not be negative")
 	}
-	runCtx, stop := context.WithCancel(context.Background())
-	a.cancel = stop
-	a.done = make(chan struct{})
-	go func() {
-		defer close(a.done)
-		defer func() {
-			if r := recover(); r != nil {
-				a.logger.Error("change feed panicked", zap.Any("panic", r))
-			}
-		}()
-		if err := a.svc.Run(runCtx); err != nil {
-			a.logger.Error("following store changes", zap.Error(err))
-		}
-	}()
 	return nil
 }
 
-// Stop stops background work and waits for it.
+// Start runs the service's background workers (change feed, key reload,
+// scheduled rotation), each under its own cancel and restarted after a
+// failure. It does not wait on the store: the key ring loads in the
+// background, and until it has, the gate answers 503 store_unavailable.
+func (a *App) Start() error {
+	if a.workers == nil {
+		a.workers = newSupervisor(a.logger)
+	}
+	for _, w := range a.svc.Workers() {
+		a.workers.start(w)
+	}
+	return nil
+}
+
+// Stop cancels the background workers and waits for them.
 func (a *App) Stop() error {
-	if a.cancel != nil {
-		a.cancel()
-		<-a.done
+	if a.workers != nil {
+		a.workers.stop()
 	}
 	return nil
 }

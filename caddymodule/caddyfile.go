@@ -80,6 +80,8 @@ func parseAppOption(d *caddyfile.Dispenser, app *App) error {
 		return durationArg(d, &app.AccessTokenTTL)
 	case "refresh_token_ttl":
 		return durationArg(d, &app.RefreshTokenTTL)
+	case "refresh_reuse_grace":
+		return reuseGraceArg(d, app)
 	case "status_cache_ttl":
 		return durationArg(d, &app.StatusCacheTTL)
 	case "source":
@@ -518,6 +520,25 @@ func singleArg(d *caddyfile.Dispenser, dst *string) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
+	return nil
+}
+
+// reuseGraceArg parses refresh_reuse_grace: a duration of at most 1m, or
+// 0 to disable the grace.
+func reuseGraceArg(d *caddyfile.Dispenser, app *App) error {
+	var s string
+	if err := singleArg(d, &s); err != nil {
+		return err
+	}
+	dur, err := caddy.ParseDuration(s)
+	if err != nil {
+		return d.Errf("refresh_reuse_grace: %v", err)
+	}
+	if dur < 0 || dur > maxReuseGrace {
+		return d.Errf("refresh_reuse_grace: %q is not between 0 (off) and %s", s, maxReuseGrace)
+	}
+	g := caddy.Duration(dur)
+	app.RefreshReuseGrace = &g
 	return nil
 }
 

@@ -98,6 +98,8 @@ func TestCaddyfileErrorMessages(t *testing.T) {
 			`source lemonsqueezy: unrecognized option "test_mode", at Caddyfile:4`},
 		"keygen environment without a value": {"{\n\tlicensegate {\n\t\tsource keygen {\n\t\t\tenvironment\n\t\t}\n\t}\n}\n",
 			`Caddyfile:4`},
+		"reuse grace too long": {"{\n\tlicensegate {\n\t\trefresh_reuse_grace 2m\n\t}\n}\n",
+			`refresh_reuse_grace: "2m" is not between 0 (off) and 1m0s, at Caddyfile:3`},
 		"bad staging_subdomains": {"{\n\tlicensegate {\n\t\tproduct p {\n\t\t\tstaging_subdomains FREE\n\t\t}\n\t}\n}\n",
 			`product p: staging_subdomains: "FREE" is not free, slot or deny, at Caddyfile:4`},
 	}

@@ -175,26 +175,39 @@ func (e *Exchange) doActivate(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// token answers POST token (grant_type=refresh_token). Its refusals
+// carry RFC 6749's error member beside the code (oauthErrorFor).
 func (e *Exchange) token(w http.ResponseWriter, r *http.Request) {
-	fields, err := readForm(r)
+	toks, oauthError, err := e.doToken(r)
 	if err != nil {
-		writeProblem(w, e.logger, err)
-		return
-	}
-	if gt := fields["grant_type"]; gt != "refresh_token" {
-		writeProblem(w, e.logger, gateway.Validation("grant_type", "must be refresh_token"))
-		return
-	}
-	if fields["refresh_token"] == "" {
-		writeProblem(w, e.logger, gateway.Validation("refresh_token", "is required"))
-		return
-	}
-	toks, err := e.svc.Refresh(r.Context(), fields["refresh_token"])
-	if err != nil {
-		writeProblem(w, e.logger, err)
+		if oauthError == "" {
+			oauthError = oauthErrorFor(err)
+		}
+		writeOAuthProblem(w, e.logger, err, oauthError)
 		return
 	}
 	writeJSON(w, http.StatusOK, toks)
+}
+
+// doToken refreshes; a refusal comes with its OAuth2 error code when the
+// request itself decides it ("" otherwise).
+func (e *Exchange) doToken(r *http.Request) (*gateway.Tokens, string, error) {
+	fields, err := readForm(r)
+	if err != nil {
+		return nil, "", err
+	}
+	switch gt := fields["grant_type"]; gt {
+	case "refresh_token":
+	case "":
+		return nil, oauthInvalidRequest, gateway.Validation("grant_type", "is required")
+	default:
+		return nil, oauthUnsupportedGrantType, gateway.Validation("grant_type", "must be refresh_token")
+	}
+	if fields["refresh_token"] == "" {
+		return nil, oauthInvalidRequest, gateway.Validation("refresh_token", "is required")
+	}
+	toks, err := e.svc.Refresh(r.Context(), fields["refresh_token"])
+	return toks, "", err
 }
 
 // credential returns the Bearer token, or else a refresh_token field.

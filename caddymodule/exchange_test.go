@@ -121,3 +121,73 @@ func TestExchangeBearerChallenge(t *testing.T) {
 		})
 	}
 }
+
+// The token endpoint's refusals carry RFC 6749's error member beside the
+// code, so OAuth2 clients classify them.
+func TestTokenErrorsCarryOAuthError(t *testing.T) {
+	e := newTestExchange(t)
+	for _, c := range []struct {
+		name, ctype, body string
+		status            int
+		code, oauth       string
+	}{
+		{"unknown refresh token", "application/x-www-form-urlencoded", "grant_type=refresh_token&refresh_token=rt_nope", http.StatusUnauthorized, gateway.CodeInvalidToken, "invalid_grant"},
+		{"well-formed unknown token", "application/x-www-form-urlencoded",
+			"grant_type=refresh_token&refresh_token=rt_AAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", http.StatusUnauthorized, gateway.CodeInvalidToken, "invalid_grant"},
+		{"other grant type", "application/x-www-form-urlencoded", "grant_type=password&username=a", http.StatusUnprocessableEntity, gateway.CodeValidationFailed, "unsupported_grant_type"},
+		{"no grant type", "application/x-www-form-urlencoded", "refresh_token=rt_nope", http.StatusUnprocessableEntity, gateway.CodeValidationFailed, "invalid_request"},
+		{"no refresh token", "application/json", `{"grant_type":"refresh_token"}`, http.StatusUnprocessableEntity, gateway.CodeValidationFailed, "invalid_request"},
+		{"malformed body", "application/json", `{"grant_type":`, http.StatusBadRequest, gateway.CodeMalformedRequest, "invalid_request"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodPost, "/v1/licenses/token", strings.NewReader(c.body))
+			req.Header.Set("Content-Type", c.ctype)
+			rec := httptest.NewRecorder()
+			if err := e.ServeHTTP(rec, req, nil); err != nil {
+				t.Fatal(err)
+			}
+			var p struct{ Code, Error string }
+			if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
+				t.Fatal(err)
+			}
+			if rec.Code != c.status || p.Code != c.code || p.Error != c.oauth {
+				t.Fatalf("%d code %q error %q, want %d %q %q: %s", rec.Code, p.Code, p.Error, c.status, c.code, c.oauth, rec.Body)
+			}
+		})
+	}
+	// Other endpoints' problems carry no error member.
+	req := httptest.NewRequest(http.MethodGet, "/v1/licenses/status", nil)
+	rec := httptest.NewRecorder()
+	if err := e.ServeHTTP(rec, req, nil); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(rec.Body.String(), `"error"`) {
+		t.Fatalf("status problem carries an error member: %s", rec.Body)
+	}
+}
+
+// refresh_reuse_grace: 30s by default, 0 turns it off, over 1m is refused
+// at provision naming the option.
+func TestRefreshReuseGraceOption(t *testing.T) {
+	db := func() string { return filepath.Join(t.TempDir(), "lg.db") }
+	for _, c := range []struct{ grace, want string }{
+		{"", ""},
+		{"refresh_reuse_grace 0", ""},
+		{"refresh_reuse_grace 60s", ""},
+	} {
+		if err := validate(t, "{\n\tadmin off\n\tlicensegate {\n\t\tstorage embedded "+db()+"\n\t\t"+c.grace+"\n\t}\n}\n"); err != nil {
+			t.Fatalf("%q: %v", c.grace, err)
+		}
+	}
+	if got := adapt(t, "{\n\tlicensegate {\n\t\trefresh_reuse_grace 0\n\t}\n}\n"); !strings.Contains(got, `"refresh_reuse_grace": 0`) {
+		t.Fatalf("refresh_reuse_grace 0 adapted to %s", got)
+	}
+	cfg := `{"admin":{"disabled":true},"apps":{"licensegate":{"storage":{"module":"embedded","path":"` + db() + `"},"refresh_reuse_grace":120000000000}}}`
+	var c caddy.Config
+	if err := json.Unmarshal([]byte(cfg), &c); err != nil {
+		t.Fatal(err)
+	}
+	if err := caddy.Validate(&c); err == nil || !strings.Contains(err.Error(), "refresh_reuse_grace") {
+		t.Fatalf("a 2m grace provisioned: %v", err)
+	}
+}

@@ -18,12 +18,14 @@ import (
 const problemTypeBase = "https://github.com/licensegate/licensegate#error-"
 
 // problem is an RFC 9457 problem details object with licensegate's
-// extension members.
+// extension members. The token endpoint's also carry RFC 6749 section 5.2's
+// error member, so standard OAuth2 clients classify them.
 type problem struct {
 	Type        string              `json:"type"`
 	Title       string              `json:"title"`
 	Status      int                 `json:"status"`
 	Code        string              `json:"code"`
+	OAuthError  string              `json:"error,omitempty"`
 	Detail      string              `json:"detail,omitempty"`
 	Errors      map[string][]string `json:"errors,omitempty"`
 	Activations []string            `json:"activations,omitempty"`
@@ -60,12 +62,55 @@ var statusFor = map[string]int{
 	gateway.CodeInternal:             http.StatusInternalServerError,
 }
 
+// statusClientClosed is nginx's 499 "client closed request": the status
+// the access log shows for a request whose client left before its answer
+// was ready (gateway.CodeClientClosed). No client reads it. It is not in
+// statusFor: it is no 4xx a client caused (nothing counts it as a failed
+// attempt) and no 5xx.
+const statusClientClosed = 499
+
 // writeProblem answers with err as problem+json, logging its internal
 // cause (never a secret: causes are built without keys or tokens). A 401
 // carries a Bearer challenge, with error="invalid_token" unless err wraps
 // errNoBearer (the request presented no credential).
+//
+// A request its client abandoned (gateway.CodeClientClosed) gets status
+// 499 and no body, and is logged at debug level: it is no failure.
 func writeProblem(w http.ResponseWriter, logger *zap.Logger, err error) {
+	writeOAuthProblem(w, logger, err, "")
+}
+
+// OAuth2 error codes of the token endpoint (RFC 6749 section 5.2).
+const (
+	oauthInvalidRequest       = "invalid_request"
+	oauthInvalidGrant         = "invalid_grant"
+	oauthUnsupportedGrantType = "unsupported_grant_type"
+)
+
+// oauthErrorFor is the RFC 6749 error member for a refused token request:
+// invalid_request for a request the endpoint could not read, invalid_grant
+// for a refresh token that is unknown, spent, reused, expired or revoked
+// (or whose installation or licence may no longer hold tokens: the product
+// must ask for the code again). Rate limits and outages have none: RFC
+// 6749 defines no code for them, and the client retries.
+func oauthErrorFor(err error) string {
+	switch code := gateway.AsError(err).Code; statusFor[code] {
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity, http.StatusUnsupportedMediaType:
+		return oauthInvalidRequest
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return oauthInvalidGrant
+	}
+	return ""
+}
+
+// writeOAuthProblem is writeProblem with RFC 6749's error member set to
+// oauthError ("": none).
+func writeOAuthProblem(w http.ResponseWriter, logger *zap.Logger, err error, oauthError string) {
 	e := gateway.AsError(err)
+	if e.Code == gateway.CodeClientClosed {
+		writeClientClosed(w, logger, err)
+		return
+	}
 	status, ok := statusFor[e.Code]
 	if !ok {
 		status = http.StatusInternalServerError
@@ -96,8 +141,17 @@ func writeProblem(w http.ResponseWriter, logger *zap.Logger, err error) {
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(problem{
 		Type: problemTypeBase + e.Code, Title: http.StatusText(status), Status: status,
-		Code: e.Code, Detail: e.Detail, Errors: e.Fields, Activations: e.Activations,
+		Code: e.Code, OAuthError: oauthError, Detail: e.Detail, Errors: e.Fields, Activations: e.Activations,
 	})
+}
+
+// writeClientClosed ends a request whose client has gone: status 499 for
+// the access log, no body, the cause at debug level.
+func writeClientClosed(w http.ResponseWriter, logger *zap.Logger, err error) {
+	if c := logger.Check(zapcore.DebugLevel, "client closed request"); c != nil {
+		c.Write(zap.Error(err))
+	}
+	w.WriteHeader(statusClientClosed)
 }
 
 // writeJSON answers with v as JSON.

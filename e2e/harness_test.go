@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/licensegate/licensegate/internal/caddyrun"
 )
 
 // binary is the licensegate binary built by TestMain.
@@ -256,52 +258,10 @@ func (g *gateway) reload() {
 		b, _ := io.ReadAll(resp.Body)
 		t.Fatalf("reload: %d %s", resp.StatusCode, b)
 	}
-	g.awaitOldListenerClosed()
+	caddyrun.AwaitOneListener(g.t, g.port)
 	// The old config's server closes its idle keep-alive connections; a
 	// client reusing one would see a reset that is no fault of the gateway.
 	http.DefaultClient.CloseIdleConnections()
-}
-
-// awaitOldListenerClosed waits until one socket listens on the site's port.
-// On Linux Caddy binds a reloaded site with SO_REUSEPORT beside the old
-// socket and may answer /load a moment before the old one closes ("the
-// scheduler might still pause them right before calling Shutdown()", in
-// caddyhttp's App.stop); a connection the kernel hands to the old socket
-// then is reset or closed unanswered. Real clients see that too, but it is
-// Caddy's reload, not licensegate, so tests wait it out.
-func (g *gateway) awaitOldListenerClosed() {
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		n, err := listeningSockets(g.port)
-		if err != nil {
-			time.Sleep(200 * time.Millisecond) // no procfs: a grace pause instead
-			return
-		}
-		if n <= 1 {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	g.t.Fatalf("the old listener on port %d was still open 5s after the reload", g.port)
-}
-
-// listeningSockets counts TCP sockets in LISTEN state on 127.0.0.1:port
-// (where test gateways listen), from procfs.
-func listeningSockets(port int) (int, error) {
-	data, err := os.ReadFile("/proc/net/tcp")
-	if err != nil {
-		return 0, err
-	}
-	local := fmt.Sprintf("0100007F:%04X", port) // little-endian 127.0.0.1
-	n := 0
-	for _, line := range strings.Split(string(data), "\n")[1:] {
-		// sl local_address rem_address st ...; st 0A is LISTEN.
-		fields := strings.Fields(line)
-		if len(fields) > 3 && fields[1] == local && fields[3] == "0A" {
-			n++
-		}
-	}
-	return n, nil
 }
 
 // response is a decoded HTTP answer.

@@ -416,7 +416,7 @@ func (s *Service) activateLicense(ctx context.Context, f *found, req ActivateReq
 		s.audit(ctx, store.AuditEvent{Actor: ActorInstaller, Action: store.AuditInstallationCreated,
 			LicenseID: ins.LicenseID, InstallationID: ins.ID, Detail: ins.Domain})
 	}
-	toks, err := s.issue(ctx, st.License, ins, "")
+	toks, err := s.issue(ctx, st.License, ins)
 	if err != nil {
 		return nil, err
 	}

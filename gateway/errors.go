@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -38,6 +39,28 @@ const (
 	CodeUnsupportedMedia     = "unsupported_media_type"
 	CodeInternal             = "internal_error"
 )
+
+// CodeClientClosed marks a request its caller abandoned: the request's
+// context was cancelled (the client closed the connection) before the
+// answer was ready. It is not a failure of the store or of anything else,
+// and not a public code: nobody is left to read an answer. The HTTP layer
+// logs it at debug level with status 499, nginx's "client closed request".
+const CodeClientClosed = "client_closed_request"
+
+// ClientClosed reports whether err ends a request because its caller went
+// away rather than because something failed: ctx, the caller's context, is
+// done (checked first, so this holds however a store wrapped the
+// cancellation), or err was classified CodeClientClosed.
+func ClientClosed(ctx context.Context, err error) bool {
+	if err == nil {
+		return false
+	}
+	if ctx != nil && ctx.Err() != nil {
+		return true
+	}
+	var e *Error
+	return errors.As(err, &e) && e.Code == CodeClientClosed
+}
 
 // Error is a refusal a client can act on. Code and Detail are public;
 // Cause is logged, never shown.
@@ -92,12 +115,24 @@ const (
 // unavailable is the one constructor of store_unavailable: the store (or
 // the signing keys it holds) cannot be reached, so the caller should retry
 // shortly. cause is for the log.
+//
+// A cancelled call is the exception, classified client_closed_request: the
+// service calls the store with its caller's context (work shared between
+// callers runs detached from each), so a cancellation is that caller going
+// away, not an outage.
 func unavailable(detail string, cause error) *Error {
+	if errors.Is(cause, context.Canceled) {
+		return clientClosed(cause)
+	}
 	return &Error{Code: CodeStoreUnavailable, Detail: detail, RetryAfter: 5 * time.Second, Cause: cause}
 }
 
 // storeUnavailable is the usual store_unavailable refusal.
 func storeUnavailable(cause error) *Error { return unavailable(detailUnavailable, cause) }
+
+func clientClosed(err error) *Error {
+	return &Error{Code: CodeClientClosed, Detail: "The client closed the request.", Cause: err}
+}
 
 func invalidToken(detail string, cause error) *Error {
 	return &Error{Code: CodeInvalidToken, Detail: detail, Cause: cause}

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/licensegate/licensegate/policy"
 	"github.com/licensegate/licensegate/store"
 	"github.com/licensegate/licensegate/tokens"
@@ -28,14 +30,14 @@ func (s *Service) authenticate(ctx context.Context, token string) (credential, e
 		return credential{}, invalidToken("An access token or refresh token is required.", nil)
 	}
 	if strings.HasPrefix(token, tokens.RefreshPrefix) {
-		rec, err := s.refreshRecord(ctx, token)
+		fam, hash, err := s.refreshFamily(ctx, token)
 		if err != nil {
 			return credential{}, err
 		}
-		if !rec.SpentAt.IsZero() {
+		if hash != fam.Current {
 			return credential{}, invalidToken("The refresh token was already used.", nil)
 		}
-		return credential{rec.LicenseID, rec.InstallationID, rec.Generation}, nil
+		return familyCredential(fam), nil
 	}
 	c, err := s.gate.verify(ctx, token)
 	if err != nil {
@@ -122,7 +124,10 @@ type MoveRequest struct {
 }
 
 // Move moves an installation to a new domain, keeping its id and history.
-// Its old tokens stop working; a fresh pair is returned.
+// Its old tokens stop working; a fresh pair is returned. The new refresh
+// family is stored before the move commits and the access token is signed
+// in the same decision, so a failure at any step leaves the installation
+// on its old domain with its old tokens working.
 func (s *Service) Move(ctx context.Context, req MoveRequest) (*Activation, error) {
 	domain, problem := domainField(req.Domain)
 	if problem != "" {
@@ -132,61 +137,96 @@ func (s *Service) Move(ctx context.Context, req MoveRequest) (*Activation, error
 	if err != nil {
 		return nil, err
 	}
+	if err := s.EnsureKeys(ctx); err != nil {
+		return nil, err
+	}
 	now := s.now()
-	var refusal error
-	var moved store.Installation
-	var from string
-	st, err := s.cfg.Store.UpdateLicense(ctx, cred.licenseID, func(st *store.LicenseState) (*store.LicenseState, error) {
-		refusal, from, moved = nil, "", store.Installation{} // fn may run more than once
-		ins, e := s.admitted(cred, st, now)
-		if e != nil {
-			refusal = e
-			return nil, nil
-		}
-		if ins.Domain == domain {
-			// Not a no-op that hands out tokens: a fresh pair here would be
-			// a second refresh family beside the first, and a copied access
-			// token could start one that reuse detection never sees.
-			refusal = &Error{Code: CodeDomainInUse, Detail: "This installation is already on that domain."}
-			return nil, nil
-		}
-		p := s.product(st.License.Product)
-		if p == nil {
-			refusal = &Error{Code: CodeWrongProduct, Detail: "This licence's product is no longer served here."}
-			return nil, nil
-		}
-		if wait := st.License.LastMoveAt.Add(p.MoveCooldown).Sub(now); !st.License.LastMoveAt.IsZero() && wait > 0 {
-			refusal = &Error{Code: CodeMoveCooldown, Detail: "This licence was moved recently. Please try again later.", RetryAfter: wait.Round(time.Second)}
-			return nil, nil
-		}
-		d, ref := p.Rules.DecideActivation(s.policyLicense(st.License), policyInstallations(st.Installations), domain, ins.ID, now)
-		if ref != nil {
-			refusal = fromRefusal(ref)
-			return nil, nil
-		}
-		from = ins.Domain
-		ins.Domain, ins.InstallClass = domain, string(d.Class)
-		ins.Generation++
-		ins.UpdatedAt = now
-		st.License.LastMoveAt = now
-		moved = *ins
-		return st, nil
-	})
+	// Decide on a read first, so a refused move stores no family.
+	cur, err := s.cfg.Store.LicenseState(ctx, cred.licenseID)
 	if err != nil {
 		return nil, storeUnavailable(err)
 	}
-	if refusal != nil {
+	if _, _, refusal := s.decideMove(cur, cred, domain, now); refusal != nil {
 		return nil, refusal
 	}
-	if from != "" {
-		s.audit(ctx, store.AuditEvent{Actor: ActorInstaller, Action: store.AuditInstallationMoved,
-			LicenseID: moved.LicenseID, InstallationID: moved.ID, Detail: from + " -> " + moved.Domain})
+	// The family carries the generation the move gives the installation
+	// (decideMove requires cred's generation), so it is live exactly when
+	// the move has committed. Nobody holds its token until Move returns.
+	rt, fam := s.newFamily(cred.licenseID, store.Installation{ID: cred.installationID, Generation: cred.generation + 1})
+	if err := s.cfg.Store.PutRefreshFamily(ctx, fam); err != nil {
+		return nil, storeUnavailable(err)
 	}
-	toks, err := s.issue(ctx, st.License, moved, "")
+	var refusal error
+	var moved store.Installation
+	var from string
+	var toks *Tokens
+	st, err := s.cfg.Store.UpdateLicense(ctx, cred.licenseID, func(st *store.LicenseState) (*store.LicenseState, error) {
+		toks = nil // fn may run more than once
+		moved, from, refusal = s.decideMove(st, cred, domain, now)
+		if refusal != nil {
+			return nil, nil
+		}
+		if toks, refusal = s.signLoaded(st.License, moved); refusal != nil {
+			return nil, nil
+		}
+		return st, nil
+	})
 	if err != nil {
+		err = storeUnavailable(err)
+	} else if refusal != nil {
+		err = refusal
+	}
+	if err != nil {
+		s.dropFamily(ctx, fam.ID)
 		return nil, err
 	}
+	s.audit(ctx, store.AuditEvent{Actor: ActorInstaller, Action: store.AuditInstallationMoved,
+		LicenseID: moved.LicenseID, InstallationID: moved.ID, Detail: from + " -> " + moved.Domain})
+	toks.RefreshToken = rt
 	return &Activation{Tokens: *toks, License: s.view(st, &moved)}, nil
+}
+
+// decideMove applies a move of cred's installation to domain to st, or
+// says why not. It does no I/O, so it serves both the read that decides
+// before anything is stored and the UpdateLicense that commits.
+func (s *Service) decideMove(st *store.LicenseState, cred credential, domain string, now time.Time) (moved store.Installation, from string, refusal error) {
+	ins, err := s.admitted(cred, st, now)
+	if err != nil {
+		return moved, "", err
+	}
+	if ins.Domain == domain {
+		// Not a no-op that hands out tokens: a fresh pair here would be
+		// a second refresh family beside the first, and a copied access
+		// token could start one that reuse detection never sees.
+		return moved, "", &Error{Code: CodeDomainInUse, Detail: "This installation is already on that domain."}
+	}
+	p := s.product(st.License.Product)
+	if p == nil {
+		return moved, "", &Error{Code: CodeWrongProduct, Detail: "This licence's product is no longer served here."}
+	}
+	if wait := st.License.LastMoveAt.Add(p.MoveCooldown).Sub(now); !st.License.LastMoveAt.IsZero() && wait > 0 {
+		return moved, "", &Error{Code: CodeMoveCooldown, Detail: "This licence was moved recently. Please try again later.", RetryAfter: wait.Round(time.Second)}
+	}
+	d, ref := p.Rules.DecideActivation(s.policyLicense(st.License), policyInstallations(st.Installations), domain, ins.ID, now)
+	if ref != nil {
+		return moved, "", fromRefusal(ref)
+	}
+	from = ins.Domain
+	ins.Domain, ins.InstallClass = domain, string(d.Class)
+	ins.Generation++
+	ins.UpdatedAt = now
+	st.License.LastMoveAt = now
+	return *ins, from, nil
+}
+
+// dropFamily deletes a family whose token was never handed out, even when
+// ctx has ended; a failure only leaves a record nobody can use to expire.
+func (s *Service) dropFamily(ctx context.Context, id string) {
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	if err := s.cfg.Store.DeleteRefreshFamily(dctx, id); err != nil {
+		s.log.Warn("deleting an unused refresh family", zap.Error(err))
+	}
 }
 
 // Status returns the licence block for the installation a token belongs to,

@@ -10,9 +10,33 @@ import (
 	"github.com/licensegate/licensegate/tokens"
 )
 
-// issue mints an access token and a refresh token (in family, or a new
-// family) for an installation that is durably recorded.
-func (s *Service) issue(ctx context.Context, lic *store.License, ins store.Installation, family string) (*Tokens, error) {
+// issue mints an access token and starts a refresh family for an
+// installation that is durably recorded.
+func (s *Service) issue(ctx context.Context, lic *store.License, ins store.Installation) (*Tokens, error) {
+	toks, err := s.sign(ctx, lic, ins)
+	if err != nil {
+		return nil, err
+	}
+	rt, fam := s.newFamily(lic.ID, ins)
+	if err := s.cfg.Store.PutRefreshFamily(ctx, fam); err != nil {
+		return nil, storeUnavailable(err)
+	}
+	toks.RefreshToken = rt
+	return toks, nil
+}
+
+// sign mints an access token for ins (no refresh token yet). It writes
+// nothing, so a failure here never costs the caller a credential.
+func (s *Service) sign(ctx context.Context, lic *store.License, ins store.Installation) (*Tokens, error) {
+	if err := s.EnsureKeys(ctx); err != nil {
+		return nil, err
+	}
+	return s.signLoaded(lic, ins)
+}
+
+// signLoaded is sign once the key ring is known to be loaded: no I/O, so
+// it may run inside an UpdateLicense decision.
+func (s *Service) signLoaded(lic *store.License, ins store.Installation) (*Tokens, error) {
 	c := tokens.Claims{
 		Audience: ins.Product, Subject: ins.ID, License: lic.ID, Domain: ins.Domain,
 		Class: ins.InstallClass, Type: lic.Type, Generation: ins.Generation,
@@ -20,39 +44,31 @@ func (s *Service) issue(ctx context.Context, lic *store.License, ins store.Insta
 	if lic.SupportUntil != nil {
 		c.SupportUntil = lic.SupportUntil.Unix()
 	}
-	if err := s.EnsureKeys(ctx); err != nil {
-		return nil, err
-	}
 	access, err := s.issuer.Issue(c)
 	if err != nil {
 		return nil, unavailable(detailCannotIssue, err)
 	}
-	rt, rec := s.newRefresh(lic.ID, ins, family)
-	if family == "" { // a rotation stores its successor atomically instead
-		if err := s.cfg.Store.PutRefreshToken(ctx, rec); err != nil {
-			return nil, storeUnavailable(err)
-		}
-	}
 	return &Tokens{
 		InstallationID: ins.ID, AccessToken: access, TokenType: "Bearer",
-		ExpiresIn: int(s.issuer.TTL() / time.Second), RefreshToken: rt,
+		ExpiresIn: int(s.issuer.TTL() / time.Second),
 	}, nil
 }
 
-func (s *Service) newRefresh(licenseID string, ins store.Installation, family string) (string, store.RefreshToken) {
-	rt, fam := tokens.NewRefresh(family)
+// newFamily returns the first refresh token of a new family for ins and
+// the family's record.
+func (s *Service) newFamily(licenseID string, ins store.Installation) (string, store.RefreshFamily) {
+	rt, fam := tokens.NewRefresh("")
 	now := s.now()
-	return rt, store.RefreshToken{
-		Hash: s.refreshHash(rt), Family: fam, InstallationID: ins.ID, LicenseID: licenseID,
-		Generation: ins.Generation, IssuedAt: now, ExpiresAt: now.Add(s.cfg.RefreshTTL),
+	return rt, store.RefreshFamily{
+		ID: fam, InstallationID: ins.ID, LicenseID: licenseID, Generation: ins.Generation,
+		Current: s.refreshHash(rt), IssuedAt: now, ExpiresAt: now.Add(s.cfg.RefreshTTL),
 	}
 }
 
-// refreshHash is a refresh token's lookup key: its family, then a keyed
-// hash of the whole token, so a store can keep a family together.
+// refreshHash is a refresh token's keyed hash, the only form a store
+// knows it by.
 func (s *Service) refreshHash(token string) string {
-	fam, _ := tokens.RefreshFamily(token)
-	return fam + "." + s.cfg.Master.Hash("refresh", token)
+	return s.cfg.Master.Hash("refresh", token)
 }
 
 func zapSource(name string) zap.Field { return zap.String("source", name) }

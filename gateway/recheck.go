@@ -134,9 +134,31 @@ func (s *Service) RunRecheck(ctx context.Context) error {
 		case n < RecheckBatch:
 			wait = recheckIdle
 		}
-		if wait > 0 && !sleepCtx(ctx, wait) {
+		if wait > 0 && !pause(ctx, wait) {
 			return nil
 		}
+	}
+}
+
+// rechecks reports whether any product is rechecked in the background.
+func (s *Service) rechecks() bool {
+	for _, p := range s.cfg.Products {
+		if p.Recheck.WithDefaults().Mode != policy.RecheckOff {
+			return true
+		}
+	}
+	return false
+}
+
+// pause waits d, or less when ctx ends (false then).
+func pause(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 

@@ -2,7 +2,9 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -10,65 +12,154 @@ import (
 	"github.com/licensegate/licensegate/tokens"
 )
 
-// Refresh spends a refresh token and returns a new token pair in the same
-// family. A spent token presented again means two copies of one
-// installation exist: the installation is marked cloned, which revokes all
-// its tokens, and the answer is refresh_token_reused.
+// Refresh rotates a refresh token: it answers a new token pair in the same
+// family, and the token presented is spent (SPEC section 4, POST token).
+//
+// Each family is one stored record: its current token's keyed hash and the
+// token before it, with the answer that rotation gave sealed with the
+// master secret. The access token is signed before anything is written, so
+// a failure never spends the buyer's credential. The token rotated last,
+// presented again within Config.RefreshReuseGrace while its successor is
+// unused (PHP workers sharing one stored token, or a retry after a lost
+// answer), gets that same answer again and nothing is revoked. Any other
+// spent token of a live family means two copies of one installation: it is
+// marked cloned, which revokes all its tokens, and the answer is
+// refresh_token_reused.
 func (s *Service) Refresh(ctx context.Context, refreshToken string) (*Tokens, error) {
-	rec, err := s.refreshRecord(ctx, refreshToken)
+	fam, hash, err := s.refreshFamily(ctx, refreshToken)
 	if err != nil {
 		return nil, err
 	}
-	if !rec.SpentAt.IsZero() {
-		return nil, s.refreshReused(ctx, rec)
+	switch hash {
+	case fam.Current:
+		return s.rotate(ctx, fam, hash)
+	case fam.Previous:
+		return s.repeat(ctx, fam)
 	}
-	st, ins, err := s.activeInstallation(ctx, credential{rec.LicenseID, rec.InstallationID, rec.Generation})
+	return nil, s.refreshReused(ctx, fam)
+}
+
+// rotate spends fam's current token (hash) for a new pair.
+func (s *Service) rotate(ctx context.Context, fam *store.RefreshFamily, hash string) (*Tokens, error) {
+	st, ins, err := s.activeInstallation(ctx, familyCredential(fam))
 	if err != nil {
 		return nil, err
 	}
-	next, nextRec := s.newRefresh(rec.LicenseID, *ins, rec.Family)
-	spent, err := s.cfg.Store.SpendRefreshToken(ctx, rec.Hash, s.now(), nextRec)
+	toks, err := s.sign(ctx, st.License, *ins)
+	if err != nil {
+		return nil, err // nothing written: the token still works
+	}
+	rt, _ := tokens.NewRefresh(fam.ID)
+	toks.RefreshToken = rt
+	now := s.now()
+	next := *fam
+	next.Current, next.Counter = s.refreshHash(rt), fam.Counter+1
+	next.IssuedAt, next.ExpiresAt = now, now.Add(s.cfg.RefreshTTL)
+	next.Previous, next.PreviousSpentAt, next.SealedSuccessor = hash, now, nil
+	if s.cfg.RefreshReuseGrace > 0 {
+		if next.SealedSuccessor, err = s.sealSuccessor(&next, toks); err != nil {
+			return nil, AsError(err)
+		}
+	}
+	stored, err := s.cfg.Store.RotateRefreshFamily(ctx, hash, next)
 	switch {
 	case errors.Is(err, store.ErrRefreshSpent):
-		return nil, s.refreshReused(ctx, spent) // lost a race with another copy
+		// Another request with this token rotated first: a sibling worker
+		// (the same answer again, within the grace) or another copy.
+		if stored.Previous == hash {
+			return s.repeat(ctx, stored)
+		}
+		return nil, s.refreshReused(ctx, stored)
 	case errors.Is(err, store.ErrNotFound):
 		return nil, invalidToken("The refresh token is not valid.", err)
 	case err != nil:
 		return nil, storeUnavailable(err)
 	}
-	toks, err := s.issue(ctx, st.License, *ins, rec.Family)
-	if err != nil {
-		return nil, err
-	}
-	toks.RefreshToken = next
 	return toks, nil
 }
 
-// refreshRecord finds an unexpired refresh token's record (spent or not).
-func (s *Service) refreshRecord(ctx context.Context, token string) (*store.RefreshToken, error) {
-	if _, err := tokens.RefreshFamily(token); err != nil {
-		return nil, invalidToken("The refresh token is not valid.", err)
+// repeat answers fam's preceding token presented again: within the grace
+// and while the installation may hold the family's tokens, the answer its
+// rotation gave; otherwise it is reuse.
+func (s *Service) repeat(ctx context.Context, fam *store.RefreshFamily) (*Tokens, error) {
+	grace := s.cfg.RefreshReuseGrace
+	elapsed := s.now().Sub(fam.PreviousSpentAt)
+	if grace <= 0 || len(fam.SealedSuccessor) == 0 || elapsed > grace {
+		return nil, s.refreshReused(ctx, fam)
 	}
-	rec, err := s.cfg.Store.RefreshToken(ctx, s.refreshHash(token))
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, invalidToken("The refresh token is not valid.", err)
+	if _, _, err := s.activeInstallation(ctx, familyCredential(fam)); err != nil {
+		return nil, err
 	}
+	toks, err := s.openSuccessor(fam)
 	if err != nil {
-		return nil, storeUnavailable(err)
+		return nil, AsError(err)
 	}
-	if !s.now().Before(rec.ExpiresAt) {
-		return nil, invalidToken("The refresh token has expired; activate the licence again.", nil)
-	}
-	return rec, nil
+	toks.ExpiresIn = max(0, toks.ExpiresIn-int(max(elapsed, 0)/time.Second))
+	return toks, nil
 }
 
-func (s *Service) refreshReused(ctx context.Context, rec *store.RefreshToken) error {
+// successorAAD binds a sealed answer to its family and to the tokens it
+// was the rotation between.
+func successorAAD(fam *store.RefreshFamily) []byte {
+	return []byte("refresh-successor:" + fam.ID + ":" + fam.Previous + ":" + fam.Current)
+}
+
+func (s *Service) sealSuccessor(fam *store.RefreshFamily, toks *Tokens) ([]byte, error) {
+	raw, err := json.Marshal(toks)
+	if err != nil {
+		return nil, err
+	}
+	return s.cfg.Master.Seal(raw, successorAAD(fam)), nil
+}
+
+func (s *Service) openSuccessor(fam *store.RefreshFamily) (*Tokens, error) {
+	raw, err := s.cfg.Master.Open(fam.SealedSuccessor, successorAAD(fam))
+	if err != nil {
+		return nil, err
+	}
+	var toks Tokens
+	if err := json.Unmarshal(raw, &toks); err != nil {
+		return nil, err
+	}
+	return &toks, nil
+}
+
+// refreshFamily finds the record of an unexpired refresh token's family
+// and returns it with the token's keyed hash.
+func (s *Service) refreshFamily(ctx context.Context, token string) (*store.RefreshFamily, string, error) {
+	id, err := tokens.RefreshFamily(token)
+	if err != nil {
+		return nil, "", invalidToken("The refresh token is not valid.", err)
+	}
+	fam, err := s.cfg.Store.RefreshFamily(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, "", invalidToken("The refresh token is not valid.", err)
+	}
+	if err != nil {
+		return nil, "", storeUnavailable(err)
+	}
+	if !s.now().Before(fam.ExpiresAt) {
+		return nil, "", invalidToken("The refresh token has expired; activate the licence again.", nil)
+	}
+	return fam, s.refreshHash(token), nil
+}
+
+// refreshReused handles a spent token of fam presented again. While fam is
+// the installation's live family that means two copies exist: the
+// installation is marked cloned. A family that an earlier deactivation,
+// move or re-activation revoked marks nothing (a holder of its old tokens
+// must not be able to take down the installation that superseded them).
+func (s *Service) refreshReused(ctx context.Context, fam *store.RefreshFamily) error {
 	now := s.now()
-	marked := false
-	_, err := s.cfg.Store.UpdateLicense(ctx, rec.LicenseID, func(st *store.LicenseState) (*store.LicenseState, error) {
-		ins := st.Installation(rec.InstallationID)
-		marked = false
+	marked, stale := false, false
+	_, err := s.cfg.Store.UpdateLicense(ctx, fam.LicenseID, func(st *store.LicenseState) (*store.LicenseState, error) {
+		ins := st.Installation(fam.InstallationID)
+		marked, stale = false, false
 		if st.License == nil || ins == nil || ins.Status == store.InstallationCloned {
+			return nil, nil
+		}
+		if ins.Generation != fam.Generation {
+			stale = true
 			return nil, nil
 		}
 		marked = true
@@ -80,13 +171,22 @@ func (s *Service) refreshReused(ctx context.Context, rec *store.RefreshToken) er
 	if err != nil {
 		return storeUnavailable(err)
 	}
+	if stale {
+		return &Error{Code: CodeTokenRevoked, Detail: "This token has been replaced or revoked."}
+	}
 	if marked {
 		s.audit(ctx, store.AuditEvent{Actor: ActorGateway, Action: store.AuditInstallationCloned,
-			LicenseID: rec.LicenseID, InstallationID: rec.InstallationID, Reason: "refresh token reused"})
+			LicenseID: fam.LicenseID, InstallationID: fam.InstallationID, Reason: "refresh token reused"})
+		s.log.Warn("refresh token reused: installation marked cloned",
+			zap.String("installation_id", fam.InstallationID), zap.String("license_id", fam.LicenseID))
 	}
-	s.log.Warn("refresh token reused: installation marked cloned",
-		zap.String("installation_id", rec.InstallationID), zap.String("license_id", rec.LicenseID))
 	return &Error{Code: CodeRefreshTokenReused, Detail: "This refresh token was already used. The installation's tokens have been revoked; activate the licence again."}
+}
+
+// familyCredential is the installation, at its generation, that a
+// family's tokens belong to.
+func familyCredential(fam *store.RefreshFamily) credential {
+	return credential{fam.LicenseID, fam.InstallationID, fam.Generation}
 }
 
 // activeInstallation loads the credential's installation from the store

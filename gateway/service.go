@@ -41,8 +41,12 @@ type Config struct {
 	// every token it signed has expired.
 	AccessTTL  time.Duration
 	RefreshTTL time.Duration
-	Sources    map[string]upstreams.Source
-	Products   map[string]*Product
+	// RefreshReuseGrace is how long after a rotation the refresh token it
+	// spent, presented again while its successor is unused, gets the same
+	// answer instead of counting as reuse (SPEC section 4). 0: never.
+	RefreshReuseGrace time.Duration
+	Sources           map[string]upstreams.Source
+	Products          map[string]*Product
 	// ProductOrder lists product names in the order a key is offered to
 	// them when the installer names none: by name (the JSON config is a map,
 	// so the Caddyfile's order is not kept).
@@ -87,11 +91,15 @@ type Service struct {
 }
 
 // New returns a Service with its key ring, issuer and status cache. It
-// does no I/O: the ring is loaded by LoadKeys, or on first use. Product
-// configuration (sources named, rules) is the caller's to have checked.
+// does no I/O: the ring is loaded by the key_reload worker (Workers), by
+// LoadKeys, or on first use. Product configuration (sources named, rules)
+// is the caller's to have checked.
 func New(cfg Config) (*Service, error) {
 	if cfg.Store == nil || cfg.Master == nil {
 		return nil, errors.New("gateway: store and master secret are required")
+	}
+	if cfg.RefreshReuseGrace < 0 {
+		return nil, errors.New("gateway: the refresh reuse grace must not be negative")
 	}
 	cfg = withDefaults(cfg)
 	s := &Service{cfg: cfg, now: cfg.Now, log: cfg.Logger}
@@ -133,68 +141,6 @@ func withDefaults(cfg Config) Config {
 	return cfg
 }
 
-// Run follows the store's change feed until ctx ends: licence changes
-// drop cached statuses, key changes reload the key ring. The ring is also
-// reloaded periodically, to drop expired keys and catch a lost notice.
-// A store that cannot be subscribed to is retried.
-func (s *Service) Run(ctx context.Context) error {
-	reload := time.NewTicker(s.keyCheckInterval())
-	defer reload.Stop()
-	for ctx.Err() == nil {
-		changes, err := s.cfg.Store.Subscribe(ctx)
-		if err != nil {
-			s.log.Warn("subscribing to store changes; retrying", zap.Error(err))
-			if !sleepCtx(ctx, time.Second) {
-				return nil
-			}
-			continue
-		}
-		s.cache.InvalidateAll() // changes may have been missed meanwhile
-		if !s.ring.Loaded() {
-			s.reloadKeys(ctx) // the store was down when the app started
-		}
-		s.follow(ctx, changes, reload.C)
-	}
-	return nil
-}
-
-// keyReloadInterval is how often the key ring is re-read without notice.
-const keyReloadInterval = 5 * time.Minute
-
-func (s *Service) follow(ctx context.Context, changes <-chan store.Change, tick <-chan time.Time) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick:
-			s.reloadKeys(ctx)
-			s.rotateIfDue(ctx)
-		case ch, ok := <-changes:
-			if !ok {
-				return
-			}
-			if ch.Resync {
-				s.cache.InvalidateAll()
-				s.reloadKeys(ctx)
-			}
-			if ch.Keys {
-				s.reloadKeys(ctx)
-			}
-			if ch.LicenseID != "" {
-				s.cache.Invalidate(ch.LicenseID)
-			}
-		}
-	}
-}
-
-func (s *Service) reloadKeys(ctx context.Context) {
-	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if err := s.ring.Load(lctx); err != nil {
-		s.log.Warn("reloading signing keys", zap.Error(err))
-	}
-}
-
 // LoadKeys reads the signing key ring from the store, creating the first
 // key when the store has none.
 func (s *Service) LoadKeys(ctx context.Context) error { return s.ring.Load(ctx) }
@@ -212,56 +158,25 @@ func (s *Service) EnsureKeys(ctx context.Context) error {
 		s.keysMu.Unlock()
 		return storeUnavailable(tokens.ErrNoKey)
 	}
+	prev := s.keysTried
 	s.keysTried = now
 	s.keysMu.Unlock()
 	lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if err := s.ring.Load(lctx); err != nil {
+		if ctx.Err() != nil {
+			// The caller left: the attempt says nothing about the store,
+			// so the next caller tries at once.
+			s.keysMu.Lock()
+			if s.keysTried.Equal(now) {
+				s.keysTried = prev
+			}
+			s.keysMu.Unlock()
+			return clientClosed(err)
+		}
 		return storeUnavailable(err)
 	}
 	return nil
-}
-
-// keyCheckInterval is how often the ring is reloaded and its age checked.
-func (s *Service) keyCheckInterval() time.Duration {
-	d := keyReloadInterval
-	if r := s.cfg.KeyRotation; r > 0 && r/4 < d {
-		d = max(r/4, time.Second)
-	}
-	return d
-}
-
-// rotateIfDue rotates the signing key on schedule. Another instance that
-// rotated a moment earlier wins (the ring keeps a key made less than a
-// second ago).
-func (s *Service) rotateIfDue(ctx context.Context) {
-	if s.cfg.KeyRotation <= 0 || !s.ring.Loaded() || s.ring.CurrentKeyAge() < s.cfg.KeyRotation {
-		return
-	}
-	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	added, err := s.ring.RotateScheduled(rctx, s.cfg.KeyRotation)
-	if err != nil {
-		s.log.Warn("rotating signing key on schedule", zap.Error(err))
-		return
-	}
-	if !added {
-		return // another instance rotated a moment ago; its key is adopted
-	}
-	kid := s.ring.CurrentKeyID()
-	s.log.Info("signing key rotated on schedule", zap.String("kid", kid))
-	s.audit(ctx, store.AuditEvent{Actor: ActorGateway, Action: store.AuditKeysRotated, Detail: kid, Reason: "schedule"})
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // JWKS returns the public signing keys as a JWK Set.

@@ -22,7 +22,8 @@ var (
 	// that wraps ctx.Err() (context.Canceled or context.DeadlineExceeded)
 	// and not ErrUnavailable, so a gone caller never counts as an outage.
 	ErrUnavailable = errors.New("store unavailable")
-	// ErrRefreshSpent means a refresh token was presented after it was spent.
+	// ErrRefreshSpent means a refresh token is no longer its family's
+	// current one: it was spent.
 	ErrRefreshSpent = errors.New("refresh token already spent")
 	// ErrConflict means an optimistic transaction kept losing races.
 	ErrConflict = errors.New("too many concurrent updates")
@@ -145,19 +146,39 @@ func (s *LicenseState) Installation(id string) *Installation {
 	return nil
 }
 
-// RefreshToken is the stored form of an opaque refresh token: its keyed
-// hash, never the token.
-type RefreshToken struct {
-	// Hash is "<family>.<keyed hash of the token>": the family prefix lets
-	// a backend keep one family's records together (one Redis hash slot).
-	Hash           string    `json:"hash"`
-	Family         string    `json:"family"`
-	InstallationID string    `json:"installation_id"`
-	LicenseID      string    `json:"license_id"`
-	Generation     int64     `json:"generation"`
-	IssuedAt       time.Time `json:"issued_at"`
-	ExpiresAt      time.Time `json:"expires_at"`
-	SpentAt        time.Time `json:"spent_at,omitempty"`
+// RefreshFamily is the one stored record of a refresh-token family (the
+// tokens one activation or move started): the keyed hash of its current
+// token and, so an honest retry or race within refresh_reuse_grace is not
+// taken for a clone, the token it replaced with the answer that rotation
+// gave. A rotation overwrites the record, so storage per family is O(1)
+// whatever the number of refreshes. Tokens are known only by keyed hashes;
+// the answer is sealed with the master secret.
+type RefreshFamily struct {
+	// ID is the family id, which every token of the family carries
+	// (rt_<family>.<secret>); backends key the record by it.
+	ID             string `json:"id"`
+	InstallationID string `json:"installation_id"`
+	LicenseID      string `json:"license_id"`
+	// Generation is the installation's generation the family was issued
+	// for; a bump revokes it.
+	Generation int64 `json:"generation"`
+	// Current is the keyed hash of the family's one unspent token.
+	Current string `json:"current"`
+	// Counter counts rotations: 0 for the token the family started with.
+	Counter int64 `json:"counter"`
+	// IssuedAt and ExpiresAt bound Current; the record may go a day after
+	// ExpiresAt.
+	IssuedAt  time.Time `json:"issued_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	// Previous is the keyed hash of the token Current replaced, spent at
+	// PreviousSpentAt; empty before the first rotation.
+	Previous        string    `json:"previous,omitempty"`
+	PreviousSpentAt time.Time `json:"previous_spent_at,omitempty"`
+	// SealedSuccessor is the answer the rotation of Previous gave (Current's
+	// token and its access token), sealed with the master secret, so
+	// Previous presented again within the grace gets it again. Empty when
+	// the grace is off.
+	SealedSuccessor []byte `json:"sealed_successor,omitempty"`
 }
 
 // SigningKey is one key of the token-signing key ring. The private key is
@@ -207,14 +228,19 @@ type Store interface {
 	// InstallationLicense returns the licence id an installation belongs to.
 	InstallationLicense(ctx context.Context, installationID string) (string, error)
 
-	// PutRefreshToken stores a new refresh token.
-	PutRefreshToken(ctx context.Context, rt RefreshToken) error
-	// RefreshToken returns the record for a token hash.
-	RefreshToken(ctx context.Context, hash string) (*RefreshToken, error)
-	// SpendRefreshToken atomically marks the token spent and stores next,
-	// its successor in the same family. A token spent before yields
-	// ErrRefreshSpent together with the stored record.
-	SpendRefreshToken(ctx context.Context, hash string, at time.Time, next RefreshToken) (*RefreshToken, error)
+	// PutRefreshFamily stores a new family's record (replacing any record
+	// with its ID).
+	PutRefreshFamily(ctx context.Context, f RefreshFamily) error
+	// RefreshFamily returns a family's record, or ErrNotFound.
+	RefreshFamily(ctx context.Context, id string) (*RefreshFamily, error)
+	// RotateRefreshFamily atomically replaces the record of next.ID with
+	// next if its Current is still current, and returns the record it
+	// replaced. When another rotation came first it writes nothing and
+	// returns ErrRefreshSpent with the stored record; ErrNotFound when there
+	// is none.
+	RotateRefreshFamily(ctx context.Context, current string, next RefreshFamily) (*RefreshFamily, error)
+	// DeleteRefreshFamily deletes a family's record (none is no error).
+	DeleteRefreshFamily(ctx context.Context, id string) error
 
 	// SigningKeys returns the key ring, oldest first.
 	SigningKeys(ctx context.Context) ([]SigningKey, error)

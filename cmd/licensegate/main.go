@@ -1,5 +1,6 @@
-// Command licensegate is Caddy with the licensegate modules: what
-// `xcaddy build --with github.com/licensegate/licensegate` produces.
+// Command licensegate is Caddy with the standard modules and licensegate's:
+// the main that `xcaddy build --with github.com/licensegate/licensegate`
+// generates, importing the module's root package as xcaddy does.
 package main
 
 import (
@@ -10,7 +11,7 @@ import (
 	// plug in Caddy modules here
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
-	_ "github.com/licensegate/licensegate/caddymodule"
+	_ "github.com/licensegate/licensegate"
 )
 
 func main() {

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -43,6 +44,11 @@ func Load(t *testing.T, caddyfile string) {
 	if err := caddy.Load(cfg, true); err != nil {
 		t.Fatalf("loading the config: %v", err)
 	}
+	if stopping[t] { // a reload: the replaced sites' sockets close a moment later
+		for _, port := range listenPorts(cfg) {
+			AwaitOneListener(t, port)
+		}
+	}
 	if !stopping[t] {
 		stopping[t] = true
 		t.Cleanup(func() {
@@ -50,6 +56,32 @@ func Load(t *testing.T, caddyfile string) {
 			_ = caddy.Stop()
 		})
 	}
+}
+
+// listenPorts returns the ports cfg's HTTP servers listen on.
+func listenPorts(cfg []byte) []int {
+	var c struct {
+		Apps struct {
+			HTTP struct {
+				Servers map[string]struct {
+					Listen []string `json:"listen"`
+				} `json:"servers"`
+			} `json:"http"`
+		} `json:"apps"`
+	}
+	if json.Unmarshal(cfg, &c) != nil {
+		return nil
+	}
+	var ports []int
+	for _, srv := range c.Apps.HTTP.Servers {
+		for _, l := range srv.Listen {
+			_, port, err := net.SplitHostPort(l)
+			if n, perr := strconv.Atoi(port); err == nil && perr == nil {
+				ports = append(ports, n)
+			}
+		}
+	}
+	return ports
 }
 
 // stopping remembers the tests that will stop Caddy (tests here are not
@@ -72,7 +104,9 @@ func FreeAddr(t *testing.T) string {
 func Activate(t *testing.T, base, key, domain string) (int, map[string]any) {
 	t.Helper()
 	form := url.Values{"license_key": {key}, "domain": {domain}}
-	client := &http.Client{Timeout: 30 * time.Second}
+	// A new connection each time: one kept alive from before a reload
+	// would be closed by the old server under the request.
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	resp, err := client.Post(base+"/activate", "application/x-www-form-urlencoded", strings.NewReader(form.Encode()))
 	if err != nil {
 		t.Fatalf("activating: %v", err)

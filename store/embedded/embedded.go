@@ -30,14 +30,18 @@ import (
 
 var (
 	bucketLicenses      = []byte("licenses")
-	bucketInstallations = []byte("installations") // licence id -> []Installation
-	bucketInstallIndex  = []byte("install_index") // installation id -> licence id
-	bucketRefresh       = []byte("refresh_tokens")
+	bucketInstallations = []byte("installations")    // licence id -> []Installation
+	bucketInstallIndex  = []byte("install_index")    // installation id -> licence id
+	bucketRefresh       = []byte("refresh_families") // family id -> RefreshFamily
 	bucketKeys          = []byte("signing_keys")
 	bucketIdempotency   = []byte("idempotency")
 	bucketDue           = []byte("due")    // "<next check, sortable>|<licence id>" -> nil
 	bucketAudit         = []byte("audit")  // sequence (16 hex digits) -> AuditEvent
 	bucketLeases        = []byte("leases") // lease name -> store.Lease
+
+	// bucketLegacyRefresh held one record per refresh token ever issued;
+	// Open deletes it.
+	bucketLegacyRefresh = []byte("refresh_tokens")
 )
 
 // Store is a bbolt-backed store.Store. Open one per file and share it: bbolt
@@ -79,6 +83,9 @@ func Open(path string, timeout time.Duration, opts ...Option) (*Store, error) {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
+		}
+		if tx.Bucket(bucketLegacyRefresh) != nil {
+			return tx.DeleteBucket(bucketLegacyRefresh)
 		}
 		return nil
 	})

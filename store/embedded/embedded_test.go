@@ -3,9 +3,12 @@ package embedded_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/licensegate/licensegate/store"
 	"github.com/licensegate/licensegate/store/embedded"
@@ -32,6 +35,13 @@ func TestConformance(t *testing.T) {
 				t.Fatal(err)
 			}
 		}),
+		storetest.WithRecordCount(func(t *testing.T, s store.Store, family string) int {
+			n, err := embedded.CountKeys(s.(*embedded.Store), family)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}),
 	)
 }
 
@@ -55,7 +65,7 @@ func TestPersistsAcrossReopen(t *testing.T) {
 		License:       &store.License{ID: "lic_1", Status: store.LicenseActive},
 		Installations: []store.Installation{{ID: "ins_1", LicenseID: "lic_1"}, {ID: "ins_2", LicenseID: "lic_1"}},
 	})
-	if err := s.PutRefreshToken(context.Background(), store.RefreshToken{Hash: "f.h1", Family: "f"}); err != nil {
+	if err := s.PutRefreshFamily(context.Background(), store.RefreshFamily{ID: "f", Current: "h1"}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -79,8 +89,8 @@ func TestPersistsAcrossReopen(t *testing.T) {
 	if err != nil || st.License == nil || len(st.Installations) != 2 {
 		t.Fatalf("after reopen: %+v, %v", st, err)
 	}
-	if _, err := s2.RefreshToken(context.Background(), "f.h1"); err != nil {
-		t.Fatalf("refresh token lost across reopen: %v", err)
+	if f, err := s2.RefreshFamily(context.Background(), "f"); err != nil || f.Current != "h1" {
+		t.Fatalf("refresh family lost across reopen: %+v, %v", f, err)
 	}
 	if lic, err := s2.InstallationLicense(context.Background(), "ins_2"); err != nil || lic != "lic_1" {
 		t.Fatalf("installation index after reopen = %q, %v", lic, err)
@@ -158,14 +168,14 @@ func TestSweepDeletesExpiredRecords(t *testing.T) {
 	now := t0
 	s := open(t, embedded.WithClock(func() time.Time { return now }))
 	ctx := context.Background()
-	put := func(hash string, expires time.Time) {
-		if err := s.PutRefreshToken(ctx, store.RefreshToken{Hash: hash, Family: "f", ExpiresAt: expires}); err != nil {
+	put := func(id string, expires time.Time) {
+		if err := s.PutRefreshFamily(ctx, store.RefreshFamily{ID: id, Current: "h", ExpiresAt: expires}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	put("f.old", now.Add(-48*time.Hour)) // expired beyond the grace
-	put("f.recent", now.Add(-time.Hour)) // expired within the grace: kept
-	put("f.live", now.Add(time.Hour))
+	put("old", now.Add(-48*time.Hour)) // expired beyond the grace
+	put("recent", now.Add(-time.Hour)) // expired within the grace: kept
+	put("live", now.Add(time.Hour))
 	if _, err := s.PutIdempotent(ctx, "idem-old", []byte("x"), time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
@@ -175,18 +185,76 @@ func TestSweepDeletesExpiredRecords(t *testing.T) {
 	now = now.Add(5 * time.Millisecond)
 	n, err := s.Sweep(now)
 	if err != nil || n != 2 {
-		t.Fatalf("Sweep = %d, %v; want 2 (one token, one answer)", n, err)
+		t.Fatalf("Sweep = %d, %v; want 2 (one family, one answer)", n, err)
 	}
-	if _, err := s.RefreshToken(ctx, "f.old"); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("expired token kept: %v", err)
+	if _, err := s.RefreshFamily(ctx, "old"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("expired family kept: %v", err)
 	}
-	for _, h := range []string{"f.recent", "f.live"} {
-		if _, err := s.RefreshToken(ctx, h); err != nil {
-			t.Fatalf("%s swept: %v", h, err)
+	for _, id := range []string{"recent", "live"} {
+		if _, err := s.RefreshFamily(ctx, id); err != nil {
+			t.Fatalf("%s swept: %v", id, err)
 		}
 	}
 	if v, err := s.Idempotent(ctx, "idem-live"); err != nil || string(v) != "y" {
 		t.Fatalf("live answer swept: %q, %v", v, err)
+	}
+}
+
+// A sweep over many more records than one batch deletes every expired one
+// and keeps every live one, whatever the batch boundaries.
+func TestSweepInBatches(t *testing.T) {
+	now := t0
+	s := open(t, embedded.WithClock(func() time.Time { return now }))
+	ctx := context.Background()
+	const n = 1000 // several batches
+	for i := range n {
+		exp := now.Add(time.Hour)
+		if i%3 != 0 {
+			exp = now.Add(-48 * time.Hour)
+		}
+		if err := s.PutRefreshFamily(ctx, store.RefreshFamily{ID: fmt.Sprintf("fam%04d", i), Current: "h", ExpiresAt: exp}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Sweep(now)
+	if want := n - (n+2)/3; err != nil || got != want {
+		t.Fatalf("Sweep = %d, %v; want %d", got, err, want)
+	}
+	for i := range n {
+		_, err := s.RefreshFamily(ctx, fmt.Sprintf("fam%04d", i))
+		if live := i%3 == 0; live != (err == nil) {
+			t.Fatalf("fam%04d: live %v, read %v", i, live, err)
+		}
+	}
+	if again, err := s.Sweep(now); err != nil || again != 0 {
+		t.Fatalf("second Sweep = %d, %v; want 0", again, err)
+	}
+}
+
+// Open drops the per-token refresh records an earlier version kept.
+func TestOpenDropsLegacyRefreshRecords(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lg.db")
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucket([]byte("refresh_tokens"))
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte("fam.hash"), []byte(`{"hash":"fam.hash"}`))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s, err := embedded.Open(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if n, err := embedded.CountKeys(s, "fam"); err != nil || n != 0 {
+		t.Fatalf("%d legacy records kept, %v", n, err)
 	}
 }
 

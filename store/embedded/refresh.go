@@ -3,59 +3,64 @@ package embedded
 import (
 	"context"
 	"errors"
-	"time"
 
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/licensegate/licensegate/store"
 )
 
-// PutRefreshToken implements store.Store.
-func (s *Store) PutRefreshToken(ctx context.Context, rt store.RefreshToken) error {
-	return s.update(ctx, "storing refresh token", func(tx *bolt.Tx) error {
-		return putJSON(tx.Bucket(bucketRefresh), rt.Hash, rt)
+// PutRefreshFamily implements store.Store.
+func (s *Store) PutRefreshFamily(ctx context.Context, f store.RefreshFamily) error {
+	return s.update(ctx, "storing refresh family", func(tx *bolt.Tx) error {
+		return putJSON(tx.Bucket(bucketRefresh), f.ID, f)
 	})
 }
 
-// RefreshToken implements store.Store.
-func (s *Store) RefreshToken(ctx context.Context, hash string) (*store.RefreshToken, error) {
-	var rt store.RefreshToken
-	found, err := s.viewJSON(ctx, "reading refresh token", bucketRefresh, hash, &rt)
+// RefreshFamily implements store.Store.
+func (s *Store) RefreshFamily(ctx context.Context, id string) (*store.RefreshFamily, error) {
+	var f store.RefreshFamily
+	found, err := s.viewJSON(ctx, "reading refresh family", bucketRefresh, id, &f)
 	if err != nil {
 		return nil, err
 	}
-	if !found {
+	if !found || id == "" {
 		return nil, store.ErrNotFound
 	}
-	return &rt, nil
+	return &f, nil
 }
 
-// SpendRefreshToken implements store.Store.
-func (s *Store) SpendRefreshToken(ctx context.Context, hash string, at time.Time, next store.RefreshToken) (*store.RefreshToken, error) {
-	var rt store.RefreshToken
-	err := s.update(ctx, "spending refresh token", func(tx *bolt.Tx) error {
+// RotateRefreshFamily implements store.Store.
+func (s *Store) RotateRefreshFamily(ctx context.Context, current string, next store.RefreshFamily) (*store.RefreshFamily, error) {
+	var f store.RefreshFamily
+	err := s.update(ctx, "rotating refresh family", func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketRefresh)
-		found, err := getJSON(b, hash, &rt)
+		found, err := getJSON(b, next.ID, &f)
 		if err != nil {
 			return err
 		}
-		if !found {
+		if !found || next.ID == "" {
 			return errAbort{store.ErrNotFound}
 		}
-		if !rt.SpentAt.IsZero() {
+		if f.Current != current {
 			return errAbort{store.ErrRefreshSpent}
 		}
-		rt.SpentAt = at
-		if err := putJSON(b, hash, rt); err != nil {
-			return err
-		}
-		return putJSON(b, next.Hash, next)
+		return putJSON(b, next.ID, next)
 	})
 	if errors.Is(err, store.ErrRefreshSpent) {
-		return &rt, err
+		return &f, err
 	}
 	if err != nil {
 		return nil, err
 	}
-	return &rt, nil
+	return &f, nil
+}
+
+// DeleteRefreshFamily implements store.Store.
+func (s *Store) DeleteRefreshFamily(ctx context.Context, id string) error {
+	return s.update(ctx, "deleting refresh family", func(tx *bolt.Tx) error {
+		if id == "" {
+			return nil
+		}
+		return tx.Bucket(bucketRefresh).Delete([]byte(id))
+	})
 }

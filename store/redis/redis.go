@@ -18,9 +18,10 @@
 //	P{due}:v               hash    licence id -> licence version the due entry
 //	                               reflects, so a late index write never
 //	                               undoes a newer one
-//	Prt:{<family>}:<hash>  hash    rec: JSON RefreshToken, spent: its spend
-//	                               time (RFC 3339) once spent; the key
-//	                               expires at ExpiresAt + 24h
+//	Prf:{<family>}         hash    cur: the family's current token hash,
+//	                               rec: JSON RefreshFamily (one record per
+//	                               family, overwritten by each rotation); the
+//	                               key expires at ExpiresAt + 24h
 //	P{licenses}            zset    every licence id, score 0 (lexical order for
 //	                               the admin listing's cursor)
 //	P{audit}               stream  append-only audit events (store.Ledger)
@@ -57,9 +58,8 @@
 // SealedPrivateKey, idempotency answers) stays sealed, refresh tokens are
 // known only by their keyed hashes, and nothing is logged.
 //
-// Refresh tokens: the family prefix of RefreshToken.Hash is the key's hash
-// tag, so a token and its successor share a slot and SpendRefreshToken is
-// one script (spendScript).
+// Refresh tokens: a family is one key, its id the hash tag, and a rotation
+// is one compare-and-set script on it (rotateScript).
 //
 // # Failures
 //

@@ -89,7 +89,38 @@ func (b *backend) conformance(t *testing.T) {
 			c.Close()
 		}),
 		storetest.WithStall(func(t *testing.T, s store.Store) storetest.Stall { return b.stall(t, s.(*redisstore.Store)) }),
+		storetest.WithRecordCount(func(t *testing.T, s store.Store, family string) int {
+			return len(b.keys(t, b.prefixOf(s.(*redisstore.Store))+"*"+family+"*"))
+		}),
 	)
+}
+
+// keys lists the keys matching pattern, on every master of a Cluster.
+func (b *backend) keys(t *testing.T, pattern string) []string {
+	t.Helper()
+	ctx := context.Background()
+	var mu sync.Mutex
+	var keys []string
+	scan := func(ctx context.Context, c goredis.UniversalClient) error {
+		iter := c.Scan(ctx, 0, pattern, 1000).Iterator()
+		for iter.Next(ctx) {
+			mu.Lock()
+			keys = append(keys, iter.Val())
+			mu.Unlock()
+		}
+		return iter.Err()
+	}
+	c := b.client(t)
+	var err error
+	if cc, ok := c.(*goredis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, m *goredis.Client) error { return scan(ctx, m) })
+	} else {
+		err = scan(ctx, c)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
 }
 
 // stallTimeout is the Options.Timeout of a stalled store: how long a call
@@ -438,8 +469,8 @@ func (b *backend) testKeyLayout(t *testing.T) {
 		t.Fatal(err)
 	}
 	expires := time.Now().Add(time.Hour)
-	rt := store.RefreshToken{Hash: "fam1.abcdef", Family: "fam1", ExpiresAt: expires}
-	if err := s.PutRefreshToken(ctx, rt); err != nil {
+	rf := store.RefreshFamily{ID: "fam1", Current: "abcdef", ExpiresAt: expires}
+	if err := s.PutRefreshFamily(ctx, rf); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.AddSigningKey(ctx, store.SigningKey{ID: "k1", CreatedAt: time.Now()}, time.Now()); err != nil {
@@ -450,15 +481,15 @@ func (b *backend) testKeyLayout(t *testing.T) {
 	}
 
 	types := map[string]string{
-		p + "{lic_1}:state":     "string",
-		p + "ins:ins_1":         "string",
-		p + "{due}":             "zset",
-		p + "{due}:v":           "hash",
-		p + "rt:{fam1}:abcdef":  "hash",
-		p + "keys":              "hash",
-		p + "idem:idem1":        "string",
-		"lg:{lic_1}:state":      "none", // the prefix is used, not the default
-		p + "rt:{fam1}:fam1.ab": "none",
+		p + "{lic_1}:state":    "string",
+		p + "ins:ins_1":        "string",
+		p + "{due}":            "zset",
+		p + "{due}:v":          "hash",
+		p + "rf:{fam1}":        "hash",
+		p + "keys":             "hash",
+		p + "idem:idem1":       "string",
+		"lg:{lic_1}:state":     "none", // the prefix is used, not the default
+		p + "rt:{fam1}:abcdef": "none", // no record per token
 	}
 	for key, want := range types {
 		if got, err := raw.Type(ctx, key).Result(); err != nil || got != want {
@@ -475,9 +506,12 @@ func (b *backend) testKeyLayout(t *testing.T) {
 	if v, _ := raw.HGet(ctx, p+"{due}:v", "lic_1").Result(); v != "1" {
 		t.Errorf("due version %q, want 1", v)
 	}
-	// A refresh token's record lives a day past the token.
-	if ttl, err := raw.PTTL(ctx, p+"rt:{fam1}:abcdef").Result(); err != nil || ttl < 24*time.Hour+59*time.Minute || ttl > 25*time.Hour {
-		t.Errorf("refresh record PTTL %s, %v; want about 25h", ttl, err)
+	// A refresh family's record lives a day past its current token.
+	if ttl, err := raw.PTTL(ctx, p+"rf:{fam1}").Result(); err != nil || ttl < 24*time.Hour+59*time.Minute || ttl > 25*time.Hour {
+		t.Errorf("refresh family PTTL %s, %v; want about 25h", ttl, err)
+	}
+	if cur, _ := raw.HGet(ctx, p+"rf:{fam1}", "cur").Result(); cur != "abcdef" {
+		t.Errorf("refresh family cur = %q, want abcdef", cur)
 	}
 	if ttl, err := raw.PTTL(ctx, p+"idem:idem1").Result(); err != nil || ttl <= 0 || ttl > time.Minute {
 		t.Errorf("idempotency PTTL %s, %v; want at most 1m", ttl, err)
@@ -770,9 +804,9 @@ func failAll(t *testing.T, s store.Store, timeout time.Duration, when string) {
 // operations calls every Store method that talks to Redis, once.
 func operations(s store.Store) map[string]func(context.Context) error {
 	now := time.Now()
-	tok := store.RefreshToken{Hash: "fam.1", Family: "fam", ExpiresAt: now.Add(time.Hour)}
+	tok := store.RefreshFamily{ID: "fam", Current: "1", ExpiresAt: now.Add(time.Hour)}
 	next := tok
-	next.Hash = "fam.2"
+	next.Current, next.Previous = "2", "1"
 	return map[string]func(context.Context) error{
 		"LicenseState": func(ctx context.Context) error { _, err := s.LicenseState(ctx, "lic_1"); return err },
 		"UpdateLicense": func(ctx context.Context) error {
@@ -782,16 +816,17 @@ func operations(s store.Store) map[string]func(context.Context) error {
 			return err
 		},
 		"InstallationLicense": func(ctx context.Context) error { _, err := s.InstallationLicense(ctx, "ins_1"); return err },
-		"PutRefreshToken":     func(ctx context.Context) error { return s.PutRefreshToken(ctx, tok) },
-		"RefreshToken":        func(ctx context.Context) error { _, err := s.RefreshToken(ctx, tok.Hash); return err },
-		"SpendRefreshToken": func(ctx context.Context) error {
-			_, err := s.SpendRefreshToken(ctx, tok.Hash, now, next)
-			if errors.Is(err, store.ErrRefreshSpent) {
+		"PutRefreshFamily":    func(ctx context.Context) error { return s.PutRefreshFamily(ctx, tok) },
+		"RefreshFamily":       func(ctx context.Context) error { _, err := s.RefreshFamily(ctx, tok.ID); return err },
+		"RotateRefreshFamily": func(ctx context.Context) error {
+			_, err := s.RotateRefreshFamily(ctx, tok.Current, next)
+			if errors.Is(err, store.ErrRefreshSpent) || errors.Is(err, store.ErrNotFound) {
 				err = nil
 			}
 			return err
 		},
-		"SigningKeys": func(ctx context.Context) error { _, err := s.SigningKeys(ctx); return err },
+		"DeleteRefreshFamily": func(ctx context.Context) error { return s.DeleteRefreshFamily(ctx, tok.ID) },
+		"SigningKeys":         func(ctx context.Context) error { _, err := s.SigningKeys(ctx); return err },
 		"AddSigningKey": func(ctx context.Context) error {
 			_, err := s.AddSigningKey(ctx, store.SigningKey{ID: "k", CreatedAt: now}, now)
 			return err

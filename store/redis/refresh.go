@@ -3,9 +3,9 @@ package redis
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -13,30 +13,29 @@ import (
 	"github.com/licensegate/licensegate/store"
 )
 
-// refreshGrace keeps a refresh token's record a day past its expiry, so a
+// refreshGrace keeps a refresh family's record a day past its expiry, so a
 // late replay of a spent token is still recognised as reuse.
 const refreshGrace = 24 * time.Hour
 
-// Fields of a refresh token's hash.
+// Fields of a refresh family's hash.
 const (
-	fieldRecord = "rec"   // JSON store.RefreshToken, SpentAt left zero
-	fieldSpent  = "spent" // spend time, as time.Time.MarshalText
+	fieldCurrent = "cur" // RefreshFamily.Current, for the rotation script
+	fieldRecord  = "rec" // JSON store.RefreshFamily
 )
 
-// refreshKey maps "<family>.<hash>" to Prt:{<family>}:<hash>: one family,
-// one hash slot.
-func (s *Store) refreshKey(hash string) (key, family string) {
-	family, rest, _ := strings.Cut(hash, ".")
-	return s.prefix + "rt:{" + family + "}:" + rest, family
+// refreshKey is Prf:{<family>}: the family's one record. The family id is
+// its hash tag, so any key added for a family later shares its slot.
+func (s *Store) refreshKey(family string) string {
+	return s.prefix + "rf:{" + family + "}"
 }
 
-// refreshExpiry is when a token's record may go: a day after the token
-// expires, or never for a token without an expiry (zero).
-func refreshExpiry(rt store.RefreshToken) time.Time {
-	if rt.ExpiresAt.IsZero() {
+// refreshExpiry is when a family's record may go: a day after its current
+// token expires, or never for one without an expiry (zero).
+func refreshExpiry(f store.RefreshFamily) time.Time {
+	if f.ExpiresAt.IsZero() {
 		return time.Time{}
 	}
-	return rt.ExpiresAt.Add(refreshGrace)
+	return f.ExpiresAt.Add(refreshGrace)
 }
 
 // unixMsArg is t in unix ms for a script, "0" for the zero time.
@@ -47,155 +46,139 @@ func unixMsArg(t time.Time) string {
 	return strconv.FormatInt(t.UnixMilli(), 10)
 }
 
-func encodeRefresh(rt store.RefreshToken) ([]byte, error) {
-	rt.SpentAt = time.Time{}
-	return json.Marshal(rt)
+func decodeFamily(rec string) (*store.RefreshFamily, error) {
+	var f store.RefreshFamily
+	if err := json.Unmarshal([]byte(rec), &f); err != nil {
+		return nil, fmt.Errorf("decoding refresh family: %w", err)
+	}
+	return &f, nil
 }
 
-func decodeRefresh(rec, spent string) (*store.RefreshToken, error) {
-	var rt store.RefreshToken
-	if err := json.Unmarshal([]byte(rec), &rt); err != nil {
-		return nil, fmt.Errorf("decoding refresh token: %w", err)
+// PutRefreshFamily implements store.Store. The record expires a day after
+// its current token.
+func (s *Store) PutRefreshFamily(ctx context.Context, f store.RefreshFamily) error {
+	const op = "storing refresh family"
+	rec, err := json.Marshal(f)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
 	}
-	if spent != "" {
-		if err := rt.SpentAt.UnmarshalText([]byte(spent)); err != nil {
-			return nil, fmt.Errorf("decoding refresh token spend time: %w", err)
-		}
-	}
-	return &rt, nil
-}
-
-// PutRefreshToken implements store.Store. The record expires a day after
-// the token; a token already expired by then is not kept at all.
-func (s *Store) PutRefreshToken(ctx context.Context, rt store.RefreshToken) error {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	key, _ := s.refreshKey(rt.Hash)
-	rec, err := encodeRefresh(rt)
-	if err != nil {
-		return fmt.Errorf("storing refresh token: %w", err)
-	}
-	fields := []any{fieldRecord, rec}
-	if !rt.SpentAt.IsZero() {
-		spent, err := rt.SpentAt.MarshalText()
-		if err != nil {
-			return fmt.Errorf("storing refresh token: %w", err)
-		}
-		fields = append(fields, fieldSpent, spent)
-	}
+	key := s.refreshKey(f.ID)
 	_, err = s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.Del(ctx, key)
-		p.HSet(ctx, key, fields...)
-		if exp := refreshExpiry(rt); !exp.IsZero() {
+		p.HSet(ctx, key, fieldCurrent, f.Current, fieldRecord, rec)
+		if exp := refreshExpiry(f); !exp.IsZero() {
 			p.PExpireAt(ctx, key, exp)
 		}
 		return nil
 	})
 	if err != nil {
-		return failed(ctx, "storing refresh token", err)
+		return failed(ctx, op, err)
 	}
 	return nil
 }
 
-// RefreshToken implements store.Store.
-func (s *Store) RefreshToken(ctx context.Context, hash string) (*store.RefreshToken, error) {
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
-	key, _ := s.refreshKey(hash)
-	fields, err := s.client.HGetAll(ctx, key).Result()
-	if err != nil {
-		return nil, failed(ctx, "reading refresh token", err)
-	}
-	rec, ok := fields[fieldRecord]
-	if !ok {
+// RefreshFamily implements store.Store.
+func (s *Store) RefreshFamily(ctx context.Context, id string) (*store.RefreshFamily, error) {
+	const op = "reading refresh family"
+	if id == "" {
 		return nil, store.ErrNotFound
 	}
-	rt, err := decodeRefresh(rec, fields[fieldSpent])
-	if err != nil {
-		return nil, unavailable("reading refresh token", err)
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	rec, err := s.client.HGet(ctx, s.refreshKey(id), fieldRecord).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, store.ErrNotFound
 	}
-	return rt, nil
+	if err != nil {
+		return nil, failed(ctx, op, err)
+	}
+	f, err := decodeFamily(rec)
+	if err != nil {
+		return nil, unavailable(op, err)
+	}
+	return f, nil
 }
 
-// spendScript spends a refresh token and stores its successor, or reports
-// why not, atomically.
+// rotateScript replaces a family's record if its current token is still
+// the one given, atomically.
 //
-// KEYS[1]: the token's hash, KEYS[2]: its successor's (same family, so the
-// same slot).
-// ARGV[1]: the spend time, ARGV[2]: the successor's record (JSON),
-// ARGV[3]: the successor's expiry in unix ms, or "0" for none.
+// KEYS[1]: the family's key.
+// ARGV[1]: the current token's hash, ARGV[2]: its successor's hash,
+// ARGV[3]: the new record (JSON), ARGV[4]: its expiry in unix ms, or "0".
 // Returns one of
 //
-//	{0}                 the token is unknown; nothing written
-//	{1, record}         spent now; the successor is stored
-//	{2, record, spent}  spent before, at spent; nothing written
-var spendScript = redis.NewScript(`
+//	{0}          no such family; nothing written
+//	{1, record}  rotated; record is the one replaced
+//	{2, record}  ARGV[1] is not current (spent); nothing written
+var rotateScript = redis.NewScript(`
 local rec = redis.call('HGET', KEYS[1], 'rec')
 if not rec then return {0} end
-local spent = redis.call('HGET', KEYS[1], 'spent')
-if spent then return {2, rec, spent} end
-redis.call('HSET', KEYS[1], 'spent', ARGV[1])
-redis.call('DEL', KEYS[2])
-redis.call('HSET', KEYS[2], 'rec', ARGV[2])
-if ARGV[3] ~= '0' then redis.call('PEXPIREAT', KEYS[2], ARGV[3]) end
+if redis.call('HGET', KEYS[1], 'cur') ~= ARGV[1] then return {2, rec} end
+redis.call('HSET', KEYS[1], 'cur', ARGV[2], 'rec', ARGV[3])
+if ARGV[4] ~= '0' then redis.call('PEXPIREAT', KEYS[1], ARGV[4]) else redis.call('PERSIST', KEYS[1]) end
 return {1, rec}
 `)
 
-// Outcomes of spendScript.
+// Outcomes of rotateScript.
 const (
-	spendUnknown = 0
-	spendDone    = 1
-	spendReused  = 2
+	rotateUnknown = 0
+	rotateDone    = 1
+	rotateSpent   = 2
 )
 
-// SpendRefreshToken implements store.Store.
-func (s *Store) SpendRefreshToken(ctx context.Context, hash string, at time.Time, next store.RefreshToken) (*store.RefreshToken, error) {
-	key, family := s.refreshKey(hash)
-	nextKey, nextFamily := s.refreshKey(next.Hash)
-	if nextFamily != family || nextKey == key {
-		return nil, fmt.Errorf("spending refresh token: successor %q is not a new token of family %q", next.Hash, family)
+// RotateRefreshFamily implements store.Store.
+func (s *Store) RotateRefreshFamily(ctx context.Context, current string, next store.RefreshFamily) (*store.RefreshFamily, error) {
+	const op = "rotating refresh family"
+	if next.ID == "" {
+		return nil, store.ErrNotFound
 	}
-	rec, err := encodeRefresh(next)
+	rec, err := json.Marshal(next)
 	if err != nil {
-		return nil, fmt.Errorf("spending refresh token: %w", err)
-	}
-	spentAt, err := at.MarshalText()
-	if err != nil {
-		return nil, fmt.Errorf("spending refresh token: %w", err)
+		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	res, err := spendScript.Run(ctx, s.client, []string{key, nextKey}, spentAt, rec, unixMsArg(refreshExpiry(next))).Slice()
+	res, err := rotateScript.Run(ctx, s.client, []string{s.refreshKey(next.ID)},
+		current, next.Current, rec, unixMsArg(refreshExpiry(next))).Slice()
 	if err != nil {
-		return nil, failed(ctx, "spending refresh token", err)
+		return nil, failed(ctx, op, err)
 	}
 	var outcome int64 = -1
-	var fields []string
 	if len(res) > 0 {
 		outcome, _ = res[0].(int64)
 	}
-	for _, v := range res[min(1, len(res)):] {
-		f, ok := v.(string)
-		if !ok {
-			outcome = -1
+	if outcome == rotateUnknown && len(res) == 1 {
+		return nil, store.ErrNotFound
+	}
+	var stored *store.RefreshFamily
+	if len(res) == 2 {
+		if raw, ok := res[1].(string); ok {
+			if stored, err = decodeFamily(raw); err != nil {
+				return nil, unavailable(op, err)
+			}
 		}
-		fields = append(fields, f)
 	}
 	switch {
-	case outcome == spendUnknown:
-		return nil, store.ErrNotFound
-	case outcome == spendDone && len(fields) == 1:
-		rt, err := decodeRefresh(fields[0], string(spentAt))
-		if err != nil {
-			return nil, unavailable("spending refresh token", err)
-		}
-		return rt, nil
-	case outcome == spendReused && len(fields) == 2:
-		rt, err := decodeRefresh(fields[0], fields[1])
-		if err != nil {
-			return nil, unavailable("spending refresh token", err)
-		}
-		return rt, store.ErrRefreshSpent
+	case stored == nil:
+	case outcome == rotateDone:
+		return stored, nil
+	case outcome == rotateSpent:
+		return stored, store.ErrRefreshSpent
 	}
-	return nil, unavailable("spending refresh token", fmt.Errorf("unexpected script answer (%d values)", len(res)))
+	return nil, unavailable(op, fmt.Errorf("unexpected script answer (%d values)", len(res)))
+}
+
+// DeleteRefreshFamily implements store.Store.
+func (s *Store) DeleteRefreshFamily(ctx context.Context, id string) error {
+	if id == "" {
+		return nil
+	}
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	if err := s.client.Del(ctx, s.refreshKey(id)).Err(); err != nil {
+		return failed(ctx, "deleting refresh family", err)
+	}
+	return nil
 }

@@ -65,7 +65,7 @@ func GoneCallers(t *testing.T) []GoneCaller {
 // fixture is what the cancellation tests write before calling with a
 // context the caller ends, to show afterwards that nothing changed.
 type fixture struct {
-	tok, next store.RefreshToken
+	tok, next store.RefreshFamily
 	key       store.SigningKey
 }
 
@@ -75,13 +75,11 @@ func writeFixture(t *testing.T, s store.Store) fixture {
 	put(t, s, sampleState())
 	issued := now()
 	f := fixture{
-		tok: store.RefreshToken{Hash: refreshHash("famX", 1), Family: "famX", InstallationID: "ins_1", LicenseID: "lic_1",
-			IssuedAt: issued, ExpiresAt: issued.Add(time.Hour)},
+		tok: family("famX", issued),
 		key: signingKey("k1", t0),
 	}
-	f.next = f.tok
-	f.next.Hash = refreshHash("famX", 2)
-	if err := s.PutRefreshToken(ctx, f.tok); err != nil {
+	f.next = rotated(f.tok, 1, issued.Add(time.Minute))
+	if err := s.PutRefreshFamily(ctx, f.tok); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.AddSigningKey(ctx, f.key, t0); err != nil {
@@ -108,13 +106,11 @@ func (f fixture) unchanged(t *testing.T, s store.Store) {
 	if list, err := s.ListLicenses(ctx, "", 10); err != nil || len(list) != 1 {
 		t.Errorf("ListLicenses = %d licences, %v; want lic_1 only", len(list), err)
 	}
-	if rt, err := s.RefreshToken(ctx, f.tok.Hash); err != nil || !rt.SpentAt.IsZero() {
-		t.Errorf("refresh token = %+v, %v; want it stored and unspent", rt, err)
+	if rf, err := s.RefreshFamily(ctx, f.tok.ID); err != nil || !reflect.DeepEqual(*rf, f.tok) {
+		t.Errorf("refresh family = %+v, %v; want it stored and not rotated", rf, err)
 	}
-	for _, hash := range []string{f.next.Hash, refreshHash("famY", 1)} {
-		if _, err := s.RefreshToken(ctx, hash); !errors.Is(err, store.ErrNotFound) {
-			t.Errorf("refresh token %s = %v, want ErrNotFound", hash, err)
-		}
+	if _, err := s.RefreshFamily(ctx, "famY"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("refresh family famY = %v, want ErrNotFound", err)
 	}
 	if keys, err := s.SigningKeys(ctx); err != nil || !reflect.DeepEqual(keyIDs(keys), []string{f.key.ID}) {
 		t.Errorf("signing keys = %v, %v; want [%s]", keyIDs(keys), err, f.key.ID)
@@ -142,17 +138,14 @@ func (f fixture) everyCall(s store.Store) map[string]func(ctx context.Context) e
 			return err
 		},
 		"InstallationLicense": func(ctx context.Context) error { _, err := s.InstallationLicense(ctx, "ins_1"); return err },
-		"PutRefreshToken": func(ctx context.Context) error {
-			rt := f.tok
-			rt.Hash, rt.Family = refreshHash("famY", 1), "famY"
-			return s.PutRefreshToken(ctx, rt)
-		},
-		"RefreshToken": func(ctx context.Context) error { _, err := s.RefreshToken(ctx, f.tok.Hash); return err },
-		"SpendRefreshToken": func(ctx context.Context) error {
-			_, err := s.SpendRefreshToken(ctx, f.tok.Hash, f.tok.IssuedAt.Add(time.Minute), f.next)
+		"PutRefreshFamily":    func(ctx context.Context) error { return s.PutRefreshFamily(ctx, family("famY", f.tok.IssuedAt)) },
+		"RefreshFamily":       func(ctx context.Context) error { _, err := s.RefreshFamily(ctx, f.tok.ID); return err },
+		"RotateRefreshFamily": func(ctx context.Context) error {
+			_, err := s.RotateRefreshFamily(ctx, f.tok.Current, f.next)
 			return err
 		},
-		"SigningKeys": func(ctx context.Context) error { _, err := s.SigningKeys(ctx); return err },
+		"DeleteRefreshFamily": func(ctx context.Context) error { return s.DeleteRefreshFamily(ctx, f.tok.ID) },
+		"SigningKeys":         func(ctx context.Context) error { _, err := s.SigningKeys(ctx); return err },
 		"AddSigningKey": func(ctx context.Context) error {
 			_, err := s.AddSigningKey(ctx, signingKey("k2", t0.Add(time.Hour)), t0.Add(time.Hour))
 			return err
@@ -247,7 +240,7 @@ func testCallerGoneMidRead(t *testing.T, h *harness) {
 	f := writeFixture(t, s)
 	st := h.cfg.stall(t, s)
 	calls := f.everyCall(st.Store)
-	for _, name := range []string{"LicenseState", "ListLicenses", "UpdateLicense", "PutRefreshToken"} {
+	for _, name := range []string{"LicenseState", "ListLicenses", "UpdateLicense", "PutRefreshFamily"} {
 		call := calls[name]
 		t.Run(name, func(t *testing.T) {
 			// Cancelled by the caller while waiting.

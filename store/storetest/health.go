@@ -28,9 +28,8 @@ func testUnavailable(t *testing.T, h *harness) {
 	h.cfg.brk(t, s)
 
 	issued := now()
-	tok := store.RefreshToken{Hash: refreshHash("fam", 1), Family: "fam", IssuedAt: issued, ExpiresAt: issued.Add(time.Hour)}
-	next := tok
-	next.Hash = refreshHash("fam", 2)
+	tok := family("fam", issued)
+	next := rotated(tok, 1, issued)
 	calls := map[string]func() error{
 		"LicenseState": func() error { _, err := s.LicenseState(ctx, "lic_1"); return err },
 		"UpdateLicense": func() error {
@@ -38,9 +37,10 @@ func testUnavailable(t *testing.T, h *harness) {
 			return err
 		},
 		"InstallationLicense": func() error { _, err := s.InstallationLicense(ctx, "ins_1"); return err },
-		"PutRefreshToken":     func() error { return s.PutRefreshToken(ctx, tok) },
-		"RefreshToken":        func() error { _, err := s.RefreshToken(ctx, tok.Hash); return err },
-		"SpendRefreshToken":   func() error { _, err := s.SpendRefreshToken(ctx, tok.Hash, issued, next); return err },
+		"PutRefreshFamily":    func() error { return s.PutRefreshFamily(ctx, tok) },
+		"RefreshFamily":       func() error { _, err := s.RefreshFamily(ctx, tok.ID); return err },
+		"RotateRefreshFamily": func() error { _, err := s.RotateRefreshFamily(ctx, tok.Current, next); return err },
+		"DeleteRefreshFamily": func() error { return s.DeleteRefreshFamily(ctx, tok.ID) },
 		"SigningKeys":         func() error { _, err := s.SigningKeys(ctx); return err },
 		"AddSigningKey": func() error {
 			_, err := s.AddSigningKey(ctx, signingKey("k1", t0), t0)

@@ -13,7 +13,8 @@
 // across instances; WithBreak cuts a store off its backend, so every method
 // is checked to report store.ErrUnavailable; WithStall holds a call waiting
 // on the backend, so a caller going away mid-read is checked to be told
-// apart from an outage.
+// apart from an outage; WithRecordCount counts a refresh family's records,
+// so they are checked to stay one.
 package storetest
 
 import (
@@ -30,6 +31,7 @@ type config struct {
 	peer  func(t *testing.T, s store.Store) store.Store
 	brk   func(t *testing.T, s store.Store)
 	stall func(t *testing.T, s store.Store) Stall
+	count func(t *testing.T, s store.Store, family string) int
 	known map[string]string // subtest -> why it is skipped
 }
 
@@ -45,6 +47,13 @@ func WithPeer(peer func(t *testing.T, s store.Store) store.Store) Option {
 // wraps store.ErrUnavailable.
 func WithBreak(brk func(t *testing.T, s store.Store)) Option {
 	return func(c *config) { c.brk = brk }
+}
+
+// WithRecordCount gives Run a way to count the records (bbolt entries,
+// Redis keys) s holds whose name holds a refresh family's id, so storage per
+// family is checked to stay one record whatever the number of rotations.
+func WithRecordCount(count func(t *testing.T, s store.Store, family string) int) Option {
+	return func(c *config) { c.count = count }
 }
 
 // WithKnownFailure skips one subtest (by name, e.g. "DueLicensesReindex")
@@ -74,8 +83,9 @@ var tests = []test{
 	{"ConcurrentActivationsRespectLimit", testConcurrentActivationsRespectLimit},
 	{"ConcurrentAppends", testConcurrentAppends},
 	{"InstallationLicense", testInstallationLicense},
-	{"RefreshTokens", testRefreshTokens},
-	{"ConcurrentSpendOnlyOneWins", testConcurrentSpendOnlyOneWins},
+	{"RefreshFamilies", testRefreshFamilies},
+	{"ConcurrentRotationOnlyOneWins", testConcurrentRotationOnlyOneWins},
+	{"RefreshFamilyStaysOneRecord", testRefreshFamilyStaysOneRecord},
 	{"SigningKeys", testSigningKeys},
 	{"Idempotency", testIdempotency},
 	{"IdempotencyExpiry", testIdempotencyExpiry},

@@ -14,147 +14,162 @@ import (
 	"github.com/licensegate/licensegate/store"
 )
 
-// refreshHash builds a token hash the way the gateway does:
-// "<family>.<keyed hash>".
-func refreshHash(family string, n int) string {
+// tokenHash stands in for a token's keyed hash, as the gateway computes it.
+func tokenHash(family string, n int) string {
 	return fmt.Sprintf("%s.%064x", family, n)
 }
 
-func testRefreshTokens(t *testing.T, h *harness) {
-	ctx := context.Background()
-	s := h.open(t)
-	issued := now()
-	first := store.RefreshToken{
-		Hash: refreshHash("famA", 1), Family: "famA", InstallationID: "ins_1", LicenseID: "lic_1",
-		Generation: 3, IssuedAt: issued, ExpiresAt: issued.Add(time.Hour),
-	}
-	if err := s.PutRefreshToken(ctx, first); err != nil {
-		t.Fatal(err)
-	}
-	got, err := s.RefreshToken(ctx, first.Hash)
-	if err != nil || !reflect.DeepEqual(*got, first) {
-		t.Fatalf("RefreshToken = %+v, %v; want %+v", got, err, first)
-	}
-	for _, hash := range []string{refreshHash("famA", 9), refreshHash("famB", 1), "famA", ""} {
-		if _, err := s.RefreshToken(ctx, hash); !errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrUnavailable) {
-			t.Fatalf("RefreshToken(%q) = %v, want ErrNotFound", hash, err)
-		}
-	}
-
-	// A record stored as spent keeps its spend time.
-	spentBefore := first
-	spentBefore.Hash, spentBefore.SpentAt = refreshHash("famC", 1), issued.Add(-time.Minute)
-	spentBefore.Family = "famC"
-	if err := s.PutRefreshToken(ctx, spentBefore); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := s.RefreshToken(ctx, spentBefore.Hash); err != nil || !reflect.DeepEqual(*got, spentBefore) {
-		t.Fatalf("spent record = %+v, %v; want %+v", got, err, spentBefore)
-	}
-
-	spentAt := issued.Add(time.Minute + time.Nanosecond)
-	second := first
-	second.Hash, second.IssuedAt, second.ExpiresAt, second.Generation = refreshHash("famA", 2), spentAt, spentAt.Add(time.Hour), 4
-	rec, err := s.SpendRefreshToken(ctx, first.Hash, spentAt, second)
-	if err != nil {
-		t.Fatalf("first spend: %v", err)
-	}
-	wantSpent := first
-	wantSpent.SpentAt = spentAt
-	if !reflect.DeepEqual(*rec, wantSpent) {
-		t.Fatalf("first spend returned %+v, want %+v", rec, wantSpent)
-	}
-	if got, err := s.RefreshToken(ctx, second.Hash); err != nil || !reflect.DeepEqual(*got, second) {
-		t.Fatalf("successor = %+v, %v; want %+v", got, err, second)
-	}
-	if got, err := s.RefreshToken(ctx, first.Hash); err != nil || !reflect.DeepEqual(*got, wantSpent) {
-		t.Fatalf("spent token stored as %+v, %v; want %+v", got, err, wantSpent)
-	}
-
-	third := first
-	third.Hash = refreshHash("famA", 3)
-	thirdC := spentBefore
-	thirdC.Hash = refreshHash("famC", 3)
-	tests := []struct {
-		name    string
-		hash    string
-		next    store.RefreshToken
-		wantErr error
-		wantRec *store.RefreshToken
-	}{
-		{"spent again", first.Hash, third, store.ErrRefreshSpent, &wantSpent},
-		{"stored as spent", spentBefore.Hash, thirdC, store.ErrRefreshSpent, &spentBefore},
-		{"unknown", refreshHash("famA", 99), third, store.ErrNotFound, nil},
-		{"unknown family", refreshHash("famZ", 1), store.RefreshToken{Hash: refreshHash("famZ", 2), Family: "famZ"}, store.ErrNotFound, nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			rec, err := s.SpendRefreshToken(ctx, tt.hash, spentAt.Add(time.Hour), tt.next)
-			if !errors.Is(err, tt.wantErr) {
-				t.Fatalf("err = %v, want %v", err, tt.wantErr)
-			}
-			if errors.Is(err, store.ErrUnavailable) {
-				t.Fatal("reported as unavailable")
-			}
-			if tt.wantRec != nil {
-				if rec == nil || !reflect.DeepEqual(*rec, *tt.wantRec) {
-					t.Fatalf("record = %+v, want the stored one %+v", rec, tt.wantRec)
-				}
-			} else if rec != nil {
-				t.Fatalf("record %+v returned for an unknown hash", rec)
-			}
-			if _, err := s.RefreshToken(ctx, tt.next.Hash); !errors.Is(err, store.ErrNotFound) {
-				t.Fatalf("successor stored by a refused spend: %v", err)
-			}
-		})
-	}
-	// The first spend time is kept.
-	if got, _ := s.RefreshToken(ctx, first.Hash); got == nil || !got.SpentAt.Equal(spentAt) {
-		t.Fatalf("SpentAt changed to %+v by a second spend", got)
-	}
-
-	// The successor spends in turn.
-	fourth := second
-	fourth.Hash = refreshHash("famA", 4)
-	if rec, err := s.SpendRefreshToken(ctx, second.Hash, spentAt.Add(2*time.Minute), fourth); err != nil || rec.Hash != second.Hash {
-		t.Fatalf("spending the successor = %+v, %v", rec, err)
-	}
-	if _, err := s.RefreshToken(ctx, fourth.Hash); err != nil {
-		t.Fatalf("second successor: %v", err)
+// family returns a fresh family record whose current token is number 0.
+func family(id string, issued time.Time) store.RefreshFamily {
+	return store.RefreshFamily{
+		ID: id, InstallationID: "ins_1", LicenseID: "lic_1", Generation: 3,
+		Current: tokenHash(id, 0), IssuedAt: issued, ExpiresAt: issued.Add(time.Hour),
 	}
 }
 
-func testConcurrentSpendOnlyOneWins(t *testing.T, h *harness) {
+// rotated is f after the rotation of its current token to token n at at.
+func rotated(f store.RefreshFamily, n int, at time.Time) store.RefreshFamily {
+	next := f
+	next.Previous, next.PreviousSpentAt = f.Current, at
+	next.Current, next.Counter = tokenHash(f.ID, n), f.Counter+1
+	next.IssuedAt, next.ExpiresAt = at, at.Add(time.Hour)
+	next.SealedSuccessor = []byte(fmt.Sprintf("sealed\x00answer %d", n))
+	return next
+}
+
+func testRefreshFamilies(t *testing.T, h *harness) {
 	ctx := context.Background()
 	s := h.open(t)
 	issued := now()
-	tok := store.RefreshToken{Hash: refreshHash("fam", 0), Family: "fam", IssuedAt: issued, ExpiresAt: issued.Add(time.Hour)}
-	if err := s.PutRefreshToken(ctx, tok); err != nil {
+	first := family("famA", issued)
+	if err := s.PutRefreshFamily(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.RefreshFamily(ctx, first.ID)
+	if err != nil || !reflect.DeepEqual(*got, first) {
+		t.Fatalf("RefreshFamily = %+v, %v; want %+v", got, err, first)
+	}
+	for _, id := range []string{"famB", "famA.x", ""} {
+		if _, err := s.RefreshFamily(ctx, id); !errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrUnavailable) {
+			t.Fatalf("RefreshFamily(%q) = %v, want ErrNotFound", id, err)
+		}
+	}
+
+	// A rotation replaces the record and returns the one it replaced.
+	at := issued.Add(time.Minute + time.Nanosecond)
+	second := rotated(first, 1, at)
+	rec, err := s.RotateRefreshFamily(ctx, first.Current, second)
+	if err != nil || !reflect.DeepEqual(*rec, first) {
+		t.Fatalf("first rotation = %+v, %v; want the replaced record %+v", rec, err, first)
+	}
+	if got, err := s.RefreshFamily(ctx, first.ID); err != nil || !reflect.DeepEqual(*got, second) {
+		t.Fatalf("after rotation = %+v, %v; want %+v", got, err, second)
+	}
+
+	tests := []struct {
+		name    string
+		current string
+		next    store.RefreshFamily
+		wantErr error
+	}{
+		{"spent token", first.Current, rotated(second, 9, at.Add(time.Minute)), store.ErrRefreshSpent},
+		{"never current", tokenHash("famA", 99), rotated(second, 9, at.Add(time.Minute)), store.ErrRefreshSpent},
+		{"unknown family", tokenHash("famZ", 0), rotated(family("famZ", issued), 1, at), store.ErrNotFound},
+		{"no family id", "", store.RefreshFamily{}, store.ErrNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec, err := s.RotateRefreshFamily(ctx, tt.current, tt.next)
+			if !errors.Is(err, tt.wantErr) || errors.Is(err, store.ErrUnavailable) {
+				t.Fatalf("err = %v, want %v", err, tt.wantErr)
+			}
+			if tt.wantErr == store.ErrRefreshSpent {
+				if rec == nil || !reflect.DeepEqual(*rec, second) {
+					t.Fatalf("record = %+v, want the stored one %+v", rec, second)
+				}
+			} else if rec != nil {
+				t.Fatalf("record %+v returned for an unknown family", rec)
+			}
+			if got, err := s.RefreshFamily(ctx, "famA"); err != nil || !reflect.DeepEqual(*got, second) {
+				t.Fatalf("a refused rotation changed the record to %+v, %v", got, err)
+			}
+			if _, err := s.RefreshFamily(ctx, "famZ"); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("a refused rotation created a family: %v", err)
+			}
+		})
+	}
+
+	// The successor rotates in turn; a family's rotations never touch
+	// another family.
+	other := family("famB", issued)
+	if err := s.PutRefreshFamily(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	third := rotated(second, 2, at.Add(2*time.Minute))
+	if rec, err := s.RotateRefreshFamily(ctx, second.Current, third); err != nil || !reflect.DeepEqual(*rec, second) {
+		t.Fatalf("rotating the successor = %+v, %v", rec, err)
+	}
+	if got, _ := s.RefreshFamily(ctx, "famB"); got == nil || !reflect.DeepEqual(*got, other) {
+		t.Fatalf("famB changed to %+v", got)
+	}
+
+	// Put replaces a record of the same id (a fresh start of a family).
+	restart := family("famA", at)
+	if err := s.PutRefreshFamily(ctx, restart); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.RefreshFamily(ctx, "famA"); err != nil || !reflect.DeepEqual(*got, restart) {
+		t.Fatalf("after Put over a family = %+v, %v; want %+v", got, err, restart)
+	}
+
+	// Delete removes one family; deleting one that is gone is no error.
+	for range 2 {
+		if err := s.DeleteRefreshFamily(ctx, "famA"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.RefreshFamily(ctx, "famA"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("deleted family = %v, want ErrNotFound", err)
+	}
+	if _, err := s.RefreshFamily(ctx, "famB"); err != nil {
+		t.Fatalf("deleting famA took famB: %v", err)
+	}
+}
+
+// testConcurrentRotationOnlyOneWins rotates one token from many callers:
+// one replaces the record; every other is told ErrRefreshSpent with the
+// winner's record, whose Previous is the token they held (what the reuse
+// grace needs to hand them the winner's answer).
+func testConcurrentRotationOnlyOneWins(t *testing.T, h *harness) {
+	ctx := context.Background()
+	s := h.open(t)
+	tok := family("fam", now())
+	if err := s.PutRefreshFamily(ctx, tok); err != nil {
 		t.Fatal(err)
 	}
 	const n = 20
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	winner, spent := -1, 0
+	var losers []*store.RefreshFamily
 	for i := 1; i <= n; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			next := tok
-			next.Hash = refreshHash("fam", i)
-			_, err := s.SpendRefreshToken(ctx, tok.Hash, now(), next)
+			rec, err := s.RotateRefreshFamily(ctx, tok.Current, rotated(tok, i, now()))
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
 			case err == nil:
 				if winner != -1 {
-					t.Errorf("spends %d and %d both won", winner, i)
+					t.Errorf("rotations %d and %d both won", winner, i)
 				}
 				winner = i
 			case errors.Is(err, store.ErrRefreshSpent):
 				spent++
+				losers = append(losers, rec)
 			default:
-				t.Errorf("spend: %v", err)
+				t.Errorf("rotation: %v", err)
 			}
 		}()
 	}
@@ -162,11 +177,48 @@ func testConcurrentSpendOnlyOneWins(t *testing.T, h *harness) {
 	if winner == -1 || spent != n-1 {
 		t.Fatalf("winner %d and %d refused, want one winner and %d refused", winner, spent, n-1)
 	}
-	for i := 1; i <= n; i++ {
-		_, err := s.RefreshToken(ctx, refreshHash("fam", i))
-		if stored := err == nil; stored != (i == winner) {
-			t.Errorf("successor %d stored: %v (winner %d): %v", i, stored, winner, err)
+	stored, err := s.RefreshFamily(ctx, "fam")
+	if err != nil || stored.Current != tokenHash("fam", winner) || stored.Previous != tok.Current || stored.Counter != 1 {
+		t.Fatalf("stored family = %+v, %v; want the winner's (%d)", stored, err, winner)
+	}
+	for _, rec := range losers {
+		if rec == nil || !reflect.DeepEqual(*rec, *stored) {
+			t.Fatalf("a loser was told %+v, want the winner's record %+v", rec, stored)
 		}
+	}
+}
+
+// rotations is how many times testRefreshFamilyStaysOneRecord rotates one
+// family: an installation refreshing hourly for a year and more.
+const rotations = 10_000
+
+// testRefreshFamilyStaysOneRecord rotates one family many times: the
+// backend still holds one record for it.
+func testRefreshFamilyStaysOneRecord(t *testing.T, h *harness) {
+	if h.cfg.count == nil {
+		t.Skip("the backend offers no way to count its records (WithRecordCount)")
+	}
+	ctx := context.Background()
+	s := h.open(t)
+	f := family("famLong", now())
+	if err := s.PutRefreshFamily(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	if n := h.cfg.count(t, s, f.ID); n != 1 {
+		t.Fatalf("%d records for a new family, want 1", n)
+	}
+	for i := 1; i <= rotations; i++ {
+		next := rotated(f, i, f.IssuedAt.Add(time.Second))
+		if _, err := s.RotateRefreshFamily(ctx, f.Current, next); err != nil {
+			t.Fatalf("rotation %d: %v", i, err)
+		}
+		f = next
+	}
+	if n := h.cfg.count(t, s, f.ID); n != 1 {
+		t.Fatalf("%d records after %d rotations, want 1", n, rotations)
+	}
+	if got, err := s.RefreshFamily(ctx, f.ID); err != nil || got.Counter != rotations || got.Current != f.Current {
+		t.Fatalf("family after %d rotations = %+v, %v", rotations, got, err)
 	}
 }
 

@@ -16,7 +16,8 @@ namespace LicenseGate;
  * refreshes it when it is about to expire or the gate answers 401
  * invalid_token, under the store's lock: among concurrent workers one
  * refreshes, the others wait and reuse its tokens (a second refresh with
- * the same refresh token would mark the installation cloned).
+ * the same refresh token costs a request, and past the gateway's
+ * refresh_reuse_grace it would mark the installation cloned).
  *
  * Options:
  *  - timeout (float, 10): seconds per HTTP request;

@@ -1,0 +1,142 @@
+package caddymodule
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/licensegate/licensegate/gateway"
+)
+
+// Restart backoff: the first restart after minRestartBackoff, each
+// consecutive one twice as late up to maxRestartBackoff. A run that lasted
+// healthyRun forgets the failures before it.
+const (
+	minRestartBackoff = time.Second
+	maxRestartBackoff = 30 * time.Second
+	healthyRun        = time.Minute
+)
+
+// supervisor keeps the app's background workers running: each in its own
+// goroutine under its own cancel, run again after a backoff when it panics
+// (logged with its stack) or returns an error, until stop cancels them all
+// and waits for them.
+type supervisor struct {
+	logger *zap.Logger
+	// backoff is the wait before a worker's n-th consecutive restart
+	// (n >= 1). Default: restartBackoff.
+	backoff func(n int) time.Duration
+	// now judges how long a run lasted. Default: time.Now.
+	now func() time.Time
+
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	cancels []context.CancelFunc
+}
+
+func newSupervisor(logger *zap.Logger) *supervisor {
+	return &supervisor{logger: logger, backoff: restartBackoff, now: time.Now}
+}
+
+// restartBackoff doubles from minRestartBackoff up to maxRestartBackoff.
+func restartBackoff(n int) time.Duration {
+	d := minRestartBackoff
+	for i := 1; i < n && d < maxRestartBackoff; i++ {
+		d *= 2
+	}
+	return min(d, maxRestartBackoff)
+}
+
+// start runs w in the background until stop.
+func (s *supervisor) start(w gateway.Worker) {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.mu.Lock()
+	s.cancels = append(s.cancels, cancel)
+	s.mu.Unlock()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.keep(ctx, w)
+	}()
+}
+
+// stop cancels every worker, then waits for them to return.
+func (s *supervisor) stop() {
+	s.mu.Lock()
+	cancels := s.cancels
+	s.cancels = nil
+	s.mu.Unlock()
+	for _, cancel := range cancels {
+		cancel()
+	}
+	s.wg.Wait()
+}
+
+// keep runs w until ctx ends or w returns nil, restarting it after each
+// failure.
+func (s *supervisor) keep(ctx context.Context, w gateway.Worker) {
+	log := s.logger.With(zap.String("worker", w.Name))
+	failures := 0
+	for {
+		began := s.now()
+		err := runRecovered(ctx, w.Run)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			log.Debug("background worker finished")
+			return
+		}
+		if s.now().Sub(began) >= healthyRun {
+			failures = 0
+		}
+		failures++
+		wait := s.backoff(failures)
+		if p, ok := err.(*workerPanic); ok {
+			log.Error("background worker panicked; restarting it",
+				zap.Any("panic", p.value), zap.ByteString("stack", p.stack), zap.Duration("backoff", wait))
+		} else {
+			log.Warn("background worker failed; restarting it", zap.Error(err), zap.Duration("backoff", wait))
+		}
+		if !sleepCtx(ctx, wait) {
+			return
+		}
+	}
+}
+
+// workerPanic is a worker's panic, with the stack it was raised on.
+type workerPanic struct {
+	value any
+	stack []byte
+}
+
+func (p *workerPanic) Error() string { return fmt.Sprintf("panic: %v", p.value) }
+
+// runRecovered calls run, turning a panic into a *workerPanic.
+func runRecovered(ctx context.Context, run func(context.Context) error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &workerPanic{value: r, stack: debug.Stack()}
+		}
+	}()
+	return run(ctx)
+}
+
+// sleepCtx waits d, or less if ctx ends first, which it reports as false.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,182 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/licensegate/licensegate/store"
+)
+
+// Worker is one piece of the service's background work.
+type Worker struct {
+	// Name labels the worker in logs: change_feed, key_reload, ...
+	Name string
+	// Run works until ctx ends, then returns nil. An error return or a
+	// panic is a failure: whoever runs the worker (App.Start's supervisor)
+	// runs it again after a backoff. A nil return before ctx ends means the
+	// worker has nothing (more) to do.
+	Run func(ctx context.Context) error
+}
+
+// Workers returns the background work the service needs, each to run in
+// its own goroutine until the app stops: following the store's change
+// feed, reloading the key ring (which also loads it the first time, so
+// starting never waits on the store), with KeyRotation set, rotating
+// the signing key on schedule and, unless every product's recheck is off,
+// the background recheck (one across instances, by its lease).
+func (s *Service) Workers() []Worker {
+	ws := []Worker{
+		{Name: "change_feed", Run: s.followChanges},
+		{Name: "key_reload", Run: s.reloadKeysPeriodically},
+	}
+	if s.cfg.KeyRotation > 0 {
+		ws = append(ws, Worker{Name: "key_rotation", Run: s.rotateOnSchedule})
+	}
+	if s.rechecks() {
+		ws = append(ws, Worker{Name: "recheck", Run: s.RunRecheck})
+	}
+	return ws
+}
+
+// errFeedClosed is the change feed ending while the worker still runs
+// (the store closed it, or lost its connection).
+var errFeedClosed = errors.New("store change feed closed")
+
+// followChanges follows the store's change feed until ctx ends: licence
+// changes drop cached statuses, key notices reload the key ring. A feed
+// that cannot be opened, or that ends, is a failure (retried by the
+// supervisor); each new subscription drops every cached status, since
+// changes may have been missed meanwhile.
+func (s *Service) followChanges(ctx context.Context) error {
+	changes, err := s.cfg.Store.Subscribe(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("subscribing to store changes: %w", err)
+	}
+	s.cache.InvalidateAll()
+	if !s.ring.Loaded() {
+		s.reloadKeys(ctx) // the store is back: do not wait for key_reload's retry
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ch, ok := <-changes:
+			if !ok {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return errFeedClosed
+			}
+			s.apply(ctx, ch)
+		}
+	}
+}
+
+// apply acts on one change notice.
+func (s *Service) apply(ctx context.Context, ch store.Change) {
+	if ch.Resync {
+		s.cache.InvalidateAll()
+	}
+	if ch.Resync || ch.Keys {
+		s.reloadKeys(ctx)
+	}
+	if ch.LicenseID != "" {
+		s.cache.Invalidate(ch.LicenseID)
+	}
+}
+
+// keyReloadInterval is how often the key ring is re-read without notice.
+const keyReloadInterval = 5 * time.Minute
+
+// keyOpTimeout bounds one key-ring read or rotation.
+const keyOpTimeout = 5 * time.Second
+
+// reloadKeysPeriodically loads the key ring if it is not loaded yet (the
+// app started without waiting for the store; until then the gate answers
+// 503 store_unavailable), failing so the supervisor retries while the
+// store is down, then re-reads it every keyReloadInterval to drop expired
+// keys and catch a lost notice.
+func (s *Service) reloadKeysPeriodically(ctx context.Context) error {
+	if !s.ring.Loaded() {
+		lctx, cancel := context.WithTimeout(ctx, keyOpTimeout)
+		err := s.ring.Load(lctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
+	return every(ctx, keyReloadInterval, s.reloadKeys)
+}
+
+// reloadKeys re-reads the key ring; a failure keeps the keys held.
+func (s *Service) reloadKeys(ctx context.Context) {
+	lctx, cancel := context.WithTimeout(ctx, keyOpTimeout)
+	defer cancel()
+	if err := s.ring.Load(lctx); err != nil && ctx.Err() == nil {
+		s.log.Warn("reloading signing keys", zap.Error(err))
+	}
+}
+
+// rotateOnSchedule checks the current key's age every
+// rotationCheckInterval and rotates it once it reaches KeyRotation.
+func (s *Service) rotateOnSchedule(ctx context.Context) error {
+	return every(ctx, s.rotationCheckInterval(), s.rotateIfDue)
+}
+
+// every calls fn every d until ctx ends, then returns nil.
+func every(ctx context.Context, d time.Duration, fn func(context.Context)) error {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			fn(ctx)
+		}
+	}
+}
+
+// rotationCheckInterval is how often the current key's age is checked: a
+// quarter of KeyRotation, at most keyReloadInterval, at least a second.
+func (s *Service) rotationCheckInterval() time.Duration {
+	d := keyReloadInterval
+	if r := s.cfg.KeyRotation; r > 0 && r/4 < d {
+		d = max(r/4, time.Second)
+	}
+	return d
+}
+
+// rotateIfDue rotates the signing key on schedule. Another instance that
+// rotated a moment earlier wins (the ring keeps a key made less than a
+// second ago).
+func (s *Service) rotateIfDue(ctx context.Context) {
+	if s.cfg.KeyRotation <= 0 || !s.ring.Loaded() || s.ring.CurrentKeyAge() < s.cfg.KeyRotation {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, keyOpTimeout)
+	defer cancel()
+	added, err := s.ring.RotateScheduled(rctx, s.cfg.KeyRotation)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("rotating signing key on schedule", zap.Error(err))
+		}
+		return
+	}
+	if !added {
+		return // another instance rotated a moment ago; its key is adopted
+	}
+	kid := s.ring.CurrentKeyID()
+	s.log.Info("signing key rotated on schedule", zap.String("kid", kid))
+	s.audit(ctx, store.AuditEvent{Actor: ActorGateway, Action: store.AuditKeysRotated, Detail: kid, Reason: "schedule"})
+}
