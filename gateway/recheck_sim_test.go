@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -68,8 +69,10 @@ type fakeVendor struct {
 	closing chan struct{} // closed at the end: hung answers give up
 
 	mu      sync.Mutex
+	clock   *testClock
 	keys    map[string]*truth
-	asked   map[string]int // calls per key
+	asked   map[string]int         // calls per key
+	askedAt map[string][]time.Time // when, on the sim's clock
 	charged int            // calls that would have spent a use or a slot
 }
 
@@ -83,6 +86,9 @@ func (v *fakeVendor) lookup(key string) (truth, bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.asked[key]++
+	if v.clock != nil {
+		v.askedAt[key] = append(v.askedAt[key], v.clock.Now())
+	}
 	t, ok := v.keys[key]
 	if !ok {
 		return truth{}, false
@@ -91,7 +97,7 @@ func (v *fakeVendor) lookup(key string) (truth, bool) {
 }
 
 func newFakeVendor(t *testing.T, name string, answer func(v *fakeVendor, w http.ResponseWriter, r *http.Request)) *fakeVendor {
-	v := &fakeVendor{name: name, keys: map[string]*truth{}, asked: map[string]int{}, closing: make(chan struct{})}
+	v := &fakeVendor{name: name, keys: map[string]*truth{}, asked: map[string]int{}, askedAt: map[string][]time.Time{}, closing: make(chan struct{})}
 	v.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch v.mode.Load() {
 		case vendorDown:
@@ -239,6 +245,9 @@ func newSim(t *testing.T, st store.Store, mode policy.RecheckMode, instance stri
 	s.vendors["envato"] = newFakeVendor(t, "envato", envatoAnswer)
 	s.vendors["digitaldownloads"] = newFakeVendor(t, "digitaldownloads", ddpAnswer)
 	s.vendors["lemonsqueezy"] = newFakeVendor(t, "lemonsqueezy", lsAnswer)
+	for _, v := range s.vendors {
+		v.clock = s.clock
+	}
 	s.keyFile = filepath.Join(t.TempDir(), "keys.csv")
 	s.writeKeys(nil)
 	s.svc = s.service(st, mode, instance)
@@ -688,5 +697,105 @@ func guardScenario(t *testing.T, st store.Store) {
 				t.Errorf("suspension %+v (first definitive answer %v)", ev, first)
 			}
 		}
+	}
+}
+
+// TestRecheckTwoInstancesOneRedis is acceptance 4 on a fake clock: two
+// gateways on one Redis check every due licence exactly once per interval
+// (counted at the vendor); when the lease holder dies (stops renewing) the
+// other takes over once the lease has expired; the old holder, waking up,
+// cannot write a result over the new holder's.
+func TestRecheckTwoInstancesOneRedis(t *testing.T) {
+	srv := redistest.NewServer(t)
+	open := func() store.Store {
+		client := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
+		t.Cleanup(func() { _ = client.Close() })
+		rs := redisstore.New(client, redisstore.Options{})
+		t.Cleanup(func() { _ = rs.Close() })
+		return rs
+	}
+	s := newSim(t, open(), policy.RecheckManual, "gw_a")
+	a := s.svc
+	b := s.service(open(), policy.RecheckManual, "gw_b")
+	const n = 40
+	for i := range n {
+		s.buy(fmt.Sprintf("d%d", i), "digitaldownloads", ddpKey(i), truth{status: "active"})
+		s.clock.Advance(6 * time.Hour / n)
+	}
+	ddp := s.vendors["digitaldownloads"]
+
+	// Both run, concurrently, every step for two days.
+	both := func(until time.Time) {
+		for s.clock.Now().Before(until) {
+			var wg sync.WaitGroup
+			for _, svc := range []*Service{a, b} {
+				wg.Add(1)
+				go func() { defer wg.Done(); s.drain(svc) }()
+			}
+			wg.Wait()
+			s.clock.Advance(10 * time.Minute)
+		}
+	}
+	both(day(2))
+	holder, standby := a, b
+	if !a.recheck.holding() {
+		holder, standby = b, a
+	}
+	if standby.recheck.holding() || !holder.recheck.holding() {
+		t.Fatal("not exactly one lease holder")
+	}
+
+	// The holder renews its lease now and dies: from now on only the
+	// standby runs, in 5s steps.
+	s.drain(holder)
+	if !holder.recheck.holding() {
+		t.Fatal("the holder lost its lease")
+	}
+	holder.recheck.mu.Lock()
+	dead := holder.recheck.lease
+	holder.recheck.mu.Unlock()
+	var tookOver time.Time
+	for s.clock.Now().Before(dead.Expires.Add(time.Minute)) {
+		s.drain(standby)
+		if tookOver.IsZero() && standby.recheck.holding() {
+			tookOver = s.clock.Now()
+		}
+		s.clock.Advance(5 * time.Second)
+	}
+	if tookOver.IsZero() || tookOver.Before(dead.Expires) || tookOver.Sub(dead.Expires) > 5*time.Second {
+		t.Fatalf("standby took over at %v; the dead holder's lease expired at %v (TTL %v)", tookOver, dead.Expires, RecheckLeaseTTL)
+	}
+	for s.clock.Now().Before(day(4)) {
+		s.drain(standby)
+		s.clock.Advance(10 * time.Minute)
+	}
+
+	// Every licence was asked once per interval, by whichever instance
+	// held the lease: never twice in a round.
+	ddp.mu.Lock()
+	for key, times := range ddp.askedAt {
+		if len(times) < 3*4-2 {
+			t.Errorf("%s asked %d times in three days", key[:8], len(times))
+		}
+		for i := 1; i < len(times); i++ {
+			if gap := times[i].Sub(times[i-1]); gap < 6*time.Hour*9/10-10*time.Minute {
+				t.Errorf("%s asked twice within %v (at %v and %v)", key[:8], gap, times[i-1], times[i])
+			}
+		}
+	}
+	ddp.mu.Unlock()
+
+	// The old holder wakes with a check in flight: its write is fenced off.
+	st := s.license("d3")
+	if _, err := holder.recheckLicense(context.Background(), st.ID, dead.Token, false); !errors.Is(err, store.ErrFenced) {
+		t.Fatalf("the old holder's write: %v, want ErrFenced", err)
+	}
+	if after := s.license("d3"); after.Version != st.Version || after.Fence <= dead.Token {
+		t.Fatalf("the fenced write changed the licence: %+v -> %+v", st, after)
+	}
+	// And its next step finds the lease taken (the standby, alive, holds it).
+	s.drain(standby)
+	if n, err := holder.RecheckOnce(context.Background()); n != 0 || err != nil || holder.recheck.holding() {
+		t.Fatalf("the old holder's next step: %d, %v, holding %v", n, err, holder.recheck.holding())
 	}
 }
