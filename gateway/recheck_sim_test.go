@@ -73,7 +73,7 @@ type fakeVendor struct {
 	keys    map[string]*truth
 	asked   map[string]int         // calls per key
 	askedAt map[string][]time.Time // when, on the sim's clock
-	charged int            // calls that would have spent a use or a slot
+	charged int                    // calls that would have spent a use or a slot
 }
 
 func (v *fakeVendor) set(key string, fn func(*truth)) {
