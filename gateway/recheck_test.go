@@ -100,3 +100,27 @@ func TestRecheckModeOff(t *testing.T) {
 		t.Fatal("mode off asked the vendor")
 	}
 }
+
+// TestReinstateRestartsTheCount: the author's reinstate of a flagged
+// licence is not undone by the next answer: it takes a fresh day.
+func TestReinstateRestartsTheCount(t *testing.T) {
+	s := newSim(t, openEmbedded(t), policy.RecheckManual, "gw_a")
+	s.buy("d1", "digitaldownloads", ddpKey(1), truth{status: "active"})
+	s.vendors["digitaldownloads"].set(ddpKey(1), func(tr *truth) { tr.status = "refunded" })
+	ctx := context.Background()
+	for range 2 {
+		if _, err := s.svc.RecheckLicense(ctx, s.ids["d1"]); err != nil {
+			t.Fatal(err)
+		}
+		s.clock.Advance(policy.DefinitiveSpan)
+	}
+	if lic := s.license("d1"); lic.Status != store.LicenseFlagged {
+		t.Fatalf("not flagged: %s", lic.Status)
+	}
+	if _, err := s.svc.ChangeLicense(ctx, s.ids["d1"], ActionReinstate, "account closed, paid"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := s.svc.RecheckLicense(ctx, s.ids["d1"]); err != nil || out.Status != store.LicenseActive || out.Definitive != 1 {
+		t.Fatalf("after reinstate: %+v, %v", out, err)
+	}
+}
