@@ -104,9 +104,22 @@ type Product struct {
 	// LocalDomains is how localhost/*.test installs count: free, slot or
 	// deny. Default: free.
 	LocalDomains string `json:"local_domains,omitempty"`
+	// LocalCap bounds free local installs per licence (Caddyfile:
+	// local_domains free <n>). Default: 5.
+	LocalCap int `json:"local_cap,omitempty"`
 	// StagingSubdomains is how subdomains of an active production domain
 	// count: free, slot or deny. Default: free.
 	StagingSubdomains string `json:"staging_subdomains,omitempty"`
+	// StagingCap bounds free staging installs per production domain
+	// (Caddyfile: staging_subdomains free <n>). Default: 3.
+	StagingCap int `json:"staging_cap,omitempty"`
+	// LeakThreshold is "<n>/<period>": a licence seen activating on more
+	// than n distinct production domains (refused attempts included), or
+	// re-activated from more than n distinct client networks, within the
+	// period is locked for new activations (existing installations keep
+	// working) until the author unlocks it. n is raised to twice the
+	// licence's production slots when that is more. Default: 5/24h.
+	LeakThreshold string `json:"leak_threshold,omitempty"`
 	// MoveCooldown is the least time between two domain moves of one
 	// licence. Default: 24h.
 	MoveCooldown *caddy.Duration `json:"move_cooldown,omitempty"`
@@ -502,6 +515,20 @@ func (pc *Product) build(name string, sources map[string]upstreams.Source) (*gat
 	if err != nil {
 		return nil, fmt.Errorf("product %s: staging_subdomains: %w", name, err)
 	}
+	if pc.LocalCap < 0 || (pc.LocalCap > 0 && local != policy.Free) {
+		return nil, fmt.Errorf("product %s: local_cap: %d needs local_domains free and a positive number", name, pc.LocalCap)
+	}
+	if pc.StagingCap < 0 || (pc.StagingCap > 0 && staging != policy.Free) {
+		return nil, fmt.Errorf("product %s: staging_cap: %d needs staging_subdomains free and a positive number", name, pc.StagingCap)
+	}
+	leak := policy.LeakRule{}
+	if pc.LeakThreshold != "" {
+		r, err := upstreams.ParseRate(pc.LeakThreshold)
+		if err != nil {
+			return nil, fmt.Errorf("product %s: leak_threshold: %w", name, err)
+		}
+		leak = policy.LeakRule{Threshold: r.Calls, Window: r.Period}
+	}
 	cooldown := 24 * time.Hour
 	if pc.MoveCooldown != nil {
 		if *pc.MoveCooldown < 0 {
@@ -514,8 +541,11 @@ func (pc *Product) build(name string, sources map[string]upstreams.Source) (*gat
 		return nil, err
 	}
 	return &gateway.Product{
-		Name: name, Sources: pc.Sources, MoveCooldown: cooldown,
-		Rules:   policy.Rules{Activations: pc.Activations, LocalDomains: local, StagingSubdomains: staging},
+		Name: name, Sources: pc.Sources, MoveCooldown: cooldown, Leak: leak,
+		Rules: policy.Rules{
+			Activations: pc.Activations, LocalDomains: local, StagingSubdomains: staging,
+			LocalCap: pc.LocalCap, StagingCap: pc.StagingCap,
+		},
 		Recheck: recheck,
 	}, nil
 }
@@ -532,8 +562,12 @@ func treatment(s string) (policy.Treatment, error) {
 func (a *App) buildService(sources map[string]upstreams.Source, products map[string]*gateway.Product, order []string) error {
 	accessTTL := durationOr(a.AccessTokenTTL, defaultAccessTTL)
 	refreshTTL := durationOr(a.RefreshTokenTTL, defaultRefreshTTL)
-	if accessTTL < time.Minute {
-		return fmt.Errorf("access_token_ttl: %s is shorter than 1m", accessTTL)
+	if accessTTL < time.Second {
+		return fmt.Errorf("access_token_ttl: %s is shorter than 1s", accessTTL)
+	}
+	if accessTTL < 5*time.Minute {
+		a.logger.Warn("access_token_ttl is below 5m: every installation will refresh its token that often",
+			zap.Duration("access_token_ttl", accessTTL))
 	}
 	if refreshTTL < accessTTL {
 		return fmt.Errorf("refresh_token_ttl: %s is shorter than access_token_ttl %s", refreshTTL, accessTTL)

@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"encoding/json"
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -42,9 +43,10 @@ func init() {
 //			sources <name...>
 //			<mapping option> <id...>   # a source's, e.g. envato_item
 //			activations <n>
-//			local_domains free|slot|deny
-//			staging_subdomains free|slot|deny
+//			local_domains free [<cap>]|slot|deny
+//			staging_subdomains free [<cap>]|slot|deny
 //			move_cooldown <duration>
+//			leak_threshold <n>/<period>
 //			recheck every <duration> mode manual|auto|off [confirm <n>] [confirm_window <duration>] [auto_suspend_not_found]
 //			expiry_grace <duration>
 //		}
@@ -298,14 +300,24 @@ func recheckArgs(d *caddyfile.Dispenser, product string, p *Product) error {
 	return nil
 }
 
-// treatmentArg reads a product's free|slot|deny option.
-func treatmentArg(d *caddyfile.Dispenser, product string, dst *string) error {
+// treatmentArg reads a product's "free [<cap>]|slot|deny" option.
+func treatmentArg(d *caddyfile.Dispenser, product string, dst *string, capacity *int) error {
 	opt := d.Val()
-	if err := singleArg(d, dst); err != nil {
-		return err
+	args := d.RemainingArgs()
+	if len(args) == 0 || len(args) > 2 {
+		return d.ArgErr()
 	}
-	if _, err := policy.ParseTreatment(*dst); err != nil {
+	t, err := policy.ParseTreatment(args[0])
+	if err != nil {
 		return d.Errf("product %s: %s: %v", product, opt, err)
+	}
+	*dst = args[0]
+	if len(args) == 2 {
+		n, err := strconv.Atoi(args[1])
+		if t != policy.Free || err != nil || n < 1 {
+			return d.Errf("product %s: %s: only free takes a cap, a positive number (got %q)", product, opt, strings.Join(args, " "))
+		}
+		*capacity = n
 	}
 	return nil
 }
@@ -328,9 +340,16 @@ func parseProductOption(d *caddyfile.Dispenser, name string, p *Product) error {
 		}
 		p.Activations = n
 	case "local_domains":
-		return treatmentArg(d, name, &p.LocalDomains)
+		return treatmentArg(d, name, &p.LocalDomains, &p.LocalCap)
 	case "staging_subdomains":
-		return treatmentArg(d, name, &p.StagingSubdomains)
+		return treatmentArg(d, name, &p.StagingSubdomains, &p.StagingCap)
+	case "leak_threshold":
+		if err := singleArg(d, &p.LeakThreshold); err != nil {
+			return err
+		}
+		if _, err := upstreams.ParseRate(p.LeakThreshold); err != nil {
+			return d.Errf("product %s: leak_threshold: %v", name, err)
+		}
 	case "move_cooldown":
 		var dur caddy.Duration
 		if err := durationArg(d, &dur); err != nil {
@@ -350,7 +369,7 @@ func parseProductOption(d *caddyfile.Dispenser, name string, p *Product) error {
 		}
 		g := caddy.Duration(dur)
 		p.ExpiryGrace = &g
-	case "leak_threshold", "release_idle":
+	case "release_idle":
 		return d.Errf("product %s: %s: not supported yet", name, opt)
 	default:
 		source, ok := mappingSource(opt) // envato_item, apptrovo_slug, ...
@@ -515,6 +534,7 @@ func (s *StaticSource) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 //	license_exchange {
 //		rate_limit <calls>/<period>
 //		failed_limit <calls>/<period>
+//		failed_source_limit <calls>/<period>
 //	}
 func parseExchange(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	h.Next() // directive name
@@ -530,6 +550,8 @@ func parseExchange(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) 
 			dst = &e.RateLimit
 		case "failed_limit":
 			dst = &e.FailedLimit
+		case "failed_source_limit":
+			dst = &e.FailedSourceLimit
 		default:
 			return nil, h.Errf("license_exchange: unrecognized option %q", opt)
 		}
@@ -545,8 +567,10 @@ func parseExchange(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) 
 
 // parseGate parses:
 //
-//	license_gate {
+//	license_gate [<slug...>] {
 //		products <slug...>
+//		on_store_error allow_stale [<duration>] | deny
+//		forward <installation|product|domain|type|support_active|class...>
 //	}
 func parseGate(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	h.Next() // directive name
@@ -559,6 +583,14 @@ func parseGate(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 		case "on_store_error":
 			if err := parseOnStoreError(h, g); err != nil {
 				return nil, err
+			}
+		case "forward":
+			g.Forward = append(g.Forward, h.RemainingArgs()...)
+			if len(g.Forward) == 0 {
+				return nil, h.ArgErr()
+			}
+			if _, err := parseForward(g.Forward); err != nil {
+				return nil, h.Errf("license_gate: forward: %v", err)
 			}
 		case "require", "quota":
 			return nil, h.Errf("license_gate: %s: not supported yet", opt)

@@ -59,7 +59,7 @@ func adapt(t *testing.T, input string) string {
 func TestCaddyfileErrors(t *testing.T) {
 	cases := map[string]string{
 		"unknown option":       "{\n\tlicensegate {\n\t\tbogus 1\n\t}\n}\n",
-		"not supported yet":    "{\n\tlicensegate {\n\t\tproduct p {\n\t\t\tleak_threshold 5/24h\n\t\t}\n\t}\n}\n",
+		"not supported yet":    "{\n\tlicensegate {\n\t\tproduct p {\n\t\t\trelease_idle 2160h\n\t\t}\n\t}\n}\n",
 		"recheck bad mode":     "{\n\tlicensegate {\n\t\tproduct p {\n\t\t\trecheck every 6h mode suspend\n\t\t}\n\t}\n}\n",
 		"recheck bad word":     "{\n\tlicensegate {\n\t\tproduct p {\n\t\t\trecheck every 6h often\n\t\t}\n\t}\n}\n",
 		"recheck no value":     "{\n\tlicensegate {\n\t\tproduct p {\n\t\t\trecheck every\n\t\t}\n\t}\n}\n",
@@ -109,6 +109,16 @@ func TestCaddyfileErrorMessages(t *testing.T) {
 			`refresh_reuse_grace: "2m" is not between 0 (off) and 1m0s, at Caddyfile:3`},
 		"bad staging_subdomains": {"{\n\tlicensegate {\n\t\tproduct p {\n\t\t\tstaging_subdomains FREE\n\t\t}\n\t}\n}\n",
 			`product p: staging_subdomains: "FREE" is not free, slot or deny, at Caddyfile:4`},
+		"cap on slot": {"{\n\tlicensegate {\n\t\tproduct p {\n\t\t\tlocal_domains slot 5\n\t\t}\n\t}\n}\n",
+			`product p: local_domains: only free takes a cap, a positive number (got "slot 5"), at Caddyfile:4`},
+		"zero cap": {"{\n\tlicensegate {\n\t\tproduct p {\n\t\t\tstaging_subdomains free 0\n\t\t}\n\t}\n}\n",
+			`product p: staging_subdomains: only free takes a cap, a positive number (got "free 0"), at Caddyfile:4`},
+		"bad leak_threshold": {"{\n\tlicensegate {\n\t\tproduct p {\n\t\t\tleak_threshold 5\n\t\t}\n\t}\n}\n",
+			`product p: leak_threshold: "5" is not <calls>/<period>, e.g. 60/m, at Caddyfile:4`},
+		"bad forward": {":8080 {\n\tlicense_gate {\n\t\tforward installation secret\n\t}\n}\n",
+			`license_gate: forward: "secret" is not one of installation, product, domain, type, support_active, class, at Caddyfile:3`},
+		"bad failed_source_limit": {":8080 {\n\tlicense_exchange {\n\t\tfailed_source_limit lots\n\t}\n}\n",
+			`license_exchange: failed_source_limit: "lots" is not <calls>/<period>, e.g. 60/m, at Caddyfile:3`},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -117,5 +127,22 @@ func TestCaddyfileErrorMessages(t *testing.T) {
 				t.Fatalf("error %v, want it to contain %q", err, c.want)
 			}
 		})
+	}
+}
+
+// access_token_ttl accepts 1s and more (below 5m with a warning); less is
+// refused, naming the option.
+func TestAccessTokenTTLBounds(t *testing.T) {
+	conf := func(ttl string) string {
+		return "{\n\tadmin off\n\tlicensegate {\n\t\tstorage embedded " + filepath.Join(t.TempDir(), "lg.db") +
+			"\n\t\taccess_token_ttl " + ttl + "\n\t}\n}\n"
+	}
+	for _, ok := range []string{"1s", "30s", "5m"} {
+		if err := validate(t, conf(ok)); err != nil {
+			t.Errorf("access_token_ttl %s: %v", ok, err)
+		}
+	}
+	if err := validate(t, conf("500ms")); err == nil || !strings.Contains(err.Error(), "access_token_ttl: 500ms is shorter than 1s") {
+		t.Errorf("access_token_ttl 500ms: %v", err)
 	}
 }

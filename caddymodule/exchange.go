@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/licensegate/licensegate/gateway"
+	"github.com/licensegate/licensegate/policy"
 	"github.com/licensegate/licensegate/upstreams"
 )
 
@@ -25,22 +26,34 @@ func init() {
 // deactivate and move; GET status and jwks.json. It answers every request
 // itself and never calls the next handler.
 //
-// Per client IP (as Caddy determines it, honouring trusted_proxies) it
-// limits requests to every endpoint and failed activations, answering 429
-// rate_limited with Retry-After beyond them. The limits are kept in memory
-// by each instance.
+// Per client (as Caddy determines its address, honouring trusted_proxies;
+// an IPv6 client counts by its /64) it limits requests to every endpoint
+// and failed activations, and per source it bounds the activations of
+// unknown keys that reach the marketplace, answering 429 rate_limited with
+// Retry-After beyond them. The limits are kept in memory by each instance.
 type Exchange struct {
 	// RateLimit bounds requests per client IP, as "<calls>/<period>".
 	// Default: 120/m (AppTrovo's documented installer limit).
 	RateLimit string `json:"rate_limit,omitempty"`
 	// FailedLimit bounds failed activations (any 4xx) per client IP, so a
-	// key cannot be guessed by brute force. Default: 20/10m.
+	// key cannot be guessed by brute force. A call is reserved before the
+	// activation and given back when it succeeds. Default: 20/10m.
 	FailedLimit string `json:"failed_limit,omitempty"`
+	// FailedSourceLimit bounds, per source and for all clients together,
+	// the activations of keys the store does not know that the source
+	// does not vindicate, so a flood of random well-formed keys from many
+	// addresses cannot spend the marketplace's rate budget honest
+	// installers need: past it, unknown keys are answered 429 before any
+	// marketplace call (keys already stored are unaffected, valid keys
+	// give their call back). Not applied to the static source. Default:
+	// 30/m.
+	FailedSourceLimit string `json:"failed_source_limit,omitempty"`
 
 	svc      *gateway.Service
 	logger   *zap.Logger
 	requests *ipLimiter
 	failures *ipLimiter
+	budget   *gateway.FailureBudget
 }
 
 // CaddyModule returns the Caddy module information.
@@ -67,7 +80,12 @@ func (e *Exchange) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	src, err := parseRateOr("failed_source_limit", e.FailedSourceLimit, "30/m")
+	if err != nil {
+		return err
+	}
 	e.requests, e.failures = newIPLimiter(req), newIPLimiter(fail)
+	e.budget = gateway.NewFailureBudget(src, nil)
 	return nil
 }
 
@@ -114,7 +132,7 @@ func (e *Exchange) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp
 		writeProblem(w, e.logger, &gateway.Error{Code: gateway.CodeMethodNotAllowed, Detail: "Use " + method + " for " + op + "."})
 		return nil
 	}
-	if ok, wait := e.requests.allow(clientIP(r)); !ok {
+	if ok, wait := e.requests.allow(policy.RateKey(clientIP(r))); !ok {
 		writeProblem(w, e.logger, rateLimited(wait))
 		return nil
 	}
@@ -139,18 +157,34 @@ func rateLimited(wait time.Duration) *gateway.Error {
 	return &gateway.Error{Code: gateway.CodeRateLimited, Detail: "Too many requests from this address. Please wait and try again.", RetryAfter: wait}
 }
 
+// activate reserves a failed-activation call before the work (a
+// concurrent burst cannot overdraw it) and gives it back unless the
+// activation failed by the client's doing (a 4xx other than a source's
+// budget running out).
 func (e *Exchange) activate(w http.ResponseWriter, r *http.Request) {
-	ip := clientIP(r)
-	if blocked, wait := e.failures.blocked(ip); blocked {
+	key := policy.RateKey(clientIP(r))
+	if ok, wait := e.failures.allow(key); !ok {
 		writeProblem(w, e.logger, rateLimited(wait))
 		return
 	}
-	if err := e.doActivate(w, r); err != nil {
-		if st := statusFor[gateway.AsError(err).Code]; st >= 400 && st < 500 {
-			e.failures.take(ip)
-		}
+	err := e.doActivate(w, r)
+	if !countsAsFailure(err) {
+		e.failures.refund(key)
+	}
+	if err != nil {
 		writeProblem(w, e.logger, err)
 	}
+}
+
+// countsAsFailure reports whether an activation's outcome counts toward
+// failed_limit.
+func countsAsFailure(err error) bool {
+	if err == nil {
+		return false
+	}
+	code := gateway.AsError(err).Code
+	st := statusFor[code]
+	return st >= 400 && st < 500 && code != gateway.CodeRateLimited
 }
 
 func (e *Exchange) doActivate(w http.ResponseWriter, r *http.Request) error {
@@ -162,7 +196,7 @@ func (e *Exchange) doActivate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	req.ClientIP = clientIP(r)
+	req.ClientIP, req.Budget = clientIP(r), e.budget
 	a, err := e.svc.ActivateIdempotent(r.Context(), r.Header.Get("Idempotency-Key"), req)
 	if err != nil {
 		return err

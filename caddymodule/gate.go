@@ -33,14 +33,23 @@ func init() {
 //	X-License-Domain         the installation's domain
 //	X-License-Type           licence type (regular, extended, ...)
 //	X-License-Support-Active true or false
+//	X-License-Class          install class (production, staging, local)
 //
-// and the placeholders {license.installation}, {license.id},
+// (forward picks a subset), and the placeholders {license.installation}, {license.id},
 // {license.product}, {license.domain}, {license.class}, {license.type} and
 // {license.support_active}.
 type Gate struct {
 	// Products lists the product slugs whose tokens are admitted (the
-	// tokens' aud). Default: every configured product.
+	// tokens' aud). Required when more than one product is configured (a
+	// cheap product's token must not open an expensive product's API by
+	// omission); with one product, that one.
 	Products []string `json:"products,omitempty"`
+
+	// Forward names the headers set on an admitted request: installation,
+	// product, domain, type, support_active, class (X-License-<Name>).
+	// Client-sent X-License-* headers are stripped whatever is forwarded.
+	// Default: all six.
+	Forward []string `json:"forward,omitempty"`
 
 	// OnStoreError decides what happens when the store cannot be reached
 	// and the cached status is older than the cache's TTL. Default:
@@ -48,6 +57,7 @@ type Gate struct {
 	OnStoreError *StoreErrorPolicy `json:"on_store_error,omitempty"`
 
 	staleFor time.Duration
+	forward  forwardSet
 	gate     *gateway.Gate
 	logger   *zap.Logger
 }
@@ -77,10 +87,16 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 		return err
 	}
 	known := app.productNames()
+	if len(g.Products) == 0 && len(known) > 1 {
+		return fmt.Errorf("license_gate: products: required when more than one product is configured (have: %s)", strings.Join(known, ", "))
+	}
 	for _, p := range g.Products {
 		if !slices.Contains(known, p) {
 			return fmt.Errorf("license_gate: products: %q is not a configured product (have: %s)", p, strings.Join(known, ", "))
 		}
+	}
+	if g.forward, err = parseForward(g.Forward); err != nil {
+		return fmt.Errorf("license_gate: forward: %w", err)
 	}
 	g.gate = app.Service().Gate(g.Products)
 	g.staleFor = defaultStale
@@ -112,24 +128,62 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		writeProblem(w, g.logger, err)
 		return nil
 	}
-	forward(r, &grant)
+	forward(r, &grant, g.forward)
 	return next.ServeHTTP(w, r)
 }
 
-// forward replaces the credentials with the licence facts, as headers and
-// placeholders.
-func forward(r *http.Request, grant *gateway.Grant) {
+// forwardSet is a set of the headers the gate forwards, one bit each, in
+// the order of forwardNames.
+type forwardSet uint8
+
+// forwardNames are the forward option's names, and forwardHeaders their
+// headers (canonical: set in the map directly).
+var (
+	forwardNames   = [...]string{"installation", "product", "domain", "type", "support_active", "class"}
+	forwardHeaders = [...]string{"X-License-Installation", "X-License-Product", "X-License-Domain", "X-License-Type", "X-License-Support-Active", "X-License-Class"}
+)
+
+const forwardAll = forwardSet(1<<len(forwardNames) - 1)
+
+func parseForward(names []string) (forwardSet, error) {
+	if len(names) == 0 {
+		return forwardAll, nil
+	}
+	var set forwardSet
+	for _, n := range names {
+		i := slices.Index(forwardNames[:], n)
+		if i < 0 {
+			return 0, fmt.Errorf("%q is not one of %s", n, strings.Join(forwardNames[:], ", "))
+		}
+		set |= 1 << i
+	}
+	return set, nil
+}
+
+// forward replaces the credentials with the licence facts, as the headers
+// in set (none chosen: all) and as placeholders.
+func forward(r *http.Request, grant *gateway.Grant, set forwardSet) {
+	if set == 0 {
+		set = forwardAll
+	}
 	h := r.Header
 	h.Del("Authorization")
 	stripLicenseHeaders(h)
 	support := strconv.FormatBool(grant.SupportActive)
-	h.Set("X-License-Installation", grant.InstallationID)
-	h.Set("X-License-Product", grant.Product)
-	h.Set("X-License-Domain", grant.Domain)
-	h.Set("X-License-Type", grant.Type)
-	h.Set("X-License-Support-Active", support)
+	values := [len(forwardNames)]string{grant.InstallationID, grant.Product, grant.Domain, grant.Type, support, grant.Class}
+	// One allocation for every header's value slice, instead of one each.
+	backing := make([]string, len(values))
+	for i, v := range values {
+		if set&(1<<i) != 0 {
+			backing[i] = v
+			h[forwardHeaders[i]] = backing[i : i+1 : i+1]
+		}
+	}
 
-	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if !ok {
+		return // not served by Caddy's server (a test): no placeholders
+	}
 	repl.Set("license.installation", grant.InstallationID)
 	repl.Set("license.id", grant.LicenseID)
 	repl.Set("license.product", grant.Product)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -66,7 +68,7 @@ func newGateFixture(tb testing.TB) *gateFixture {
 		tb.Fatal(err)
 	}
 	return &gateFixture{
-		gate:   &Gate{gate: svc.Gate(nil), logger: zap.NewNop(), staleFor: defaultStale},
+		gate:   &Gate{gate: svc.Gate(nil), logger: zap.NewNop(), staleFor: defaultStale, forward: forwardAll},
 		act:    a,
 		bearer: []string{"Bearer " + a.AccessToken},
 	}
@@ -118,6 +120,7 @@ func TestGateReplacesClientLicenseHeaders(t *testing.T) {
 		"X-License-Domain":         {"acme.com"},
 		"X-License-Type":           {"extended"},
 		"X-License-Support-Active": {"true"},
+		"X-License-Class":          {"production"},
 	}
 	for name, vals := range seen.Header {
 		if isLicenseHeader(name) && !slices.Equal(vals, want[name]) {
@@ -166,6 +169,62 @@ func TestGateStripsConnectionTokensNamingLicenseHeaders(t *testing.T) {
 				t.Fatal("the gate's own header is missing")
 			}
 		})
+	}
+}
+
+// forward picks which licence headers the backend sees; client-sent ones
+// are stripped whatever is forwarded, and the placeholders are all set.
+func TestGateForwardSubset(t *testing.T) {
+	f := newGateFixture(t)
+	set, err := parseForward([]string{"installation"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.gate.forward = set
+	r, repl := f.request(http.Header{"X-License-Product": {"forged"}, "X-License-Class": {"production"}})
+	_, seen := f.serve(t, r)
+	if seen == nil {
+		t.Fatal("the gate refused a valid token")
+	}
+	for name, vals := range seen.Header {
+		if isLicenseHeader(name) && name != "X-License-Installation" {
+			t.Errorf("backend saw %s: %q with forward installation", name, vals)
+		}
+	}
+	if got := seen.Header["X-License-Installation"]; !slices.Equal(got, []string{f.act.InstallationID}) {
+		t.Errorf("X-License-Installation %q", got)
+	}
+	if got := repl.ReplaceAll("{license.product}", ""); got != "p" {
+		t.Errorf("{license.product} = %q with forward installation", got)
+	}
+	if _, err := parseForward([]string{"installation", "licence"}); err == nil || !strings.Contains(err.Error(), `"licence" is not one of installation, product, domain, type, support_active, class`) {
+		t.Fatalf("unknown forward name: %v", err)
+	}
+}
+
+// A gate naming no products is refused when several are configured: a
+// cheap product's token must not open an expensive product's API by
+// omission. With one product it admits that one.
+func TestGateProductsRequiredWithSeveral(t *testing.T) {
+	keys := filepath.Join(t.TempDir(), "keys.csv")
+	if err := os.WriteFile(keys, []byte("key,product\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	global := func(products string) string {
+		db := filepath.Join(t.TempDir(), "lg.db")
+		return "{\n\tadmin off\n\tlicensegate {\n\t\tstorage embedded " + db + "\n\t\tsource static {\n\t\t\tfile " +
+			keys + "\n\t\t}\n" + products + "\t}\n}\n\n"
+	}
+	two := "\t\tproduct a {\n\t\t\tsources static\n\t\t}\n\t\tproduct b {\n\t\t\tsources static\n\t\t}\n"
+	err := validate(t, global(two)+":0 {\n\tlicense_gate\n}\n")
+	if err == nil || !strings.Contains(err.Error(), "license_gate: products: required when more than one product is configured (have: a, b)") {
+		t.Fatalf("gate without products, two configured: %v", err)
+	}
+	if err := validate(t, global(two)+":0 {\n\tlicense_gate b {\n\t\tforward installation class\n\t}\n}\n"); err != nil {
+		t.Fatalf("gate for b: %v", err)
+	}
+	if err := validate(t, global("\t\tproduct a {\n\t\t\tsources static\n\t\t}\n")+":0 {\n\tlicense_gate\n}\n"); err != nil {
+		t.Fatalf("gate without products, one configured: %v", err)
 	}
 }
 

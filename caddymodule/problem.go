@@ -28,7 +28,7 @@ type problem struct {
 	OAuthError  string              `json:"error,omitempty"`
 	Detail      string              `json:"detail,omitempty"`
 	Errors      map[string][]string `json:"errors,omitempty"`
-	Activations []string            `json:"activations,omitempty"`
+	Activations []gateway.Holder    `json:"activations,omitempty"`
 }
 
 // statusFor maps public codes to HTTP statuses (SPEC sections 4 and 6).

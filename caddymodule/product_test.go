@@ -5,6 +5,10 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/licensegate/licensegate/policy"
+	"github.com/licensegate/licensegate/upstreams"
 )
 
 // A product's mappings are read and written under their sources' options,
@@ -32,5 +36,27 @@ func TestProductJSONKeepsMappingOptions(t *testing.T) {
 	}
 	if out, _ := json.Marshal(Product{}); string(out) != `{}` {
 		t.Fatalf("empty product encoded %s", out)
+	}
+}
+
+// The caps and leak_threshold reach the product's rules; a cap needs the
+// free treatment.
+func TestProductBuildIntegrityOptions(t *testing.T) {
+	sources := map[string]upstreams.Source{"static": nil}
+	p, err := (&Product{Sources: []string{"static"}, LocalCap: 8, StagingCap: 2, LeakThreshold: "10/48h"}).build("p", sources)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Rules.LocalCap != 8 || p.Rules.StagingCap != 2 || p.Leak != (policy.LeakRule{Threshold: 10, Window: 48 * time.Hour}) {
+		t.Fatalf("rules %+v, leak %+v", p.Rules, p.Leak)
+	}
+	for _, bad := range []Product{
+		{Sources: []string{"static"}, LocalDomains: "slot", LocalCap: 3},
+		{Sources: []string{"static"}, StagingCap: -1},
+		{Sources: []string{"static"}, LeakThreshold: "many"},
+	} {
+		if _, err := bad.build("p", sources); err == nil {
+			t.Errorf("%+v built", bad)
+		}
 	}
 }

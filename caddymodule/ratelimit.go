@@ -4,45 +4,49 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/time/rate"
-
+	"github.com/licensegate/licensegate/internal/bucket"
 	"github.com/licensegate/licensegate/upstreams"
 )
 
-// ipLimiter is a token bucket per client IP, in memory, holding at most
-// maxIPBuckets addresses. Past that, a new address first sweeps out the
-// buckets that have refilled (at most once per refill interval, so the
-// sweep's cost is spread over many requests) and, while still full,
-// evicts one arbitrary bucket: a flood of distinct addresses costs O(1) per
-// request and cannot grow the map. The buckets are upstreams.Rate's, as
-// the sources' budgets are.
+// ipLimiter is a token bucket per client, in memory, holding at most
+// maxIPBuckets clients. Clients are keyed by policy.RateKey: an IPv4
+// address, or an IPv6 /64 (one host routinely holds a whole /64, so
+// per-address buckets would be unlimited). Past the cap, a new client
+// first sweeps out the buckets that have refilled (at most once per refill
+// interval, so the sweep's cost is spread over many requests) and, while
+// still full, evicts one arbitrary bucket: a flood of distinct addresses
+// costs O(1) per request and cannot grow the map.
+//
+// A call is taken before the work it bounds and may be given back after
+// (refund), so a concurrent burst cannot slip through between a check and
+// a charge.
 type ipLimiter struct {
 	rate  upstreams.Rate
 	burst int
 	now   func() time.Time
 
 	mu      sync.Mutex
-	buckets map[string]*rate.Limiter
+	buckets map[string]*bucket.Bucket
 	swept   time.Time // last sweep
 }
 
-// maxIPBuckets bounds the addresses each limiter remembers.
+// maxIPBuckets bounds the clients each limiter remembers.
 const maxIPBuckets = 10000
 
 func newIPLimiter(r upstreams.Rate) *ipLimiter {
 	return &ipLimiter{
 		rate: r, burst: r.Calls, now: time.Now,
-		buckets: map[string]*rate.Limiter{},
+		buckets: map[string]*bucket.Bucket{},
 	}
 }
 
-// bucket returns ip's bucket, making room for a new one if need be.
-func (l *ipLimiter) bucket(ip string, now time.Time) *rate.Limiter {
-	b, ok := l.buckets[ip]
+// bucket returns key's bucket, making room for a new one if need be.
+func (l *ipLimiter) bucket(key string, now time.Time) *bucket.Bucket {
+	b, ok := l.buckets[key]
 	if !ok {
 		l.makeRoom(now)
-		b = l.rate.Bucket(l.burst)
-		l.buckets[ip] = b
+		b = bucket.New(l.rate, l.burst)
+		l.buckets[key] = b
 	}
 	return b
 }
@@ -58,60 +62,46 @@ func (l *ipLimiter) makeRoom(now time.Time) {
 		l.swept = now
 		l.sweep(now)
 	}
-	// Still full: every remembered address was active within one refill
+	// Still full: every remembered client was active within one refill
 	// interval. Forget one at random (map order) rather than rescan.
-	for ip := range l.buckets {
+	for key := range l.buckets {
 		if len(l.buckets) < maxIPBuckets {
 			break
 		}
-		delete(l.buckets, ip)
+		delete(l.buckets, key)
 	}
 }
 
 // sweep drops buckets that have refilled: they hold no state worth keeping.
 func (l *ipLimiter) sweep(now time.Time) {
-	for ip, b := range l.buckets {
-		if b.TokensAt(now) >= float64(l.burst) {
-			delete(l.buckets, ip)
+	for key, b := range l.buckets {
+		if b.Full(now) {
+			delete(l.buckets, key)
 		}
 	}
 }
 
-// allow takes a token for ip, or says how long until one is free.
-func (l *ipLimiter) allow(ip string) (bool, time.Duration) {
+// allow takes a call for key, or says how long until one is free.
+func (l *ipLimiter) allow(key string) (bool, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
-	b := l.bucket(ip, now)
-	if b.AllowN(now, 1) {
-		return true, 0
-	}
-	return false, l.rate.TokenWait(b, now)
+	return l.bucket(key, now).Take(now)
 }
 
-// blocked says whether ip has no token left, without taking one. It only
-// looks: an address never seen has a full bucket and is not recorded.
-func (l *ipLimiter) blocked(ip string) (bool, time.Duration) {
+// refund gives back a call allow took (the work did not count). A bucket
+// full again is forgotten: a client whose work always counts for nothing
+// leaves no state behind.
+func (l *ipLimiter) refund(key string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	b, ok := l.buckets[ip]
+	b, ok := l.buckets[key]
 	if !ok {
-		return false, 0
+		return // evicted meanwhile: it holds a full bucket anyway
 	}
 	now := l.now()
-	if b.TokensAt(now) >= 1 {
-		return false, 0
-	}
-	return true, l.rate.TokenWait(b, now)
-}
-
-// take spends a token for ip even when none is left (a failure to count).
-func (l *ipLimiter) take(ip string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.now()
-	b := l.bucket(ip, now)
-	if !b.AllowN(now, 1) {
-		b.ReserveN(now, 1) // go into debt: repeated failures extend the block
+	b.Refund(now)
+	if b.Full(now) {
+		delete(l.buckets, key)
 	}
 }

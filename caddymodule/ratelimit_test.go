@@ -35,7 +35,7 @@ func TestIPLimiterFloodStaysBounded(t *testing.T) {
 		if ok, _ := req.allow(ip); !ok {
 			t.Fatalf("first request from %s refused", ip)
 		}
-		fail.take(ip)
+		fail.allow(ip)
 		clock.t = clock.t.Add(time.Millisecond) // 50s in all: nothing refills
 		if i%1000 == 0 {
 			if got := len(fail.buckets); got > maxIPBuckets {
@@ -57,22 +57,21 @@ func TestIPLimiterSweepsOncePerInterval(t *testing.T) {
 	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
 	l := newTestLimiter(upstreams.Rate{Calls: 2, Period: time.Minute}, clock)
 	for i := range maxIPBuckets {
-		l.take(testIP(i))
+		l.allow(testIP(i))
 	}
 	clock.t = clock.t.Add(time.Minute) // every bucket has refilled
 	hot := "192.0.2.1"
-	l.take(hot)
-	l.take(hot)
-	l.take(hot)
+	l.allow(hot)
+	l.allow(hot)
 	if got := len(l.buckets); got != 1 {
 		t.Fatalf("after a due sweep %d buckets remain, want only the new one", got)
 	}
-	if blocked, wait := l.blocked(hot); !blocked || wait <= 0 {
-		t.Fatalf("hot address not blocked after three failures (blocked %v, wait %v)", blocked, wait)
+	if ok, wait := l.allow(hot); ok || wait <= 0 {
+		t.Fatalf("hot address allowed a third call (wait %v)", wait)
 	}
 	swept := l.swept
 	for i := range maxIPBuckets + 5 {
-		l.take(testIP(i))
+		l.allow(testIP(i))
 	}
 	if !l.swept.Equal(swept) {
 		t.Fatal("swept again within one refill interval")
@@ -82,21 +81,29 @@ func TestIPLimiterSweepsOncePerInterval(t *testing.T) {
 	}
 }
 
-// Asking whether an address is blocked records nothing: successful
-// activations leave no failure state behind.
-func TestIPLimiterBlockedDoesNotInsert(t *testing.T) {
+// A call given back leaves the bucket as it was: a client whose
+// activations succeed leaves no failure state behind, and a concurrent
+// burst is bounded by the calls taken before the work.
+func TestIPLimiterRefund(t *testing.T) {
 	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
-	l := newTestLimiter(upstreams.Rate{Calls: 1, Period: time.Minute}, clock)
-	for i := range 100 {
-		if blocked, _ := l.blocked(testIP(i)); blocked {
-			t.Fatalf("%s blocked before any failure", testIP(i))
+	l := newTestLimiter(upstreams.Rate{Calls: 2, Period: time.Minute}, clock)
+	for range 100 {
+		if ok, _ := l.allow("192.0.2.7"); !ok {
+			t.Fatal("refunded calls ran out")
 		}
+		l.refund("192.0.2.7")
 	}
 	if got := len(l.buckets); got != 0 {
-		t.Fatalf("blocked() created %d buckets", got)
+		t.Fatalf("refunded calls left %d buckets", got)
 	}
-	l.take("192.0.2.7")
-	if blocked, wait := l.blocked("192.0.2.7"); !blocked || wait != time.Minute {
-		t.Fatalf("after the only allowed failure: blocked %v, wait %v", blocked, wait)
+	// Taken and not (yet) given back: the third is refused.
+	l.allow("192.0.2.7")
+	l.allow("192.0.2.7")
+	if ok, wait := l.allow("192.0.2.7"); ok || wait != 30*time.Second {
+		t.Fatalf("third call: %v, wait %v", ok, wait)
+	}
+	l.refund("192.0.2.7") // one of the two succeeded after all
+	if ok, _ := l.allow("192.0.2.7"); !ok {
+		t.Fatal("a refunded call is not there")
 	}
 }

@@ -124,7 +124,9 @@ func testAdminAPI(t *testing.T, g *gateway) {
 		expectAdmin(t, g.adminCall(http.MethodPost, "licenses/"+lic+"/lock", map[string]string{"reason": "code leaked"}), 200)
 		expectStatus(t, g.call(token), 200, "")
 		expectStatus(t, g.activate("KEY-AAAA-0001", "pirate.com"), 403, "license_locked")
-		expectStatus(t, g.activate("KEY-AAAA-0001", "acme.com"), 200, "")
+		// A re-activation would supersede the buyer's tokens: refused too.
+		expectStatus(t, g.activate("KEY-AAAA-0001", "acme.com"), 403, "license_locked")
+		expectStatus(t, g.call(token), 200, "")
 		expectAdmin(t, g.adminCall(http.MethodPost, "licenses/"+lic+"/unlock", map[string]string{"reason": "buyer confirmed"}), 200)
 		expectStatus(t, g.activate("KEY-AAAA-0001", "second-site.com"), 201, "")
 	})
@@ -156,7 +158,8 @@ func testAdminAPI(t *testing.T, g *gateway) {
 		if newKid == "" || newKid == oldKid {
 			t.Fatalf("rotate: %s (old kid %s)", r.body, oldKid)
 		}
-		c := g.activate("KEY-AAAA-0004", "dave.com")
+		c := g.activate("KEY-AAAA-0004", "dave.test") // another installation: b's token stays current
+		expectStatus(t, c, 201, "")
 		if kidOf(t, c.str("access_token")) != newKid {
 			t.Fatal("new tokens are not signed with the new key")
 		}
@@ -206,7 +209,7 @@ func testAdminAPI(t *testing.T, g *gateway) {
 		want := []string{
 			"installation.created:", "license.suspended:chargeback", "license.reinstated:resolved",
 			"license.locked:code leaked", "license.unlocked:buyer confirmed", "installation.created:",
-			"installation.deactivated:server gone", "installation.created:", "keys.rotated:",
+			"installation.deactivated:server gone", "installation.created:", "keys.rotated:", "installation.created:",
 		}
 		if strings.Join(got, "|") != strings.Join(want, "|") {
 			t.Fatalf("audit:\n got %v\nwant %v", got, want)

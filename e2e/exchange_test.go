@@ -56,6 +56,7 @@ func TestActivateThenGate(t *testing.T) {
 		"X-License-Domain":         "acme.com",
 		"X-License-Type":           "regular",
 		"X-License-Support-Active": "true",
+		"X-License-Class":          "production",
 	}
 	for k, v := range want {
 		if got := h.Get(k); got != v {
@@ -112,12 +113,13 @@ func TestActivateThenGate(t *testing.T) {
 		t.Fatalf("staging: %s", stg.body)
 	}
 
-	// The single production slot is used: another domain is refused, naming it.
+	// The single production slot is used: another domain is refused,
+	// listing the holder with its domain masked.
 	full := g.activate("KEY-AAAA-0001", "other.com")
 	expectStatus(t, full, http.StatusConflict, "activation_limit_reached")
 	acts, _ := full.json["activations"].([]any)
-	if len(acts) != 1 || acts[0] != "acme.com" {
-		t.Fatalf("activations %v, want [acme.com]", full.json["activations"])
+	if len(acts) != 1 || acts[0].(map[string]any)["domain"] != "a***e.com" || strings.Contains(string(full.body), "acme.com") {
+		t.Fatalf("activations %s, want the masked a***e.com only", full.body)
 	}
 }
 

@@ -77,6 +77,7 @@ const caddyfileTemplate = `{
 			sources static
 			activations {{ACTIVATIONS}}
 			move_cooldown 1h
+			{{PRODUCT_OPTIONS}}
 		}
 		product other-product {
 			sources static
@@ -89,7 +90,7 @@ http://127.0.0.1:{{PORT}} {
 		license_exchange {{EXCHANGE}}
 	}
 	handle /whoami {
-		license_gate
+		license_gate converter-pro other-product
 		respond "{license.id} {license.class} {license.stale}"
 	}
 	handle /convert* {
@@ -147,7 +148,7 @@ func freePort(t *testing.T) int {
 func newGateway(t *testing.T, upstream string) *gateway {
 	t.Helper()
 	g := &gateway{t: t, dir: t.TempDir(), port: freePort(t), admin: freePort(t), upstream: upstream,
-		vars: map[string]string{"ACTIVATIONS": "1", "EXCHANGE": ""}, template: caddyfileTemplate}
+		vars: map[string]string{"ACTIVATIONS": "1", "EXCHANGE": "", "PRODUCT_OPTIONS": ""}, template: caddyfileTemplate}
 	if err := os.WriteFile(filepath.Join(g.dir, "keys.csv"), []byte(demoKeys), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -34,6 +34,7 @@ const redisTemplate = `{
 		product converter-pro {
 			sources static
 			activations {{ACTIVATIONS}}
+			{{PRODUCT_OPTIONS}}
 		}
 		product other-product {
 			sources static
@@ -49,13 +50,13 @@ http://127.0.0.1:{{PORT}} {
 		}
 	}
 	handle /whoami {
-		license_gate {
+		license_gate converter-pro other-product {
 			on_store_error allow_stale {{STALE}}
 		}
 		respond "{license.id} {license.class} {license.stale}"
 	}
 	handle /convert* {
-		license_gate {
+		license_gate converter-pro {
 			on_store_error allow_stale {{STALE}}
 		}
 		reverse_proxy {{UPSTREAM}}
@@ -90,7 +91,10 @@ func TestTwoGatewaysShareOneRedis(t *testing.T) {
 	expectStatus(t, act, http.StatusCreated, "")
 	token := act.str("access_token")
 	expectStatus(t, b.call(token), http.StatusOK, "") // minted by A, admitted by B
-	expectStatus(t, b.activate("KEY-AAAA-0001", "acme.com"), http.StatusOK, "")
+	again := b.activate("KEY-AAAA-0001", "acme.com")  // a re-activation: the earlier token is superseded
+	expectStatus(t, again, http.StatusOK, "")
+	waitFor(t, time.Second, "A refuses the token B superseded", func() bool { return a.call(token).str("code") == "token_revoked" })
+	token = again.str("access_token")
 
 	// A deactivation on A is enforced by B's gate within a second.
 	start := time.Now()
@@ -167,7 +171,9 @@ func assertNoSecretsInRedis(t *testing.T, addr string, secrets []string) {
 
 func TestConcurrentActivationsAcrossTwoGateways(t *testing.T) {
 	srv := redistest.NewServer(t)
-	vars := map[string]string{"ACTIVATIONS": "3"}
+	// 200 distinct domains in a moment is what leak_threshold locks on:
+	// raised here, where the slots' exactness is the point.
+	vars := map[string]string{"ACTIVATIONS": "3", "PRODUCT_OPTIONS": "leak_threshold 1000/24h"}
 	gws := []*gateway{startOnRedis(t, srv.Addr(), vars), startOnRedis(t, srv.Addr(), vars)}
 	const n = 200
 	var wg sync.WaitGroup
@@ -280,6 +286,7 @@ func TestConcurrentActivationsEmbedded(t *testing.T) {
 	t.Cleanup(up.Close)
 	g := newGateway(t, strings.TrimPrefix(up.URL, "http://"))
 	g.vars["ACTIVATIONS"] = "3"
+	g.vars["PRODUCT_OPTIONS"] = "leak_threshold 1000/24h"
 	g.vars["EXCHANGE"] = "{\n\t\t\trate_limit 100000/m\n\t\t\tfailed_limit 100000/m\n\t\t}"
 	g.start()
 	const n = 200

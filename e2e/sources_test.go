@@ -207,7 +207,7 @@ const sourcesTemplate = `{
 
 http://127.0.0.1:{{PORT}} {
 	handle /v1/licenses/* {
-		license_exchange
+		license_exchange {{EXCHANGE}}
 	}
 	handle /convert* {
 		license_gate
@@ -246,6 +246,9 @@ func startWithSources(t *testing.T, names ...string) (*gateway, *vendors) {
 	g.vars["SOURCES"] = strings.Join(blocks, "\n\t\t")
 	g.vars["SOURCE_NAMES"] = strings.Join(names, " ")
 	g.vars["MAPPINGS"] = strings.Join(mappings, "\n\t\t\t")
+	// Concurrent activations from the one test address: each holds a
+	// failed_limit call while at work (given back when it succeeds).
+	g.vars["EXCHANGE"] = "{\n\t\t\tfailed_limit 100/m\n\t\t}"
 	g.start()
 	return g, v
 }

@@ -133,13 +133,13 @@ func TestTokensSurviveRestartAndForgeriesFail(t *testing.T) {
 
 	g.start()
 	expectStatus(t, g.call(token), http.StatusOK, "")
+	r := do(t, http.MethodPost, g.url("/v1/licenses/token"), "grant_type=refresh_token&refresh_token="+a.str("refresh_token"))
+	expectStatus(t, r, http.StatusOK, "")
 	again := g.activate("KEY-AAAA-0001", "acme.com")
 	expectStatus(t, again, http.StatusOK, "")
 	if again.str("installation_id") != a.str("installation_id") {
 		t.Fatal("installation lost across restart")
 	}
-	r := do(t, http.MethodPost, g.url("/v1/licenses/token"), "grant_type=refresh_token&refresh_token="+a.str("refresh_token"))
-	expectStatus(t, r, http.StatusOK, "")
 
 	for name, tok := range forged {
 		t.Run(name, func(t *testing.T) {

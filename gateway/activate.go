@@ -46,6 +46,9 @@ type ActivateRequest struct {
 	Product  string
 	Label    string
 	ClientIP string // the connection's address, trusted
+	// Budget bounds the unvindicated keys this request's handler may put
+	// to each marketplace (nil: unbounded).
+	Budget *FailureBudget
 }
 
 // Activation is the answer to a successful activation.
@@ -280,8 +283,19 @@ func (s *Service) findLicense(ctx context.Context, cands []candidate, req Activa
 		}
 	}
 	var unknown *upstreams.Verdict
+	var limited time.Duration // the longest wait for a source's failure budget
 	for _, c := range cands {
+		budgeted := !isLocal(c.source)
+		if budgeted {
+			if ok, wait := req.Budget.reserve(c.source.Name()); !ok {
+				limited = max(limited, wait)
+				continue
+			}
+		}
 		v := c.source.Verify(ctx, upstreams.Request{Key: c.key, Product: req.Product, Domain: domain, IP: req.IP})
+		if budgeted && v.Outcome == upstreams.Valid {
+			req.Budget.refund(c.source.Name())
+		}
 		switch {
 		case v.Outcome == upstreams.Valid:
 			return &found{cand: c, state: stateOf(stored, c), verdict: &v}, nil
@@ -301,6 +315,9 @@ func (s *Service) findLicense(ctx context.Context, cands []candidate, req Activa
 				unknown = &v
 			}
 		}
+	}
+	if limited > 0 {
+		return nil, &Error{Code: CodeRateLimited, Detail: "Too many unknown licence keys are being tried right now. Please wait a moment and try again.", RetryAfter: limited}
 	}
 	if unknown != nil {
 		retry := unknown.RetryAfter
@@ -366,61 +383,128 @@ func (s *Service) activateLicense(ctx context.Context, f *found, req ActivateReq
 	if refused != nil {
 		return nil, refused
 	}
-	productName := p.Name
+	// Signing keys first: a re-activation that commits (superseding the
+	// installation's tokens) should not then fail for want of them.
+	if err := s.EnsureKeys(ctx); err != nil {
+		return nil, err
+	}
 	now := s.now()
-	var refusal *Error
-	var ins store.Installation
-	var created bool
+	var out activation
 	st, err := s.cfg.Store.UpdateLicense(ctx, f.cand.licenseID, func(st *store.LicenseState) (*store.LicenseState, error) {
-		refusal, created = nil, false
 		before := licenseFacts(st.License)
-		lic := s.mergeLicense(st.License, f, productName, now)
-		st.License = lic
-		// Write only what changed: a refused or repeated activation of an
-		// unchanged licence costs no write.
-		keep := func() *store.LicenseState {
-			if licenseFacts(lic) != before {
-				return st // persist what the source just said
-			}
-			return nil
+		st.License = s.mergeLicense(st.License, f, p.Name, now)
+		var write bool
+		out, write = decideActivation(p, st, req, domain, now)
+		if !write && licenseFacts(st.License) == before {
+			// A refused or repeated activation of an unchanged licence
+			// costs no write.
+			return nil, nil
 		}
-		if ref := policy.Standing(s.policyLicense(lic), now); ref != nil {
-			refusal = fromRefusal(ref)
-			return keep(), nil
-		}
-		d, ref := p.Rules.DecideActivation(s.policyLicense(lic), policyInstallations(st.Installations), domain, "", now)
-		if ref != nil {
-			refusal = fromRefusal(ref)
-			return keep(), nil
-		}
-		if d.Reuse != "" {
-			ins = *st.Installation(d.Reuse)
-			return keep(), nil
-		}
-		created = true
-		ins = store.Installation{
-			ID: newInstallationID(), LicenseID: lic.ID, Product: productName, Domain: domain,
-			InstallClass: string(d.Class), Status: store.InstallationActive, Label: req.Label,
-			IP: req.IP, ClientIP: req.ClientIP, Generation: 1, CreatedAt: now, UpdatedAt: now,
-		}
-		st.Installations = append(st.Installations, ins)
+		pruneInstallations(st, now)
 		return st, nil
 	})
 	if err != nil {
 		return nil, storeUnavailable(err)
 	}
-	if refusal != nil {
-		return nil, refusal
+	s.auditActivation(ctx, st.License.ID, out, req)
+	if out.refusal != nil {
+		return nil, out.refusal
 	}
-	if created {
-		s.audit(ctx, store.AuditEvent{Actor: ActorInstaller, Action: store.AuditInstallationCreated,
-			LicenseID: ins.LicenseID, InstallationID: ins.ID, Detail: ins.Domain})
-	}
-	toks, err := s.issue(ctx, st.License, ins)
+	toks, err := s.issue(ctx, st.License, out.ins)
 	if err != nil {
 		return nil, err
 	}
-	return &Activation{Created: created, Tokens: *toks, License: s.view(st, &ins)}, nil
+	return &Activation{Created: out.created, Tokens: *toks, License: s.view(st, &out.ins)}, nil
+}
+
+// activation is what one activation decided, for its audit events and its
+// answer.
+type activation struct {
+	refusal *Error
+	ins     store.Installation
+	created bool
+	// reactivated: ins was re-activated (its earlier tokens superseded),
+	// from previousIP; otherNetwork when that was another network.
+	reactivated  bool
+	previousIP   string
+	otherNetwork bool
+	// locked is the reason the licence was just locked, or "".
+	locked string
+}
+
+// decideActivation applies an activation to st (a copy the store handed
+// out) and reports whether st must be written. A refused attempt still
+// records its leak sighting; one that crosses leak_threshold locks the
+// licence and is refused.
+func decideActivation(p *Product, st *store.LicenseState, req ActivateRequest, domain string, now time.Time) (activation, bool) {
+	lic := st.License
+	pl := policyLicense(lic)
+	pl.ExpiryGrace = p.Recheck.WithDefaults().ExpiryGrace
+	if ref := policy.Standing(pl, now); ref != nil {
+		return activation{refusal: fromRefusal(ref)}, false
+	}
+	installs := policyInstallations(st.Installations)
+	d, ref := p.Rules.DecideActivation(pl, installs, domain, "", now)
+	var out activation
+	var reuse *store.Installation
+	if ref == nil && d.Reuse != "" {
+		reuse = st.Installation(d.Reuse)
+		out.previousIP = reuse.ClientIP
+		out.otherNetwork = otherNetwork(reuse.ClientIP, req.ClientIP)
+	}
+	write := false
+	if !lic.Locked {
+		var reason string
+		write, reason = observeLeak(p, lic, installs, domain, req.ClientIP, out.otherNetwork, now)
+		if reason != "" {
+			lic.Locked, lic.UpdatedAt = true, now
+			return activation{locked: reason, refusal: fromRefusal(policy.LockedRefusal())}, true
+		}
+	}
+	if ref != nil {
+		out.refusal = fromRefusal(ref)
+		return out, write
+	}
+	if reuse != nil {
+		// The installation's earlier tokens stop working: an honest
+		// reinstall costs nothing, and a leaked code used to claim the
+		// buyer's domain holds tokens the buyer's next re-activation kills.
+		reuse.Generation++
+		reuse.ClientIP, reuse.IP, reuse.UpdatedAt = req.ClientIP, req.IP, now
+		if req.Label != "" {
+			reuse.Label = req.Label
+		}
+		out.ins, out.reactivated = *reuse, true
+		return out, true
+	}
+	out.created = true
+	out.ins = store.Installation{
+		ID: newInstallationID(), LicenseID: lic.ID, Product: p.Name, Domain: domain,
+		InstallClass: string(d.Class), Status: store.InstallationActive, Label: req.Label,
+		IP: req.IP, ClientIP: req.ClientIP, Generation: 1, CreatedAt: now, UpdatedAt: now,
+	}
+	st.Installations = append(st.Installations, out.ins)
+	return out, true
+}
+
+// auditActivation records what an activation changed, once it is stored.
+func (s *Service) auditActivation(ctx context.Context, licenseID string, out activation, req ActivateRequest) {
+	switch {
+	case out.locked != "":
+		s.audit(ctx, store.AuditEvent{Actor: ActorGateway, Action: store.AuditLicenseLocked,
+			LicenseID: licenseID, Reason: out.locked, ClientIP: req.ClientIP})
+	case out.created:
+		s.audit(ctx, store.AuditEvent{Actor: ActorInstaller, Action: store.AuditInstallationCreated,
+			LicenseID: licenseID, InstallationID: out.ins.ID, Detail: out.ins.Domain, ClientIP: req.ClientIP})
+	case out.reactivated:
+		ev := store.AuditEvent{Actor: ActorInstaller, Action: store.AuditInstallationReactivated,
+			LicenseID: licenseID, InstallationID: out.ins.ID, Detail: out.ins.Domain,
+			ClientIP: req.ClientIP, PreviousClientIP: out.previousIP}
+		if out.otherNetwork {
+			ev.Reason = "from another network"
+		}
+		s.audit(ctx, ev)
+	}
 }
 
 // mergeLicense returns the licence record to store: the stored one, updated
@@ -489,11 +573,16 @@ func (p *Product) hasSource(name string) bool {
 	return false
 }
 
-// policyLicense is a licence in policy's terms, with its product's expiry
-// grace.
+func policyLicense(l *store.License) policy.License {
+	return policy.License{Status: l.Status, Locked: l.Locked, Type: l.Type, ExpiresAt: l.ExpiresAt, Limit: l.ActivationsLimit}
+}
+
+// policyLicense is a licence in policy's terms with its product's expiry
+// grace, for its standing.
 func (s *Service) policyLicense(l *store.License) policy.License {
-	return policy.License{Status: l.Status, Locked: l.Locked, Type: l.Type, ExpiresAt: l.ExpiresAt, Limit: l.ActivationsLimit,
-		ExpiryGrace: s.recheckRules(l.Product).ExpiryGrace}
+	pl := policyLicense(l)
+	pl.ExpiryGrace = s.recheckRules(l.Product).ExpiryGrace
+	return pl
 }
 
 // firstCheck is a freshly verified licence's next recheck: the one it has,
@@ -516,7 +605,17 @@ func (s *Service) firstCheck(lic *store.License, product string, now time.Time) 
 func policyInstallations(ins []store.Installation) []policy.Installation {
 	out := make([]policy.Installation, 0, len(ins))
 	for _, in := range ins {
-		out = append(out, policy.Installation{ID: in.ID, Domain: in.Domain, Class: policy.InstallClass(in.InstallClass), Active: in.Active()})
+		pi := policy.Installation{
+			ID: in.ID, Domain: in.Domain, Class: policy.InstallClass(in.InstallClass), Active: in.Active(),
+			Label: in.Label, CreatedAt: in.CreatedAt, LastSeenAt: in.LastSeenAt,
+		}
+		if !pi.Active {
+			pi.EndedAt = in.DeactivatedAt
+			if pi.EndedAt.IsZero() { // cloned, or ended before DeactivatedAt was kept
+				pi.EndedAt = in.UpdatedAt
+			}
+		}
+		out = append(out, pi)
 	}
 	return out
 }

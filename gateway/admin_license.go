@@ -150,6 +150,8 @@ func applyAction(lic *store.License, action string) {
 	case ActionLock:
 		lic.Locked = true
 	case ActionUnlock:
-		lic.Locked = false
+		// The sightings that locked it are forgotten too: kept, the next
+		// attempt would lock the licence again at once.
+		lic.Locked, lic.Sightings = false, nil
 	}
 }

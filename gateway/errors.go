@@ -69,8 +69,9 @@ type Error struct {
 	Detail string
 	// Fields maps request fields to messages, for validation_failed.
 	Fields map[string][]string
-	// Activations lists active domains, for activation_limit_reached.
-	Activations []string
+	// Activations lists the installations holding the slots, for
+	// activation_limit_reached (domains masked).
+	Activations []Holder
 	// RetryAfter is set for rate limits and outages.
 	RetryAfter time.Duration
 	Cause      error
@@ -138,6 +139,24 @@ func invalidToken(detail string, cause error) *Error {
 	return &Error{Code: CodeInvalidToken, Detail: detail, Cause: cause}
 }
 
+// Holder is an installation listed in activation_limit_reached: enough
+// for the buyer to recognise their own (label, dates, a masked domain such
+// as b***r.com), never a domain in the clear, which would tell whoever
+// holds a leaked code which domain to claim.
+type Holder struct {
+	Domain     string     `json:"domain"`
+	Label      string     `json:"label"`
+	CreatedAt  time.Time  `json:"created_at"`
+	LastSeenAt *time.Time `json:"last_seen_at"`
+}
+
 func fromRefusal(r *policy.Refusal) *Error {
-	return &Error{Code: r.Code, Detail: r.Detail, Activations: r.Domains}
+	e := &Error{Code: r.Code, Detail: r.Detail}
+	for _, h := range r.Holders {
+		e.Activations = append(e.Activations, Holder{
+			Domain: policy.MaskDomain(h.Domain), Label: h.Label,
+			CreatedAt: h.CreatedAt, LastSeenAt: timePtr(h.LastSeenAt),
+		})
+	}
+	return e
 }

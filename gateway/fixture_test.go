@@ -8,10 +8,14 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/licensegate/licensegate/internal/redistest"
 	"github.com/licensegate/licensegate/policy"
 	"github.com/licensegate/licensegate/secret"
 	"github.com/licensegate/licensegate/store"
 	"github.com/licensegate/licensegate/store/embedded"
+	redisstore "github.com/licensegate/licensegate/store/redis"
 	"github.com/licensegate/licensegate/upstreams"
 )
 
@@ -45,16 +49,41 @@ const testCooldown = 24 * time.Hour
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	st, err := embedded.Open(filepath.Join(t.TempDir(), "lg.db"), time.Second)
-	if err != nil {
-		t.Fatal(err)
+	return newFixtureOn(t, "embedded")
+}
+
+// newFixtureOn is newFixture on the named backend: embedded, or redis (a
+// redis-server of its own).
+func newFixtureOn(t *testing.T, backend string) *fixture {
+	t.Helper()
+	var st store.Store
+	switch backend {
+	case "embedded":
+		e, err := embedded.Open(filepath.Join(t.TempDir(), "lg.db"), time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = e.Close() })
+		st = e
+	case "redis":
+		srv := redistest.NewServer(t)
+		client := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
+		t.Cleanup(func() { _ = client.Close() })
+		rs := redisstore.New(client, redisstore.Options{})
+		t.Cleanup(func() { _ = rs.Close() })
+		st = rs
+	default:
+		t.Fatalf("no backend %q", backend)
 	}
-	t.Cleanup(func() { _ = st.Close() })
 	master, err := secret.New([]byte("gateway-test-secret-0123456789abcdef"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, store: st, clock: &testClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}, src: &keySource{}}
+	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	if backend == "redis" {
+		start = time.Now().Truncate(time.Second) // Redis expires refresh records by its own clock
+	}
+	f := &fixture{t: t, store: st, clock: &testClock{t: start}, src: &keySource{}}
 	f.svc, err = New(Config{
 		Store: st, Master: master, Now: f.clock.Now, RefreshTTL: 30 * 24 * time.Hour,
 		Sources: map[string]upstreams.Source{"keys": f.src},

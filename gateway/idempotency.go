@@ -38,6 +38,25 @@ func (s *Service) ActivateIdempotent(ctx context.Context, idemKey string, req Ac
 	if a, err := s.replay(ctx, id, fp); a != nil || err != nil {
 		return a, err
 	}
+	// A retry that arrives while the first attempt is still at work (the
+	// installer timed out) waits for its answer: doing the work twice
+	// would re-activate, superseding the tokens the first answer holds.
+	v, err, _ := s.flights.Do("idempotency|"+id+"|"+fp, func() (any, error) {
+		return s.activateOnce(context.WithoutCancel(ctx), id, fp, req)
+	})
+	if err != nil {
+		return nil, err
+	}
+	a := *v.(*Activation) // the waiters' own copy
+	return &a, nil
+}
+
+// activateOnce activates and keeps the answer under the idempotency id;
+// when another instance kept one first, that one is answered.
+func (s *Service) activateOnce(ctx context.Context, id, fp string, req ActivateRequest) (*Activation, error) {
+	if a, err := s.replay(ctx, id, fp); a != nil || err != nil {
+		return a, err // kept by the flight that ended as this one began
+	}
 	a, err := s.Activate(ctx, req)
 	if err != nil {
 		return nil, err

@@ -102,6 +102,7 @@ func (s *Service) deactivate(ctx context.Context, licenseID, installationID stri
 		ins.Generation++
 		ins.DeactivatedAt, ins.UpdatedAt = now, now
 		changed = ins
+		pruneInstallations(st, now)
 		return st, nil
 	})
 	if err != nil {
@@ -169,6 +170,7 @@ func (s *Service) Move(ctx context.Context, req MoveRequest) (*Activation, error
 		if toks, refusal = s.signLoaded(st.License, moved); refusal != nil {
 			return nil, nil
 		}
+		pruneInstallations(st, now)
 		return st, nil
 	})
 	if err != nil {

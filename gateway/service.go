@@ -24,6 +24,8 @@ type Product struct {
 	Sources      []string // source names, tried in this order
 	Rules        policy.Rules
 	MoveCooldown time.Duration
+	// Leak is the product's leak_threshold (zero: 5 in 24h).
+	Leak policy.LeakRule
 	// Recheck is the background recheck's rules for the product's
 	// licences (unset fields: the defaults; Mode off: never rechecked).
 	Recheck policy.RecheckRules

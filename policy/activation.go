@@ -289,13 +289,13 @@ func (r Rules) DecideActivation(l License, installations []Installation, domain,
 				// A re-activation supersedes the installation's tokens: on a
 				// locked licence that would hand the domain to whoever holds
 				// the leaked code. The installation keeps the tokens it has.
-				return Decision{}, lockedRefusal()
+				return Decision{}, LockedRefusal()
 			}
 			return Decision{Reuse: in.ID, Class: in.Class, UsesSlot: r.HoldsSlot(in.Class), SlotsUsed: len(holders), Limit: limit}, nil
 		}
 	}
 	if l.Locked {
-		return Decision{}, lockedRefusal()
+		return Decision{}, LockedRefusal()
 	}
 	others := without(installations, exclude)
 	class := Classify(domain, others)
@@ -338,6 +338,7 @@ func (r Rules) checkFreeCap(installations []Installation, class InstallClass, do
 	}
 }
 
-func lockedRefusal() *Refusal {
+// LockedRefusal is the answer to an activation of a locked licence.
+func LockedRefusal() *Refusal {
 	return &Refusal{Code: CodeLicenseLocked, Detail: "This licence is locked for new activations; existing installations keep working. Please contact the author."}
 }

@@ -196,3 +196,39 @@ func TestPrunable(t *testing.T) {
 		t.Fatalf("Prunable over the bound = %v, want the 7 oldest", got)
 	}
 }
+
+func TestLeakRuleWatch(t *testing.T) {
+	r := LeakRule{}
+	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	var seen []Sighting
+	var changed bool
+	var lock string
+	for i := range 5 {
+		seen, changed, lock = r.Watch(seen, Attempt{Domain: fmt.Sprintf("d%d.com", i), Production: true, At: t0}, 1)
+		if !changed || lock != "" {
+			t.Fatalf("domain %d: changed %v, lock %q", i, changed, lock)
+		}
+	}
+	// The same domain again within the slack: nothing worth a write.
+	if _, changed, _ = r.Watch(seen, Attempt{Domain: "d0.com", Production: true, At: t0.Add(time.Minute)}, 1); changed {
+		t.Fatal("a repeated domain within the slack changed the sightings")
+	}
+	if _, changed, _ = r.Watch(seen, Attempt{Domain: "d0.com", Production: true, At: t0.Add(2 * time.Hour)}, 1); !changed {
+		t.Fatal("a repeated domain past the slack did not refresh its time")
+	}
+	// Local and staging attempts are not production domains.
+	if _, changed, _ = r.Watch(seen, Attempt{Domain: "x.test", At: t0}, 1); changed {
+		t.Fatal("a non-production attempt was recorded")
+	}
+	_, _, lock = r.Watch(seen, Attempt{Domain: "d5.com", Production: true, At: t0}, 1)
+	if lock != "leak_threshold: activations attempted on more than 5 distinct production domains within 24h" {
+		t.Fatalf("lock %q", lock)
+	}
+	var nets []Sighting
+	for i := range 6 {
+		nets, _, lock = r.Watch(nets, Attempt{Domain: "buyer.com", Production: true, Network: fmt.Sprintf("203.0.%d.0/24", i), At: t0}, 1)
+	}
+	if lock != "leak_threshold: re-activations from more than 5 distinct client networks within 24h" || len(nets) != 7 {
+		t.Fatalf("lock %q with %d sightings", lock, len(nets))
+	}
+}

@@ -1,6 +1,10 @@
 package policy
 
-import "time"
+import (
+	"fmt"
+	"strings"
+	"time"
+)
 
 // Leak detection (SPEC section 4): one licence seen activating from more
 // distinct production domains, or re-activating one installation from more
@@ -95,4 +99,70 @@ func trimKind(seen []Sighting, kind string, keep int) []Sighting {
 		out = append(out, x)
 	}
 	return out
+}
+
+// Attempt is one activation attempt as leak detection sees it.
+type Attempt struct {
+	// Domain is the normalised domain; it counts when Production is set
+	// (the attempt was, or would have been, a production installation),
+	// refused attempts included.
+	Domain     string
+	Production bool
+	// Network is the client network of a re-activation that came from
+	// another network than the installation's previous one; "" otherwise.
+	Network string
+	At      time.Time
+}
+
+// Watch records what an attempt shows among seen and returns the
+// sightings to keep; changed says whether they differ from seen by more
+// than a refreshed time within a slack of window/24 (a repeated attempt
+// need not cost a write: it is forgotten at most that much early). lock
+// is the reason to lock the licence when the attempt takes either kind
+// past Limit(slots), and names no domain or network.
+func (r LeakRule) Watch(seen []Sighting, a Attempt, slots int) (next []Sighting, changed bool, lock string) {
+	next = seen
+	var leaked bool
+	if a.Production && a.Domain != "" {
+		if next, leaked = r.Observe(next, Sighting{Kind: SightDomain, Value: a.Domain, At: a.At}, slots); leaked {
+			lock = fmt.Sprintf("leak_threshold: activations attempted on more than %d distinct production domains within %s", r.Limit(slots), shortDuration(r.window()))
+		}
+	}
+	if a.Network != "" {
+		if next, leaked = r.Observe(next, Sighting{Kind: SightNetwork, Value: a.Network, At: a.At}, slots); leaked && lock == "" {
+			lock = fmt.Sprintf("leak_threshold: re-activations from more than %d distinct client networks within %s", r.Limit(slots), shortDuration(r.window()))
+		}
+	}
+	return next, lock != "" || !sameSightings(seen, next, r.window()/24), lock
+}
+
+// sameSightings reports whether a and b hold the same values with times
+// at most slack apart.
+func sameSightings(a, b []Sighting, slack time.Duration) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	at := make(map[[2]string]time.Time, len(a))
+	for _, x := range a {
+		at[[2]string{x.Kind, x.Value}] = x.At
+	}
+	for _, y := range b {
+		t, ok := at[[2]string{y.Kind, y.Value}]
+		if !ok || y.At.Sub(t) > slack || t.Sub(y.At) > slack {
+			return false
+		}
+	}
+	return true
+}
+
+// shortDuration is d as people write it: 24h, 1h30m, 90s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }

@@ -11,6 +11,7 @@ const (
 	AuditInstallationCreated     = "installation.created"
 	AuditInstallationDeactivated = "installation.deactivated"
 	AuditInstallationMoved       = "installation.moved"
+	AuditInstallationReactivated = "installation.reactivated"
 	AuditInstallationCloned      = "installation.cloned"
 	AuditLicenseSuspended        = "license.suspended"
 	AuditLicenseReinstated       = "license.reinstated"
@@ -37,6 +38,10 @@ type AuditEvent struct {
 	InstallationID string    `json:"installation_id,omitempty"`
 	Reason         string    `json:"reason,omitempty"`
 	Detail         string    `json:"detail,omitempty"` // e.g. the domain
+	// ClientIP is the address the change came from (an installer's
+	// connection), PreviousClientIP the one it replaced (a re-activation).
+	ClientIP         string `json:"client_ip,omitempty"`
+	PreviousClientIP string `json:"previous_client_ip,omitempty"`
 }
 
 // ErrBadCursor means an audit cursor was not one this store issued.

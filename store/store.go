@@ -75,9 +75,14 @@ type License struct {
 	Recheck RecheckState `json:"recheck,omitempty"`
 	// Fence is the highest lease token a write of this licence was made
 	// under (see Fenced).
-	Fence     int64     `json:"fence,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	Fence int64 `json:"fence,omitempty"`
+	// Sightings are the distinct production domains activations were
+	// attempted on and the client networks re-activations came from,
+	// within the product's leak_threshold window (bounded: the gateway
+	// keeps a few more than the threshold of each kind).
+	Sightings []Sighting `json:"sightings,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
+	UpdatedAt time.Time  `json:"updated_at"`
 	// Version increases with every write; backends use it for
 	// compare-and-set.
 	Version int64 `json:"version"`
@@ -99,6 +104,14 @@ type RecheckState struct {
 	FirstDefinitiveAt time.Time `json:"first_definitive_at,omitempty"`
 	// Unknown counts consecutive unknown answers (the backoff exponent).
 	Unknown int `json:"unknown,omitempty"`
+}
+
+// Sighting is one distinct value (a domain or a client network) seen on a
+// licence for leak detection, and when it was last seen.
+type Sighting struct {
+	Kind  string    `json:"kind"`
+	Value string    `json:"value"`
+	At    time.Time `json:"at"`
 }
 
 // Installation is one activated copy of a product on one domain.
@@ -125,7 +138,8 @@ type Installation struct {
 func (i *Installation) Active() bool { return i.Status == InstallationActive }
 
 // LicenseState is a licence and all its installations: the unit that
-// changes atomically.
+// changes atomically. An installation left out of a state written is
+// forgotten, index entry included (the audit log keeps its history).
 type LicenseState struct {
 	License       *License       // nil when the licence is not stored yet
 	Installations []Installation // in creation order

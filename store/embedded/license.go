@@ -94,6 +94,7 @@ func (s *Store) updateLicense(ctx context.Context, licenseID string, fn func(*st
 		if cur.License != nil {
 			prev = *cur.License
 		}
+		had := installationIDs(cur.Installations)
 		next, err := fn(cur)
 		if err != nil {
 			return errAbort{err}
@@ -102,7 +103,7 @@ func (s *Store) updateLicense(ctx context.Context, licenseID string, fn func(*st
 			written = cur
 			return nil
 		}
-		if err := writeState(tx, licenseID, prev, next); err != nil {
+		if err := writeState(tx, licenseID, prev, had, next); err != nil {
 			return err
 		}
 		written, wrote = next, true
@@ -117,8 +118,10 @@ func (s *Store) updateLicense(ctx context.Context, licenseID string, fn func(*st
 	return written, nil
 }
 
-// writeState stores st over prev (the stored licence, zero when new).
-func writeState(tx *bolt.Tx, licenseID string, prev store.License, st *store.LicenseState) error {
+// writeState stores st over prev (the stored licence, zero when new),
+// forgetting the index entries of the installations in had that st no
+// longer holds.
+func writeState(tx *bolt.Tx, licenseID string, prev store.License, had []string, st *store.LicenseState) error {
 	if st.License == nil {
 		return errors.New("state to write has no licence")
 	}
@@ -133,9 +136,18 @@ func writeState(tx *bolt.Tx, licenseID string, prev store.License, st *store.Lic
 		return err
 	}
 	idx := tx.Bucket(bucketInstallIndex)
+	kept := make(map[string]bool, len(st.Installations))
 	for _, in := range st.Installations {
+		kept[in.ID] = true
 		if err := idx.Put([]byte(in.ID), []byte(licenseID)); err != nil {
 			return err
+		}
+	}
+	for _, id := range had {
+		if !kept[id] {
+			if err := idx.Delete([]byte(id)); err != nil {
+				return err
+			}
 		}
 	}
 	for _, ev := range st.Audit { // in the same transaction as the change
@@ -145,6 +157,14 @@ func writeState(tx *bolt.Tx, licenseID string, prev store.License, st *store.Lic
 	}
 	st.Audit = nil
 	return nil
+}
+
+func installationIDs(ins []store.Installation) []string {
+	ids := make([]string, 0, len(ins))
+	for _, in := range ins {
+		ids = append(ids, in.ID)
+	}
+	return ids
 }
 
 // InstallationLicense implements store.Store.

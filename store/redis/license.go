@@ -124,6 +124,10 @@ func (s *Store) UpdateLicense(ctx context.Context, licenseID string, fn func(*st
 		if cur.License != nil {
 			version = cur.License.Version
 		}
+		had := make([]string, 0, len(cur.Installations))
+		for _, in := range cur.Installations {
+			had = append(had, in.ID)
+		}
 		next, err := fn(cur)
 		if err != nil {
 			return errAbort{err}
@@ -148,16 +152,30 @@ func (s *Store) UpdateLicense(ctx context.Context, licenseID string, fn func(*st
 		var deferred []func(redis.Pipeliner)
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.Set(ctx, key, payload, 0)
+			kept := make(map[string]bool, len(next.Installations))
 			for _, in := range next.Installations {
 				if in.ID == "" {
 					continue
 				}
+				kept[in.ID] = true
 				ik := s.installKey(in.ID)
 				set := func(p redis.Pipeliner) { p.Set(ctx, ik, licenseID, 0) }
 				if s.sameSlot(key, ik) {
 					set(p)
 				} else {
 					deferred = append(deferred, set)
+				}
+			}
+			for _, id := range had { // left out of the state: forgotten
+				if id == "" || kept[id] {
+					continue
+				}
+				ik := s.installKey(id)
+				del := func(p redis.Pipeliner) { p.Del(ctx, ik) }
+				if s.sameSlot(key, ik) {
+					del(p)
+				} else {
+					deferred = append(deferred, del)
 				}
 			}
 			due := func(p redis.Pipeliner) {

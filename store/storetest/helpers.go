@@ -34,6 +34,7 @@ func sampleState() *store.LicenseState {
 			Recheck: store.RecheckState{LastCheckAt: t0.Add(-2 * time.Hour), LastOutcome: "invalid", LastReason: "refunded",
 				Definitive: 2, FirstDefinitiveAt: t0.Add(-3 * time.Hour), Unknown: 1},
 			Fence:     4,
+			Sightings: []store.Sighting{{Kind: "domain", Value: "acme.com", At: t0}, {Kind: "network", Value: "198.51.100.0/24", At: t0}},
 			CreatedAt: t0.Add(-24 * time.Hour), UpdatedAt: t0.Add(time.Nanosecond),
 		},
 		Installations: []store.Installation{

@@ -394,8 +394,15 @@ func testInstallationLicense(t *testing.T, h *harness) {
 		st.Installations = append(st.Installations, store.Installation{ID: "ins_4", LicenseID: "lic_1"})
 		st.Installations[0].Status = store.InstallationDeactivated
 	})
+	// One left out of a later state (pruned) is forgotten.
+	update(t, s, "lic_2", func(st *store.LicenseState) {
+		st.Installations = append(st.Installations, store.Installation{ID: "ins_6", LicenseID: "lic_2"})
+	})
+	update(t, s, "lic_2", func(st *store.LicenseState) {
+		st.Installations = st.Installations[1:] // ins_3 pruned
+	})
 	for _, tt := range []struct{ ins, lic string }{
-		{"ins_1", "lic_1"}, {"ins_2", "lic_1"}, {"ins_3", "lic_2"}, {"ins_4", "lic_1"}, {"ins_5", ""}, {"", ""}, {"lic_1", ""},
+		{"ins_1", "lic_1"}, {"ins_2", "lic_1"}, {"ins_3", ""}, {"ins_4", "lic_1"}, {"ins_5", ""}, {"ins_6", "lic_2"}, {"", ""}, {"lic_1", ""},
 	} {
 		got, err := s.InstallationLicense(ctx, tt.ins)
 		if tt.lic == "" {

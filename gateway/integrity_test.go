@@ -1,0 +1,477 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/licensegate/licensegate/policy"
+	"github.com/licensegate/licensegate/store"
+	"github.com/licensegate/licensegate/upstreams"
+)
+
+// try activates key on domain from the client address ip.
+func (f *fixture) try(key, domain, ip string) (*Activation, error) {
+	return f.svc.Activate(context.Background(), ActivateRequest{Key: key, Domain: domain, ClientIP: ip})
+}
+
+func (f *fixture) from(key, domain, ip string) *Activation {
+	f.t.Helper()
+	a, err := f.try(key, domain, ip)
+	if err != nil {
+		f.t.Fatalf("activating %s on %s from %s: %v", key, domain, ip, err)
+	}
+	return a
+}
+
+// state is the licence's stored state.
+func (f *fixture) state(licenseID string) *store.LicenseState {
+	f.t.Helper()
+	st, err := f.store.LicenseState(context.Background(), licenseID)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return st
+}
+
+// events returns the audit events with the action, oldest first.
+func (f *fixture) events(action string) []store.AuditEvent {
+	f.t.Helper()
+	evs, err := f.store.Audit(context.Background(), store.AuditQuery{Limit: 1000})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var out []store.AuditEvent
+	for _, ev := range evs {
+		if ev.Action == action {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// A re-activation on an active domain supersedes the installation's
+// earlier tokens (access and refresh) and audits both client addresses.
+func TestReactivationSupersedesEarlierTokens(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	buyer := f.from("KEY-1", "buyer.com", "198.51.100.7")
+	clone := f.from("KEY-1", "www.buyer.com", "203.0.113.9")
+	if clone.Created || clone.InstallationID != buyer.InstallationID {
+		t.Fatalf("re-activation: created %v, installation %s; want 200 for %s", clone.Created, clone.InstallationID, buyer.InstallationID)
+	}
+	_, err := f.admit(buyer.AccessToken)
+	wantCode(t, err, CodeTokenRevoked)
+	wantCode(t, firstErr(f.svc.Refresh(ctx, buyer.RefreshToken)), CodeTokenRevoked)
+	if _, err := f.admit(clone.AccessToken); err != nil {
+		t.Fatalf("the newest token: %v", err)
+	}
+	evs := f.events(store.AuditInstallationReactivated)
+	if len(evs) != 1 {
+		t.Fatalf("%d reactivated events, want 1", len(evs))
+	}
+	ev := evs[0]
+	if ev.ClientIP != "203.0.113.9" || ev.PreviousClientIP != "198.51.100.7" || ev.InstallationID != buyer.InstallationID || ev.Reason != "from another network" {
+		t.Fatalf("reactivated event %+v", ev)
+	}
+	// The buyer's reinstall takes the domain back: the clone's tokens die.
+	back := f.from("KEY-1", "buyer.com", "198.51.100.7")
+	_, err = f.admit(clone.AccessToken)
+	wantCode(t, err, CodeTokenRevoked)
+	if _, err := f.admit(back.AccessToken); err != nil {
+		t.Fatal(err)
+	}
+	if st := f.state(back.License.ID); st.Installations[0].ClientIP != "198.51.100.7" || st.Installations[0].Generation != 3 {
+		t.Fatalf("installation after two re-activations: %+v", st.Installations[0])
+	}
+}
+
+// An Idempotency-Key retry returns the first answer and supersedes
+// nothing, also when the retry arrives while the first is at work.
+func TestIdempotentRetrySupersedesNothing(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	req := ActivateRequest{Key: "KEY-1", Domain: "a.com", ClientIP: "198.51.100.7"}
+	first, err := f.svc.ActivateIdempotent(ctx, "k1", req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.ActivateIdempotent(ctx, "k1", req); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.admit(first.AccessToken); err != nil {
+		t.Fatalf("the first answer's token after a retry: %v", err)
+	}
+	if n := len(f.events(store.AuditInstallationReactivated)); n != 0 {
+		t.Fatalf("%d re-activations audited for a retry", n)
+	}
+
+	// Concurrent retries of a re-activation: one re-activation, one answer.
+	var wg sync.WaitGroup
+	answers := make([]*Activation, 8)
+	errs := make([]error, 8)
+	for i := range answers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			answers[i], errs[i] = f.svc.ActivateIdempotent(ctx, "k2", req)
+		}()
+	}
+	wg.Wait()
+	for i, a := range answers {
+		if errs[i] != nil || a.AccessToken != answers[0].AccessToken {
+			t.Fatalf("retry %d: %v, or another answer than the first", i, errs[i])
+		}
+	}
+	if _, err := f.admit(answers[0].AccessToken); err != nil {
+		t.Fatalf("the concurrent retries' token: %v", err)
+	}
+	if n := len(f.events(store.AuditInstallationReactivated)); n != 1 {
+		t.Fatalf("%d re-activations audited for one re-activation retried 8 times", n)
+	}
+}
+
+// Distinct production domains attempted, refused ones included, past
+// leak_threshold lock the licence; existing installations keep working;
+// unlock restores activation.
+func TestLeakThresholdLocksOnDistinctDomains(t *testing.T) {
+	for _, backend := range backends {
+		t.Run(backend, func(t *testing.T) {
+			f := newFixtureOn(t, backend)
+			ctx := context.Background()
+			buyer := f.from("KEY-1", "buyer.com", "198.51.100.7")
+			lic := buyer.License.ID
+			for i := 1; i <= 4; i++ { // 5 distinct domains in all: the threshold
+				_, err := f.try("KEY-1", fmt.Sprintf("claim%d.com", i), "203.0.113.9")
+				wantCode(t, err, CodeActivationLimit)
+			}
+			if f.state(lic).License.Locked {
+				t.Fatal("locked at the threshold")
+			}
+			_, err := f.try("KEY-1", "claim5.com", "203.0.113.9")
+			wantCode(t, err, CodeLicenseLocked)
+			st := f.state(lic)
+			if !st.License.Locked || len(st.Installations) != 1 {
+				t.Fatalf("after the sixth domain: locked %v, %d installations", st.License.Locked, len(st.Installations))
+			}
+			locks := f.events(store.AuditLicenseLocked)
+			if len(locks) != 1 || locks[0].Actor != ActorGateway || !strings.Contains(locks[0].Reason, "5 distinct production domains") ||
+				strings.Contains(locks[0].Reason+locks[0].Detail, "buyer.com") || strings.Contains(locks[0].Reason+locks[0].Detail, "claim") {
+				t.Fatalf("lock events %+v", locks)
+			}
+			// Locked: no new activation, no re-activation; the buyer's
+			// tokens keep working.
+			wantCode(t, firstErr(f.try("KEY-1", "buyer.com", "203.0.113.9")), CodeLicenseLocked)
+			wantCode(t, firstErr(f.try("KEY-1", "other.test", "203.0.113.9")), CodeLicenseLocked)
+			if _, err := f.admit(buyer.AccessToken); err != nil {
+				t.Fatalf("buyer's token on a locked licence: %v", err)
+			}
+			if _, err := f.svc.Refresh(ctx, buyer.RefreshToken); err != nil {
+				t.Fatalf("buyer's refresh on a locked licence: %v", err)
+			}
+			// The author unlocks: activation works again, and the
+			// sightings that locked it do not lock it again at once.
+			if _, err := f.svc.ChangeLicense(ctx, lic, ActionUnlock, "buyer confirmed"); err != nil {
+				t.Fatal(err)
+			}
+			f.from("KEY-1", "buyer.com", "198.51.100.7")
+			wantCode(t, firstErr(f.try("KEY-1", "claim6.com", "203.0.113.9")), CodeActivationLimit)
+		})
+	}
+}
+
+// Re-activations of one installation from more distinct client networks
+// than leak_threshold lock the licence; the crossing one is refused, so
+// the buyer's newest token stays admitted. Re-activations from the same
+// network (any address in its /24) never count.
+func TestLeakThresholdLocksOnDistinctNetworks(t *testing.T) {
+	f := newFixture(t)
+	buyerIP := "198.51.100.7"
+	buyer := f.from("KEY-1", "buyer.com", buyerIP)
+	for i := range 20 { // honest reinstalls from the buyer's network
+		buyer = f.from("KEY-1", "buyer.com", fmt.Sprintf("198.51.100.%d", 10+i))
+	}
+	buyer = f.from("KEY-1", "buyer.com", buyerIP)
+	// A leaked code claims the domain from other networks, the buyer
+	// takes it back each time: the buyer's network and 4 others are 5.
+	for i := 1; i <= 4; i++ {
+		f.from("KEY-1", "buyer.com", fmt.Sprintf("203.0.%d.9", i))
+		buyer = f.from("KEY-1", "buyer.com", buyerIP)
+	}
+	if f.state(buyer.License.ID).License.Locked {
+		t.Fatal("locked at the threshold")
+	}
+	_, err := f.try("KEY-1", "buyer.com", "203.0.99.9")
+	wantCode(t, err, CodeLicenseLocked)
+	if _, err := f.admit(buyer.AccessToken); err != nil {
+		t.Fatalf("the buyer's newest token after the lock: %v", err)
+	}
+	locks := f.events(store.AuditLicenseLocked)
+	if len(locks) != 1 || !strings.Contains(locks[0].Reason, "5 distinct client networks") || locks[0].ClientIP != "203.0.99.9" {
+		t.Fatalf("lock events %+v", locks)
+	}
+}
+
+// Attempts spread wider than the window never lock; the limit grows with
+// the licence's slots (twice the slots when that is more).
+func TestLeakThresholdWindowAndSlots(t *testing.T) {
+	f := newFixture(t)
+	f.from("KEY-1", "buyer.com", "198.51.100.7")
+	for i := range 30 {
+		f.clock.Advance(6 * time.Hour) // 4 in any 24h, and buyer.com: 5 distinct domains
+		wantCode(t, firstErr(f.try("KEY-1", fmt.Sprintf("claim%d.com", i), "203.0.113.9")), CodeActivationLimit)
+	}
+	if st := f.state(f.from("KEY-1", "buyer.com", "198.51.100.7").License.ID); st.License.Locked || len(st.License.Sightings) > 6 {
+		t.Fatalf("locked %v with %d sightings", st.License.Locked, len(st.License.Sightings))
+	}
+
+	g := newFixture(t)
+	g.svc.cfg.Products["p"].Rules.Activations = 10 // an agency: 20 domains tolerated
+	for i := range 20 {
+		_, err := g.try("KEY-1", fmt.Sprintf("site%d.com", i), "198.51.100.7")
+		if i >= 10 {
+			wantCode(t, err, CodeActivationLimit)
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantCode(t, firstErr(g.try("KEY-1", "site20.com", "198.51.100.7")), CodeLicenseLocked)
+
+	h := newFixture(t)
+	h.svc.cfg.Products["p"].Leak = policy.LeakRule{Threshold: 2, Window: time.Hour}
+	h.from("KEY-1", "a.com", "198.51.100.7")
+	wantCode(t, firstErr(h.try("KEY-1", "b.com", "198.51.100.7")), CodeActivationLimit)
+	wantCode(t, firstErr(h.try("KEY-1", "c.com", "198.51.100.7")), CodeLicenseLocked)
+}
+
+// The 409 lists the slot holders with masked domains, labels and dates,
+// and no domain in the clear.
+func TestActivationLimitListsMaskedHolders(t *testing.T) {
+	f := newFixture(t)
+	_, err := f.svc.Activate(context.Background(), ActivateRequest{Key: "KEY-1", Domain: "buyer.com", Label: "shop", ClientIP: "198.51.100.7"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := f.clock.Now()
+	f.clock.Advance(time.Minute)
+	_, err = f.try("KEY-1", "claim.com", "203.0.113.9")
+	e := wantCode(t, err, CodeActivationLimit)
+	if len(e.Activations) != 1 {
+		t.Fatalf("activations %+v", e.Activations)
+	}
+	if h := e.Activations[0]; h.Domain != "b***r.com" || h.Label != "shop" || !h.CreatedAt.Equal(created) || h.LastSeenAt != nil {
+		t.Fatalf("holder %+v", h)
+	}
+	raw, _ := json.Marshal(e.Activations)
+	if strings.Contains(string(raw)+e.Detail, "buyer") {
+		t.Fatalf("the answer names the buyer's domain: %s %s", raw, e.Detail)
+	}
+	if !strings.Contains(string(raw), `"last_seen_at":null`) {
+		t.Fatalf("no last_seen_at member: %s", raw)
+	}
+}
+
+// Free installs are capped with the defaults: 5 local per licence, 3
+// staging per production domain (SPEC section 4), on both stores.
+func TestFreeInstallCaps(t *testing.T) {
+	for _, backend := range backends {
+		t.Run(backend, func(t *testing.T) {
+			f := newFixtureOn(t, backend)
+			if created, refused := f.tally(50, "site%d.test", "local"); created != policy.DefaultLocalCap || refused != 50-policy.DefaultLocalCap {
+				t.Fatalf("50 local activations: %d created, %d refused; want 5 and 45", created, refused)
+			}
+			for _, prod := range []string{"buyer.com", "second.com"} {
+				if prod == "second.com" {
+					f.svc.cfg.Products["p"].Rules.Activations = 2
+				}
+				f.from("KEY-1", prod, "198.51.100.7")
+				if created, refused := f.tally(10, "s%d."+prod, "staging"); created != policy.DefaultStagingCap || refused != 10-policy.DefaultStagingCap {
+					t.Fatalf("10 staging activations under %s: %d created, %d refused; want 3 and 7", prod, created, refused)
+				}
+			}
+		})
+	}
+}
+
+// tally activates KEY-1 on n domains (pattern with %d) and counts the new
+// installations of class and the activation_limit_reached refusals.
+func (f *fixture) tally(n int, pattern, class string) (created, refused int) {
+	f.t.Helper()
+	for i := range n {
+		a, err := f.try("KEY-1", fmt.Sprintf(pattern, i), "198.51.100.7")
+		switch {
+		case err != nil:
+			wantCode(f.t, err, CodeActivationLimit)
+			refused++
+		case a.Created && a.License.InstallClass == class:
+			created++
+		}
+	}
+	return created, refused
+}
+
+// One licence through 10,000 activations, accepted and refused, with
+// deactivations between them, over months: the stored record stays
+// bounded (installations and sightings), and pruned installations leave
+// the installation index too. On both stores.
+func TestLicenseRecordStaysBounded(t *testing.T) {
+	for _, backend := range backends {
+		t.Run(backend, func(t *testing.T) {
+			if raceEnabled && backend != "embedded" {
+				t.Skip("10,000 activations under the race detector: on the embedded store only (both stores run without -race)")
+			}
+			f := newFixtureOn(t, backend)
+			ctx := context.Background()
+			buyer := f.from("KEY-1", "buyer.com", "198.51.100.7")
+			lic := buyer.License.ID
+			var live []*Activation // local installations to deactivate, oldest first
+			firstLocal := ""
+			accepted, refused, maxIns, maxSeen := 0, 0, 0, 0
+			for i := range 10_000 {
+				f.clock.Advance(7 * time.Minute) // ~49 days in all
+				var domain string
+				switch {
+				case i%500 == 0:
+					domain = fmt.Sprintf("claim%d.com", i) // refused, a domain sighting
+				case i%500 == 1:
+					domain = "buyer.com" // a re-activation from another network
+				case i%5 == 0:
+					domain = fmt.Sprintf("s%d.buyer.com", i)
+				default:
+					domain = fmt.Sprintf("site%d.test", i)
+				}
+				ip := "198.51.100.7"
+				if i%500 == 1 {
+					ip = fmt.Sprintf("203.0.%d.9", i/500%250)
+				}
+				a, err := f.try("KEY-1", domain, ip)
+				if err != nil {
+					if e := AsError(err); e.Code != CodeActivationLimit {
+						t.Fatalf("activation %d on %s: %v", i, domain, err)
+					}
+					refused++
+				} else {
+					accepted++
+					if a.Created {
+						live = append(live, a)
+						if firstLocal == "" {
+							firstLocal = a.InstallationID
+						}
+					}
+				}
+				if len(live) >= 4 && i%3 == 0 { // free the oldest
+					if err := f.svc.Deactivate(ctx, live[0].RefreshToken); err != nil {
+						t.Fatalf("deactivating: %v", err)
+					}
+					live = live[1:]
+				}
+				if i%250 == 0 {
+					st := f.state(lic)
+					maxIns = max(maxIns, len(st.Installations))
+					maxSeen = max(maxSeen, len(st.License.Sightings))
+				}
+			}
+			st := f.state(lic)
+			maxIns = max(maxIns, len(st.Installations))
+			maxSeen = max(maxSeen, len(st.License.Sightings))
+			t.Logf("%d accepted, %d refused; stored at most %d installations and %d sightings; finally %d and %d",
+				accepted, refused, maxIns, maxSeen, len(st.Installations), len(st.License.Sightings))
+			if accepted < 1000 || refused < 1000 {
+				t.Fatalf("the test did not exercise both: %d accepted, %d refused", accepted, refused)
+			}
+			if st.License.Locked {
+				t.Fatal("an honest pattern locked the licence")
+			}
+			// Active: 1 production + 5 local + 3 staging at most; ended: MaxEnded.
+			if bound := 1 + policy.DefaultLocalCap + policy.DefaultStagingCap + policy.MaxEnded; maxIns > bound {
+				t.Fatalf("%d installations stored, bound %d", maxIns, bound)
+			}
+			if limit := policy.DefaultLeakThreshold + 1; maxSeen > 2*limit {
+				t.Fatalf("%d sightings stored, bound %d", maxSeen, 2*limit)
+			}
+			if _, err := f.store.InstallationLicense(ctx, firstLocal); err == nil {
+				t.Fatal("a pruned installation is still in the installation index")
+			}
+			if _, err := f.admit(f.from("KEY-1", "buyer.com", "198.51.100.7").AccessToken); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// vendorSource is a marketplace that knows one key, counting the calls
+// that reach it.
+type vendorSource struct{ calls atomic.Int64 }
+
+func (*vendorSource) Name() string { return "vendor" }
+func (*vendorSource) CanonicalKey(k string) (string, error) {
+	if !strings.HasPrefix(k, "V-") {
+		return "", upstreams.ErrKeyFormat
+	}
+	return k, nil
+}
+func (s *vendorSource) Verify(_ context.Context, r upstreams.Request) upstreams.Verdict {
+	s.calls.Add(1)
+	if r.Key == "V-GOOD" {
+		return upstreams.ValidVerdict(upstreams.Record{Product: "p", Type: "regular"})
+	}
+	return upstreams.InvalidVerdict(upstreams.NotFound)
+}
+
+// A flood of unknown keys spends the source's failure budget and is then
+// answered rate_limited without reaching the source; valid keys give
+// their call back, and stored licences are not asked again.
+func TestFailureBudgetPerSource(t *testing.T) {
+	f := newFixture(t)
+	src := &vendorSource{}
+	f.svc.cfg.Sources["vendor"] = src
+	f.svc.cfg.Products["p"].Sources = []string{"keys", "vendor"}
+	budget := NewFailureBudget(upstreams.Rate{Calls: 10, Period: time.Minute}, f.clock.Now)
+	act := func(key string) error {
+		_, err := f.svc.Activate(context.Background(), ActivateRequest{Key: key, Domain: "a.com", Budget: budget})
+		return err
+	}
+	// The valid key first, repeatedly: it costs the budget nothing.
+	for range 20 {
+		if err := act("V-GOOD"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	var limited atomic.Int64
+	for i := range 200 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := act(fmt.Sprintf("V-%06d", i))
+			if e := AsError(err); e.Code == CodeRateLimited {
+				if e.RetryAfter <= 0 {
+					t.Errorf("rate_limited without Retry-After")
+				}
+				limited.Add(1)
+			} else if e.Code != CodeLicenseNotFound {
+				t.Errorf("random key: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if got := src.calls.Load(); got != 1+10 {
+		t.Fatalf("%d calls reached the source, want 1 (the valid key, once) + 10 (the budget)", got)
+	}
+	if limited.Load() != 190 {
+		t.Fatalf("%d answered rate_limited, want 190", limited.Load())
+	}
+	// A stored licence is answered from the store even now; a new valid
+	// key waits for the budget to refill.
+	if err := act("V-GOOD"); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, act("V-NEWGOOD"), CodeRateLimited)
+	f.clock.Advance(6 * time.Second)
+	wantCode(t, act("V-NOPE"), CodeLicenseNotFound)
+}
