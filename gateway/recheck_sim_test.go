@@ -21,7 +21,6 @@ import (
 	"github.com/licensegate/licensegate/policy"
 	"github.com/licensegate/licensegate/secret"
 	"github.com/licensegate/licensegate/store"
-	"github.com/licensegate/licensegate/store/embedded"
 	redisstore "github.com/licensegate/licensegate/store/redis"
 	"github.com/licensegate/licensegate/upstreams"
 	"github.com/licensegate/licensegate/upstreams/digitaldownloads"
@@ -212,14 +211,7 @@ func day(d float64) time.Time { return simStart.Add(time.Duration(d * float64(24
 
 func simStores(t *testing.T) map[string]func(t *testing.T) store.Store {
 	return map[string]func(t *testing.T) store.Store{
-		"embedded": func(t *testing.T) store.Store {
-			st, err := embedded.Open(filepath.Join(t.TempDir(), "lg.db"), time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = st.Close() })
-			return st
-		},
+		"embedded": openEmbedded,
 		"redis": func(t *testing.T) store.Store {
 			srv := redistest.NewServer(t)
 			client := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
