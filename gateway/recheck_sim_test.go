@@ -438,6 +438,9 @@ func TestRecheckSimulatedMonth(t *testing.T) {
 	}
 	for storeName, open := range simStores(t) {
 		for _, mode := range []policy.RecheckMode{policy.RecheckManual, policy.RecheckAuto} {
+			if raceEnabled && (storeName == "embedded") != (mode == policy.RecheckManual) {
+				continue // under the race detector: each store once, each mode once
+			}
 			t.Run(storeName+"/"+string(mode), func(t *testing.T) {
 				simulateMonth(t, open(t), mode)
 			})
@@ -602,6 +605,9 @@ func TestRecheckGuardHoldsMassInvalid(t *testing.T) {
 		t.Skip("simulated days")
 	}
 	for storeName, open := range simStores(t) {
+		if raceEnabled && storeName == "embedded" {
+			continue // under the race detector: Redis only
+		}
 		t.Run(storeName, func(t *testing.T) { guardScenario(t, open(t)) })
 	}
 }
