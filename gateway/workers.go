@@ -25,8 +25,9 @@ type Worker struct {
 // Workers returns the background work the service needs, each to run in
 // its own goroutine until the app stops: following the store's change
 // feed, reloading the key ring (which also loads it the first time, so
-// starting never waits on the store) and, with KeyRotation set, rotating
-// the signing key on schedule.
+// starting never waits on the store), with KeyRotation set, rotating
+// the signing key on schedule and, unless every product's recheck is off,
+// the background recheck (one across instances, by its lease).
 func (s *Service) Workers() []Worker {
 	ws := []Worker{
 		{Name: "change_feed", Run: s.followChanges},
@@ -34,6 +35,9 @@ func (s *Service) Workers() []Worker {
 	}
 	if s.cfg.KeyRotation > 0 {
 		ws = append(ws, Worker{Name: "key_rotation", Run: s.rotateOnSchedule})
+	}
+	if s.rechecks() {
+		ws = append(ws, Worker{Name: "recheck", Run: s.RunRecheck})
 	}
 	return ws
 }

@@ -18,6 +18,11 @@ const (
 	AuditLicenseLocked           = "license.locked"
 	AuditLicenseUnlocked         = "license.unlocked"
 	AuditKeysRotated             = "keys.rotated"
+	// The background recheck's (SPEC section 7).
+	AuditLicenseFlagged = "license.flagged"
+	AuditLicenseExpired = "license.expired"
+	AuditLicenseRenewed = "license.renewed"
+	AuditGuardTripped   = "recheck.guard_tripped"
 )
 
 // AuditEvent is one entry of the append-only audit log: who did what, when

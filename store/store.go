@@ -68,6 +68,14 @@ type License struct {
 	VerifiedAt    time.Time `json:"verified_at"`
 	NextCheckAt   time.Time `json:"next_check_at,omitempty"`
 	LastMoveAt    time.Time `json:"last_move_at,omitempty"`
+	// VendorID is the vendor's own id of the licence, for sources that
+	// read a licence by id on a recheck (Keygen). Empty: none.
+	VendorID string `json:"vendor_id,omitempty"`
+	// Recheck is what the background recheck keeps about its last checks.
+	Recheck RecheckState `json:"recheck,omitempty"`
+	// Fence is the highest lease token a write of this licence was made
+	// under (see Fenced).
+	Fence int64 `json:"fence,omitempty"`
 	// Sightings are the distinct production domains activations were
 	// attempted on and the client networks re-activations came from,
 	// within the product's leak_threshold window (bounded: the gateway
@@ -78,6 +86,24 @@ type License struct {
 	// Version increases with every write; backends use it for
 	// compare-and-set.
 	Version int64 `json:"version"`
+}
+
+// RecheckState is the background recheck's memory of one licence (SPEC
+// section 7); its NextCheckAt is License.NextCheckAt.
+type RecheckState struct {
+	// LastCheckAt is when the source was last asked, LastOutcome what it
+	// answered (valid, invalid, unknown) and LastReason why, for invalid
+	// (refunded, not_found, ...) and unknown (a cause safe to show: never
+	// a code).
+	LastCheckAt time.Time `json:"last_check_at,omitempty"`
+	LastOutcome string    `json:"last_outcome,omitempty"`
+	LastReason  string    `json:"last_reason,omitempty"`
+	// Definitive counts consecutive definitive-invalid answers, the first
+	// of them at FirstDefinitiveAt.
+	Definitive        int       `json:"definitive,omitempty"`
+	FirstDefinitiveAt time.Time `json:"first_definitive_at,omitempty"`
+	// Unknown counts consecutive unknown answers (the backoff exponent).
+	Unknown int `json:"unknown,omitempty"`
 }
 
 // Sighting is one distinct value (a domain or a client network) seen on a
@@ -117,6 +143,11 @@ func (i *Installation) Active() bool { return i.Status == InstallationActive }
 type LicenseState struct {
 	License       *License       // nil when the licence is not stored yet
 	Installations []Installation // in creation order
+	// Audit lists events UpdateLicense appends to the audit log in the
+	// same write as the state, so a change is never stored without its
+	// event nor an event without its change. Not part of the state: a
+	// state read back has none.
+	Audit []AuditEvent
 }
 
 // Installation returns the installation with the given id, or nil.
@@ -203,7 +234,9 @@ type Store interface {
 	// receives a copy it may modify and returns the state to write (or nil
 	// to write nothing). Backends may call fn more than once when a
 	// concurrent writer won; fn must therefore have no side effects. The
-	// state written is returned.
+	// state written is returned. The returned state's Audit events are
+	// appended to the audit log in the same atomic write (see
+	// LicenseState.Audit).
 	UpdateLicense(ctx context.Context, licenseID string, fn func(*LicenseState) (*LicenseState, error)) (*LicenseState, error)
 
 	// InstallationLicense returns the licence id an installation belongs to.
@@ -250,4 +283,7 @@ type Store interface {
 
 	// Ledger lists licences and keeps the audit log (ledger.go).
 	Ledger
+
+	// Scheduler claims due licences and keeps leases (scheduler.go).
+	Scheduler
 }

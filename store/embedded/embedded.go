@@ -35,8 +35,9 @@ var (
 	bucketRefresh       = []byte("refresh_families") // family id -> RefreshFamily
 	bucketKeys          = []byte("signing_keys")
 	bucketIdempotency   = []byte("idempotency")
-	bucketDue           = []byte("due")   // "<next check, sortable>|<licence id>" -> nil
-	bucketAudit         = []byte("audit") // sequence (16 hex digits) -> AuditEvent
+	bucketDue           = []byte("due")    // "<next check, sortable>|<licence id>" -> nil
+	bucketAudit         = []byte("audit")  // sequence (16 hex digits) -> AuditEvent
+	bucketLeases        = []byte("leases") // lease name -> store.Lease
 
 	// bucketLegacyRefresh held one record per refresh token ever issued;
 	// Open deletes it.
@@ -80,7 +81,7 @@ func Open(path string, timeout time.Duration, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("opening embedded store %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketLicenses, bucketInstallations, bucketInstallIndex, bucketRefresh, bucketKeys, bucketIdempotency, bucketDue, bucketAudit} {
+		for _, b := range [][]byte{bucketLicenses, bucketInstallations, bucketInstallIndex, bucketRefresh, bucketKeys, bucketIdempotency, bucketDue, bucketAudit, bucketLeases} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

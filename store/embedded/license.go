@@ -151,6 +151,12 @@ func writeState(tx *bolt.Tx, licenseID string, prev store.License, had []string,
 			}
 		}
 	}
+	for _, ev := range st.Audit { // in the same transaction as the change
+		if err := appendAudit(tx, ev); err != nil {
+			return err
+		}
+	}
+	st.Audit = nil
 	return nil
 }
 

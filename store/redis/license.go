@@ -194,6 +194,21 @@ func (s *Store) UpdateLicense(ctx context.Context, licenseID string, fn func(*st
 			} else {
 				deferred = append(deferred, listed)
 			}
+			for _, ev := range next.Audit {
+				ev.ID = ""
+				raw, err := json.Marshal(ev)
+				if err != nil {
+					return errAbort{fmt.Errorf("updating licence: encoding audit event: %w", err)}
+				}
+				add := func(p redis.Pipeliner) {
+					p.XAdd(ctx, &redis.XAddArgs{Stream: s.auditKey(), Values: []any{"event", raw}})
+				}
+				if s.sameSlot(key, s.auditKey()) {
+					add(p)
+				} else {
+					deferred = append(deferred, add)
+				}
+			}
 			p.Publish(ctx, s.channel(), notice)
 			return nil
 		})
