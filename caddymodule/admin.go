@@ -76,6 +76,8 @@ func (a *adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 		return a.methods(w, r, map[string]handler{http.MethodPost: a.lookup})
 	case parts[0] == "licenses" && len(parts) == 2:
 		return a.methods(w, r, map[string]handler{http.MethodGet: a.withID(parts[1], a.showLicense)})
+	case parts[0] == "licenses" && len(parts) == 3 && parts[2] == "recheck":
+		return a.methods(w, r, map[string]handler{http.MethodPost: a.withID(parts[1], a.recheckLicense)})
 	case parts[0] == "licenses" && len(parts) == 3:
 		return a.methods(w, r, map[string]handler{http.MethodPost: a.withID(parts[1], a.licenseAction(parts[2]))})
 	case parts[0] == "installations" && len(parts) == 2:
@@ -185,7 +187,7 @@ func (a *adminAPI) licenseAction(action string) func(http.ResponseWriter, *http.
 		}
 		d, err := a.svc().ChangeLicense(r.Context(), id, action, body.Reason)
 		if errors.Is(err, gateway.ErrUnknownAction) {
-			return apiError(http.StatusNotFound, fmt.Errorf("unknown licence action %q (suspend, reinstate, lock, unlock)", action))
+			return apiError(http.StatusNotFound, fmt.Errorf("unknown licence action %q (suspend, reinstate, lock, unlock, recheck)", action))
 		}
 		if err != nil {
 			return a.fail(err, "licence")
@@ -193,6 +195,27 @@ func (a *adminAPI) licenseAction(action string) func(http.ResponseWriter, *http.
 		a.logger.Info("licence changed", zap.String("license_id", id), zap.String("action", action))
 		return writeAdminJSON(w, d)
 	}
+}
+
+// recheckLicense asks the licence's source now (SPEC section 7) and
+// answers the outcome with the licence as it stands after it.
+func (a *adminAPI) recheckLicense(w http.ResponseWriter, r *http.Request, id string) error {
+	if err := decodeAdminBody(r, &struct {
+		Reason string `json:"reason"`
+	}{}); err != nil {
+		return err
+	}
+	out, err := a.svc().RecheckLicense(r.Context(), id)
+	if err != nil {
+		return a.fail(err, "licence")
+	}
+	d, err := a.svc().License(r.Context(), id)
+	if err != nil {
+		return a.fail(err, "licence")
+	}
+	a.logger.Info("licence rechecked", zap.String("license_id", id), zap.String("outcome", out.Outcome),
+		zap.String("reason", out.Reason), zap.String("event", out.Event))
+	return writeAdminJSON(w, map[string]any{"outcome": out, "license": d.License, "installations": d.Installations})
 }
 
 func (a *adminAPI) showInstallation(w http.ResponseWriter, r *http.Request, id string) error {

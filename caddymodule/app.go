@@ -138,6 +138,13 @@ type Product struct {
 	// MoveCooldown is the least time between two domain moves of one
 	// licence. Default: 24h.
 	MoveCooldown *caddy.Duration `json:"move_cooldown,omitempty"`
+	// Recheck is the background recheck of the product's licences (SPEC
+	// section 7). Default: every 168h, mode manual.
+	Recheck *RecheckConfig `json:"recheck,omitempty"`
+	// ExpiryGrace is how long a licence past its expires_at keeps serving
+	// while its source cannot confirm the expiry, so an outage at the
+	// moment of expiry never cuts off a buyer who renewed. Default: 168h.
+	ExpiryGrace *caddy.Duration `json:"expiry_grace,omitempty"`
 
 	// Mappings are the product's identifiers at each source it is sold
 	// on, by source name: Envato item ids, AppTrovo slugs, Digital
@@ -145,6 +152,63 @@ type Product struct {
 	// Caddyfile each is under its source's mapping option (envato_item,
 	// apptrovo_slug, ddp_list_token, ...), see Product.MarshalJSON.
 	Mappings map[string][]string `json:"-"`
+}
+
+// RecheckConfig is a product's background recheck (Caddyfile: recheck
+// every <d> mode <m> [confirm <n>] [confirm_window <d>]
+// [auto_suspend_not_found]).
+type RecheckConfig struct {
+	// Every is how often each licence is asked about again. Default: 168h;
+	// at least 1m.
+	Every caddy.Duration `json:"every,omitempty"`
+	// Mode is manual (a definitive answer flags the licence, which still
+	// serves; the author decides), auto (suspends after Confirm answers
+	// over ConfirmWindow) or off (never rechecked). Default: manual.
+	Mode string `json:"mode,omitempty"`
+	// Confirm is how many consecutive definitive answers auto mode needs.
+	// Default: 3.
+	Confirm int `json:"confirm,omitempty"`
+	// ConfirmWindow is how long those answers must span. Default: 72h.
+	ConfirmWindow caddy.Duration `json:"confirm_window,omitempty"`
+	// AutoSuspendNotFound lets auto mode suspend on "not found" answers,
+	// which Envato also gives for closed buyer accounts. Default: false.
+	AutoSuspendNotFound bool `json:"auto_suspend_not_found,omitempty"`
+}
+
+// rules checks the recheck options and returns them as policy's rules,
+// with errors that name the option.
+func (rc *RecheckConfig) rules(product string, grace *caddy.Duration) (policy.RecheckRules, error) {
+	var r policy.RecheckRules
+	if grace != nil {
+		if *grace < 0 {
+			return r, fmt.Errorf("product %s: expiry_grace: must not be negative", product)
+		}
+		r.ExpiryGrace = time.Duration(*grace)
+		if r.ExpiryGrace == 0 {
+			r.ExpiryGrace = time.Nanosecond // 0 given: no grace (unset means the default)
+		}
+	}
+	if rc == nil {
+		return r.WithDefaults(), nil
+	}
+	if rc.Mode != "" {
+		m, err := policy.ParseRecheckMode(rc.Mode)
+		if err != nil {
+			return r, fmt.Errorf("product %s: recheck mode: %w", product, err)
+		}
+		r.Mode = m
+	}
+	switch {
+	case rc.Every < 0 || rc.Every > 0 && time.Duration(rc.Every) < time.Minute:
+		return r, fmt.Errorf("product %s: recheck every: %s is shorter than 1m", product, time.Duration(rc.Every))
+	case rc.Confirm < 0:
+		return r, fmt.Errorf("product %s: recheck confirm: must not be negative", product)
+	case rc.ConfirmWindow < 0:
+		return r, fmt.Errorf("product %s: recheck confirm_window: must not be negative", product)
+	}
+	r.Every, r.Confirm, r.ConfirmWindow = time.Duration(rc.Every), rc.Confirm, time.Duration(rc.ConfirmWindow)
+	r.AutoSuspendNotFound = rc.AutoSuspendNotFound
+	return r.WithDefaults(), nil
 }
 
 // productJSON is Product without its JSON methods.
@@ -492,12 +556,17 @@ func (pc *Product) build(name string, sources map[string]upstreams.Source) (*gat
 		}
 		cooldown = time.Duration(*pc.MoveCooldown)
 	}
+	recheck, err := pc.Recheck.rules(name, pc.ExpiryGrace)
+	if err != nil {
+		return nil, err
+	}
 	return &gateway.Product{
 		Name: name, Sources: pc.Sources, MoveCooldown: cooldown, Leak: leak,
 		Rules: policy.Rules{
 			Activations: pc.Activations, LocalDomains: local, StagingSubdomains: staging,
 			LocalCap: pc.LocalCap, StagingCap: pc.StagingCap,
 		},
+		Recheck: recheck,
 	}, nil
 }
 

@@ -47,6 +47,8 @@ func init() {
 //			staging_subdomains free [<cap>]|slot|deny
 //			move_cooldown <duration>
 //			leak_threshold <n>/<period>
+//			recheck every <duration> mode manual|auto|off [confirm <n>] [confirm_window <duration>] [auto_suspend_not_found]
+//			expiry_grace <duration>
 //		}
 //	}
 func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
@@ -237,6 +239,71 @@ func parseProduct(d *caddyfile.Dispenser, app *App) error {
 	return nil
 }
 
+// recheckArgs reads recheck every <d> mode <m> [confirm <n>]
+// [confirm_window <d>] [auto_suspend_not_found], its words in any order.
+func recheckArgs(d *caddyfile.Dispenser, product string, p *Product) error {
+	if p.Recheck != nil {
+		return d.Errf("product %s: recheck: given twice", product)
+	}
+	rc := &RecheckConfig{}
+	args := d.RemainingArgs()
+	if len(args) == 0 {
+		return d.ArgErr()
+	}
+	value := func(i int, word string) (string, error) {
+		if i+1 >= len(args) {
+			return "", d.Errf("product %s: recheck %s: a value is required", product, word)
+		}
+		return args[i+1], nil
+	}
+	duration := func(word, v string) (caddy.Duration, error) {
+		dur, err := caddy.ParseDuration(v)
+		if err != nil || dur < 0 {
+			return 0, d.Errf("product %s: recheck %s: %q is not a duration", product, word, v)
+		}
+		return caddy.Duration(dur), nil
+	}
+	for i := 0; i < len(args); i++ {
+		word := args[i]
+		switch word {
+		case "auto_suspend_not_found":
+			rc.AutoSuspendNotFound = true
+			continue
+		case "every", "mode", "confirm", "confirm_window":
+		default:
+			return d.Errf("product %s: recheck: unrecognized word %q (every, mode, confirm, confirm_window, auto_suspend_not_found)", product, word)
+		}
+		v, err := value(i, word)
+		if err != nil {
+			return err
+		}
+		i++
+		switch word {
+		case "every":
+			if rc.Every, err = duration(word, v); err != nil {
+				return err
+			}
+		case "confirm_window":
+			if rc.ConfirmWindow, err = duration(word, v); err != nil {
+				return err
+			}
+		case "mode":
+			if _, err := policy.ParseRecheckMode(v); err != nil {
+				return d.Errf("product %s: recheck mode: %v", product, err)
+			}
+			rc.Mode = v
+		case "confirm":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return d.Errf("product %s: recheck confirm: %q is not a positive number", product, v)
+			}
+			rc.Confirm = n
+		}
+	}
+	p.Recheck = rc
+	return nil
+}
+
 // treatmentArg reads a product's "free [<cap>]|slot|deny" option.
 func treatmentArg(d *caddyfile.Dispenser, product string, dst *string, capacity *int) error {
 	opt := d.Val()
@@ -293,7 +360,20 @@ func parseProductOption(d *caddyfile.Dispenser, name string, p *Product) error {
 			return err
 		}
 		p.MoveCooldown = &dur
-	case "recheck", "release_idle":
+	case "recheck":
+		return recheckArgs(d, name, p)
+	case "expiry_grace":
+		var s string
+		if err := singleArg(d, &s); err != nil {
+			return err
+		}
+		dur, err := caddy.ParseDuration(s)
+		if err != nil || dur < 0 {
+			return d.Errf("product %s: expiry_grace: %q is not a duration of 0 or more", name, s)
+		}
+		g := caddy.Duration(dur)
+		p.ExpiryGrace = &g
+	case "release_idle":
 		return d.Errf("product %s: %s: not supported yet", name, opt)
 	default:
 		source, ok := mappingSource(opt) // envato_item, apptrovo_slug, ...

@@ -59,7 +59,14 @@ func adapt(t *testing.T, input string) string {
 func TestCaddyfileErrors(t *testing.T) {
 	cases := map[string]string{
 		"unknown option":       "{\n\tlicensegate {\n\t\tbogus 1\n\t}\n}\n",
-		"not supported yet":    "{\n\tlicensegate {\n\t\tproduct p {\n\t\t\trecheck every 168h\n\t\t}\n\t}\n}\n",
+		"not supported yet":    "{\n\tlicensegate {\n\t\tproduct p {\n\t\t\trelease_idle 2160h\n\t\t}\n\t}\n}\n",
+		"recheck bad mode":     "{\n\tlicensegate {\n\t\tproduct p {\n\t\t\trecheck every 6h mode suspend\n\t\t}\n\t}\n}\n",
+		"recheck bad word":     "{\n\tlicensegate {\n\t\tproduct p {\n\t\t\trecheck every 6h often\n\t\t}\n\t}\n}\n",
+		"recheck no value":     "{\n\tlicensegate {\n\t\tproduct p {\n\t\t\trecheck every\n\t\t}\n\t}\n}\n",
+		"recheck bad confirm":  "{\n\tlicensegate {\n\t\tproduct p {\n\t\t\trecheck mode auto confirm 0\n\t\t}\n\t}\n}\n",
+		"recheck bad duration": "{\n\tlicensegate {\n\t\tproduct p {\n\t\t\trecheck every soon\n\t\t}\n\t}\n}\n",
+		"recheck twice":        "{\n\tlicensegate {\n\t\tproduct p {\n\t\t\trecheck mode off\n\t\t\trecheck mode off\n\t\t}\n\t}\n}\n",
+		"bad expiry_grace":     "{\n\tlicensegate {\n\t\tproduct p {\n\t\t\texpiry_grace -1h\n\t\t}\n\t}\n}\n",
 		"redis bad option":     "{\n\tlicensegate {\n\t\tstorage redis {\n\t\t\tnope\n\t\t}\n\t}\n}\n",
 		"bad on_store_error":   ":8080 {\n\tlicense_gate {\n\t\ton_store_error maybe\n\t}\n}\n",
 		"bad duration":         "{\n\tlicensegate {\n\t\taccess_token_ttl soon\n\t}\n}\n",

@@ -24,8 +24,8 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "license",
-		Usage: "show|suspend|reinstate|lock|unlock <key-or-id> [--reason <text>] [--json] [--address <listen>] [--config <path> [--adapter <name>]]",
-		Short: "Shows, suspends, reinstates, locks or unlocks a licence",
+		Usage: "show|suspend|reinstate|lock|unlock|recheck <key-or-id> [--reason <text>] [--json] [--address <listen>] [--config <path> [--adapter <name>]]",
+		Short: "Shows, suspends, reinstates, locks, unlocks or rechecks a licence",
 		Long: `
 Shows or changes one licence through licensegate's admin API.
 
@@ -36,8 +36,9 @@ key from standard input instead, so it stays out of the process list and
 the shell history.
 
 suspend, reinstate, lock and unlock take an optional --reason, recorded
-in the audit log. --json prints the admin API's JSON answer instead of a
-table.
+in the audit log. recheck asks the licence's source again now, as the
+background recheck would, and prints what it answered and what changed.
+--json prints the admin API's JSON answer instead of a table.
 ` + cliAdminHelp,
 		CobraFunc: cliLicenseCommand,
 	})
@@ -233,6 +234,14 @@ func cliLicenseCommand(cmd *cobra.Command) {
 	}
 	cliAdminFlags(show)
 	cmd.AddCommand(show)
+	recheck := &cobra.Command{
+		Use:   "recheck <key-or-id>",
+		Short: "Asks the licence's source again now and prints the outcome",
+		Args:  cobra.ExactArgs(1),
+		RunE:  cliRunE(cmdLicenseRecheck),
+	}
+	cliAdminFlags(recheck)
+	cmd.AddCommand(recheck)
 	for _, a := range cliLicenseActions {
 		sub := &cobra.Command{
 			Use:   a.verb + " <key-or-id>",
@@ -350,6 +359,37 @@ func cmdLicenseShow(c *adminCLI, args []string) error {
 		return err
 	}
 	return c.print(raw, ans.write)
+}
+
+// cmdLicenseRecheck POSTs recheck for a licence and prints the outcome,
+// then the licence.
+func cmdLicenseRecheck(c *adminCLI, args []string) error {
+	id, err := c.licenseID(args[0])
+	if err != nil {
+		return err
+	}
+	var ans struct {
+		cliLicenseAnswer
+		Outcome cliObject `json:"outcome"`
+	}
+	raw, err := c.admin(http.MethodPost, cliLicensePath(id)+"/recheck", struct{}{}, &ans)
+	if err != nil {
+		return err
+	}
+	return c.print(raw, func(w io.Writer) {
+		line := cliPrintable(id) + " rechecked: " + ans.Outcome.cell("outcome")
+		if r := ans.Outcome.text("reason"); r != "" {
+			line += " (" + cliPrintable(r) + ")"
+		}
+		if ev := ans.Outcome.text("event"); ev != "" {
+			line += ", " + cliPrintable(ev)
+		}
+		if ans.Outcome.cell("held") == "true" {
+			line += ", held by the mass-suspension guard"
+		}
+		fmt.Fprintf(w, "%s\n\n", line)
+		ans.write(w)
+	})
 }
 
 // cmdLicenseAction returns the command that POSTs verb for a licence.

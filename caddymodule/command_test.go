@@ -414,3 +414,18 @@ func TestCommandPrintableCells(t *testing.T) {
 		}
 	}
 }
+
+func TestCommandLicenseRecheck(t *testing.T) {
+	answer := `{"outcome":{"license_id":"lic_7Hq2","source":"envato","outcome":"invalid","reason":"refunded","event":"license.flagged","status":"flagged","next_check_at":null,"definitive":5},` +
+		strings.TrimPrefix(testLicenseAnswer, "{")
+	f := newFakeAdmin(t,
+		exchange{method: "POST", target: "/licensegate/licenses/lookup", body: `{"license_key":"` + testKey + `"}`, answer: testLicenseAnswer},
+		exchange{method: "POST", target: "/licensegate/licenses/lic_7Hq2/recheck", body: `{}`, answer: answer},
+	)
+	out, errOut, err := runCommand(t, "", "license", "recheck", testKey, "--address", f.addr)
+	if err != nil {
+		t.Fatalf("license recheck: %v (stderr %q)", err, errOut)
+	}
+	assertContains(t, "license recheck", out, "lic_7Hq2 rechecked: invalid (refunded), license.flagged\n", "inst_9")
+	assertNoKey(t, f, out, errOut)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"strings"
 	"time"
@@ -446,6 +447,7 @@ type activation struct {
 func decideActivation(p *Product, st *store.LicenseState, req ActivateRequest, domain string, now time.Time) (activation, bool) {
 	lic := st.License
 	pl := policyLicense(lic)
+	pl.ExpiryGrace = p.Recheck.WithDefaults().ExpiryGrace
 	if ref := policy.Standing(pl, now); ref != nil {
 		return activation{refusal: fromRefusal(ref)}, false
 	}
@@ -536,7 +538,11 @@ func (s *Service) mergeLicense(cur *store.License, f *found, product string, now
 		lic.Product, lic.Type, lic.LicensedTo = product, r.Type, r.LicensedTo
 		lic.ExpiresAt, lic.SupportUntil, lic.Retired = r.ExpiresAt, r.SupportUntil, r.Retired
 		lic.ActivationsLimit = r.ActivationsLimit
+		if r.VendorID != "" {
+			lic.VendorID = r.VendorID
+		}
 		lic.VerifiedAt = now
+		lic.NextCheckAt = s.firstCheck(lic, product, now)
 		if lic.StatusBy == statusBySource {
 			lic.Status, lic.StatusBy = store.LicenseActive, ""
 		}
@@ -578,6 +584,31 @@ func (p *Product) hasSource(name string) bool {
 
 func policyLicense(l *store.License) policy.License {
 	return policy.License{Status: l.Status, Locked: l.Locked, Type: l.Type, ExpiresAt: l.ExpiresAt, Limit: l.ActivationsLimit}
+}
+
+// policyLicense is a licence in policy's terms with its product's expiry
+// grace, for its standing.
+func (s *Service) policyLicense(l *store.License) policy.License {
+	pl := policyLicense(l)
+	pl.ExpiryGrace = s.recheckRules(l.Product).ExpiryGrace
+	return pl
+}
+
+// firstCheck is a freshly verified licence's next recheck: the one it has,
+// else one interval on (none in mode off), and never after its expiry.
+func (s *Service) firstCheck(lic *store.License, product string, now time.Time) time.Time {
+	rules := s.recheckRules(product)
+	next := lic.NextCheckAt
+	if next.IsZero() {
+		next = rules.FirstCheck(now, lic.ExpiresAt, rand.Float64())
+	}
+	if rules.Mode == policy.RecheckOff {
+		return time.Time{}
+	}
+	if e := lic.ExpiresAt; e != nil && e.After(now) && e.Before(next) {
+		next = *e
+	}
+	return next
 }
 
 func policyInstallations(ins []store.Installation) []policy.Installation {

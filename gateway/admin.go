@@ -37,12 +37,19 @@ type Stats struct {
 	SigningKeys   int            `json:"signing_keys"`
 	CacheHits     uint64         `json:"cache_hits"`
 	CacheMisses   uint64         `json:"cache_misses"`
+	// Recheck is the due index and the mass-suspension guards.
+	Recheck *RecheckStats `json:"recheck"`
 }
 
 // Stats walks every licence: an admin operation, not a hot path.
 func (s *Service) Stats(ctx context.Context) (*Stats, error) {
 	st := &Stats{Licenses: map[string]int{}, Installations: map[string]int{}, SigningKeys: len(s.ring.Keys())}
 	st.CacheHits, st.CacheMisses = s.cache.Stats()
+	rs, err := s.RecheckStatus(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st.Recheck = rs
 	cursor := ""
 	for {
 		page, err := s.cfg.Store.ListLicenses(ctx, cursor, 500)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/licensegate/licensegate/store"
 )
@@ -143,6 +144,9 @@ func applyAction(lic *store.License, action string) {
 		lic.Status, lic.StatusBy = store.LicenseSuspended, ActorAdmin
 	case ActionReinstate:
 		lic.Status, lic.StatusBy = store.LicenseActive, ""
+		// The author decided: the recheck flags or suspends again only on
+		// a fresh day of definitive answers.
+		lic.Recheck.Definitive, lic.Recheck.FirstDefinitiveAt = 0, time.Time{}
 	case ActionLock:
 		lic.Locked = true
 	case ActionUnlock:

@@ -13,13 +13,22 @@
 // I/O in steady state. New builds the signing key ring and issuer; the
 // ring keeps a replaced key exactly as long as its tokens can live.
 //
+// The background recheck (recheck.go) is one of the service's workers: it
+// holds a store lease with a fencing token, so one instance rechecks for
+// all, claims due licences from the store's next-check index, asks each
+// licence's source with its side-effect-free Recheck within the source's
+// recheck budget, and applies policy.RecheckRules with a per-source
+// mass-suspension guard, writing licence and audit entry in one fenced
+// store update.
+//
 // Files by concern: one per installer operation (activate.go, refresh.go,
 // installation.go, idempotency.go), the author's operations in admin*.go,
-// the answers' shapes in view.go, the audit log in audit.go, and in
-// events.go the one function (Service.event) every state change goes
-// through: it adds the change's audit and outbox entries to the
-// UpdateLicense write that makes the change (or, for an event of no
-// licence, writes them together at once).
+// the answers' shapes in view.go, the audit log in audit.go, the
+// background work in workers.go and recheck.go, and in events.go the one
+// function (Service.event) every state change goes through: it adds the
+// change's audit and outbox entries to the UpdateLicense write that makes
+// the change (or, for an event of no licence, writes them together at
+// once).
 //
 // Every error a caller can cause is an *Error with a stable public code;
 // its Cause is for logs only.

@@ -35,18 +35,29 @@ func (s *Service) event(ctx context.Context, st *store.LicenseState, ev Event) {
 		ev.At = s.now()
 	}
 	if st != nil {
-		if ev.LicenseID == "" && st.License != nil {
-			ev.LicenseID = st.License.ID
-		}
-		if ev.Product == "" && st.License != nil {
-			ev.Product = st.License.Product
-		}
-		st.Events = append(st.Events, ev)
+		recordEvent(st, ev)
 		return
 	}
 	if err := s.cfg.Store.AppendEvents(context.WithoutCancel(ctx), []store.AuditEvent{ev}); err != nil {
 		s.log.Error("recording event", zap.String("type", ev.Action), zap.Error(err))
 	}
+}
+
+// recordEvent is Service.event with a state, for decisions that have no
+// service (applyCheck): ev rides on st's write. ev.At must be set.
+func recordEvent(st *store.LicenseState, ev Event) {
+	if st.License != nil {
+		if ev.LicenseID == "" {
+			ev.LicenseID = st.License.ID
+		}
+		if ev.Product == "" {
+			ev.Product = st.License.Product
+		}
+		if ev.Source == "" {
+			ev.Source = st.License.Source
+		}
+	}
+	st.Events = append(st.Events, ev)
 }
 
 // licenseEvents returns the events a licence record's change from prev to

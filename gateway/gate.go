@@ -91,7 +91,7 @@ func (s *Service) authorize(ctx context.Context, c *tokens.Claims, maxStale time
 		return Grant{}, unavailable(detailGateUnavailable, err)
 	}
 	now := s.now()
-	ins, refusal := credentialOf(c).admitted(st, now)
+	ins, refusal := s.admitted(credentialOf(c), st, now)
 	if refusal != nil {
 		return Grant{}, refusal
 	}

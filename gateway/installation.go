@@ -61,12 +61,12 @@ func (c credential) holder(st *store.LicenseState) (*store.Installation, error) 
 
 // admitted is holder plus the licence's standing: what the gate, a
 // refresh, a move and a status request require.
-func (c credential) admitted(st *store.LicenseState, now time.Time) (*store.Installation, error) {
+func (s *Service) admitted(c credential, st *store.LicenseState, now time.Time) (*store.Installation, error) {
 	ins, err := c.holder(st)
 	if err != nil {
 		return nil, err
 	}
-	if ref := policy.Standing(policyLicense(st.License), now); ref != nil {
+	if ref := policy.Standing(s.policyLicense(st.License), now); ref != nil {
 		return nil, fromRefusal(ref)
 	}
 	return ins, nil
@@ -191,7 +191,7 @@ func (s *Service) Move(ctx context.Context, req MoveRequest) (_ *Activation, err
 // says why not. It does no I/O, so it serves both the read that decides
 // before anything is stored and the UpdateLicense that commits.
 func (s *Service) decideMove(st *store.LicenseState, cred credential, domain string, now time.Time) (moved store.Installation, from string, refusal error) {
-	ins, err := cred.admitted(st, now)
+	ins, err := s.admitted(cred, st, now)
 	if err != nil {
 		return moved, "", err
 	}
@@ -208,7 +208,7 @@ func (s *Service) decideMove(st *store.LicenseState, cred credential, domain str
 	if wait := st.License.LastMoveAt.Add(p.MoveCooldown).Sub(now); !st.License.LastMoveAt.IsZero() && wait > 0 {
 		return moved, "", &Error{Code: CodeMoveCooldown, Detail: "This licence was moved recently. Please try again later.", RetryAfter: wait.Round(time.Second)}
 	}
-	d, ref := p.Rules.DecideActivation(policyLicense(st.License), policyInstallations(st.Installations), domain, ins.ID, now)
+	d, ref := p.Rules.DecideActivation(s.policyLicense(st.License), policyInstallations(st.Installations), domain, ins.ID, now)
 	if ref != nil {
 		return moved, "", fromRefusal(ref)
 	}

@@ -57,9 +57,28 @@ type RecheckBacklog struct {
 	Lag          time.Duration
 }
 
-// Backlog returns the background work waiting. The recheck and webhook
-// workers fill it in; until they do, everything in it is unknown.
-func (s *Service) Backlog(ctx context.Context) Backlog { return Backlog{} }
+// Backlog returns the background work waiting. The recheck's queue is
+// read from the store's due index (one entry, source "all": the index is
+// not kept per source); it is unknown when no product is rechecked or the
+// store cannot say. The webhook backlog is unknown until that worker
+// reports it.
+func (s *Service) Backlog(ctx context.Context) Backlog {
+	var bl Backlog
+	if !s.rechecks() {
+		return bl
+	}
+	now := s.now()
+	ds, err := s.cfg.Store.DueStats(ctx, now)
+	if err != nil {
+		return bl
+	}
+	rb := RecheckBacklog{Due: ds.Due, Backlog: ds.Due}
+	if !ds.Oldest.IsZero() && ds.Oldest.Before(now) {
+		rb.Lag = now.Sub(ds.Oldest)
+	}
+	bl.Recheck = map[string]RecheckBacklog{"all": rb}
+	return bl
+}
 
 // Endpoints and outcomes the service reports.
 const (

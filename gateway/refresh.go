@@ -198,7 +198,7 @@ func (s *Service) activeInstallation(ctx context.Context, cred credential) (*sto
 	if err != nil {
 		return nil, nil, storeUnavailable(err)
 	}
-	ins, e := cred.admitted(st, s.now())
+	ins, e := s.admitted(cred, st, s.now())
 	if e != nil {
 		return nil, nil, e
 	}

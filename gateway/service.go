@@ -26,6 +26,9 @@ type Product struct {
 	MoveCooldown time.Duration
 	// Leak is the product's leak_threshold (zero: 5 in 24h).
 	Leak policy.LeakRule
+	// Recheck is the background recheck's rules for the product's
+	// licences (unset fields: the defaults; Mode off: never rechecked).
+	Recheck policy.RecheckRules
 }
 
 // Config holds the service's dependencies and token settings. New builds
@@ -69,6 +72,9 @@ type Config struct {
 	// Observer is told about decisions, exchanges and store errors
 	// (metrics). Default: NopObserver.
 	Observer Observer
+	// InstanceID names this instance as a lease holder (the recheck
+	// worker's). Default: a random id, new for every Service.
+	InstanceID string
 }
 
 // Token defaults, for a Config that leaves them unset.
@@ -92,6 +98,8 @@ type Service struct {
 
 	keysMu    sync.Mutex
 	keysTried time.Time
+
+	recheck *rechecker
 }
 
 // New returns a Service with its key ring, issuer and status cache. It
@@ -114,6 +122,7 @@ func New(cfg Config) (*Service, error) {
 	s.issuer = tokens.NewIssuer(s.ring, cfg.Issuer, cfg.AccessTTL)
 	s.cache = store.NewStateCache(cfg.Store, cfg.Cache)
 	s.gate = s.Gate(nil)
+	s.recheck = newRechecker(s)
 	return s, nil
 }
 
@@ -141,6 +150,11 @@ func withDefaults(cfg Config) Config {
 	}
 	if cfg.Cache.Now == nil {
 		cfg.Cache.Now = cfg.Now
+	}
+	if cfg.InstanceID == "" {
+		b := make([]byte, 8)
+		_, _ = rand.Read(b)
+		cfg.InstanceID = "gw_" + hex.EncodeToString(b)
 	}
 	return cfg
 }

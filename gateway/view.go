@@ -33,7 +33,7 @@ func (s *Service) view(st *store.LicenseState, ins *store.Installation) LicenseV
 		ProductRetired: lic.Retired,
 	}
 	if p := s.product(lic.Product); p != nil {
-		pl := policyLicense(lic)
+		pl := s.policyLicense(lic)
 		v.ActivationsLimit = p.Rules.Limit(pl)
 		v.ActivationsUsed = len(p.Rules.SlotDomains(policyInstallations(st.Installations), ""))
 	}
@@ -65,9 +65,16 @@ type AdminLicense struct {
 	ActivationsLimit int        `json:"activations_limit"`
 	ActivationsUsed  int        `json:"activations_used"`
 	NextCheckAt      *time.Time `json:"next_check_at"`
-	VerifiedAt       time.Time  `json:"verified_at"`
-	CreatedAt        time.Time  `json:"created_at"`
-	UpdatedAt        time.Time  `json:"updated_at"`
+	// The background recheck's last answer and streaks (SPEC section 7).
+	LastCheckedAt         *time.Time `json:"last_checked_at"`
+	LastOutcome           string     `json:"last_outcome,omitempty"`
+	LastReason            string     `json:"last_reason,omitempty"`
+	ConsecutiveDefinitive int        `json:"consecutive_definitive"`
+	FirstDefinitiveAt     *time.Time `json:"first_definitive_at,omitempty"`
+	UnknownStreak         int        `json:"unknown_streak"`
+	VerifiedAt            time.Time  `json:"verified_at"`
+	CreatedAt             time.Time  `json:"created_at"`
+	UpdatedAt             time.Time  `json:"updated_at"`
 }
 
 // AdminInstallation is the author's view of an installation.
@@ -103,7 +110,10 @@ func (s *Service) detail(st *store.LicenseState) *LicenseDetail {
 		ID: lic.ID, Status: lic.Status, Locked: lic.Locked, Product: lic.Product, Source: lic.Source,
 		Type: lic.Type, LicensedTo: lic.LicensedTo, ExpiresAt: lic.ExpiresAt, SupportUntil: lic.SupportUntil,
 		Retired: lic.Retired, NextCheckAt: timePtr(lic.NextCheckAt), VerifiedAt: lic.VerifiedAt,
-		CreatedAt: lic.CreatedAt, UpdatedAt: lic.UpdatedAt,
+		LastCheckedAt: timePtr(lic.Recheck.LastCheckAt), LastOutcome: lic.Recheck.LastOutcome, LastReason: lic.Recheck.LastReason,
+		ConsecutiveDefinitive: lic.Recheck.Definitive, FirstDefinitiveAt: timePtr(lic.Recheck.FirstDefinitiveAt),
+		UnknownStreak: lic.Recheck.Unknown,
+		CreatedAt:     lic.CreatedAt, UpdatedAt: lic.UpdatedAt,
 	}, Installations: []AdminInstallation{}}
 	if v := s.view(st, nil); v.ActivationsLimit > 0 {
 		d.License.ActivationsLimit, d.License.ActivationsUsed = v.ActivationsLimit, v.ActivationsUsed

@@ -25,9 +25,10 @@ type Worker struct {
 // Workers returns the background work the service needs, each to run in
 // its own goroutine until the app stops: following the store's change
 // feed, reloading the key ring (which also loads it the first time, so
-// starting never waits on the store), with KeyRotation set rotating the
-// signing key on schedule, and trimming the audit log and delivered
-// outbox entries past their retention.
+// starting never waits on the store), with KeyRotation set, rotating
+// the signing key on schedule, unless every product's recheck is off, the
+// background recheck (one across instances, by its lease), and trimming
+// the audit log and delivered outbox entries past their retention.
 func (s *Service) Workers() []Worker {
 	ws := []Worker{
 		{Name: "change_feed", Run: s.followChanges},
@@ -37,6 +38,9 @@ func (s *Service) Workers() []Worker {
 		ws = append(ws, Worker{Name: "key_rotation", Run: s.rotateOnSchedule})
 	}
 	ws = append(ws, Worker{Name: "retention", Run: s.trimOnSchedule})
+	if s.rechecks() {
+		ws = append(ws, Worker{Name: "recheck", Run: s.RunRecheck})
+	}
 	return ws
 }
 

@@ -73,7 +73,13 @@ type License struct {
 	Locked    bool
 	Type      string
 	ExpiresAt *time.Time
-	Limit     int // the licence's own slot limit from its source; 0: the product's
+	// ExpiryGrace is how long past ExpiresAt the licence still serves
+	// while its source has not confirmed the expiry (the product's
+	// expiry_grace, SPEC section 7): a buyer who renewed is not cut off by
+	// an outage at the moment of expiry. A confirmed expiry sets the
+	// status to expired, which refuses at once. 0: none.
+	ExpiryGrace time.Duration
+	Limit       int // the licence's own slot limit from its source; 0: the product's
 }
 
 // Installation is what the decision needs to know about an existing
@@ -118,7 +124,7 @@ func Standing(l License, now time.Time) *Refusal {
 	default:
 		return &Refusal{Code: CodeLicenseSuspended, Detail: "This licence is not in good standing."}
 	}
-	if l.ExpiresAt != nil && !now.Before(*l.ExpiresAt) {
+	if l.ExpiresAt != nil && !now.Before(l.ExpiresAt.Add(l.ExpiryGrace)) {
 		return &Refusal{Code: CodeLicenseExpired, Detail: "This licence expired on " + l.ExpiresAt.UTC().Format("2006-01-02") + "."}
 	}
 	return nil

@@ -50,6 +50,11 @@ func TestStanding(t *testing.T) {
 		{"expired yesterday", License{Status: "active", ExpiresAt: tp(now.AddDate(0, 0, -1))}, CodeLicenseExpired},
 		{"flagged and expired", License{Status: "flagged", ExpiresAt: tp(now.Add(-time.Second))}, CodeLicenseExpired},
 		{"revoked wins over expiry", License{Status: "revoked", ExpiresAt: tp(now.AddDate(-1, 0, 0))}, CodeLicenseRevoked},
+		{"expired, within the grace", License{Status: "active", ExpiresAt: tp(now.Add(-time.Hour)), ExpiryGrace: 2 * time.Hour}, ""},
+		{"flagged, within the grace", License{Status: "flagged", ExpiresAt: tp(now.Add(-time.Hour)), ExpiryGrace: 2 * time.Hour}, ""},
+		{"grace ends now", License{Status: "active", ExpiresAt: tp(now.Add(-2 * time.Hour)), ExpiryGrace: 2 * time.Hour}, CodeLicenseExpired},
+		{"past the grace", License{Status: "active", ExpiresAt: tp(now.AddDate(0, 0, -8)), ExpiryGrace: 168 * time.Hour}, CodeLicenseExpired},
+		{"expired status ignores the grace", License{Status: "expired", ExpiresAt: tp(now.Add(-time.Hour)), ExpiryGrace: 168 * time.Hour}, CodeLicenseExpired},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

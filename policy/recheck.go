@@ -37,6 +37,16 @@ const (
 	// FirstBackoff is the wait after the first unknown outcome; each
 	// further one doubles it, up to the product's interval.
 	FirstBackoff = 5 * time.Minute
+	// DefinitiveSpan is how long a licence's source must keep answering
+	// definitively before the answers change its status (flag, or suspend
+	// under the confirm rules): a day, the mass-suspension guard's long
+	// window, so the guard has seen the whole day of the source's answers
+	// before any licence is flagged or suspended on them. A marketplace
+	// answering "not found" for every code (Envato does, when its API
+	// breaks) or "refunded" for a tenth of its licences thus flags no one.
+	// (A source confirming the expiry our record holds expires the licence
+	// at once.)
+	DefinitiveSpan = 24 * time.Hour
 )
 
 // RecheckRules are a product's recheck options.
@@ -146,27 +156,45 @@ type Transition struct {
 	Next RecheckState
 	// Event is the state change to announce, or "".
 	Event string
-	// Held reports that an automatic suspension was withheld by the
-	// mass-suspension guard (the licence is flagged instead).
+	// Held reports that a flag or an automatic suspension was withheld
+	// by the mass-suspension guard: the licence keeps its status, and the
+	// answer counts in its definitive streak.
 	Held bool
 }
 
 // Next applies one check result. guardTripped says the mass-suspension
-// guard holds automatic suspensions for the licence's source; jitter in
-// [0, 1) spreads the next check over the last tenth of the interval.
+// guard holds the licence's source: a definitive answer then changes
+// nothing but the streak and the schedule (Held). jitter in [0, 1)
+// spreads the next check over the last tenth of the interval.
 func (r RecheckRules) Next(st RecheckState, res CheckResult, guardTripped bool, jitter float64) Transition {
 	r = r.WithDefaults()
 	if res.Outcome == CheckInvalid && !Definitive(res.Reason) {
 		res.Outcome = CheckUnknown
 	}
+	var t Transition
 	switch res.Outcome {
 	case CheckValid:
-		return r.valid(st, res, jitter)
+		t = r.valid(st, res, jitter)
 	case CheckInvalid:
-		return r.invalid(st, res, guardTripped, jitter)
+		t = r.invalid(st, res, guardTripped, jitter)
 	default:
-		return r.unknown(st, res, jitter)
+		t = r.unknown(st, res, jitter)
 	}
+	if r.Mode == RecheckOff {
+		t.Next.NextCheckAt = time.Time{} // a check asked for by hand: never due
+	}
+	return t
+}
+
+// FirstCheck is when a licence stored at at is first due: one interval on,
+// spread by jitter in [0, 1), and no later than its expiry; zero (never)
+// in mode off.
+func (r RecheckRules) FirstCheck(at time.Time, expires *time.Time, jitter float64) time.Time {
+	r = r.WithDefaults()
+	if r.Mode == RecheckOff {
+		return time.Time{}
+	}
+	return r.scheduled(at, expires, jitter)
 }
 
 func (r RecheckRules) valid(st RecheckState, res CheckResult, jitter float64) Transition {
@@ -204,19 +232,24 @@ func (r RecheckRules) invalid(st RecheckState, res CheckResult, guardTripped boo
 		t.Event = EventExpired
 		return t
 	}
-	if r.confirmed(*n, res) {
-		if guardTripped {
-			t.Held = true
-		} else {
-			n.Status, n.StatusBy = r.outOfService(res.Reason), SetByRecheck
-			t.Event = EventSuspended
-			if n.Status == StatusExpired {
-				t.Event = EventExpired
-			}
-			return t
-		}
+	if res.At.Sub(n.FirstDefinitiveAt) < DefinitiveSpan {
+		return t // counted; the source has not said so for a day yet
 	}
-	if st.Status != StatusFlagged {
+	confirmed := r.confirmed(*n, res)
+	flag := st.Status != StatusFlagged
+	if guardTripped {
+		t.Held = confirmed || flag
+		return t
+	}
+	if confirmed {
+		n.Status, n.StatusBy = r.outOfService(res.Reason), SetByRecheck
+		t.Event = EventSuspended
+		if n.Status == StatusExpired {
+			t.Event = EventExpired
+		}
+		return t
+	}
+	if flag {
 		n.Status, n.StatusBy = StatusFlagged, SetByRecheck
 		t.Event = EventFlagged
 	}

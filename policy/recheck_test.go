@@ -64,8 +64,16 @@ func TestRecheckUnknownChangesNothingButTheSchedule(t *testing.T) {
 func TestRecheckManualFlagsAndValidReinstates(t *testing.T) {
 	r := RecheckRules{Every: 6 * time.Hour}
 	tr := r.Next(active(), CheckResult{Outcome: CheckInvalid, Reason: ReasonRefunded, At: now}, false, 0)
+	if tr.Next.Status != StatusActive || tr.Event != "" || tr.Next.Definitive != 1 {
+		t.Fatalf("manual refund, first answer: %+v %s; want it counted, nothing changed", tr.Next, tr.Event)
+	}
+	tr = r.Next(tr.Next, CheckResult{Outcome: CheckInvalid, Reason: ReasonRefunded, At: now.Add(DefinitiveSpan - time.Minute)}, false, 0)
+	if tr.Next.Status != StatusActive || tr.Event != "" || tr.Next.Definitive != 2 {
+		t.Fatalf("manual refund, second answer within a day: %+v %s", tr.Next, tr.Event)
+	}
+	tr = r.Next(tr.Next, CheckResult{Outcome: CheckInvalid, Reason: ReasonRefunded, At: now.Add(DefinitiveSpan)}, false, 0)
 	if tr.Next.Status != StatusFlagged || tr.Event != EventFlagged {
-		t.Fatalf("manual refund: %+v %s", tr.Next, tr.Event)
+		t.Fatalf("manual refund, a day of answers: %+v %s", tr.Next, tr.Event)
 	}
 	for range 20 { // manual never suspends
 		tr = r.Next(tr.Next, CheckResult{Outcome: CheckInvalid, Reason: ReasonRefunded, At: now.Add(30 * 24 * time.Hour)}, false, 0)
@@ -164,10 +172,20 @@ func TestRecheckNotFoundNeedsOptIn(t *testing.T) {
 
 func TestRecheckGuardHoldsSuspension(t *testing.T) {
 	r := RecheckRules{Mode: RecheckAuto, Confirm: 1, ConfirmWindow: time.Nanosecond}
-	seen := RecheckState{Status: StatusActive, Definitive: 1, FirstDefinitiveAt: now.Add(-time.Hour)}
+	seen := RecheckState{Status: StatusActive, Definitive: 1, FirstDefinitiveAt: now.Add(-DefinitiveSpan)}
 	tr := r.Next(seen, CheckResult{Outcome: CheckInvalid, Reason: ReasonRefunded, At: now}, true, 0)
-	if tr.Next.Status != StatusFlagged || !tr.Held || tr.Event != EventFlagged {
+	if tr.Next.Status != StatusActive || !tr.Held || tr.Event != "" || tr.Next.Definitive != 2 {
 		t.Fatalf("guard tripped: %+v", tr)
+	}
+	// Manual mode: the flag is held too.
+	manual := RecheckRules{Mode: RecheckManual}
+	tr = manual.Next(seen, CheckResult{Outcome: CheckInvalid, Reason: ReasonNotFound, At: now}, true, 0)
+	if tr.Next.Status != StatusActive || !tr.Held || tr.Event != "" {
+		t.Fatalf("guard tripped, manual: %+v", tr)
+	}
+	// A first answer would change nothing anyway: not held.
+	if tr := manual.Next(active(), CheckResult{Outcome: CheckInvalid, Reason: ReasonNotFound, At: now}, true, 0); tr.Held {
+		t.Fatalf("first answer held: %+v", tr)
 	}
 	tr = r.Next(seen, CheckResult{Outcome: CheckInvalid, Reason: ReasonRefunded, At: now}, false, 0)
 	if tr.Next.Status != StatusSuspended || tr.Held {
@@ -250,11 +268,101 @@ func TestGuard(t *testing.T) {
 	if small.Tripped(at) {
 		t.Fatal("19 invalid results tripped the guard")
 	}
-	// An hour later the window has moved on.
-	if g.Tripped(at.Add(61 * time.Minute)) {
-		t.Fatal("the guard remembers past its window")
+	// An hour later the short window has moved on; the day remembers.
+	if c, _ := g.Counts(at.Add(61 * time.Minute)); c != 0 {
+		t.Fatalf("the short window remembers past its hour: %d checks", c)
+	}
+	if !g.Tripped(at.Add(61 * time.Minute)) {
+		t.Fatal("the day window forgot within the day")
+	}
+	if g.Tripped(at.Add(25 * time.Hour)) {
+		t.Fatal("the guard remembers past its day")
 	}
 	if c, _ := g.Counts(at.Add(30 * time.Minute)); c != 1040 {
 		t.Fatalf("counts half an hour on: %d", c)
+	}
+}
+
+// TestGuardDaySeesSpreadInvalids: 10% invalid answers spread evenly over a
+// day never reach the minimum within an hour, but trip the day window.
+func TestGuardDaySeesSpreadInvalids(t *testing.T) {
+	var g Guard
+	for i := range 400 { // 400 checks over 24h, 40 of them invalid
+		at := now.Add(time.Duration(i) * 24 * time.Hour / 400)
+		g.Observe(at, i%10 == 0)
+		if c, inv := g.Counts(at); inv >= DefaultGuardMin {
+			t.Fatalf("an hour holds %d of %d: the scenario is not spread", inv, c)
+		}
+	}
+	end := now.Add(24*time.Hour - time.Minute)
+	if !g.Tripped(end) {
+		c, inv := g.DayCounts(end)
+		t.Fatalf("10%% of a day's checks (%d of %d) did not trip the guard", inv, c)
+	}
+	// One refund among a day of good answers does not.
+	var quiet Guard
+	for i := range 400 {
+		quiet.Observe(now.Add(time.Duration(i)*time.Minute), i == 7)
+	}
+	if quiet.Tripped(now.Add(400 * time.Minute)) {
+		t.Fatal("a single invalid answer tripped the guard")
+	}
+}
+
+// TestGuardWarm: a guard is warm a day after it began watching.
+func TestGuardWarm(t *testing.T) {
+	var g Guard
+	if g.Warm(now) || !g.WarmAt().IsZero() {
+		t.Fatal("a guard that saw nothing is warm")
+	}
+	g.Begin(now)
+	g.Observe(now.Add(time.Hour), false)
+	if g.Warm(now.Add(24*time.Hour - time.Second)) {
+		t.Fatal("warm before a day")
+	}
+	if !g.Warm(now.Add(24*time.Hour)) || !g.WarmAt().Equal(now.Add(24*time.Hour)) {
+		t.Fatal("not warm after a day")
+	}
+}
+
+func TestRecheckModeOffIsNeverDue(t *testing.T) {
+	r := RecheckRules{Mode: RecheckOff, Every: time.Hour}
+	if at := r.FirstCheck(now, nil, 0); !at.IsZero() {
+		t.Fatalf("mode off: first check %v", at)
+	}
+	for _, res := range []CheckResult{{Outcome: CheckValid, At: now}, {Outcome: CheckUnknown, At: now}, {Outcome: CheckInvalid, Reason: ReasonRefunded, At: now}} {
+		if tr := r.Next(active(), res, false, 0); !tr.Next.NextCheckAt.IsZero() {
+			t.Fatalf("mode off, %s: next check %v", res.Outcome, tr.Next.NextCheckAt)
+		}
+	}
+	on := RecheckRules{Every: 10 * time.Hour}
+	if at := on.FirstCheck(now, nil, 0.5); at.Sub(now) != 10*time.Hour-30*time.Minute {
+		t.Fatalf("first check %v", at.Sub(now))
+	}
+	exp := now.Add(time.Hour)
+	if at := on.FirstCheck(now, &exp, 0); !at.Equal(exp) {
+		t.Fatalf("first check %v, want the expiry", at)
+	}
+}
+
+func TestGuardClearIsWellBelow(t *testing.T) {
+	var g Guard
+	for i := range 400 {
+		g.Observe(now, i%10 == 0) // 40 of 400: tripped
+	}
+	if !g.Tripped(now) || g.Clear(now) {
+		t.Fatal("10% not tripped, or clear")
+	}
+	for range 400 {
+		g.Observe(now, false) // 40 of 800: 5%, no longer tripped, not clear
+	}
+	if g.Tripped(now) || g.Clear(now) {
+		t.Fatalf("5%%: tripped %v clear %v; want neither", g.Tripped(now), g.Clear(now))
+	}
+	for range 800 {
+		g.Observe(now, false) // 40 of 1600: 2.5%, clear
+	}
+	if !g.Clear(now) {
+		t.Fatal("2.5% not clear")
 	}
 }

@@ -68,6 +68,14 @@ type License struct {
 	VerifiedAt    time.Time `json:"verified_at"`
 	NextCheckAt   time.Time `json:"next_check_at,omitempty"`
 	LastMoveAt    time.Time `json:"last_move_at,omitempty"`
+	// VendorID is the vendor's own id of the licence, for sources that
+	// read a licence by id on a recheck (Keygen). Empty: none.
+	VendorID string `json:"vendor_id,omitempty"`
+	// Recheck is what the background recheck keeps about its last checks.
+	Recheck RecheckState `json:"recheck,omitempty"`
+	// Fence is the highest lease token a write of this licence was made
+	// under (see Fenced).
+	Fence int64 `json:"fence,omitempty"`
 	// Sightings are the distinct production domains activations were
 	// attempted on and the client networks re-activations came from,
 	// within the product's leak_threshold window (bounded: the gateway
@@ -78,6 +86,24 @@ type License struct {
 	// Version increases with every write; backends use it for
 	// compare-and-set.
 	Version int64 `json:"version"`
+}
+
+// RecheckState is the background recheck's memory of one licence (SPEC
+// section 7); its NextCheckAt is License.NextCheckAt.
+type RecheckState struct {
+	// LastCheckAt is when the source was last asked, LastOutcome what it
+	// answered (valid, invalid, unknown) and LastReason why, for invalid
+	// (refunded, not_found, ...) and unknown (a cause safe to show: never
+	// a code).
+	LastCheckAt time.Time `json:"last_check_at,omitempty"`
+	LastOutcome string    `json:"last_outcome,omitempty"`
+	LastReason  string    `json:"last_reason,omitempty"`
+	// Definitive counts consecutive definitive-invalid answers, the first
+	// of them at FirstDefinitiveAt.
+	Definitive        int       `json:"definitive,omitempty"`
+	FirstDefinitiveAt time.Time `json:"first_definitive_at,omitempty"`
+	// Unknown counts consecutive unknown answers (the backoff exponent).
+	Unknown int `json:"unknown,omitempty"`
 }
 
 // Sighting is one distinct value (a domain or a client network) seen on a
@@ -209,7 +235,9 @@ type Store interface {
 	// receives a copy it may modify and returns the state to write (or nil
 	// to write nothing). Backends may call fn more than once when a
 	// concurrent writer won; fn must therefore have no side effects. The
-	// state written is returned.
+	// state written is returned. The returned state's Events are written
+	// as audit and outbox entries in the same atomic write (see
+	// LicenseState.Events).
 	UpdateLicense(ctx context.Context, licenseID string, fn func(*LicenseState) (*LicenseState, error)) (*LicenseState, error)
 
 	// InstallationLicense returns the licence id an installation belongs to.
@@ -259,4 +287,6 @@ type Store interface {
 
 	// Outbox holds the events waiting for delivery (outbox.go).
 	Outbox
+	// Scheduler claims due licences and keeps leases (scheduler.go).
+	Scheduler
 }

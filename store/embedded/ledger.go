@@ -37,15 +37,18 @@ func (s *Store) ListLicenses(ctx context.Context, after string, limit int) ([]*s
 
 // AppendAudit implements store.Ledger.
 func (s *Store) AppendAudit(ctx context.Context, ev store.AuditEvent) error {
-	return s.update(ctx, "appending audit event", func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketAudit)
-		seq, err := b.NextSequence()
-		if err != nil {
-			return err
-		}
-		ev.ID = fmt.Sprintf("%016x", seq)
-		return putJSON(b, ev.ID, ev)
-	})
+	return s.update(ctx, "appending audit event", func(tx *bolt.Tx) error { return appendAudit(tx, ev) })
+}
+
+// appendAudit appends ev in tx, assigning its ID.
+func appendAudit(tx *bolt.Tx, ev store.AuditEvent) error {
+	b := tx.Bucket(bucketAudit)
+	seq, err := b.NextSequence()
+	if err != nil {
+		return err
+	}
+	ev.ID = fmt.Sprintf("%016x", seq)
+	return putJSON(b, ev.ID, ev)
 }
 
 // Audit implements store.Ledger.

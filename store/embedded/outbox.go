@@ -24,9 +24,6 @@ import (
 func writeEvents(tx *bolt.Tx, licenseID string, evs []store.AuditEvent) error {
 	audit, ob, pending := tx.Bucket(bucketAudit), tx.Bucket(bucketOutbox), tx.Bucket(bucketOutboxPending)
 	for _, ev := range evs {
-		if ev.LicenseID == "" {
-			ev.LicenseID = licenseID
-		}
 		seq, err := audit.NextSequence()
 		if err != nil {
 			return err

@@ -60,9 +60,6 @@ func (s *Store) queueEvents(ctx context.Context, p redis.Pipeliner, deferred *[]
 	var ids []string
 	var created []float64
 	for _, ev := range evs {
-		if ev.LicenseID == "" && shard != globalShard {
-			ev.LicenseID = shard
-		}
 		seq++
 		ev.ID = ""
 		raw, err := json.Marshal(ev)
@@ -169,7 +166,7 @@ func (s *Store) writeLater(ctx context.Context, op string, later []func(redis.Pi
 	return nil
 }
 
-// claimScript claims the head of one shard's queue.
+// outboxClaimScript claims the head of one shard's queue.
 //
 // KEYS[1]: the shard's entries (hash), KEYS[2]: its queue (zset),
 // KEYS[3] (only when in the same slot): the outbox index. ARGV[1]: now in
@@ -177,7 +174,7 @@ func (s *Store) writeLater(ctx context.Context, op string, later []func(redis.Pi
 // the shard.
 // Returns {0} when the queue is empty, {1, when} when its head is not due
 // (or claimed) until when, {2, seq, entry JSON} when claimed.
-var claimScript = redis.NewScript(`
+var outboxClaimScript = redis.NewScript(`
 local head = redis.call('ZRANGE', KEYS[2], 0, 0)
 if #head == 0 then
   if #KEYS == 3 then redis.call('ZREM', KEYS[3], ARGV[4]) end
@@ -197,14 +194,14 @@ if #KEYS == 3 then redis.call('ZADD', KEYS[3], ARGV[2], ARGV[4]) end
 return {2, seq, redis.call('HGET', KEYS[1], seq)}
 `)
 
-// settleScript writes a claimed entry's outcome.
+// outboxSettleScript writes a claimed entry's outcome.
 //
-// KEYS as claimScript. ARGV[1]: seq, ARGV[2]: claim token, ARGV[3]: entry
+// KEYS as outboxClaimScript. ARGV[1]: seq, ARGV[2]: claim token, ARGV[3]: entry
 // JSON, ARGV[4]: "pending" or another status, ARGV[5]: next attempt in
 // unix ms (pending), ARGV[6]: the shard.
 // Returns -1 when the claim is not the entry's, else when the queue's head
 // is next due (unix ms), or -2 when the queue is empty.
-var settleScript = redis.NewScript(`
+var outboxSettleScript = redis.NewScript(`
 if redis.call('HGET', KEYS[1], 'c:'..ARGV[1]) ~= ARGV[2] then return -1 end
 redis.call('HDEL', KEYS[1], 'c:'..ARGV[1], 'u:'..ARGV[1])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
@@ -298,7 +295,7 @@ func (s *Store) ClaimOutbox(ctx context.Context, now time.Time, lease time.Durat
 	for _, shard := range shards {
 		keys, withIndex := s.shardKeys(shard)
 		token := claimToken()
-		res, err := claimScript.Run(ctx, s.client, keys, now.UnixMilli(), now.Add(lease).UnixMilli(), token, shard).Slice()
+		res, err := outboxClaimScript.Run(ctx, s.client, keys, now.UnixMilli(), now.Add(lease).UnixMilli(), token, shard).Slice()
 		if err != nil {
 			return nil, failed(ctx, "claiming outbox entries", err)
 		}
@@ -361,7 +358,7 @@ func (s *Store) SettleOutbox(ctx context.Context, e store.OutboxEntry) error {
 		return fmt.Errorf("encoding outbox entry: %w", err)
 	}
 	keys, withIndex := s.shardKeys(shard)
-	score, err := settleScript.Run(ctx, s.client, keys, seq, token, raw, e.Status, e.NextAttemptAt.UnixMilli(), shard).Int64()
+	score, err := outboxSettleScript.Run(ctx, s.client, keys, seq, token, raw, e.Status, e.NextAttemptAt.UnixMilli(), shard).Int64()
 	if err != nil {
 		return failed(ctx, "settling outbox entry", err)
 	}

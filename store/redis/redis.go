@@ -28,6 +28,9 @@
 //	P{<licence>}:ob, :obq  hash, zset  the licence's outbox entries and queue,
 //	                               written in the change's MULTI/EXEC
 //	P{outbox}…             zsets   outbox index, log, failed (outbox.go)
+//	P{lease:<name>}        hash    holder, token, expires (unix ms): a lease
+//	                               (store.Scheduler); never expires, so its
+//	                               token count survives every holder
 //	Pkeys                  hash    kid -> JSON SigningKey
 //	Pidem:<key>            string  stored answer, expiring with its TTL
 //	Pchanges               pub/sub channel of JSON store.Change
@@ -35,21 +38,24 @@
 // # What is atomic
 //
 // With a plain client (standalone or Sentinel) one MULTI/EXEC commits a
-// licence's state, its installation-index entries, its due-index entry and
-// the change notice together. On Cluster the index keys live in other slots
-// than the licence, so the transaction commits the state, the index entries
+// licence's state, its installation-index entries, its due-index entry, the
+// audit events written with it (LicenseState.Events, also queued in its outbox) and the change notice
+// together. On Cluster the index keys and the audit stream live in other
+// slots than the licence, so the transaction commits the state, the keys
 // that happen to share its slot and the notice (PUBLISH has no key); the
-// other installation-index entries and the due entry are written right
-// after EXEC, in one pipeline. That is safe because installation ids never
-// change (the entry is written before UpdateLicense returns, so before the
-// caller hands the id out, and a stale one still names the right licence)
-// and because the due entry is versioned (see dueScript). If those writes
-// fail after the commit, UpdateLicense reports ErrUnavailable although the
-// state was committed; the next write of the licence repairs both indexes,
-// since every write re-asserts them. (A state key deleted by hand restarts
-// at version 1: delete its field in P{due}:v too.) In both modes the change
-// notice is part of the transaction, so it is sent exactly when a write
-// commits.
+// other installation-index entries, the due entry and the audit events are
+// written right after EXEC, in one pipeline. For the indexes that is safe
+// because installation ids never change (the entry is written before
+// UpdateLicense returns, so before the caller hands the id out, and a stale
+// one still names the right licence) and because the due entry is
+// versioned (see dueScript). If those writes fail after the commit,
+// UpdateLicense reports ErrUnavailable although the state was committed;
+// the next write of the licence repairs both indexes, since every write
+// re-asserts them, but an audit event of that write is lost: on Cluster
+// the audit log is only as atomic as that one pipeline. (A state key
+// deleted by hand restarts at version 1: delete its field in P{due}:v
+// too.) In both modes the change notice is part of the transaction, so it
+// is sent exactly when a write commits.
 //
 // Records are stored as given: what arrives sealed (KeyCiphertext,
 // SealedPrivateKey, idempotency answers) stays sealed, refresh tokens are
@@ -174,6 +180,7 @@ func (s *Store) idempotencyKey(key string) string { return s.prefix + "idem:" + 
 func (s *Store) channel() string                  { return s.prefix + "changes" }
 func (s *Store) licensesKey() string              { return s.prefix + "{licenses}" }
 func (s *Store) auditKey() string                 { return s.prefix + "{audit}" }
+func (s *Store) leaseKey(name string) string      { return s.prefix + "{lease:" + name + "}" }
 
 // sameSlot reports whether one transaction may hold both keys: always with
 // a plain client, when they hash to one slot on Cluster, and only for a

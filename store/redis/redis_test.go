@@ -251,7 +251,7 @@ func TestCluster(t *testing.T) {
 		ctx := context.Background()
 		_, err := s.UpdateLicense(ctx, "lic_lost", func(st *store.LicenseState) (*store.LicenseState, error) {
 			st.License = &store.License{ID: "lic_lost", Status: store.LicenseActive}
-			st.Events = []store.AuditEvent{{Action: store.AuditLicenseLocked, At: time.Now()}}
+			st.Events = []store.AuditEvent{{Action: store.AuditLicenseLocked, LicenseID: "lic_lost", At: time.Now()}}
 			return st, nil
 		})
 		if err != nil {

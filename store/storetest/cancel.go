@@ -156,6 +156,12 @@ func (f fixture) everyCall(s store.Store) map[string]func(ctx context.Context) e
 			return err
 		},
 		"DueLicenses": func(ctx context.Context) error { _, err := s.DueLicenses(ctx, t0.Add(1000*time.Hour), 10); return err },
+		"ClaimDue": func(ctx context.Context) error {
+			_, err := s.ClaimDue(ctx, t0.Add(1000*time.Hour), 10, time.Minute)
+			return err
+		},
+		"DueStats":     func(ctx context.Context) error { _, err := s.DueStats(ctx, t0); return err },
+		"AcquireLease": func(ctx context.Context) error { _, err := s.AcquireLease(ctx, "l", "a", t0, time.Minute); return err },
 		"AppendAudit": func(ctx context.Context) error {
 			return s.AppendAudit(ctx, store.AuditEvent{At: t0, Actor: "admin", Action: store.AuditLicenseSuspended, LicenseID: "lic_1"})
 		},

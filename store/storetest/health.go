@@ -49,7 +49,15 @@ func testUnavailable(t *testing.T, h *harness) {
 		"Idempotent":    func() error { _, err := s.Idempotent(ctx, "k"); return err },
 		"PutIdempotent": func() error { _, err := s.PutIdempotent(ctx, "k", []byte("v"), time.Hour); return err },
 		"DueLicenses":   func() error { _, err := s.DueLicenses(ctx, t0.Add(1000*time.Hour), 10); return err },
-		"Ping":          func() error { return s.Ping(ctx) },
+		"ClaimDue":      func() error { _, err := s.ClaimDue(ctx, t0.Add(1000*time.Hour), 10, time.Minute); return err },
+		"DueStats":      func() error { _, err := s.DueStats(ctx, t0); return err },
+		"AcquireLease":  func() error { _, err := s.AcquireLease(ctx, "l", "a", t0, time.Minute); return err },
+		"RenewLease": func() error {
+			_, err := s.RenewLease(ctx, store.Lease{Name: "l", Holder: "a", Token: 1}, t0, time.Minute)
+			return err
+		},
+		"ReleaseLease": func() error { return s.ReleaseLease(ctx, store.Lease{Name: "l", Holder: "a", Token: 1}) },
+		"Ping":         func() error { return s.Ping(ctx) },
 	}
 	for name, call := range calls {
 		start := time.Now()

@@ -33,7 +33,7 @@ func outbox(t *testing.T, s store.Store, status string) []store.OutboxEntry {
 	return nil
 }
 
-func claim(t *testing.T, s store.Store, at time.Time) map[string]store.OutboxEntry {
+func claimEntries(t *testing.T, s store.Store, at time.Time) map[string]store.OutboxEntry {
 	t.Helper()
 	es, err := s.ClaimOutbox(context.Background(), at, time.Minute, 100)
 	if err != nil {
@@ -86,7 +86,7 @@ func testOutboxWithChange(t *testing.T, h *harness) {
 		t.Fatalf("audit %+v, outbox %+v: want the two events of the write that committed", audit, pending)
 	}
 	for i, e := range pending {
-		if e.Event.Action != audit[i].Action || e.Event.LicenseID != "lic_ob" || e.ID == "" || e.Status != store.OutboxPending {
+		if e.Event.Action != audit[i].Action || e.Event.LicenseID != audit[i].LicenseID || e.ID == "" || e.Status != store.OutboxPending {
 			t.Errorf("outbox entry %d = %+v, audit %+v", i, e, audit[i])
 		}
 	}
@@ -130,7 +130,7 @@ func testOutboxClaims(t *testing.T, h *harness) {
 	if err := s.AppendEvents(ctx, []store.AuditEvent{event(store.AuditKeysRotated, "", t0)}); err != nil {
 		t.Fatal(err)
 	}
-	got := claim(t, s, t0)
+	got := claimEntries(t, s, t0)
 	if len(got) != 3 {
 		t.Fatalf("claimed %v, want the head of each queue", keys(got))
 	}
@@ -138,7 +138,7 @@ func testOutboxClaims(t *testing.T, h *harness) {
 	if a.Claim == "" || b.Claim == "" || g.Claim == "" {
 		t.Fatalf("claimed %v", got)
 	}
-	if again := claim(t, s, t0.Add(time.Second)); len(again) != 0 {
+	if again := claimEntries(t, s, t0.Add(time.Second)); len(again) != 0 {
 		t.Fatalf("claimed entries already claimed: %v", keys(again))
 	}
 	a.Status, a.DoneAt, a.Attempts = store.OutboxDelivered, t0, 1
@@ -149,12 +149,12 @@ func testOutboxClaims(t *testing.T, h *harness) {
 	if err := s.SettleOutbox(ctx, b); err != nil {
 		t.Fatal(err)
 	}
-	got = claim(t, s, t0.Add(2*time.Second))
+	got = claimEntries(t, s, t0.Add(2*time.Second))
 	if _, ok := got["lic_a/"+store.AuditLicenseReinstated]; !ok || len(got) != 1 {
 		t.Fatalf("after settles claimed %v, want lic_a's second event only", keys(got))
 	}
 	// The global entry's claim lapsed a minute after t0: claimable again.
-	got = claim(t, s, t0.Add(time.Hour))
+	got = claimEntries(t, s, t0.Add(time.Hour))
 	g2, ok := got["/"+store.AuditKeysRotated]
 	if !ok || g2.ID != g.ID {
 		t.Fatalf("after the lease claimed %v, want the lapsed entry again", keys(got))
@@ -183,7 +183,7 @@ func testOutboxClaims(t *testing.T, h *harness) {
 	if failed := outbox(t, s, store.OutboxFailed); len(failed) != 0 {
 		t.Errorf("retried entry still failed: %+v", failed)
 	}
-	got = claim(t, s, t0.Add(3*time.Hour))
+	got = claimEntries(t, s, t0.Add(3*time.Hour))
 	if e, ok := got["/"+store.AuditKeysRotated]; !ok || e.ID != g.ID || e.Attempts != 0 {
 		t.Fatalf("after retry claimed %v", got)
 	}

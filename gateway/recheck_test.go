@@ -1,0 +1,126 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/licensegate/licensegate/policy"
+	"github.com/licensegate/licensegate/store"
+	"github.com/licensegate/licensegate/store/embedded"
+)
+
+func openEmbedded(t *testing.T) store.Store {
+	t.Helper()
+	st, err := embedded.Open(filepath.Join(t.TempDir(), "lg.db"), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return st
+}
+
+// TestRecheckAdminAndView: activation schedules the first check (one
+// interval on, jittered); the author's recheck runs at once, without the
+// lease, and the licence view shows what it found.
+func TestRecheckAdminAndView(t *testing.T) {
+	s := newSim(t, openEmbedded(t), policy.RecheckManual, "gw_a")
+	s.buy("d1", "digitaldownloads", ddpKey(1), truth{status: "active"})
+	lic := s.license("d1")
+	if wait := lic.NextCheckAt.Sub(simStart); wait > 6*time.Hour || wait < 6*time.Hour*9/10 {
+		t.Fatalf("first check %v after activation, want about 6h", wait)
+	}
+	s.vendors["digitaldownloads"].set(ddpKey(1), func(tr *truth) { tr.status = "refunded" })
+	s.clock.Advance(time.Hour)
+	out, err := s.svc.RecheckLicense(context.Background(), s.ids["d1"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Outcome != policy.CheckInvalid || out.Reason != "refunded" || out.Status != store.LicenseActive || out.Definitive != 1 || out.Event != "" {
+		t.Fatalf("outcome %+v", out)
+	}
+	d, err := s.svc.License(context.Background(), s.ids["d1"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := d.License
+	if l.LastOutcome != "invalid" || l.LastReason != "refunded" || l.ConsecutiveDefinitive != 1 ||
+		l.LastCheckedAt == nil || !l.LastCheckedAt.Equal(s.clock.Now()) || l.FirstDefinitiveAt == nil || l.NextCheckAt == nil {
+		t.Fatalf("licence view %+v", l)
+	}
+	// A day of such answers flags it (manual mode).
+	s.clock.Advance(policy.DefinitiveSpan)
+	if out, err = s.svc.RecheckLicense(context.Background(), s.ids["d1"]); err != nil || out.Event != policy.EventFlagged || out.Status != store.LicenseFlagged {
+		t.Fatalf("second recheck a day on: %+v, %v", out, err)
+	}
+	if _, err := s.svc.RecheckLicense(context.Background(), "lic_nope"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown licence: %v", err)
+	}
+	// The audit entry was written with the change.
+	found := false
+	for _, ev := range s.audit() {
+		found = found || ev.Action == store.AuditLicenseFlagged && ev.LicenseID == s.ids["d1"] && ev.Reason == "refunded"
+	}
+	if !found {
+		t.Fatal("no license.flagged audit entry")
+	}
+	rs, err := s.svc.RecheckStatus(context.Background())
+	if err != nil || rs.Scheduled < 1 {
+		t.Fatalf("RecheckStatus %+v, %v", rs, err)
+	}
+}
+
+// TestRecheckModeOff: a product with mode off schedules nothing, and a
+// licence left in the index from before leaves it at its next claim.
+func TestRecheckModeOff(t *testing.T) {
+	st := openEmbedded(t)
+	s := newSim(t, st, policy.RecheckOff, "gw_a")
+	s.buy("d1", "digitaldownloads", ddpKey(1), truth{status: "active"})
+	if lic := s.license("d1"); !lic.NextCheckAt.IsZero() {
+		t.Fatalf("mode off scheduled a check at %v", lic.NextCheckAt)
+	}
+	if s.svc.rechecks() {
+		t.Fatal("a service whose every product is off runs the recheck worker")
+	}
+	if _, err := st.UpdateLicense(context.Background(), s.ids["d1"], func(ls *store.LicenseState) (*store.LicenseState, error) {
+		ls.License.NextCheckAt = s.clock.Now()
+		return ls, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.drain(s.svc); n != 1 {
+		t.Fatalf("checked %d", n)
+	}
+	if lic := s.license("d1"); !lic.NextCheckAt.IsZero() || lic.Recheck.LastOutcome != "" {
+		t.Fatalf("mode off: %+v", lic)
+	}
+	if s.vendors["digitaldownloads"].asked[ddpKey(1)] != 1 { // the activation's only
+		t.Fatal("mode off asked the vendor")
+	}
+}
+
+// TestReinstateRestartsTheCount: the author's reinstate of a flagged
+// licence is not undone by the next answer: it takes a fresh day.
+func TestReinstateRestartsTheCount(t *testing.T) {
+	s := newSim(t, openEmbedded(t), policy.RecheckManual, "gw_a")
+	s.buy("d1", "digitaldownloads", ddpKey(1), truth{status: "active"})
+	s.vendors["digitaldownloads"].set(ddpKey(1), func(tr *truth) { tr.status = "refunded" })
+	ctx := context.Background()
+	for range 2 {
+		if _, err := s.svc.RecheckLicense(ctx, s.ids["d1"]); err != nil {
+			t.Fatal(err)
+		}
+		s.clock.Advance(policy.DefinitiveSpan)
+	}
+	if lic := s.license("d1"); lic.Status != store.LicenseFlagged {
+		t.Fatalf("not flagged: %s", lic.Status)
+	}
+	if _, err := s.svc.ChangeLicense(ctx, s.ids["d1"], ActionReinstate, "account closed, paid"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := s.svc.RecheckLicense(ctx, s.ids["d1"]); err != nil || out.Status != store.LicenseActive || out.Definitive != 1 {
+		t.Fatalf("after reinstate: %+v, %v", out, err)
+	}
+}
