@@ -491,6 +491,7 @@ func parseExchange(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) 
 //		products <slug...>
 //		on_store_error allow_stale [<duration>] | deny
 //		forward <installation|product|domain|type|support_active|class...>
+//		require support_active | type <type...> | class <class...>   # may repeat: all apply
 //	}
 func parseGate(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	h.Next() // directive name
@@ -512,13 +513,40 @@ func parseGate(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 			if _, err := parseForward(g.Forward); err != nil {
 				return nil, h.Errf("license_gate: forward: %v", err)
 			}
-		case "require", "quota":
+		case "require":
+			r, err := parseRequire(h)
+			if err != nil {
+				return nil, err
+			}
+			g.Require = append(g.Require, r)
+		case "quota":
 			return nil, h.Errf("license_gate: %s: not supported yet", opt)
 		default:
 			return nil, h.Errf("license_gate: unrecognized option %q", opt)
 		}
 	}
 	return g, nil
+}
+
+// parseRequire parses "require support_active", "require type <t...>" or
+// "require class <c...>".
+func parseRequire(h httpcaddyfile.Helper) (GateRequirement, error) {
+	args := h.RemainingArgs()
+	var r GateRequirement
+	switch {
+	case len(args) == 1 && args[0] == "support_active":
+		r.SupportActive = true
+	case len(args) >= 2 && args[0] == "type":
+		r.Type = args[1:]
+	case len(args) >= 2 && args[0] == "class":
+		r.Class = args[1:]
+	default:
+		return r, h.Errf("license_gate: require: want support_active, type <type...> or class <class...>")
+	}
+	if _, err := requirements([]GateRequirement{r}); err != nil {
+		return r, h.Errf("%v", err)
+	}
+	return r, nil
 }
 
 // parseOnStoreError parses "on_store_error allow_stale [<duration>]" or

@@ -110,6 +110,12 @@ func TestCaddyfileErrorMessages(t *testing.T) {
 			`product p: leak_threshold: "5" is not <calls>/<period>, e.g. 60/m, at Caddyfile:4`},
 		"bad forward": {":8080 {\n\tlicense_gate {\n\t\tforward installation secret\n\t}\n}\n",
 			`license_gate: forward: "secret" is not one of installation, product, domain, type, support_active, class, at Caddyfile:3`},
+		"require nothing": {":8080 {\n\tlicense_gate {\n\t\trequire\n\t}\n}\n",
+			`license_gate: require: want support_active, type <type...> or class <class...>, at Caddyfile:3`},
+		"require bad class": {":8080 {\n\tlicense_gate {\n\t\trequire class prod\n\t}\n}\n",
+			`license_gate: require: class "prod" is not one of production, staging, local, at Caddyfile:3`},
+		"require type without types": {":8080 {\n\tlicense_gate {\n\t\trequire type\n\t}\n}\n",
+			`license_gate: require: want support_active, type <type...> or class <class...>, at Caddyfile:3`},
 		"bad failed_source_limit": {":8080 {\n\tlicense_exchange {\n\t\tfailed_source_limit lots\n\t}\n}\n",
 			`license_exchange: failed_source_limit: "lots" is not <calls>/<period>, e.g. 60/m, at Caddyfile:3`},
 	}

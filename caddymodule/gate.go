@@ -56,6 +56,11 @@ type Gate struct {
 	// allow_stale for 10m (serve the last-known status), then 503.
 	OnStoreError *StoreErrorPolicy `json:"on_store_error,omitempty"`
 
+	// Require lists extra conditions an admitted token must meet, all of
+	// them (403 requirement_not_met naming the condition otherwise),
+	// checked after the licence's standing. Default: none.
+	Require []GateRequirement `json:"require,omitempty"`
+
 	staleFor time.Duration
 	forward  forwardSet
 	gate     *gateway.Gate
@@ -69,6 +74,19 @@ type StoreErrorPolicy struct {
 	// Stale is how long past its freshness a last-known status is served
 	// with allow_stale. Default: 10m.
 	Stale caddy.Duration `json:"stale,omitempty"`
+}
+
+// GateRequirement is one require line: support_active, type <t...> or
+// class <c...>; a token matching any of its types (classes) meets it.
+type GateRequirement struct {
+	// SupportActive requires the licence's support period to be running.
+	SupportActive bool `json:"support_active,omitempty"`
+	// Type lists licence types (regular, extended, ...), any of which
+	// meets the requirement.
+	Type []string `json:"type,omitempty"`
+	// Class lists install classes (production, staging, local), any of
+	// which meets the requirement.
+	Class []string `json:"class,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -98,7 +116,11 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 	if g.forward, err = parseForward(g.Forward); err != nil {
 		return fmt.Errorf("license_gate: forward: %w", err)
 	}
-	g.gate = app.Service().Gate(g.Products)
+	reqs, err := requirements(g.Require)
+	if err != nil {
+		return err
+	}
+	g.gate = app.Service().Gate(g.Products, gateway.WithRequirements(reqs...))
 	g.staleFor = defaultStale
 	if p := g.OnStoreError; p != nil {
 		switch p.Mode {
@@ -130,6 +152,32 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	}
 	forward(r, &grant, g.forward)
 	return next.ServeHTTP(w, r)
+}
+
+// installClasses are the install classes a require class line may name.
+var installClasses = []string{"production", "staging", "local"}
+
+// requirements checks the require conditions and turns them into the
+// gateway's.
+func requirements(rs []GateRequirement) ([]gateway.Requirement, error) {
+	out := make([]gateway.Requirement, 0, len(rs))
+	for i, r := range rs {
+		if !r.SupportActive && len(r.Type) == 0 && len(r.Class) == 0 {
+			return nil, fmt.Errorf("license_gate: require[%d]: names no condition (support_active, type or class)", i)
+		}
+		for _, c := range r.Class {
+			if !slices.Contains(installClasses, c) {
+				return nil, fmt.Errorf("license_gate: require: class %q is not one of %s", c, strings.Join(installClasses, ", "))
+			}
+		}
+		for _, t := range r.Type {
+			if t == "" {
+				return nil, errors.New("license_gate: require: type must not be empty")
+			}
+		}
+		out = append(out, gateway.Requirement{SupportActive: r.SupportActive, Types: r.Type, Classes: r.Class})
+	}
+	return out, nil
 }
 
 // forwardSet is a set of the headers the gate forwards, one bit each, in

@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/licensegate/licensegate/tokens"
@@ -15,6 +17,65 @@ import (
 type Gate struct {
 	svc      *Service
 	verifier *tokens.Verifier
+	require  []Requirement
+}
+
+// Requirement is one of a gate's require conditions (SPEC section 6): a
+// gate's requirements all apply; within one, a token matching any of
+// Types (or Classes) meets it. An unmet requirement is refused with 403
+// requirement_not_met, after the licence's standing and before the quota.
+type Requirement struct {
+	// SupportActive requires the licence's support period to be running.
+	SupportActive bool
+	// Types are licence types (regular, extended, ...), any of which meets
+	// the requirement.
+	Types []string
+	// Classes are install classes (production, staging, local), any of
+	// which meets the requirement.
+	Classes []string
+
+	detail string
+}
+
+// GateOption configures a Gate beyond its products.
+type GateOption func(*Gate)
+
+// WithRequirements makes the gate refuse grants that do not meet every
+// requirement.
+func WithRequirements(rs ...Requirement) GateOption {
+	return func(g *Gate) {
+		for _, r := range rs {
+			r.Types, r.Classes = slices.Clone(r.Types), slices.Clone(r.Classes)
+			r.detail = r.describe()
+			g.require = append(g.require, r)
+		}
+	}
+}
+
+// describe is the buyer-safe detail naming the condition.
+func (r Requirement) describe() string {
+	var parts []string
+	if r.SupportActive {
+		parts = append(parts, "an active support period")
+	}
+	if len(r.Types) > 0 {
+		parts = append(parts, "a licence of type "+strings.Join(r.Types, " or "))
+	}
+	if len(r.Classes) > 0 {
+		parts = append(parts, "an installation of class "+strings.Join(r.Classes, " or "))
+	}
+	return "This API requires " + strings.Join(parts, " and ") + "."
+}
+
+// met reports whether a grant meets the requirement. It allocates nothing.
+func (r *Requirement) met(g *Grant) bool {
+	if r.SupportActive && !g.SupportActive {
+		return false
+	}
+	if len(r.Types) > 0 && !slices.Contains(r.Types, g.Type) {
+		return false
+	}
+	return len(r.Classes) == 0 || slices.Contains(r.Classes, g.Class)
 }
 
 // Grant is what the gate forwards about an admitted request.
@@ -34,16 +95,20 @@ type Grant struct {
 // Gate returns the admission path for tokens of the given products (their
 // aud), or of every configured product when products is empty. Each Gate
 // keeps its own verified-token cache: build one per handler at provision.
-func (s *Service) Gate(products []string) *Gate {
+func (s *Service) Gate(products []string, opts ...GateOption) *Gate {
 	if len(products) == 0 {
 		products = s.cfg.ProductOrder
 	}
-	return &Gate{svc: s, verifier: tokens.NewVerifier(s.ring, s.issuer.Name(), products)}
+	g := &Gate{svc: s, verifier: tokens.NewVerifier(s.ring, s.issuer.Name(), products)}
+	for _, o := range opts {
+		o(g)
+	}
+	return g
 }
 
 // Admit verifies an access token and decides whether its installation is
 // still admitted: active at the token's generation, its licence in good
-// standing.
+// standing, and meets the gate's requirements.
 //
 // maxStale is how long past its freshness a cached status may be served
 // while the store is unreachable (on_store_error allow_stale; 0: deny).
@@ -52,7 +117,16 @@ func (g *Gate) Admit(ctx context.Context, rawToken string, maxStale time.Duratio
 	if err != nil {
 		return Grant{}, err
 	}
-	return g.svc.authorize(ctx, c, maxStale)
+	grant, err := g.svc.authorize(ctx, c, maxStale)
+	if err != nil {
+		return Grant{}, err
+	}
+	for i := range g.require {
+		if r := &g.require[i]; !r.met(&grant) {
+			return Grant{}, &Error{Code: CodeRequirementNotMet, Detail: r.detail}
+		}
+	}
+	return grant, nil
 }
 
 // verify checks an access token's signature and claims. Without signing
