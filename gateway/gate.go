@@ -157,6 +157,7 @@ func (s *Service) authorize(ctx context.Context, c *tokens.Claims, maxStale time
 	if refusal != nil {
 		return Grant{}, refusal
 	}
+	s.seen.touch(ins.ID, st.License.ID, now)
 	return Grant{
 		InstallationID: ins.ID, LicenseID: st.License.ID, Product: ins.Product,
 		Domain: ins.Domain, Class: ins.InstallClass, Type: st.License.Type,

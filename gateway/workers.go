@@ -25,12 +25,14 @@ type Worker struct {
 // Workers returns the background work the service needs, each to run in
 // its own goroutine until the app stops: following the store's change
 // feed, reloading the key ring (which also loads it the first time, so
-// starting never waits on the store) and, with KeyRotation set, rotating
+// starting never waits on the store), writing the gate's last-seen
+// batches and, with KeyRotation set, rotating
 // the signing key on schedule.
 func (s *Service) Workers() []Worker {
 	ws := []Worker{
 		{Name: "change_feed", Run: s.followChanges},
 		{Name: "key_reload", Run: s.reloadKeysPeriodically},
+		{Name: "last_seen", Run: s.recordLastSeen},
 	}
 	if s.cfg.KeyRotation > 0 {
 		ws = append(ws, Worker{Name: "key_rotation", Run: s.rotateOnSchedule})
