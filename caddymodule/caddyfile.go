@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -289,7 +290,14 @@ func parseProductOption(d *caddyfile.Dispenser, name string, p *Product) error {
 			return err
 		}
 		p.MoveCooldown = &dur
-	case "recheck", "release_idle":
+	case "release_idle":
+		if err := durationArg(d, &p.ReleaseIdle); err != nil {
+			return err
+		}
+		if time.Duration(p.ReleaseIdle) < minReleaseIdle {
+			return d.Errf("product %s: release_idle: %s is shorter than %s", name, time.Duration(p.ReleaseIdle), minReleaseIdle)
+		}
+	case "recheck":
 		return d.Errf("product %s: %s: not supported yet", name, opt)
 	default:
 		source, ok := mappingSource(opt) // envato_item, apptrovo_slug, ...

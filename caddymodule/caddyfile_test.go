@@ -110,6 +110,8 @@ func TestCaddyfileErrorMessages(t *testing.T) {
 			`product p: leak_threshold: "5" is not <calls>/<period>, e.g. 60/m, at Caddyfile:4`},
 		"bad forward": {":8080 {\n\tlicense_gate {\n\t\tforward installation secret\n\t}\n}\n",
 			`license_gate: forward: "secret" is not one of installation, product, domain, type, support_active, class, at Caddyfile:3`},
+		"release_idle too short": {"{\n\tlicensegate {\n\t\tproduct p {\n\t\t\trelease_idle 5m\n\t\t}\n\t}\n}\n",
+			`product p: release_idle: 5m0s is shorter than 10m0s, at Caddyfile:4`},
 		"require nothing": {":8080 {\n\tlicense_gate {\n\t\trequire\n\t}\n}\n",
 			`license_gate: require: want support_active, type <type...> or class <class...>, at Caddyfile:3`},
 		"require bad class": {":8080 {\n\tlicense_gate {\n\t\trequire class prod\n\t}\n}\n",

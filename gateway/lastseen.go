@@ -178,3 +178,23 @@ func (s *Service) recordLastSeen(ctx context.Context) error {
 	}
 	return err
 }
+
+// releaseIdle marks the named installations of st released at now
+// (release_idle) and returns them as released.
+func releaseIdle(st *store.LicenseState, ids []string, now time.Time) []store.Installation {
+	var out []store.Installation
+	for _, id := range ids {
+		if in := st.Installation(id); in != nil && in.Active() {
+			in.Status, in.DeactivatedAt, in.UpdatedAt = store.InstallationReleased, now, now
+			out = append(out, *in)
+		}
+	}
+	return out
+}
+
+// auditReleased records installations release_idle released.
+func (s *Service) auditReleased(ctx context.Context, released []store.Installation, why string) {
+	for _, in := range released {
+		s.audit(ctx, store.AuditEvent{Actor: ActorGateway, Action: store.AuditInstallationReleased, LicenseID: in.LicenseID, InstallationID: in.ID, Detail: in.Domain, Reason: why})
+	}
+}

@@ -26,13 +26,16 @@ type Worker struct {
 // its own goroutine until the app stops: following the store's change
 // feed, reloading the key ring (which also loads it the first time, so
 // starting never waits on the store), writing the gate's last-seen
-// batches and, with KeyRotation set, rotating
+// batches, releasing idle installations (release_idle) and, with KeyRotation set, rotating
 // the signing key on schedule.
 func (s *Service) Workers() []Worker {
 	ws := []Worker{
 		{Name: "change_feed", Run: s.followChanges},
 		{Name: "key_reload", Run: s.reloadKeysPeriodically},
 		{Name: "last_seen", Run: s.recordLastSeen},
+	}
+	if s.releasesIdle() {
+		ws = append(ws, Worker{Name: "idle_sweep", Run: s.sweepIdlePeriodically})
 	}
 	if s.cfg.KeyRotation > 0 {
 		ws = append(ws, Worker{Name: "key_rotation", Run: s.rotateOnSchedule})

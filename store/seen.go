@@ -5,6 +5,13 @@ import (
 	"time"
 )
 
+// InstallationReleased is the status of an installation release_idle
+// freed the slot of: unused too long, its tokens are refused.
+const InstallationReleased = "released"
+
+// AuditInstallationReleased is the audit action of such a release.
+const AuditInstallationReleased = "installation.released"
+
 // Seen is one installation's last use, as the gate saw it.
 type Seen struct {
 	LicenseID      string
