@@ -500,6 +500,7 @@ func parseExchange(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) 
 //		on_store_error allow_stale [<duration>] | deny
 //		forward <installation|product|domain|type|support_active|class...>
 //		require support_active | type <type...> | class <class...>   # may repeat: all apply
+//		quota <n>/<s|m|h|d>
 //	}
 func parseGate(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	h.Next() // directive name
@@ -528,7 +529,12 @@ func parseGate(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 			}
 			g.Require = append(g.Require, r)
 		case "quota":
-			return nil, h.Errf("license_gate: %s: not supported yet", opt)
+			if err := singleArg(h.Dispenser, &g.Quota); err != nil {
+				return nil, err
+			}
+			if _, err := ParseQuota(g.Quota); err != nil {
+				return nil, h.Errf("license_gate: quota: %v", err)
+			}
 		default:
 			return nil, h.Errf("license_gate: unrecognized option %q", opt)
 		}

@@ -64,7 +64,7 @@ func TestCaddyfileErrors(t *testing.T) {
 		"bad on_store_error":   ":8080 {\n\tlicense_gate {\n\t\ton_store_error maybe\n\t}\n}\n",
 		"bad duration":         "{\n\tlicensegate {\n\t\taccess_token_ttl soon\n\t}\n}\n",
 		"bad activations":      "{\n\tlicensegate {\n\t\tproduct p {\n\t\t\tactivations zero\n\t\t}\n\t}\n}\n",
-		"gate quota not yet":   ":8080 {\n\tlicense_gate {\n\t\tquota 10/d\n\t}\n}\n",
+		"gate quota bad":       ":8080 {\n\tlicense_gate {\n\t\tquota 10/w\n\t}\n}\n",
 		"exchange unknown opt": ":8080 {\n\tlicense_exchange {\n\t\tnope\n\t}\n}\n",
 	}
 	for name, in := range cases {
@@ -112,6 +112,8 @@ func TestCaddyfileErrorMessages(t *testing.T) {
 			`license_gate: forward: "secret" is not one of installation, product, domain, type, support_active, class, at Caddyfile:3`},
 		"release_idle too short": {"{\n\tlicensegate {\n\t\tproduct p {\n\t\t\trelease_idle 5m\n\t\t}\n\t}\n}\n",
 			`product p: release_idle: 5m0s is shorter than 10m0s, at Caddyfile:4`},
+		"quota bad period": {":8080 {\n\tlicense_gate {\n\t\tquota 10/10m\n\t}\n}\n",
+			`license_gate: quota: "10/10m": the period is one of s, m, h, d, at Caddyfile:3`},
 		"require nothing": {":8080 {\n\tlicense_gate {\n\t\trequire\n\t}\n}\n",
 			`license_gate: require: want support_active, type <type...> or class <class...>, at Caddyfile:3`},
 		"require bad class": {":8080 {\n\tlicense_gate {\n\t\trequire class prod\n\t}\n}\n",

@@ -61,6 +61,15 @@ type Gate struct {
 	// checked after the licence's standing. Default: none.
 	Require []GateRequirement `json:"require,omitempty"`
 
+	// Quota is each installation's request budget, "<n>/<period>" with a
+	// period of s, m, h or d: fixed windows aligned to UTC (a day starts
+	// at 00:00 UTC). Past it: 429 quota_exceeded with Retry-After; every
+	// answer of the gate carries the RateLimit-Policy and RateLimit
+	// fields. Counted in-process, synced to the store every second.
+	// Default: none.
+	Quota string `json:"quota,omitempty"`
+
+	rlPolicy string // the RateLimit-Policy field, with quota
 	staleFor time.Duration
 	forward  forwardSet
 	gate     *gateway.Gate
@@ -120,7 +129,16 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	g.gate = app.Service().Gate(g.Products, gateway.WithRequirements(reqs...))
+	opts := []gateway.GateOption{gateway.WithRequirements(reqs...)}
+	if g.Quota != "" {
+		q, err := ParseQuota(g.Quota)
+		if err != nil {
+			return fmt.Errorf("license_gate: quota: %w", err)
+		}
+		opts = append(opts, gateway.WithQuota(q))
+		g.rlPolicy = `"quota";q=` + strconv.FormatInt(q.Limit, 10) + ";w=" + strconv.FormatInt(int64(q.Period/time.Second), 10)
+	}
+	g.gate = app.Service().Gate(g.Products, opts...)
 	g.staleFor = defaultStale
 	if p := g.OnStoreError; p != nil {
 		switch p.Mode {
@@ -146,12 +164,44 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		return nil
 	}
 	grant, err := g.gate.Admit(r.Context(), raw, g.staleFor)
+	if grant.Quota.Limit > 0 {
+		g.rateLimitFields(w.Header(), &grant.Quota)
+	}
 	if err != nil {
 		writeProblem(w, g.logger, err)
 		return nil
 	}
 	forward(r, &grant, g.forward)
 	return next.ServeHTTP(w, r)
+}
+
+// rateLimitFields sets the RateLimit-Policy and RateLimit fields
+// (draft-ietf-httpapi-ratelimit-headers): the quota and window length in
+// seconds, the requests left and the seconds until the window ends.
+func (g *Gate) rateLimitFields(h http.Header, q *gateway.QuotaState) {
+	reset := int64((q.Reset + time.Second - 1) / time.Second)
+	var buf [64]byte
+	b := append(buf[:0], `"quota";r=`...)
+	b = strconv.AppendInt(b, q.Remaining, 10)
+	b = append(b, ";t="...)
+	b = strconv.AppendInt(b, reset, 10)
+	h["Ratelimit-Policy"] = []string{g.rlPolicy}
+	h["Ratelimit"] = []string{string(b)}
+}
+
+// ParseQuota parses "<n>/<period>" with a period of s, m, h or d.
+func ParseQuota(s string) (gateway.Quota, error) {
+	n, unit, ok := strings.Cut(s, "/")
+	limit, err := strconv.ParseInt(n, 10, 64)
+	if !ok || err != nil || limit < 1 {
+		return gateway.Quota{}, fmt.Errorf("%q is not <n>/<period> with a positive n, e.g. 1000/d", s)
+	}
+	periods := map[string]time.Duration{"s": time.Second, "m": time.Minute, "h": time.Hour, "d": 24 * time.Hour}
+	p, ok := periods[unit]
+	if !ok {
+		return gateway.Quota{}, fmt.Errorf("%q: the period is one of s, m, h, d", s)
+	}
+	return gateway.Quota{Limit: limit, Period: p}, nil
 }
 
 // installClasses are the install classes a require class line may name.

@@ -50,6 +50,7 @@ var statusFor = map[string]int{
 	gateway.CodeTokenRevoked:         http.StatusForbidden,
 	gateway.CodeRequirementNotMet:    http.StatusForbidden,
 	gateway.CodeInstallationReleased: http.StatusForbidden,
+	gateway.CodeQuotaExceeded:        http.StatusTooManyRequests,
 	gateway.CodeActivationLimit:      http.StatusConflict,
 	gateway.CodeDomainInUse:          http.StatusConflict,
 	gateway.CodeRateLimited:          http.StatusTooManyRequests,

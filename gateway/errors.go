@@ -33,6 +33,7 @@ const (
 	CodeInstallationInactive = "installation_deactivated"
 	CodeTokenRevoked         = "token_revoked"
 	CodeInstallationReleased = "installation_released"
+	CodeQuotaExceeded        = "quota_exceeded"
 	CodeIdempotencyKeyReused = "idempotency_key_reused"
 	CodeRequirementNotMet    = "requirement_not_met"
 	CodeNotFound             = "not_found"

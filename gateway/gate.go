@@ -18,6 +18,8 @@ type Gate struct {
 	svc      *Service
 	verifier *tokens.Verifier
 	require  []Requirement
+	quota    Quota
+	counter  *quotaCounter // nil without quota
 }
 
 // Requirement is one of a gate's require conditions (SPEC section 6): a
@@ -90,6 +92,9 @@ type Grant struct {
 	// Stale is set when the licence's status came from a cache entry the
 	// store could not refresh (on_store_error allow_stale).
 	Stale bool
+	// Quota is the installation's budget after this request (Limit 0:
+	// the gate has no quota).
+	Quota QuotaState
 }
 
 // Gate returns the admission path for tokens of the given products (their
@@ -108,7 +113,9 @@ func (s *Service) Gate(products []string, opts ...GateOption) *Gate {
 
 // Admit verifies an access token and decides whether its installation is
 // still admitted: active at the token's generation, its licence in good
-// standing, and meets the gate's requirements.
+// standing, and meets the gate's requirements, then counts it against
+// the gate's quota. A quota_exceeded refusal comes with the grant, whose
+// Quota says when the window ends (for the RateLimit fields).
 //
 // maxStale is how long past its freshness a cached status may be served
 // while the store is unreachable (on_store_error allow_stale; 0: deny).
@@ -124,6 +131,11 @@ func (g *Gate) Admit(ctx context.Context, rawToken string, maxStale time.Duratio
 	for i := range g.require {
 		if r := &g.require[i]; !r.met(&grant) {
 			return Grant{}, &Error{Code: CodeRequirementNotMet, Detail: r.detail}
+		}
+	}
+	if g.counter != nil {
+		if err := g.admitQuota(&grant, g.svc.now()); err != nil {
+			return grant, err
 		}
 	}
 	return grant, nil

@@ -57,6 +57,9 @@ type Config struct {
 	// LastSeenInterval is how often the gate's noted installation uses
 	// are written to the store, in one batch. Default: 1m.
 	LastSeenInterval time.Duration
+	// QuotaSyncInterval is how often the gates' quota counts are added to
+	// the store's shared counters. Default: 1s.
+	QuotaSyncInterval time.Duration
 	// Cache tunes the gate's licence-state cache.
 	Cache store.CacheConfig
 	// Now is the clock of the service, its key ring and its cache
@@ -83,6 +86,9 @@ type Service struct {
 	gate    *Gate // any product: for the installation endpoints
 	flights singleflight.Group
 	seen    *seenTracker
+
+	quotaMu sync.Mutex
+	quotas  []*quotaCounter
 
 	keysMu    sync.Mutex
 	keysTried time.Time

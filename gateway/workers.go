@@ -26,13 +26,14 @@ type Worker struct {
 // its own goroutine until the app stops: following the store's change
 // feed, reloading the key ring (which also loads it the first time, so
 // starting never waits on the store), writing the gate's last-seen
-// batches, releasing idle installations (release_idle) and, with KeyRotation set, rotating
+// batches, syncing quota counters, releasing idle installations (release_idle) and, with KeyRotation set, rotating
 // the signing key on schedule.
 func (s *Service) Workers() []Worker {
 	ws := []Worker{
 		{Name: "change_feed", Run: s.followChanges},
 		{Name: "key_reload", Run: s.reloadKeysPeriodically},
 		{Name: "last_seen", Run: s.recordLastSeen},
+		{Name: "quota_sync", Run: s.syncQuotaPeriodically},
 	}
 	if s.releasesIdle() {
 		ws = append(ws, Worker{Name: "idle_sweep", Run: s.sweepIdlePeriodically})
