@@ -32,7 +32,7 @@ func TestQuotaPerDay(t *testing.T) {
 		t.Fatalf("another installation: %+v, %v", grant.Quota, err)
 	}
 	f.clock.Advance(12*time.Hour - time.Second) // 23:59:59 UTC
-	a = f.activate("KEY-1", "acme.com")          // a fresh token, the same installation
+	a = f.activate("KEY-1", "acme.com")         // a fresh token, the same installation
 	_, err = g.Admit(ctx, a.AccessToken, 0)
 	if e := wantCode(t, err, CodeQuotaExceeded); e.RetryAfter != time.Second {
 		t.Fatalf("retry after %s at 23:59:59", e.RetryAfter)
