@@ -52,6 +52,8 @@ type Store struct {
 	mu   sync.Mutex
 	subs map[chan store.Change]struct{}
 
+	commits committer // group commit of writes (commit.go)
+
 	closeOnce sync.Once
 	stop      chan struct{} // closed by Close: ends the janitor
 	swept     chan struct{} // closed when the janitor has ended
@@ -174,11 +176,18 @@ func (s *Store) view(ctx context.Context, op string, fn func(*bolt.Tx) error) er
 
 // update runs fn in a write transaction for ctx's caller and commits only
 // if the caller is still there once fn is done: one that went away gets its
-// context's error and nothing is written.
+// context's error and nothing is written. It returns once the commit is on
+// disk.
+//
+// The transaction may be shared with concurrent writes (group commit, see
+// commit.go), so fn may run more than once, on a transaction that is then
+// rolled back: each run must decide from what it reads in tx and set
+// everything it hands back to its caller afresh, never build on what an
+// earlier run left in its captured variables.
 func (s *Store) update(ctx context.Context, op string, fn func(*bolt.Tx) error) error {
 	err := ctx.Err()
 	if err == nil {
-		err = s.db.Update(func(tx *bolt.Tx) error {
+		err = s.commit(func(tx *bolt.Tx) error {
 			if err := fn(tx); err != nil {
 				return err
 			}

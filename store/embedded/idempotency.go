@@ -29,8 +29,9 @@ func (s *Store) Idempotent(ctx context.Context, key string) ([]byte, error) {
 
 // PutIdempotent implements store.Store.
 func (s *Store) PutIdempotent(ctx context.Context, key string, value []byte, ttl time.Duration) ([]byte, error) {
-	stored := value
+	var stored []byte
 	err := s.update(ctx, "storing idempotency record", func(tx *bolt.Tx) error {
+		stored = value // fn may run more than once (see update)
 		b := tx.Bucket(bucketIdempotency)
 		var rec idempotent
 		found, err := getJSON(b, key, &rec)

@@ -44,6 +44,7 @@ func (s *Store) AddSigningKey(ctx context.Context, k store.SigningKey, notBefore
 	var keys []store.SigningKey
 	added := false
 	err := s.update(ctx, "adding signing key", func(tx *bolt.Tx) error {
+		added = false // fn may run more than once (see update)
 		var err error
 		keys, err = readKeys(tx)
 		if err != nil {

@@ -85,6 +85,7 @@ func (s *Store) updateLicense(ctx context.Context, licenseID string, fn func(*st
 	var written *store.LicenseState
 	var wrote bool
 	err := s.update(ctx, "updating licence", func(tx *bolt.Tx) error {
+		written, wrote = nil, false // fn may run more than once (see update)
 		cur, err := readState(tx, licenseID)
 		if err != nil {
 			return err

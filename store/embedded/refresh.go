@@ -33,6 +33,7 @@ func (s *Store) RefreshFamily(ctx context.Context, id string) (*store.RefreshFam
 func (s *Store) RotateRefreshFamily(ctx context.Context, current string, next store.RefreshFamily) (*store.RefreshFamily, error) {
 	var f store.RefreshFamily
 	err := s.update(ctx, "rotating refresh family", func(tx *bolt.Tx) error {
+		f = store.RefreshFamily{} // fn may run more than once (see update)
 		b := tx.Bucket(bucketRefresh)
 		found, err := getJSON(b, next.ID, &f)
 		if err != nil {
