@@ -185,8 +185,10 @@ func (g *Gate) rateLimitFields(h http.Header, q *gateway.QuotaState) {
 	b = strconv.AppendInt(b, q.Remaining, 10)
 	b = append(b, ";t="...)
 	b = strconv.AppendInt(b, reset, 10)
-	h["Ratelimit-Policy"] = []string{g.rlPolicy}
-	h["Ratelimit"] = []string{string(b)}
+	vals := make([]string, 2) // one allocation for both fields' slices
+	vals[0], vals[1] = g.rlPolicy, string(b)
+	h["Ratelimit-Policy"] = vals[0:1:1]
+	h["Ratelimit"] = vals[1:2:2]
 }
 
 // ParseQuota parses "<n>/<period>" with a period of s, m, h or d.
