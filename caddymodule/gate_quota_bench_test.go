@@ -1,11 +1,7 @@
 package caddymodule
 
 import (
-	"net/http"
-	"net/http/httptest"
 	"testing"
-
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/licensegate/licensegate/gateway"
 )
@@ -23,18 +19,7 @@ func BenchmarkGateServeHTTPPolicy(b *testing.B) {
 				f.gate.rlPolicy = `"quota";q=1000000000000;w=3600`
 			}
 			r, _ := f.request(nil)
-			next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
-			w := httptest.NewRecorder()
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				r.Header["Authorization"] = f.bearer
-				if err := f.gate.ServeHTTP(w, r, next); err != nil || r.Header.Get("X-License-Product") != "p" {
-					b.Fatal("not admitted", err)
-				}
-			}
-			b.StopTimer()
-			if name != "plain" && w.Header().Get("RateLimit") == "" {
+			if w := benchServe(b, f, r); name != "plain" && w.Header().Get("RateLimit") == "" {
 				b.Fatal("no RateLimit field")
 			}
 		})

@@ -55,12 +55,16 @@ func newSeenTracker() *seenTracker {
 	return t
 }
 
-func (t *seenTracker) shard(id string) *seenShard {
-	h := uint32(2166136261) // FNV-1a, allocation-free
+func (t *seenTracker) shard(id string) *seenShard { return &t.shards[hashID(id)%seenShards] }
+
+// hashID is FNV-1a of an id, without allocating: it picks the shard of
+// the in-process maps the gate writes to.
+func hashID(id string) uint32 {
+	h := uint32(2166136261)
 	for i := 0; i < len(id); i++ {
 		h = (h ^ uint32(id[i])) * 16777619
 	}
-	return &t.shards[h%seenShards]
+	return h
 }
 
 // touch notes a use. The strings are the cached state's own: storing them

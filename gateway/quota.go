@@ -92,13 +92,7 @@ func (s *Service) quotaCounter(period time.Duration) *quotaCounter {
 	return c
 }
 
-func (c *quotaCounter) shard(id string) *quotaShard {
-	h := uint32(2166136261)
-	for i := 0; i < len(id); i++ {
-		h = (h ^ uint32(id[i])) * 16777619
-	}
-	return &c.shards[h%quotaShards]
-}
+func (c *quotaCounter) shard(id string) *quotaShard { return &c.shards[hashID(id)%quotaShards] }
 
 // take admits one request of the installation against limit, or refuses
 // it; either way it returns the budget left and the time to the window's
