@@ -61,6 +61,7 @@ type quotaEntry struct {
 	local   int64 // admitted here in the window
 	synced  int64 // of local, added to the store
 	remote  int64 // what the other instances added, as last learned
+	used    bool  // asked since the last sync
 }
 
 type quotaShard struct {
@@ -106,15 +107,17 @@ func (c *quotaCounter) take(installation, license string, limit int64, now time.
 	if !found || e.window != start.UnixNano() {
 		e = quotaEntry{license: license, window: start.UnixNano()}
 	}
-	used := e.local + e.remote
-	if used >= limit {
+	e.used = true
+	count := e.local + e.remote
+	if count >= limit {
+		sh.m[installation] = e
 		sh.mu.Unlock()
 		return 0, reset, false
 	}
 	e.local++
 	sh.m[installation] = e
 	sh.mu.Unlock()
-	return limit - used - 1, reset, true
+	return limit - count - 1, reset, true
 }
 
 // admitQuota applies the gate's quota to a grant.
@@ -138,8 +141,9 @@ func (s *Service) quotaSyncInterval() time.Duration {
 
 // SyncQuota adds the requests admitted here since the last sync to the
 // store's counters, in one batch, and learns the other instances' counts
-// for the current windows. Entries of ended windows are forgotten. A
-// failure leaves the counts to the next sync.
+// for the current windows of the installations asked since the last sync
+// (an idle one costs the store nothing). Entries of ended windows are
+// forgotten. A failure leaves the counts to the next sync.
 func (s *Service) SyncQuota(ctx context.Context) error {
 	qc, ok := s.cfg.Store.(store.QuotaCounter)
 	s.quotaMu.Lock()
@@ -158,6 +162,11 @@ func (s *Service) SyncQuota(ctx context.Context) error {
 					delete(sh.m, id) // an ended window's unsent count no longer matters
 					continue
 				}
+				if !e.used && e.local == e.synced {
+					continue // nothing asked, nothing unsent (a failed sync's count is)
+				}
+				e.used = false
+				sh.m[id] = e
 				deltas = append(deltas, store.QuotaDelta{LicenseID: e.license, InstallationID: id,
 					Window: time.Unix(0, e.window).UTC(), Period: c.period, N: e.local - e.synced})
 				owners = append(owners, c)
