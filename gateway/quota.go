@@ -18,8 +18,9 @@ import (
 // quota_sync worker adds what it admitted to the store's shared counter
 // once per QuotaSyncInterval (default 1s), in one batch, learning what
 // the other instances added. So one instance is exact, and across N
-// instances the overshoot is at most what the others admit between two of
-// their syncs (never more than (N-1)*n in one window). A store that
+// instances the overshoot is at most what they admit in one sync
+// interval, each counting on the others' count it last learned (never
+// more than (N-1)*n in one window). A store that
 // cannot be reached never refuses a request: counting goes on locally and
 // the next sync adds it all. Gates with the same period share an
 // installation's count; each refuses at its own limit.
