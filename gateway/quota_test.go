@@ -3,6 +3,8 @@ package gateway
 import (
 	"context"
 	"errors"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -132,5 +134,45 @@ func TestQuotaAcrossInstances(t *testing.T) {
 				t.Fatalf("after the outage the other instance admitted %d, want 80", got)
 			}
 		})
+	}
+}
+
+// One instance is exact under concurrency, syncs running meanwhile.
+func TestQuotaExactUnderConcurrency(t *testing.T) {
+	f := newFixture(t)
+	a := f.activate("KEY-1", "acme.com")
+	g := f.svc.Gate(nil, WithQuota(Quota{Limit: 1000, Period: time.Hour}))
+	ctx := context.Background()
+	var admitted atomic.Int64
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			default:
+				if err := f.svc.SyncQuota(ctx); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}
+	}()
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 500; i++ {
+				if _, err := g.Admit(ctx, a.AccessToken, time.Hour); err == nil {
+					admitted.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(done)
+	if n := admitted.Load(); n != 1000 {
+		t.Fatalf("admitted %d of 4000 with quota 1000/h on one instance, want 1000", n)
 	}
 }
