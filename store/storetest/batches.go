@@ -2,25 +2,35 @@ package storetest
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/licensegate/licensegate/store"
 )
 
+// The gate's batches (last seen, quota counters) are optional store
+// capabilities: a backend without one skips its test.
 func init() {
-	tests = append(tests, test{"RecordSeen", testRecordSeen})
+	tests = append(tests, test{"RecordSeen", testRecordSeen}, test{"AddQuota", testAddQuota})
+}
+
+// openAs opens a store and returns it also as the capability T, skipping
+// the test when the store lacks it.
+func openAs[T any](t *testing.T, h *harness, lacking string) (store.Store, T) {
+	s := h.open(t)
+	c, ok := s.(T)
+	if !ok {
+		t.Skip("the store " + lacking)
+	}
+	return s, c
 }
 
 // RecordSeen raises last-seen times in one batch across licences, never
 // lowers them, skips what is gone, and leaves the version and the change
 // feed alone.
 func testRecordSeen(t *testing.T, h *harness) {
-	s := h.open(t)
-	rec, ok := s.(store.SeenRecorder)
-	if !ok {
-		t.Skip("the store records no last-seen batches")
-	}
+	s, rec := openAs[store.SeenRecorder](t, h, "records no last-seen batches")
 	ctx := context.Background()
 	a := put(t, s, sampleState())
 	b := license("lic_2")
@@ -76,5 +86,23 @@ func testRecordSeen(t *testing.T, h *harness) {
 	})
 	if err != nil || !put2.Installation("ins_1").LastSeenAt.Equal(later) {
 		t.Fatalf("UpdateLicense after RecordSeen: %v, %+v", err, put2)
+	}
+}
+
+// AddQuota adds per installation and window, and answers the totals.
+func testAddQuota(t *testing.T, h *harness) {
+	_, qc := openAs[store.QuotaCounter](t, h, "keeps no quota counters")
+	ctx := context.Background()
+	w := time.Now().UTC().Truncate(time.Minute)
+	d := func(ins string, win time.Time, n int64) store.QuotaDelta {
+		return store.QuotaDelta{LicenseID: "lic_1", InstallationID: ins, Window: win, Period: time.Minute, N: n}
+	}
+	got, err := qc.AddQuota(ctx, []store.QuotaDelta{d("ins_a", w, 3), d("ins_b", w, 1)})
+	if err != nil || !slices.Equal(got, []int64{3, 1}) {
+		t.Fatalf("AddQuota: %v, %v", got, err)
+	}
+	got, err = qc.AddQuota(ctx, []store.QuotaDelta{d("ins_a", w, 2), d("ins_b", w, 0), d("ins_a", w.Add(time.Minute), 1)})
+	if err != nil || !slices.Equal(got, []int64{5, 1, 1}) {
+		t.Fatalf("AddQuota again: %v, %v", got, err)
 	}
 }
