@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/licensegate/licensegate/internal/redistest"
 )
@@ -102,4 +103,48 @@ func TestRequireOnBothStores(t *testing.T) {
 			}
 		})
 	}
+}
+
+// last_seen_at on both stores: a gateway that stops writes the uses its
+// gate noted (the last_seen worker's final batch), so after a restart the
+// admin API, the CLI's installation table and the 409 activations list
+// show when the installation was last used.
+func TestLastSeenShownAfterRestart(t *testing.T) {
+	for _, backend := range []string{"embedded", "redis"} {
+		t.Run(backend, func(t *testing.T) {
+			g := newPolicyGateway(t, backend)
+			g.start()
+			a := g.activate("KEY-CCCC-0001", "regular.com")
+			expectStatus(t, a, http.StatusCreated, "")
+			lic, ins := a.str("license", "id"), a.str("installation_id")
+			expectStatus(t, g.call(a.str("access_token")), http.StatusOK, "")
+			g.stop()
+			g.start()
+			seen := g.adminCall(http.MethodGet, "installations/"+ins, nil)
+			expectAdmin(t, seen, 200)
+			if !strings.Contains(string(seen.body), `"last_seen_at":"20`) {
+				t.Fatalf("installation after restart: %s", seen.body)
+			}
+			out, err := g.cli("license", "show", lic)
+			if err != nil || !strings.HasPrefix(lastSeenColumn(out, ins), time.Now().UTC().Format("2006-01-02")) {
+				t.Fatalf("license show: the installation's LAST SEEN is not today: %v\n%s", err, out)
+			}
+			full := g.activate("KEY-CCCC-0001", "second.com")
+			expectStatus(t, full, http.StatusConflict, "activation_limit_reached")
+			if !strings.Contains(string(full.body), `"last_seen_at":"20`) {
+				t.Fatalf("409 activations: %s", full.body)
+			}
+		})
+	}
+}
+
+// lastSeenColumn is the LAST SEEN value of the CLI table's row of
+// installation ins (its last column).
+func lastSeenColumn(table, ins string) string {
+	for _, line := range strings.Split(table, "\n") {
+		if f := strings.Fields(line); len(f) > 0 && f[0] == ins {
+			return f[len(f)-1]
+		}
+	}
+	return ""
 }
