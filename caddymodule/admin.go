@@ -89,6 +89,8 @@ func (a *adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 		return a.methods(w, r, map[string]handler{http.MethodGet: a.audit})
 	case parts[0] == "stats" && len(parts) == 1:
 		return a.methods(w, r, map[string]handler{http.MethodGet: a.stats})
+	case parts[0] == "health" && len(parts) == 1:
+		return a.methods(w, r, map[string]handler{http.MethodGet: a.health})
 	}
 	return apiError(http.StatusNotFound, fmt.Errorf("no such licensegate resource: %s", r.URL.Path))
 }
@@ -126,6 +128,18 @@ func (a *adminAPI) withID(id string, h func(http.ResponseWriter, *http.Request, 
 }
 
 func (a *adminAPI) svc() *gateway.Service { return a.app.Service() }
+
+// health answers the readiness check: 200 when serving, 503 naming the
+// failing parts when not (SPEC section 8).
+func (a *adminAPI) health(w http.ResponseWriter, r *http.Request) error {
+	h := a.svc().Health(r.Context())
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	if !h.Serving {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	return json.NewEncoder(w).Encode(h)
+}
 
 func (a *adminAPI) showLicense(w http.ResponseWriter, r *http.Request, id string) error {
 	d, err := a.svc().License(r.Context(), id)

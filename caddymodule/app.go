@@ -89,8 +89,11 @@ type App struct {
 	master  *secret.Master
 	svc     *gateway.Service
 	logger  *zap.Logger
-	pooled  []string    // sourcePool keys held by this config
-	workers *supervisor // background work: run by Start, stopped by Stop
+	pooled  []string // sourcePool keys held by this config
+	sources map[string]upstreams.Source
+	metrics *otelMetrics // nil: metrics unavailable (reported at provision)
+	metKey  string       // registrations key held by this config
+	workers *supervisor  // background work: run by Start, stopped by Stop
 }
 
 // Product is one product's configuration.
@@ -260,10 +263,12 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := a.provisionSecret(); err != nil {
 		return err
 	}
+	a.provisionMetrics(ctx)
 	sources, err := a.provisionSources(ctx)
 	if err != nil {
 		return err
 	}
+	a.sources = sources
 	products, order, err := a.buildProducts(sources)
 	if err != nil {
 		return err
@@ -357,7 +362,7 @@ func (a *App) provisionSource(name string, m SourceModule, products upstreams.Pr
 		}
 		return src, nil
 	}
-	src, key, err := loadPooledSource(name, m, products, a.logger.Named("source."+name))
+	src, key, err := loadPooledSource(name, m, products, a.logger.Named("source."+name), a.upstreamObserver())
 	if err != nil {
 		return nil, err
 	}
@@ -529,6 +534,7 @@ func (a *App) buildService(sources map[string]upstreams.Source, products map[str
 		KeyRotation: time.Duration(a.KeyRotation),
 		Cache:       store.CacheConfig{TTL: durationOr(a.StatusCacheTTL, 30*time.Second)},
 		Logger:      a.logger,
+		Observer:    a.observer(),
 	})
 	if err != nil {
 		return err
@@ -572,6 +578,9 @@ func (a *App) Start() error {
 	for _, w := range a.svc.Workers() {
 		a.workers.start(w)
 	}
+	if a.metrics != nil {
+		a.metrics.current.Store(a) // the gauges read the running config
+	}
 	return nil
 }
 
@@ -579,6 +588,9 @@ func (a *App) Start() error {
 func (a *App) Stop() error {
 	if a.workers != nil {
 		a.workers.stop()
+	}
+	if a.metrics != nil {
+		a.metrics.current.CompareAndSwap(a, nil)
 	}
 	return nil
 }
@@ -588,7 +600,38 @@ func (a *App) Cleanup() error {
 	for _, key := range a.pooled {
 		_, _ = sourcePool.Delete(key)
 	}
+	if a.metKey != "" {
+		_, _ = registrations.Delete(a.metKey)
+	}
 	return nil
+}
+
+// provisionMetrics registers the process's metrics on this config's
+// registry. Metrics are not worth failing a config for: without them the
+// app reports to nothing and says so.
+func (a *App) provisionMetrics(ctx caddy.Context) {
+	m, key, err := provisionMetrics(ctx)
+	if err != nil {
+		a.logger.Error("metrics unavailable", zap.Error(err))
+		return
+	}
+	a.metrics, a.metKey = m, key
+}
+
+// observer is what the service reports to.
+func (a *App) observer() gateway.Observer {
+	if a.metrics == nil {
+		return gateway.NopObserver{}
+	}
+	return a.metrics
+}
+
+// upstreamObserver is what the sources' resilience layer reports to.
+func (a *App) upstreamObserver() upstreams.Observer {
+	if a.metrics == nil {
+		return gateway.NopObserver{}
+	}
+	return a.metrics
 }
 
 // Service returns the gateway service, for the handlers.

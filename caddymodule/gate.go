@@ -160,6 +160,7 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	raw, ok := bearer(r)
 	if !ok {
+		g.gate.Refused(gateway.CodeInvalidToken)
 		writeProblem(w, g.logger, &gateway.Error{Code: gateway.CodeInvalidToken, Detail: "A Bearer access token is required.", Cause: errNoBearer})
 		return nil
 	}

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/licensegate/licensegate/gateway"
 )
 
 // BenchmarkGateServeHTTP is the gate handler's steady-state request: the
@@ -17,19 +19,42 @@ func BenchmarkGateServeHTTP(b *testing.B) {
 		"Connection keep-alive": {"keep-alive"},
 	} {
 		b.Run(name, func(b *testing.B) {
-			f := newGateFixture(b)
-			r, _ := f.request(nil)
-			if conn != nil {
-				r.Header["Connection"] = conn
-			}
-			benchServe(b, f, r)
+			benchGate(b, newGateFixture(b), conn)
 		})
 	}
 }
 
-// benchServe serves r through f's gate b.N times, and returns the
-// response recorder.
-func benchServe(b *testing.B, f *gateFixture, r *http.Request) *httptest.ResponseRecorder {
+// BenchmarkGateMetrics is BenchmarkGateServeHTTP's request without
+// metrics ("off") and with the OpenTelemetry metrics on, tracing off
+// ("on"), one after the other in a fixed order so that -count interleaves
+// them: issue 13 wants "on" within 1 µs of "off".
+func BenchmarkGateMetrics(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		name := "off"
+		if on {
+			name = "on"
+		}
+		b.Run(name, func(b *testing.B) {
+			var obs []gateway.Observer
+			if on {
+				m, err := newOtelMetrics()
+				if err != nil {
+					b.Fatal(err)
+				}
+				obs = append(obs, m)
+			}
+			benchGate(b, newGateFixture(b, obs...), nil)
+		})
+	}
+}
+
+// benchGate runs f's admitted request b.N times, with the Connection
+// header conn when set.
+func benchGate(b *testing.B, f *gateFixture, conn []string) {
+	r, _ := f.request(nil)
+	if conn != nil {
+		r.Header["Connection"] = conn
+	}
 	next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
 	w := httptest.NewRecorder()
 	b.ReportAllocs()
@@ -40,6 +65,4 @@ func benchServe(b *testing.B, f *gateFixture, r *http.Request) *httptest.Respons
 			b.Fatal("not admitted", err)
 		}
 	}
-	b.StopTimer()
-	return w
 }

@@ -57,13 +57,17 @@ type gateFixture struct {
 	svc    *gateway.Service
 }
 
-func newGateFixture(tb testing.TB) *gateFixture {
+func newGateFixture(tb testing.TB, obs ...gateway.Observer) *gateFixture {
 	tb.Helper()
-	svc := newServiceForTest(tb, gateway.Config{
+	cfg := gateway.Config{
 		Sources:      map[string]upstreams.Source{"test": testSource{}},
 		Products:     map[string]*gateway.Product{"p": {Name: "p", Sources: []string{"test"}, Rules: policy.Rules{Activations: 1}}},
 		ProductOrder: []string{"p"},
-	})
+	}
+	if len(obs) > 0 {
+		cfg.Observer = obs[0]
+	}
+	svc := newServiceForTest(tb, cfg)
 	a, err := svc.Activate(context.Background(), gateway.ActivateRequest{Key: "KEY-1", Domain: "acme.com"})
 	if err != nil {
 		tb.Fatal(err)

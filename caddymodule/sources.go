@@ -108,13 +108,13 @@ func sourcePoolKey(name string, m SourceModule, products upstreams.ProductMap) (
 
 // loadPooledSource returns the running config's source when this one is
 // configured the same, else builds it; the caller releases key on Cleanup.
-func loadPooledSource(name string, m SourceModule, products upstreams.ProductMap, logger *zap.Logger) (upstreams.Source, string, error) {
+func loadPooledSource(name string, m SourceModule, products upstreams.ProductMap, logger *zap.Logger, obs upstreams.Observer) (upstreams.Source, string, error) {
 	key, err := sourcePoolKey(name, m, products)
 	if err != nil {
 		return nil, "", err
 	}
 	val, _, err := sourcePool.LoadOrNew(key, func() (caddy.Destructor, error) {
-		src, err := buildSource(name, m, products, logger)
+		src, err := buildSource(name, m, products, logger, obs)
 		if err != nil {
 			return nil, err
 		}
@@ -127,13 +127,14 @@ func loadPooledSource(name string, m SourceModule, products upstreams.ProductMap
 }
 
 // buildSource builds a source with the Client of its resilience wrapper,
-// and returns it wrapped.
-func buildSource(name string, m SourceModule, products upstreams.ProductMap, logger *zap.Logger) (upstreams.Source, error) {
+// and returns it wrapped, reporting to obs.
+func buildSource(name string, m SourceModule, products upstreams.ProductMap, logger *zap.Logger, obs upstreams.Observer) (upstreams.Source, error) {
 	opts, def := m.Options()
 	cfg, err := resilienceConfig(opts, def, logger)
 	if err != nil {
 		return nil, fmt.Errorf("source %s: %w", name, err)
 	}
+	cfg.Observer = obs
 	base := opts.BaseURL
 	if base == "" {
 		base = def.BaseURL

@@ -114,6 +114,7 @@ type gateway struct {
 	logs     *syncBuffer
 	vars     map[string]string
 	template string
+	extraEnv []string // more environment for the process (OTEL_* in the trace test)
 }
 
 type syncBuffer struct {
@@ -162,16 +163,16 @@ func (g *gateway) caddyfile() string {
 	for k, v := range g.vars {
 		pairs = append(pairs, "{{"+k+"}}", v)
 	}
-	return strings.NewReplacer(pairs...).Replace(g.template)
+	return withDebug(strings.NewReplacer(pairs...).Replace(g.template))
 }
 
 func (g *gateway) env() []string {
-	return append(os.Environ(),
+	return append(append(os.Environ(),
 		"LG_E2E_SECRET="+testSecret,
 		"XDG_DATA_HOME="+filepath.Join(g.dir, "data"),
 		"XDG_CONFIG_HOME="+filepath.Join(g.dir, "config"),
 		"HOME="+g.dir,
-	)
+	), g.extraEnv...)
 }
 
 // start runs the binary and waits until the site answers.
@@ -231,6 +232,7 @@ func (g *gateway) stop() {
 		<-g.exited
 	}
 	g.cmd = nil
+	scanLogs(g.t, g.logs.String())
 	if g.t.Failed() {
 		g.t.Logf("licensegate logs:\n%s", g.logs.String())
 	}
@@ -332,6 +334,11 @@ func do(t *testing.T, method, url string, body any, headers ...string) response 
 	raw, _ := io.ReadAll(resp.Body)
 	r := response{status: resp.StatusCode, header: resp.Header, body: raw}
 	_ = json.Unmarshal(raw, &r.json)
+	noteSecrets(body)
+	noteSecrets(r.json)
+	if auth := req.Header.Get("Authorization"); strings.HasPrefix(auth, "Bearer ") {
+		noteSecret(strings.TrimPrefix(auth, "Bearer "))
+	}
 	return r
 }
 

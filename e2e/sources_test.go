@@ -231,6 +231,15 @@ var sourceConfig = map[string][2]string{
 // sources, all pointed at one fake vendor server.
 func startWithSources(t *testing.T, names ...string) (*gateway, *vendors) {
 	t.Helper()
+	g, v := withSources(t, names...)
+	g.start()
+	return g, v
+}
+
+// withSources is startWithSources without the start, for a test that
+// changes the Caddyfile or the environment first.
+func withSources(t *testing.T, names ...string) (*gateway, *vendors) {
+	t.Helper()
 	v := newVendors()
 	vsrv := httptest.NewServer(v)
 	t.Cleanup(vsrv.Close)
@@ -249,7 +258,6 @@ func startWithSources(t *testing.T, names ...string) (*gateway, *vendors) {
 	// Concurrent activations from the one test address: each holds a
 	// failed_limit call while at work (given back when it succeeds).
 	g.vars["EXCHANGE"] = "{\n\t\t\tfailed_limit 100/m\n\t\t}"
-	g.start()
 	return g, v
 }
 

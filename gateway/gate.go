@@ -122,23 +122,40 @@ func (s *Service) Gate(products []string, opts ...GateOption) *Gate {
 func (g *Gate) Admit(ctx context.Context, rawToken string, maxStale time.Duration) (Grant, error) {
 	c, err := g.verify(ctx, rawToken)
 	if err != nil {
+		g.svc.obs.GateDecision("", outcomeOf(err, OutcomeAdmitted))
 		return Grant{}, err
 	}
 	grant, err := g.svc.authorize(ctx, c, maxStale)
-	if err != nil {
+	if err == nil {
+		err = g.admitPolicy(&grant)
+	}
+	g.svc.obs.GateDecision(c.Audience, outcomeOf(err, OutcomeAdmitted))
+	if err != nil && grant.Quota.Limit == 0 {
 		return Grant{}, err
 	}
+	return grant, err
+}
+
+// admitPolicy applies the gate's requirements, then its quota, to an
+// admitted grant.
+func (g *Gate) admitPolicy(grant *Grant) error {
 	for i := range g.require {
-		if r := &g.require[i]; !r.met(&grant) {
-			return Grant{}, &Error{Code: CodeRequirementNotMet, Detail: r.detail}
+		if r := &g.require[i]; !r.met(grant) {
+			return &Error{Code: CodeRequirementNotMet, Detail: r.detail}
 		}
 	}
 	if g.counter != nil {
-		if err := g.admitQuota(&grant, g.svc.now()); err != nil {
-			return grant, err
-		}
+		return g.admitQuota(grant, g.svc.now())
 	}
-	return grant, nil
+	return nil
+}
+
+// Refused counts a request the gate refused before it had a token to
+// admit (no Bearer credential): code is the refusal's public code.
+func (g *Gate) Refused(code string) {
+	if g != nil {
+		g.svc.obs.GateDecision("", code)
+	}
 }
 
 // verify checks an access token's signature and claims. Without signing
@@ -162,6 +179,7 @@ func (g *Gate) verify(ctx context.Context, rawToken string) (*tokens.Claims, err
 func (s *Service) authorize(ctx context.Context, c *tokens.Claims, maxStale time.Duration) (Grant, error) {
 	st, stale, err := s.cache.GetStale(ctx, c.License, maxStale)
 	if err != nil {
+		s.obs.StoreError(OpStatusRead)
 		return Grant{}, unavailable(detailGateUnavailable, err)
 	}
 	now := s.now()

@@ -24,7 +24,9 @@ type idempotentAnswer struct {
 // retry with the same key and request gets the first answer (tokens
 // included, sealed at rest) instead of a second activation. The same key
 // with a different request is refused.
-func (s *Service) ActivateIdempotent(ctx context.Context, idemKey string, req ActivateRequest) (*Activation, error) {
+func (s *Service) ActivateIdempotent(ctx context.Context, idemKey string, req ActivateRequest) (_ *Activation, err error) {
+	ctx, done := s.observe(ctx, EndpointActivate)
+	defer func() { done(err) }()
 	if idemKey == "" {
 		return s.Activate(ctx, req)
 	}

@@ -73,7 +73,9 @@ func (c credential) admitted(st *store.LicenseState, now time.Time) (*store.Inst
 }
 
 // Deactivate frees an installation's slot and revokes its tokens.
-func (s *Service) Deactivate(ctx context.Context, token string) error {
+func (s *Service) Deactivate(ctx context.Context, token string) (err error) {
+	ctx, done := s.observe(ctx, EndpointDeactivate)
+	defer func() { done(err) }()
 	cred, err := s.authenticate(ctx, token)
 	if err != nil {
 		return err
@@ -129,7 +131,9 @@ type MoveRequest struct {
 // family is stored before the move commits and the access token is signed
 // in the same decision, so a failure at any step leaves the installation
 // on its old domain with its old tokens working.
-func (s *Service) Move(ctx context.Context, req MoveRequest) (*Activation, error) {
+func (s *Service) Move(ctx context.Context, req MoveRequest) (_ *Activation, err error) {
+	ctx, done := s.observe(ctx, EndpointMove)
+	defer func() { done(err) }()
 	domain, problem := domainField(req.Domain)
 	if problem != "" {
 		return nil, Validation("domain", problem)

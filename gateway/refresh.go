@@ -25,7 +25,9 @@ import (
 // spent token of a live family means two copies of one installation: it is
 // marked cloned, which revokes all its tokens, and the answer is
 // refresh_token_reused.
-func (s *Service) Refresh(ctx context.Context, refreshToken string) (*Tokens, error) {
+func (s *Service) Refresh(ctx context.Context, refreshToken string) (_ *Tokens, err error) {
+	ctx, done := s.observe(ctx, EndpointRefresh)
+	defer func() { done(err) }()
 	fam, hash, err := s.refreshFamily(ctx, refreshToken)
 	if err != nil {
 		return nil, err

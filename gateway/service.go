@@ -66,6 +66,9 @@ type Config struct {
 	// (tests set it). Default: time.Now.
 	Now    func() time.Time
 	Logger *zap.Logger
+	// Observer is told about decisions, exchanges and store errors
+	// (metrics). Default: NopObserver.
+	Observer Observer
 }
 
 // Token defaults, for a Config that leaves them unset.
@@ -80,6 +83,7 @@ type Service struct {
 	cfg     Config
 	now     func() time.Time
 	log     *zap.Logger
+	obs     Observer
 	ring    *tokens.Ring
 	issuer  *tokens.Issuer
 	cache   *store.StateCache
@@ -106,7 +110,7 @@ func New(cfg Config) (*Service, error) {
 		return nil, errors.New("gateway: the refresh reuse grace must not be negative")
 	}
 	cfg = withDefaults(cfg)
-	s := &Service{cfg: cfg, now: cfg.Now, log: cfg.Logger, seen: newSeenTracker()}
+	s := &Service{cfg: cfg, now: cfg.Now, log: cfg.Logger, obs: cfg.Observer, seen: newSeenTracker()}
 	s.ring = tokens.NewRing(cfg.Store, cfg.Master, cfg.Now)
 	// A replaced key must verify every token it signed until that token
 	// expires (with the leeway the verifier allows), and no longer.
@@ -123,6 +127,9 @@ func withDefaults(cfg Config) Config {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = NopObserver{}
 	}
 	if cfg.Issuer == "" {
 		cfg.Issuer = DefaultIssuer

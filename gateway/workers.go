@@ -59,6 +59,7 @@ func (s *Service) followChanges(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		s.obs.StoreError(OpChangeFeed)
 		return fmt.Errorf("subscribing to store changes: %w", err)
 	}
 	s.cache.InvalidateAll()
@@ -125,6 +126,7 @@ func (s *Service) reloadKeys(ctx context.Context) {
 	lctx, cancel := context.WithTimeout(ctx, keyOpTimeout)
 	defer cancel()
 	if err := s.ring.Load(lctx); err != nil && ctx.Err() == nil {
+		s.obs.StoreError(OpKeyLoad)
 		s.log.Warn("reloading signing keys", zap.Error(err))
 	}
 }

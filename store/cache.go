@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -43,6 +44,7 @@ type StateCache struct {
 	lru     *list.List               // front: most recently used
 
 	hits, misses uint64
+	stale        atomic.Uint64 // answers served stale while the store failed
 	// fetching holds the store read each licence's callers share. A change
 	// announced meanwhile takes the read out of this map (and marks it
 	// outdated): callers from then on start a read of their own, so none of
@@ -154,12 +156,14 @@ func (c *StateCache) GetStale(ctx context.Context, licenseID string, maxStale ti
 		c.misses++
 		c.mu.Unlock()
 		if servable {
+			c.stale.Add(1)
 			return e.state, true, nil
 		}
 		return nil, false, e.err
 	case servable && inFlight && e.err != nil:
 		c.misses++
 		c.mu.Unlock()
+		c.stale.Add(1)
 		return e.state, true, nil
 	}
 	c.misses++
@@ -172,6 +176,7 @@ func (c *StateCache) GetStale(ctx context.Context, licenseID string, maxStale ti
 	case <-f.done:
 		if f.err != nil {
 			if servable && !callerGone(f.err) {
+				c.stale.Add(1)
 				return e.state, true, nil
 			}
 			return nil, false, f.err
@@ -328,4 +333,11 @@ func (c *StateCache) Stats() (hits, misses uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.hits, c.misses
+}
+
+// Counts returns Stats and how many answers were served stale because the
+// store failed.
+func (c *StateCache) Counts() (hits, misses, stale uint64) {
+	hits, misses = c.Stats()
+	return hits, misses, c.stale.Load()
 }

@@ -87,3 +87,17 @@ func (b *breaker) fail() {
 		b.openUntil = b.clock.Now().Add(b.cooldown)
 	}
 }
+
+// state says whether the circuit is closed, open, or half-open (its
+// cooldown is over: the next call is a trial).
+func (b *breaker) state() BreakerState {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case b.openUntil.IsZero():
+		return BreakerClosed
+	case b.clock.Now().Before(b.openUntil):
+		return BreakerOpen
+	}
+	return BreakerHalfOpen
+}

@@ -10,6 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 )
 
 // DefaultMaxBody bounds a source's response body: verify answers are small,
@@ -75,9 +78,22 @@ func do(ctx context.Context, client *http.Client, req *http.Request, maxBody int
 	if req.Header.Get("User-Agent") == "" {
 		req.Header.Set("User-Agent", UserAgent)
 	}
+	ctx, span := startSpan(ctx, "HTTP "+req.Method, "")
+	if span != nil {
+		// the path only: a query may hold the purchase code
+		span.SetAttributes(attribute.String("http.request.method", req.Method),
+			attribute.String("server.address", req.URL.Hostname()), attribute.String("url.path", req.URL.Path))
+		defer span.End()
+	}
 	resp, err := client.Do(req.WithContext(ctx))
 	if err != nil {
+		if span != nil {
+			span.SetStatus(codes.Error, "request failed")
+		}
 		return nil, err
+	}
+	if span != nil {
+		span.SetAttributes(attribute.Int("http.response.status_code", resp.StatusCode))
 	}
 	defer resp.Body.Close()
 	if resp.ContentLength > maxBody {

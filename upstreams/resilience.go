@@ -49,6 +49,9 @@ type ResilienceConfig struct {
 	// OnUnknown, when set, is told about every Unknown outcome of a real
 	// call (for logs and alerts). It must not block.
 	OnUnknown func(source string, cause error)
+	// Observer is told about calls and budget waits (metrics). Default:
+	// nothing is told.
+	Observer Observer
 }
 
 // DomainAware is implemented by sources whose answer depends on the
@@ -162,6 +165,9 @@ func withDefaults(c ResilienceConfig) ResilienceConfig {
 	}
 	if c.Clock == nil {
 		c.Clock = realClock{}
+	}
+	if c.Observer == nil {
+		c.Observer = nopObserver{}
 	}
 	return c
 }
@@ -299,11 +305,13 @@ func (r *Resilient) attemptCall(ctx context.Context, budgetWait func() time.Dura
 func (r *Resilient) awaitBudget(ctx context.Context, budgetWait func() time.Duration) (Verdict, bool) {
 	wait := budgetWait()
 	if wait > r.cfg.MaxWait {
+		r.cfg.Observer.BudgetWait(r.src.Name(), 0, true)
 		v := UnknownVerdict(ErrRateBudget)
 		v.RetryAfter = wait
 		return v, false
 	}
 	if wait > 0 {
+		r.cfg.Observer.BudgetWait(r.src.Name(), wait, false)
 		if err := r.cfg.Clock.Sleep(ctx, wait); err != nil {
 			return UnknownVerdict(err), false
 		}
@@ -317,11 +325,30 @@ func (r *Resilient) awaitBudget(ctx context.Context, budgetWait func() time.Dura
 // take the gateway down, nor decide anything.
 func (r *Resilient) call(ctx context.Context, ask func(context.Context) Verdict) (v Verdict, returned bool) {
 	defer func() { <-r.sem }()
-	defer RecoverVerdict(r.src.Name(), &v)
+	name := r.src.Name()
+	start := r.cfg.Clock.Now()
+	ctx, span := startSpan(ctx, "source "+name, name)
+	defer func() {
+		r.observeCall(name, v, r.cfg.Clock.Now().Sub(start))
+		endSpan(span, v)
+	}()
+	defer RecoverVerdict(name, &v)
 	r.calls.Add(1)
 	cctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
 	return ask(cctx), true
+}
+
+// observeCall reports a call: one that found the budget spent never
+// reached the vendor, and one answered ErrRecheckUnsupported never asked.
+func (r *Resilient) observeCall(name string, v Verdict, took time.Duration) {
+	switch be := (*BudgetError)(nil); {
+	case errors.As(v.Cause, &be):
+		r.cfg.Observer.BudgetWait(name, 0, true)
+	case errors.Is(v.Cause, ErrRecheckUnsupported):
+	default:
+		r.cfg.Observer.Call(name, v.Outcome.String(), took)
+	}
 }
 
 // record updates the breaker and the budget's pause from a real call's
