@@ -145,6 +145,11 @@ type Product struct {
 	// while its source cannot confirm the expiry, so an outage at the
 	// moment of expiry never cuts off a buyer who renewed. Default: 168h.
 	ExpiryGrace *caddy.Duration `json:"expiry_grace,omitempty"`
+	// ReleaseIdle frees the slot of an installation unused this long (its
+	// last_seen_at, or created_at when never seen): the activation that
+	// needs the slot, or the idle sweep, marks it released, and its tokens
+	// get 403 installation_released. At least 10m. Default: off.
+	ReleaseIdle caddy.Duration `json:"release_idle,omitempty"`
 
 	// Mappings are the product's identifiers at each source it is sold
 	// on, by source name: Envato item ids, AppTrovo slugs, Digital
@@ -560,15 +565,22 @@ func (pc *Product) build(name string, sources map[string]upstreams.Source) (*gat
 	if err != nil {
 		return nil, err
 	}
+	if pc.ReleaseIdle != 0 && time.Duration(pc.ReleaseIdle) < minReleaseIdle {
+		return nil, fmt.Errorf("product %s: release_idle: %s is shorter than %s (last-seen times reach the store once a minute)", name, time.Duration(pc.ReleaseIdle), minReleaseIdle)
+	}
 	return &gateway.Product{
 		Name: name, Sources: pc.Sources, MoveCooldown: cooldown, Leak: leak,
 		Rules: policy.Rules{
 			Activations: pc.Activations, LocalDomains: local, StagingSubdomains: staging,
-			LocalCap: pc.LocalCap, StagingCap: pc.StagingCap,
+			LocalCap: pc.LocalCap, StagingCap: pc.StagingCap, ReleaseIdle: time.Duration(pc.ReleaseIdle),
 		},
 		Recheck: recheck,
 	}, nil
 }
+
+// minReleaseIdle is the shortest release_idle: well above the last-seen
+// batch interval, so an installation in use is never taken for idle.
+const minReleaseIdle = 10 * time.Minute
 
 func treatment(s string) (policy.Treatment, error) {
 	if s == "" {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -374,7 +375,12 @@ func parseProductOption(d *caddyfile.Dispenser, name string, p *Product) error {
 		g := caddy.Duration(dur)
 		p.ExpiryGrace = &g
 	case "release_idle":
-		return d.Errf("product %s: %s: not supported yet", name, opt)
+		if err := durationArg(d, &p.ReleaseIdle); err != nil {
+			return err
+		}
+		if time.Duration(p.ReleaseIdle) < minReleaseIdle {
+			return d.Errf("product %s: release_idle: %s is shorter than %s", name, time.Duration(p.ReleaseIdle), minReleaseIdle)
+		}
 	default:
 		source, ok := mappingSource(opt) // envato_item, apptrovo_slug, ...
 		if !ok {
@@ -575,6 +581,8 @@ func parseExchange(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) 
 //		products <slug...>
 //		on_store_error allow_stale [<duration>] | deny
 //		forward <installation|product|domain|type|support_active|class...>
+//		require support_active | type <type...> | class <class...>   # may repeat: all apply
+//		quota <n>/<s|m|h|d>
 //	}
 func parseGate(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	h.Next() // directive name
@@ -596,13 +604,45 @@ func parseGate(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 			if _, err := parseForward(g.Forward); err != nil {
 				return nil, h.Errf("license_gate: forward: %v", err)
 			}
-		case "require", "quota":
-			return nil, h.Errf("license_gate: %s: not supported yet", opt)
+		case "require":
+			r, err := parseRequire(h)
+			if err != nil {
+				return nil, err
+			}
+			g.Require = append(g.Require, r)
+		case "quota":
+			if err := singleArg(h.Dispenser, &g.Quota); err != nil {
+				return nil, err
+			}
+			if _, err := ParseQuota(g.Quota); err != nil {
+				return nil, h.Errf("license_gate: quota: %v", err)
+			}
 		default:
 			return nil, h.Errf("license_gate: unrecognized option %q", opt)
 		}
 	}
 	return g, nil
+}
+
+// parseRequire parses "require support_active", "require type <t...>" or
+// "require class <c...>".
+func parseRequire(h httpcaddyfile.Helper) (GateRequirement, error) {
+	args := h.RemainingArgs()
+	var r GateRequirement
+	switch {
+	case len(args) == 1 && args[0] == "support_active":
+		r.SupportActive = true
+	case len(args) >= 2 && args[0] == "type":
+		r.Type = args[1:]
+	case len(args) >= 2 && args[0] == "class":
+		r.Class = args[1:]
+	default:
+		return r, h.Errf("license_gate: require: want support_active, type <type...> or class <class...>")
+	}
+	if _, err := requirements([]GateRequirement{r}); err != nil {
+		return r, h.Errf("%v", err)
+	}
+	return r, nil
 }
 
 // parseOnStoreError parses "on_store_error allow_stale [<duration>]" or

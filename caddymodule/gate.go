@@ -56,6 +56,20 @@ type Gate struct {
 	// allow_stale for 10m (serve the last-known status), then 503.
 	OnStoreError *StoreErrorPolicy `json:"on_store_error,omitempty"`
 
+	// Require lists extra conditions an admitted token must meet, all of
+	// them (403 requirement_not_met naming the condition otherwise),
+	// checked after the licence's standing. Default: none.
+	Require []GateRequirement `json:"require,omitempty"`
+
+	// Quota is each installation's request budget, "<n>/<period>" with a
+	// period of s, m, h or d: fixed windows aligned to UTC (a day starts
+	// at 00:00 UTC). Past it: 429 quota_exceeded with Retry-After; every
+	// answer of the gate carries the RateLimit-Policy and RateLimit
+	// fields. Counted in-process, synced to the store every second.
+	// Default: none.
+	Quota string `json:"quota,omitempty"`
+
+	rlPolicy string // the RateLimit-Policy field, with quota
 	staleFor time.Duration
 	forward  forwardSet
 	gate     *gateway.Gate
@@ -69,6 +83,19 @@ type StoreErrorPolicy struct {
 	// Stale is how long past its freshness a last-known status is served
 	// with allow_stale. Default: 10m.
 	Stale caddy.Duration `json:"stale,omitempty"`
+}
+
+// GateRequirement is one require line: support_active, type <t...> or
+// class <c...>; a token matching any of its types (classes) meets it.
+type GateRequirement struct {
+	// SupportActive requires the licence's support period to be running.
+	SupportActive bool `json:"support_active,omitempty"`
+	// Type lists licence types (regular, extended, ...), any of which
+	// meets the requirement.
+	Type []string `json:"type,omitempty"`
+	// Class lists install classes (production, staging, local), any of
+	// which meets the requirement.
+	Class []string `json:"class,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -98,7 +125,20 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 	if g.forward, err = parseForward(g.Forward); err != nil {
 		return fmt.Errorf("license_gate: forward: %w", err)
 	}
-	g.gate = app.Service().Gate(g.Products)
+	reqs, err := requirements(g.Require)
+	if err != nil {
+		return err
+	}
+	opts := []gateway.GateOption{gateway.WithRequirements(reqs...)}
+	if g.Quota != "" {
+		q, err := ParseQuota(g.Quota)
+		if err != nil {
+			return fmt.Errorf("license_gate: quota: %w", err)
+		}
+		opts = append(opts, gateway.WithQuota(q))
+		g.rlPolicy = `"quota";q=` + strconv.FormatInt(q.Limit, 10) + ";w=" + strconv.FormatInt(int64(q.Period/time.Second), 10)
+	}
+	g.gate = app.Service().Gate(g.Products, opts...)
 	g.staleFor = defaultStale
 	if p := g.OnStoreError; p != nil {
 		switch p.Mode {
@@ -125,12 +165,72 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		return nil
 	}
 	grant, err := g.gate.Admit(r.Context(), raw, g.staleFor)
+	if grant.Quota.Limit > 0 {
+		g.rateLimitFields(w.Header(), &grant.Quota)
+	}
 	if err != nil {
 		writeProblem(w, g.logger, err)
 		return nil
 	}
 	forward(r, &grant, g.forward)
 	return next.ServeHTTP(w, r)
+}
+
+// rateLimitFields sets the RateLimit-Policy and RateLimit fields
+// (draft-ietf-httpapi-ratelimit-headers): the quota and window length in
+// seconds, the requests left and the seconds until the window ends.
+func (g *Gate) rateLimitFields(h http.Header, q *gateway.QuotaState) {
+	reset := int64((q.Reset + time.Second - 1) / time.Second)
+	var buf [64]byte
+	b := append(buf[:0], `"quota";r=`...)
+	b = strconv.AppendInt(b, q.Remaining, 10)
+	b = append(b, ";t="...)
+	b = strconv.AppendInt(b, reset, 10)
+	vals := make([]string, 2) // one allocation for both fields' slices
+	vals[0], vals[1] = g.rlPolicy, string(b)
+	h["Ratelimit-Policy"] = vals[0:1:1]
+	h["Ratelimit"] = vals[1:2:2]
+}
+
+// ParseQuota parses "<n>/<period>" with a period of s, m, h or d.
+func ParseQuota(s string) (gateway.Quota, error) {
+	n, unit, ok := strings.Cut(s, "/")
+	limit, err := strconv.ParseInt(n, 10, 64)
+	if !ok || err != nil || limit < 1 {
+		return gateway.Quota{}, fmt.Errorf("%q is not <n>/<period> with a positive n, e.g. 1000/d", s)
+	}
+	periods := map[string]time.Duration{"s": time.Second, "m": time.Minute, "h": time.Hour, "d": 24 * time.Hour}
+	p, ok := periods[unit]
+	if !ok {
+		return gateway.Quota{}, fmt.Errorf("%q: the period is one of s, m, h, d", s)
+	}
+	return gateway.Quota{Limit: limit, Period: p}, nil
+}
+
+// installClasses are the install classes a require class line may name.
+var installClasses = []string{"production", "staging", "local"}
+
+// requirements checks the require conditions and turns them into the
+// gateway's.
+func requirements(rs []GateRequirement) ([]gateway.Requirement, error) {
+	out := make([]gateway.Requirement, 0, len(rs))
+	for i, r := range rs {
+		if !r.SupportActive && len(r.Type) == 0 && len(r.Class) == 0 {
+			return nil, fmt.Errorf("license_gate: require[%d]: names no condition (support_active, type or class)", i)
+		}
+		for _, c := range r.Class {
+			if !slices.Contains(installClasses, c) {
+				return nil, fmt.Errorf("license_gate: require: class %q is not one of %s", c, strings.Join(installClasses, ", "))
+			}
+		}
+		for _, t := range r.Type {
+			if t == "" {
+				return nil, errors.New("license_gate: require: type must not be empty")
+			}
+		}
+		out = append(out, gateway.Requirement{SupportActive: r.SupportActive, Types: r.Type, Classes: r.Class})
+	}
+	return out, nil
 }
 
 // forwardSet is a set of the headers the gate forwards, one bit each, in

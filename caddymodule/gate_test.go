@@ -54,6 +54,7 @@ type gateFixture struct {
 	gate   *Gate
 	act    *gateway.Activation
 	bearer []string // the Authorization header's value
+	svc    *gateway.Service
 }
 
 func newGateFixture(tb testing.TB, obs ...gateway.Observer) *gateFixture {
@@ -75,6 +76,7 @@ func newGateFixture(tb testing.TB, obs ...gateway.Observer) *gateFixture {
 		gate:   &Gate{gate: svc.Gate(nil), logger: zap.NewNop(), staleFor: defaultStale, forward: forwardAll},
 		act:    a,
 		bearer: []string{"Bearer " + a.AccessToken},
+		svc:    svc,
 	}
 }
 

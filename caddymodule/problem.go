@@ -49,6 +49,8 @@ var statusFor = map[string]int{
 	gateway.CodeInstallationInactive: http.StatusForbidden,
 	gateway.CodeTokenRevoked:         http.StatusForbidden,
 	gateway.CodeRequirementNotMet:    http.StatusForbidden,
+	gateway.CodeInstallationReleased: http.StatusForbidden,
+	gateway.CodeQuotaExceeded:        http.StatusTooManyRequests,
 	gateway.CodeActivationLimit:      http.StatusConflict,
 	gateway.CodeDomainInUse:          http.StatusConflict,
 	gateway.CodeRateLimited:          http.StatusTooManyRequests,

@@ -438,6 +438,8 @@ type activation struct {
 	otherNetwork bool
 	// locked is the reason the licence was just locked, or "".
 	locked string
+	// released are the idle installations whose slots it took.
+	released []store.Installation
 }
 
 // decideActivation applies an activation to st (a copy the store handed
@@ -452,7 +454,7 @@ func decideActivation(p *Product, st *store.LicenseState, req ActivateRequest, d
 		return activation{refusal: fromRefusal(ref)}, false
 	}
 	installs := policyInstallations(st.Installations)
-	d, ref := p.Rules.DecideActivation(pl, installs, domain, "", now)
+	d, release, ref := p.Rules.DecideActivationReleasing(pl, installs, domain, "", now)
 	var out activation
 	var reuse *store.Installation
 	if ref == nil && d.Reuse != "" {
@@ -485,6 +487,7 @@ func decideActivation(p *Product, st *store.LicenseState, req ActivateRequest, d
 		out.ins, out.reactivated = *reuse, true
 		return out, true
 	}
+	out.released = releaseIdle(st, release, now)
 	out.created = true
 	out.ins = store.Installation{
 		ID: newInstallationID(), LicenseID: lic.ID, Product: p.Name, Domain: domain,
@@ -503,6 +506,7 @@ func (s *Service) activationEvent(ctx context.Context, st *store.LicenseState, o
 		s.event(ctx, st, Event{Actor: ActorGateway, Action: store.AuditLicenseLocked,
 			LicenseID: licenseID, Reason: out.locked, ClientIP: req.ClientIP})
 	case out.created:
+		s.releasedEvents(ctx, st, out.released, "its slot was needed by an activation")
 		s.event(ctx, st, Event{Actor: ActorInstaller, Action: store.AuditInstallationCreated,
 			LicenseID: licenseID, InstallationID: out.ins.ID, Detail: out.ins.Domain, ClientIP: req.ClientIP})
 	case out.reactivated:

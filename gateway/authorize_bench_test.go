@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -30,6 +31,18 @@ func (c *countingStore) LicenseState(ctx context.Context, id string) (*store.Lic
 	return c.Store.LicenseState(ctx, id)
 }
 
+// RecordSeen passes the last-seen batches on (counted).
+func (c *countingStore) RecordSeen(ctx context.Context, seen []store.Seen) error {
+	c.calls.Add(1)
+	return c.Store.(store.SeenRecorder).RecordSeen(ctx, seen)
+}
+
+// AddQuota passes the quota batches on (counted).
+func (c *countingStore) AddQuota(ctx context.Context, d []store.QuotaDelta) ([]int64, error) {
+	c.calls.Add(1)
+	return c.Store.(store.QuotaCounter).AddQuota(ctx, d)
+}
+
 // roundTrips counts commands sent to Redis.
 type roundTrips struct{ n atomic.Int64 }
 
@@ -44,6 +57,8 @@ func (r *roundTrips) ProcessPipelineHook(next goredis.ProcessPipelineHook) gored
 type gateFixture struct {
 	svc     *gateway.Service
 	gate    *gateway.Gate
+	plain   *gateway.Gate // no quota
+	quota   *gateway.Gate // quota 10^12/h
 	token   string
 	counted *countingStore
 	trips   *roundTrips // nil for embedded
@@ -106,8 +121,13 @@ func newGateFixture(tb testing.TB, backend string) *gateFixture {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	f.gate = f.svc.Gate(nil)
+	f.plain = f.svc.Gate(nil)
+	f.quota = f.svc.Gate(nil, gateway.WithQuota(gateway.Quota{Limit: 1e12, Period: time.Hour}))
+	f.gate = f.plain
 	f.authorize(tb) // warm the cache
+	f.gate = f.quota
+	f.authorize(tb) // and the quota entry
+	f.gate = f.plain
 	return f
 }
 
@@ -128,11 +148,15 @@ func (f *gateFixture) storeTrips() int64 {
 }
 
 // TestGateDoesNoStoreIOInSteadyState: after the first request, a thousand
-// more reach neither the store nor the network.
+// more reach neither the store nor the network, last-seen noting
+// included, through a gate with a quota; their last-seen time and quota
+// count reach the store in one batch each, written by the last_seen and
+// quota_sync workers outside the request path.
 func TestGateDoesNoStoreIOInSteadyState(t *testing.T) {
 	for _, backend := range []string{"embedded", "redis"} {
 		t.Run(backend, func(t *testing.T) {
 			f := newGateFixture(t, backend)
+			f.gate = f.quota
 			before := f.storeTrips()
 			for i := 0; i < 1000; i++ {
 				f.authorize(t)
@@ -140,16 +164,44 @@ func TestGateDoesNoStoreIOInSteadyState(t *testing.T) {
 			if n := f.storeTrips() - before; n != 0 {
 				t.Fatalf("%d store round trips for 1000 gated requests in steady state, want 0", n)
 			}
+			calls := f.counted.calls.Load()
+			if err := f.svc.FlushLastSeen(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if n := f.counted.calls.Load() - calls; n != 1 {
+				t.Fatalf("%d store calls to record the last-seen batch, want 1", n)
+			}
+			t.Logf("%s: the last-seen batch took %d round trip(s)", backend, f.storeTrips()-before)
+			st, err := f.counted.Store.LicenseState(context.Background(), "lic_bench")
+			if err != nil || st.Installation("ins_bench").LastSeenAt.IsZero() {
+				t.Fatalf("last seen not recorded: %v", err)
+			}
+			before = f.storeTrips()
+			if err := f.svc.FlushLastSeen(context.Background()); err != nil || f.storeTrips() != before {
+				t.Fatalf("a flush with nothing new reached the store (%v)", err)
+			}
+			calls = f.counted.calls.Load()
+			if err := f.svc.SyncQuota(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if n := f.counted.calls.Load() - calls; n != 1 {
+				t.Fatalf("%d store calls to sync the quota counts, want 1", n)
+			}
 		})
 	}
 }
 
-// BenchmarkAuthorize measures the gate's authorize path and reports the
-// store round trips per request (0 in steady state).
+// BenchmarkAuthorize measures the gate's authorize path (last-seen noting
+// included) and reports the store round trips per request (0 in steady
+// state); the quota case adds a per-installation quota.
 func BenchmarkAuthorize(b *testing.B) {
-	for _, backend := range []string{"embedded", "redis"} {
+	for _, backend := range []string{"embedded", "redis", "embedded/quota", "redis/quota"} {
 		b.Run(backend, func(b *testing.B) {
-			f := newGateFixture(b, backend)
+			name, withQuota := strings.CutSuffix(backend, "/quota")
+			f := newGateFixture(b, name)
+			if withQuota {
+				f.gate = f.quota
+			}
 			before := f.storeTrips()
 			b.ReportAllocs()
 			b.ResetTimer()

@@ -32,6 +32,8 @@ const (
 	CodeRefreshTokenReused   = "refresh_token_reused"
 	CodeInstallationInactive = "installation_deactivated"
 	CodeTokenRevoked         = "token_revoked"
+	CodeInstallationReleased = "installation_released"
+	CodeQuotaExceeded        = "quota_exceeded"
 	CodeIdempotencyKeyReused = "idempotency_key_reused"
 	CodeRequirementNotMet    = "requirement_not_met"
 	CodeNotFound             = "not_found"

@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/licensegate/licensegate/tokens"
@@ -15,6 +17,67 @@ import (
 type Gate struct {
 	svc      *Service
 	verifier *tokens.Verifier
+	require  []Requirement
+	quota    Quota
+	counter  *quotaCounter // nil without quota
+}
+
+// Requirement is one of a gate's require conditions (SPEC section 6): a
+// gate's requirements all apply; within one, a token matching any of
+// Types (or Classes) meets it. An unmet requirement is refused with 403
+// requirement_not_met, after the licence's standing and before the quota.
+type Requirement struct {
+	// SupportActive requires the licence's support period to be running.
+	SupportActive bool
+	// Types are licence types (regular, extended, ...), any of which meets
+	// the requirement.
+	Types []string
+	// Classes are install classes (production, staging, local), any of
+	// which meets the requirement.
+	Classes []string
+
+	detail string
+}
+
+// GateOption configures a Gate beyond its products.
+type GateOption func(*Gate)
+
+// WithRequirements makes the gate refuse grants that do not meet every
+// requirement.
+func WithRequirements(rs ...Requirement) GateOption {
+	return func(g *Gate) {
+		for _, r := range rs {
+			r.Types, r.Classes = slices.Clone(r.Types), slices.Clone(r.Classes)
+			r.detail = r.describe()
+			g.require = append(g.require, r)
+		}
+	}
+}
+
+// describe is the buyer-safe detail naming the condition.
+func (r Requirement) describe() string {
+	var parts []string
+	if r.SupportActive {
+		parts = append(parts, "an active support period")
+	}
+	if len(r.Types) > 0 {
+		parts = append(parts, "a licence of type "+strings.Join(r.Types, " or "))
+	}
+	if len(r.Classes) > 0 {
+		parts = append(parts, "an installation of class "+strings.Join(r.Classes, " or "))
+	}
+	return "This API requires " + strings.Join(parts, " and ") + "."
+}
+
+// met reports whether a grant meets the requirement. It allocates nothing.
+func (r *Requirement) met(g *Grant) bool {
+	if r.SupportActive && !g.SupportActive {
+		return false
+	}
+	if len(r.Types) > 0 && !slices.Contains(r.Types, g.Type) {
+		return false
+	}
+	return len(r.Classes) == 0 || slices.Contains(r.Classes, g.Class)
 }
 
 // Grant is what the gate forwards about an admitted request.
@@ -29,21 +92,30 @@ type Grant struct {
 	// Stale is set when the licence's status came from a cache entry the
 	// store could not refresh (on_store_error allow_stale).
 	Stale bool
+	// Quota is the installation's budget after this request (Limit 0:
+	// the gate has no quota).
+	Quota QuotaState
 }
 
 // Gate returns the admission path for tokens of the given products (their
 // aud), or of every configured product when products is empty. Each Gate
 // keeps its own verified-token cache: build one per handler at provision.
-func (s *Service) Gate(products []string) *Gate {
+func (s *Service) Gate(products []string, opts ...GateOption) *Gate {
 	if len(products) == 0 {
 		products = s.cfg.ProductOrder
 	}
-	return &Gate{svc: s, verifier: tokens.NewVerifier(s.ring, s.issuer.Name(), products)}
+	g := &Gate{svc: s, verifier: tokens.NewVerifier(s.ring, s.issuer.Name(), products)}
+	for _, o := range opts {
+		o(g)
+	}
+	return g
 }
 
 // Admit verifies an access token and decides whether its installation is
 // still admitted: active at the token's generation, its licence in good
-// standing.
+// standing, and meets the gate's requirements, then counts it against
+// the gate's quota. A quota_exceeded refusal comes with the grant, whose
+// Quota says when the window ends (for the RateLimit fields).
 //
 // maxStale is how long past its freshness a cached status may be served
 // while the store is unreachable (on_store_error allow_stale; 0: deny).
@@ -54,8 +126,28 @@ func (g *Gate) Admit(ctx context.Context, rawToken string, maxStale time.Duratio
 		return Grant{}, err
 	}
 	grant, err := g.svc.authorize(ctx, c, maxStale)
+	if err == nil {
+		err = g.admitPolicy(&grant)
+	}
 	g.svc.obs.GateDecision(c.Audience, outcomeOf(err, OutcomeAdmitted))
+	if err != nil && grant.Quota.Limit == 0 {
+		return Grant{}, err
+	}
 	return grant, err
+}
+
+// admitPolicy applies the gate's requirements, then its quota, to an
+// admitted grant.
+func (g *Gate) admitPolicy(grant *Grant) error {
+	for i := range g.require {
+		if r := &g.require[i]; !r.met(grant) {
+			return &Error{Code: CodeRequirementNotMet, Detail: r.detail}
+		}
+	}
+	if g.counter != nil {
+		return g.admitQuota(grant, g.svc.now())
+	}
+	return nil
 }
 
 // Refused counts a request the gate refused before it had a token to
@@ -95,6 +187,7 @@ func (s *Service) authorize(ctx context.Context, c *tokens.Claims, maxStale time
 	if refusal != nil {
 		return Grant{}, refusal
 	}
+	s.seen.touch(ins.ID, st.License.ID, now)
 	return Grant{
 		InstallationID: ins.ID, LicenseID: st.License.ID, Product: ins.Product,
 		Domain: ins.Domain, Class: ins.InstallClass, Type: st.License.Type,

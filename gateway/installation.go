@@ -258,6 +258,8 @@ func tokenRefusal(ins *store.Installation, gen int64) *Error {
 	switch {
 	case ins.Status == store.InstallationDeactivated:
 		return &Error{Code: CodeInstallationInactive, Detail: "This installation has been deactivated."}
+	case ins.Status == store.InstallationReleased:
+		return &Error{Code: CodeInstallationReleased, Detail: "This installation was unused for too long and released its activation. Please enter the licence key again."}
 	case ins.Status != store.InstallationActive:
 		return &Error{Code: CodeTokenRevoked, Detail: "This installation's tokens have been revoked."}
 	case ins.Generation != gen:

@@ -57,6 +57,12 @@ type Config struct {
 	// this old (0: never on schedule). Instances sharing a store rotate
 	// once between them.
 	KeyRotation time.Duration
+	// LastSeenInterval is how often the gate's noted installation uses
+	// are written to the store, in one batch. Default: 1m.
+	LastSeenInterval time.Duration
+	// QuotaSyncInterval is how often the gates' quota counts are added to
+	// the store's shared counters. Default: 1s.
+	QuotaSyncInterval time.Duration
 
 	// AuditRetention is how long audit entries are kept (0: forever);
 	// OutboxRetention how long delivered outbox entries are (default
@@ -95,6 +101,10 @@ type Service struct {
 	cache   *store.StateCache
 	gate    *Gate // any product: for the installation endpoints
 	flights singleflight.Group
+	seen    *seenTracker
+
+	quotaMu sync.Mutex
+	quotas  []*quotaCounter
 
 	keysMu    sync.Mutex
 	keysTried time.Time
@@ -114,7 +124,7 @@ func New(cfg Config) (*Service, error) {
 		return nil, errors.New("gateway: the refresh reuse grace must not be negative")
 	}
 	cfg = withDefaults(cfg)
-	s := &Service{cfg: cfg, now: cfg.Now, log: cfg.Logger, obs: cfg.Observer}
+	s := &Service{cfg: cfg, now: cfg.Now, log: cfg.Logger, obs: cfg.Observer, seen: newSeenTracker()}
 	s.ring = tokens.NewRing(cfg.Store, cfg.Master, cfg.Now)
 	// A replaced key must verify every token it signed until that token
 	// expires (with the leeway the verifier allows), and no longer.

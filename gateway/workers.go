@@ -25,14 +25,21 @@ type Worker struct {
 // Workers returns the background work the service needs, each to run in
 // its own goroutine until the app stops: following the store's change
 // feed, reloading the key ring (which also loads it the first time, so
-// starting never waits on the store), with KeyRotation set, rotating
-// the signing key on schedule, unless every product's recheck is off, the
-// background recheck (one across instances, by its lease), and trimming
-// the audit log and delivered outbox entries past their retention.
+// starting never waits on the store), writing the gate's last-seen
+// batches, syncing quota counters, releasing idle installations
+// (release_idle), with KeyRotation set rotating the signing key on
+// schedule, unless every product's recheck is off the background recheck
+// (one across instances, by its lease), and trimming the audit log and
+// delivered outbox entries past their retention.
 func (s *Service) Workers() []Worker {
 	ws := []Worker{
 		{Name: "change_feed", Run: s.followChanges},
 		{Name: "key_reload", Run: s.reloadKeysPeriodically},
+		{Name: "last_seen", Run: s.recordLastSeen},
+		{Name: "quota_sync", Run: s.syncQuotaPeriodically},
+	}
+	if s.releasesIdle() {
+		ws = append(ws, Worker{Name: "idle_sweep", Run: s.sweepIdlePeriodically})
 	}
 	if s.cfg.KeyRotation > 0 {
 		ws = append(ws, Worker{Name: "key_rotation", Run: s.rotateOnSchedule})

@@ -35,6 +35,9 @@ type Rules struct {
 	// copies on *.test names, and grow the licence record without end.
 	LocalCap   int
 	StagingCap int
+	// ReleaseIdle frees the slot of an installation unused this long
+	// (release_idle; 0: never). See Idle.
+	ReleaseIdle time.Duration
 }
 
 // Default caps on free installations (SPEC section 4).
@@ -274,6 +277,8 @@ func EffectiveClass(in Installation, installations []Installation) InstallClass 
 // DecideActivation decides whether the licence may be activated on domain
 // (normalised). exclude names an installation to leave out of the
 // accounting (the one being moved); it is empty for a new activation.
+// It counts idle installations like any other; DecideActivationReleasing
+// is the decision under release_idle.
 func (r Rules) DecideActivation(l License, installations []Installation, domain, exclude string, now time.Time) (Decision, *Refusal) {
 	if ref := Standing(l, now); ref != nil {
 		return Decision{}, ref

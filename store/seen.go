@@ -1,0 +1,56 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// InstallationReleased is the status of an installation release_idle
+// freed the slot of: unused too long, its tokens are refused.
+const InstallationReleased = "released"
+
+// Its audit action is AuditInstallationReleased (ledger.go).
+
+// Seen is one installation's last use, as the gate saw it.
+type Seen struct {
+	LicenseID      string
+	InstallationID string
+	At             time.Time
+}
+
+// SeenRecorder is implemented by stores that record last-seen times in
+// batches (both backends). The gateway falls back to UpdateLicense for a
+// store without it.
+type SeenRecorder interface {
+	// RecordSeen raises each named installation's LastSeenAt to At (never
+	// lowers it) in one batch. An installation or licence that is gone is
+	// skipped. A last-seen time is not a change of standing: the licence's
+	// Version stays and no change notice is published, so no instance's
+	// status cache is dropped for it.
+	RecordSeen(ctx context.Context, seen []Seen) error
+}
+
+// ApplySeen raises the LastSeenAt of st's installations named in seen
+// (all of one licence) and reports whether any changed.
+func ApplySeen(st *LicenseState, seen []Seen) bool {
+	changed := false
+	for _, s := range seen {
+		if in := st.Installation(s.InstallationID); in != nil && s.At.After(in.LastSeenAt) {
+			in.LastSeenAt = s.At
+			changed = true
+		}
+	}
+	return changed
+}
+
+// SeenByLicense groups a batch by licence, in first-seen order.
+func SeenByLicense(seen []Seen) (order []string, by map[string][]Seen) {
+	by = map[string][]Seen{}
+	for _, s := range seen {
+		if _, ok := by[s.LicenseID]; !ok {
+			order = append(order, s.LicenseID)
+		}
+		by[s.LicenseID] = append(by[s.LicenseID], s)
+	}
+	return order, by
+}
