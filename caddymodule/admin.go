@@ -89,6 +89,10 @@ func (a *adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 		return a.methods(w, r, map[string]handler{http.MethodPost: a.rotateKeys})
 	case parts[0] == "audit" && len(parts) == 1:
 		return a.methods(w, r, map[string]handler{http.MethodGet: a.audit})
+	case parts[0] == "webhooks" && len(parts) == 2 && parts[1] == "deliveries":
+		return a.methods(w, r, map[string]handler{http.MethodGet: a.deliveries})
+	case parts[0] == "webhooks" && len(parts) == 4 && parts[1] == "deliveries" && parts[3] == "retry":
+		return a.methods(w, r, map[string]handler{http.MethodPost: a.withID(parts[2], a.retryDelivery)})
 	case parts[0] == "stats" && len(parts) == 1:
 		return a.methods(w, r, map[string]handler{http.MethodGet: a.stats})
 	case parts[0] == "health" && len(parts) == 1:
@@ -278,6 +282,28 @@ func (a *adminAPI) audit(w http.ResponseWriter, r *http.Request) error {
 		return a.fail(err, "audit event")
 	}
 	return writeAdminJSON(w, map[string]any{"events": evs, "next_cursor": next})
+}
+
+// deliveries answers GET webhooks/deliveries?status=&cursor=&limit=.
+func (a *adminAPI) deliveries(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	limit, err := optionalInt(q.Get("limit"))
+	if err != nil {
+		return err
+	}
+	es, next, err := a.svc().Deliveries(r.Context(), store.OutboxQuery{Status: q.Get("status"), After: q.Get("cursor"), Limit: limit})
+	if err != nil {
+		return a.fail(err, "delivery")
+	}
+	return writeAdminJSON(w, map[string]any{"deliveries": es, "next_cursor": next})
+}
+
+// retryDelivery answers POST webhooks/deliveries/{id}/retry.
+func (a *adminAPI) retryDelivery(w http.ResponseWriter, r *http.Request, id string) error {
+	if err := a.svc().RetryDelivery(r.Context(), id); err != nil {
+		return a.fail(err, "failed delivery")
+	}
+	return writeAdminJSON(w, map[string]any{"id": id, "status": store.OutboxPending})
 }
 
 func (a *adminAPI) stats(w http.ResponseWriter, r *http.Request) error {

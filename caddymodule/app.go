@@ -21,6 +21,7 @@ import (
 	"github.com/licensegate/licensegate/secret"
 	"github.com/licensegate/licensegate/store"
 	"github.com/licensegate/licensegate/upstreams"
+	"github.com/licensegate/licensegate/webhooks"
 )
 
 func init() {
@@ -34,6 +35,8 @@ const (
 	defaultReuseGrace = 30 * time.Second
 	maxReuseGrace     = time.Minute
 	defaultStale      = 10 * time.Minute
+
+	defaultAuditRetention = 8760 * time.Hour
 )
 
 // App is the licensegate app: it owns the store, the signing key ring, the
@@ -84,6 +87,13 @@ type App struct {
 	// Products are the products sold, by slug.
 	Products map[string]*Product `json:"products,omitempty"`
 
+	// Webhooks are the endpoints events are POSTed to (webhooks.go).
+	Webhooks []*Webhook `json:"webhooks,omitempty"`
+
+	// AuditRetention is how long audit entries are kept; older ones are
+	// trimmed in small batches. Default: 8760h.
+	AuditRetention caddy.Duration `json:"audit_retention,omitempty"`
+
 	storage Storage
 	store   store.Store
 	master  *secret.Master
@@ -94,6 +104,8 @@ type App struct {
 	metrics *otelMetrics // nil: metrics unavailable (reported at provision)
 	metKey  string       // registrations key held by this config
 	workers *supervisor  // background work: run by Start, stopped by Stop
+
+	deliveries *webhooks.Worker
 }
 
 // Product is one product's configuration.
@@ -337,7 +349,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	return a.buildService(sources, products, order)
+	if err := a.buildService(sources, products, order); err != nil {
+		return err
+	}
+	return a.provisionWebhooks(ctx)
 }
 
 func (a *App) checkUnsupported() error {
@@ -600,10 +615,11 @@ func (a *App) buildService(sources map[string]upstreams.Source, products map[str
 		Store: a.store, Master: a.master, Issuer: a.Issuer, AccessTTL: accessTTL,
 		RefreshTTL: refreshTTL, RefreshReuseGrace: reuseGrace,
 		Sources: sources, Products: products, ProductOrder: order,
-		KeyRotation: time.Duration(a.KeyRotation),
-		Cache:       store.CacheConfig{TTL: durationOr(a.StatusCacheTTL, 30*time.Second)},
-		Logger:      a.logger,
-		Observer:    a.observer(),
+		KeyRotation:    time.Duration(a.KeyRotation),
+		AuditRetention: durationOr(a.AuditRetention, defaultAuditRetention),
+		Cache:          store.CacheConfig{TTL: durationOr(a.StatusCacheTTL, 30*time.Second)},
+		Logger:         a.logger,
+		Observer:       a.observer(),
 	})
 	if err != nil {
 		return err
@@ -627,6 +643,9 @@ func (a *App) Validate() error {
 	if a.RefreshTokenTTL < 0 {
 		return errors.New("refresh_token_ttl: must not be negative")
 	}
+	if a.AuditRetention < 0 {
+		return errors.New("audit_retention: must not be negative")
+	}
 	if a.StatusCacheTTL < 0 {
 		return errors.New("status_cache_ttl: must not be negative")
 	}
@@ -647,6 +666,7 @@ func (a *App) Start() error {
 	for _, w := range a.svc.Workers() {
 		a.workers.start(w)
 	}
+	a.workers.start(a.deliveryWorker())
 	if a.metrics != nil {
 		a.metrics.current.Store(a) // the gauges read the running config
 	}

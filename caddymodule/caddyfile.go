@@ -95,6 +95,10 @@ func parseAppOption(d *caddyfile.Dispenser, app *App) error {
 		return parseProduct(d, app)
 	case "key_rotation":
 		return durationArg(d, &app.KeyRotation)
+	case "audit_retention":
+		return durationArg(d, &app.AuditRetention)
+	case "webhook":
+		return parseWebhook(d, app)
 	default:
 		return d.Errf("licensegate: unrecognized option %q", opt)
 	}
@@ -661,6 +665,53 @@ func parseOnStoreError(h httpcaddyfile.Helper, g *Gate) error {
 	default:
 		return h.Errf("license_gate: on_store_error: want allow_stale [<duration>] or deny")
 	}
+	return nil
+}
+
+// parseWebhook parses one endpoint:
+//
+//	webhook <url> {
+//		secret <whsec_…>     # twice during a rotation
+//		events <type>...     # default: all
+//		timeout <duration>   # default: 10s
+//	}
+//
+// Secrets stay as written ({env.X}, {file./path}): they are resolved at
+// provision, so they never show in the adapted JSON.
+func parseWebhook(d *caddyfile.Dispenser, app *App) error {
+	wh := &Webhook{}
+	if err := singleArg(d, &wh.URL); err != nil {
+		return err
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch opt := d.Val(); opt {
+		case "secret":
+			var v string
+			if err := singleArg(d, &v); err != nil {
+				return err
+			}
+			if len(wh.Secrets) == 2 {
+				return d.Errf("webhook %s: secret: at most two (during a rotation)", wh.URL)
+			}
+			wh.Secrets = append(wh.Secrets, v)
+		case "events":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			wh.Events = append(wh.Events, args...)
+		case "timeout":
+			if err := durationArg(d, &wh.Timeout); err != nil {
+				return err
+			}
+		default:
+			return d.Errf("webhook: unrecognized option %q", opt)
+		}
+	}
+	if len(wh.Secrets) == 0 {
+		return d.Errf("webhook %s: secret is required", wh.URL)
+	}
+	app.Webhooks = append(app.Webhooks, wh)
 	return nil
 }
 

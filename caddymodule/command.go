@@ -89,6 +89,108 @@ events read and the next_cursor to continue from.
 	})
 }
 
+func init() {
+	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:  "webhooks",
+		Usage: "[--failed] [--status <status>] | retry <delivery-id> [--json] [--address <listen>] [--config <path> [--adapter <name>]]",
+		Short: "Lists webhook deliveries, or retries a failed one",
+		Long: `
+Lists licensegate's webhook deliveries (the event outbox), oldest first,
+through the admin API: --failed (or --status failed|pending|delivered)
+lists only those. 'retry <delivery-id>' makes a failed delivery pending
+again, due now. --json prints the admin API's JSON answer.
+` + cliAdminHelp,
+		CobraFunc: cliWebhooksCommand,
+	})
+}
+
+func cliWebhooksCommand(cmd *cobra.Command) {
+	cmd.Args = cobra.NoArgs
+	cmd.Flags().Bool("failed", false, "List only failed deliveries")
+	cmd.Flags().String("status", "", "List only deliveries with this status (pending, delivered, failed)")
+	cliAdminFlags(cmd)
+	cmd.RunE = cliRunE(cmdWebhooks)
+	retry := &cobra.Command{
+		Use:   "retry <delivery-id>",
+		Short: "Retries a failed webhook delivery",
+		Args:  cobra.ExactArgs(1),
+		RunE:  cliRunE(cmdWebhooksRetry),
+	}
+	cliAdminFlags(retry)
+	cmd.AddCommand(retry)
+}
+
+// cliMaxDeliveries bounds how many deliveries one listing prints.
+const cliMaxDeliveries = 10000
+
+func cmdWebhooks(c *adminCLI, _ []string) error {
+	status := c.flags.String("status")
+	if c.flags.Bool("failed") {
+		status = "failed"
+	}
+	var all []json.RawMessage
+	cursor := ""
+	for len(all) < cliMaxDeliveries {
+		q := url.Values{}
+		if status != "" {
+			q.Set("status", status)
+		}
+		if cursor != "" {
+			q.Set("cursor", cursor)
+		}
+		var page struct {
+			Deliveries []json.RawMessage `json:"deliveries"`
+			NextCursor string            `json:"next_cursor"`
+		}
+		if _, err := c.admin(http.MethodGet, "/licensegate/webhooks/deliveries?"+q.Encode(), nil, &page); err != nil {
+			return err
+		}
+		all = append(all, page.Deliveries...)
+		if cursor = page.NextCursor; cursor == "" {
+			break
+		}
+	}
+	raw, err := json.Marshal(map[string]any{"deliveries": all})
+	if err != nil {
+		return fmt.Errorf("encoding deliveries: %w", err)
+	}
+	return c.print(raw, func(w io.Writer) {
+		rows := make([]cliObject, 0, len(all))
+		for _, d := range all {
+			var e struct {
+				ID        string `json:"id"`
+				Status    string `json:"status"`
+				Attempts  int    `json:"attempts"`
+				LastError string `json:"last_error"`
+				Event     struct {
+					At        string `json:"at"`
+					Action    string `json:"action"`
+					LicenseID string `json:"license_id"`
+				} `json:"event"`
+			}
+			_ = json.Unmarshal(d, &e)
+			o := cliObject{}
+			for k, v := range map[string]any{"id": e.ID, "status": e.Status, "attempts": e.Attempts, "type": e.Event.Action,
+				"at": e.Event.At, "license_id": e.Event.LicenseID, "last_error": e.LastError} {
+				o[k], _ = json.Marshal(v)
+			}
+			rows = append(rows, o)
+		}
+		cliWriteTable(w, []string{"ID", "STATUS", "ATTEMPTS", "TYPE", "AT", "LICENSE", "LAST ERROR"},
+			[]string{"id", "status", "attempts", "type", "at", "license_id", "last_error"}, rows, "no webhook deliveries")
+	})
+}
+
+func cmdWebhooksRetry(c *adminCLI, args []string) error {
+	raw, err := c.admin(http.MethodPost, "/licensegate/webhooks/deliveries/"+url.PathEscape(args[0])+"/retry", nil, nil)
+	if err != nil {
+		return err
+	}
+	return c.print(raw, func(w io.Writer) {
+		fmt.Fprintf(w, "delivery %s is pending again\n", cliPrintable(args[0]))
+	})
+}
+
 // cliAdminHelp ends the help text of every licensegate command.
 var cliAdminHelp = `
 The command talks to Caddy's admin API at '` + caddy.DefaultAdminListen + `'

@@ -392,6 +392,11 @@ func (s *Service) activateLicense(ctx context.Context, f *found, req ActivateReq
 	var out activation
 	st, err := s.cfg.Store.UpdateLicense(ctx, f.cand.licenseID, func(st *store.LicenseState) (*store.LicenseState, error) {
 		before := licenseFacts(st.License)
+		var prev *store.License
+		if st.License != nil {
+			l := *st.License
+			prev = &l
+		}
 		st.License = s.mergeLicense(st.License, f, p.Name, now)
 		var write bool
 		out, write = decideActivation(p, st, req, domain, now)
@@ -401,12 +406,15 @@ func (s *Service) activateLicense(ctx context.Context, f *found, req ActivateReq
 			return nil, nil
 		}
 		pruneInstallations(st, now)
+		for _, ev := range licenseEvents(prev, st.License, ActorGateway) {
+			s.event(ctx, st, ev)
+		}
+		s.activationEvent(ctx, st, out, req)
 		return st, nil
 	})
 	if err != nil {
 		return nil, storeUnavailable(err)
 	}
-	s.auditActivation(ctx, st.License.ID, out, req)
 	if out.refusal != nil {
 		return nil, out.refusal
 	}
@@ -490,24 +498,25 @@ func decideActivation(p *Product, st *store.LicenseState, req ActivateRequest, d
 	return out, true
 }
 
-// auditActivation records what an activation changed, once it is stored.
-func (s *Service) auditActivation(ctx context.Context, licenseID string, out activation, req ActivateRequest) {
+// activationEvent records what an activation changes, with the change.
+func (s *Service) activationEvent(ctx context.Context, st *store.LicenseState, out activation, req ActivateRequest) {
+	licenseID := st.License.ID
 	switch {
 	case out.locked != "":
-		s.audit(ctx, store.AuditEvent{Actor: ActorGateway, Action: store.AuditLicenseLocked,
+		s.event(ctx, st, Event{Actor: ActorGateway, Action: store.AuditLicenseLocked,
 			LicenseID: licenseID, Reason: out.locked, ClientIP: req.ClientIP})
 	case out.created:
-		s.auditReleased(ctx, out.released, "its slot was needed by an activation")
-		s.audit(ctx, store.AuditEvent{Actor: ActorInstaller, Action: store.AuditInstallationCreated,
+		s.releasedEvents(ctx, st, out.released, "its slot was needed by an activation")
+		s.event(ctx, st, Event{Actor: ActorInstaller, Action: store.AuditInstallationCreated,
 			LicenseID: licenseID, InstallationID: out.ins.ID, Detail: out.ins.Domain, ClientIP: req.ClientIP})
 	case out.reactivated:
-		ev := store.AuditEvent{Actor: ActorInstaller, Action: store.AuditInstallationReactivated,
+		ev := Event{Actor: ActorInstaller, Action: store.AuditInstallationReactivated,
 			LicenseID: licenseID, InstallationID: out.ins.ID, Detail: out.ins.Domain,
 			ClientIP: req.ClientIP, PreviousClientIP: out.previousIP}
 		if out.otherNetwork {
 			ev.Reason = "from another network"
 		}
-		s.audit(ctx, ev)
+		s.event(ctx, st, ev)
 	}
 }
 

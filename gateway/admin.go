@@ -25,7 +25,7 @@ func (s *Service) RotateKeys(ctx context.Context) (string, []string, error) {
 	if err != nil {
 		return "", nil, storeUnavailable(err)
 	}
-	s.audit(ctx, store.AuditEvent{Actor: ActorAdmin, Action: store.AuditKeysRotated, Detail: kid})
+	s.event(ctx, nil, Event{Actor: ActorAdmin, Action: store.AuditKeysRotated, Detail: kid})
 	return kid, s.ring.Keys(), nil
 }
 

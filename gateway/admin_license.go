@@ -126,6 +126,7 @@ func (s *Service) ChangeLicense(ctx context.Context, id, action, reason string) 
 		}
 		applyAction(st.License, action)
 		st.License.UpdatedAt = now
+		s.event(ctx, st, Event{Actor: ActorAdmin, Action: audit, LicenseID: id, Reason: reason})
 		return st, nil
 	})
 	if err != nil {
@@ -134,7 +135,6 @@ func (s *Service) ChangeLicense(ctx context.Context, id, action, reason string) 
 	if missing {
 		return nil, ErrNotFound
 	}
-	s.audit(ctx, store.AuditEvent{Actor: ActorAdmin, Action: audit, LicenseID: id, Reason: reason})
 	return s.detail(st), nil
 }
 

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 
-	"go.uber.org/zap"
-
 	"github.com/licensegate/licensegate/store"
 )
 
@@ -39,11 +37,4 @@ func (s *Service) Audit(ctx context.Context, q store.AuditQuery) ([]store.AuditE
 	return evs, next, nil
 }
 
-// audit appends an event after the change it records was committed. A
-// failure is logged: the change itself stands.
-func (s *Service) audit(ctx context.Context, ev store.AuditEvent) {
-	ev.At = s.now()
-	if err := s.cfg.Store.AppendAudit(context.WithoutCancel(ctx), ev); err != nil {
-		s.log.Error("appending audit event", zap.String("action", ev.Action), zap.Error(err))
-	}
-}
+// Events are audited by Service.event (events.go), with the change.

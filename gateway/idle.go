@@ -90,12 +90,12 @@ func (s *Service) releaseIdleOf(ctx context.Context, p *Product, licenseID strin
 		if len(released) == 0 {
 			return nil, nil
 		}
+		s.releasedEvents(ctx, st, released, "unused for "+durationText(p.Rules.ReleaseIdle))
 		return st, nil
 	})
 	if err != nil {
 		return 0, err
 	}
-	s.auditReleased(ctx, released, "unused for "+durationText(p.Rules.ReleaseIdle))
 	return len(released), nil
 }
 

@@ -93,9 +93,7 @@ func (s *Service) deactivate(ctx context.Context, licenseID, installationID stri
 	find func(*store.LicenseState) (*store.Installation, error), ev store.AuditEvent) (*store.LicenseState, error) {
 	now := s.now()
 	var refusal error
-	var changed *store.Installation
 	st, err := s.cfg.Store.UpdateLicense(ctx, licenseID, func(st *store.LicenseState) (*store.LicenseState, error) {
-		changed = nil // fn may run more than once
 		ins, err := find(st)
 		if refusal = err; err != nil || ins.Status == store.InstallationDeactivated {
 			return nil, nil
@@ -103,8 +101,9 @@ func (s *Service) deactivate(ctx context.Context, licenseID, installationID stri
 		ins.Status = store.InstallationDeactivated
 		ins.Generation++
 		ins.DeactivatedAt, ins.UpdatedAt = now, now
-		changed = ins
 		pruneInstallations(st, now)
+		ev.Action, ev.LicenseID, ev.InstallationID, ev.Detail = store.AuditInstallationDeactivated, licenseID, installationID, ins.Domain
+		s.event(ctx, st, ev)
 		return st, nil
 	})
 	if err != nil {
@@ -112,10 +111,6 @@ func (s *Service) deactivate(ctx context.Context, licenseID, installationID stri
 	}
 	if refusal != nil {
 		return nil, refusal
-	}
-	if changed != nil {
-		ev.Action, ev.LicenseID, ev.InstallationID, ev.Detail = store.AuditInstallationDeactivated, licenseID, installationID, changed.Domain
-		s.audit(ctx, ev)
 	}
 	return st, nil
 }
@@ -175,6 +170,8 @@ func (s *Service) Move(ctx context.Context, req MoveRequest) (_ *Activation, err
 			return nil, nil
 		}
 		pruneInstallations(st, now)
+		s.event(ctx, st, Event{Actor: ActorInstaller, Action: store.AuditInstallationMoved,
+			LicenseID: moved.LicenseID, InstallationID: moved.ID, Detail: from + " -> " + moved.Domain})
 		return st, nil
 	})
 	if err != nil {
@@ -186,8 +183,6 @@ func (s *Service) Move(ctx context.Context, req MoveRequest) (_ *Activation, err
 		s.dropFamily(ctx, fam.ID)
 		return nil, err
 	}
-	s.audit(ctx, store.AuditEvent{Actor: ActorInstaller, Action: store.AuditInstallationMoved,
-		LicenseID: moved.LicenseID, InstallationID: moved.ID, Detail: from + " -> " + moved.Domain})
 	toks.RefreshToken = rt
 	return &Activation{Tokens: *toks, License: s.view(st, &moved)}, nil
 }

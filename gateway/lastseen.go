@@ -196,9 +196,10 @@ func releaseIdle(st *store.LicenseState, ids []string, now time.Time) []store.In
 	return out
 }
 
-// auditReleased records installations release_idle released.
-func (s *Service) auditReleased(ctx context.Context, released []store.Installation, why string) {
+// releasedEvents records, with st's write, the installations
+// release_idle released.
+func (s *Service) releasedEvents(ctx context.Context, st *store.LicenseState, released []store.Installation, why string) {
 	for _, in := range released {
-		s.audit(ctx, store.AuditEvent{Actor: ActorGateway, Action: store.AuditInstallationReleased, LicenseID: in.LicenseID, InstallationID: in.ID, Detail: in.Domain, Reason: why})
+		s.event(ctx, st, Event{Actor: ActorGateway, Action: store.AuditInstallationReleased, LicenseID: in.LicenseID, InstallationID: in.ID, Detail: in.Domain, Reason: why})
 	}
 }

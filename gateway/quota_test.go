@@ -145,8 +145,9 @@ func TestQuotaExactUnderConcurrency(t *testing.T) {
 	ctx := context.Background()
 	var admitted atomic.Int64
 	var wg sync.WaitGroup
-	done := make(chan struct{})
+	done, stopped := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(stopped)
 		for {
 			select {
 			case <-done:
@@ -172,6 +173,7 @@ func TestQuotaExactUnderConcurrency(t *testing.T) {
 	}
 	wg.Wait()
 	close(done)
+	<-stopped // the syncs end before the fixture's store closes
 	if n := admitted.Load(); n != 1000 {
 		t.Fatalf("admitted %d of 4000 with quota 1000/h on one instance, want 1000", n)
 	}

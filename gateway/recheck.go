@@ -626,14 +626,16 @@ func applyCheck(cur *store.LicenseState, rules policy.RecheckRules, res policy.C
 	if tr.Held {
 		detail = "automatic suspension held by the mass-suspension guard"
 	}
-	cur.Audit = nil
+	cur.Events = nil
 	if event != "" {
-		cur.Audit = append(cur.Audit, store.AuditEvent{At: now, Actor: ActorGateway, Action: event, LicenseID: lic.ID,
+		recordEvent(cur, Event{At: now, Actor: ActorGateway, Action: event, LicenseID: lic.ID,
 			Reason: res.Reason, Detail: detail})
 	}
 	if alert != nil {
-		cur.Audit = append(cur.Audit, store.AuditEvent{At: now, Actor: ActorGateway, Action: store.AuditGuardTripped,
-			Detail: alert.source, Reason: fmt.Sprintf("%d of %d answers definitive invalid; automatic suspension paused", alert.invalid, alert.checks)})
+		// Written with the check that tripped the guard (and so under its
+		// licence's queue), atomically with the state it held.
+		recordEvent(cur, Event{At: now, Actor: ActorGateway, Action: store.AuditRecheckGuardTripped,
+			Source: alert.source, Detail: alert.source, Reason: fmt.Sprintf("%d of %d answers definitive invalid; automatic suspension paused", alert.invalid, alert.checks)})
 	}
 	out := recheckOutcomeOf(lic, res.Outcome, res.Reason)
 	out.Event, out.Held = event, tr.Held

@@ -568,7 +568,7 @@ func simulateMonth(t *testing.T, st store.Store, mode policy.RecheckMode) {
 			if _, isBad := bad[byID[ev.LicenseID]]; !isBad {
 				t.Errorf("%s: %s at %v (%s)", byID[ev.LicenseID], ev.Action, ev.At, ev.Reason)
 			}
-		case store.AuditGuardTripped:
+		case store.AuditRecheckGuardTripped:
 			if ev.Detail != "envato" {
 				t.Errorf("guard tripped for %s: %s", ev.Detail, ev.Reason)
 			}
@@ -661,7 +661,7 @@ func guardScenario(t *testing.T, st store.Store) {
 	}
 	alerts := 0
 	for _, ev := range s.audit() {
-		if ev.Action == store.AuditGuardTripped {
+		if ev.Action == store.AuditRecheckGuardTripped {
 			alerts++
 			if ev.Detail != "digitaldownloads" || !strings.Contains(ev.Reason, "definitive invalid") {
 				t.Errorf("alert %+v", ev)

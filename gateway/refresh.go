@@ -168,6 +168,8 @@ func (s *Service) refreshReused(ctx context.Context, fam *store.RefreshFamily) e
 		ins.Status = store.InstallationCloned
 		ins.Generation++
 		ins.UpdatedAt = now
+		s.event(ctx, st, Event{Actor: ActorGateway, Action: store.AuditInstallationCloned,
+			LicenseID: fam.LicenseID, InstallationID: fam.InstallationID, Reason: "refresh token reused"})
 		return st, nil
 	})
 	if err != nil {
@@ -177,8 +179,6 @@ func (s *Service) refreshReused(ctx context.Context, fam *store.RefreshFamily) e
 		return &Error{Code: CodeTokenRevoked, Detail: "This token has been replaced or revoked."}
 	}
 	if marked {
-		s.audit(ctx, store.AuditEvent{Actor: ActorGateway, Action: store.AuditInstallationCloned,
-			LicenseID: fam.LicenseID, InstallationID: fam.InstallationID, Reason: "refresh token reused"})
 		s.log.Warn("refresh token reused: installation marked cloned",
 			zap.String("installation_id", fam.InstallationID), zap.String("license_id", fam.LicenseID))
 	}

@@ -63,6 +63,12 @@ type Config struct {
 	// QuotaSyncInterval is how often the gates' quota counts are added to
 	// the store's shared counters. Default: 1s.
 	QuotaSyncInterval time.Duration
+
+	// AuditRetention is how long audit entries are kept (0: forever);
+	// OutboxRetention how long delivered outbox entries are (default
+	// DefaultOutboxRetention). The retention worker trims both.
+	AuditRetention  time.Duration
+	OutboxRetention time.Duration
 	// Cache tunes the gate's licence-state cache.
 	Cache store.CacheConfig
 	// Now is the clock of the service, its key ring and its cache
@@ -148,6 +154,9 @@ func withDefaults(cfg Config) Config {
 	}
 	if cfg.RefreshTTL <= 0 {
 		cfg.RefreshTTL = defaultRefreshTTL
+	}
+	if cfg.OutboxRetention <= 0 {
+		cfg.OutboxRetention = DefaultOutboxRetention
 	}
 	if cfg.Cache.Now == nil {
 		cfg.Cache.Now = cfg.Now

@@ -28,8 +28,9 @@ type Worker struct {
 // starting never waits on the store), writing the gate's last-seen
 // batches, syncing quota counters, releasing idle installations
 // (release_idle), with KeyRotation set rotating the signing key on
-// schedule and, unless every product's recheck is off, the background
-// recheck (one across instances, by its lease).
+// schedule, unless every product's recheck is off the background recheck
+// (one across instances, by its lease), and trimming the audit log and
+// delivered outbox entries past their retention.
 func (s *Service) Workers() []Worker {
 	ws := []Worker{
 		{Name: "change_feed", Run: s.followChanges},
@@ -43,6 +44,7 @@ func (s *Service) Workers() []Worker {
 	if s.cfg.KeyRotation > 0 {
 		ws = append(ws, Worker{Name: "key_rotation", Run: s.rotateOnSchedule})
 	}
+	ws = append(ws, Worker{Name: "retention", Run: s.trimOnSchedule})
 	if s.rechecks() {
 		ws = append(ws, Worker{Name: "recheck", Run: s.RunRecheck})
 	}
@@ -187,5 +189,48 @@ func (s *Service) rotateIfDue(ctx context.Context) {
 	}
 	kid := s.ring.CurrentKeyID()
 	s.log.Info("signing key rotated on schedule", zap.String("kid", kid))
-	s.audit(ctx, store.AuditEvent{Actor: ActorGateway, Action: store.AuditKeysRotated, Detail: kid, Reason: "schedule"})
+	s.event(ctx, nil, Event{Actor: ActorGateway, Action: store.AuditKeysRotated, Detail: kid, Reason: "schedule"})
+}
+
+// DefaultOutboxRetention is how long delivered outbox entries are kept.
+const DefaultOutboxRetention = 7 * 24 * time.Hour
+
+// Retention trimming: how often, and how many records one store call
+// deletes (small batches never hold writers up for long).
+const (
+	trimInterval = time.Hour
+	trimBatch    = 256
+)
+
+// trimOnSchedule trims every trimInterval.
+func (s *Service) trimOnSchedule(ctx context.Context) error {
+	return every(ctx, trimInterval, func(ctx context.Context) { s.Trim(ctx) })
+}
+
+// Trim deletes audit entries older than AuditRetention (when set) and
+// outbox entries delivered longer than OutboxRetention ago, a batch at a
+// time; it returns how many. A failure is logged and retried next time.
+func (s *Service) Trim(ctx context.Context) int {
+	now := s.now()
+	total := 0
+	run := func(what string, trim func(context.Context, time.Time, int) (int, error), before time.Time) {
+		for ctx.Err() == nil {
+			n, err := trim(ctx, before, trimBatch)
+			total += n
+			if err != nil {
+				if ctx.Err() == nil {
+					s.log.Warn("trimming "+what, zap.Error(err))
+				}
+				return
+			}
+			if n < trimBatch {
+				return
+			}
+		}
+	}
+	if s.cfg.AuditRetention > 0 {
+		run("audit log", s.cfg.Store.TrimAudit, now.Add(-s.cfg.AuditRetention))
+	}
+	run("outbox", s.cfg.Store.TrimOutbox, now.Add(-s.cfg.OutboxRetention))
+	return total
 }

@@ -18,12 +18,23 @@ const (
 	AuditLicenseLocked           = "license.locked"
 	AuditLicenseUnlocked         = "license.unlocked"
 	AuditKeysRotated             = "keys.rotated"
-	// The background recheck's (SPEC section 7).
-	AuditLicenseFlagged = "license.flagged"
-	AuditLicenseExpired = "license.expired"
-	AuditLicenseRenewed = "license.renewed"
-	AuditGuardTripped   = "recheck.guard_tripped"
+	AuditInstallationReleased    = "installation.released"
+	AuditLicenseFlagged          = "license.flagged"
+	AuditLicenseExpired          = "license.expired"
+	AuditLicenseRenewed          = "license.renewed"
+	AuditRecheckGuardTripped     = "recheck.guard_tripped"
+	AuditSourceCredentialFailing = "source.credential_failing"
 )
+
+// AuditActions lists every audited action, which is every event type
+// (SPEC section 10), in the order the SPEC names them.
+var AuditActions = []string{
+	AuditInstallationCreated, AuditInstallationReactivated, AuditInstallationMoved,
+	AuditInstallationDeactivated, AuditInstallationReleased, AuditInstallationCloned,
+	AuditLicenseFlagged, AuditLicenseSuspended, AuditLicenseReinstated, AuditLicenseLocked,
+	AuditLicenseUnlocked, AuditLicenseExpired, AuditLicenseRenewed,
+	AuditRecheckGuardTripped, AuditSourceCredentialFailing, AuditKeysRotated,
+}
 
 // AuditEvent is one entry of the append-only audit log: who did what, when
 // and why. It never holds a purchase code or a token.
@@ -42,6 +53,10 @@ type AuditEvent struct {
 	// connection), PreviousClientIP the one it replaced (a re-activation).
 	ClientIP         string `json:"client_ip,omitempty"`
 	PreviousClientIP string `json:"previous_client_ip,omitempty"`
+	// Source and Product name what an event of no licence is about (a
+	// tripped guard, a failing credential), or the licence's.
+	Source  string `json:"source,omitempty"`
+	Product string `json:"product,omitempty"`
 }
 
 // ErrBadCursor means an audit cursor was not one this store issued.

@@ -9,8 +9,7 @@ import (
 // freed the slot of: unused too long, its tokens are refused.
 const InstallationReleased = "released"
 
-// AuditInstallationReleased is the audit action of such a release.
-const AuditInstallationReleased = "installation.released"
+// Its audit action is AuditInstallationReleased (ledger.go).
 
 // Seen is one installation's last use, as the gate saw it.
 type Seen struct {

@@ -143,11 +143,12 @@ func (i *Installation) Active() bool { return i.Status == InstallationActive }
 type LicenseState struct {
 	License       *License       // nil when the licence is not stored yet
 	Installations []Installation // in creation order
-	// Audit lists events UpdateLicense appends to the audit log in the
-	// same write as the state, so a change is never stored without its
-	// event nor an event without its change. Not part of the state: a
-	// state read back has none.
-	Audit []AuditEvent
+	// Events are the audited changes this write makes (filled in by the
+	// caller's fn). The store writes each as an audit entry and an outbox
+	// entry in the same transaction as the state: a change is never
+	// committed without its events, nor an event without its change. They
+	// are not part of the stored state: a state read has none.
+	Events []AuditEvent
 }
 
 // Installation returns the installation with the given id, or nil.
@@ -234,9 +235,9 @@ type Store interface {
 	// receives a copy it may modify and returns the state to write (or nil
 	// to write nothing). Backends may call fn more than once when a
 	// concurrent writer won; fn must therefore have no side effects. The
-	// state written is returned. The returned state's Audit events are
-	// appended to the audit log in the same atomic write (see
-	// LicenseState.Audit).
+	// state written is returned. The returned state's Events are written
+	// as audit and outbox entries in the same atomic write (see
+	// LicenseState.Events).
 	UpdateLicense(ctx context.Context, licenseID string, fn func(*LicenseState) (*LicenseState, error)) (*LicenseState, error)
 
 	// InstallationLicense returns the licence id an installation belongs to.
@@ -284,6 +285,8 @@ type Store interface {
 	// Ledger lists licences and keeps the audit log (ledger.go).
 	Ledger
 
+	// Outbox holds the events waiting for delivery (outbox.go).
+	Outbox
 	// Scheduler claims due licences and keeps leases (scheduler.go).
 	Scheduler
 }

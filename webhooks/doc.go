@@ -12,6 +12,12 @@
 // 503), always with the same webhook-id so receivers can drop duplicates;
 // after that the delivery is marked failed and kept for the admin API.
 //
+// Worker (worker.go) drains the outbox: it claims due entries for a lease
+// (so workers on every instance share the work and a dead one's entries go
+// to another after the lease), sends each to every Endpoint that wants it,
+// and settles it. The store hands out only the oldest pending entry of each
+// licence, so a licence's events arrive in order.
+//
 // This package knows the outbox, not the gateway: it signs, sends and
 // schedules; what an event means is package gateway's.
 package webhooks

@@ -35,9 +35,11 @@ var (
 	bucketRefresh       = []byte("refresh_families") // family id -> RefreshFamily
 	bucketKeys          = []byte("signing_keys")
 	bucketIdempotency   = []byte("idempotency")
-	bucketDue           = []byte("due")    // "<next check, sortable>|<licence id>" -> nil
-	bucketAudit         = []byte("audit")  // sequence (16 hex digits) -> AuditEvent
-	bucketLeases        = []byte("leases") // lease name -> store.Lease
+	bucketDue           = []byte("due")            // "<next check, sortable>|<licence id>" -> nil
+	bucketAudit         = []byte("audit")          // sequence (16 hex digits) -> AuditEvent
+	bucketLeases        = []byte("leases")         // lease name -> store.Lease
+	bucketOutbox        = []byte("outbox")         // id (16 hex digits) -> OutboxEntry
+	bucketOutboxPending = []byte("outbox_pending") // id -> licence id ("" for none)
 
 	// bucketLegacyRefresh held one record per refresh token ever issued;
 	// Open deletes it.
@@ -81,7 +83,7 @@ func Open(path string, timeout time.Duration, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("opening embedded store %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketLicenses, bucketInstallations, bucketInstallIndex, bucketRefresh, bucketKeys, bucketIdempotency, bucketDue, bucketAudit, bucketLeases} {
+		for _, b := range [][]byte{bucketLicenses, bucketInstallations, bucketInstallIndex, bucketRefresh, bucketKeys, bucketIdempotency, bucketDue, bucketAudit, bucketOutbox, bucketOutboxPending, bucketLeases} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

@@ -107,6 +107,10 @@ func (s *Store) updateLicense(ctx context.Context, licenseID string, fn func(*st
 		if err := writeState(tx, licenseID, prev, had, next); err != nil {
 			return err
 		}
+		if err := writeEvents(tx, licenseID, next.Events); err != nil {
+			return err
+		}
+		next.Events = nil
 		written, wrote = next, true
 		return nil
 	})
@@ -151,12 +155,6 @@ func writeState(tx *bolt.Tx, licenseID string, prev store.License, had []string,
 			}
 		}
 	}
-	for _, ev := range st.Audit { // in the same transaction as the change
-		if err := appendAudit(tx, ev); err != nil {
-			return err
-		}
-	}
-	st.Audit = nil
 	return nil
 }
 

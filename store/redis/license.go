@@ -149,9 +149,20 @@ func (s *Store) UpdateLicense(ctx context.Context, licenseID string, fn func(*st
 			return errAbort{fmt.Errorf("updating licence: encoding state: %w", err)}
 		}
 
+		var seq int64
+		if len(next.Events) > 0 {
+			// Only writes of the state add entries, and the state key is
+			// watched: the seq read here is still the last at EXEC.
+			if seq, err = s.outboxSeq(ctx, tx, licenseID); err != nil {
+				return err
+			}
+		}
 		var deferred []func(redis.Pipeliner)
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.Set(ctx, key, payload, 0)
+			if err := s.queueEvents(ctx, p, &deferred, licenseID, seq, next.Events); err != nil {
+				return err
+			}
 			kept := make(map[string]bool, len(next.Installations))
 			for _, in := range next.Installations {
 				if in.ID == "" {
@@ -193,21 +204,6 @@ func (s *Store) UpdateLicense(ctx context.Context, licenseID string, fn func(*st
 				listed(p)
 			} else {
 				deferred = append(deferred, listed)
-			}
-			for _, ev := range next.Audit {
-				ev.ID = ""
-				raw, err := json.Marshal(ev)
-				if err != nil {
-					return errAbort{fmt.Errorf("updating licence: encoding audit event: %w", err)}
-				}
-				add := func(p redis.Pipeliner) {
-					p.XAdd(ctx, &redis.XAddArgs{Stream: s.auditKey(), Values: []any{"event", raw}})
-				}
-				if s.sameSlot(key, s.auditKey()) {
-					add(p)
-				} else {
-					deferred = append(deferred, add)
-				}
 			}
 			p.Publish(ctx, s.channel(), notice)
 			return nil

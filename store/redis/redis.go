@@ -25,6 +25,9 @@
 //	P{licenses}            zset    every licence id, score 0 (lexical order for
 //	                               the admin listing's cursor)
 //	P{audit}               stream  append-only audit events (store.Ledger)
+//	P{<licence>}:ob, :obq  hash, zset  the licence's outbox entries and queue,
+//	                               written in the change's MULTI/EXEC
+//	P{outbox}…             zsets   outbox index, log, failed (outbox.go)
 //	P{lease:<name>}        hash    holder, token, expires (unix ms): a lease
 //	                               (store.Scheduler); never expires, so its
 //	                               token count survives every holder
@@ -36,7 +39,7 @@
 //
 // With a plain client (standalone or Sentinel) one MULTI/EXEC commits a
 // licence's state, its installation-index entries, its due-index entry, the
-// audit events written with it (LicenseState.Audit) and the change notice
+// audit events written with it (LicenseState.Events, also queued in its outbox) and the change notice
 // together. On Cluster the index keys and the audit stream live in other
 // slots than the licence, so the transaction commits the state, the keys
 // that happen to share its slot and the notice (PUBLISH has no key); the
@@ -131,9 +134,10 @@ type Store struct {
 	// other's WATCH; other instances are still fenced by WATCH.
 	locks [stripes]chan struct{}
 
-	mu     sync.Mutex
-	subs   map[*redis.PubSub]struct{}
-	closed bool
+	mu       sync.Mutex
+	subs     map[*redis.PubSub]struct{}
+	closed   bool
+	repaired time.Time // when ClaimOutbox last re-derived the outbox index
 }
 
 // New returns a Store using client. The client stays the caller's: Close

@@ -244,6 +244,27 @@ func TestCluster(t *testing.T) {
 	}
 	t.Run("Conformance", b.conformance)
 	b.redisTests(t)
+	t.Run("OutboxIndexRederived", func(t *testing.T) {
+		// On Cluster the outbox index is written after EXEC; if that write
+		// is lost, the queue itself still finds its way back.
+		s := b.store(t, "", redisstore.Options{})
+		ctx := context.Background()
+		_, err := s.UpdateLicense(ctx, "lic_lost", func(st *store.LicenseState) (*store.LicenseState, error) {
+			st.License = &store.License{ID: "lic_lost", Status: store.LicenseActive}
+			st.Events = []store.AuditEvent{{Action: store.AuditLicenseLocked, LicenseID: "lic_lost", At: time.Now()}}
+			return st, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.client(t).Del(ctx, b.prefix[s]+"{outbox}").Err(); err != nil {
+			t.Fatal(err)
+		}
+		es, err := s.ClaimOutbox(ctx, time.Now(), time.Minute, 10)
+		if err != nil || len(es) != 1 || es[0].Event.LicenseID != "lic_lost" {
+			t.Fatalf("claimed %+v, %v; want the entry whose index write was lost", es, err)
+		}
+	})
 	t.Run("KeySlotMatchesServer", func(t *testing.T) {
 		c := b.client(t)
 		for _, key := range []string{"", "a", "lg:{lic_1}:state", "lg:ins:ins_1", "lg:rt:{AbCd-_12}:x", "x{}y", "{a}{b}", "a{b", "a}b{c}", "lg:{due}:v"} {

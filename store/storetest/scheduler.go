@@ -231,7 +231,7 @@ func testFencedWrites(t *testing.T, h *harness) {
 	write := func(token int64, status string) (*store.LicenseState, error) {
 		return s.UpdateLicense(ctx, "lic_1", store.Fenced(token, func(st *store.LicenseState) (*store.LicenseState, error) {
 			st.License.Status = status
-			st.Audit = []store.AuditEvent{{At: t0, Actor: "gateway", Action: "license." + status, LicenseID: "lic_1"}}
+			st.Events = []store.AuditEvent{{At: t0, Actor: "gateway", Action: "license." + status, LicenseID: "lic_1"}}
 			return st, nil
 		}))
 	}
@@ -285,15 +285,15 @@ func testAuditWithUpdate(t *testing.T, h *harness) {
 	}
 	st, err := s.UpdateLicense(ctx, "lic_1", func(st *store.LicenseState) (*store.LicenseState, error) {
 		st.License.Status = store.LicenseSuspended
-		st.Audit = evs
+		st.Events = evs
 		return st, nil
 	})
-	if err != nil || len(st.Audit) != 0 {
+	if err != nil || len(st.Events) != 0 {
 		t.Fatalf("UpdateLicense = %+v, %v", st, err)
 	}
 	for _, fn := range []store.UpdateFunc{
-		func(st *store.LicenseState) (*store.LicenseState, error) { st.Audit = evs; return nil, nil },
-		func(st *store.LicenseState) (*store.LicenseState, error) { st.Audit = evs; return st, errLimit },
+		func(st *store.LicenseState) (*store.LicenseState, error) { st.Events = evs; return nil, nil },
+		func(st *store.LicenseState) (*store.LicenseState, error) { st.Events = evs; return st, errLimit },
 	} {
 		if _, err := s.UpdateLicense(ctx, "lic_1", fn); err != nil && err != errLimit {
 			t.Fatal(err)
@@ -315,7 +315,7 @@ func testAuditWithUpdate(t *testing.T, h *harness) {
 			t.Errorf("event %d = %+v, want %+v", i, got[i], evs[i])
 		}
 	}
-	if st := read(t, s, "lic_1"); len(st.Audit) != 0 || st.License.Status != store.LicenseSuspended {
+	if st := read(t, s, "lic_1"); len(st.Events) != 0 || st.License.Status != store.LicenseSuspended {
 		t.Fatalf("state read back: %+v", st)
 	}
 }

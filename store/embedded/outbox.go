@@ -1,0 +1,279 @@
+package embedded
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/licensegate/licensegate/store"
+)
+
+// The outbox: bucketOutbox holds every entry by its id (16 hex digits of
+// one sequence, so ids increase in write order), bucketOutboxPending the
+// pending ones (id -> licence id, "" for events of no licence). A claim
+// walks the pending entries in order and takes, per licence, only the
+// first, so a licence's events go out in order.
+
+// writeEvents appends evs as audit entries and pending outbox entries in
+// tx, the transaction of the change they record.
+func writeEvents(tx *bolt.Tx, licenseID string, evs []store.AuditEvent) error {
+	audit, ob, pending := tx.Bucket(bucketAudit), tx.Bucket(bucketOutbox), tx.Bucket(bucketOutboxPending)
+	for _, ev := range evs {
+		seq, err := audit.NextSequence()
+		if err != nil {
+			return err
+		}
+		ev.ID = fmt.Sprintf("%016x", seq)
+		if err := putJSON(audit, ev.ID, ev); err != nil {
+			return err
+		}
+		oseq, err := ob.NextSequence()
+		if err != nil {
+			return err
+		}
+		e := store.OutboxEntry{ID: fmt.Sprintf("%016x", oseq), Event: ev, Status: store.OutboxPending, CreatedAt: ev.At}
+		if err := putJSON(ob, e.ID, e); err != nil {
+			return err
+		}
+		if err := pending.Put([]byte(e.ID), []byte(licenseID)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// AppendEvents implements store.Outbox.
+func (s *Store) AppendEvents(ctx context.Context, evs []store.AuditEvent) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	return s.update(ctx, "appending events", func(tx *bolt.Tx) error {
+		return writeEvents(tx, "", evs)
+	})
+}
+
+func claimToken() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%x", b)
+}
+
+// ClaimOutbox implements store.Outbox. It looks in a read transaction
+// first, so an idle poll costs no write (and no fsync).
+func (s *Store) ClaimOutbox(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]store.OutboxEntry, error) {
+	var due []store.OutboxEntry
+	err := s.view(ctx, "claiming outbox entries", func(tx *bolt.Tx) error {
+		var err error
+		due, err = dueHeads(tx, now, limit)
+		return err
+	})
+	if err != nil || len(due) == 0 {
+		return nil, err
+	}
+	var out []store.OutboxEntry
+	err = s.update(ctx, "claiming outbox entries", func(tx *bolt.Tx) error {
+		heads, err := dueHeads(tx, now, limit)
+		if err != nil {
+			return err
+		}
+		out = heads[:0]
+		ob := tx.Bucket(bucketOutbox)
+		for _, e := range heads {
+			e.Claim, e.ClaimedUntil = claimToken(), now.Add(lease)
+			if err := putJSON(ob, e.ID, e); err != nil {
+				return err
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// dueHeads returns up to limit entries due at now and not claimed, each
+// the oldest pending entry of its licence.
+func dueHeads(tx *bolt.Tx, now time.Time, limit int) ([]store.OutboxEntry, error) {
+	var out []store.OutboxEntry
+	ob := tx.Bucket(bucketOutbox)
+	seen := make(map[string]bool)
+	c := tx.Bucket(bucketOutboxPending).Cursor()
+	for k, v := c.First(); k != nil && len(out) < limit; k, v = c.Next() {
+		shard := string(v)
+		if seen[shard] {
+			continue // a licence's later entry waits for its first
+		}
+		seen[shard] = true
+		var e store.OutboxEntry
+		found, err := getJSON(ob, string(k), &e)
+		if err != nil {
+			return nil, err
+		}
+		if !found {
+			continue
+		}
+		if e.NextAttemptAt.After(now) || e.ClaimedUntil.After(now) {
+			continue
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// SettleOutbox implements store.Outbox.
+func (s *Store) SettleOutbox(ctx context.Context, e store.OutboxEntry) error {
+	return s.update(ctx, "settling outbox entry", func(tx *bolt.Tx) error {
+		ob := tx.Bucket(bucketOutbox)
+		var cur store.OutboxEntry
+		found, err := getJSON(ob, e.ID, &cur)
+		if err != nil {
+			return err
+		}
+		if !found || cur.Claim == "" || cur.Claim != e.Claim {
+			return errAbort{store.ErrNotClaimed}
+		}
+		e.Claim, e.ClaimedUntil = "", time.Time{}
+		if err := putJSON(ob, e.ID, e); err != nil {
+			return err
+		}
+		if e.Status != store.OutboxPending {
+			return tx.Bucket(bucketOutboxPending).Delete([]byte(e.ID))
+		}
+		return nil
+	})
+}
+
+// OutboxEntries implements store.Outbox.
+func (s *Store) OutboxEntries(ctx context.Context, q store.OutboxQuery) ([]store.OutboxEntry, string, error) {
+	if q.After != "" && !auditCursor.MatchString(q.After) {
+		return nil, "", store.ErrBadCursor
+	}
+	var out []store.OutboxEntry
+	next := ""
+	err := s.view(ctx, "reading outbox", func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketOutbox).Cursor()
+		k, v := c.Seek([]byte(q.After))
+		if k != nil && string(k) == q.After {
+			k, v = c.Next()
+		}
+		for ; k != nil; k, v = c.Next() {
+			var e store.OutboxEntry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return err
+			}
+			if q.Status != "" && e.Status != q.Status {
+				continue
+			}
+			if len(out) == q.Limit {
+				next = out[len(out)-1].ID
+				return nil
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return out, next, nil
+}
+
+// RetryOutbox implements store.Outbox.
+func (s *Store) RetryOutbox(ctx context.Context, id string, now time.Time) error {
+	return s.update(ctx, "retrying outbox entry", func(tx *bolt.Tx) error {
+		ob := tx.Bucket(bucketOutbox)
+		var e store.OutboxEntry
+		found, err := getJSON(ob, id, &e)
+		if err != nil {
+			return err
+		}
+		if !found || e.Status != store.OutboxFailed {
+			return errAbort{store.ErrNotFound}
+		}
+		e.Status, e.Attempts, e.NextAttemptAt, e.DoneAt = store.OutboxPending, 0, now, time.Time{}
+		for name, st := range e.Targets {
+			if st == store.OutboxFailed {
+				e.Targets[name] = store.OutboxPending
+			}
+		}
+		if err := putJSON(ob, id, e); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketOutboxPending).Put([]byte(id), []byte(e.Event.LicenseID))
+	})
+}
+
+// TrimOutbox implements store.Outbox.
+func (s *Store) TrimOutbox(ctx context.Context, before time.Time, limit int) (int, error) {
+	return s.trim(ctx, "trimming outbox", bucketOutbox, limit, func(v []byte) (bool, bool) {
+		var e store.OutboxEntry
+		if json.Unmarshal(v, &e) != nil {
+			return false, false
+		}
+		return e.Status == store.OutboxDelivered && e.DoneAt.Before(before), false
+	})
+}
+
+// TrimAudit implements store.Outbox. Entries are in append order, so the
+// walk stops at the first one kept.
+func (s *Store) TrimAudit(ctx context.Context, before time.Time, limit int) (int, error) {
+	return s.trim(ctx, "trimming audit log", bucketAudit, limit, func(v []byte) (bool, bool) {
+		var ev store.AuditEvent
+		if json.Unmarshal(v, &ev) != nil {
+			return false, false
+		}
+		old := ev.At.Before(before)
+		return old, !old
+	})
+}
+
+// trim deletes up to limit records of bucket that dead says are, found in
+// a read transaction and deleted in a short write transaction that checks
+// them again; dead's stop ends the walk.
+func (s *Store) trim(ctx context.Context, op string, bucket []byte, limit int, dead func([]byte) (del, stop bool)) (int, error) {
+	var keys [][]byte
+	err := s.view(ctx, op, func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucket).Cursor()
+		for k, v := c.First(); k != nil && len(keys) < limit; k, v = c.Next() {
+			del, stop := dead(v)
+			if stop {
+				return nil
+			}
+			if del {
+				keys = append(keys, bytes.Clone(k))
+			}
+		}
+		return nil
+	})
+	if err != nil || len(keys) == 0 {
+		return 0, err
+	}
+	n := 0
+	err = s.update(ctx, op, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucket)
+		n = 0
+		for _, k := range keys {
+			if v := b.Get(k); v == nil {
+				continue
+			} else if del, _ := dead(v); !del {
+				continue
+			}
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
+// Interface guards
+var _ store.Outbox = (*Store)(nil)
