@@ -310,7 +310,9 @@ func (s *Service) findLicense(ctx context.Context, cands []candidate, req Activa
 		case v.Outcome == upstreams.Invalid:
 			return &found{cand: c, state: stateOf(stored, c), verdict: &v}, nil
 		default:
-			s.log.Warn("licence source unavailable", zapSource(c.source.Name()), zapErr(v.Cause))
+			// The resilience layer has logged the failure; a refused
+			// author credential is also an event for the author.
+			s.noteVerdict(ctx, c.source.Name(), v)
 			if unknown == nil || v.RetryAfter > unknown.RetryAfter {
 				unknown = &v
 			}

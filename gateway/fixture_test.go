@@ -21,7 +21,11 @@ import (
 
 // keySource vindicates every key that starts with KEY- for product p, and
 // counts its calls.
-type keySource struct{ calls int }
+type keySource struct {
+	calls int
+	// answer, when set, is what Verify answers instead.
+	answer *upstreams.Verdict
+}
 
 func (*keySource) Name() string { return "keys" }
 func (*keySource) CanonicalKey(k string) (string, error) {
@@ -32,6 +36,9 @@ func (*keySource) CanonicalKey(k string) (string, error) {
 }
 func (s *keySource) Verify(context.Context, upstreams.Request) upstreams.Verdict {
 	s.calls++
+	if s.answer != nil {
+		return *s.answer
+	}
 	return upstreams.ValidVerdict(upstreams.Record{Product: "p", Type: "regular"})
 }
 

@@ -71,5 +71,4 @@ func (s *Service) refreshHash(token string) string {
 	return s.cfg.Master.Hash("refresh", token)
 }
 
-func zapSource(name string) zap.Field { return zap.String("source", name) }
 func zapErr(err error) zap.Field      { return zap.Error(err) }

@@ -327,6 +327,7 @@ func (s *Service) recheckLicense(ctx context.Context, id string, token int64, by
 		}
 	}
 	v := s.askSource(ctx, src, st)
+	s.noteVerdict(ctx, src.Name(), v)
 	if ctx.Err() != nil {
 		return nil, ctx.Err() // the worker is stopping: the claim runs out
 	}

@@ -110,6 +110,9 @@ type Service struct {
 	keysTried time.Time
 
 	recheck *rechecker
+
+	credMu      sync.Mutex
+	credAlerted map[string]time.Time // source -> last source.credential_failing
 }
 
 // New returns a Service with its key ring, issuer and status cache. It
