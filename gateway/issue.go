@@ -71,4 +71,4 @@ func (s *Service) refreshHash(token string) string {
 	return s.cfg.Master.Hash("refresh", token)
 }
 
-func zapErr(err error) zap.Field      { return zap.Error(err) }
+func zapErr(err error) zap.Field { return zap.Error(err) }
