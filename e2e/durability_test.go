@@ -160,22 +160,12 @@ func TestKill9DuringActivations(t *testing.T) {
 		g.vars["EXCHANGE"] = "{\n\t\t\trate_limit 100000000/m\n\t\t\tfailed_limit 100000000/m\n\t\t}"
 		writeDurabilityKeys(t, g)
 		g.start()
-		load := startActivationLoad(t, g)
-		load.awaitCreated(t, 200)
-		g.kill9()
-		created, other := load.finish()
-		g.start()
-		assertAllStored(t, g, created, other)
+		killGatewayMidLoad(t, g)
 	})
 	t.Run("redis gateway killed", func(t *testing.T) {
 		srv := redistest.NewServerArgs(t, "--appendonly", "yes", "--appendfsync", "everysec")
 		g := newRedisGatewayForLoad(t, srv.Addr())
-		load := startActivationLoad(t, g)
-		load.awaitCreated(t, 200)
-		g.kill9()
-		created, other := load.finish()
-		g.start()
-		assertAllStored(t, g, created, other)
+		killGatewayMidLoad(t, g)
 	})
 	t.Run("redis server killed", func(t *testing.T) {
 		srv := redistest.NewServerArgs(t, "--appendonly", "yes", "--appendfsync", "everysec")
@@ -192,6 +182,18 @@ func TestKill9DuringActivations(t *testing.T) {
 		created, other := load.finish()
 		assertAllStored(t, g, created, other)
 	})
+}
+
+// killGatewayMidLoad kill -9s g once 200 activations were answered 201,
+// restarts it, and finds every one of them stored.
+func killGatewayMidLoad(t *testing.T, g *gateway) {
+	t.Helper()
+	load := startActivationLoad(t, g)
+	load.awaitCreated(t, 200)
+	g.kill9()
+	created, other := load.finish()
+	g.start()
+	assertAllStored(t, g, created, other)
 }
 
 // newRedisGatewayForLoad starts a gateway on the Redis at addr with the
