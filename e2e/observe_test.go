@@ -225,12 +225,12 @@ func TestMetricsForRecheckAndWebhooks(t *testing.T) {
 		return sink.distinct() > 0 && found && p == 0
 	})
 	want := map[string]float64{
-		`licensegate_recheck_outcomes_total{outcome="valid",source="envato"}`:        1,
-		`licensegate_webhook_deliveries_total{outcome="delivered"}`:                  float64(sink.distinct()),
-		`licensegate_recheck_due{source="all"}`:                                      0,
-		`licensegate_recheck_backlog{source="all"}`:                                  0,
-		`licensegate_recheck_lag_seconds{source="all"}`:                              0,
-		`licensegate_webhook_pending`:                                                0,
+		`licensegate_recheck_outcomes_total{outcome="valid",source="envato"}`: 1,
+		`licensegate_webhook_deliveries_total{outcome="delivered"}`:           float64(sink.distinct()),
+		`licensegate_recheck_due{source="all"}`:                               0,
+		`licensegate_recheck_backlog{source="all"}`:                           0,
+		`licensegate_recheck_lag_seconds{source="all"}`:                       0,
+		`licensegate_webhook_pending`:                                         0,
 	}
 	for series, n := range want {
 		if got, found := m[series]; !found || got != n {
