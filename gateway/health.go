@@ -30,7 +30,8 @@ type Health struct {
 	// half_open; local sources have none and show "local").
 	Sources map[string]string `json:"sources"`
 	// Recheck is each source's recheck queue, null until the recheck
-	// worker reports it; WebhookPending likewise for the webhook outbox.
+	// worker reports it; WebhookPending is the outbox's pending entries,
+	// null when the store cannot say.
 	Recheck        map[string]RecheckHealth `json:"recheck"`
 	WebhookPending *int64                   `json:"webhook_pending"`
 }

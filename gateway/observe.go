@@ -47,7 +47,8 @@ type Backlog struct {
 	// Recheck is, by source, the licences due and overdue for a recheck
 	// and how late the oldest is.
 	Recheck map[string]RecheckBacklog
-	// WebhookPending is how many deliveries wait in the outbox.
+	// WebhookPending is how many outbox entries wait for delivery
+	// (claimed or not); nil when the store cannot say.
 	WebhookPending *int64
 }
 
@@ -60,10 +61,16 @@ type RecheckBacklog struct {
 // Backlog returns the background work waiting. The recheck's queue is
 // read from the store's due index (one entry, source "all": the index is
 // not kept per source); it is unknown when no product is rechecked or the
-// store cannot say. The webhook backlog is unknown until that worker
-// reports it.
+// store cannot say. The webhook backlog is the store's count of pending
+// outbox entries: every change writes its events there whether or not a
+// webhook endpoint is configured (the delivery worker settles them, and
+// emits the Caddy events, either way), so the outbox is always in use and
+// the count is reported whenever the store answers.
 func (s *Service) Backlog(ctx context.Context) Backlog {
 	var bl Backlog
+	if n, err := s.cfg.Store.OutboxPending(ctx); err == nil {
+		bl.WebhookPending = &n
+	}
 	if !s.rechecks() {
 		return bl
 	}

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/licensegate/licensegate/store"
 )
 
 // recordingObserver counts what the service reports, by label.
@@ -88,11 +90,29 @@ func TestHealthNamesTheStore(t *testing.T) {
 	if h := f.svc.Health(ctx); !h.Serving || !h.Store.Reachable || len(h.Failing) != 0 || h.Sources["keys"] == "" {
 		t.Fatalf("%+v", h)
 	}
+	// The outbox's pending entries, counted by the store.
+	before := f.svc.Health(ctx).WebhookPending
+	if before == nil {
+		t.Fatal("webhook_pending unknown with the store up")
+	}
+	evs := []store.AuditEvent{{At: time.Now(), Actor: "admin", Action: store.AuditKeysRotated}, {At: time.Now(), Actor: "admin", Action: store.AuditKeysRotated}}
+	if err := f.store.AppendEvents(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	if p := f.svc.Health(ctx).WebhookPending; p == nil || *p != *before+2 {
+		t.Fatalf("webhook_pending after two events = %v, want %d", p, *before+2)
+	}
+	if bl := f.svc.Backlog(ctx); bl.WebhookPending == nil || *bl.WebhookPending != *before+2 {
+		t.Fatalf("Backlog().WebhookPending = %v, want %d", bl.WebhookPending, *before+2)
+	}
 	if c, ok := f.store.(interface{ Close() error }); ok {
 		_ = c.Close()
 	}
 	h := f.svc.Health(ctx)
 	if h.Serving || h.Store.Reachable || len(h.Failing) != 1 || h.Failing[0] != "store" {
 		t.Fatalf("with the store closed: %+v", h)
+	}
+	if h.WebhookPending != nil {
+		t.Errorf("webhook_pending with the store closed = %d, want unknown (nil)", *h.WebhookPending)
 	}
 }

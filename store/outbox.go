@@ -80,6 +80,10 @@ type Outbox interface {
 	// end of its licence's queue. ErrNotFound when there is no failed
 	// entry with that id.
 	RetryOutbox(ctx context.Context, id string, now time.Time) error
+	// OutboxPending counts the pending entries (claimed or not): the
+	// deliveries waiting, for metrics and the health endpoint. It is
+	// cheap enough for every scrape: it does not read the entries.
+	OutboxPending(ctx context.Context) (int64, error)
 	// TrimOutbox deletes up to limit delivered entries done before before;
 	// TrimAudit up to limit audit entries older than before. Both return
 	// how many they deleted, so callers loop in small batches.

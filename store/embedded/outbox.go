@@ -210,6 +210,21 @@ func (s *Store) RetryOutbox(ctx context.Context, id string, now time.Time) error
 	})
 }
 
+// OutboxPending implements store.Outbox: the pending bucket's key count,
+// from bbolt's bucket statistics in a read transaction. That walks the
+// bucket's pages (not its entries' JSON): a few hundred for a hundred
+// thousand waiting entries, a scrape's worth of work that blocks no
+// writer and needs no counter kept on the write path, so it is exact by
+// construction and needs nothing on an existing file.
+func (s *Store) OutboxPending(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.view(ctx, "counting pending outbox entries", func(tx *bolt.Tx) error {
+		n = int64(tx.Bucket(bucketOutboxPending).Stats().KeyN)
+		return nil
+	})
+	return n, err
+}
+
 // TrimOutbox implements store.Outbox.
 func (s *Store) TrimOutbox(ctx context.Context, before time.Time, limit int) (int, error) {
 	return s.trim(ctx, "trimming outbox", bucketOutbox, limit, func(v []byte) (bool, bool) {

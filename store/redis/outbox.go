@@ -28,6 +28,8 @@ import (
 //	                         head is next due (unix ms): what workers poll
 //	P{outbox}:log      zset  every entry id scored by creation (unix ms)
 //	P{outbox}:failed   zset  failed entry ids scored by failure time
+//	P{outbox}:pending  string how many entries are pending (queued in
+//	                         some :obq): OutboxPending's O(1) count
 //
 // An entry's id is "<shard>:<seq>". With a plain client everything above is
 // written in the change's transaction, and the claim and settle scripts keep
@@ -39,6 +41,18 @@ import (
 // repairInterval. The audit stream is in another slot too: on Cluster its
 // entry is written after EXEC, and lost if that write fails (the outbox
 // entry, and so the webhook, is not).
+//
+// The pending count is kept where the queues change: INCRBY with the
+// index write when entries are queued, DECR in the settle script when it
+// takes an entry off its queue (ZREM said it was there), INCR in the
+// retry's MULTI/EXEC when it queues a failed entry again. With a plain
+// client all three are atomic with the queue change, so the count is
+// exact. On Cluster the counter is in P{outbox}'s slot, so each is the
+// write right after the queue change, and a failed one leaves the count
+// off by that change for good (the operation reports ErrUnavailable): low
+// when an append's or a retry's index write failed, high when a settle's
+// did. OutboxPending never reports below zero. A keyspace written before
+// the counter existed starts it at 0, low by the entries then pending.
 
 // globalShard holds the events of no licence.
 const globalShard = "~events"
@@ -48,6 +62,7 @@ func (s *Store) outboxQueueKey(shard string) string { return s.prefix + "{" + sh
 func (s *Store) outboxIndexKey() string             { return s.prefix + "{outbox}" }
 func (s *Store) outboxLogKey() string               { return s.prefix + "{outbox}:log" }
 func (s *Store) outboxFailedKey() string            { return s.prefix + "{outbox}:failed" }
+func (s *Store) outboxPendingKey() string           { return s.prefix + "{outbox}:pending" }
 
 // queueEvents adds the writes of evs (audit entries, outbox entries after
 // seq, the index) to p, the transaction of the change, or to deferred for
@@ -92,6 +107,7 @@ func (s *Store) queueEvents(ctx context.Context, p redis.Pipeliner, deferred *[]
 		for i, id := range ids {
 			p.ZAdd(ctx, s.outboxLogKey(), redis.Z{Score: created[i], Member: id})
 		}
+		p.IncrBy(ctx, s.outboxPendingKey(), int64(len(ids)))
 	}
 	if s.sameSlot(ob, s.outboxIndexKey()) {
 		index(p)
@@ -196,28 +212,32 @@ return {2, seq, redis.call('HGET', KEYS[1], seq)}
 
 // outboxSettleScript writes a claimed entry's outcome.
 //
-// KEYS as outboxClaimScript. ARGV[1]: seq, ARGV[2]: claim token, ARGV[3]: entry
-// JSON, ARGV[4]: "pending" or another status, ARGV[5]: next attempt in
-// unix ms (pending), ARGV[6]: the shard.
-// Returns -1 when the claim is not the entry's, else when the queue's head
-// is next due (unix ms), or -2 when the queue is empty.
+// KEYS as outboxClaimScript, and KEYS[4] the pending count when KEYS[3]
+// is given. ARGV[1]: seq, ARGV[2]: claim token, ARGV[3]: entry JSON,
+// ARGV[4]: "pending" or another status, ARGV[5]: next attempt in unix ms
+// (pending), ARGV[6]: the shard.
+// Returns {-1, 0} when the claim is not the entry's, else {when the
+// queue's head is next due (unix ms) or -2 when the queue is empty, 1 when
+// the entry left its queue (the pending count goes down) or 0}.
 var outboxSettleScript = redis.NewScript(`
-if redis.call('HGET', KEYS[1], 'c:'..ARGV[1]) ~= ARGV[2] then return -1 end
+if redis.call('HGET', KEYS[1], 'c:'..ARGV[1]) ~= ARGV[2] then return {-1, 0} end
 redis.call('HDEL', KEYS[1], 'c:'..ARGV[1], 'u:'..ARGV[1])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+local left = 0
 if ARGV[4] == 'pending' then
   redis.call('HSET', KEYS[1], 'n:'..ARGV[1], ARGV[5])
 else
   redis.call('HDEL', KEYS[1], 'n:'..ARGV[1])
-  redis.call('ZREM', KEYS[2], ARGV[1])
+  left = redis.call('ZREM', KEYS[2], ARGV[1])
+  if left == 1 and #KEYS == 4 then redis.call('DECR', KEYS[4]) end
 end
 local head = redis.call('ZRANGE', KEYS[2], 0, 0)
 local score = -2
 if #head > 0 then score = tonumber(redis.call('HGET', KEYS[1], 'n:'..head[1]) or '0') end
-if #KEYS == 3 then
+if #KEYS >= 3 then
   if score == -2 then redis.call('ZREM', KEYS[3], ARGV[6]) else redis.call('ZADD', KEYS[3], score, ARGV[6]) end
 end
-return score
+return {score, left}
 `)
 
 // shardKeys are a shard's keys for the claim and settle scripts, with the
@@ -358,10 +378,17 @@ func (s *Store) SettleOutbox(ctx context.Context, e store.OutboxEntry) error {
 		return fmt.Errorf("encoding outbox entry: %w", err)
 	}
 	keys, withIndex := s.shardKeys(shard)
-	score, err := outboxSettleScript.Run(ctx, s.client, keys, seq, token, raw, e.Status, e.NextAttemptAt.UnixMilli(), shard).Int64()
+	if withIndex {
+		keys = append(keys, s.outboxPendingKey())
+	}
+	res, err := outboxSettleScript.Run(ctx, s.client, keys, seq, token, raw, e.Status, e.NextAttemptAt.UnixMilli(), shard).Int64Slice()
 	if err != nil {
 		return failed(ctx, "settling outbox entry", err)
 	}
+	if len(res) != 2 {
+		return unavailable("settling outbox entry", fmt.Errorf("settle script returned %v", res))
+	}
+	score, left := res[0], res[1] == 1
 	if score == -1 {
 		return store.ErrNotClaimed
 	}
@@ -371,6 +398,9 @@ func (s *Store) SettleOutbox(ctx context.Context, e store.OutboxEntry) error {
 				p.ZRem(ctx, s.outboxIndexKey(), shard)
 			} else {
 				p.ZAdd(ctx, s.outboxIndexKey(), redis.Z{Score: float64(score), Member: shard})
+			}
+			if left {
+				p.Decr(ctx, s.outboxPendingKey())
 			}
 		}
 		switch e.Status {
@@ -472,6 +502,7 @@ func (s *Store) RetryOutbox(ctx context.Context, id string, now time.Time) error
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	key := s.outboxKey(shard)
+	counted := s.sameSlot(key, s.outboxPendingKey())
 	err := s.transact(ctx, "retrying outbox entry", key, func(tx *redis.Tx) error {
 		raw, err := tx.HGet(ctx, key, seq).Bytes()
 		if errors.Is(err, redis.Nil) {
@@ -498,6 +529,9 @@ func (s *Store) RetryOutbox(ctx context.Context, id string, now time.Time) error
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.HSet(ctx, key, seq, raw, "n:"+seq, now.UnixMilli())
 			p.ZAdd(ctx, s.outboxQueueKey(shard), redis.Z{Score: float64(n), Member: seq})
+			if counted {
+				p.Incr(ctx, s.outboxPendingKey())
+			}
 			return nil
 		})
 		return err
@@ -508,12 +542,31 @@ func (s *Store) RetryOutbox(ctx context.Context, id string, now time.Time) error
 	_, err = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.ZAdd(ctx, s.outboxIndexKey(), redis.Z{Score: 0, Member: shard})
 		p.ZRem(ctx, s.outboxFailedKey(), id)
+		if !counted {
+			p.Incr(ctx, s.outboxPendingKey())
+		}
 		return nil
 	})
 	if err != nil {
 		return failed(ctx, "retrying outbox entry", err)
 	}
 	return nil
+}
+
+// OutboxPending implements store.Outbox: one GET of the pending count
+// (see the top of this file for how it is kept, and its drift on
+// Cluster).
+func (s *Store) OutboxPending(ctx context.Context) (int64, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	n, err := s.client.Get(ctx, s.outboxPendingKey()).Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, failed(ctx, "counting pending outbox entries", err)
+	}
+	return max(n, 0), nil
 }
 
 // TrimOutbox implements store.Outbox: it walks the log from its oldest

@@ -192,6 +192,114 @@ func testOutboxClaims(t *testing.T, h *harness) {
 	}
 }
 
+// OutboxPending counts the pending entries, claimed or not, through every
+// change of an entry's status.
+func testOutboxPending(t *testing.T, h *harness) {
+	s := h.open(t)
+	ctx := context.Background()
+	want := func(n int64, when string) {
+		t.Helper()
+		got, err := s.OutboxPending(ctx)
+		if err != nil {
+			t.Fatalf("OutboxPending %s: %v", when, err)
+		}
+		if got != n {
+			t.Errorf("OutboxPending %s = %d, want %d", when, got, n)
+		}
+	}
+	want(0, "on an empty store")
+	for _, lic := range []string{"lic_a", "lic_b"} {
+		put(t, s, license(lic))
+	}
+	update := func(lic string, actions ...string) {
+		t.Helper()
+		_, err := s.UpdateLicense(ctx, lic, func(st *store.LicenseState) (*store.LicenseState, error) {
+			for _, a := range actions {
+				st.Events = append(st.Events, event(a, lic, t0))
+			}
+			return st, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	update("lic_a", store.AuditLicenseSuspended, store.AuditLicenseReinstated)
+	update("lic_b", store.AuditLicenseLocked)
+	if err := s.AppendEvents(ctx, []store.AuditEvent{event(store.AuditKeysRotated, "", t0)}); err != nil {
+		t.Fatal(err)
+	}
+	// A write that does not commit queues nothing.
+	_, _ = s.UpdateLicense(ctx, "lic_b", func(st *store.LicenseState) (*store.LicenseState, error) {
+		st.Events = append(st.Events, event(store.AuditLicenseReinstated, "lic_b", t0))
+		return nil, nil
+	})
+	want(4, "after appends")
+
+	got := claimEntries(t, s, t0)
+	if len(got) != 3 {
+		t.Fatalf("claimed %v, want the head of each queue", keys(got))
+	}
+	want(4, "after a claim (claimed entries are still pending)")
+	a, b, g := got["lic_a/"+store.AuditLicenseSuspended], got["lic_b/"+store.AuditLicenseLocked], got["/"+store.AuditKeysRotated]
+	b.Attempts, b.NextAttemptAt = 1, t0.Add(time.Hour)
+	if err := s.SettleOutbox(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	want(4, "after settling one pending again (a retry later)")
+	a.Status, a.DoneAt, a.Attempts = store.OutboxDelivered, t0, 1
+	if err := s.SettleOutbox(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	want(3, "after settling one delivered")
+	if err := s.SettleOutbox(ctx, a); !errors.Is(err, store.ErrNotClaimed) {
+		t.Fatalf("settling a settled entry again: %v, want ErrNotClaimed", err)
+	}
+	want(3, "after a refused second settle")
+	g.Status, g.DoneAt, g.Attempts = store.OutboxFailed, t0, 1
+	if err := s.SettleOutbox(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	want(2, "after settling one failed")
+	if err := s.RetryOutbox(ctx, a.ID, t0); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("retrying a delivered entry: %v, want ErrNotFound", err)
+	}
+	want(2, "after a refused retry")
+	if err := s.RetryOutbox(ctx, g.ID, t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	want(3, "after retrying the failed one")
+	if err := s.RetryOutbox(ctx, g.ID, t0.Add(time.Minute)); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("retrying it twice: %v, want ErrNotFound", err)
+	}
+	want(3, "after retrying it twice")
+
+	// Drain: every entry delivered, the count back to zero.
+	at := t0.Add(2 * time.Hour)
+	for i := 0; i < 10; i++ {
+		es, err := s.ClaimOutbox(ctx, at, time.Minute, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(es) == 0 {
+			break
+		}
+		for _, e := range es {
+			e.Status, e.DoneAt = store.OutboxDelivered, at
+			if err := s.SettleOutbox(ctx, e); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	want(0, "after delivering everything")
+	if len(outbox(t, s, store.OutboxPending)) != 0 {
+		t.Fatal("entries still pending after the drain")
+	}
+	if _, err := s.TrimOutbox(ctx, at.Add(48*time.Hour), 10); err != nil {
+		t.Fatal(err)
+	}
+	want(0, "after a trim")
+}
+
 // Trimming deletes delivered entries and old audit entries only.
 func testOutboxTrim(t *testing.T, h *harness) {
 	s := h.open(t)

@@ -107,6 +107,7 @@ var tests = []test{
 	{"OutboxWithChange", testOutboxWithChange},
 	{"OutboxClaims", testOutboxClaims},
 	{"OutboxTrim", testOutboxTrim},
+	{"OutboxPending", testOutboxPending},
 	{"Ping", testPing},
 	{"Unavailable", testUnavailable},
 	{"CallerGone", testCallerGone},
