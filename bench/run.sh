@@ -259,14 +259,28 @@ result_field() { # line name
 	printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"
 }
 
-# median_table file baseline second: prints the table of results.tsv-style
-# rows (case round rps p50_us p99_us cpu_us errors), case order kept.
+# table file default-store [base]: prints the table of gate.tsv-style rows (case
+# round rps p50_us p99_us cpu_us errors), case order kept. A case named
+# "... (<store>)" is compared with the no-gate cases of its own store;
+# others (plain reverse_proxy) with those of default-store. Ratios are
+# paired: each round's req/s over the baseline's in the same round, then
+# the median (and min-max) of those, so a drift of the machine's speed
+# between rounds cancels out. With base, every case is compared with that
+# one case instead (the activation table).
 table() {
-	awk -F'\t' -v base="$2" -v second="$3" '
+	awk -F'\t' -v dflt="$2" -v fixed="${3:-}" '
 	function sort(a, n,   i, j, t) {
 		for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
 	}
 	function med(a, n) { sort(a, n); return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+	function storeof(c,   m) { if (match(c, /\([a-z]+\)$/)) return substr(c, RSTART + 1, RLENGTH - 2); return dflt }
+	# paired c base: "median (min-max)" of the per-round ratios, "-" without base.
+	function paired(c, b,   k, a, m) {
+		if (!(b in n) || c == b) return "-"
+		for (k = 1; k <= n[c]; k++) a[k] = rps[c, k] / rps[b, k]
+		m = med(a, n[c])
+		return sprintf("%.3f (%.2f-%.2f)", m, a[1], a[n[c]])
+	}
 	{
 		c = $1
 		if (!(c in n)) { order[++cases] = c; n[c] = 0 }
@@ -282,14 +296,15 @@ table() {
 			for (k = 1; k <= n[c]; k++) { a[k] = p99[c, k] + 0 }; mp99[c] = med(a, n[c]); p99lo[c] = a[1]; p99hi[c] = a[n[c]]
 			for (k = 1; k <= n[c]; k++) { a[k] = cpu[c, k] + 0 }; mcpu[c] = med(a, n[c])
 		}
-		printf "| case | req/s median (min-max) | p50 ms | p99 ms median (min-max) | server CPU us/req | x %s | x %s | errors |\n", base, second
-		printf "|---|---:|---:|---:|---:|---:|---:|---:|\n"
+		printf "| case | req/s median (min-max) | p50 ms | p99 ms median (min-max) | server CPU us/req | x no gate, same store | x header_up, same store | p99 vs no gate | errors |\n"
+		printf "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
 		for (i = 1; i <= cases; i++) {
-			c = order[i]
-			r1 = (base in mrps) ? sprintf("%.3f", mrps[c] / mrps[base]) : "-"
-			r2 = (second in mrps) ? sprintf("%.3f", mrps[c] / mrps[second]) : "-"
-			printf "| %s | %.0f (%.0f-%.0f) | %.2f | %.2f (%.2f-%.2f) | %.1f | %s | %s | %d |\n", c, mrps[c], lo[c], hi[c],
-				mp50[c] / 1000, mp99[c] / 1000, p99lo[c] / 1000, p99hi[c] / 1000, mcpu[c], r1, r2, err[c]
+			c = order[i]; st = storeof(c)
+			base = "same routes, no gate (" st ")"; second = "same routes + header_up, no gate (" st ")"
+			if (fixed != "") { base = fixed; second = "" }
+			dp99 = (base in mp99 && c != base) ? sprintf("%+.1f%%", (mp99[c] / mp99[base] - 1) * 100) : "-"
+			printf "| %s | %.0f (%.0f-%.0f) | %.2f | %.2f (%.2f-%.2f) | %.1f | %s | %s | %s | %d |\n", c, mrps[c], lo[c], hi[c],
+				mp50[c] / 1000, mp99[c] / 1000, p99lo[c] / 1000, p99hi[c] / 1000, mcpu[c], paired(c, base), paired(c, second), dp99, err[c]
 		}
 	}' "$1"
 }
@@ -394,10 +409,15 @@ gate_mode() {
 	hdr1=$(printf '%s\n' "$hdrs" | head -1)
 	local gated=("${CASES[@]}")
 	CASES=()
+	# The no-gate baselines on each store (the app runs, the route has no
+	# gate), so each gated case is compared with a process like itself.
+	FIRST_STORE=${STORES%% *}
 	add_case "plain reverse_proxy" plain
-	add_case "same routes, no gate" embedded "" ""
-	add_case "same routes + 1 header_up, no gate" embedded "" "$hdr1"
-	add_case "same routes + header_up, no gate" embedded "" "$hdrs"
+	for store in $STORES; do
+		add_case "same routes, no gate ($store)" "$store" "" ""
+		[ "$store" = "$FIRST_STORE" ] && add_case "same routes + 1 header_up, no gate ($store)" "$store" "" "$hdr1"
+		add_case "same routes + header_up, no gate ($store)" "$store" "" "$hdrs"
+	done
 	CASES+=("${gated[@]}")
 	for name in "${CASES[@]}"; do
 		[ -n "${CASE_TOKEN[$name]:-}" ] || CASE_TOKEN[$name]=${CASE_TOKEN[${gated[0]}]}
@@ -442,7 +462,7 @@ gate_mode() {
 	conditions
 	echo "note: $FORWARD_NOTE"
 	echo
-	table "$results" "same routes, no gate" "same routes + header_up, no gate"
+	table "$results" "$FIRST_STORE"
 	echo
 	awk -F'\t' '
 	function sort(a, n,   i, j, t) {
@@ -451,9 +471,9 @@ gate_mode() {
 	function med(c,   a, k, i) { k = 0; for (i = 1; i <= nr; i++) if (cs[i] == c) a[++k] = cpu[i] + 0; sort(a, k); return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2 }
 	{ cs[++nr] = $1; cpu[nr] = $6 }
 	END {
-		r0 = med("same routes, no gate"); r1 = med("same routes + 1 header_up, no gate"); rn = med("same routes + header_up, no gate")
-		printf "forwarded headers (server CPU medians): 1 header_up costs %.1f us/req, %d cost %.1f us/req (%.1f us each)\n", r1 - r0, nh, rn - r0, (rn - r0) / nh
-	}' nh="$NHDRS" "$results"
+		r0 = med("same routes, no gate (" st ")"); r1 = med("same routes + 1 header_up, no gate (" st ")"); rn = med("same routes + header_up, no gate (" st ")")
+		printf "forwarded headers (server CPU medians, %s): 1 header_up costs %.1f us/req, %d cost %.1f us/req (%.1f us each)\n", st, r1 - r0, nh, rn - r0, (rn - r0) / nh
+	}' nh="$NHDRS" st="$FIRST_STORE" "$results"
 	[ "${KEEP:-}" = 1 ] && cp "$results" "$BENCH/last-gate.tsv" || true
 	for name in "${CASES[@]}"; do stop "${CASE_PID[$name]}"; done
 }
@@ -523,7 +543,7 @@ activate_mode() {
 	conditions
 	echo
 	local first=${cases[0]#*|}
-	table "$results" "${first%%=*} (${cases[0]%%|*})" "-"
+	table "$results" "-" "${first%%=*} (${cases[0]%%|*})"
 	[ "${KEEP:-}" = 1 ] && cp "$results" "$BENCH/last-activate.tsv" || true
 }
 

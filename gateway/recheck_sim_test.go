@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,8 +24,12 @@ import (
 	"github.com/licensegate/licensegate/store"
 	redisstore "github.com/licensegate/licensegate/store/redis"
 	"github.com/licensegate/licensegate/upstreams"
+	"github.com/licensegate/licensegate/upstreams/apptrovo"
+	"github.com/licensegate/licensegate/upstreams/cpstore"
 	"github.com/licensegate/licensegate/upstreams/digitaldownloads"
 	"github.com/licensegate/licensegate/upstreams/envato"
+	"github.com/licensegate/licensegate/upstreams/gumroad"
+	"github.com/licensegate/licensegate/upstreams/keygen"
 	"github.com/licensegate/licensegate/upstreams/lemonsqueezy"
 	"github.com/licensegate/licensegate/upstreams/static"
 )
@@ -54,9 +59,11 @@ const (
 
 // truth is what a vendor knows about one key.
 type truth struct {
-	status  string // active, refunded, disabled, expired
+	status  string // active, or what the vendor calls its refund: refunded, disabled, revoked, deactivated, suspended
 	support *time.Time
 	expires *time.Time
+	id      string // the vendor's own licence id (Keygen)
+	uses    int    // the uses counter (Gumroad)
 }
 
 // fakeVendor is one marketplace: its mode, its truth per key, and what it
@@ -70,9 +77,14 @@ type fakeVendor struct {
 	mu      sync.Mutex
 	clock   *testClock
 	keys    map[string]*truth
-	asked   map[string]int         // calls per key
-	askedAt map[string][]time.Time // when, on the sim's clock
-	charged int                    // calls that would have spent a use or a slot
+	asked   map[string]int            // calls per key
+	askedAt map[string][]time.Time    // when, on the sim's clock
+	charged int                       // calls that would have spent a use, a slot or a term
+	byID    map[string]string         // vendor licence id -> key
+	sent    map[string][]installation // the domain and IP each call named, per key
+	bound   map[string]installation   // the installation each key is bound to
+	// readByKey counts licence reads by key instead of the recorded id
+	readByKey int
 }
 
 func (v *fakeVendor) set(key string, fn func(*truth)) {
@@ -96,7 +108,8 @@ func (v *fakeVendor) lookup(key string) (truth, bool) {
 }
 
 func newFakeVendor(t *testing.T, name string, answer func(v *fakeVendor, w http.ResponseWriter, r *http.Request)) *fakeVendor {
-	v := &fakeVendor{name: name, keys: map[string]*truth{}, asked: map[string]int{}, askedAt: map[string][]time.Time{}, closing: make(chan struct{})}
+	v := &fakeVendor{name: name, keys: map[string]*truth{}, asked: map[string]int{}, askedAt: map[string][]time.Time{}, closing: make(chan struct{}),
+		byID: map[string]string{}, sent: map[string][]installation{}, bound: map[string]installation{}}
 	v.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch v.mode.Load() {
 		case vendorDown:
@@ -139,60 +152,6 @@ func rfc(t *time.Time) any {
 	return t.UTC().Format(time.RFC3339)
 }
 
-// envatoAnswer is GET /v3/market/author/sale?code=: a sale, or Envato's
-// 404 (a refund reads as one).
-func envatoAnswer(v *fakeVendor, w http.ResponseWriter, r *http.Request) {
-	code := r.URL.Query().Get("code")
-	tr, ok := v.lookup(code)
-	if v.mode.Load() == vendorNotFoundAll || !ok || tr.status != "active" {
-		writeJSON(w, http.StatusNotFound, map[string]any{"error": 404, "description": "No sale belonging to the current user found with that code"})
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"license": "Regular License", "supported_until": rfc(tr.support),
-		"item": map[string]any{"id": 123}, "buyer": "buyer"})
-}
-
-// ddpAnswer is POST /v1/licenses/verify with increment_uses_count=false.
-func ddpAnswer(v *fakeVendor, w http.ResponseWriter, r *http.Request) {
-	_ = r.ParseForm()
-	key := r.PostForm.Get("license_key")
-	if r.PostForm.Get("increment_uses_count") != "false" {
-		v.mu.Lock()
-		v.charged++
-		v.mu.Unlock()
-	}
-	tr, ok := v.lookup(key)
-	if !ok {
-		w.WriteHeader(http.StatusNotFound)
-		return
-	}
-	status := "delivered"
-	if tr.status == "refunded" {
-		status = "refunded"
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"valid": tr.status == "active", "license_key": key,
-		"license_key_list_token": "tok", "assigned_at": "2026-01-01T00:00:00Z", "disabled_at": nil,
-		"order": map[string]any{"status": status, "email": "buyer@example.com"}})
-}
-
-// lsAnswer is POST /v1/licenses/validate (never activate).
-func lsAnswer(v *fakeVendor, w http.ResponseWriter, r *http.Request) {
-	if !strings.HasSuffix(r.URL.Path, "/validate") {
-		v.mu.Lock()
-		v.charged++
-		v.mu.Unlock()
-	}
-	_ = r.ParseForm()
-	tr, ok := v.lookup(r.PostForm.Get("license_key"))
-	if !ok {
-		writeJSON(w, http.StatusNotFound, map[string]any{"valid": false, "error": "license_key not found."})
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"valid": tr.status == "active",
-		"license_key": map[string]any{"status": tr.status, "test_mode": false, "activation_limit": 1, "expires_at": rfc(tr.expires)},
-		"meta":        map[string]any{"product_id": 77, "variant_name": "Default", "customer_name": "Buyer"}})
-}
-
 // sim is one simulated deployment.
 type sim struct {
 	t       *testing.T
@@ -229,7 +188,13 @@ func uuidKey(prefix byte, i int) string {
 
 func ddpKey(i int) string { return fmt.Sprintf("AAAAAAAA-BBBBBBBB-CCCCCCCC-%08X", i) }
 
-// newSim builds the deployment: four products, one per source.
+// simProducts is each source's product in the sim.
+var simProducts = map[string]string{
+	"envato": "pe", "digitaldownloads": "pd", "lemonsqueezy": "pl", "static": "ps",
+	"apptrovo": "pa", "cpstore": "pc", "gumroad": "pg", "keygen": "pk",
+}
+
+// newSim builds the deployment: eight products, one per source.
 func newSim(t *testing.T, st store.Store, mode policy.RecheckMode, instance string) *sim {
 	t.Helper()
 	s := &sim{t: t, store: st, clock: &testClock{t: simStart}, vendors: map[string]*fakeVendor{},
@@ -237,6 +202,10 @@ func newSim(t *testing.T, st store.Store, mode policy.RecheckMode, instance stri
 	s.vendors["envato"] = newFakeVendor(t, "envato", envatoAnswer)
 	s.vendors["digitaldownloads"] = newFakeVendor(t, "digitaldownloads", ddpAnswer)
 	s.vendors["lemonsqueezy"] = newFakeVendor(t, "lemonsqueezy", lsAnswer)
+	s.vendors["apptrovo"] = newFakeVendor(t, "apptrovo", apptrovoAnswer)
+	s.vendors["cpstore"] = newFakeVendor(t, "cpstore", cpstoreAnswer)
+	s.vendors["gumroad"] = newFakeVendor(t, "gumroad", gumroadAnswer)
+	s.vendors["keygen"] = newFakeVendor(t, "keygen", keygenAnswer)
 	for _, v := range s.vendors {
 		v.clock = s.clock
 	}
@@ -275,6 +244,22 @@ func (s *sim) service(st store.Store, mode policy.RecheckMode, instance string) 
 			return lemonsqueezy.New(lemonsqueezy.Config{BaseURL: s.vendors["lemonsqueezy"].srv.URL, Client: c,
 				Products: upstreams.ProductMap{{Product: "pl", VendorID: "77"}}})
 		}),
+		"apptrovo": build("apptrovo", func(c upstreams.Client) (upstreams.Source, error) {
+			return apptrovo.New(apptrovo.Config{BaseURL: s.vendors["apptrovo"].srv.URL, Client: c,
+				Products: upstreams.ProductMap{{Product: "pa", VendorID: apptrovoSlug}}})
+		}),
+		"cpstore": build("cpstore", func(c upstreams.Client) (upstreams.Source, error) {
+			return cpstore.New(cpstore.Config{BaseURL: s.vendors["cpstore"].srv.URL, Client: c,
+				Products: upstreams.ProductMap{{Product: "pc", VendorID: cpstoreProduct}}})
+		}),
+		"gumroad": build("gumroad", func(c upstreams.Client) (upstreams.Source, error) {
+			return gumroad.New(gumroad.Config{BaseURL: s.vendors["gumroad"].srv.URL, Client: c,
+				Products: upstreams.ProductMap{{Product: "pg", VendorID: gumroadProduct}}})
+		}),
+		"keygen": build("keygen", func(c upstreams.Client) (upstreams.Source, error) {
+			return keygen.New(keygen.Config{BaseURL: s.vendors["keygen"].srv.URL, Client: c, Account: keygenAccount, Token: keygenToken,
+				Products: upstreams.ProductMap{{Product: "pk", VendorID: keygenProduct}}})
+		}),
 	}
 	stat, err := static.New("static", s.keyFile)
 	if err != nil {
@@ -289,15 +274,18 @@ func (s *sim) service(st store.Store, mode policy.RecheckMode, instance string) 
 	envatoRules := rules
 	envatoRules.AutoSuspendNotFound = true // the riskiest setting: Envato's 404s may suspend
 	products := map[string]*Product{}
-	for name, src := range map[string]string{"pe": "envato", "pd": "digitaldownloads", "pl": "lemonsqueezy", "ps": "static"} {
+	var order []string
+	for src, name := range simProducts {
+		order = append(order, name)
 		r := rules
 		if src == "envato" {
 			r = envatoRules
 		}
 		products[name] = &Product{Name: name, Sources: []string{src}, Rules: policy.Rules{Activations: 1}, Recheck: r}
 	}
+	slices.Sort(order)
 	svc, err := New(Config{Store: st, Master: master, Now: s.clock.Now, Sources: sources, Products: products,
-		ProductOrder: []string{"pd", "pe", "pl", "ps"}, InstanceID: instance})
+		ProductOrder: order, InstanceID: instance})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -318,6 +306,11 @@ func (s *sim) writeKeys(rows []staticRow) {
 	}
 }
 
+// simIP is every installation's address; simDomain its domain.
+const simIP = "203.0.113.9"
+
+func simDomain(name string) string { return name + ".example.com" }
+
 // buy makes a key known to its vendor and activates it at the sim's now.
 func (s *sim) buy(name, source, key string, tr truth) {
 	s.t.Helper()
@@ -325,10 +318,12 @@ func (s *sim) buy(name, source, key string, tr truth) {
 	if v := s.vendors[source]; v != nil {
 		v.mu.Lock()
 		v.keys[key] = &tr
+		if tr.id != "" {
+			v.byID[tr.id] = key
+		}
 		v.mu.Unlock()
 	}
-	product := map[string]string{"envato": "pe", "digitaldownloads": "pd", "lemonsqueezy": "pl", "static": "ps"}[source]
-	a, err := s.svc.Activate(context.Background(), ActivateRequest{Key: key, Domain: name + ".example.com", Product: product, IP: "203.0.113.9"})
+	a, err := s.svc.Activate(context.Background(), ActivateRequest{Key: key, Domain: simDomain(name), Product: simProducts[source], IP: simIP})
 	if err != nil {
 		s.t.Fatalf("activating %s: %v", name, err)
 	}
@@ -430,8 +425,10 @@ func faultSchedule(now time.Time, source string) int32 {
 
 func tp(t time.Time) *time.Time { return &t }
 
-// TestRecheckSimulatedMonth is acceptance 1: a month of rechecks every 6h
-// through every fault mode, on both stores, in both modes.
+// TestRecheckSimulatedMonth is acceptance 1 and 3: a month of rechecks
+// every 6h through every fault mode, on both stores, in both modes, at
+// every vendor the gateway has an adapter for; no recheck spends anything
+// at a vendor (a use, a slot, a term) nor names another installation.
 func TestRecheckSimulatedMonth(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a simulated month")
@@ -456,10 +453,12 @@ func simulateMonth(t *testing.T, st store.Store, mode policy.RecheckMode) {
 	for i := range 30 {
 		s.buy(fmt.Sprintf("e%d", i), "envato", uuidKey('e', i), truth{status: "active", support: tp(support)})
 	}
-	for i := range 8 {
+	// Five licences at each other vendor (d0, l0 refunded, l2 and l3
+	// expiring), the month's time going to its faults, not its numbers.
+	for i := range monthLicences {
 		s.buy(fmt.Sprintf("d%d", i), "digitaldownloads", ddpKey(i), truth{status: "active"})
 	}
-	for i := range 8 {
+	for i := range monthLicences {
 		exp := tp(simStart.AddDate(1, 0, 0))
 		if i == 2 || i == 3 {
 			exp = tp(day(20.5)) // expires during the second outage
@@ -475,10 +474,14 @@ func simulateMonth(t *testing.T, st store.Store, mode policy.RecheckMode) {
 	for i := range 6 {
 		s.buy(fmt.Sprintf("s%d", i), "static", fmt.Sprintf("STATIC-%d", i), truth{})
 	}
+	s.buyMonthVendors()
 
 	// What really happens at the vendors.
 	bad := map[string]string{ // name -> the status it must end in
 		"e0": "refund", "d0": "refund", "l0": "refund", "s0": "refund", "l3": store.LicenseExpired, "s2": store.LicenseExpired,
+	}
+	for _, mv := range monthVendors {
+		bad[monthName(mv, 0)], bad[monthName(mv, 3)] = "refund", store.LicenseExpired
 	}
 	events := []struct {
 		at time.Time
@@ -491,10 +494,17 @@ func simulateMonth(t *testing.T, st store.Store, mode policy.RecheckMode) {
 			s.vendors["lemonsqueezy"].set(s.keys["l0"], func(tr *truth) { tr.status = "disabled" })
 			rows[0].status = "revoked"
 			s.writeKeys(rows)
+			for _, mv := range monthVendors {
+				s.vendors[mv.source].set(s.keys[monthName(mv, 0)], mv.refund)
+			}
 		}},
-		// l2's buyer renews before the expiry; l3's does not.
+		// l2's buyer renews before the expiry; l3's does not (and so for
+		// each month vendor's 2 and 3).
 		{at: day(19), do: func() {
 			s.vendors["lemonsqueezy"].set(s.keys["l2"], func(tr *truth) { tr.expires = tp(simStart.AddDate(1, 0, 0)) })
+			for _, mv := range monthVendors {
+				s.vendors[mv.source].set(s.keys[monthName(mv, 2)], mv.renew)
+			}
 		}},
 		{at: day(16), do: func() {
 			s.vendors["envato"].set(s.keys["e1"], func(tr *truth) { tr.support = tp(support.AddDate(1, 0, 0)) })
@@ -515,7 +525,7 @@ func simulateMonth(t *testing.T, st store.Store, mode policy.RecheckMode) {
 		// serve (within expiry_grace), neither is expired.
 		if !checkedDuringOutage && now.After(day(21.5)) {
 			checkedDuringOutage = true
-			for _, n := range []string{"l2", "l3"} {
+			for _, n := range s.expiring() {
 				if lic := s.license(n); lic.Status != store.LicenseActive || !s.serves(n) {
 					t.Errorf("%s during the outage past its expiry: status %s, serves %v", n, lic.Status, s.serves(n))
 				}
@@ -554,6 +564,7 @@ func simulateMonth(t *testing.T, st store.Store, mode policy.RecheckMode) {
 	if s.serves("l3") {
 		t.Error("l3 expired at its vendor still serves")
 	}
+	s.checkMonthVendorTerms()
 
 	// No fault ever flagged, suspended or expired an honest licence: every
 	// such change has its audit event.
@@ -578,10 +589,14 @@ func simulateMonth(t *testing.T, st store.Store, mode policy.RecheckMode) {
 	if !tripped {
 		t.Error("Envato's 404 for every code did not trip the guard")
 	}
-	// Nothing a recheck asked spent a use or an activation.
+	// Acceptance 3: nothing a recheck asked spent a use, a slot or a term
+	// (Keygen's count started over after the activations), nor named
+	// another installation than the one recorded.
+	s.checkRecordedInstallations()
+	s.checkMonthVendorsUntouched()
 	for _, v := range s.vendors {
 		if v.charged != 0 {
-			t.Errorf("%s: %d calls would have spent a use or a slot", v.name, v.charged)
+			t.Errorf("%s: %d calls would have spent a use, a slot or a term", v.name, v.charged)
 		}
 	}
 	// Every licence was asked about four times a day, give or take the
