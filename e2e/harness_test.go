@@ -149,7 +149,7 @@ func freePort(t *testing.T) int {
 func newGateway(t *testing.T, upstream string) *gateway {
 	t.Helper()
 	g := &gateway{t: t, dir: t.TempDir(), port: freePort(t), admin: freePort(t), upstream: upstream,
-		vars: map[string]string{"ACTIVATIONS": "1", "EXCHANGE": "", "PRODUCT_OPTIONS": ""}, template: caddyfileTemplate}
+		vars: map[string]string{"ACTIVATIONS": "1", "EXCHANGE": "", "PRODUCT_OPTIONS": "", "SOURCES": ""}, template: caddyfileTemplate}
 	if err := os.WriteFile(filepath.Join(g.dir, "keys.csv"), []byte(demoKeys), 0o600); err != nil {
 		t.Fatal(err)
 	}

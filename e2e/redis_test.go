@@ -31,6 +31,7 @@ const redisTemplate = `{
 		source static {
 			file {{DIR}}/keys.csv
 		}
+		{{SOURCES}}
 		product converter-pro {
 			sources static
 			activations {{ACTIVATIONS}}
