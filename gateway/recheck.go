@@ -54,6 +54,11 @@ const (
 	recheckIdle = RecheckLeaseTTL / 3
 	// recheckStandby is how often an instance without the lease tries it.
 	recheckStandby = RecheckLeaseTTL / 6
+	// recheckPace is the longest the worker waits for a source's recheck
+	// budget before it defers the licence instead: a call of the recheck
+	// share of any rate of 60/m or more. It is well inside the lease's
+	// renewal third, which the worker renews between checks.
+	recheckPace = 2 * time.Second
 	// recheckCallTimeout bounds one source call of a source that bounds
 	// none itself (the resilience wrapper has its own).
 	recheckCallTimeout = 30 * time.Second
@@ -322,7 +327,11 @@ func (s *Service) recheckLicense(ctx context.Context, id string, token int64, by
 	}
 	src := s.cfg.Sources[lic.Source]
 	if !byHand {
-		if wait := recheckWait(src); wait > 0 {
+		wait := awaitRecheck(ctx, src)
+		if ctx.Err() != nil {
+			return nil, ctx.Err() // the worker is stopping: the claim runs out
+		}
+		if wait > 0 {
 			return s.reschedule(ctx, id, token, RecheckDeferred, "budget", s.deferUntil(wait))
 		}
 	}
@@ -363,6 +372,19 @@ func (s *Service) recheckRules(product string) policy.RecheckRules {
 		return p.Recheck.WithDefaults()
 	}
 	return policy.RecheckRules{}.WithDefaults()
+}
+
+// awaitRecheck waits up to recheckPace for src's recheck budget to have a
+// call and returns 0, or returns the longer wait (see recheckWait) at
+// once. Waiting the few milliseconds a call takes to refill keeps a batch
+// of one source's licences flowing at the recheck share of its rate;
+// deferring each would write it back for nothing and leave the batch to
+// the bucket's handful of calls.
+func awaitRecheck(ctx context.Context, src upstreams.Source) time.Duration {
+	if p, ok := src.(interface{ Budget() *upstreams.Budget }); ok && p.Budget() != nil {
+		return p.Budget().AwaitRecheck(ctx, recheckPace)
+	}
+	return recheckWait(src)
 }
 
 // recheckWait is how long until src's recheck budget has a call (0: now):

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -162,6 +163,7 @@ type sim struct {
 	keyFile string
 	keys    map[string]string // name -> key (the test's own names: e1, d1, ...)
 	ids     map[string]string // name -> licence id
+	burst   int               // each source's rate burst (0: 100)
 }
 
 var simStart = time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
@@ -217,7 +219,7 @@ func newSim(t *testing.T, st store.Store, mode policy.RecheckMode, instance stri
 
 func (s *sim) resilience() upstreams.ResilienceConfig {
 	return upstreams.ResilienceConfig{Timeout: 25 * time.Millisecond, BreakerCooldown: time.Hour, Rate: upstreams.Rate{Calls: 6000, Period: time.Minute},
-		Burst: 100, Clock: s.clock, NegativeTTL: -1}
+		Burst: cmp.Or(s.burst, 100), Clock: s.clock, NegativeTTL: -1}
 }
 
 // service builds a Service on st with the sim's sources (another instance

@@ -3,6 +3,8 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
 	"path/filepath"
 	"testing"
 	"time"
@@ -122,5 +124,46 @@ func TestReinstateRestartsTheCount(t *testing.T) {
 	}
 	if out, err := s.svc.RecheckLicense(ctx, s.ids["d1"]); err != nil || out.Status != store.LicenseActive || out.Definitive != 1 {
 		t.Fatalf("after reinstate: %+v, %v", out, err)
+	}
+}
+
+// TestRecheckPacesABatchToTheBudget: a batch of one source's due licences
+// larger than its recheck bucket is checked in one step, each waiting the
+// few milliseconds its call takes to refill, not deferred past the
+// bucket's handful of calls (which left the worker at ~5 checks per
+// source per pause whatever the rate).
+func TestRecheckPacesABatchToTheBudget(t *testing.T) {
+	s := newSim(t, openEmbedded(t), policy.RecheckManual, "gw_a")
+	s.burst = 10 // a recheck bucket of 5 calls, refilled every 20 ms at 6,000/m
+	s.svc = s.service(s.store, policy.RecheckManual, "gw_a")
+	for i := range RecheckBatch {
+		s.buy(fmt.Sprintf("d%d", i), "digitaldownloads", ddpKey(i), truth{status: "active"})
+	}
+	ddp := s.vendors["digitaldownloads"]
+	before := map[string]int{}
+	ddp.mu.Lock()
+	maps.Copy(before, ddp.asked)
+	ddp.mu.Unlock()
+	s.clock.Advance(7 * time.Hour) // every licence is due
+	start := s.clock.Now()
+	n, err := s.svc.RecheckOnce(context.Background())
+	if err != nil || n != RecheckBatch {
+		t.Fatalf("RecheckOnce: %d, %v; want %d", n, err, RecheckBatch)
+	}
+	for i := range RecheckBatch {
+		name := fmt.Sprintf("d%d", i)
+		if lic := s.license(name); lic.Recheck.LastOutcome != policy.CheckValid {
+			t.Errorf("%s: last outcome %q (%s), want valid", name, lic.Recheck.LastOutcome, lic.Recheck.LastReason)
+		}
+		ddp.mu.Lock()
+		asked := ddp.asked[ddpKey(i)] - before[ddpKey(i)]
+		ddp.mu.Unlock()
+		if asked != 1 {
+			t.Errorf("%s asked %d times in the step, want 1", name, asked)
+		}
+	}
+	// The waits were the refills' (11 calls at 20 ms), on the budget's clock.
+	if took := s.clock.Now().Sub(start); took > time.Second {
+		t.Errorf("the step waited %v for %d calls", took, RecheckBatch)
 	}
 }

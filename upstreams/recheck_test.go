@@ -269,3 +269,38 @@ func TestBudgetWithBurstOne(t *testing.T) {
 		t.Errorf("Wait %v: activations wait for nothing", w)
 	}
 }
+
+// TestBudgetAwaitRecheck: a recheck waits the moments its share takes to
+// refill, on the budget's clock, and takes nothing; a longer wait (a
+// Retry-After) is answered at once.
+func TestBudgetAwaitRecheck(t *testing.T) {
+	clock := newFakeClock()
+	b := NewBudget(Rate{Calls: 6000, Period: time.Minute}, 10, time.Second, clock)
+	ctx := withRecheck(context.Background())
+	for b.RecheckWait() == 0 {
+		if err := b.Spend(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start, spent := clock.Now(), b.RecheckSpent()
+	if w := b.AwaitRecheck(context.Background(), 2*time.Second); w != 0 {
+		t.Fatalf("AwaitRecheck answered %v, want 0 after a refill", w)
+	}
+	if took := clock.Now().Sub(start); took <= 0 || took > 50*time.Millisecond {
+		t.Errorf("waited %v for one call at 50 rechecks/s", took)
+	}
+	if b.RecheckSpent() != spent {
+		t.Error("AwaitRecheck took a call")
+	}
+	if err := b.Spend(ctx); err != nil {
+		t.Fatalf("the recheck after the wait: %v", err)
+	}
+	b.Pause(time.Hour)
+	start = clock.Now()
+	if w := b.AwaitRecheck(context.Background(), 2*time.Second); w < 59*time.Minute {
+		t.Errorf("AwaitRecheck during a 1h Retry-After: %v", w)
+	}
+	if !clock.Now().Equal(start) {
+		t.Error("AwaitRecheck slept through a wait beyond its limit")
+	}
+}
