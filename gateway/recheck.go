@@ -59,9 +59,11 @@ const (
 	// share of any rate of 60/m or more. It is well inside the lease's
 	// renewal third, which the worker renews between checks.
 	recheckPace = 2 * time.Second
-	// recheckCallTimeout bounds one source call of a source that bounds
-	// none itself (the resilience wrapper has its own).
-	recheckCallTimeout = 30 * time.Second
+	// recheckCallTimeout bounds the worker's wait for one source call. It
+	// is a third of the lease: the worker renews the lease before each
+	// check once a third of it has run, so a check (its budget wait, then
+	// its call) ends while the lease it started under still runs.
+	recheckCallTimeout = RecheckLeaseTTL / 3
 )
 
 // Outcomes a recheck answers besides policy's valid, invalid and unknown.
