@@ -32,12 +32,9 @@ import (
 // its last check, with every 1m behind it.
 const (
 	recheckPeriod = 10 * time.Second
-	// recheckKeys is what one step of the worker checks of one source:
-	// the recheck bucket of the source's budget holds half its burst
-	// (upstreams.NewBudget; the burst is min(rate, 10)), and a licence
-	// that finds it empty is deferred to the next step (recheckIdle
-	// later), however soon the bucket refills. More keys would split each
-	// round over two steps.
+	// recheckKeys is fewer than one step's batch (gateway.RecheckBatch),
+	// so each round is one step of the worker (paced to the source's
+	// recheck budget within it) and the rounds stay recheckPeriod apart.
 	recheckKeys = 5
 	// The worker's timing, from gateway's constants: the holder sleeps a
 	// third of the lease's TTL between steps when nothing more is due
