@@ -296,13 +296,23 @@ table() {
 			for (k = 1; k <= n[c]; k++) { a[k] = p99[c, k] + 0 }; mp99[c] = med(a, n[c]); p99lo[c] = a[1]; p99hi[c] = a[n[c]]
 			for (k = 1; k <= n[c]; k++) { a[k] = cpu[c, k] + 0 }; mcpu[c] = med(a, n[c])
 		}
-		printf "| case | req/s median (min-max) | p50 ms | p99 ms median (min-max) | server CPU us/req | x no gate, same store | x header_up, same store | p99 vs no gate | errors |\n"
-		printf "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+		if (fixed != "") {
+			printf "| case | req/s median (min-max) | p50 ms | p99 ms median (min-max) | server CPU us/req | x %s | p99 vs %s | errors |\n", fixed, fixed
+			printf "|---|---:|---:|---:|---:|---:|---:|---:|\n"
+		} else {
+			printf "| case | req/s median (min-max) | p50 ms | p99 ms median (min-max) | server CPU us/req | x no gate, same store | x header_up, same store | p99 vs no gate | errors |\n"
+			printf "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+		}
 		for (i = 1; i <= cases; i++) {
 			c = order[i]; st = storeof(c)
 			base = "same routes, no gate (" st ")"; second = "same routes + header_up, no gate (" st ")"
 			if (fixed != "") { base = fixed; second = "" }
 			dp99 = (base in mp99 && c != base) ? sprintf("%+.1f%%", (mp99[c] / mp99[base] - 1) * 100) : "-"
+			if (fixed != "") {
+				printf "| %s | %.0f (%.0f-%.0f) | %.2f | %.2f (%.2f-%.2f) | %.1f | %s | %s | %d |\n", c, mrps[c], lo[c], hi[c],
+					mp50[c] / 1000, mp99[c] / 1000, p99lo[c] / 1000, p99hi[c] / 1000, mcpu[c], paired(c, base), dp99, err[c]
+				continue
+			}
 			printf "| %s | %.0f (%.0f-%.0f) | %.2f | %.2f (%.2f-%.2f) | %.1f | %s | %s | %s | %d |\n", c, mrps[c], lo[c], hi[c],
 				mp50[c] / 1000, mp99[c] / 1000, p99lo[c] / 1000, p99hi[c] / 1000, mcpu[c], paired(c, base), paired(c, second), dp99, err[c]
 		}
