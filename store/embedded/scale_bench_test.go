@@ -1,18 +1,15 @@
 package embedded
 
 import (
-	"context"
-	"fmt"
-	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"testing"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/licensegate/licensegate/store"
+	"github.com/licensegate/licensegate/store/storetest"
 )
 
 // The recheck's scale (SPEC section 11, issue 10 acceptance 5): the cost of
@@ -26,17 +23,8 @@ import (
 // into bbolt in large transactions: a million UpdateLicense calls would
 // each fsync.
 
-var benchT0 = time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
-
-func benchLicenses() int {
-	if n, err := strconv.Atoi(os.Getenv("LICENSEGATE_BENCH_LICENSES")); err == nil && n > 0 {
-		return n
-	}
-	return 1_000_000
-}
-
-// loadIndex writes n minimal licences, licence i due at benchT0 - n + i
-// seconds, so all are due at benchT0 and the earliest go first.
+// loadIndex writes n minimal licences, licence i due at storetest.ScaleT0 - n + i
+// seconds, so all are due at storetest.ScaleT0 and the earliest go first.
 func loadIndex(b *testing.B, n int) *Store {
 	b.Helper()
 	s, err := Open(filepath.Join(b.TempDir(), "lg.db"), time.Second)
@@ -51,8 +39,8 @@ func loadIndex(b *testing.B, n int) *Store {
 			lics, due := tx.Bucket(bucketLicenses), tx.Bucket(bucketDue)
 			lics.FillPercent, due.FillPercent = 1, 1 // appended in key order
 			for i := start; i < min(start+batch, n); i++ {
-				id := fmt.Sprintf("lic_%08d", i)
-				next := benchT0.Add(time.Duration(i-n) * time.Second)
+				id := storetest.ScaleID(i)
+				next := storetest.ScaleNext(i, n)
 				if err := putJSON(lics, id, &store.License{ID: id, Status: store.LicenseActive, NextCheckAt: next, Version: 1}); err != nil {
 					return err
 				}
@@ -79,38 +67,14 @@ func reportHeap(b *testing.B) {
 
 // BenchmarkScaleClaimDue claims one due licence per op.
 func BenchmarkScaleClaimDue(b *testing.B) {
-	n := benchLicenses()
-	s := loadIndex(b, n)
-	ctx := context.Background()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		ids, err := s.ClaimDue(ctx, benchT0, 1, time.Hour)
-		if err != nil || len(ids) != 1 {
-			b.Fatalf("ClaimDue: %v, %v", ids, err)
-		}
-	}
-	b.StopTimer()
+	storetest.BenchClaimDue(b, loadIndex(b, storetest.ScaleLicenses()))
 	reportHeap(b)
 }
 
 // BenchmarkScaleSchedule moves one licence's next check per op (the
 // worker's write of a result): re-indexing is a delete and a put.
 func BenchmarkScaleSchedule(b *testing.B) {
-	n := benchLicenses()
-	s := loadIndex(b, n)
-	ctx := context.Background()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		id := fmt.Sprintf("lic_%08d", (i*7919)%n)
-		if _, err := s.UpdateLicense(ctx, id, func(st *store.LicenseState) (*store.LicenseState, error) {
-			st.License.NextCheckAt = benchT0.Add(time.Duration(i) * time.Second)
-			return st, nil
-		}); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.StopTimer()
+	n := storetest.ScaleLicenses()
+	storetest.BenchSchedule(b, loadIndex(b, n), n)
 	reportHeap(b)
 }

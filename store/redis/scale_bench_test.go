@@ -3,17 +3,14 @@ package redis
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"os"
 	"runtime"
-	"strconv"
 	"testing"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/licensegate/licensegate/internal/redistest"
 	"github.com/licensegate/licensegate/store"
+	"github.com/licensegate/licensegate/store/storetest"
 )
 
 // The recheck's scale on Redis (issue 10 acceptance 5): the cost of
@@ -25,15 +22,6 @@ import (
 // LICENSEGATE_BENCH_LICENSES sets the index size (default 1,000,000). The
 // licences are minimal states (id, status, next check) written with
 // pipelined SET and ZADD, as UpdateLicense would leave them.
-
-var benchT0 = time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
-
-func benchLicenses() int {
-	if n, err := strconv.Atoi(os.Getenv("LICENSEGATE_BENCH_LICENSES")); err == nil && n > 0 {
-		return n
-	}
-	return 1_000_000
-}
 
 func loadIndex(b *testing.B, n int) (*Store, *redis.Client) {
 	b.Helper()
@@ -47,8 +35,8 @@ func loadIndex(b *testing.B, n int) (*Store, *redis.Client) {
 	for start := 0; start < n; start += batch {
 		_, err := client.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i := start; i < min(start+batch, n); i++ {
-				id := fmt.Sprintf("lic_%08d", i)
-				next := benchT0.Add(time.Duration(i-n) * time.Second)
+				id := storetest.ScaleID(i)
+				next := storetest.ScaleNext(i, n)
 				raw, _ := json.Marshal(stateRecord{License: &store.License{ID: id, Status: store.LicenseActive, NextCheckAt: next, Version: 1}})
 				p.Set(ctx, s.stateKey(id), raw, 0)
 				p.ZAdd(ctx, s.dueKey(), redis.Z{Score: float64(next.UnixMilli()), Member: id})
@@ -77,37 +65,16 @@ func reportMemory(b *testing.B, client *redis.Client) {
 
 // BenchmarkScaleClaimDue claims one due licence per op (one script run).
 func BenchmarkScaleClaimDue(b *testing.B) {
-	s, client := loadIndex(b, benchLicenses())
-	ctx := context.Background()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		ids, err := s.ClaimDue(ctx, benchT0, 1, time.Hour)
-		if err != nil || len(ids) != 1 {
-			b.Fatalf("ClaimDue: %v, %v", ids, err)
-		}
-	}
-	b.StopTimer()
+	s, client := loadIndex(b, storetest.ScaleLicenses())
+	storetest.BenchClaimDue(b, s)
 	reportMemory(b, client)
 }
 
 // BenchmarkScaleSchedule moves one licence's next check per op (the
 // worker's write of a result, re-indexed by dueScript).
 func BenchmarkScaleSchedule(b *testing.B) {
-	n := benchLicenses()
+	n := storetest.ScaleLicenses()
 	s, client := loadIndex(b, n)
-	ctx := context.Background()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		id := fmt.Sprintf("lic_%08d", (i*7919)%n)
-		if _, err := s.UpdateLicense(ctx, id, func(st *store.LicenseState) (*store.LicenseState, error) {
-			st.License.NextCheckAt = benchT0.Add(time.Duration(i) * time.Second)
-			return st, nil
-		}); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.StopTimer()
+	storetest.BenchSchedule(b, s, n)
 	reportMemory(b, client)
 }
