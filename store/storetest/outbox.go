@@ -112,18 +112,7 @@ func testOutboxClaims(t *testing.T, h *harness) {
 	for _, lic := range []string{"lic_a", "lic_b"} {
 		put(t, s, license(lic))
 	}
-	update := func(lic string, actions ...string) {
-		t.Helper()
-		_, err := s.UpdateLicense(ctx, lic, func(st *store.LicenseState) (*store.LicenseState, error) {
-			for _, a := range actions {
-				st.Events = append(st.Events, event(a, lic, t0))
-			}
-			return st, nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	update := func(lic string, actions ...string) { t.Helper(); writeEvents(t, s, lic, actions...) }
 	update("lic_a", store.AuditLicenseSuspended)
 	update("lic_a", store.AuditLicenseReinstated)
 	update("lic_b", store.AuditLicenseLocked)
@@ -211,18 +200,7 @@ func testOutboxPending(t *testing.T, h *harness) {
 	for _, lic := range []string{"lic_a", "lic_b"} {
 		put(t, s, license(lic))
 	}
-	update := func(lic string, actions ...string) {
-		t.Helper()
-		_, err := s.UpdateLicense(ctx, lic, func(st *store.LicenseState) (*store.LicenseState, error) {
-			for _, a := range actions {
-				st.Events = append(st.Events, event(a, lic, t0))
-			}
-			return st, nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	update := func(lic string, actions ...string) { t.Helper(); writeEvents(t, s, lic, actions...) }
 	update("lic_a", store.AuditLicenseSuspended, store.AuditLicenseReinstated)
 	update("lic_b", store.AuditLicenseLocked)
 	if err := s.AppendEvents(ctx, []store.AuditEvent{event(store.AuditKeysRotated, "", t0)}); err != nil {
@@ -361,4 +339,18 @@ func keys(m map[string]store.OutboxEntry) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// writeEvents writes a change of lic that carries one event per action.
+func writeEvents(t *testing.T, s store.Store, lic string, actions ...string) {
+	t.Helper()
+	_, err := s.UpdateLicense(context.Background(), lic, func(st *store.LicenseState) (*store.LicenseState, error) {
+		for _, a := range actions {
+			st.Events = append(st.Events, event(a, lic, t0))
+		}
+		return st, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
