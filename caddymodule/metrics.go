@@ -193,7 +193,7 @@ func (m *otelMetrics) instruments(meter metric.Meter) error {
 	errs = append(errs, err)
 	due, err := meter.Int64ObservableGauge(metricRecheckDue, metric.WithDescription("Licences due for a recheck now, by source."))
 	errs = append(errs, err)
-	backlog, err := meter.Int64ObservableGauge(metricRecheckBacklog, metric.WithDescription("Licences overdue for a recheck, by source."))
+	backlog, err := meter.Int64ObservableGauge(metricRecheckBacklog, metric.WithDescription("Licences scheduled for a recheck, by source."))
 	errs = append(errs, err)
 	lag, err := meter.Float64ObservableGauge(metricRecheckLag, metric.WithUnit("s"), metric.WithDescription("Age of the oldest overdue recheck, by source."))
 	errs = append(errs, err)

@@ -228,7 +228,7 @@ func TestMetricsForRecheckAndWebhooks(t *testing.T) {
 		`licensegate_recheck_outcomes_total{outcome="valid",source="envato"}`: 1,
 		`licensegate_webhook_deliveries_total{outcome="delivered"}`:           float64(sink.distinct()),
 		`licensegate_recheck_due{source="all"}`:                               0,
-		`licensegate_recheck_backlog{source="all"}`:                           0,
+		`licensegate_recheck_backlog{source="all"}`:                           1, // the one licence, scheduled
 		`licensegate_recheck_lag_seconds{source="all"}`:                       0,
 		`licensegate_webhook_pending`:                                         0,
 	}

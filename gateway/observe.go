@@ -54,6 +54,8 @@ type Backlog struct {
 
 // RecheckBacklog is one source's recheck queue.
 type RecheckBacklog struct {
+	// Due counts the licences due now; Backlog every licence scheduled
+	// for a recheck; Lag is how long the oldest due one has waited.
 	Due, Backlog int64
 	Lag          time.Duration
 }
@@ -68,6 +70,9 @@ type RecheckBacklog struct {
 // the count is reported whenever the store answers.
 func (s *Service) Backlog(ctx context.Context) Backlog {
 	var bl Backlog
+	// A scrape or a readiness probe must not hang on a hung store.
+	ctx, cancel := context.WithTimeout(ctx, healthPingTimeout)
+	defer cancel()
 	if n, err := s.cfg.Store.OutboxPending(ctx); err == nil {
 		bl.WebhookPending = &n
 	}
@@ -79,7 +84,7 @@ func (s *Service) Backlog(ctx context.Context) Backlog {
 	if err != nil {
 		return bl
 	}
-	rb := RecheckBacklog{Due: ds.Due, Backlog: ds.Due}
+	rb := RecheckBacklog{Due: ds.Due, Backlog: ds.Scheduled}
 	if !ds.Oldest.IsZero() && ds.Oldest.Before(now) {
 		rb.Lag = now.Sub(ds.Oldest)
 	}

@@ -238,8 +238,10 @@ func (w *rechecker) hold(ctx context.Context) (int64, error) {
 			}
 			w.mu.Unlock()
 			return l.Token, nil
-		case !errors.Is(err, store.ErrLeaseLost) && now.Before(l.Expires):
-			return l.Token, nil // the store did not answer; the lease still runs
+		case !errors.Is(err, store.ErrLeaseLost) && now.Add(recheckPace+recheckCallTimeout).Before(l.Expires):
+			// The store did not answer, but the lease outlasts a whole
+			// check (its budget wait and its call): go on.
+			return l.Token, nil
 		case !errors.Is(err, store.ErrLeaseLost):
 			w.drop(l.Token)
 			return 0, fmt.Errorf("renewing the recheck lease: %w", err)
@@ -338,7 +340,7 @@ func (s *Service) recheckLicense(ctx context.Context, id string, token int64, by
 		}
 	}
 	v := s.askSource(ctx, src, st)
-	s.noteVerdict(ctx, src.Name(), v)
+	s.noteVerdict(ctx, lic.Source, v) // src is nil when the source left the config
 	if ctx.Err() != nil {
 		return nil, ctx.Err() // the worker is stopping: the claim runs out
 	}

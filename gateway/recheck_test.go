@@ -167,3 +167,22 @@ func TestRecheckPacesABatchToTheBudget(t *testing.T) {
 		t.Errorf("the step waited %v for %d calls", took, RecheckBatch)
 	}
 }
+
+// TestRecheckOfARemovedSource: a licence whose source left the config is
+// rechecked as unknown (by hand and by the worker), not a panic.
+func TestRecheckOfARemovedSource(t *testing.T) {
+	s := newSim(t, openEmbedded(t), policy.RecheckManual, "gw_a")
+	s.buy("d1", "digitaldownloads", ddpKey(1), truth{status: "active"})
+	delete(s.svc.cfg.Sources, "digitaldownloads")
+	out, err := s.svc.RecheckLicense(context.Background(), s.ids["d1"])
+	if err != nil || out.Outcome != policy.CheckUnknown || out.Status != store.LicenseActive {
+		t.Fatalf("recheck by hand: %+v, %v", out, err)
+	}
+	s.clock.Advance(7 * time.Hour)
+	if n, err := s.svc.RecheckOnce(context.Background()); n != 1 || err != nil {
+		t.Fatalf("worker step: %d, %v", n, err)
+	}
+	if lic := s.license("d1"); lic.Status != store.LicenseActive || lic.Recheck.LastOutcome != policy.CheckUnknown {
+		t.Fatalf("after the worker: %s, last %q", lic.Status, lic.Recheck.LastOutcome)
+	}
+}

@@ -3,9 +3,11 @@ package webhooks
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 )
@@ -46,7 +48,7 @@ func Send(ctx context.Context, client *http.Client, url string, m Message, secre
 	req.Header.Set("webhook-signature", Sign(m.ID, m.Timestamp, m.Body, secrets))
 	resp, err := client.Do(req)
 	if err != nil {
-		return Result{Err: err}
+		return Result{Err: withoutURL(err)}
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxAnswer))
@@ -83,4 +85,16 @@ func NewClient(timeout time.Duration) *http.Client {
 			return http.ErrUseLastResponse
 		},
 	}
+}
+
+// withoutURL drops the endpoint's URL from a transport error (*url.Error
+// spells it out, query included): an author's URL may carry a token of the
+// receiver's, and this error is stored as the delivery's last error, shown
+// by the admin API and logged.
+func withoutURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
+	}
+	return err
 }

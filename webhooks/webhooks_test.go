@@ -136,7 +136,11 @@ func TestSend(t *testing.T) {
 		t.Fatalf("a redirect counted as delivered: %+v", r)
 	}
 	srv.Close()
-	if r := Send(context.Background(), client, srv.URL, m, secrets); r.Delivered || r.Err == nil || r.Status != 0 {
+	// The error is stored and logged: it must not spell out the URL, whose
+	// query may hold the receiver's token.
+	hook := srv.URL + "/hook?token=receiver-secret-123"
+	if r := Send(context.Background(), client, hook, m, secrets); r.Delivered || r.Err == nil || r.Status != 0 ||
+		strings.Contains(r.Err.Error(), "receiver-secret-123") || strings.Contains(r.Err.Error(), srv.URL) {
 		t.Fatalf("connection refused: %+v", r)
 	}
 }
