@@ -104,6 +104,7 @@ func (s *Store) AcquireLease(ctx context.Context, name, holder string, now time.
 	var got store.Lease
 	var held bool
 	err := s.update(ctx, "acquiring lease", func(tx *bolt.Tx) error {
+		got, held = store.Lease{}, false // a group commit may run this again
 		b := tx.Bucket(bucketLeases)
 		var cur store.Lease
 		if _, err := getJSON(b, name, &cur); err != nil {
@@ -135,6 +136,7 @@ func (s *Store) RenewLease(ctx context.Context, l store.Lease, now time.Time, tt
 	var got store.Lease
 	var lost bool
 	err := s.update(ctx, "renewing lease", func(tx *bolt.Tx) error {
+		got, lost = store.Lease{}, false // a group commit may run this again
 		b := tx.Bucket(bucketLeases)
 		var cur store.Lease
 		if _, err := getJSON(b, l.Name, &cur); err != nil {
