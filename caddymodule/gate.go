@@ -262,32 +262,27 @@ func parseForward(names []string) (forwardSet, error) {
 }
 
 // forward replaces the credentials with the licence facts, as the headers
-// in set (none chosen: all) and as placeholders.
+// in set (none chosen: all) and as placeholders. It makes two
+// allocations: the grant's values, which the headers' value slices share,
+// and the placeholder provider.
 func forward(r *http.Request, grant *gateway.Grant, set forwardSet) {
 	if set == 0 {
 		set = forwardAll
 	}
 	h := r.Header
-	h.Del("Authorization")
+	delete(h, "Authorization") // net/http canonicalised the client's spelling
 	stripLicenseHeaders(h)
-	support := strconv.FormatBool(grant.SupportActive)
-	values := [len(forwardNames)]string{grant.InstallationID, grant.Product, grant.Domain, grant.Type, support, grant.Class}
-	// One allocation for every header's value slice, instead of one each.
-	backing := make([]string, len(values))
-	for i, v := range values {
+	v := &grantVars{license: grant.LicenseID, stale: grant.Stale}
+	v.values = [len(forwardNames)]string{grant.InstallationID, grant.Product, grant.Domain, grant.Type,
+		strconv.FormatBool(grant.SupportActive), grant.Class}
+	for i := range v.values {
 		if set&(1<<i) != 0 {
-			backing[i] = v
-			h[forwardHeaders[i]] = backing[i : i+1 : i+1]
+			h[forwardHeaders[i]] = v.values[i : i+1 : i+1]
 		}
 	}
-
-	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	if !ok {
-		return // not served by Caddy's server (a test): no placeholders
-	}
-	vars := &grantVars{installation: grant.InstallationID, license: grant.LicenseID, product: grant.Product,
-		domain: grant.Domain, class: grant.Class, typ: grant.Type, support: grant.SupportActive, stale: grant.Stale}
-	repl.Map(vars.placeholder)
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Map(v.placeholder)
+	} // else not served by Caddy's server (a test): no placeholders
 }
 
 // grantVars serves an admitted request's {license.*} placeholders, each
@@ -297,8 +292,9 @@ func forward(r *http.Request, grant *gateway.Grant, set forwardSet) {
 // token, so no second gate on the same request admits it and adds its
 // own.)
 type grantVars struct {
-	installation, license, product, domain, class, typ string
-	support, stale                                     bool
+	values  [len(forwardNames)]string // in forwardNames' order
+	license string
+	stale   bool
 }
 
 func (v *grantVars) placeholder(key string) (any, bool) {
@@ -307,22 +303,13 @@ func (v *grantVars) placeholder(key string) (any, bool) {
 		return nil, false
 	}
 	switch name {
-	case "installation":
-		return v.installation, true
 	case "id":
 		return v.license, true
-	case "product":
-		return v.product, true
-	case "domain":
-		return v.domain, true
-	case "class":
-		return v.class, true
-	case "type":
-		return v.typ, true
-	case "support_active":
-		return strconv.FormatBool(v.support), true
 	case "stale": // served while the store was unreachable
 		return strconv.FormatBool(v.stale), true
+	}
+	if i := slices.Index(forwardNames[:], name); i >= 0 {
+		return v.values[i], true
 	}
 	return nil, false
 }
@@ -389,7 +376,19 @@ func isLicenseHeader(name string) bool {
 	if len(name) < len(prefix) {
 		return false
 	}
-	return strings.EqualFold(strings.ReplaceAll(name[:len(prefix)], "_", "-"), prefix)
+	for i := 0; i < len(prefix); i++ {
+		c := name[i]
+		switch {
+		case c == '_':
+			c = '-'
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		if c != prefix[i] {
+			return false // most names: at the first byte
+		}
+	}
+	return true
 }
 
 // Interface guards

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -54,8 +55,12 @@ type otelMetrics struct {
 	provider  *sdkmetric.MeterProvider
 	collector prometheus.Collector
 
-	gate, exchanges, calls, waits, storeErrors, rechecks, deliveries metric.Int64Counter
-	exchangeTime, callTime                                           metric.Float64Histogram
+	exchanges, calls, waits, storeErrors, rechecks, deliveries metric.Int64Counter
+	exchangeTime, callTime                                     metric.Float64Histogram
+
+	// gate counts the gate's decisions in-process; an observable counter
+	// reads them at collection.
+	gate gateCounts
 
 	// opts caches each label combination's options, copy on write: the
 	// gate's path looks them up without a lock or an allocation.
@@ -171,7 +176,6 @@ func (m *otelMetrics) instruments(meter metric.Meter) error {
 		errs = append(errs, err)
 		return h
 	}
-	m.gate = counter(metricGateDecisions, "Gate decisions by product and code (admitted, or the refusal's code).")
 	m.exchanges = counter(metricExchanges, "Installer requests by endpoint and outcome (ok, or the error's code).")
 	m.exchangeTime = seconds(metricExchangeDuration, "Installer request latency by endpoint and outcome.",
 		0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -199,10 +203,13 @@ func (m *otelMetrics) instruments(meter metric.Meter) error {
 	errs = append(errs, err)
 	pending, err := meter.Int64ObservableGauge(metricWebhookPending, metric.WithDescription("Webhook deliveries waiting in the outbox."))
 	errs = append(errs, err)
+	gate, err := meter.Int64ObservableCounter(metricGateDecisions, metric.WithDescription("Gate decisions by product and code (admitted, or the refusal's code)."))
+	errs = append(errs, err)
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
 	_, err = meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		m.gate.observe(o, gate)
 		app := m.current.Load()
 		if app == nil || app.svc == nil {
 			return nil
@@ -227,8 +234,68 @@ func (m *otelMetrics) instruments(meter metric.Meter) error {
 			o.ObserveInt64(pending, *bl.WebhookPending)
 		}
 		return nil
-	}, hits, misses, stale, breaker, due, backlog, lag, pending)
+	}, hits, misses, stale, breaker, due, backlog, lag, pending, gate)
 	return err
+}
+
+// gateCounts is the gate's decision counter: one atomic per product and
+// code, in a copy-on-write map, observed at collection. The SDK's
+// synchronous Add resolves the attribute set into its own locked map on
+// every call (~190 ns, a sixth of the gate's admission); here a decision
+// is one map read and one atomic add (~18 ns, BenchmarkGateDecision).
+type gateCounts struct {
+	mu sync.Mutex // serialises additions to m
+	m  atomic.Pointer[map[gateKey]*gateCount]
+}
+
+type gateKey struct{ product, code string }
+
+type gateCount struct {
+	n    atomic.Int64
+	opts metric.ObserveOption // the product and code attributes, built once
+}
+
+// add counts one decision.
+func (g *gateCounts) add(product, code string) {
+	k := gateKey{product, code}
+	if m := g.m.Load(); m != nil {
+		if c, ok := (*m)[k]; ok {
+			c.n.Add(1)
+			return
+		}
+	}
+	g.counter(k).n.Add(1)
+}
+
+// counter returns k's counter, adding it to a copy of the map.
+func (g *gateCounts) counter(k gateKey) *gateCount {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var cur map[gateKey]*gateCount
+	if m := g.m.Load(); m != nil {
+		cur = *m
+	}
+	if c, ok := cur[k]; ok {
+		return c
+	}
+	c := &gateCount{opts: metric.WithAttributeSet(attribute.NewSet(
+		attribute.String("product", k.product), attribute.String("code", k.code)))}
+	next := make(map[gateKey]*gateCount, len(cur)+1)
+	maps.Copy(next, cur)
+	next[k] = c
+	g.m.Store(&next)
+	return c
+}
+
+// observe reports every counter to o as inst.
+func (g *gateCounts) observe(o metric.Observer, inst metric.Int64Observable) {
+	m := g.m.Load()
+	if m == nil {
+		return
+	}
+	for _, c := range *m {
+		o.ObserveInt64(inst, c.n.Load(), c.opts)
+	}
 }
 
 // breakerStater is a source whose circuit breaker can be read (the
@@ -273,7 +340,7 @@ func (m *otelMetrics) GateDecision(product, code string) {
 	if product == "" {
 		product = "none"
 	}
-	m.gate.Add(context.Background(), 1, m.options(labels{"product", product, "code", code})...)
+	m.gate.add(product, code)
 }
 
 // Exchange implements gateway.Observer.

@@ -120,14 +120,15 @@ func (s *Service) Gate(products []string, opts ...GateOption) *Gate {
 // maxStale is how long past its freshness a cached status may be served
 // while the store is unreachable (on_store_error allow_stale; 0: deny).
 func (g *Gate) Admit(ctx context.Context, rawToken string, maxStale time.Duration) (Grant, error) {
-	c, err := g.verify(ctx, rawToken)
+	now := g.svc.now() // once: the clock is a tenth of an admission's cost
+	c, err := g.verify(ctx, rawToken, now)
 	if err != nil {
 		g.svc.obs.GateDecision("", outcomeOf(err, OutcomeAdmitted))
 		return Grant{}, err
 	}
-	grant, err := g.svc.authorize(ctx, c, maxStale)
+	grant, err := g.svc.authorize(ctx, c, maxStale, now)
 	if err == nil {
-		err = g.admitPolicy(&grant)
+		err = g.admitPolicy(&grant, now)
 	}
 	g.svc.obs.GateDecision(c.Audience, outcomeOf(err, OutcomeAdmitted))
 	if err != nil && grant.Quota.Limit == 0 {
@@ -138,14 +139,14 @@ func (g *Gate) Admit(ctx context.Context, rawToken string, maxStale time.Duratio
 
 // admitPolicy applies the gate's requirements, then its quota, to an
 // admitted grant.
-func (g *Gate) admitPolicy(grant *Grant) error {
+func (g *Gate) admitPolicy(grant *Grant, now time.Time) error {
 	for i := range g.require {
 		if r := &g.require[i]; !r.met(grant) {
 			return &Error{Code: CodeRequirementNotMet, Detail: r.detail}
 		}
 	}
 	if g.counter != nil {
-		return g.admitQuota(grant, g.svc.now())
+		return g.admitQuota(grant, now)
 	}
 	return nil
 }
@@ -161,11 +162,11 @@ func (g *Gate) Refused(code string) {
 // verify checks an access token's signature and claims. Without signing
 // keys (the store was down at start) it answers store_unavailable: an
 // outage, not a bad token.
-func (g *Gate) verify(ctx context.Context, rawToken string) (*tokens.Claims, error) {
+func (g *Gate) verify(ctx context.Context, rawToken string, now time.Time) (*tokens.Claims, error) {
 	if err := g.svc.EnsureKeys(ctx); err != nil {
 		return nil, err
 	}
-	c, err := g.verifier.Verify(rawToken)
+	c, err := g.verifier.VerifyAt(rawToken, now)
 	if err != nil {
 		return nil, invalidToken("The access token is not valid.", err)
 	}
@@ -176,13 +177,12 @@ func (g *Gate) verify(ctx context.Context, rawToken string) (*tokens.Claims, err
 // refreshes a recently used licence in the background: the request waits
 // on the store only when the cache holds nothing fresh or recently
 // refreshable.
-func (s *Service) authorize(ctx context.Context, c *tokens.Claims, maxStale time.Duration) (Grant, error) {
-	st, stale, err := s.cache.GetStale(ctx, c.License, maxStale)
+func (s *Service) authorize(ctx context.Context, c *tokens.Claims, maxStale time.Duration, now time.Time) (Grant, error) {
+	st, stale, err := s.cache.GetStaleAt(ctx, c.License, maxStale, now)
 	if err != nil {
 		s.obs.StoreError(OpStatusRead)
 		return Grant{}, unavailable(detailGateUnavailable, err)
 	}
-	now := s.now()
 	ins, refusal := s.admitted(credentialOf(c), st, now)
 	if refusal != nil {
 		return Grant{}, refusal

@@ -39,7 +39,7 @@ func (s *Service) authenticate(ctx context.Context, token string) (credential, e
 		}
 		return familyCredential(fam), nil
 	}
-	c, err := s.gate.verify(ctx, token)
+	c, err := s.gate.verify(ctx, token, s.now())
 	if err != nil {
 		return credential{}, err
 	}

@@ -123,7 +123,12 @@ func NewStateCache(s Store, cfg CacheConfig) *StateCache {
 // The returned state is shared with the cache and other callers: it must
 // not be modified.
 func (c *StateCache) GetStale(ctx context.Context, licenseID string, maxStale time.Duration) (st *LicenseState, stale bool, err error) {
-	now := c.cfg.Now()
+	return c.GetStaleAt(ctx, licenseID, maxStale, c.cfg.Now())
+}
+
+// GetStaleAt is GetStale at now, a time the caller read from the cache's
+// clock: the gate reads the clock once per request.
+func (c *StateCache) GetStaleAt(ctx context.Context, licenseID string, maxStale time.Duration, now time.Time) (st *LicenseState, stale bool, err error) {
 	var e cacheEntry
 	c.mu.Lock()
 	if el, ok := c.entries[licenseID]; ok {
