@@ -72,6 +72,23 @@ type Response struct {
 	Body   []byte
 }
 
+type tracedPathKey struct{}
+
+// WithTracedPath returns ctx for a call whose URL path holds a secret (a
+// licence read by its key): the call's span records path, the request's
+// path with the secret replaced, as url.path.
+func WithTracedPath(ctx context.Context, path string) context.Context {
+	return context.WithValue(ctx, tracedPathKey{}, path)
+}
+
+// tracedPath is the url.path a span of req records.
+func tracedPath(ctx context.Context, req *http.Request) string {
+	if p, ok := ctx.Value(tracedPathKey{}).(string); ok {
+		return p
+	}
+	return req.URL.Path
+}
+
 // do sends req with client and reads at most maxBody bytes of the answer.
 // A larger body is abandoned unread with ErrBodyTooLarge.
 func do(ctx context.Context, client *http.Client, req *http.Request, maxBody int64) (*Response, error) {
@@ -80,9 +97,10 @@ func do(ctx context.Context, client *http.Client, req *http.Request, maxBody int
 	}
 	ctx, span := startSpan(ctx, "HTTP "+req.Method, "")
 	if span != nil {
-		// the path only: a query may hold the purchase code
+		// the path only, and without a secret: a query may hold the
+		// purchase code, a path a key (WithTracedPath)
 		span.SetAttributes(attribute.String("http.request.method", req.Method),
-			attribute.String("server.address", req.URL.Hostname()), attribute.String("url.path", req.URL.Path))
+			attribute.String("server.address", req.URL.Hostname()), attribute.String("url.path", tracedPath(ctx, req)))
 		defer span.End()
 	}
 	resp, err := client.Do(req.WithContext(ctx))

@@ -59,6 +59,9 @@ func (s *Source) Recheck(ctx context.Context, req upstreams.RecheckRequest) upst
 	if err != nil {
 		return upstreams.UnknownVerdict(fmt.Errorf("%s: building request: %w", Name, upstreams.Redact(err, key, "[key]")))
 	}
+	if id == key { // a key URL-safe as it is: the span must not record it
+		ctx = upstreams.WithTracedPath(ctx, strings.TrimSuffix(hreq.URL.Path, key)+"[key]")
+	}
 	s.headers(hreq)
 	resp, err := s.client.Do(ctx, hreq)
 	if err != nil {

@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
 	"github.com/licensegate/licensegate/upstreams"
 	"github.com/licensegate/licensegate/upstreams/upstreamtest"
 )
@@ -139,4 +142,40 @@ func TestRecheckOutages(t *testing.T) {
 	upstreamtest.RunOutageCases(t, func(t *testing.T, o upstreamtest.Target) upstreams.Source {
 		return upstreamtest.RecheckAsVerify(newSource(t, o.BaseURL, func(c *Config) { c.Client = o.UpstreamClient(); c.Token = token }), licID)
 	}, upstreams.Request{Key: keyGood, Product: "pro"})
+}
+
+// TestRecheckByKeyTracesNoKey: a licence read by its key (no id recorded)
+// has its call traced with the key replaced in url.path; one read by its
+// id keeps the path.
+func TestRecheckByKeyTracesNoKey(t *testing.T) {
+	f := newFake(t, "Bearer "+token, nil)
+	f.licences = map[string]answer{keyGood: read(lic), licID: read(lic)}
+	s := newSource(t, f.srv.URL, func(c *Config) { c.Token = token })
+	paths := func(req upstreams.RecheckRequest) []string {
+		rec := tracetest.NewSpanRecorder()
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+		ctx, parent := tp.Tracer("test").Start(context.Background(), "recheck")
+		if v := s.Recheck(ctx, req); v.Outcome != upstreams.Valid {
+			t.Fatalf("%+v, want Valid", v)
+		}
+		parent.End()
+		var out []string
+		for _, sp := range rec.Ended() {
+			for _, a := range sp.Attributes() {
+				if strings.Contains(a.Value.Emit(), keyGood) {
+					t.Errorf("span %q records the key in %s", sp.Name(), a.Key)
+				}
+				if a.Key == "url.path" {
+					out = append(out, a.Value.AsString())
+				}
+			}
+		}
+		return out
+	}
+	if got := paths(upstreams.RecheckRequest{Key: keyGood, Product: "pro"}); len(got) == 0 || got[0] != "/v1/accounts/demo/licenses/[key]" {
+		t.Errorf("by key: url.path %q, want /v1/accounts/demo/licenses/[key] first", got)
+	}
+	if got := paths(upstreams.RecheckRequest{Key: keyGood, Product: "pro", VendorID: licID}); len(got) == 0 || got[0] != "/v1/accounts/demo/licenses/"+licID {
+		t.Errorf("by id: url.path %q, want the licence's path first", got)
+	}
 }
