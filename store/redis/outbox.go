@@ -448,49 +448,78 @@ func (s *Store) readEntries(ctx context.Context, ids []string) ([]store.OutboxEn
 	return out, nil
 }
 
-// outboxCursor is an offset into the log (or the failed set).
-var outboxCursor = regexp.MustCompile(`^[0-9]{1,12}$`)
+// outboxCursor is the last entry listed: its score in the log (or the
+// failed set), in milliseconds, and its id. Not an offset: entries trimmed
+// or retried between two pages would shift every offset after them, and
+// the next page would skip as many entries.
+var outboxCursor = regexp.MustCompile(`^(-?[0-9]{1,16})~([^~\s]{1,256})$`)
 
 // OutboxEntries implements store.Outbox: failed entries from their set,
-// others from the log, oldest first; the cursor is an offset.
+// others from the log, oldest first (by score, then id, as Redis orders
+// them); the cursor names the last entry of the page.
 func (s *Store) OutboxEntries(ctx context.Context, q store.OutboxQuery) ([]store.OutboxEntry, string, error) {
-	if q.After != "" && !outboxCursor.MatchString(q.After) {
-		return nil, "", store.ErrBadCursor
+	var after redis.Z // the cursor's entry; Member nil: none
+	if q.After != "" {
+		m := outboxCursor.FindStringSubmatch(q.After)
+		if m == nil {
+			return nil, "", store.ErrBadCursor
+		}
+		ms, _ := strconv.ParseInt(m[1], 10, 64)
+		after = redis.Z{Score: float64(ms), Member: m[2]}
 	}
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	off, _ := strconv.ParseInt(q.After, 10, 64)
 	key := s.outboxLogKey()
 	if q.Status == store.OutboxFailed {
 		key = s.outboxFailedKey()
 	}
+	min := "-inf"
+	if after.Member != nil {
+		min = strconv.FormatFloat(after.Score, 'f', -1, 64) // inclusive: ties are sorted by id below
+	}
 	var out []store.OutboxEntry
-	for len(out) < q.Limit {
-		ids, err := s.client.ZRange(ctx, key, off, off+int64(q.Limit)-1).Result()
+	for off := int64(0); len(out) < q.Limit; {
+		zs, err := s.client.ZRangeByScoreWithScores(ctx, key, &redis.ZRangeBy{Min: min, Max: "+inf", Offset: off, Count: int64(q.Limit)}).Result()
 		if err != nil {
 			return nil, "", failed(ctx, "reading outbox", err)
 		}
-		if len(ids) == 0 {
+		if len(zs) == 0 {
 			return out, "", nil
 		}
+		off += int64(len(zs))
+		ids, scores := idsAfter(zs, after)
 		es, err := s.readEntries(ctx, ids)
 		if err != nil {
 			return nil, "", failed(ctx, "reading outbox", err)
 		}
-		for i, e := range es {
+		for _, e := range es {
 			if q.Status != "" && e.Status != q.Status {
 				continue
 			}
 			out = append(out, e)
 			if len(out) == q.Limit {
-				// e may not be ids[i] when some were gone; the offset is
-				// conservative: an entry may be listed twice, none missed.
-				return out, strconv.FormatInt(off+int64(i)+1, 10), nil
+				return out, strconv.FormatFloat(scores[e.ID], 'f', 0, 64) + "~" + e.ID, nil
 			}
 		}
-		off += int64(len(ids))
 	}
 	return out, "", nil
+}
+
+// idsAfter returns the members of zs that sort after the cursor's entry
+// (a higher score, or the same score and a greater id), and their scores.
+func idsAfter(zs []redis.Z, after redis.Z) ([]string, map[string]float64) {
+	ids := make([]string, 0, len(zs))
+	scores := make(map[string]float64, len(zs))
+	cur, _ := after.Member.(string)
+	for _, z := range zs {
+		id, _ := z.Member.(string)
+		if after.Member != nil && z.Score == after.Score && id <= cur {
+			continue
+		}
+		ids = append(ids, id)
+		scores[id] = z.Score
+	}
+	return ids, scores
 }
 
 // RetryOutbox implements store.Outbox.

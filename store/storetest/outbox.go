@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -352,5 +353,83 @@ func writeEvents(t *testing.T, s store.Store, lic string, actions ...string) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Paging goes on after the last entry listed, whatever left the list
+// before it: an entry trimmed or retried between two pages moves no later
+// entry out of the next page.
+func testOutboxPaging(t *testing.T, h *harness) {
+	s := h.open(t)
+	ctx := context.Background()
+	for i := range 5 {
+		lic := fmt.Sprintf("lic_page%d", i)
+		put(t, s, license(lic))
+		writeEvents(t, s, lic, store.AuditLicenseSuspended)
+	}
+	page := func(status, after string) ([]store.OutboxEntry, string) {
+		t.Helper()
+		es, next, err := s.OutboxEntries(ctx, store.OutboxQuery{Status: status, After: after, Limit: 2})
+		if err != nil {
+			t.Fatalf("OutboxEntries(%q, %q): %v", status, after, err)
+		}
+		return es, next
+	}
+	// rest pages on from after to the end.
+	rest := func(status, after string) map[string]bool {
+		t.Helper()
+		seen := map[string]bool{}
+		for i := 0; after != "" && i < 10; i++ {
+			var es []store.OutboxEntry
+			es, after = page(status, after)
+			for _, e := range es {
+				seen[e.ID] = true
+			}
+		}
+		return seen
+	}
+	claimed := claimEntries(t, s, t0)
+	if len(claimed) != 5 {
+		t.Fatalf("claimed %d entries, want 5", len(claimed))
+	}
+
+	first, next := page("", "")
+	if len(first) != 2 || next == "" {
+		t.Fatalf("first page: %d entries, next %q", len(first), next)
+	}
+	gone := claimed[first[0].Event.LicenseID+"/"+store.AuditLicenseSuspended]
+	gone.Status, gone.DoneAt, gone.Attempts = store.OutboxDelivered, t0, 1
+	if err := s.SettleOutbox(ctx, gone); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.TrimOutbox(ctx, t0.Add(48*time.Hour), 10); err != nil || n != 1 {
+		t.Fatalf("TrimOutbox: %d, %v", n, err)
+	}
+	later := rest("", next)
+	if len(later) != 3 || later[first[0].ID] || later[first[1].ID] {
+		t.Fatalf("after a trim the next pages hold %v, want the 3 entries after %s and %s", later, first[0].ID, first[1].ID)
+	}
+
+	i := 0
+	for _, e := range claimed {
+		if e.ID == gone.ID {
+			continue
+		}
+		e.Status, e.DoneAt, e.Attempts = store.OutboxFailed, t0.Add(time.Duration(i)*time.Minute), 1
+		i++
+		if err := s.SettleOutbox(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, next = page(store.OutboxFailed, "")
+	if len(first) != 2 || next == "" {
+		t.Fatalf("first failed page: %d entries, next %q", len(first), next)
+	}
+	if err := s.RetryOutbox(ctx, first[0].ID, t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	later = rest(store.OutboxFailed, next)
+	if len(later) != 2 || later[first[0].ID] || later[first[1].ID] {
+		t.Fatalf("after a retry the next failed pages hold %v, want the 2 entries after %s and %s", later, first[0].ID, first[1].ID)
 	}
 }

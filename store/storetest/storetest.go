@@ -108,6 +108,7 @@ var tests = []test{
 	{"OutboxClaims", testOutboxClaims},
 	{"OutboxTrim", testOutboxTrim},
 	{"OutboxPending", testOutboxPending},
+	{"OutboxPaging", testOutboxPaging},
 	{"Ping", testPing},
 	{"Unavailable", testUnavailable},
 	{"CallerGone", testCallerGone},
