@@ -212,10 +212,11 @@ return {2, seq, redis.call('HGET', KEYS[1], seq)}
 
 // outboxSettleScript writes a claimed entry's outcome.
 //
-// KEYS as outboxClaimScript, and KEYS[4] the pending count when KEYS[3]
-// is given. ARGV[1]: seq, ARGV[2]: claim token, ARGV[3]: entry JSON,
-// ARGV[4]: "pending" or another status, ARGV[5]: next attempt in unix ms
-// (pending), ARGV[6]: the shard.
+// KEYS as outboxClaimScript, and KEYS[4] the pending count and KEYS[5]
+// the failed set when KEYS[3] is given. ARGV[1]: seq, ARGV[2]: claim
+// token, ARGV[3]: entry JSON, ARGV[4]: "pending" or another status,
+// ARGV[5]: next attempt in unix ms (pending), ARGV[6]: the shard, ARGV[7]:
+// the entry's id, ARGV[8]: when it was done in unix ms (failed).
 // Returns {-1, 0} when the claim is not the entry's, else {when the
 // queue's head is next due (unix ms) or -2 when the queue is empty, 1 when
 // the entry left its queue (the pending count goes down) or 0}.
@@ -229,13 +230,17 @@ if ARGV[4] == 'pending' then
 else
   redis.call('HDEL', KEYS[1], 'n:'..ARGV[1])
   left = redis.call('ZREM', KEYS[2], ARGV[1])
-  if left == 1 and #KEYS == 4 then redis.call('DECR', KEYS[4]) end
+  if left == 1 and #KEYS >= 4 then redis.call('DECR', KEYS[4]) end
 end
 local head = redis.call('ZRANGE', KEYS[2], 0, 0)
 local score = -2
 if #head > 0 then score = tonumber(redis.call('HGET', KEYS[1], 'n:'..head[1]) or '0') end
 if #KEYS >= 3 then
   if score == -2 then redis.call('ZREM', KEYS[3], ARGV[6]) else redis.call('ZADD', KEYS[3], score, ARGV[6]) end
+end
+if #KEYS == 5 then
+  if ARGV[4] == 'failed' then redis.call('ZADD', KEYS[5], ARGV[8], ARGV[7])
+  elseif ARGV[4] == 'delivered' then redis.call('ZREM', KEYS[5], ARGV[7]) end
 end
 return {score, left}
 `)
@@ -379,9 +384,12 @@ func (s *Store) SettleOutbox(ctx context.Context, e store.OutboxEntry) error {
 	}
 	keys, withIndex := s.shardKeys(shard)
 	if withIndex {
-		keys = append(keys, s.outboxPendingKey())
+		// One node holds them all: the index, the pending count and the
+		// failed set change in the script, with the entry.
+		keys = append(keys, s.outboxPendingKey(), s.outboxFailedKey())
 	}
-	res, err := outboxSettleScript.Run(ctx, s.client, keys, seq, token, raw, e.Status, e.NextAttemptAt.UnixMilli(), shard).Int64Slice()
+	res, err := outboxSettleScript.Run(ctx, s.client, keys, seq, token, raw, e.Status, e.NextAttemptAt.UnixMilli(), shard,
+		e.ID, e.DoneAt.UnixMilli()).Int64Slice()
 	if err != nil {
 		return failed(ctx, "settling outbox entry", err)
 	}
@@ -392,16 +400,19 @@ func (s *Store) SettleOutbox(ctx context.Context, e store.OutboxEntry) error {
 	if score == -1 {
 		return store.ErrNotClaimed
 	}
+	if withIndex {
+		return nil
+	}
+	// Cluster: the {outbox} keys are in another slot, written right after
+	// (a lost index write is repaired by repairIndex).
 	_, err = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		if !withIndex {
-			if score == -2 {
-				p.ZRem(ctx, s.outboxIndexKey(), shard)
-			} else {
-				p.ZAdd(ctx, s.outboxIndexKey(), redis.Z{Score: float64(score), Member: shard})
-			}
-			if left {
-				p.Decr(ctx, s.outboxPendingKey())
-			}
+		if score == -2 {
+			p.ZRem(ctx, s.outboxIndexKey(), shard)
+		} else {
+			p.ZAdd(ctx, s.outboxIndexKey(), redis.Z{Score: float64(score), Member: shard})
+		}
+		if left {
+			p.Decr(ctx, s.outboxPendingKey())
 		}
 		switch e.Status {
 		case store.OutboxFailed:
@@ -531,7 +542,10 @@ func (s *Store) RetryOutbox(ctx context.Context, id string, now time.Time) error
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	key := s.outboxKey(shard)
-	counted := s.sameSlot(key, s.outboxPendingKey())
+	// One node holds the {outbox} keys too (not Cluster): they change in
+	// the same MULTI/EXEC as the entry, so no crash between two round
+	// trips leaves a pending entry out of the index, never claimed.
+	oneSlot := s.sameSlot(key, s.outboxIndexKey())
 	err := s.transact(ctx, "retrying outbox entry", key, func(tx *redis.Tx) error {
 		raw, err := tx.HGet(ctx, key, seq).Bytes()
 		if errors.Is(err, redis.Nil) {
@@ -558,28 +572,33 @@ func (s *Store) RetryOutbox(ctx context.Context, id string, now time.Time) error
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.HSet(ctx, key, seq, raw, "n:"+seq, now.UnixMilli())
 			p.ZAdd(ctx, s.outboxQueueKey(shard), redis.Z{Score: float64(n), Member: seq})
-			if counted {
-				p.Incr(ctx, s.outboxPendingKey())
+			if oneSlot {
+				s.requeued(ctx, p, shard, id)
 			}
 			return nil
 		})
 		return err
 	})
-	if err != nil {
+	if err != nil || oneSlot {
 		return err
 	}
+	// Cluster: right after (a lost index write is repaired by repairIndex).
 	_, err = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.ZAdd(ctx, s.outboxIndexKey(), redis.Z{Score: 0, Member: shard})
-		p.ZRem(ctx, s.outboxFailedKey(), id)
-		if !counted {
-			p.Incr(ctx, s.outboxPendingKey())
-		}
+		s.requeued(ctx, p, shard, id)
 		return nil
 	})
 	if err != nil {
 		return failed(ctx, "retrying outbox entry", err)
 	}
 	return nil
+}
+
+// requeued writes the {outbox} side of a retry: the shard back in the
+// index, due now; the entry out of the failed set; one more pending.
+func (s *Store) requeued(ctx context.Context, p redis.Pipeliner, shard, id string) {
+	p.ZAdd(ctx, s.outboxIndexKey(), redis.Z{Score: 0, Member: shard})
+	p.ZRem(ctx, s.outboxFailedKey(), id)
+	p.Incr(ctx, s.outboxPendingKey())
 }
 
 // OutboxPending implements store.Outbox: one GET of the pending count
