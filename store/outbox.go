@@ -34,12 +34,16 @@ type OutboxEntry struct {
 	// written.
 	ClaimedUntil time.Time `json:"claimed_until,omitempty"`
 	Claim        string    `json:"claim,omitempty"`
-	// Targets is the delivery worker's per-endpoint progress (endpoint name
+	// Targets is the delivery worker's per-endpoint progress (endpoint id
 	// -> status), so an endpoint that has the event is not sent it again
-	// while another is retried.
-	Targets   map[string]string `json:"targets,omitempty"`
-	LastError string            `json:"last_error,omitempty"`
-	CreatedAt time.Time         `json:"created_at"`
+	// while another is retried. The id is derived from the endpoint's URL,
+	// never the URL itself: a URL may carry a token.
+	Targets map[string]string `json:"targets,omitempty"`
+	// Emitted is set once the event was emitted as a Caddy event, so an
+	// admin retry (which starts the attempts over) does not emit it again.
+	Emitted   bool      `json:"emitted,omitempty"`
+	LastError string    `json:"last_error,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
 	// DoneAt is when the entry was delivered or failed for good.
 	DoneAt time.Time `json:"done_at,omitempty"`
 }

@@ -2,6 +2,8 @@ package webhooks
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
@@ -17,8 +19,8 @@ import (
 
 // Endpoint is one receiver of webhooks.
 type Endpoint struct {
-	// URL receives the POSTs; it also names the endpoint's progress in an
-	// outbox entry.
+	// URL receives the POSTs; its TargetID names the endpoint's progress
+	// in an outbox entry.
 	URL string
 	// Secrets sign each message; two during a rotation (both signatures
 	// are sent).
@@ -27,6 +29,26 @@ type Endpoint struct {
 	Events []string
 	// Client sends the requests (NewClient with the endpoint's timeout).
 	Client *http.Client
+}
+
+// TargetID names the endpoint in an outbox entry's Targets: "ep_" and 12
+// hex digits of the SHA-256 of its URL. Not the URL: entries are stored
+// and listed by the admin API, and a URL may carry a token.
+func (e *Endpoint) TargetID() string {
+	sum := sha256.Sum256([]byte(e.URL))
+	return "ep_" + hex.EncodeToString(sum[:6])
+}
+
+// target returns the endpoint's progress in t, moving an entry written
+// before target ids (keyed by the URL itself) to its id.
+func (e *Endpoint) target(t map[string]string, id string) string {
+	if st, ok := t[e.URL]; ok {
+		delete(t, e.URL)
+		if _, has := t[id]; !has {
+			t[id] = st
+		}
+	}
+	return t[id]
 }
 
 // Wants reports whether the endpoint subscribes to the event type.
@@ -168,9 +190,10 @@ func (w *Worker) deliver(ctx context.Context, e store.OutboxEntry) error {
 	if err != nil {
 		return err
 	}
-	if e.Attempts == 0 && w.cfg.Emit != nil {
+	if !e.Emitted && e.Attempts == 0 && w.cfg.Emit != nil {
 		w.cfg.Emit(ctx, e.Event.Action, body)
 	}
+	e.Emitted = true // kept through an admin retry, which zeroes Attempts
 	if e.Targets == nil {
 		e.Targets = map[string]string{}
 	}
@@ -183,17 +206,18 @@ func (w *Worker) deliver(ctx context.Context, e store.OutboxEntry) error {
 		if !ep.Wants(e.Event.Action) {
 			continue
 		}
-		switch e.Targets[ep.URL] {
+		id := ep.TargetID()
+		switch ep.target(e.Targets, id) {
 		case store.OutboxDelivered, store.OutboxFailed:
 			continue
 		}
 		res := Send(ctx, ep.Client, ep.URL, msg, ep.Secrets)
 		if res.Delivered {
-			e.Targets[ep.URL] = store.OutboxDelivered
+			e.Targets[id] = store.OutboxDelivered
 			w.observe("delivered")
 			continue
 		}
-		e.Targets[ep.URL] = store.OutboxPending
+		e.Targets[id] = store.OutboxPending
 		waiting++
 		retryAfter = max(retryAfter, res.RetryAfter)
 		lastErr = res.Err
@@ -216,9 +240,9 @@ func (w *Worker) deliver(ctx context.Context, e store.OutboxEntry) error {
 	default:
 		e.Status, e.DoneAt = store.OutboxFailed, now
 		e.LastError = errText(lastErr)
-		for url, st := range e.Targets {
+		for id, st := range e.Targets {
 			if st == store.OutboxPending {
-				e.Targets[url] = store.OutboxFailed
+				e.Targets[id] = store.OutboxFailed
 				w.observe("failed")
 			}
 		}

@@ -505,3 +505,83 @@ func TestRestartAfterCrashDeliversAll(t *testing.T) {
 		t.Fatalf("%d distinct events delivered after the restart, want 500", len(seen))
 	}
 }
+
+// An event that failed for good and is retried by the admin is delivered
+// once more, but emitted as a Caddy event only the first time; the stored
+// progress names each endpoint by its id, never its URL (a URL may carry
+// a token).
+func TestRetryEmitsOnceAndTargetsHideTheURL(t *testing.T) {
+	for name, open := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			s := open(t)
+			c := &clock{t: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)}
+			r := newReceiver(t, c)
+			ep := endpoint(t, r.URL()+"?token=s3cret-in-the-url")
+			emitted := 0
+			w := webhooks.NewWorker(webhooks.Config{Outbox: s, Endpoints: []webhooks.Endpoint{ep}, Now: c.Now,
+				Emit: func(context.Context, string, webhooks.Body) { emitted++ }})
+			r.down()
+			change(t, s, "lic_1", 0, c.Now())
+			for range 10 * 24 * 12 { // ten days of 5-minute rounds: past the whole schedule
+				drain(t, w)
+				c.Add(5 * time.Minute)
+			}
+			failed, _, err := s.OutboxEntries(context.Background(), store.OutboxQuery{Status: store.OutboxFailed, Limit: 10})
+			if err != nil || len(failed) != 1 {
+				t.Fatalf("failed entries %+v, %v; want the one event", failed, err)
+			}
+			e := failed[0]
+			if st := e.Targets[ep.TargetID()]; st != store.OutboxFailed || len(e.Targets) != 1 {
+				t.Errorf("targets %v, want %s failed", e.Targets, ep.TargetID())
+			}
+			for id := range e.Targets {
+				if strings.Contains(id, "s3cret") || strings.Contains(id, r.addr) {
+					t.Errorf("a target is named by the endpoint's URL: %q", id)
+				}
+			}
+			r.up("up")
+			if err := s.RetryOutbox(context.Background(), e.ID, c.Now()); err != nil {
+				t.Fatal(err)
+			}
+			drain(t, w)
+			if n := len(r.deliveries()); n != 1 {
+				t.Errorf("%d deliveries after the retry, want 1", n)
+			}
+			if emitted != 1 {
+				t.Errorf("emitted %d times as a Caddy event, want once", emitted)
+			}
+		})
+	}
+}
+
+// An entry written before target ids, its progress keyed by the URL, is
+// not sent again to an endpoint that has it.
+func TestTargetsKeyedByURLStillCount(t *testing.T) {
+	s := openEmbedded(t)
+	c := &clock{t: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)}
+	had, waiting := newReceiver(t, c), newReceiver(t, c)
+	epHad, epWaiting := endpoint(t, had.URL()), endpoint(t, waiting.URL())
+	change(t, s, "lic_1", 0, c.Now())
+	es, err := s.ClaimOutbox(context.Background(), c.Now(), time.Minute, 10)
+	if err != nil || len(es) != 1 {
+		t.Fatalf("ClaimOutbox: %+v, %v", es, err)
+	}
+	e := es[0]
+	e.Attempts, e.Emitted, e.NextAttemptAt = 1, true, c.Now()
+	e.Targets = map[string]string{epHad.URL: store.OutboxDelivered, epWaiting.URL: store.OutboxPending}
+	if err := s.SettleOutbox(context.Background(), e); err != nil {
+		t.Fatal(err)
+	}
+	drain(t, webhooks.NewWorker(webhooks.Config{Outbox: s, Endpoints: []webhooks.Endpoint{epHad, epWaiting}, Now: c.Now}))
+	if n := len(had.deliveries()); n != 0 {
+		t.Errorf("the endpoint that had the event got it %d more times", n)
+	}
+	if n := len(waiting.deliveries()); n != 1 {
+		t.Errorf("the waiting endpoint got %d deliveries, want 1", n)
+	}
+	all, _, _ := s.OutboxEntries(context.Background(), store.OutboxQuery{Limit: 10})
+	if len(all) != 1 || all[0].Status != store.OutboxDelivered || len(all[0].Targets) != 2 ||
+		all[0].Targets[epHad.TargetID()] != store.OutboxDelivered || all[0].Targets[epWaiting.TargetID()] != store.OutboxDelivered {
+		t.Errorf("entry after delivery %+v, want both targets delivered under their ids", all)
+	}
+}
