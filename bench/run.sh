@@ -445,6 +445,19 @@ gate_mode() {
 		add_case "same routes + header_up, no gate ($store)" "$store" "" "$hdrs"
 	done
 	CASES+=("${gated[@]}")
+	# The order of a round puts each gated case next to the baseline it is
+	# read against (A B ... B A keeps them neighbours), so a paired ratio
+	# compares two samples a second apart, not ten: forward installation
+	# beside the bare routes, the default forward beside header_up.
+	local ordered=("plain reverse_proxy") c
+	for store in $STORES; do
+		for c in "control: same routes, no gate, 2nd process ($store)" "same routes + 1 header_up, no gate ($store)" \
+			"same routes, no gate ($store)" "gate forward installation ($store)" \
+			"same routes + header_up, no gate ($store)" "gate ($store)"; do
+			[ -n "${CASE_PORT[$c]:-}" ] && ordered+=("$c")
+		done
+	done
+	CASES=("${ordered[@]}")
 	for name in "${CASES[@]}"; do
 		[ -n "${CASE_TOKEN[$name]:-}" ] || CASE_TOKEN[$name]=${CASE_TOKEN[${gated[0]}]}
 		local code
