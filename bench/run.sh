@@ -284,7 +284,7 @@ table() {
 	function med(a, n) { sort(a, n); return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
 	function storeof(c,   m) { if (match(c, /\([a-z]+\)$/)) return substr(c, RSTART + 1, RLENGTH - 2); return dflt }
 	# quart(a, n, q): the q-th quartile of sorted a (nearest rank).
-	function quart(a, n, q,   r) { r = int(q * n / 4 + 0.5); if (r < 1) r = 1; if (r > n) r = n; return a[r] }
+	function quart(a, n, q,   r) { r = int((q * n + 3) / 4); if (r < 1) r = 1; if (r > n) r = n; return a[r] }
 	# paired c base: "median (q1-q3)" of the per-round ratios, "-" without
 	# base. The interquartile range, not min-max: with 31 short rounds the
 	# extremes are the worst seconds of the machine, not of the cases.
@@ -451,7 +451,7 @@ gate_mode() {
 	# beside the bare routes, the default forward beside header_up.
 	local ordered=("plain reverse_proxy") c
 	for store in $STORES; do
-		for c in "control: same routes, no gate, 2nd process ($store)" "same routes + 1 header_up, no gate ($store)" \
+		for c in "same routes + 1 header_up, no gate ($store)" "control: same routes, no gate, 2nd process ($store)" \
 			"same routes, no gate ($store)" "gate forward installation ($store)" \
 			"same routes + header_up, no gate ($store)" "gate ($store)"; do
 			[ -n "${CASE_PORT[$c]:-}" ] && ordered+=("$c")

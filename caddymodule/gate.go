@@ -263,8 +263,8 @@ func parseForward(names []string) (forwardSet, error) {
 
 // forward replaces the credentials with the licence facts, as the headers
 // in set (none chosen: all) and as placeholders. It makes two
-// allocations: the grant's values, which the headers' value slices share,
-// and the placeholder provider.
+// allocations: the grant's values (one copy for the headers' value slices,
+// one for the placeholders) and the placeholder provider.
 func forward(r *http.Request, grant *gateway.Grant, set forwardSet) {
 	if set == 0 {
 		set = forwardAll
@@ -275,9 +275,10 @@ func forward(r *http.Request, grant *gateway.Grant, set forwardSet) {
 	v := &grantVars{license: grant.LicenseID, stale: grant.Stale}
 	v.values = [len(forwardNames)]string{grant.InstallationID, grant.Product, grant.Domain, grant.Type,
 		strconv.FormatBool(grant.SupportActive), grant.Class}
-	for i := range v.values {
+	v.headers = v.values
+	for i := range v.headers {
 		if set&(1<<i) != 0 {
-			h[forwardHeaders[i]] = v.values[i : i+1 : i+1]
+			h[forwardHeaders[i]] = v.headers[i : i+1 : i+1]
 		}
 	}
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
@@ -292,7 +293,11 @@ func forward(r *http.Request, grant *gateway.Grant, set forwardSet) {
 // token, so no second gate on the same request admits it and adds its
 // own.)
 type grantVars struct {
-	values  [len(forwardNames)]string // in forwardNames' order
+	values [len(forwardNames)]string // in forwardNames' order
+	// headers backs the forwarded headers' values: a copy, so a later
+	// handler that rewrites a header in place (request_header) leaves the
+	// placeholders the licence's facts.
+	headers [len(forwardNames)]string
 	license string
 	stale   bool
 }

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,21 +35,26 @@ type Endpoint struct {
 // TargetID names the endpoint in an outbox entry's Targets: "ep_" and 12
 // hex digits of the SHA-256 of its URL. Not the URL: entries are stored
 // and listed by the admin API, and a URL may carry a token.
-func (e *Endpoint) TargetID() string {
-	sum := sha256.Sum256([]byte(e.URL))
+func (e *Endpoint) TargetID() string { return targetID(e.URL) }
+
+func targetID(url string) string {
+	sum := sha256.Sum256([]byte(url))
 	return "ep_" + hex.EncodeToString(sum[:6])
 }
 
-// target returns the endpoint's progress in t, moving an entry written
-// before target ids (keyed by the URL itself) to its id.
-func (e *Endpoint) target(t map[string]string, id string) string {
-	if st, ok := t[e.URL]; ok {
-		delete(t, e.URL)
-		if _, has := t[id]; !has {
+// rekeyTargets moves the progress of an entry written before target ids,
+// keyed by each endpoint's URL, to the ids, for every endpoint (also one
+// no longer configured).
+func rekeyTargets(t map[string]string) {
+	for k, st := range t {
+		if strings.HasPrefix(k, "ep_") {
+			continue
+		}
+		delete(t, k)
+		if id := targetID(k); t[id] == "" {
 			t[id] = st
 		}
 	}
-	return t[id]
 }
 
 // Wants reports whether the endpoint subscribes to the event type.
@@ -190,13 +196,16 @@ func (w *Worker) deliver(ctx context.Context, e store.OutboxEntry) error {
 	if err != nil {
 		return err
 	}
-	if !e.Emitted && e.Attempts == 0 && w.cfg.Emit != nil {
+	// An entry with targets has had a round (one stored before Emitted
+	// was, and retried since, has no other trace of it).
+	if !e.Emitted && e.Attempts == 0 && len(e.Targets) == 0 && w.cfg.Emit != nil {
 		w.cfg.Emit(ctx, e.Event.Action, body)
 	}
 	e.Emitted = true // kept through an admin retry, which zeroes Attempts
 	if e.Targets == nil {
 		e.Targets = map[string]string{}
 	}
+	rekeyTargets(e.Targets)
 	msg := Message{ID: MessageID(e.ID), Timestamp: w.cfg.Now(), Body: raw}
 	var retryAfter time.Duration
 	var lastErr error
@@ -207,7 +216,7 @@ func (w *Worker) deliver(ctx context.Context, e store.OutboxEntry) error {
 			continue
 		}
 		id := ep.TargetID()
-		switch ep.target(e.Targets, id) {
+		switch e.Targets[id] {
 		case store.OutboxDelivered, store.OutboxFailed:
 			continue
 		}

@@ -555,7 +555,10 @@ func TestRetryEmitsOnceAndTargetsHideTheURL(t *testing.T) {
 }
 
 // An entry written before target ids, its progress keyed by the URL, is
-// not sent again to an endpoint that has it.
+// not sent again to an endpoint that has it, every URL key (also one of an
+// endpoint no longer configured) is moved to its id, and an entry written
+// before Emitted that has had a round (an admin retry zeroed its attempts)
+// is not emitted again.
 func TestTargetsKeyedByURLStillCount(t *testing.T) {
 	s := openEmbedded(t)
 	c := &clock{t: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)}
@@ -567,12 +570,17 @@ func TestTargetsKeyedByURLStillCount(t *testing.T) {
 		t.Fatalf("ClaimOutbox: %+v, %v", es, err)
 	}
 	e := es[0]
-	e.Attempts, e.Emitted, e.NextAttemptAt = 1, true, c.Now()
-	e.Targets = map[string]string{epHad.URL: store.OutboxDelivered, epWaiting.URL: store.OutboxPending}
+	e.Attempts, e.NextAttemptAt = 0, c.Now()
+	e.Targets = map[string]string{epHad.URL: store.OutboxDelivered, epWaiting.URL: store.OutboxPending, "http://gone.example/hook?t=1": store.OutboxDelivered}
 	if err := s.SettleOutbox(context.Background(), e); err != nil {
 		t.Fatal(err)
 	}
-	drain(t, webhooks.NewWorker(webhooks.Config{Outbox: s, Endpoints: []webhooks.Endpoint{epHad, epWaiting}, Now: c.Now}))
+	emitted := 0
+	drain(t, webhooks.NewWorker(webhooks.Config{Outbox: s, Endpoints: []webhooks.Endpoint{epHad, epWaiting}, Now: c.Now,
+		Emit: func(context.Context, string, webhooks.Body) { emitted++ }}))
+	if emitted != 0 {
+		t.Errorf("an entry that had a round was emitted %d times", emitted)
+	}
 	if n := len(had.deliveries()); n != 0 {
 		t.Errorf("the endpoint that had the event got it %d more times", n)
 	}
@@ -580,7 +588,12 @@ func TestTargetsKeyedByURLStillCount(t *testing.T) {
 		t.Errorf("the waiting endpoint got %d deliveries, want 1", n)
 	}
 	all, _, _ := s.OutboxEntries(context.Background(), store.OutboxQuery{Limit: 10})
-	if len(all) != 1 || all[0].Status != store.OutboxDelivered || len(all[0].Targets) != 2 ||
+	for k := range all[0].Targets {
+		if !strings.HasPrefix(k, "ep_") {
+			t.Errorf("target %q kept its URL", k)
+		}
+	}
+	if len(all) != 1 || all[0].Status != store.OutboxDelivered || len(all[0].Targets) != 3 ||
 		all[0].Targets[epHad.TargetID()] != store.OutboxDelivered || all[0].Targets[epWaiting.TargetID()] != store.OutboxDelivered {
 		t.Errorf("entry after delivery %+v, want both targets delivered under their ids", all)
 	}

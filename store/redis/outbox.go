@@ -463,7 +463,7 @@ func (s *Store) readEntries(ctx context.Context, ids []string) ([]store.OutboxEn
 // failed set), in milliseconds, and its id. Not an offset: entries trimmed
 // or retried between two pages would shift every offset after them, and
 // the next page would skip as many entries.
-var outboxCursor = regexp.MustCompile(`^(-?[0-9]{1,16})~([^~\s]{1,256})$`)
+var outboxCursor = regexp.MustCompile(`^(-?[0-9]{1,16})~(\S{1,256})$`) // the id may hold ~ (~events)
 
 // OutboxEntries implements store.Outbox: failed entries from their set,
 // others from the log, oldest first (by score, then id, as Redis orders

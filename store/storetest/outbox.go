@@ -367,6 +367,10 @@ func testOutboxPaging(t *testing.T, h *harness) {
 		put(t, s, license(lic))
 		writeEvents(t, s, lic, store.AuditLicenseSuspended)
 	}
+	// and one of no licence, last in the log: a page ends on it
+	if err := s.AppendEvents(ctx, []store.AuditEvent{event(store.AuditKeysRotated, "", t0.Add(time.Second))}); err != nil {
+		t.Fatal(err)
+	}
 	page := func(status, after string) ([]store.OutboxEntry, string) {
 		t.Helper()
 		es, next, err := s.OutboxEntries(ctx, store.OutboxQuery{Status: status, After: after, Limit: 2})
@@ -389,8 +393,8 @@ func testOutboxPaging(t *testing.T, h *harness) {
 		return seen
 	}
 	claimed := claimEntries(t, s, t0)
-	if len(claimed) != 5 {
-		t.Fatalf("claimed %d entries, want 5", len(claimed))
+	if len(claimed) != 6 {
+		t.Fatalf("claimed %d entries, want 6", len(claimed))
 	}
 
 	first, next := page("", "")
@@ -406,8 +410,8 @@ func testOutboxPaging(t *testing.T, h *harness) {
 		t.Fatalf("TrimOutbox: %d, %v", n, err)
 	}
 	later := rest("", next)
-	if len(later) != 3 || later[first[0].ID] || later[first[1].ID] {
-		t.Fatalf("after a trim the next pages hold %v, want the 3 entries after %s and %s", later, first[0].ID, first[1].ID)
+	if len(later) != 4 || later[first[0].ID] || later[first[1].ID] {
+		t.Fatalf("after a trim the next pages hold %v, want the 4 entries after %s and %s", later, first[0].ID, first[1].ID)
 	}
 
 	i := 0
@@ -429,7 +433,7 @@ func testOutboxPaging(t *testing.T, h *harness) {
 		t.Fatal(err)
 	}
 	later = rest(store.OutboxFailed, next)
-	if len(later) != 2 || later[first[0].ID] || later[first[1].ID] {
-		t.Fatalf("after a retry the next failed pages hold %v, want the 2 entries after %s and %s", later, first[0].ID, first[1].ID)
+	if len(later) != 3 || later[first[0].ID] || later[first[1].ID] {
+		t.Fatalf("after a retry the next failed pages hold %v, want the 3 entries after %s and %s", later, first[0].ID, first[1].ID)
 	}
 }

@@ -59,11 +59,12 @@ func (s *Source) Recheck(ctx context.Context, req upstreams.RecheckRequest) upst
 	if err != nil {
 		return upstreams.UnknownVerdict(fmt.Errorf("%s: building request: %w", Name, upstreams.Redact(err, key, "[key]")))
 	}
-	if id == key { // a key URL-safe as it is: the span must not record it
-		ctx = upstreams.WithTracedPath(ctx, strings.TrimSuffix(hreq.URL.Path, key)+"[key]")
+	callCtx := ctx
+	if id == key { // a key URL-safe as it is: this call's span must not record it
+		callCtx = upstreams.WithTracedPath(ctx, strings.TrimSuffix(hreq.URL.Path, key)+"[key]")
 	}
 	s.headers(hreq)
-	resp, err := s.client.Do(ctx, hreq)
+	resp, err := s.client.Do(callCtx, hreq)
 	if err != nil {
 		// the URL may hold the key
 		return upstreams.Unavailable(Name, nil, upstreams.Redact(err, key, "[key]"))

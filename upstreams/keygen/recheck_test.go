@@ -172,8 +172,9 @@ func TestRecheckByKeyTracesNoKey(t *testing.T) {
 		}
 		return out
 	}
-	if got := paths(upstreams.RecheckRequest{Key: keyGood, Product: "pro"}); len(got) == 0 || got[0] != "/v1/accounts/demo/licenses/[key]" {
-		t.Errorf("by key: url.path %q, want /v1/accounts/demo/licenses/[key] first", got)
+	want := []string{"/v1/accounts/demo/licenses/[key]", "/v1/accounts/demo/policies/" + policyID} // the policy's call keeps its path
+	if got := paths(upstreams.RecheckRequest{Key: keyGood, Product: "pro"}); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("by key: url.path %q, want %q", got, want)
 	}
 	if got := paths(upstreams.RecheckRequest{Key: keyGood, Product: "pro", VendorID: licID}); len(got) == 0 || got[0] != "/v1/accounts/demo/licenses/"+licID {
 		t.Errorf("by id: url.path %q, want the licence's path first", got)
