@@ -7,7 +7,7 @@
 #   bench/run.sh durability  # kill -9 mid activation load, on each store
 #   bench/run.sh all         # gate, then activate
 #
-# Requires: go, wrk (4.x, with LuaJIT), redis-server, curl, awk. Optional:
+# Requires: go, wrk (4.x, with LuaJIT), redis-server and redis-cli, curl, awk. Optional:
 # taskset (util-linux) to pin the gateway apart from the load generator and
 # the upstream; without it (or on one CPU) nothing is pinned and the table
 # says so.
@@ -59,7 +59,7 @@ CLIENT_CPUS=${CLIENT_CPUS:-1}
 SECRET=bench-secret-0123456789abcdefghijklmnopqrstuvwxyz
 CLK_TCK=$(getconf CLK_TCK)
 
-for tool in wrk redis-server curl awk; do
+for tool in wrk redis-server redis-cli curl awk; do
 	if ! command -v "$tool" >/dev/null 2>&1; then
 		echo "bench: $tool is required" >&2
 		exit 1
