@@ -62,10 +62,9 @@ type otelMetrics struct {
 	// reads them at collection.
 	gate gateCounts
 
-	// opts caches each label combination's options, copy on write: the
-	// gate's path looks them up without a lock or an allocation.
-	mu   sync.Mutex
-	opts atomic.Pointer[map[labels][]metric.AddOption]
+	// opts caches each label combination's options: the request path
+	// looks them up without a lock or an allocation.
+	opts cowMap[labels, []metric.AddOption]
 
 	// current is the running app whose sources, cache and backlog the
 	// observable instruments read.
@@ -155,8 +154,6 @@ func newOtelMetrics() (*otelMetrics, error) {
 		readers = append(readers, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(otlp)))
 	}
 	m := &otelMetrics{provider: sdkmetric.NewMeterProvider(readers...), collector: capture.c}
-	empty := map[labels][]metric.AddOption{}
-	m.opts.Store(&empty)
 	if err := m.instruments(m.provider.Meter(meterName)); err != nil {
 		return nil, fmt.Errorf("building licensegate metrics: %w", err)
 	}
@@ -239,13 +236,12 @@ func (m *otelMetrics) instruments(meter metric.Meter) error {
 }
 
 // gateCounts is the gate's decision counter: one atomic per product and
-// code, in a copy-on-write map, observed at collection. The SDK's
-// synchronous Add resolves the attribute set into its own locked map on
-// every call (~190 ns, a sixth of the gate's admission); here a decision
-// is one map read and one atomic add (~18 ns, BenchmarkGateDecision).
+// code, observed at collection. The SDK's synchronous Add resolves the
+// attribute set into its own locked map on every call (~190 ns, a sixth
+// of the gate's admission); here a decision is one map read and one
+// atomic add (~18 ns, BenchmarkGateDecision).
 type gateCounts struct {
-	mu sync.Mutex // serialises additions to m
-	m  atomic.Pointer[map[gateKey]*gateCount]
+	m cowMap[gateKey, *gateCount]
 }
 
 type gateKey struct{ product, code string }
@@ -258,44 +254,55 @@ type gateCount struct {
 // add counts one decision.
 func (g *gateCounts) add(product, code string) {
 	k := gateKey{product, code}
-	if m := g.m.Load(); m != nil {
-		if c, ok := (*m)[k]; ok {
-			c.n.Add(1)
-			return
-		}
+	c, ok := g.m.all()[k]
+	if !ok {
+		c = g.m.add(k, func() *gateCount {
+			return &gateCount{opts: metric.WithAttributeSet(attribute.NewSet(
+				attribute.String("product", k.product), attribute.String("code", k.code)))}
+		})
 	}
-	g.counter(k).n.Add(1)
-}
-
-// counter returns k's counter, adding it to a copy of the map.
-func (g *gateCounts) counter(k gateKey) *gateCount {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	var cur map[gateKey]*gateCount
-	if m := g.m.Load(); m != nil {
-		cur = *m
-	}
-	if c, ok := cur[k]; ok {
-		return c
-	}
-	c := &gateCount{opts: metric.WithAttributeSet(attribute.NewSet(
-		attribute.String("product", k.product), attribute.String("code", k.code)))}
-	next := make(map[gateKey]*gateCount, len(cur)+1)
-	maps.Copy(next, cur)
-	next[k] = c
-	g.m.Store(&next)
-	return c
+	c.n.Add(1)
 }
 
 // observe reports every counter to o as inst.
 func (g *gateCounts) observe(o metric.Observer, inst metric.Int64Observable) {
-	m := g.m.Load()
-	if m == nil {
-		return
-	}
-	for _, c := range *m {
+	for _, c := range g.m.all() {
 		o.ObserveInt64(inst, c.n.Load(), c.opts)
 	}
+}
+
+// cowMap is a map read without a lock and copied on write, for what the
+// request path looks up by label: the combinations are few, and all are
+// made within the first requests.
+type cowMap[K comparable, V any] struct {
+	mu sync.Mutex // serialises the writes
+	m  atomic.Pointer[map[K]V]
+}
+
+// add returns k's value, made by mk and stored in a copy of the map when
+// k has none yet. Callers look k up in all first: indexing there, in the
+// caller's concrete types, is faster than in a generic method.
+func (c *cowMap[K, V]) add(k K, mk func() V) V {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cur := c.all()
+	if v, ok := cur[k]; ok {
+		return v
+	}
+	v := mk()
+	next := make(map[K]V, len(cur)+1)
+	maps.Copy(next, cur)
+	next[k] = v
+	c.m.Store(&next)
+	return v
+}
+
+// all is the current map; it must not be modified.
+func (c *cowMap[K, V]) all() map[K]V {
+	if m := c.m.Load(); m != nil {
+		return *m
+	}
+	return nil
 }
 
 // breakerStater is a source whose circuit breaker can be read (the
@@ -306,27 +313,16 @@ type breakerStater interface {
 
 // options returns the options of a label combination, built once.
 func (m *otelMetrics) options(l labels) []metric.AddOption {
-	if o, ok := (*m.opts.Load())[l]; ok {
+	if o, ok := m.opts.all()[l]; ok {
 		return o
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	cur := *m.opts.Load()
-	if o, ok := cur[l]; ok {
-		return o
-	}
-	kv := []attribute.KeyValue{attribute.String(l.k1, l.v1)}
-	if l.k2 != "" {
-		kv = append(kv, attribute.String(l.k2, l.v2))
-	}
-	o := []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(kv...))}
-	next := make(map[labels][]metric.AddOption, len(cur)+1)
-	for k, v := range cur {
-		next[k] = v
-	}
-	next[l] = o
-	m.opts.Store(&next)
-	return o
+	return m.opts.add(l, func() []metric.AddOption {
+		kv := []attribute.KeyValue{attribute.String(l.k1, l.v1)}
+		if l.k2 != "" {
+			kv = append(kv, attribute.String(l.k2, l.v2))
+		}
+		return []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(kv...))}
+	})
 }
 
 // record is the histograms' options: the same attribute set as the
