@@ -148,7 +148,8 @@ type Product struct {
 	// ReleaseIdle frees the slot of an installation unused this long (its
 	// last_seen_at, or created_at when never seen): the activation that
 	// needs the slot, or the idle sweep, marks it released, and its tokens
-	// get 403 installation_released. At least 10m. Default: off.
+	// get 403 installation_released. At least 1s; below 10m a warning says
+	// what it will do. Default: off.
 	ReleaseIdle caddy.Duration `json:"release_idle,omitempty"`
 
 	// Mappings are the product's identifiers at each source it is sold
@@ -164,7 +165,7 @@ type Product struct {
 // [auto_suspend_not_found]).
 type RecheckConfig struct {
 	// Every is how often each licence is asked about again. Default: 168h;
-	// at least 1m.
+	// at least 1s, and below 1h a warning says what it will do.
 	Every caddy.Duration `json:"every,omitempty"`
 	// Mode is manual (a definitive answer flags the licence, which still
 	// serves; the author decides), auto (suspends after Confirm answers
@@ -182,11 +183,15 @@ type RecheckConfig struct {
 
 // rules checks the recheck options and returns them as policy's rules,
 // with errors that name the option.
-func (rc *RecheckConfig) rules(product string, grace *caddy.Duration) (policy.RecheckRules, error) {
+func (rc *RecheckConfig) rules(logger *zap.Logger, product string, grace *caddy.Duration) (policy.RecheckRules, error) {
 	var r policy.RecheckRules
+	scope := "product " + product + ": "
 	if grace != nil {
 		if *grace < 0 {
 			return r, fmt.Errorf("product %s: expiry_grace: must not be negative", product)
+		}
+		if err := checkDuration(logger, scope, "expiry_grace", time.Duration(*grace)); err != nil {
+			return r, err
 		}
 		r.ExpiryGrace = time.Duration(*grace)
 		if r.ExpiryGrace == 0 {
@@ -204,12 +209,18 @@ func (rc *RecheckConfig) rules(product string, grace *caddy.Duration) (policy.Re
 		r.Mode = m
 	}
 	switch {
-	case rc.Every < 0 || rc.Every > 0 && time.Duration(rc.Every) < time.Minute:
-		return r, fmt.Errorf("product %s: recheck every: %s is shorter than 1m", product, time.Duration(rc.Every))
+	case rc.Every < 0:
+		return r, fmt.Errorf("product %s: recheck every: must not be negative", product)
 	case rc.Confirm < 0:
 		return r, fmt.Errorf("product %s: recheck confirm: must not be negative", product)
 	case rc.ConfirmWindow < 0:
 		return r, fmt.Errorf("product %s: recheck confirm_window: must not be negative", product)
+	}
+	if err := checkDuration(logger, scope, "recheck every", time.Duration(rc.Every)); err != nil {
+		return r, err
+	}
+	if err := checkDuration(logger, scope, "recheck confirm_window", time.Duration(rc.ConfirmWindow)); err != nil {
+		return r, err
 	}
 	r.Every, r.Confirm, r.ConfirmWindow = time.Duration(rc.Every), rc.Confirm, time.Duration(rc.ConfirmWindow)
 	r.AutoSuspendNotFound = rc.AutoSuspendNotFound
@@ -356,10 +367,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 }
 
 func (a *App) checkUnsupported() error {
-	if a.KeyRotation != 0 && time.Duration(a.KeyRotation) < time.Minute {
-		return fmt.Errorf("key_rotation: %s is shorter than 1m", time.Duration(a.KeyRotation))
+	if a.KeyRotation < 0 {
+		return errors.New("key_rotation: must not be negative")
 	}
-	return nil
+	return checkDuration(a.logger, "", "key_rotation", time.Duration(a.KeyRotation))
 }
 
 func (a *App) provisionStorage(ctx caddy.Context) error {
@@ -506,7 +517,7 @@ func (a *App) buildProducts(sources map[string]upstreams.Source) (map[string]*ga
 	products := make(map[string]*gateway.Product, len(a.Products))
 	var order []string
 	for name, pc := range a.Products {
-		p, err := pc.build(name, sources)
+		p, err := pc.build(a.logger, name, sources)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -517,7 +528,7 @@ func (a *App) buildProducts(sources map[string]upstreams.Source) (map[string]*ga
 	return products, order, nil
 }
 
-func (pc *Product) build(name string, sources map[string]upstreams.Source) (*gateway.Product, error) {
+func (pc *Product) build(logger *zap.Logger, name string, sources map[string]upstreams.Source) (*gateway.Product, error) {
 	if pc == nil {
 		return nil, fmt.Errorf("product %s: empty configuration", name)
 	}
@@ -560,13 +571,19 @@ func (pc *Product) build(name string, sources map[string]upstreams.Source) (*gat
 			return nil, fmt.Errorf("product %s: move_cooldown: must not be negative", name)
 		}
 		cooldown = time.Duration(*pc.MoveCooldown)
+		if err := checkDuration(logger, "product "+name+": ", "move_cooldown", cooldown); err != nil {
+			return nil, err
+		}
 	}
-	recheck, err := pc.Recheck.rules(name, pc.ExpiryGrace)
+	recheck, err := pc.Recheck.rules(logger, name, pc.ExpiryGrace)
 	if err != nil {
 		return nil, err
 	}
-	if pc.ReleaseIdle != 0 && time.Duration(pc.ReleaseIdle) < minReleaseIdle {
-		return nil, fmt.Errorf("product %s: release_idle: %s is shorter than %s (last-seen times reach the store once a minute)", name, time.Duration(pc.ReleaseIdle), minReleaseIdle)
+	if pc.ReleaseIdle < 0 {
+		return nil, fmt.Errorf("product %s: release_idle: must not be negative", name)
+	}
+	if err := checkDuration(logger, "product "+name+": ", "release_idle", time.Duration(pc.ReleaseIdle)); err != nil {
+		return nil, err
 	}
 	return &gateway.Product{
 		Name: name, Sources: pc.Sources, MoveCooldown: cooldown, Leak: leak,
@@ -577,10 +594,6 @@ func (pc *Product) build(name string, sources map[string]upstreams.Source) (*gat
 		Recheck: recheck,
 	}, nil
 }
-
-// minReleaseIdle is the shortest release_idle: well above the last-seen
-// batch interval, so an installation in use is never taken for idle.
-const minReleaseIdle = 10 * time.Minute
 
 func treatment(s string) (policy.Treatment, error) {
 	if s == "" {
@@ -594,12 +607,8 @@ func treatment(s string) (policy.Treatment, error) {
 func (a *App) buildService(sources map[string]upstreams.Source, products map[string]*gateway.Product, order []string) error {
 	accessTTL := durationOr(a.AccessTokenTTL, defaultAccessTTL)
 	refreshTTL := durationOr(a.RefreshTokenTTL, defaultRefreshTTL)
-	if accessTTL < time.Second {
-		return fmt.Errorf("access_token_ttl: %s is shorter than 1s", accessTTL)
-	}
-	if accessTTL < 5*time.Minute {
-		a.logger.Warn("access_token_ttl is below 5m: every installation will refresh its token that often",
-			zap.Duration("access_token_ttl", accessTTL))
+	if err := checkDuration(a.logger, "", "access_token_ttl", accessTTL); err != nil {
+		return err
 	}
 	if refreshTTL < accessTTL {
 		return fmt.Errorf("refresh_token_ttl: %s is shorter than access_token_ttl %s", refreshTTL, accessTTL)
@@ -610,6 +619,9 @@ func (a *App) buildService(sources map[string]upstreams.Source, products map[str
 	}
 	if reuseGrace > maxReuseGrace {
 		return fmt.Errorf("refresh_reuse_grace: %s is longer than the %s maximum", reuseGrace, maxReuseGrace)
+	}
+	if err := checkDuration(a.logger, "", "refresh_reuse_grace", reuseGrace); err != nil {
+		return err
 	}
 	svc, err := gateway.New(gateway.Config{
 		Store: a.store, Master: a.master, Issuer: a.Issuer, AccessTTL: accessTTL,

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -377,9 +376,6 @@ func parseProductOption(d *caddyfile.Dispenser, name string, p *Product) error {
 	case "release_idle":
 		if err := durationArg(d, &p.ReleaseIdle); err != nil {
 			return err
-		}
-		if time.Duration(p.ReleaseIdle) < minReleaseIdle {
-			return d.Errf("product %s: release_idle: %s is shorter than %s", name, time.Duration(p.ReleaseIdle), minReleaseIdle)
 		}
 	default:
 		source, ok := mappingSource(opt) // envato_item, apptrovo_slug, ...

@@ -43,7 +43,7 @@ func TestProductJSONKeepsMappingOptions(t *testing.T) {
 // free treatment.
 func TestProductBuildIntegrityOptions(t *testing.T) {
 	sources := map[string]upstreams.Source{"static": nil}
-	p, err := (&Product{Sources: []string{"static"}, LocalCap: 8, StagingCap: 2, LeakThreshold: "10/48h"}).build("p", sources)
+	p, err := (&Product{Sources: []string{"static"}, LocalCap: 8, StagingCap: 2, LeakThreshold: "10/48h"}).build(nil, "p", sources)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func TestProductBuildIntegrityOptions(t *testing.T) {
 		{Sources: []string{"static"}, StagingCap: -1},
 		{Sources: []string{"static"}, LeakThreshold: "many"},
 	} {
-		if _, err := bad.build("p", sources); err == nil {
+		if _, err := bad.build(nil, "p", sources); err == nil {
 			t.Errorf("%+v built", bad)
 		}
 	}

@@ -20,7 +20,7 @@ func TestRecheckConfig(t *testing.T) {
 	if err := json.Unmarshal([]byte(raw), &pc); err != nil {
 		t.Fatal(err)
 	}
-	r, err := pc.Recheck.rules("p", pc.ExpiryGrace)
+	r, err := pc.Recheck.rules(nil, "p", pc.ExpiryGrace)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,21 +30,21 @@ func TestRecheckConfig(t *testing.T) {
 		t.Fatalf("rules %+v, want %+v", r, want)
 	}
 	var none *RecheckConfig
-	if r, err := none.rules("p", nil); err != nil || r != (policy.RecheckRules{}).WithDefaults() {
+	if r, err := none.rules(nil, "p", nil); err != nil || r != (policy.RecheckRules{}).WithDefaults() {
 		t.Fatalf("defaults: %+v, %v", r, err)
 	}
 	neg := caddy.Duration(-1)
 	for option, rc := range map[string]*RecheckConfig{
-		"recheck every":          {Every: caddy.Duration(10 * time.Second)},
+		"recheck every":          {Every: caddy.Duration(10 * time.Millisecond)},
 		"recheck mode":           {Mode: "sometimes"},
 		"recheck confirm":        {Confirm: -1},
 		"recheck confirm_window": {ConfirmWindow: -1},
 	} {
-		if _, err := rc.rules("p", nil); err == nil || !strings.Contains(err.Error(), "product p: "+option) {
+		if _, err := rc.rules(nil, "p", nil); err == nil || !strings.Contains(err.Error(), "product p: "+option) {
 			t.Errorf("%s: %v, want an error naming it", option, err)
 		}
 	}
-	if _, err := none.rules("p", &neg); err == nil || !strings.Contains(err.Error(), "expiry_grace") {
+	if _, err := none.rules(nil, "p", &neg); err == nil || !strings.Contains(err.Error(), "expiry_grace") {
 		t.Errorf("negative expiry_grace: %v", err)
 	}
 }

@@ -260,6 +260,9 @@ func (s *Service) recordVerified(ctx context.Context, f *found) error {
 		return storeUnavailable(err)
 	}
 	f.state = st
+	if st.License != nil {
+		s.recheck.hint(st.License.NextCheckAt)
+	}
 	return nil
 }
 
@@ -401,7 +404,7 @@ func (s *Service) activateLicense(ctx context.Context, f *found, req ActivateReq
 		}
 		st.License = s.mergeLicense(st.License, f, p.Name, now)
 		var write bool
-		out, write = decideActivation(p, st, req, domain, now)
+		out, write = decideActivation(p, st, req, domain, answered(f), now)
 		if !write && licenseFacts(st.License) == before {
 			// A refused or repeated activation of an unchanged licence
 			// costs no write.
@@ -416,6 +419,9 @@ func (s *Service) activateLicense(ctx context.Context, f *found, req ActivateReq
 	})
 	if err != nil {
 		return nil, storeUnavailable(err)
+	}
+	if st != nil && st.License != nil {
+		s.recheck.hint(st.License.NextCheckAt)
 	}
 	if out.refusal != nil {
 		return nil, out.refusal
@@ -444,14 +450,24 @@ type activation struct {
 	released []store.Installation
 }
 
+// answered reports whether the licence's source answered this activation
+// with a valid record: its expiry is then the source's word, not a date
+// to give grace past (expiry_grace is for a source that cannot answer).
+func answered(f *found) bool {
+	return f.verdict != nil && f.verdict.Outcome == upstreams.Valid
+}
+
 // decideActivation applies an activation to st (a copy the store handed
 // out) and reports whether st must be written. A refused attempt still
 // records its leak sighting; one that crosses leak_threshold locks the
-// licence and is refused.
-func decideActivation(p *Product, st *store.LicenseState, req ActivateRequest, domain string, now time.Time) (activation, bool) {
+// licence and is refused. answered says the source just vouched for the
+// licence's record: a passed expiry in it gets no grace.
+func decideActivation(p *Product, st *store.LicenseState, req ActivateRequest, domain string, answered bool, now time.Time) (activation, bool) {
 	lic := st.License
 	pl := policyLicense(lic)
-	pl.ExpiryGrace = p.Recheck.WithDefaults().ExpiryGrace
+	if !answered {
+		pl.ExpiryGrace = p.Recheck.WithDefaults().ExpiryGrace
+	}
 	if ref := policy.Standing(pl, now); ref != nil {
 		return activation{refusal: fromRefusal(ref)}, false
 	}

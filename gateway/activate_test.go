@@ -1,9 +1,13 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/licensegate/licensegate/upstreams"
 )
 
 func TestValidateActivation(t *testing.T) {
@@ -44,5 +48,26 @@ func TestValidateActivation(t *testing.T) {
 				t.Fatalf("validateActivation error %v, want validation_failed on %s", err, tt.field)
 			}
 		})
+	}
+}
+
+// Issue 20, contract item 4: expiry_grace is for a source that cannot
+// answer at expiry. A source that answers now with a passed expiry (an
+// author's key file with a past expires_at) is refused license_expired;
+// a stored licence whose source is not asked keeps its grace.
+func TestExpiryGraceOnlyWithoutAnAnswer(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	past := f.clock.Now().Add(-time.Hour)
+	f.src.answer = &upstreams.Verdict{Outcome: upstreams.Valid, Record: upstreams.Record{Product: "p", Type: "regular", ExpiresAt: &past}}
+	_, err := f.svc.Activate(ctx, ActivateRequest{Key: "KEY-EXPIRED", Domain: "buyer.com"})
+	wantCode(t, err, CodeLicenseExpired)
+
+	soon := f.clock.Now().Add(time.Hour)
+	f.src.answer = &upstreams.Verdict{Outcome: upstreams.Valid, Record: upstreams.Record{Product: "p", Type: "regular", ExpiresAt: &soon}}
+	f.activate("KEY-SOON", "buyer.com")
+	f.clock.Advance(2 * time.Hour) // past the expiry; the source is not asked again
+	if _, err := f.svc.Activate(ctx, ActivateRequest{Key: "KEY-SOON", Domain: "buyer.com"}); err != nil {
+		t.Fatalf("re-activation of a stored licence within its expiry grace: %v", err)
 	}
 }

@@ -19,8 +19,22 @@ import (
 // inside the licence's own store update, so only one instance writes it
 // and its installation.released event.
 
-// idleSweepInterval is how often the sweep runs.
+// idleSweepInterval is how often the sweep runs at most: a product whose
+// release_idle is shorter (an author watching a release in staging) is
+// swept that often, but not more than once a second.
 const idleSweepInterval = 10 * time.Minute
+
+// idleSweepEvery is the sweep's period: the shortest release_idle, within
+// [1s, idleSweepInterval].
+func (s *Service) idleSweepEvery() time.Duration {
+	d := idleSweepInterval
+	for _, p := range s.cfg.Products {
+		if r := p.Rules.ReleaseIdle; r > 0 && r < d {
+			d = r
+		}
+	}
+	return max(d, time.Second)
+}
 
 // idleSweepPage is how many licences one store read lists.
 const idleSweepPage = 500
@@ -37,7 +51,7 @@ func (s *Service) releasesIdle() bool {
 
 // sweepIdlePeriodically is the idle_sweep worker.
 func (s *Service) sweepIdlePeriodically(ctx context.Context) error {
-	return every(ctx, idleSweepInterval, func(ctx context.Context) {
+	return every(ctx, s.idleSweepEvery(), func(ctx context.Context) {
 		if n, err := s.SweepIdle(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("releasing idle installations", zap.Int("released", n), zap.Error(err))
 		}

@@ -50,7 +50,8 @@ const (
 	// claims: longer than a batch of checks can take, so a worker that
 	// dies mid-batch leaves its licences due again soon after.
 	RecheckClaim = 10 * time.Minute
-	// recheckIdle is the longest the worker sleeps between steps.
+	// recheckIdle is the longest the worker sleeps between steps when
+	// nothing is due sooner.
 	recheckIdle = RecheckLeaseTTL / 3
 	// recheckStandby is how often an instance without the lease tries it.
 	recheckStandby = RecheckLeaseTTL / 6
@@ -106,6 +107,10 @@ type rechecker struct {
 	lease  store.Lease // Token 0: not held
 	last   int64       // the token of the last lease held
 	guards map[string]*sourceGuard
+	// wakeAt is when the sleeping worker wakes (zero: not sleeping); a
+	// hint of an earlier check sends on wake.
+	wakeAt time.Time
+	wake   chan struct{}
 }
 
 // sourceGuard is one source's guard and whether its trip was announced.
@@ -115,11 +120,13 @@ type sourceGuard struct {
 }
 
 func newRechecker(s *Service) *rechecker {
-	return &rechecker{svc: s, guards: map[string]*sourceGuard{}}
+	return &rechecker{svc: s, guards: map[string]*sourceGuard{}, wake: make(chan struct{}, 1)}
 }
 
 // RunRecheck is the recheck worker: it runs RecheckOnce until ctx ends,
-// at once again while a whole batch was due, else after a pause, and
+// at once again while a whole batch was due, else when the next licence
+// falls due (the due index's first entry; at most recheckIdle on, and
+// sooner when this instance schedules an earlier check: see hint), and
 // releases the lease on the way out so another instance takes over at
 // once. It returns nil when ctx ends.
 func (s *Service) RunRecheck(ctx context.Context) error {
@@ -139,10 +146,75 @@ func (s *Service) RunRecheck(ctx context.Context) error {
 		case !s.recheck.holding():
 			wait = recheckStandby
 		case n < RecheckBatch:
-			wait = recheckIdle
+			wait = s.untilNextDue(ctx)
 		}
-		if wait > 0 && !pause(ctx, wait) {
+		if wait > 0 && !s.recheck.sleep(ctx, wait, s.now()) {
 			return nil
+		}
+	}
+}
+
+// recheckMinWait is the least the worker sleeps when fewer than a batch
+// were due: a licence due again at once (a claim that found nothing to
+// check) does not spin the loop.
+const recheckMinWait = 50 * time.Millisecond
+
+// untilNextDue is how long the worker may sleep: until the due index's
+// earliest entry, within [recheckMinWait, the idle cap]. The cap bounds
+// how late a licence scheduled by another instance is seen: recheckIdle,
+// or the shortest product interval when that is shorter (an author
+// watching a `recheck every 1s` in staging).
+func (s *Service) untilNextDue(ctx context.Context) time.Duration {
+	limit := recheckIdle
+	for _, p := range s.cfg.Products {
+		if r := p.Recheck.WithDefaults(); r.Mode != policy.RecheckOff && r.Every < limit {
+			limit = max(r.Every, time.Second)
+		}
+	}
+	next, err := s.cfg.Store.NextDue(ctx)
+	if err != nil || next.IsZero() {
+		return limit
+	}
+	return min(max(next.Sub(s.now()), recheckMinWait), limit)
+}
+
+// sleep waits d, or less when ctx ends (false then) or when hint names an
+// earlier check meanwhile.
+func (w *rechecker) sleep(ctx context.Context, d time.Duration, now time.Time) bool {
+	w.mu.Lock()
+	w.wakeAt = now.Add(d)
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		w.wakeAt = time.Time{}
+		w.mu.Unlock()
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-w.wake:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// hint tells a sleeping worker that a licence is due at at: it wakes now
+// when that is before its planned wake. Cheap and never blocking, so any
+// write that schedules a check may call it.
+func (w *rechecker) hint(at time.Time) {
+	if at.IsZero() {
+		return
+	}
+	w.mu.Lock()
+	early := !w.wakeAt.IsZero() && at.Before(w.wakeAt)
+	w.mu.Unlock()
+	if early {
+		select {
+		case w.wake <- struct{}{}:
+		default: // already woken
 		}
 	}
 }
@@ -155,18 +227,6 @@ func (s *Service) rechecks() bool {
 		}
 	}
 	return false
-}
-
-// pause waits d, or less when ctx ends (false then).
-func pause(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // RecheckOnce is one step of the worker, on the service's clock: take or
@@ -507,7 +567,7 @@ func checkResult(v upstreams.Verdict, at time.Time) policy.CheckResult {
 		if e := v.Record.ExpiresAt; e != nil && !e.After(at) {
 			// The source's own record says the licence's term is over (the
 			// author's key file, with a passed expires_at).
-			return policy.CheckResult{Outcome: policy.CheckInvalid, Reason: policy.ReasonExpired, At: at}
+			return policy.CheckResult{Outcome: policy.CheckInvalid, Reason: policy.ReasonExpired, ExpiresAt: e, At: at}
 		}
 		return policy.CheckResult{Outcome: policy.CheckValid, ExpiresAt: v.Record.ExpiresAt, At: at}
 	case upstreams.Invalid:
@@ -562,10 +622,12 @@ type guardAlert struct {
 }
 
 // observe counts an answered check in its source's guard and says whether
-// automatic suspension is held for the source: the guard tripped, or (for
-// the worker) it has not watched for a whole day yet, since this instance
-// took the lease. A trip not announced yet comes back as an alert, to be
-// written with this check.
+// automatic suspension is held for the source: the guard tripped. A trip
+// not announced yet comes back as an alert, to be written with this check.
+// A guard that has watched for less than a day (this instance just took
+// the lease) holds nothing on that account: the options say when a
+// licence is flagged or suspended, and the guard's hourly window sees a
+// mass event within its first minimum of answers.
 func (w *rechecker) observe(source string, res policy.CheckResult, now time.Time, byHand bool) (bool, *guardAlert) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -581,7 +643,7 @@ func (w *rechecker) observe(source string, res policy.CheckResult, now time.Time
 	tripped := g.guard.Tripped(now) || (g.alerted || g.pending) && !g.guard.Clear(now)
 	if !tripped {
 		g.alerted = false
-		return !byHand && !g.guard.Warm(now), nil
+		return false, nil
 	}
 	var alert *guardAlert
 	if !g.alerted && !g.pending {
@@ -706,7 +768,7 @@ type GuardStatus struct {
 	DayInvalid int  `json:"definitive_invalid_last_day"`
 	Tripped    bool `json:"tripped"`
 	// Warm is false while the guard has watched for less than a day on
-	// this instance; automatic suspensions are held until it is.
+	// this instance (its day window has not seen a whole day yet).
 	Warm bool `json:"warm"`
 }
 

@@ -40,7 +40,9 @@ func TestRecheckAdminAndView(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out.Outcome != policy.CheckInvalid || out.Reason != "refunded" || out.Status != store.LicenseActive || out.Definitive != 1 || out.Event != "" {
+	// Manual mode flags on the first definitive answer (issue 20).
+	if out.Outcome != policy.CheckInvalid || out.Reason != "refunded" || out.Status != store.LicenseFlagged ||
+		out.Definitive != 1 || out.Event != policy.EventFlagged {
 		t.Fatalf("outcome %+v", out)
 	}
 	d, err := s.svc.License(context.Background(), s.ids["d1"])
@@ -52,9 +54,9 @@ func TestRecheckAdminAndView(t *testing.T) {
 		l.LastCheckedAt == nil || !l.LastCheckedAt.Equal(s.clock.Now()) || l.FirstDefinitiveAt == nil || l.NextCheckAt == nil {
 		t.Fatalf("licence view %+v", l)
 	}
-	// A day of such answers flags it (manual mode).
-	s.clock.Advance(policy.DefinitiveSpan)
-	if out, err = s.svc.RecheckLicense(context.Background(), s.ids["d1"]); err != nil || out.Event != policy.EventFlagged || out.Status != store.LicenseFlagged {
+	// A second answer a day on changes nothing more: it stays flagged.
+	s.clock.Advance(24 * time.Hour)
+	if out, err = s.svc.RecheckLicense(context.Background(), s.ids["d1"]); err != nil || out.Event != "" || out.Status != store.LicenseFlagged || out.Definitive != 2 {
 		t.Fatalf("second recheck a day on: %+v, %v", out, err)
 	}
 	if _, err := s.svc.RecheckLicense(context.Background(), "lic_nope"); !errors.Is(err, ErrNotFound) {
@@ -104,7 +106,7 @@ func TestRecheckModeOff(t *testing.T) {
 }
 
 // TestReinstateRestartsTheCount: the author's reinstate of a flagged
-// licence is not undone by the next answer: it takes a fresh day.
+// licence restarts the definitive count.
 func TestReinstateRestartsTheCount(t *testing.T) {
 	s := newSim(t, openEmbedded(t), policy.RecheckManual, "gw_a")
 	s.buy("d1", "digitaldownloads", ddpKey(1), truth{status: "active"})
@@ -114,7 +116,7 @@ func TestReinstateRestartsTheCount(t *testing.T) {
 		if _, err := s.svc.RecheckLicense(ctx, s.ids["d1"]); err != nil {
 			t.Fatal(err)
 		}
-		s.clock.Advance(policy.DefinitiveSpan)
+		s.clock.Advance(24 * time.Hour)
 	}
 	if lic := s.license("d1"); lic.Status != store.LicenseFlagged {
 		t.Fatalf("not flagged: %s", lic.Status)
@@ -122,7 +124,7 @@ func TestReinstateRestartsTheCount(t *testing.T) {
 	if _, err := s.svc.ChangeLicense(ctx, s.ids["d1"], ActionReinstate, "account closed, paid"); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := s.svc.RecheckLicense(ctx, s.ids["d1"]); err != nil || out.Status != store.LicenseActive || out.Definitive != 1 {
+	if out, err := s.svc.RecheckLicense(ctx, s.ids["d1"]); err != nil || out.Definitive != 1 {
 		t.Fatalf("after reinstate: %+v, %v", out, err)
 	}
 }

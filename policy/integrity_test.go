@@ -7,6 +7,8 @@ import (
 	"time"
 )
 
+// Issue 20, contract item 5: local installs are shown as they are; a
+// public IP keeps its first and last group.
 func TestMaskDomain(t *testing.T) {
 	for in, want := range map[string]string{
 		"buyer.com":             "b***r.com",
@@ -14,11 +16,16 @@ func TestMaskDomain(t *testing.T) {
 		"ab.io":                 "a*.io",
 		"x.org":                 "x*.org",
 		"localhost":             "localhost",
-		"site.test":             "s***e.test",
-		"127.0.0.1":             "1***7.0*.0*.1",
+		"site.test":             "site.test",
+		"shop.localhost":        "shop.localhost",
+		"127.0.0.1":             "127.0.0.1",
 		"::1":                   "::1",
-		"2001:db8::1":           "2***1:d***8::1",
-		"xn--bcher-kva.example": "x***a.example",
+		"203.0.113.7":           "203.*.*.7",
+		"10.1.2.0":              "10.*.*.0",
+		"2001:db8::1":           "2001:*:1",
+		"2001:db8:0:0:0:0:0:ab": "2001:*:ab",
+		"xn--bcher-kva.example": "xn--bcher-kva.example",
+		"xn--bcher-kva.de":      "x***a.de",
 	} {
 		if got := MaskDomain(in); got != want {
 			t.Errorf("MaskDomain(%q) = %q, want %q", in, got, want)

@@ -1,22 +1,44 @@
 package policy
 
-import "strings"
+import (
+	"net/netip"
+	"strconv"
+	"strings"
+)
 
 // MaskDomain hides most of a domain so a buyer recognises their own
 // installation ("b***r.com" for buyer.com) without an activation_limit
 // answer telling whoever holds a leaked code which domain to claim. Every
 // label but the last keeps only its first and last character; the last
-// (the TLD, or an IP address's final group) is kept whole.
+// (the TLD) is kept whole. A local install (localhost, loopback, *.test,
+// ...) reveals nothing worth hiding and is shown as it is; a public IP
+// address keeps its first and last group ("203.*.*.7").
 func MaskDomain(domain string) string {
-	sep := "."
-	if strings.Contains(domain, ":") { // IPv6 literal
-		sep = ":"
+	if IsLocal(domain) {
+		return domain
 	}
-	labels := strings.Split(domain, sep)
+	if addr, err := netip.ParseAddr(domain); err == nil {
+		return maskAddr(addr)
+	}
+	labels := strings.Split(domain, ".")
 	for i := range len(labels) - 1 {
 		labels[i] = maskLabel(labels[i])
 	}
-	return strings.Join(labels, sep)
+	return strings.Join(labels, ".")
+}
+
+// maskAddr keeps an address's first and last group: 203.*.*.7, and
+// 2001:*:7 for IPv6 (however many groups lie between).
+func maskAddr(addr netip.Addr) string {
+	addr = addr.WithZone("")
+	if addr.Is4() || addr.Is4In6() {
+		b := addr.Unmap().As4()
+		return strconv.Itoa(int(b[0])) + ".*.*." + strconv.Itoa(int(b[3]))
+	}
+	b := addr.As16()
+	first := uint64(b[0])<<8 | uint64(b[1])
+	last := uint64(b[14])<<8 | uint64(b[15])
+	return strconv.FormatUint(first, 16) + ":*:" + strconv.FormatUint(last, 16)
 }
 
 func maskLabel(l string) string {

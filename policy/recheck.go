@@ -37,16 +37,6 @@ const (
 	// FirstBackoff is the wait after the first unknown outcome; each
 	// further one doubles it, up to the product's interval.
 	FirstBackoff = 5 * time.Minute
-	// DefinitiveSpan is how long a licence's source must keep answering
-	// definitively before the answers change its status (flag, or suspend
-	// under the confirm rules): a day, the mass-suspension guard's long
-	// window, so the guard has seen the whole day of the source's answers
-	// before any licence is flagged or suspended on them. A marketplace
-	// answering "not found" for every code (Envato does, when its API
-	// breaks) or "refunded" for a tenth of its licences thus flags no one.
-	// (A source confirming the expiry our record holds expires the licence
-	// at once.)
-	DefinitiveSpan = 24 * time.Hour
 )
 
 // RecheckRules are a product's recheck options.
@@ -137,7 +127,8 @@ type RecheckState struct {
 type CheckResult struct {
 	Outcome string // CheckValid, CheckInvalid or CheckUnknown
 	Reason  string // for CheckInvalid
-	// ExpiresAt is the source's expiry for a valid licence (nil: none).
+	// ExpiresAt is the source's expiry for a valid licence (nil: none),
+	// or the passed one it answered with for an expired licence.
 	ExpiresAt *time.Time
 	At        time.Time
 }
@@ -162,9 +153,12 @@ type Transition struct {
 	Held bool
 }
 
-// Next applies one check result. guardTripped says the mass-suspension
-// guard holds the licence's source: a definitive answer then changes
-// nothing but the streak and the schedule (Held). jitter in [0, 1)
+// Next applies one check result. A definitive answer flags the licence at
+// once (the flag still serves and is the author's signal), and in auto
+// mode suspends it once the confirm rules hold. guardTripped says the
+// mass-suspension guard holds the licence's source: a definitive answer
+// then changes nothing but the streak and the schedule (Held), and the
+// guard's one alert tells the author. jitter in [0, 1)
 // spreads the next check over the last tenth of the interval.
 func (r RecheckRules) Next(st RecheckState, res CheckResult, guardTripped bool, jitter float64) Transition {
 	r = r.WithDefaults()
@@ -226,18 +220,18 @@ func (r RecheckRules) invalid(st RecheckState, res CheckResult, guardTripped boo
 	if st.Status != StatusActive && st.Status != StatusFlagged {
 		return t // already out of service: nothing more to decide
 	}
-	if res.Reason == ReasonExpired && st.ExpiresAt != nil && !res.At.Before(*st.ExpiresAt) {
-		// The source confirms the expiry our own record holds.
-		n.Status, n.StatusBy = StatusExpired, SetByRecheck
+	if exp := expiryOf(st, res); res.Reason == ReasonExpired && exp != nil && !res.At.Before(*exp) {
+		// The source confirms a passed expiry: our record's, or the date
+		// it answers with (an author's key file given a past expires_at).
+		n.Status, n.StatusBy, n.ExpiresAt = StatusExpired, SetByRecheck, exp
 		t.Event = EventExpired
 		return t
-	}
-	if res.At.Sub(n.FirstDefinitiveAt) < DefinitiveSpan {
-		return t // counted; the source has not said so for a day yet
 	}
 	confirmed := r.confirmed(*n, res)
 	flag := st.Status != StatusFlagged
 	if guardTripped {
+		// A mass event at the source: its one alert stands for every
+		// licence it would flag or suspend, and each keeps its status.
 		t.Held = confirmed || flag
 		return t
 	}
@@ -256,6 +250,15 @@ func (r RecheckRules) invalid(st RecheckState, res CheckResult, guardTripped boo
 	return t
 }
 
+// expiryOf is the expiry an "expired" answer confirms: the date the
+// source answered with, else the one recorded.
+func expiryOf(st RecheckState, res CheckResult) *time.Time {
+	if res.ExpiresAt != nil {
+		return res.ExpiresAt
+	}
+	return st.ExpiresAt
+}
+
 // confirmed reports whether auto mode may take the licence out of service.
 func (r RecheckRules) confirmed(n RecheckState, res CheckResult) bool {
 	if r.Mode != RecheckAuto {
@@ -263,6 +266,9 @@ func (r RecheckRules) confirmed(n RecheckState, res CheckResult) bool {
 	}
 	if res.Reason == ReasonNotFound && !r.AutoSuspendNotFound {
 		return false // Envato answers 404 for closed buyer accounts too
+	}
+	if r.Confirm <= 1 {
+		return true // confirm 1: the first definitive answer, whatever the window
 	}
 	return n.Definitive >= r.Confirm && res.At.Sub(n.FirstDefinitiveAt) >= r.ConfirmWindow
 }

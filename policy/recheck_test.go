@@ -61,19 +61,13 @@ func TestRecheckUnknownChangesNothingButTheSchedule(t *testing.T) {
 	}
 }
 
+// Issue 20, contract item 2: manual mode flags on the first definitive
+// answer; no fixed span waits on top of the options.
 func TestRecheckManualFlagsAndValidReinstates(t *testing.T) {
 	r := RecheckRules{Every: 6 * time.Hour}
 	tr := r.Next(active(), CheckResult{Outcome: CheckInvalid, Reason: ReasonRefunded, At: now}, false, 0)
-	if tr.Next.Status != StatusActive || tr.Event != "" || tr.Next.Definitive != 1 {
-		t.Fatalf("manual refund, first answer: %+v %s; want it counted, nothing changed", tr.Next, tr.Event)
-	}
-	tr = r.Next(tr.Next, CheckResult{Outcome: CheckInvalid, Reason: ReasonRefunded, At: now.Add(DefinitiveSpan - time.Minute)}, false, 0)
-	if tr.Next.Status != StatusActive || tr.Event != "" || tr.Next.Definitive != 2 {
-		t.Fatalf("manual refund, second answer within a day: %+v %s", tr.Next, tr.Event)
-	}
-	tr = r.Next(tr.Next, CheckResult{Outcome: CheckInvalid, Reason: ReasonRefunded, At: now.Add(DefinitiveSpan)}, false, 0)
-	if tr.Next.Status != StatusFlagged || tr.Event != EventFlagged {
-		t.Fatalf("manual refund, a day of answers: %+v %s", tr.Next, tr.Event)
+	if tr.Next.Status != StatusFlagged || tr.Event != EventFlagged || tr.Next.Definitive != 1 {
+		t.Fatalf("manual refund, first answer: %+v %s; want flagged at once", tr.Next, tr.Event)
 	}
 	for range 20 { // manual never suspends
 		tr = r.Next(tr.Next, CheckResult{Outcome: CheckInvalid, Reason: ReasonRefunded, At: now.Add(30 * 24 * time.Hour)}, false, 0)
@@ -170,26 +164,45 @@ func TestRecheckNotFoundNeedsOptIn(t *testing.T) {
 	}
 }
 
+// The guard holds what a definitive answer would do (a flag or a
+// suspension): a mass event is one alert, not a flag per licence.
 func TestRecheckGuardHoldsSuspension(t *testing.T) {
-	r := RecheckRules{Mode: RecheckAuto, Confirm: 1, ConfirmWindow: time.Nanosecond}
-	seen := RecheckState{Status: StatusActive, Definitive: 1, FirstDefinitiveAt: now.Add(-DefinitiveSpan)}
-	tr := r.Next(seen, CheckResult{Outcome: CheckInvalid, Reason: ReasonRefunded, At: now}, true, 0)
-	if tr.Next.Status != StatusActive || !tr.Held || tr.Event != "" || tr.Next.Definitive != 2 {
+	r := RecheckRules{Mode: RecheckAuto, Confirm: 1}
+	tr := r.Next(active(), CheckResult{Outcome: CheckInvalid, Reason: ReasonRefunded, At: now}, true, 0)
+	if tr.Next.Status != StatusActive || !tr.Held || tr.Event != "" || tr.Next.Definitive != 1 {
 		t.Fatalf("guard tripped: %+v", tr)
 	}
-	// Manual mode: the flag is held too.
 	manual := RecheckRules{Mode: RecheckManual}
-	tr = manual.Next(seen, CheckResult{Outcome: CheckInvalid, Reason: ReasonNotFound, At: now}, true, 0)
+	tr = manual.Next(active(), CheckResult{Outcome: CheckInvalid, Reason: ReasonNotFound, At: now}, true, 0)
 	if tr.Next.Status != StatusActive || !tr.Held || tr.Event != "" {
 		t.Fatalf("guard tripped, manual: %+v", tr)
 	}
-	// A first answer would change nothing anyway: not held.
-	if tr := manual.Next(active(), CheckResult{Outcome: CheckInvalid, Reason: ReasonNotFound, At: now}, true, 0); tr.Held {
-		t.Fatalf("first answer held: %+v", tr)
+	flagged := RecheckState{Status: StatusFlagged, StatusBy: SetByRecheck, Definitive: 1, FirstDefinitiveAt: now}
+	if tr := manual.Next(flagged, CheckResult{Outcome: CheckInvalid, Reason: ReasonNotFound, At: now}, true, 0); tr.Held {
+		t.Fatalf("a flagged licence in manual mode: nothing to hold: %+v", tr)
 	}
-	tr = r.Next(seen, CheckResult{Outcome: CheckInvalid, Reason: ReasonRefunded, At: now}, false, 0)
-	if tr.Next.Status != StatusSuspended || tr.Held {
-		t.Fatalf("guard tripped: %+v", tr)
+	tr = r.Next(active(), CheckResult{Outcome: CheckInvalid, Reason: ReasonRefunded, At: now}, false, 0)
+	if tr.Next.Status != StatusSuspended || tr.Held || tr.Event != EventSuspended {
+		t.Fatalf("confirm 1, guard clear: %+v; want suspended on the first answer", tr)
+	}
+}
+
+// confirm 1 suspends on the first definitive answer, whatever the window;
+// confirm n needs n answers spanning the window.
+func TestRecheckConfirmOneIgnoresTheWindow(t *testing.T) {
+	r := RecheckRules{Mode: RecheckAuto, Confirm: 1, ConfirmWindow: 72 * time.Hour}
+	if tr := r.Next(active(), CheckResult{Outcome: CheckInvalid, Reason: ReasonRevoked, At: now}, false, 0); tr.Next.Status != StatusSuspended {
+		t.Fatalf("confirm 1: %+v", tr)
+	}
+	r.Confirm = 2
+	st := r.Next(active(), CheckResult{Outcome: CheckInvalid, Reason: ReasonRevoked, At: now}, false, 0).Next
+	st = r.Next(st, CheckResult{Outcome: CheckInvalid, Reason: ReasonRevoked, At: now.Add(71 * time.Hour)}, false, 0).Next
+	if st.Status != StatusFlagged {
+		t.Fatalf("confirm 2, answers 71h apart: %s, want flagged", st.Status)
+	}
+	st = r.Next(st, CheckResult{Outcome: CheckInvalid, Reason: ReasonRevoked, At: now.Add(72 * time.Hour)}, false, 0).Next
+	if st.Status != StatusSuspended {
+		t.Fatalf("confirm 2, answers spanning 72h: %s, want suspended", st.Status)
 	}
 }
 

@@ -24,6 +24,9 @@ type Scheduler interface {
 	ClaimDue(ctx context.Context, now time.Time, limit int, claimFor time.Duration) ([]string, error)
 	// DueStats counts the due index at now.
 	DueStats(ctx context.Context, now time.Time) (DueStats, error)
+	// NextDue returns the earliest NextCheckAt in the due index (zero when
+	// it is empty), so the worker sleeps until then: O(log n), no count.
+	NextDue(ctx context.Context) (time.Time, error)
 
 	// AcquireLease takes the lease called name for holder until now+ttl,
 	// when it is free, expired or released, with a fencing token one above

@@ -75,6 +75,30 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, claimFor
 	return ids, nil
 }
 
+// NextDue implements store.Scheduler: the due bucket's first key.
+func (s *Store) NextDue(ctx context.Context) (time.Time, error) {
+	var next time.Time
+	err := s.view(ctx, "reading the next due licence", func(tx *bolt.Tx) error {
+		k, _ := tx.Bucket(bucketDue).Cursor().First()
+		next = dueKeyTime(k)
+		return nil
+	})
+	return next, err
+}
+
+// dueKeyTime is the time a due-index key sorts by (zero for none).
+func dueKeyTime(k []byte) time.Time {
+	if k == nil {
+		return time.Time{}
+	}
+	ts, _, _ := strings.Cut(string(k), "|")
+	ns, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil {
+		return time.Time{}
+	}
+	return time.Unix(0, ns).UTC()
+}
+
 // DueStats implements store.Scheduler. Scheduled is the bucket's key
 // count; Due walks the due part of the index, up to store.DueCountCap.
 func (s *Store) DueStats(ctx context.Context, now time.Time) (store.DueStats, error) {
@@ -85,12 +109,7 @@ func (s *Store) DueStats(ctx context.Context, now time.Time) (store.DueStats, er
 		end := dueKey(now, "\xff")
 		c := b.Cursor()
 		k, _ := c.First()
-		if k != nil {
-			ts, _, _ := strings.Cut(string(k), "|")
-			if ns, err := strconv.ParseInt(ts, 10, 64); err == nil {
-				st.Oldest = time.Unix(0, ns).UTC()
-			}
-		}
+		st.Oldest = dueKeyTime(k)
 		for ; k != nil && st.Due < store.DueCountCap && bytes.Compare(k, end) <= 0; k, _ = c.Next() {
 			st.Due++
 		}

@@ -58,6 +58,20 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, claimFor
 	return ids, nil
 }
 
+// NextDue implements store.Scheduler: the sorted set's first entry.
+func (s *Store) NextDue(ctx context.Context) (time.Time, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	z, err := s.client.ZRangeWithScores(ctx, s.dueKey(), 0, 0).Result()
+	if err != nil {
+		return time.Time{}, failed(ctx, "reading the next due licence", err)
+	}
+	if len(z) == 0 {
+		return time.Time{}, nil
+	}
+	return time.UnixMilli(int64(z[0].Score)).UTC(), nil
+}
+
 // DueStats implements store.Scheduler: ZCARD, ZCOUNT and the first entry,
 // each O(log n).
 func (s *Store) DueStats(ctx context.Context, now time.Time) (store.DueStats, error) {

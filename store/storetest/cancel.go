@@ -161,6 +161,7 @@ func (f fixture) everyCall(s store.Store) map[string]func(ctx context.Context) e
 			return err
 		},
 		"DueStats":     func(ctx context.Context) error { _, err := s.DueStats(ctx, t0); return err },
+		"NextDue":      func(ctx context.Context) error { _, err := s.NextDue(ctx); return err },
 		"AcquireLease": func(ctx context.Context) error { _, err := s.AcquireLease(ctx, "l", "a", t0, time.Minute); return err },
 		"AppendAudit": func(ctx context.Context) error {
 			return s.AppendAudit(ctx, store.AuditEvent{At: t0, Actor: "admin", Action: store.AuditLicenseSuspended, LicenseID: "lic_1"})

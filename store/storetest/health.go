@@ -51,6 +51,7 @@ func testUnavailable(t *testing.T, h *harness) {
 		"DueLicenses":   func() error { _, err := s.DueLicenses(ctx, t0.Add(1000*time.Hour), 10); return err },
 		"ClaimDue":      func() error { _, err := s.ClaimDue(ctx, t0.Add(1000*time.Hour), 10, time.Minute); return err },
 		"DueStats":      func() error { _, err := s.DueStats(ctx, t0); return err },
+		"NextDue":       func() error { _, err := s.NextDue(ctx); return err },
 		"AcquireLease":  func() error { _, err := s.AcquireLease(ctx, "l", "a", t0, time.Minute); return err },
 		"RenewLease": func() error {
 			_, err := s.RenewLease(ctx, store.Lease{Name: "l", Holder: "a", Token: 1}, t0, time.Minute)

@@ -121,10 +121,16 @@ func testDueStats(t *testing.T, h *harness) {
 	if err != nil || st.Scheduled != 0 || st.Due != 0 || !st.Oldest.IsZero() {
 		t.Fatalf("empty store: %+v, %v", st, err)
 	}
+	if next, err := s.NextDue(ctx); err != nil || !next.IsZero() {
+		t.Fatalf("NextDue of an empty index = %v, %v; want zero", next, err)
+	}
 	seedDue(t, s)
 	st, err = s.DueStats(ctx, t0.Add(2*time.Hour))
 	if err != nil || st.Scheduled != 4 || st.Due != 2 || !st.Oldest.Equal(t0.Add(time.Hour)) {
 		t.Fatalf("DueStats = %+v, %v; want 4 scheduled, 2 due, oldest %v", st, err, t0.Add(time.Hour))
+	}
+	if next, err := s.NextDue(ctx); err != nil || !next.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("NextDue = %v, %v; want %v", next, err, t0.Add(time.Hour))
 	}
 }
 
