@@ -114,6 +114,9 @@ func do(ctx context.Context, client *http.Client, req *http.Request, maxBody int
 		span.SetAttributes(attribute.Int("http.response.status_code", resp.StatusCode))
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		return nil, redirectError(resp)
+	}
 	if resp.ContentLength > maxBody {
 		return nil, fmt.Errorf("%w: %d bytes announced", ErrBodyTooLarge, resp.ContentLength)
 	}
@@ -153,6 +156,15 @@ func NewClient(c Client) (Client, error) {
 	if c.HTTP == nil {
 		c.HTTP = &http.Client{}
 	}
+	if c.HTTP.CheckRedirect == nil {
+		// A vendor API answers; it never sends us elsewhere. Following a
+		// redirect would re-send a POST (and its licence key) wherever a
+		// hostile or compromised store points, the gateway's own admin
+		// endpoint included. The 3xx itself is an unknown outcome (do).
+		h := *c.HTTP
+		h.CheckRedirect = refuseRedirect
+		c.HTTP = &h
+	}
 	if c.MaxBody == 0 {
 		c.MaxBody = DefaultMaxBody
 	}
@@ -160,6 +172,29 @@ func NewClient(c Client) (Client, error) {
 		c.Now = time.Now
 	}
 	return c, nil
+}
+
+// refuseRedirect hands a 3xx back to the caller instead of following it.
+func refuseRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// RedirectError is a vendor's 3xx answer, which is never followed: an
+// unknown outcome. It names where the vendor pointed, without the query
+// (which could carry anything, a key included).
+type RedirectError struct {
+	Status   int
+	Location string // scheme, host and path only
+}
+
+func (e *RedirectError) Error() string {
+	return fmt.Sprintf("the source answered %d, a redirect to %s, which is not followed", e.Status, e.Location)
+}
+
+func redirectError(resp *http.Response) error {
+	loc := "(no location)"
+	if u, err := resp.Location(); err == nil {
+		loc = (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
+	}
+	return &RedirectError{Status: resp.StatusCode, Location: loc}
 }
 
 // Spend takes one call from the budget, waiting for it up to its MaxWait;

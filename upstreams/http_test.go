@@ -277,3 +277,38 @@ func TestClientSpendsItsBudget(t *testing.T) {
 		t.Fatalf("%d requests sent, %d calls spent; want 2 and 2", hits.Load(), budget.Spent())
 	}
 }
+
+// Issue 20, N2: a vendor answering a redirect is never followed (the POST
+// and its key would go wherever it points); the 3xx is an error that names
+// where it pointed without the query.
+func TestDoNeverFollowsRedirects(t *testing.T) {
+	var hit atomic.Int32
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hit.Add(1) }))
+	defer target.Close()
+	vendor := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Location", target.URL+"/stop?license_key=SECRET")
+		w.WriteHeader(http.StatusTemporaryRedirect)
+	}))
+	defer vendor.Close()
+	c, err := NewClient(Client{HTTP: vendor.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, status := range []string{"POST", "GET"} {
+		req, _ := http.NewRequest(status, vendor.URL+"/verify", strings.NewReader("license_key=SECRET"))
+		_, err = c.Do(context.Background(), req)
+		var re *RedirectError
+		if !errors.As(err, &re) || re.Status != http.StatusTemporaryRedirect {
+			t.Fatalf("%s: err %v, want a *RedirectError for 307", status, err)
+		}
+		if strings.Contains(err.Error(), "SECRET") || !strings.Contains(err.Error(), target.URL+"/stop") {
+			t.Fatalf("error %q: want the target without its query", err)
+		}
+	}
+	if n := hit.Load(); n != 0 {
+		t.Fatalf("the redirect target received %d requests", n)
+	}
+	if v := Unavailable("vendor", nil, err); v.Outcome != Unknown {
+		t.Fatalf("a redirect is %v, want unknown", v.Outcome)
+	}
+}
