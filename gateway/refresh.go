@@ -19,11 +19,12 @@ import (
 // token before it, with the answer that rotation gave sealed with the
 // master secret. The access token is signed before anything is written, so
 // a failure never spends the buyer's credential. The token rotated last,
-// presented again within Config.RefreshReuseGrace while its successor is
-// unused (PHP workers sharing one stored token, or a retry after a lost
-// answer), gets that same answer again and nothing is revoked. Any other
-// spent token of a live family means two copies of one installation: it is
-// marked cloned, which revokes all its tokens, and the answer is
+// presented again while its successor is unused (PHP workers sharing one
+// stored token, or a retry after a lost answer) is an honest client: within
+// Config.RefreshReuseGrace it gets that same answer again, later a fresh
+// pair that revokes the unused successor (repeat). A spent token whose
+// successor was used means two copies of one installation: it is marked
+// cloned, which revokes all its tokens, and the answer is
 // refresh_token_reused.
 func (s *Service) Refresh(ctx context.Context, refreshToken string) (_ *Tokens, err error) {
 	ctx, done := s.observe(ctx, EndpointRefresh)
@@ -80,14 +81,18 @@ func (s *Service) rotate(ctx context.Context, fam *store.RefreshFamily, hash str
 	return toks, nil
 }
 
-// repeat answers fam's preceding token presented again: within the grace
-// and while the installation may hold the family's tokens, the answer its
-// rotation gave; otherwise it is reuse.
+// repeat answers fam's preceding token presented again. Its successor
+// (fam.Current) has never been presented, or fam.Previous would have moved
+// on, so this is an honest client: a sibling worker racing the rotation,
+// or a retry after a lost answer, however late. Within the grace it gets
+// the answer that rotation gave (siblings end up holding one pair); after
+// it, a fresh pair, and the unused successor is revoked (issue 20, N6).
+// Reuse is only a spent token whose successor was used (refreshReused).
 func (s *Service) repeat(ctx context.Context, fam *store.RefreshFamily) (*Tokens, error) {
 	grace := s.cfg.RefreshReuseGrace
 	elapsed := s.now().Sub(fam.PreviousSpentAt)
 	if grace <= 0 || len(fam.SealedSuccessor) == 0 || elapsed > grace {
-		return nil, s.refreshReused(ctx, fam)
+		return s.reissue(ctx, fam)
 	}
 	if _, _, err := s.activeInstallation(ctx, familyCredential(fam)); err != nil {
 		return nil, err
@@ -97,6 +102,49 @@ func (s *Service) repeat(ctx context.Context, fam *store.RefreshFamily) (*Tokens
 		return nil, AsError(err)
 	}
 	toks.ExpiresIn = max(0, toks.ExpiresIn-int(max(elapsed, 0)/time.Second))
+	return toks, nil
+}
+
+// reissue answers fam's preceding token, presented again after the grace
+// while its successor is unused, with a fresh pair that replaces that
+// successor (which then no longer refreshes). The preceding token stays
+// the one before the new current, so a further lost answer is retried the
+// same way.
+func (s *Service) reissue(ctx context.Context, fam *store.RefreshFamily) (*Tokens, error) {
+	st, ins, err := s.activeInstallation(ctx, familyCredential(fam))
+	if err != nil {
+		return nil, err
+	}
+	toks, err := s.sign(ctx, st.License, *ins)
+	if err != nil {
+		return nil, err
+	}
+	rt, _ := tokens.NewRefresh(fam.ID)
+	toks.RefreshToken = rt
+	now := s.now()
+	next := *fam
+	next.Current, next.Counter = s.refreshHash(rt), fam.Counter+1
+	next.IssuedAt, next.ExpiresAt = now, now.Add(s.cfg.RefreshTTL)
+	next.PreviousSpentAt, next.SealedSuccessor = now, nil
+	if s.cfg.RefreshReuseGrace > 0 {
+		if next.SealedSuccessor, err = s.sealSuccessor(&next, toks); err != nil {
+			return nil, AsError(err)
+		}
+	}
+	stored, err := s.cfg.Store.RotateRefreshFamily(ctx, fam.Current, next)
+	switch {
+	case errors.Is(err, store.ErrRefreshSpent):
+		if stored.Previous == fam.Previous {
+			return s.repeat(ctx, stored) // a sibling's retry reissued first
+		}
+		return nil, s.refreshReused(ctx, stored) // the successor was used meanwhile
+	case errors.Is(err, store.ErrNotFound):
+		return nil, invalidToken("The refresh token is not valid.", err)
+	case err != nil:
+		return nil, storeUnavailable(err)
+	}
+	s.log.Info("refresh retried after its answer was lost: a fresh pair, the unused one revoked",
+		zap.String("installation_id", fam.InstallationID))
 	return toks, nil
 }
 

@@ -311,18 +311,40 @@ func TestRefreshReuseGrace(t *testing.T) {
 				f.wantStatus(store.InstallationCloned)
 				f.refused(third.RefreshToken, CodeTokenRevoked)
 			})
-			t.Run("grace passed", func(t *testing.T) {
+			// Issue 20, N6: one lost refresh answer, retried after the
+			// grace while its successor was never used, is an honest
+			// client: a fresh pair, the unused successor revoked, nothing
+			// marked cloned; the successor presented after that is reuse.
+			t.Run("grace passed, successor unused", func(t *testing.T) {
 				f := newRefreshFixture(t, backend, 30*time.Second)
 				first := f.activate()
-				f.refresh(first.RefreshToken)
-				f.clk.Advance(30*time.Second + time.Nanosecond)
-				f.refused(first.RefreshToken, CodeRefreshTokenReused)
+				lost := f.refresh(first.RefreshToken)
+				f.clk.Advance(time.Hour)
+				retry := f.refresh(first.RefreshToken)
+				if retry.RefreshToken == lost.RefreshToken {
+					t.Fatal("the retry after the grace got the lost pair again")
+				}
+				f.wantStatus(store.InstallationActive)
+				f.admitted(f.svc, retry.AccessToken)
+				again := f.refresh(retry.RefreshToken)
+				f.admitted(f.svc, again.AccessToken)
+				f.refused(lost.RefreshToken, CodeRefreshTokenReused)
 				f.wantStatus(store.InstallationCloned)
 			})
-			t.Run("grace off", func(t *testing.T) {
+			t.Run("grace off, successor unused", func(t *testing.T) {
 				f := newRefreshFixture(t, backend, 0)
 				first := f.activate()
 				f.refresh(first.RefreshToken)
+				retry := f.refresh(first.RefreshToken)
+				f.wantStatus(store.InstallationActive)
+				f.admitted(f.svc, retry.AccessToken)
+			})
+			t.Run("grace passed, successor used", func(t *testing.T) {
+				f := newRefreshFixture(t, backend, 30*time.Second)
+				first := f.activate()
+				next := f.refresh(first.RefreshToken)
+				f.refresh(next.RefreshToken)
+				f.clk.Advance(time.Hour)
 				f.refused(first.RefreshToken, CodeRefreshTokenReused)
 				f.wantStatus(store.InstallationCloned)
 			})

@@ -40,13 +40,18 @@ func TestRefreshRotates(t *testing.T) {
 	}
 }
 
-// A spent refresh token presented again means two copies of one
-// installation: it is marked cloned, once, and every token it holds stops.
+// A spent refresh token presented again after its successor was used
+// means two copies of one installation: it is marked cloned, once, and
+// every token it holds stops.
 func TestRefreshReuseMarksTheInstallationCloned(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	a := f.activate("KEY-1", "a.com")
-	next, err := f.svc.Refresh(ctx, a.RefreshToken)
+	prev, err := f.svc.Refresh(ctx, a.RefreshToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := f.svc.Refresh(ctx, prev.RefreshToken) // the successor used
 	if err != nil {
 		t.Fatal(err)
 	}

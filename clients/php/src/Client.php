@@ -16,8 +16,8 @@ namespace LicenseGate;
  * refreshes it when it is about to expire or the gate answers 401
  * invalid_token, under the store's lock: among concurrent workers one
  * refreshes, the others wait and reuse its tokens (a second refresh with
- * the same refresh token costs a request, and past the gateway's
- * refresh_reuse_grace it would mark the installation cloned).
+ * the same refresh token only costs a request). A refresh whose answer is
+ * lost to the network is sent again at once with the same token.
  *
  * Options:
  *  - timeout (float, 10): seconds per HTTP request;
@@ -274,12 +274,19 @@ final class Client
                 && !$current->isExpired((int) $this->options['refresh_before'])) {
                 return $current;
             }
+            $request = http_build_query(['grant_type' => 'refresh_token', 'refresh_token' => $current->refreshToken]);
+            $headers = ['Content-Type' => 'application/x-www-form-urlencoded'];
             try {
-                $response = $this->send('POST', $this->endpoint('token'), [
-                    'Content-Type' => 'application/x-www-form-urlencoded',
-                ], http_build_query(['grant_type' => 'refresh_token', 'refresh_token' => $current->refreshToken]));
-            } catch (NetworkError $e) {
-                throw Unavailable::network($e, (int) $this->options['retry_after']);
+                $response = $this->send('POST', $this->endpoint('token'), $headers, $request);
+            } catch (NetworkError $first) {
+                // The answer may be lost after the gateway rotated the token:
+                // the same token sent again at once gets that same answer (or,
+                // later, a fresh pair), never a clone verdict.
+                try {
+                    $response = $this->send('POST', $this->endpoint('token'), $headers, $request);
+                } catch (NetworkError $e) {
+                    throw Unavailable::network($e, (int) $this->options['retry_after']);
+                }
             }
             try {
                 $answer = $this->decode($response);

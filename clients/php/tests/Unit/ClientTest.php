@@ -260,10 +260,21 @@ final class ClientTest extends TestCase
         $this->assertNull($this->store->load());
     }
 
+    /** Issue 20, N6: a refresh whose answer was lost is sent again at once, with the same token. */
+    public function testARefreshWhoseAnswerWasLostIsRetriedAtOnce(): void
+    {
+        $this->store->save(new Tokens('ins_test', 'at', 'rt', time() - 1));
+        $t = new FakeTransport([new NetworkError('reset'), FakeTransport::tokens(200, '2'), FakeTransport::json(200, ['ok' => true])]);
+        $this->assertSame(200, $this->client($t)->request('GET', 'https://api.test/convert')->status);
+        $this->assertSame($t->requests[0]['body'], $t->requests[1]['body'], 'the retry sends the same refresh token');
+        $this->assertStringContainsString('refresh_token=rt', (string) $t->requests[1]['body']);
+        $this->assertSame('rt_2', $this->store->load()?->refreshToken);
+    }
+
     public function testARefreshLostToTheNetworkKeepsTheTokens(): void
     {
         $this->store->save(new Tokens('ins_test', 'at', 'rt', time() - 1));
-        $t = new FakeTransport([new NetworkError('reset')]);
+        $t = new FakeTransport([new NetworkError('reset'), new NetworkError('reset again')]);
         try {
             $this->client($t)->request('GET', 'https://api.test/convert');
             $this->fail('expected Unavailable');
