@@ -268,7 +268,7 @@ func (e *Exchange) deactivate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cred := e.credential(r, fields)
-	if err := e.svc.Deactivate(r.Context(), cred); err != nil {
+	if err := e.svc.Deactivate(r.Context(), cred, clientIP(r)); err != nil {
 		writeProblem(w, e.logger, noCredential(err, cred))
 		return
 	}
@@ -282,7 +282,7 @@ func (e *Exchange) move(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cred := e.credential(r, fields)
-	a, err := e.svc.Move(r.Context(), gateway.MoveRequest{Token: cred, Domain: fields["domain"]})
+	a, err := e.svc.Move(r.Context(), gateway.MoveRequest{Token: cred, Domain: fields["domain"], ClientIP: clientIP(r)})
 	if err != nil {
 		writeProblem(w, e.logger, noCredential(err, cred))
 		return

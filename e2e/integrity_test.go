@@ -41,12 +41,14 @@ func (g *gateway) auditEvents(action string) []map[string]any {
 	return out
 }
 
-// The leaked-code story (issue 9): a second client claiming the buyer's
-// domain with the code supersedes the buyer's tokens (enforced within a
-// second) and is audited with both addresses; the buyer's reinstall takes
-// the domain back; a few such rounds from distinct networks lock the
-// licence, which refuses new activations while the buyer's newest token
-// keeps working, until the author unlocks it.
+// The leaked-code story (issues 9 and 20): a second client claiming the
+// buyer's domain with the code supersedes the buyer's tokens (enforced
+// within a second) and is audited with both addresses, but its tokens
+// cannot deactivate or move the installation; the buyer's reinstall from
+// its own network takes the domain back; a few such rounds from distinct
+// networks lock the licence, which refuses new activations while the
+// buyer's newest token keeps working and its own network can still
+// re-activate, until the author unlocks it.
 func TestLeakedCodeStory(t *testing.T) {
 	for _, backend := range []string{"embedded", "redis"} {
 		t.Run(backend, func(t *testing.T) {
@@ -89,22 +91,47 @@ func TestLeakedCodeStory(t *testing.T) {
 				t.Fatalf("installation.reactivated events %v", evs)
 			}
 
-			// The buyer reinstalls; the leaked code claims the domain again
-			// from other networks: the buyer's and four others are five,
-			// the threshold.
+			// Issue 20, N1: the holder's tokens are admitted at the gate but
+			// cannot deactivate or move the buyer's installation, and each
+			// such attempt is a sighting of the holder's network.
+			cloneToken := clone.str("access_token")
+			expectStatus(t, g.call(cloneToken), http.StatusOK, "")
+			deact := do(t, http.MethodPost, g.url("/v1/licenses/deactivate"), nil, "Authorization", "Bearer "+cloneToken, "X-Forwarded-For", "203.0.1.9")
+			expectStatus(t, deact, http.StatusForbidden, "installation_contested")
+			move := do(t, http.MethodPost, g.url("/v1/licenses/move"), map[string]string{"domain": "holder.com"},
+				"Authorization", "Bearer "+clone.str("refresh_token"), "X-Forwarded-For", "203.0.1.9")
+			expectStatus(t, move, http.StatusForbidden, "installation_contested")
+			if move.header.Get("Retry-After") == "" {
+				t.Errorf("installation_contested without Retry-After")
+			}
+
+			// The buyer re-enters the code from its own network: it wins,
+			// superseding the holder's tokens.
+			back := g.activateAs(buyerIP, "KEY-AAAA-0001", "buyer.com")
+			expectStatus(t, back, http.StatusOK, "")
+			buyerToken = back.str("access_token")
+			waitFor(t, time.Second, "the holder's token refused", func() bool {
+				return g.call(cloneToken).str("code") == "token_revoked"
+			})
+
+			// The leaked code claims the domain again from other networks,
+			// the buyer taking it back each time: five distinct foreign
+			// networks are the threshold; the sixth locks.
 			for i := 2; i <= 5; i++ {
+				expectStatus(t, g.activateAs(fmt.Sprintf("203.0.%d.9", i), "KEY-AAAA-0001", "buyer.com"), http.StatusOK, "")
 				back := g.activateAs(buyerIP, "KEY-AAAA-0001", "buyer.com")
 				expectStatus(t, back, http.StatusOK, "")
 				buyerToken = back.str("access_token")
-				if i < 5 {
-					expectStatus(t, g.activateAs(fmt.Sprintf("203.0.%d.9", i), "KEY-AAAA-0001", "buyer.com"), http.StatusOK, "")
-				}
 			}
 			// One network more: locked. The attempt is refused, so the
 			// buyer's newest token stays current.
-			expectStatus(t, g.activateAs("203.0.5.9", "KEY-AAAA-0001", "buyer.com"), http.StatusForbidden, "license_locked")
-			expectStatus(t, g.activateAs("203.0.6.9", "KEY-AAAA-0001", "claim.com"), http.StatusForbidden, "license_locked")
-			expectStatus(t, g.activateAs(buyerIP, "KEY-AAAA-0001", "buyer.com"), http.StatusForbidden, "license_locked")
+			expectStatus(t, g.activateAs("203.0.6.9", "KEY-AAAA-0001", "buyer.com"), http.StatusForbidden, "license_locked")
+			expectStatus(t, g.activateAs("203.0.7.9", "KEY-AAAA-0001", "claim.com"), http.StatusForbidden, "license_locked")
+			expectStatus(t, g.call(buyerToken), http.StatusOK, "")
+			// The buyer's own network still re-activates its installation.
+			home := g.activateAs(buyerIP, "KEY-AAAA-0001", "buyer.com")
+			expectStatus(t, home, http.StatusOK, "")
+			buyerToken = home.str("access_token")
 			expectStatus(t, g.call(buyerToken), http.StatusOK, "")
 			locks := g.auditEvents("license.locked")
 			if len(locks) != 1 || !strings.Contains(strOf(locks[0]["reason"]), "distinct client networks") || strings.Contains(string(g.adminCall(http.MethodGet, "audit?limit=1000", nil).body), "claim.com") {
@@ -112,6 +139,12 @@ func TestLeakedCodeStory(t *testing.T) {
 			}
 			if d := g.adminCall(http.MethodGet, "licenses/"+lic, nil); d.json["license"].(map[string]any)["locked"] != true {
 				t.Fatalf("licence after the lock: %s", d.body)
+			}
+			// The audit names both addresses of each foreign re-activation.
+			for _, ev := range g.auditEvents("installation.reactivated") {
+				if ev["client_ip"] == nil || ev["previous_client_ip"] == nil {
+					t.Errorf("installation.reactivated without both addresses: %v", ev)
+				}
 			}
 
 			// The author unlocks: the buyer activates again.

@@ -472,13 +472,20 @@ func decideActivation(p *Product, st *store.LicenseState, req ActivateRequest, d
 		return activation{refusal: fromRefusal(ref)}, false
 	}
 	installs := policyInstallations(st.Installations)
+	if lic.Locked && homeReactivation(st, domain, req.ClientIP, now) {
+		// The buyer re-entering the code on their own installation from
+		// the network it is known from always wins, lock or not: a leaked
+		// code's holder cannot lock the buyer out of their own site.
+		pl.Locked = false
+	}
 	d, release, ref := p.Rules.DecideActivationReleasing(pl, installs, domain, "", now)
 	var out activation
 	var reuse *store.Installation
 	if ref == nil && d.Reuse != "" {
 		reuse = st.Installation(d.Reuse)
+		settleHome(reuse, now)
 		out.previousIP = reuse.ClientIP
-		out.otherNetwork = otherNetwork(reuse.ClientIP, req.ClientIP)
+		out.otherNetwork = otherNetwork(homeIP(reuse), req.ClientIP)
 	}
 	write := false
 	if !lic.Locked {
@@ -499,6 +506,15 @@ func decideActivation(p *Product, st *store.LicenseState, req ActivateRequest, d
 		// buyer's domain holds tokens the buyer's next re-activation kills.
 		reuse.Generation++
 		reuse.ClientIP, reuse.IP, reuse.UpdatedAt = req.ClientIP, req.IP, now
+		if out.otherNetwork {
+			// Another network's tokens: admitted at the gate, but they
+			// cannot deactivate or move the installation for the
+			// cooldown, and the home network's next re-activation
+			// supersedes them.
+			reuse.HomeIP, reuse.ForeignUntil = homeIP(reuse), now.Add(p.MoveCooldown)
+		} else {
+			reuse.HomeIP, reuse.ForeignUntil = req.ClientIP, time.Time{}
+		}
 		if req.Label != "" {
 			reuse.Label = req.Label
 		}
@@ -510,7 +526,7 @@ func decideActivation(p *Product, st *store.LicenseState, req ActivateRequest, d
 	out.ins = store.Installation{
 		ID: newInstallationID(), LicenseID: lic.ID, Product: p.Name, Domain: domain,
 		InstallClass: string(d.Class), Status: store.InstallationActive, Label: req.Label,
-		IP: req.IP, ClientIP: req.ClientIP, Generation: 1, CreatedAt: now, UpdatedAt: now,
+		IP: req.IP, ClientIP: req.ClientIP, HomeIP: req.ClientIP, Generation: 1, CreatedAt: now, UpdatedAt: now,
 	}
 	st.Installations = append(st.Installations, out.ins)
 	return out, true

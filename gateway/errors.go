@@ -11,35 +11,36 @@ import (
 
 // Public error codes (SPEC section 4 and 6). They never change meaning.
 const (
-	CodeMalformedRequest     = "malformed_request"
-	CodeRequestTooLarge      = "request_too_large"
-	CodeValidationFailed     = "validation_failed"
-	CodeInvalidKeyFormat     = "invalid_key_format"
-	CodeLicenseNotFound      = "license_not_found"
-	CodeLicenseRevoked       = policy.CodeLicenseRevoked
-	CodeLicenseSuspended     = policy.CodeLicenseSuspended
-	CodeLicenseExpired       = policy.CodeLicenseExpired
-	CodeLicenseLocked        = policy.CodeLicenseLocked
-	CodeWrongProduct         = "wrong_product"
-	CodeDomainNotAllowed     = policy.CodeDomainNotAllowed
-	CodeDomainInUse          = policy.CodeDomainInUse
-	CodeActivationLimit      = policy.CodeActivationLimit
-	CodeRateLimited          = "rate_limited"
-	CodeMoveCooldown         = "move_cooldown"
-	CodeUpstreamUnavailable  = "upstream_unavailable"
-	CodeStoreUnavailable     = "store_unavailable"
-	CodeInvalidToken         = "invalid_token"
-	CodeRefreshTokenReused   = "refresh_token_reused"
-	CodeInstallationInactive = "installation_deactivated"
-	CodeTokenRevoked         = "token_revoked"
-	CodeInstallationReleased = "installation_released"
-	CodeQuotaExceeded        = "quota_exceeded"
-	CodeIdempotencyKeyReused = "idempotency_key_reused"
-	CodeRequirementNotMet    = "requirement_not_met"
-	CodeNotFound             = "not_found"
-	CodeMethodNotAllowed     = "method_not_allowed"
-	CodeUnsupportedMedia     = "unsupported_media_type"
-	CodeInternal             = "internal_error"
+	CodeMalformedRequest      = "malformed_request"
+	CodeRequestTooLarge       = "request_too_large"
+	CodeValidationFailed      = "validation_failed"
+	CodeInvalidKeyFormat      = "invalid_key_format"
+	CodeLicenseNotFound       = "license_not_found"
+	CodeLicenseRevoked        = policy.CodeLicenseRevoked
+	CodeLicenseSuspended      = policy.CodeLicenseSuspended
+	CodeLicenseExpired        = policy.CodeLicenseExpired
+	CodeLicenseLocked         = policy.CodeLicenseLocked
+	CodeWrongProduct          = "wrong_product"
+	CodeDomainNotAllowed      = policy.CodeDomainNotAllowed
+	CodeDomainInUse           = policy.CodeDomainInUse
+	CodeActivationLimit       = policy.CodeActivationLimit
+	CodeRateLimited           = "rate_limited"
+	CodeMoveCooldown          = "move_cooldown"
+	CodeUpstreamUnavailable   = "upstream_unavailable"
+	CodeStoreUnavailable      = "store_unavailable"
+	CodeInvalidToken          = "invalid_token"
+	CodeRefreshTokenReused    = "refresh_token_reused"
+	CodeInstallationInactive  = "installation_deactivated"
+	CodeTokenRevoked          = "token_revoked"
+	CodeInstallationReleased  = "installation_released"
+	CodeInstallationContested = "installation_contested"
+	CodeQuotaExceeded         = "quota_exceeded"
+	CodeIdempotencyKeyReused  = "idempotency_key_reused"
+	CodeRequirementNotMet     = "requirement_not_met"
+	CodeNotFound              = "not_found"
+	CodeMethodNotAllowed      = "method_not_allowed"
+	CodeUnsupportedMedia      = "unsupported_media_type"
+	CodeInternal              = "internal_error"
 )
 
 // CodeClientClosed marks a request its caller abandoned: the request's

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
@@ -72,17 +73,73 @@ func (s *Service) admitted(c credential, st *store.LicenseState, now time.Time) 
 	return ins, nil
 }
 
-// Deactivate frees an installation's slot and revokes its tokens.
-func (s *Service) Deactivate(ctx context.Context, token string) (err error) {
+// Deactivate frees an installation's slot and revokes its tokens, at the
+// request of its installation from clientIP (the connection's address,
+// audited). Tokens a re-activation from another network was given may
+// not (installation_contested), and the attempt counts toward the
+// licence's leak_threshold.
+func (s *Service) Deactivate(ctx context.Context, token, clientIP string) (err error) {
 	ctx, done := s.observe(ctx, EndpointDeactivate)
 	defer func() { done(err) }()
 	cred, err := s.authenticate(ctx, token)
 	if err != nil {
 		return err
 	}
-	_, err = s.deactivate(ctx, cred.licenseID, cred.installationID, cred.holder,
-		store.AuditEvent{Actor: ActorInstaller})
+	now := s.now()
+	find := func(st *store.LicenseState) (*store.Installation, error) {
+		ins, err := cred.holder(st)
+		if err != nil {
+			return nil, err
+		}
+		if contested(ins, now) {
+			return nil, contestedError(ins, now)
+		}
+		return ins, nil
+	}
+	_, err = s.deactivate(ctx, cred.licenseID, cred.installationID, find,
+		store.AuditEvent{Actor: ActorInstaller, ClientIP: clientIP})
+	s.noteContested(ctx, cred.licenseID, clientIP, err)
 	return err
+}
+
+// contestedError is the refusal of a contested installation's deactivate
+// or move.
+func contestedError(ins *store.Installation, now time.Time) *Error {
+	return &Error{Code: CodeInstallationContested, RetryAfter: ins.ForeignUntil.Sub(now).Round(time.Second),
+		Detail: "This installation was re-activated from another network recently, so it cannot be deactivated or moved from there yet. " +
+			"Re-activating it from the site's own server restores full control."}
+}
+
+// noteContested counts a refused deactivate or move with contested tokens
+// as a sighting of the client's network (leak_threshold): a leaked code's
+// holder trying to take the buyer's installation locks the licence, and
+// the buyer's own re-activation still works (homeReactivation).
+func (s *Service) noteContested(ctx context.Context, licenseID, clientIP string, refusal error) {
+	var e *Error
+	if !errors.As(refusal, &e) || e.Code != CodeInstallationContested {
+		return
+	}
+	now := s.now()
+	_, err := s.cfg.Store.UpdateLicense(ctx, licenseID, func(st *store.LicenseState) (*store.LicenseState, error) {
+		lic := st.License
+		if lic == nil || lic.Locked || s.product(lic.Product) == nil {
+			return nil, nil
+		}
+		p := s.product(lic.Product)
+		changed, lock := observeLeak(p, lic, policyInstallations(st.Installations), "", clientIP, true, now)
+		if lock != "" {
+			lic.Locked, lic.UpdatedAt = true, now
+			s.event(ctx, st, Event{Actor: ActorGateway, Action: store.AuditLicenseLocked,
+				LicenseID: lic.ID, Reason: lock, ClientIP: clientIP})
+		}
+		if !changed && lock == "" {
+			return nil, nil
+		}
+		return st, nil
+	})
+	if err != nil {
+		s.log.Warn("recording a contested installation's sighting", zap.Error(err))
+	}
 }
 
 // deactivate marks an installation deactivated, which frees its slot and
@@ -119,6 +176,8 @@ func (s *Service) deactivate(ctx context.Context, licenseID, installationID stri
 type MoveRequest struct {
 	Token  string
 	Domain string
+	// ClientIP is the connection's address, audited.
+	ClientIP string
 }
 
 // Move moves an installation to a new domain, keeping its id and history.
@@ -147,6 +206,7 @@ func (s *Service) Move(ctx context.Context, req MoveRequest) (_ *Activation, err
 		return nil, storeUnavailable(err)
 	}
 	if _, _, refusal := s.decideMove(cur, cred, domain, now); refusal != nil {
+		s.noteContested(ctx, cred.licenseID, req.ClientIP, refusal)
 		return nil, refusal
 	}
 	// The family carries the generation the move gives the installation
@@ -171,7 +231,7 @@ func (s *Service) Move(ctx context.Context, req MoveRequest) (_ *Activation, err
 		}
 		pruneInstallations(st, now)
 		s.event(ctx, st, Event{Actor: ActorInstaller, Action: store.AuditInstallationMoved,
-			LicenseID: moved.LicenseID, InstallationID: moved.ID, Detail: from + " -> " + moved.Domain})
+			LicenseID: moved.LicenseID, InstallationID: moved.ID, Detail: from + " -> " + moved.Domain, ClientIP: req.ClientIP})
 		return st, nil
 	})
 	if err != nil {
@@ -194,6 +254,9 @@ func (s *Service) decideMove(st *store.LicenseState, cred credential, domain str
 	ins, err := s.admitted(cred, st, now)
 	if err != nil {
 		return moved, "", err
+	}
+	if contested(ins, now) {
+		return moved, "", contestedError(ins, now)
 	}
 	if ins.Domain == domain {
 		// Not a no-op that hands out tokens: a fresh pair here would be

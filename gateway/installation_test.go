@@ -107,7 +107,7 @@ func TestSuspendedLicence(t *testing.T) {
 	wantCode(t, err, CodeLicenseSuspended)
 	_, err = f.svc.Status(ctx, a.AccessToken)
 	wantCode(t, err, CodeLicenseSuspended)
-	if err := f.svc.Deactivate(ctx, a.AccessToken); err != nil {
+	if err := f.svc.Deactivate(ctx, a.AccessToken, ""); err != nil {
 		t.Fatalf("deactivating under a suspended licence: %v", err)
 	}
 }
@@ -122,13 +122,13 @@ func TestDeactivate(t *testing.T) {
 			if by == "refresh token" {
 				cred = a.RefreshToken
 			}
-			if err := f.svc.Deactivate(ctx, cred); err != nil {
+			if err := f.svc.Deactivate(ctx, cred, ""); err != nil {
 				t.Fatal(err)
 			}
 			_, err := f.admit(a.AccessToken)
 			wantCode(t, err, CodeInstallationInactive)
 			wantCode(t, firstErr(f.svc.Refresh(ctx, a.RefreshToken)), CodeInstallationInactive)
-			wantCode(t, f.svc.Deactivate(ctx, cred), CodeInstallationInactive)
+			wantCode(t, f.svc.Deactivate(ctx, cred, ""), CodeInstallationInactive)
 			if got := f.audited(); !slices.Equal(got, []string{"installer installation.created", "installer installation.deactivated"}) {
 				t.Fatalf("audit %v", got)
 			}

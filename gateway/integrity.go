@@ -24,6 +24,47 @@ func observeLeak(p *Product, lic *store.License, installs []policy.Installation,
 	return changed, lock
 }
 
+// homeIP is the address an installation is known from: where it was
+// created or last re-activated from its own network (the last client
+// address on records kept before there was one).
+func homeIP(ins *store.Installation) string {
+	if ins.HomeIP != "" {
+		return ins.HomeIP
+	}
+	return ins.ClientIP
+}
+
+// settleHome makes a foreign re-activation's network the installation's
+// home once it went unchallenged for its cooldown.
+func settleHome(ins *store.Installation, now time.Time) {
+	if !ins.ForeignUntil.IsZero() && !now.Before(ins.ForeignUntil) {
+		ins.HomeIP, ins.ForeignUntil = ins.ClientIP, time.Time{}
+	}
+}
+
+// contested reports whether an installation's current tokens came from a
+// foreign re-activation still within its cooldown: they may not
+// deactivate or move it.
+func contested(ins *store.Installation, now time.Time) bool {
+	return !ins.ForeignUntil.IsZero() && now.Before(ins.ForeignUntil)
+}
+
+// homeReactivation reports whether an activation of domain from clientIP
+// re-activates an active installation from the network it is known from.
+func homeReactivation(st *store.LicenseState, domain, clientIP string, now time.Time) bool {
+	if policy.ClientNetwork(clientIP) == "" {
+		return false
+	}
+	for i := range st.Installations {
+		in := st.Installations[i] // a copy: settling here decides, it does not write
+		if in.Active() && in.Domain == domain {
+			settleHome(&in, now)
+			return !otherNetwork(homeIP(&in), clientIP)
+		}
+	}
+	return false
+}
+
 // otherNetwork reports whether a re-activation from ip comes from another
 // client network than the installation's previous address.
 func otherNetwork(previous, ip string) bool {

@@ -198,8 +198,9 @@ func TestLeakThresholdLocksOnDistinctNetworks(t *testing.T) {
 	}
 	buyer = f.from("KEY-1", "buyer.com", buyerIP)
 	// A leaked code claims the domain from other networks, the buyer
-	// takes it back each time: the buyer's network and 4 others are 5.
-	for i := 1; i <= 4; i++ {
+	// takes it back each time from its own (which never counts, issue
+	// 20 N1): 5 foreign networks are the threshold.
+	for i := 1; i <= 5; i++ {
 		f.from("KEY-1", "buyer.com", fmt.Sprintf("203.0.%d.9", i))
 		buyer = f.from("KEY-1", "buyer.com", buyerIP)
 	}
@@ -365,7 +366,7 @@ func TestLicenseRecordStaysBounded(t *testing.T) {
 					}
 				}
 				if len(live) >= 4 && i%3 == 0 { // free the oldest
-					if err := f.svc.Deactivate(ctx, live[0].RefreshToken); err != nil {
+					if err := f.svc.Deactivate(ctx, live[0].RefreshToken, ""); err != nil {
 						t.Fatalf("deactivating: %v", err)
 					}
 					live = live[1:]
@@ -474,4 +475,63 @@ func TestFailureBudgetPerSource(t *testing.T) {
 	wantCode(t, act("V-NEWGOOD"), CodeRateLimited)
 	f.clock.Advance(6 * time.Second)
 	wantCode(t, act("V-NOPE"), CodeLicenseNotFound)
+}
+
+// Issue 20, N1: a leaked code plus the buyer's domain no longer takes the
+// buyer's installation. The holder's re-activation from another network
+// gets tokens the gate admits but that cannot deactivate or move the
+// installation for move_cooldown (installation_contested, each attempt a
+// sighting of its network); the buyer's re-activation from its own
+// network supersedes them, even once the licence is locked; a foreign
+// network left unchallenged for the cooldown becomes the home one.
+func TestForeignReactivationCannotTakeTheInstallation(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	const buyerIP, holderIP = "198.51.100.7", "203.0.113.9"
+	buyer := f.from("KEY-1", "buyer.com", buyerIP)
+	holder := f.from("KEY-1", "buyer.com", holderIP)
+	if _, err := f.admit(holder.AccessToken); err != nil {
+		t.Fatalf("the holder's token at the gate: %v", err)
+	}
+	wantCode(t, f.svc.Deactivate(ctx, holder.AccessToken, holderIP), CodeInstallationContested)
+	_, err := f.svc.Move(ctx, MoveRequest{Token: holder.RefreshToken, Domain: "holder.com", ClientIP: holderIP})
+	e := wantCode(t, err, CodeInstallationContested)
+	if e.RetryAfter != testCooldown {
+		t.Fatalf("Retry-After %v, want the cooldown %v", e.RetryAfter, testCooldown)
+	}
+	if st := f.state(buyer.License.ID); len(st.License.Sightings) == 0 {
+		t.Fatal("the refused attempts left no sighting")
+	}
+
+	// The buyer's own network wins, lock or not.
+	back := f.from("KEY-1", "buyer.com", buyerIP)
+	if _, err := f.admit(holder.AccessToken); err == nil {
+		t.Fatal("the holder's token still admitted after the buyer's re-activation")
+	}
+	if _, err := f.svc.ChangeLicense(ctx, buyer.License.ID, ActionLock, "test"); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, firstErr(f.try("KEY-1", "buyer.com", holderIP)), CodeLicenseLocked)
+	back = f.from("KEY-1", "buyer.com", "198.51.100.200") // the same /24
+	if err := f.svc.Deactivate(ctx, back.AccessToken, buyerIP); err != nil {
+		t.Fatalf("the buyer's deactivate: %v", err)
+	}
+	evs := f.events(store.AuditInstallationDeactivated)
+	if len(evs) != 1 || evs[0].ClientIP != buyerIP {
+		t.Fatalf("installation.deactivated %+v, want the client address", evs)
+	}
+}
+
+// A move to a new server: re-activating from the new network is foreign
+// for the cooldown, then that network is home and may deactivate.
+func TestForeignNetworkBecomesHomeAfterTheCooldown(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.from("KEY-1", "buyer.com", "198.51.100.7")
+	moved := f.from("KEY-1", "buyer.com", "192.0.2.10")
+	wantCode(t, f.svc.Deactivate(ctx, moved.AccessToken, "192.0.2.10"), CodeInstallationContested)
+	f.clock.Advance(testCooldown)
+	if err := f.svc.Deactivate(ctx, moved.RefreshToken, "192.0.2.10"); err != nil {
+		t.Fatalf("deactivate after the cooldown: %v", err)
+	}
 }

@@ -55,7 +55,7 @@ func TestObserverCountsDecisionsAndExchanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.svc.Deactivate(ctx, toks.AccessToken); err != nil {
+	if err := f.svc.Deactivate(ctx, toks.AccessToken, ""); err != nil {
 		t.Fatal(err)
 	}
 	_, err = f.admit(toks.AccessToken)

@@ -366,7 +366,7 @@ func TestRefreshReuseGrace(t *testing.T) {
 				f := newRefreshFixture(t, backend, 30*time.Second)
 				first := f.activate()
 				next := f.refresh(first.RefreshToken)
-				if err := f.svc.Deactivate(context.Background(), next.AccessToken); err != nil {
+				if err := f.svc.Deactivate(context.Background(), next.AccessToken, ""); err != nil {
 					t.Fatal(err)
 				}
 				f.refused(first.RefreshToken, CodeInstallationInactive)

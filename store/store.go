@@ -124,7 +124,18 @@ type Installation struct {
 	Status       string `json:"status"`
 	Label        string `json:"label,omitempty"`
 	IP           string `json:"ip,omitempty"`
-	ClientIP     string `json:"client_ip,omitempty"`
+	// ClientIP is the connection address of the last activation or
+	// re-activation; HomeIP the one the installation is known from (its
+	// creation, or a re-activation from that same network), empty on
+	// records older than it (ClientIP then).
+	ClientIP string `json:"client_ip,omitempty"`
+	HomeIP   string `json:"home_ip,omitempty"`
+	// ForeignUntil is set when a re-activation came from another network
+	// than the home one: until then its tokens are admitted at the gate
+	// but cannot deactivate or move the installation, and a re-activation
+	// from the home network supersedes them. After it, unchallenged, that
+	// network is the home one.
+	ForeignUntil time.Time `json:"foreign_until,omitempty"`
 	// Generation is bumped whenever every token issued so far must stop
 	// working (deactivation, move, clone detection).
 	Generation    int64     `json:"generation"`

@@ -162,8 +162,11 @@ func TestNewClient(t *testing.T) {
 	hc := &http.Client{Timeout: time.Second}
 	now := func() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) }
 	c, err = NewClient(Client{HTTP: hc, MaxBody: 512, Now: now})
-	if err != nil || c.HTTP != hc || c.MaxBody != 512 || c.Now().Year() != 2026 {
-		t.Errorf("NewClient(client, 512, clock) = %+v, %v; want them kept", c, err)
+	if err != nil || c.HTTP.Timeout != time.Second || c.HTTP.CheckRedirect == nil || c.MaxBody != 512 || c.Now().Year() != 2026 {
+		t.Errorf("NewClient(client, 512, clock) = %+v, %v; want them kept, redirects refused", c, err)
+	}
+	if hc.CheckRedirect != nil {
+		t.Error("NewClient changed the caller's http.Client")
 	}
 	if _, err := NewClient(Client{MaxBody: -1}); err == nil || !strings.Contains(err.Error(), "max_body") {
 		t.Errorf("negative MaxBody: %v, want a max_body refusal", err)
