@@ -225,8 +225,10 @@ http://%s {
 	if st, body := post(t, "http://"+admin+"/licensegate/keys/rotate", nil); st != http.StatusOK {
 		t.Fatalf("rotate: %d %v", st, body)
 	}
+	// The second re-activation repeats the first from the same address
+	// within the hour: coalesced into its entry (issue 20, N5).
 	want := map[string]int{
-		"installation.created": 2, "installation.reactivated": 2, "installation.moved": 1,
+		"installation.created": 2, "installation.reactivated": 1, "installation.moved": 1,
 		"installation.cloned": 1, "installation.deactivated": 1, "license.suspended": 1, "license.reinstated": 1,
 		"license.locked": 1, "license.unlocked": 1, "keys.rotated": 1,
 	}

@@ -124,8 +124,13 @@ func testAdminAPI(t *testing.T, g *gateway) {
 		expectAdmin(t, g.adminCall(http.MethodPost, "licenses/"+lic+"/lock", map[string]string{"reason": "code leaked"}), 200)
 		expectStatus(t, g.call(token), 200, "")
 		expectStatus(t, g.activate("KEY-AAAA-0001", "pirate.com"), 403, "license_locked")
-		// A re-activation would supersede the buyer's tokens: refused too.
-		expectStatus(t, g.activate("KEY-AAAA-0001", "acme.com"), 403, "license_locked")
+		// A re-activation from the installation's own network still works
+		// (issue 20, N1: the buyer is never locked out of their own site);
+		// it supersedes the earlier token.
+		re := g.activate("KEY-AAAA-0001", "acme.com")
+		expectStatus(t, re, 200, "")
+		waitFor(t, time.Second, "the superseded token refused", func() bool { return g.call(token).status == 403 })
+		token = re.str("access_token")
 		expectStatus(t, g.call(token), 200, "")
 		expectAdmin(t, g.adminCall(http.MethodPost, "licenses/"+lic+"/unlock", map[string]string{"reason": "buyer confirmed"}), 200)
 		expectStatus(t, g.activate("KEY-AAAA-0001", "second-site.com"), 201, "")
@@ -208,7 +213,7 @@ func testAdminAPI(t *testing.T, g *gateway) {
 		}
 		want := []string{
 			"installation.created:", "license.suspended:chargeback", "license.reinstated:resolved",
-			"license.locked:code leaked", "license.unlocked:buyer confirmed", "installation.created:",
+			"license.locked:code leaked", "installation.reactivated:", "license.unlocked:buyer confirmed", "installation.created:",
 			"installation.deactivated:server gone", "installation.created:", "keys.rotated:", "installation.created:",
 		}
 		if strings.Join(got, "|") != strings.Join(want, "|") {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/licensegate/licensegate/policy"
 	"github.com/licensegate/licensegate/store"
+	"github.com/licensegate/licensegate/tokens"
 	"github.com/licensegate/licensegate/upstreams"
 )
 
@@ -395,6 +396,9 @@ func (s *Service) activateLicense(ctx context.Context, f *found, req ActivateReq
 	}
 	now := s.now()
 	var out activation
+	// The refresh family is named before the decision, so the installation
+	// records it in the same write (Installation.Family).
+	rt, familyID := tokens.NewRefresh("")
 	st, err := s.cfg.Store.UpdateLicense(ctx, f.cand.licenseID, func(st *store.LicenseState) (*store.LicenseState, error) {
 		before := licenseFacts(st.License)
 		var prev *store.License
@@ -404,7 +408,7 @@ func (s *Service) activateLicense(ctx context.Context, f *found, req ActivateReq
 		}
 		st.License = s.mergeLicense(st.License, f, p.Name, now)
 		var write bool
-		out, write = decideActivation(p, st, req, domain, answered(f), now)
+		out, write = decideActivation(p, st, req, domain, answered(f), familyID, now)
 		if !write && licenseFacts(st.License) == before {
 			// A refused or repeated activation of an unchanged licence
 			// costs no write.
@@ -426,9 +430,12 @@ func (s *Service) activateLicense(ctx context.Context, f *found, req ActivateReq
 	if out.refusal != nil {
 		return nil, out.refusal
 	}
-	toks, err := s.issue(ctx, st.License, out.ins)
+	toks, err := s.issueFamily(ctx, st.License, out.ins, rt)
 	if err != nil {
 		return nil, err
+	}
+	if out.supersededFamily != "" {
+		s.dropFamily(ctx, out.supersededFamily)
 	}
 	return &Activation{Created: out.created, Tokens: *toks, License: s.view(st, &out.ins)}, nil
 }
@@ -444,6 +451,12 @@ type activation struct {
 	reactivated  bool
 	previousIP   string
 	otherNetwork bool
+	// quiet: a repeat of the installation's last re-activation (same
+	// client address, within the window): no audit or outbox entry.
+	quiet bool
+	// supersededFamily is the refresh family the re-activation replaced,
+	// deleted once the new one is stored.
+	supersededFamily string
 	// locked is the reason the licence was just locked, or "".
 	locked string
 	// released are the idle installations whose slots it took.
@@ -462,7 +475,7 @@ func answered(f *found) bool {
 // records its leak sighting; one that crosses leak_threshold locks the
 // licence and is refused. answered says the source just vouched for the
 // licence's record: a passed expiry in it gets no grace.
-func decideActivation(p *Product, st *store.LicenseState, req ActivateRequest, domain string, answered bool, now time.Time) (activation, bool) {
+func decideActivation(p *Product, st *store.LicenseState, req ActivateRequest, domain string, answered bool, family string, now time.Time) (activation, bool) {
 	lic := st.License
 	pl := policyLicense(lic)
 	if !answered {
@@ -501,9 +514,18 @@ func decideActivation(p *Product, st *store.LicenseState, req ActivateRequest, d
 		return out, write
 	}
 	if reuse != nil {
+		repeat := reuse.ClientIP == req.ClientIP && !reuse.ReactivationsSince.IsZero() &&
+			now.Sub(reuse.ReactivationsSince) < reactivationWindow
+		if wait := countReactivation(reuse, out.otherNetwork, now); wait > 0 {
+			out.refusal = &Error{Code: CodeRateLimited, RetryAfter: wait,
+				Detail: "This installation was re-activated too often. Please wait a while and try again."}
+			return out, write
+		}
 		// The installation's earlier tokens stop working: an honest
 		// reinstall costs nothing, and a leaked code used to claim the
 		// buyer's domain holds tokens the buyer's next re-activation kills.
+		out.quiet = repeat && !out.otherNetwork
+		out.supersededFamily, reuse.Family = reuse.Family, family
 		reuse.Generation++
 		reuse.ClientIP, reuse.IP, reuse.UpdatedAt = req.ClientIP, req.IP, now
 		if out.otherNetwork {
@@ -526,7 +548,7 @@ func decideActivation(p *Product, st *store.LicenseState, req ActivateRequest, d
 	out.ins = store.Installation{
 		ID: newInstallationID(), LicenseID: lic.ID, Product: p.Name, Domain: domain,
 		InstallClass: string(d.Class), Status: store.InstallationActive, Label: req.Label,
-		IP: req.IP, ClientIP: req.ClientIP, HomeIP: req.ClientIP, Generation: 1, CreatedAt: now, UpdatedAt: now,
+		IP: req.IP, ClientIP: req.ClientIP, HomeIP: req.ClientIP, Family: family, Generation: 1, CreatedAt: now, UpdatedAt: now,
 	}
 	st.Installations = append(st.Installations, out.ins)
 	return out, true
@@ -543,6 +565,10 @@ func (s *Service) activationEvent(ctx context.Context, st *store.LicenseState, o
 		s.releasedEvents(ctx, st, out.released, "its slot was needed by an activation")
 		s.event(ctx, st, Event{Actor: ActorInstaller, Action: store.AuditInstallationCreated,
 			LicenseID: licenseID, InstallationID: out.ins.ID, Detail: out.ins.Domain, ClientIP: req.ClientIP})
+	case out.reactivated && out.quiet:
+		// The same client re-activating again within the window: the
+		// first one's entry stands for it (the store does not grow with
+		// a reinstall loop).
 	case out.reactivated:
 		ev := Event{Actor: ActorInstaller, Action: store.AuditInstallationReactivated,
 			LicenseID: licenseID, InstallationID: out.ins.ID, Detail: out.ins.Domain,

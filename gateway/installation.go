@@ -218,7 +218,7 @@ func (s *Service) Move(ctx context.Context, req MoveRequest) (_ *Activation, err
 	}
 	var refusal error
 	var moved store.Installation
-	var from string
+	var from, superseded string
 	var toks *Tokens
 	st, err := s.cfg.Store.UpdateLicense(ctx, cred.licenseID, func(st *store.LicenseState) (*store.LicenseState, error) {
 		toks = nil // fn may run more than once
@@ -228,6 +228,10 @@ func (s *Service) Move(ctx context.Context, req MoveRequest) (_ *Activation, err
 		}
 		if toks, refusal = s.signLoaded(st.License, moved); refusal != nil {
 			return nil, nil
+		}
+		if in := st.Installation(moved.ID); in != nil {
+			superseded, in.Family = in.Family, fam.ID
+			moved.Family = fam.ID
 		}
 		pruneInstallations(st, now)
 		s.event(ctx, st, Event{Actor: ActorInstaller, Action: store.AuditInstallationMoved,
@@ -244,6 +248,9 @@ func (s *Service) Move(ctx context.Context, req MoveRequest) (_ *Activation, err
 		return nil, err
 	}
 	toks.RefreshToken = rt
+	if superseded != "" {
+		s.dropFamily(ctx, superseded) // its tokens stopped with the move
+	}
 	return &Activation{Tokens: *toks, License: s.view(st, &moved)}, nil
 }
 

@@ -27,7 +27,8 @@ func TestMoveKeepsTheInstallationAndReplacesItsTokens(t *testing.T) {
 	if _, err := f.admit(first.AccessToken); err == nil {
 		t.Fatal("the access token from before the move still admits")
 	}
-	wantCode(t, firstErr(f.svc.Refresh(ctx, first.RefreshToken)), CodeTokenRevoked)
+	// The moved-from family is deleted: its token is unknown now.
+	wantCode(t, firstErr(f.svc.Refresh(ctx, first.RefreshToken)), CodeInvalidToken)
 	g, err := f.admit(moved.AccessToken)
 	if err != nil || g.Domain != "new.com" {
 		t.Fatalf("new token: %+v, %v", g, err)

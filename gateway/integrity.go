@@ -24,6 +24,35 @@ func observeLeak(p *Product, lic *store.License, installs []policy.Installation,
 	return changed, lock
 }
 
+// Re-activations of one installation (issue 20, N5): each supersedes its
+// tokens and used to cost a refresh family, an audit and an outbox entry
+// and an idempotency record, unthrottled. At most this many per window:
+// a buyer reinstalling from its own network has room to spare, and a
+// leaked code's holder from other networks cannot use that room up.
+const (
+	reactivationWindow   = time.Hour
+	homeReactivations    = 20
+	foreignReactivations = 5
+)
+
+// countReactivation counts one re-activation of ins (foreign: from
+// another network than its own) in its window, or returns how long until
+// the window has room again (nothing counted then).
+func countReactivation(ins *store.Installation, foreign bool, now time.Time) time.Duration {
+	if ins.ReactivationsSince.IsZero() || now.Sub(ins.ReactivationsSince) >= reactivationWindow {
+		ins.ReactivationsSince, ins.HomeReactivations, ins.ForeignReactivations = now, 0, 0
+	}
+	count, limit := &ins.HomeReactivations, homeReactivations
+	if foreign {
+		count, limit = &ins.ForeignReactivations, foreignReactivations
+	}
+	if *count >= limit {
+		return ins.ReactivationsSince.Add(reactivationWindow).Sub(now)
+	}
+	*count++
+	return 0
+}
+
 // homeIP is the address an installation is known from: where it was
 // created or last re-activated from its own network (the last client
 // address on records kept before there was one).

@@ -67,7 +67,9 @@ func TestReactivationSupersedesEarlierTokens(t *testing.T) {
 	}
 	_, err := f.admit(buyer.AccessToken)
 	wantCode(t, err, CodeTokenRevoked)
-	wantCode(t, firstErr(f.svc.Refresh(ctx, buyer.RefreshToken)), CodeTokenRevoked)
+	// The superseded refresh family is deleted (storage per installation
+	// stays O(1), issue 20 N5): its token is unknown now.
+	wantCode(t, firstErr(f.svc.Refresh(ctx, buyer.RefreshToken)), CodeInvalidToken)
 	if _, err := f.admit(clone.AccessToken); err != nil {
 		t.Fatalf("the newest token: %v", err)
 	}
@@ -193,7 +195,7 @@ func TestLeakThresholdLocksOnDistinctNetworks(t *testing.T) {
 	f := newFixture(t)
 	buyerIP := "198.51.100.7"
 	buyer := f.from("KEY-1", "buyer.com", buyerIP)
-	for i := range 20 { // honest reinstalls from the buyer's network
+	for i := range 10 { // honest reinstalls from the buyer's network
 		buyer = f.from("KEY-1", "buyer.com", fmt.Sprintf("198.51.100.%d", 10+i))
 	}
 	buyer = f.from("KEY-1", "buyer.com", buyerIP)
@@ -533,5 +535,56 @@ func TestForeignNetworkBecomesHomeAfterTheCooldown(t *testing.T) {
 	f.clock.Advance(testCooldown)
 	if err := f.svc.Deactivate(ctx, moved.RefreshToken, "192.0.2.10"); err != nil {
 		t.Fatalf("deactivate after the cooldown: %v", err)
+	}
+}
+
+// Issue 20, N5: re-activation churn no longer grows the store. 300
+// re-activations of one site from one client: each past the hour's room is
+// 429 rate_limited with Retry-After and writes nothing; the superseded
+// refresh families are deleted (one family per installation); the
+// repeats' audit entries are coalesced into the first.
+func TestReactivationChurnIsBounded(t *testing.T) {
+	for _, backend := range []string{"embedded", "redis"} {
+		t.Run(backend, func(t *testing.T) {
+			f := newFixtureOn(t, backend)
+			ctx := context.Background()
+			first := f.from("KEY-1", "buyer.com", "198.51.100.7")
+			var tokens []*Activation
+			limited := 0
+			for range 300 {
+				a, err := f.try("KEY-1", "buyer.com", "198.51.100.7")
+				if err != nil {
+					e := wantCode(t, err, CodeRateLimited)
+					if e.RetryAfter <= 0 || e.RetryAfter > time.Hour {
+						t.Fatalf("Retry-After %v", e.RetryAfter)
+					}
+					limited++
+					continue
+				}
+				tokens = append(tokens, a)
+			}
+			if len(tokens) != homeReactivations || limited != 300-homeReactivations {
+				t.Fatalf("%d re-activations answered, %d limited; want %d and the rest", len(tokens), limited, homeReactivations)
+			}
+			// Only the newest pair's family is left.
+			for _, a := range append([]*Activation{first}, tokens[:len(tokens)-1]...) {
+				wantCode(t, firstErr(f.svc.Refresh(ctx, a.RefreshToken)), CodeInvalidToken)
+			}
+			if _, err := f.svc.Refresh(ctx, tokens[len(tokens)-1].RefreshToken); err != nil {
+				t.Fatalf("the newest refresh token: %v", err)
+			}
+			if n := len(f.events(store.AuditInstallationReactivated)); n != 1 {
+				t.Fatalf("%d installation.reactivated entries, want the first one only", n)
+			}
+			// The buyer's own network keeps its room when others use theirs.
+			for i := range foreignReactivations + 2 {
+				_, err := f.try("KEY-1", "buyer.com", fmt.Sprintf("203.0.113.%d", i+1))
+				if i >= foreignReactivations {
+					wantCode(t, err, CodeRateLimited)
+				}
+			}
+			f.clock.Advance(time.Hour)
+			f.from("KEY-1", "buyer.com", "198.51.100.7")
+		})
 	}
 }

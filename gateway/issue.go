@@ -25,6 +25,21 @@ func (s *Service) issue(ctx context.Context, lic *store.License, ins store.Insta
 	return toks, nil
 }
 
+// issueFamily is issue with the refresh family's first token chosen by the
+// caller (its family id already recorded on the installation).
+func (s *Service) issueFamily(ctx context.Context, lic *store.License, ins store.Installation, rt string) (*Tokens, error) {
+	toks, err := s.sign(ctx, lic, ins)
+	if err != nil {
+		return nil, err
+	}
+	fam := s.familyOf(rt, lic.ID, ins)
+	if err := s.cfg.Store.PutRefreshFamily(ctx, fam); err != nil {
+		return nil, storeUnavailable(err)
+	}
+	toks.RefreshToken = rt
+	return toks, nil
+}
+
 // sign mints an access token for ins (no refresh token yet). It writes
 // nothing, so a failure here never costs the caller a credential.
 func (s *Service) sign(ctx context.Context, lic *store.License, ins store.Installation) (*Tokens, error) {
@@ -57,10 +72,16 @@ func (s *Service) signLoaded(lic *store.License, ins store.Installation) (*Token
 // newFamily returns the first refresh token of a new family for ins and
 // the family's record.
 func (s *Service) newFamily(licenseID string, ins store.Installation) (string, store.RefreshFamily) {
-	rt, fam := tokens.NewRefresh("")
+	rt, _ := tokens.NewRefresh("")
+	return rt, s.familyOf(rt, licenseID, ins)
+}
+
+// familyOf is the record of the family whose first token is rt.
+func (s *Service) familyOf(rt, licenseID string, ins store.Installation) store.RefreshFamily {
+	id, _ := tokens.RefreshFamily(rt)
 	now := s.now()
-	return rt, store.RefreshFamily{
-		ID: fam, InstallationID: ins.ID, LicenseID: licenseID, Generation: ins.Generation,
+	return store.RefreshFamily{
+		ID: id, InstallationID: ins.ID, LicenseID: licenseID, Generation: ins.Generation,
 		Current: s.refreshHash(rt), IssuedAt: now, ExpiresAt: now.Add(s.cfg.RefreshTTL),
 	}
 }

@@ -136,6 +136,16 @@ type Installation struct {
 	// from the home network supersedes them. After it, unchallenged, that
 	// network is the home one.
 	ForeignUntil time.Time `json:"foreign_until,omitempty"`
+	// Family is the id of the refresh family its current tokens belong
+	// to (empty on older records), so a re-activation, move or
+	// deactivation that supersedes them deletes that family's record:
+	// storage per installation stays O(1) however often it is reinstalled.
+	Family string `json:"family,omitempty"`
+	// Reactivations counts re-activations since ReactivationsSince (a
+	// fixed window), from its own network and from others, to bound them.
+	ReactivationsSince   time.Time `json:"reactivations_since,omitempty"`
+	HomeReactivations    int       `json:"home_reactivations,omitempty"`
+	ForeignReactivations int       `json:"foreign_reactivations,omitempty"`
 	// Generation is bumped whenever every token issued so far must stop
 	// working (deactivation, move, clone detection).
 	Generation    int64     `json:"generation"`
