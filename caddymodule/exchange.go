@@ -45,8 +45,10 @@ type Exchange struct {
 	// addresses cannot spend the marketplace's rate budget honest
 	// installers need: past it, unknown keys are answered 429 before any
 	// marketplace call (keys already stored are unaffected, valid keys
-	// give their call back). Not applied to the static source. Default:
-	// 30/m.
+	// give their call back). Half of it is a reserve only client networks
+	// without a recent failure may draw on, so a flood from many networks
+	// leaves honest first activations their calls. Not applied to the
+	// static source. Default: 30/m.
 	FailedSourceLimit string `json:"failed_source_limit,omitempty"`
 
 	svc      *gateway.Service

@@ -289,17 +289,16 @@ func (s *Service) findLicense(ctx context.Context, cands []candidate, req Activa
 	var unknown *upstreams.Verdict
 	var limited time.Duration // the longest wait for a source's failure budget
 	for _, c := range cands {
-		budgeted := !isLocal(c.source)
-		if budgeted {
-			if ok, wait := req.Budget.reserve(c.source.Name()); !ok {
+		var ticket *budgetTicket
+		if !isLocal(c.source) {
+			var wait time.Duration
+			if ticket, wait = req.Budget.take(c.source.Name(), req.ClientIP); wait > 0 {
 				limited = max(limited, wait)
 				continue
 			}
 		}
 		v := c.source.Verify(ctx, upstreams.Request{Key: c.key, Product: req.Product, Domain: domain, IP: req.IP})
-		if budgeted && v.Outcome == upstreams.Valid {
-			req.Budget.refund(c.source.Name())
-		}
+		ticket.settle(v.Outcome == upstreams.Valid)
 		switch {
 		case v.Outcome == upstreams.Valid:
 			return &found{cand: c, state: stateOf(stored, c), verdict: &v}, nil
