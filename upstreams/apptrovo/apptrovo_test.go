@@ -356,7 +356,7 @@ func TestVerify(t *testing.T) {
 		{name: "422 validation error", product: "converter-pro", reply: reply{status: 422, body: `{"message":"The license key field must not be greater than 64 characters.","errors":{"license_key":["The license key field must not be greater than 64 characters."]}}`}, outcome: upstreams.Unknown, cause: upstreamtest.IsStatusError(Name, 422)},
 		{name: "404 HTML", product: "converter-pro", reply: reply{status: 404, body: `<html>Not Found</html>`}, outcome: upstreams.Unknown, cause: upstreamtest.IsStatusError(Name, 404)},
 		{name: "401", product: "converter-pro", reply: reply{status: 401, body: `{"message":"Unauthenticated."}`}, outcome: upstreams.Unknown, cause: upstreamtest.IsStatusError(Name, 401)},
-		{name: "301", product: "converter-pro", reply: reply{status: 301, body: ``}, outcome: upstreams.Unknown, cause: upstreamtest.IsStatusError(Name, 301)},
+		{name: "301", product: "converter-pro", reply: reply{status: 301, body: ``}, outcome: upstreams.Unknown, cause: upstreamtest.IsRedirect(301)},
 		{name: "500 with a documented failure", product: "converter-pro", reply: reply{status: 500, body: failureBody("License has expired.")}, outcome: upstreams.Unknown, cause: upstreamtest.IsStatusError(Name, 500)},
 	}
 	for _, tt := range tests {

@@ -122,6 +122,15 @@ func IsStatusError(source string, status int) func(error) bool {
 	}
 }
 
+// IsRedirect accepts an *upstreams.RedirectError for status: a vendor's
+// 3xx, never followed.
+func IsRedirect(status int) func(error) bool {
+	return func(err error) bool {
+		var e *upstreams.RedirectError
+		return errors.As(err, &e) && e.Status == status
+	}
+}
+
 // IsAuthorError accepts an *upstreams.AuthorCredentialError of source for
 // status.
 func IsAuthorError(source string, status int) func(error) bool {
