@@ -152,6 +152,13 @@ type Product struct {
 	// what it will do. Default: off.
 	ReleaseIdle caddy.Duration `json:"release_idle,omitempty"`
 
+	// FreeQuota bounds the requests of all of a licence's free installs
+	// (local and staging ones that hold no slot) together, at every gate,
+	// as "<n>/<period>" (s, m, h, d), or "off". Their domain is what the
+	// installer claims, so a copy calling itself *.test may be a real
+	// site: this is what such copies can use. Default: 1000/d.
+	FreeQuota string `json:"free_quota,omitempty"`
+
 	// Mappings are the product's identifiers at each source it is sold
 	// on, by source name: Envato item ids, AppTrovo slugs, Digital
 	// Downloads Pro list tokens (may be placeholders), ... In JSON and the
@@ -585,14 +592,34 @@ func (pc *Product) build(logger *zap.Logger, name string, sources map[string]ups
 	if err := checkDuration(logger, "product "+name+": ", "release_idle", time.Duration(pc.ReleaseIdle)); err != nil {
 		return nil, err
 	}
+	free, err := freeQuota(pc.FreeQuota)
+	if err != nil {
+		return nil, fmt.Errorf("product %s: free_quota: %w", name, err)
+	}
 	return &gateway.Product{
 		Name: name, Sources: pc.Sources, MoveCooldown: cooldown, Leak: leak,
 		Rules: policy.Rules{
 			Activations: pc.Activations, LocalDomains: local, StagingSubdomains: staging,
 			LocalCap: pc.LocalCap, StagingCap: pc.StagingCap, ReleaseIdle: time.Duration(pc.ReleaseIdle),
 		},
-		Recheck: recheck,
+		Recheck: recheck, FreeQuota: free,
 	}, nil
+}
+
+// defaultFreeQuota is free_quota's default: room for a developer's or a
+// staging copy's testing, not for a production site.
+const defaultFreeQuota = "1000/d"
+
+// freeQuota parses free_quota: "<n>/<period>", "off" (none) or empty (the
+// default).
+func freeQuota(s string) (gateway.Quota, error) {
+	switch s {
+	case "off":
+		return gateway.Quota{}, nil
+	case "":
+		s = defaultFreeQuota
+	}
+	return ParseQuota(s)
 }
 
 func treatment(s string) (policy.Treatment, error) {

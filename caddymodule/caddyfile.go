@@ -377,6 +377,13 @@ func parseProductOption(d *caddyfile.Dispenser, name string, p *Product) error {
 		if err := durationArg(d, &p.ReleaseIdle); err != nil {
 			return err
 		}
+	case "free_quota":
+		if err := singleArg(d, &p.FreeQuota); err != nil {
+			return err
+		}
+		if _, err := freeQuota(p.FreeQuota); err != nil {
+			return d.Errf("product %s: free_quota: %v", name, err)
+		}
 	default:
 		source, ok := mappingSource(opt) // envato_item, apptrovo_slug, ...
 		if !ok {

@@ -20,6 +20,9 @@ type Gate struct {
 	require  []Requirement
 	quota    Quota
 	counter  *quotaCounter // nil without quota
+	// free holds each product's free_quota counter, by product (none for
+	// a product without one), made at construction: read-only after.
+	free map[string]*quotaCounter
 }
 
 // Requirement is one of a gate's require conditions (SPEC section 6): a
@@ -104,7 +107,12 @@ func (s *Service) Gate(products []string, opts ...GateOption) *Gate {
 	if len(products) == 0 {
 		products = s.cfg.ProductOrder
 	}
-	g := &Gate{svc: s, verifier: tokens.NewVerifier(s.ring, s.issuer.Name(), products)}
+	g := &Gate{svc: s, verifier: tokens.NewVerifier(s.ring, s.issuer.Name(), products), free: map[string]*quotaCounter{}}
+	for _, name := range products {
+		if p := s.product(name); p != nil && p.FreeQuota.Limit > 0 && p.FreeQuota.Period > 0 {
+			g.free[name] = s.quotaCounter(p.FreeQuota.Period)
+		}
+	}
 	for _, o := range opts {
 		o(g)
 	}
@@ -146,9 +154,11 @@ func (g *Gate) admitPolicy(grant *Grant, now time.Time) error {
 		}
 	}
 	if g.counter != nil {
-		return g.admitQuota(grant, now)
+		if err := g.admitQuota(grant, now); err != nil {
+			return err
+		}
 	}
-	return nil
+	return g.admitFreeQuota(grant, now)
 }
 
 // Refused counts a request the gate refused before it had a token to

@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/licensegate/licensegate/policy"
 	"github.com/licensegate/licensegate/store"
 )
 
@@ -121,9 +122,46 @@ func (c *quotaCounter) take(installation, license string, limit int64, now time.
 	return limit - count - 1, reset, true
 }
 
+// quotaSubject is whose budget a request counts against: its installation,
+// or for a free install (local or staging, holding no slot) all of its
+// licence's free installs together, so deactivating one and activating
+// another *.test name does not start a fresh budget (issue 20, N4).
+func (g *Gate) quotaSubject(grant *Grant) string {
+	if g.svc.freeInstall(grant) {
+		return "free:" + grant.LicenseID
+	}
+	return grant.InstallationID
+}
+
+// freeInstall reports whether the grant's installation is a free one.
+func (s *Service) freeInstall(grant *Grant) bool {
+	if grant.Class == string(policy.ClassProduction) {
+		return false
+	}
+	p := s.product(grant.Product)
+	return p != nil && !p.Rules.HoldsSlot(policy.InstallClass(grant.Class))
+}
+
+// admitFreeQuota applies the product's free_quota to a free install's
+// request: every free install of the licence, at every gate, together.
+func (g *Gate) admitFreeQuota(grant *Grant, now time.Time) error {
+	c := g.free[grant.Product]
+	if c == nil || !g.svc.freeInstall(grant) {
+		return nil
+	}
+	q := g.svc.product(grant.Product).FreeQuota
+	_, reset, ok := c.take("freeq:"+grant.LicenseID, grant.LicenseID, q.Limit, now)
+	if !ok {
+		return &Error{Code: CodeQuotaExceeded, RetryAfter: reset,
+			Detail: "This licence's local and staging installations have used their " + strconv.FormatInt(q.Limit, 10) +
+				" requests of this window; try again after it ends."}
+	}
+	return nil
+}
+
 // admitQuota applies the gate's quota to a grant.
 func (g *Gate) admitQuota(grant *Grant, now time.Time) error {
-	remaining, reset, ok := g.counter.take(grant.InstallationID, grant.LicenseID, g.quota.Limit, now)
+	remaining, reset, ok := g.counter.take(g.quotaSubject(grant), grant.LicenseID, g.quota.Limit, now)
 	grant.Quota = QuotaState{Limit: g.quota.Limit, Period: g.quota.Period, Remaining: remaining, Reset: reset}
 	if !ok {
 		return &Error{Code: CodeQuotaExceeded, RetryAfter: reset,

@@ -178,3 +178,56 @@ func TestQuotaExactUnderConcurrency(t *testing.T) {
 		t.Fatalf("admitted %d of 4000 with quota 1000/h on one instance, want 1000", n)
 	}
 }
+
+// Issue 20, N4: free installs (local and staging, holding no slot) share
+// one budget per licence, so deactivating one *.test install and
+// activating another does not start a fresh quota; the product's
+// free_quota bounds them together at every gate, production untouched.
+func TestFreeInstallsShareTheLicenceQuota(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.svc.cfg.Products["p"].FreeQuota = Quota{Limit: 5, Period: 24 * time.Hour}
+	quota := f.svc.Gate(nil, WithQuota(Quota{Limit: 3, Period: 24 * time.Hour}))
+	admit := func(g *Gate, token string) error {
+		f.svc.cache.InvalidateAll()
+		_, err := g.Admit(ctx, token, 0)
+		return err
+	}
+	prod := f.activate("KEY-1", "buyer.com")
+	local := f.activate("KEY-1", "site1.test")
+	for i := range 3 {
+		if err := admit(quota, local.AccessToken); err != nil {
+			t.Fatalf("local request %d: %v", i, err)
+		}
+	}
+	wantCode(t, admit(quota, local.AccessToken), CodeQuotaExceeded)
+	if err := f.svc.Deactivate(ctx, local.AccessToken, ""); err != nil {
+		t.Fatal(err)
+	}
+	other := f.activate("KEY-1", "site2.test")
+	wantCode(t, admit(quota, other.AccessToken), CodeQuotaExceeded) // the licence's free budget, not a fresh one
+	for i := range 3 {
+		if err := admit(quota, prod.AccessToken); err != nil {
+			t.Fatalf("production request %d: %v", i, err)
+		}
+	}
+	// free_quota, at a gate without a quota of its own: 5 for all free
+	// installs of the licence together (the 3 local requests admitted
+	// above count; those the gate's own quota refused do not).
+	open := f.svc.Gate(nil)
+	staging := f.activate("KEY-1", "staging.buyer.com")
+	n := 0
+	for admit(open, staging.AccessToken) == nil {
+		n++
+		if n > 10 {
+			t.Fatal("free_quota never refused")
+		}
+	}
+	wantCode(t, admit(open, other.AccessToken), CodeQuotaExceeded)
+	if err := admit(open, prod.AccessToken); err != nil {
+		t.Fatalf("production at the open gate: %v", err)
+	}
+	if n != 5-3 {
+		t.Fatalf("%d staging requests admitted under free_quota 5/d after 3 local ones, want 2", n)
+	}
+}

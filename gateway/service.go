@@ -29,6 +29,11 @@ type Product struct {
 	// Recheck is the background recheck's rules for the product's
 	// licences (unset fields: the defaults; Mode off: never rechecked).
 	Recheck policy.RecheckRules
+	// FreeQuota bounds, at every gate, the requests of all of a licence's
+	// free installs (local and staging ones holding no slot) together per
+	// window (zero: none). Their domain is self-reported, so a copy
+	// claiming to be *.test may be anything: what it can use is bounded.
+	FreeQuota Quota
 }
 
 // Config holds the service's dependencies and token settings. New builds
