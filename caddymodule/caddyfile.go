@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -548,6 +549,7 @@ func (s *StaticSource) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 //		rate_limit <calls>/<period>
 //		failed_limit <calls>/<period>
 //		failed_source_limit <calls>/<period>
+//		body_timeout <duration>
 //	}
 func parseExchange(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	h.Next() // directive name
@@ -565,6 +567,14 @@ func parseExchange(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) 
 			dst = &e.FailedLimit
 		case "failed_source_limit":
 			dst = &e.FailedSourceLimit
+		case "body_timeout":
+			if err := durationArg(h.Dispenser, &e.BodyTimeout); err != nil {
+				return nil, err
+			}
+			if e.BodyTimeout < caddy.Duration(time.Second) {
+				return nil, h.Errf("license_exchange: body_timeout: %s is shorter than 1s", time.Duration(e.BodyTimeout))
+			}
+			continue
 		default:
 			return nil, h.Errf("license_exchange: unrecognized option %q", opt)
 		}

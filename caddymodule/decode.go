@@ -9,6 +9,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 
 	"github.com/licensegate/licensegate/gateway"
@@ -27,6 +28,9 @@ func readForm(r *http.Request) (map[string]string, error) {
 		return nil, &gateway.Error{Code: gateway.CodeRequestTooLarge, Detail: "The request body is larger than 64 KiB."}
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return nil, &gateway.Error{Code: gateway.CodeRequestTimeout, Detail: "The request body took too long to arrive.", Cause: err}
+	}
 	if err != nil {
 		return nil, &gateway.Error{Code: gateway.CodeMalformedRequest, Detail: "The request body could not be read.", Cause: err}
 	}

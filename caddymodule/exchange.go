@@ -50,6 +50,11 @@ type Exchange struct {
 	// leaves honest first activations their calls. Not applied to the
 	// static source. Default: 30/m.
 	FailedSourceLimit string `json:"failed_source_limit,omitempty"`
+	// BodyTimeout bounds how long a request body may take to arrive: a
+	// client trickling its 64 KiB a byte at a time does not hold a
+	// connection and a handler for minutes. Past it: 408 request_timeout.
+	// Default: 10s.
+	BodyTimeout caddy.Duration `json:"body_timeout,omitempty"`
 
 	svc      *gateway.Service
 	logger   *zap.Logger
@@ -116,8 +121,17 @@ func parseRateOr(option, v, def string) (upstreams.Rate, error) {
 	return r, nil
 }
 
+// defaultBodyTimeout is body_timeout's default.
+const defaultBodyTimeout = 10 * time.Second
+
 // ServeHTTP dispatches on the last path segment.
 func (e *Exchange) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	if r.Method == http.MethodPost {
+		// Bounds the body's arrival; the server clears the deadline before
+		// the connection's next request. A writer that cannot set one
+		// (a test recorder) leaves the server's own timeouts.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(durationOr(e.BodyTimeout, defaultBodyTimeout)))
+	}
 	op := path.Base(r.URL.Path)
 	method := http.MethodPost
 	if op == "status" || op == "jwks.json" {

@@ -35,6 +35,7 @@ type problem struct {
 var statusFor = map[string]int{
 	gateway.CodeMalformedRequest:      http.StatusBadRequest,
 	gateway.CodeRequestTooLarge:       http.StatusRequestEntityTooLarge,
+	gateway.CodeRequestTimeout:        http.StatusRequestTimeout,
 	gateway.CodeValidationFailed:      http.StatusUnprocessableEntity,
 	gateway.CodeInvalidKeyFormat:      http.StatusUnprocessableEntity,
 	gateway.CodeIdempotencyKeyReused:  http.StatusUnprocessableEntity,

@@ -123,7 +123,9 @@ func (s *RedisStorage) universalOptions() (*goredis.UniversalOptions, error) {
 	case s.Address != "":
 		u, err := goredis.ParseURL(s.Address)
 		if err != nil {
-			return nil, fmt.Errorf("storage redis: address: %w", err)
+			// The parser's error quotes the URL, user info included: never
+			// a password in a provisioning error (issue 20, L4).
+			return nil, fmt.Errorf("storage redis: address: %s", withoutUserInfo(err.Error(), s.Address))
 		}
 		opts.Addrs, opts.DB, opts.TLSConfig = []string{u.Addr}, u.DB, u.TLSConfig
 		if opts.Username == "" {
@@ -141,6 +143,27 @@ func (s *RedisStorage) universalOptions() (*goredis.UniversalOptions, error) {
 		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
 	return opts, nil
+}
+
+// withoutUserInfo removes a URL's user info (user:password) from msg.
+func withoutUserInfo(msg, rawURL string) string {
+	_, rest, ok := strings.Cut(rawURL, "://")
+	if !ok {
+		rest = rawURL
+	}
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		rest = rest[:i]
+	}
+	at := strings.LastIndex(rest, "@")
+	if at <= 0 {
+		return msg
+	}
+	userinfo := rest[:at]
+	msg = strings.ReplaceAll(msg, userinfo, "REDACTED")
+	if _, pass, ok := strings.Cut(userinfo, ":"); ok && pass != "" {
+		msg = strings.ReplaceAll(msg, pass, "REDACTED")
+	}
+	return msg
 }
 
 // poolKey identifies a Redis configuration (hashed: it holds a password).

@@ -61,3 +61,22 @@ func TestLoadOrCreateSecret(t *testing.T) {
 		t.Fatalf("second start: %q %v %v", v, c, err)
 	}
 }
+
+// Issue 20, L4: a Redis URL the parser refuses is named without its
+// password in the provisioning error.
+func TestRedisAddressErrorHidesThePassword(t *testing.T) {
+	for _, addr := range []string{
+		"redis://user:s3cr3t-pass@127.0.0.1:notaport/0",
+		"redis://:s3cr3t-pass@127.0.0.1:6379/notadb",
+		"rediss://user:s3cr3t-pass@[::1:6379/0",
+	} {
+		s := &RedisStorage{Address: addr}
+		_, err := s.universalOptions()
+		if err == nil {
+			t.Fatalf("%s: accepted", addr)
+		}
+		if strings.Contains(err.Error(), "s3cr3t-pass") || !strings.Contains(err.Error(), "storage redis: address") {
+			t.Errorf("error %q: want it to name the option without the password", err)
+		}
+	}
+}

@@ -1,11 +1,16 @@
 package e2e
 
 import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // Issue 20, N2: a hostile or compromised store answering a redirect to a
@@ -47,4 +52,56 @@ func TestSourceRedirectsAreNotFollowed(t *testing.T) {
 	if !strings.Contains(g.logs.String(), "which is not followed") {
 		t.Errorf("no log line says the redirect was refused:\n%s", g.logs.String())
 	}
+}
+
+// Issue 20, L1: a request body trickled a byte at a time no longer holds
+// a connection and a handler: past body_timeout the answer is 408
+// request_timeout, and the connection's next request is served normally.
+func TestTrickledBodyTimesOut(t *testing.T) {
+	up := httptest.NewServer(&recordingUpstream{})
+	t.Cleanup(up.Close)
+	g := newGateway(t, strings.TrimPrefix(up.URL, "http://"))
+	g.vars["EXCHANGE"] = "{\n\t\t\tbody_timeout 2s\n\t\t}"
+	g.start()
+	conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", g.port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := "license_key=KEY-AAAA-0001&domain=trickle.com"
+	fmt.Fprintf(conn, "POST /v1/licenses/activate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n", len(body))
+	start := time.Now()
+	done := make(chan struct{})
+	go func() { // a byte every 200 ms: the whole body would take 9 s
+		defer close(done)
+		for i := 0; i < len(body); i++ {
+			if _, err := conn.Write([]byte{body[i]}); err != nil {
+				return
+			}
+			select {
+			case <-time.After(200 * time.Millisecond):
+			case <-t.Context().Done():
+				return
+			}
+		}
+	}()
+	_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("reading the answer: %v", err)
+	}
+	defer resp.Body.Close()
+	took := time.Since(start)
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(raw), `"request_timeout"`) {
+		t.Fatalf("trickled body: %d %s, want 408 request_timeout", resp.StatusCode, raw)
+	}
+	if took > 5*time.Second {
+		t.Fatalf("answered after %v, want about the 2s body_timeout", took)
+	}
+	t.Logf("408 after %v", took.Round(time.Millisecond))
+	conn.Close()
+	<-done
+	// The gateway serves the next client as ever.
+	expectStatus(t, g.activate("KEY-AAAA-0001", "after.com"), http.StatusCreated, "")
 }

@@ -21,6 +21,7 @@ import (
 const (
 	maxDomainLength = 2048 // before normalisation: a pasted URL
 	maxLabelLength  = 64
+	maxIPLength     = 45 // the longest IPv6 text form, an IPv4 tail included
 )
 
 // domainField normalises an installer's domain field, or says what is
@@ -103,7 +104,9 @@ func (s *Service) validateActivation(req *ActivateRequest) (string, error) {
 		fields["domain"] = append(fields["domain"], problem)
 	}
 	if req.IP != "" {
-		if _, err := netip.ParseAddr(req.IP); err != nil {
+		// No zone: a server's address has none worth recording, and
+		// netip would take kilobytes of text as an IPv6 zone (issue 20, L3).
+		if addr, err := netip.ParseAddr(req.IP); err != nil || addr.Zone() != "" || len(req.IP) > maxIPLength {
 			fields["ip"] = append(fields["ip"], "is not an IPv4 or IPv6 address")
 		}
 	}

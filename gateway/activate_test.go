@@ -24,6 +24,9 @@ func TestValidateActivation(t *testing.T) {
 		{"overlong domain", func(r *ActivateRequest) { r.Domain = strings.Repeat("a", maxDomainLength+1) }, "domain"},
 		{"bad domain", func(r *ActivateRequest) { r.Domain = "a..b" }, "domain"},
 		{"bad ip", func(r *ActivateRequest) { r.IP = "999.1.1.1" }, "ip"},
+		// Issue 20, L3: 4 KiB of text as an IPv6 zone is not an address.
+		{"ip with a zone", func(r *ActivateRequest) { r.IP = "fe80::1%" + strings.Repeat("x", 4096) }, "ip"},
+		{"ip with a short zone", func(r *ActivateRequest) { r.IP = "fe80::1%eth0" }, "ip"},
 		{"plain label", func(r *ActivateRequest) { r.Label = "Shop – main server" }, ""},
 		{"long label", func(r *ActivateRequest) { r.Label = strings.Repeat("x", maxLabelLength+1) }, "label"},
 		{"escape in label", func(r *ActivateRequest) { r.Label = "shop\x1b[31m" }, "label"},

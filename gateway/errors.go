@@ -13,6 +13,7 @@ import (
 const (
 	CodeMalformedRequest      = "malformed_request"
 	CodeRequestTooLarge       = "request_too_large"
+	CodeRequestTimeout        = "request_timeout"
 	CodeValidationFailed      = "validation_failed"
 	CodeInvalidKeyFormat      = "invalid_key_format"
 	CodeLicenseNotFound       = "license_not_found"

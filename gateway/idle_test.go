@@ -82,3 +82,33 @@ func TestReleaseIdle(t *testing.T) {
 		})
 	}
 }
+
+// Issue 20, L5: a refresh and a status read are uses too: an installation
+// that only refreshes its token (or shows its licence) is not idle.
+func TestRefreshAndStatusCountAsUse(t *testing.T) {
+	f := newFixture(t)
+	f.svc.cfg.Products["p"].Rules.ReleaseIdle = time.Hour
+	ctx := context.Background()
+	a := f.activate("KEY-1", "buyer.com")
+	tok := a.Tokens
+	for i := range 6 {
+		f.clock.Advance(10 * time.Minute)
+		if i%2 == 0 {
+			next, err := f.svc.Refresh(ctx, tok.RefreshToken)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok = *next
+		} else if _, err := f.svc.Status(ctx, tok.RefreshToken); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.svc.FlushLastSeen(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := f.svc.SweepIdle(ctx); err != nil || n != 0 {
+		t.Fatalf("the sweep released %d (%v); an installation refreshing every 20 minutes is in use", n, err)
+	}
+	_, err := f.svc.Activate(ctx, ActivateRequest{Key: "KEY-1", Domain: "other.com"})
+	wantCode(t, err, CodeActivationLimit)
+}

@@ -239,16 +239,21 @@ func familyCredential(fam *store.RefreshFamily) credential {
 	return credential{fam.LicenseID, fam.InstallationID, fam.Generation}
 }
 
-// activeInstallation loads the credential's installation from the store
-// and checks it is still admitted.
+// activeInstallation loads the credential's installation from the store,
+// checks it is still admitted and notes the use (last seen).
 func (s *Service) activeInstallation(ctx context.Context, cred credential) (*store.LicenseState, *store.Installation, error) {
 	st, err := s.cfg.Store.LicenseState(ctx, cred.licenseID)
 	if err != nil {
 		return nil, nil, storeUnavailable(err)
 	}
-	ins, e := s.admitted(cred, st, s.now())
+	now := s.now()
+	ins, e := s.admitted(cred, st, now)
 	if e != nil {
 		return nil, nil, e
 	}
+	// A refresh or a status read is a use like a gated request: an
+	// installation that only refreshes is not idle (release_idle; issue
+	// 20, L5).
+	s.seen.touch(ins.ID, st.License.ID, now)
 	return st, ins, nil
 }
