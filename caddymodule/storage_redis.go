@@ -98,8 +98,28 @@ func (s *RedisStorage) Provision(ctx caddy.Context) error {
 	defer cancel()
 	if err := s.store.Ping(pctx); err != nil {
 		s.logger.Warn("redis is not reachable yet; requests needing the store answer 503 until it is", zap.Error(err))
+		return nil
 	}
+	s.checkPersistence(pctx)
 	return nil
+}
+
+// checkPersistence warns when Redis keeps nothing across a restart: with
+// neither AOF nor RDB, a restart loses every installation a 201 promised
+// (issue 20, #8). A Redis that refuses CONFIG is reported as unknown.
+func (s *RedisStorage) checkPersistence(ctx context.Context) {
+	p, err := s.store.Persistence(ctx)
+	switch {
+	case err != nil:
+		s.logger.Warn("could not read redis persistence", zap.Error(err))
+	case p == store.PersistenceNone:
+		s.logger.Warn("redis has neither AOF nor RDB persistence: a restart of redis loses every installation and token; " +
+			"set appendonly yes (and appendfsync everysec or always)")
+	case p == store.PersistenceUnknown:
+		s.logger.Info("redis persistence unknown (CONFIG GET refused); make sure the service keeps its data across restarts")
+	default:
+		s.logger.Info("redis persistence", zap.String("persistence", p))
+	}
 }
 
 func (s *RedisStorage) universalOptions() (*goredis.UniversalOptions, error) {

@@ -141,3 +141,34 @@ func TestExpiredStaticKeyAndMaskedHolders(t *testing.T) {
 		})
 	}
 }
+
+// Issue 20, #8: nothing checked that Redis keeps what a 201 promised. A
+// Redis with neither AOF nor RDB is a warning at start and a degraded
+// health; one with an append-only file is reported as such.
+func TestRedisPersistenceReported(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		srv     func(testing.TB) *redistest.Server
+		want    string
+		warning bool
+	}{
+		{"none", redistest.NewServer, "none", true},
+		{"aof", redistest.NewDurableServer, "aof", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			srv := c.srv(t)
+			g := startOnRedis(t, srv.Addr(), nil)
+			warned := strings.Contains(g.logs.String(), "redis has neither AOF nor RDB persistence")
+			if warned != c.warning {
+				t.Errorf("warning logged: %v, want %v", warned, c.warning)
+			}
+			h := do(t, http.MethodGet, g.adminURL("/licensegate/health"), nil)
+			if got := h.str("store", "persistence"); got != c.want {
+				t.Fatalf("health store.persistence %q, want %q: %s", got, c.want, h.body)
+			}
+			if degraded := strings.Contains(string(h.body), `"store persistence"`); degraded != c.warning {
+				t.Errorf("health degraded by persistence: %v, want %v: %s", degraded, c.warning, h.body)
+			}
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/licensegate/licensegate/store"
 	"github.com/licensegate/licensegate/upstreams"
 )
 
@@ -24,6 +25,10 @@ type Health struct {
 	Store    struct {
 		Reachable bool   `json:"reachable"`
 		Error     string `json:"error,omitempty"`
+		// Persistence is how a Redis store survives a restart (aof, rdb,
+		// aof+rdb, none, unknown); absent for the embedded store, which
+		// is always on disk. "none" is listed in Degraded.
+		Persistence string `json:"persistence,omitempty"`
 	} `json:"store"`
 	SigningKeys bool `json:"signing_keys_loaded"`
 	// Sources maps each source to its breaker state (closed, open,
@@ -43,6 +48,20 @@ type RecheckHealth struct {
 	LagSeconds float64 `json:"lag_seconds"`
 }
 
+// persistence asks a store whose durability is configured outside the
+// gateway how it keeps data ("" for one that does not say).
+func (s *Service) persistence(ctx context.Context) string {
+	p, ok := s.cfg.Store.(store.Persistent)
+	if !ok {
+		return ""
+	}
+	v, err := p.Persistence(ctx)
+	if err != nil {
+		return store.PersistenceUnknown
+	}
+	return v
+}
+
 // Health checks the store with a bounded ping and reports the sources'
 // breakers and the background backlogs.
 func (s *Service) Health(ctx context.Context) Health {
@@ -54,6 +73,10 @@ func (s *Service) Health(ctx context.Context) Health {
 		h.Failing = append(h.Failing, "store")
 	} else {
 		h.Store.Reachable = true
+		h.Store.Persistence = s.persistence(pctx)
+		if h.Store.Persistence == store.PersistenceNone {
+			h.Degraded = append(h.Degraded, "store persistence")
+		}
 	}
 	h.SigningKeys = s.ring.Loaded()
 	if !h.SigningKeys {

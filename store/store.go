@@ -155,6 +155,20 @@ type Installation struct {
 	DeactivatedAt time.Time `json:"deactivated_at,omitempty"`
 }
 
+// Persistence answers of a store that can lose data on a restart (Redis):
+// see the Persistent interface.
+const (
+	PersistenceNone    = "none"
+	PersistenceUnknown = "unknown"
+)
+
+// Persistent is implemented by stores whose durability is configured
+// outside the gateway (Redis): Persistence names how data survives a
+// restart, PersistenceNone when it does not.
+type Persistent interface {
+	Persistence(ctx context.Context) (string, error)
+}
+
 // Active reports whether the installation is admitted.
 func (i *Installation) Active() bool { return i.Status == InstallationActive }
 

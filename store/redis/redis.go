@@ -86,6 +86,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -328,6 +329,42 @@ func (s *Store) Ping(ctx context.Context) error {
 		return failed(ctx, "pinging redis", err)
 	}
 	return nil
+}
+
+// Persistence says how Redis keeps what it was told across a restart,
+// from CONFIG GET appendonly and save: "aof", "rdb", "aof+rdb", "none"
+// (a restart loses every installation a 201 promised), or "unknown" when
+// CONFIG is refused (managed services often rename or forbid it). A
+// connection error is returned as such.
+func (s *Store) Persistence(ctx context.Context) (string, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	cfg, err := s.client.ConfigGet(ctx, "appendonly").Result()
+	if err != nil {
+		var rerr redis.Error
+		if errors.As(err, &rerr) {
+			return store.PersistenceUnknown, nil // refused: a Redis error reply, not an outage
+		}
+		return "", failed(ctx, "reading redis persistence", err)
+	}
+	save, err := s.client.ConfigGet(ctx, "save").Result()
+	if err != nil {
+		var rerr redis.Error
+		if errors.As(err, &rerr) {
+			return store.PersistenceUnknown, nil
+		}
+		return "", failed(ctx, "reading redis persistence", err)
+	}
+	aof, rdb := cfg["appendonly"] == "yes", strings.TrimSpace(save["save"]) != ""
+	switch {
+	case aof && rdb:
+		return "aof+rdb", nil
+	case aof:
+		return "aof", nil
+	case rdb:
+		return "rdb", nil
+	}
+	return store.PersistenceNone, nil
 }
 
 // Interface guards

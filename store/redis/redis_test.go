@@ -861,3 +861,36 @@ func operations(s store.Store) map[string]func(context.Context) error {
 		"Ping":        func(ctx context.Context) error { return s.Ping(ctx) },
 	}
 }
+
+// Issue 20, #8: Persistence reads how Redis keeps data across a restart;
+// a Redis that refuses CONFIG is "unknown", not an error; a Redis that is
+// down is an error.
+func TestPersistence(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"none", nil, store.PersistenceNone},
+		{"aof", []string{"--appendonly", "yes"}, "aof"},
+		{"rdb", []string{"--save", "3600 1"}, "rdb"},
+		{"both", []string{"--appendonly", "yes", "--save", "3600 1"}, "aof+rdb"},
+		{"config refused", []string{"--rename-command", "CONFIG", ""}, store.PersistenceUnknown},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			srv := redistest.NewServerArgs(t, c.args...)
+			s := newBackend(srv.Addr()).store(t, "", redisstore.Options{Timeout: time.Second})
+			got, err := s.Persistence(ctx)
+			if err != nil || got != c.want {
+				t.Fatalf("Persistence = %q, %v; want %q", got, err, c.want)
+			}
+		})
+	}
+	srv := redistest.NewServer(t)
+	s := newBackend(srv.Addr()).store(t, "", redisstore.Options{Timeout: 300 * time.Millisecond})
+	srv.Stop()
+	if _, err := s.Persistence(ctx); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("Persistence of a stopped Redis: %v, want ErrUnavailable", err)
+	}
+}
