@@ -29,7 +29,10 @@ use LicenseGate\ValidationFailed;
 
 // Author's settings, baked in before the product is zipped.
 $gatewayUrl = getenv('LICENSEGATE_URL') ?: 'https://api.example.com/v1/licenses';
-$tokenFile = getenv('LICENSEGATE_TOKENS') ?: dirname(__DIR__) . '/storage/licensegate/licence.json';
+// Outside the web root is best (LICENSEGATE_TOKENS); the default sits in
+// the product's tree, so it is a *.php file that shows nothing when
+// requested, in a directory the store denies to Apache (FileTokenStore).
+$tokenFile = getenv('LICENSEGATE_TOKENS') ?: dirname(__DIR__) . '/storage/licensegate/licence.php';
 
 $store = new FileTokenStore($tokenFile);
 $client = new Client($gatewayUrl, $store, ['timeout' => 15]);

@@ -8,7 +8,14 @@ namespace LicenseGate;
  * Tokens in a JSON file (mode 0600), written atomically: a temporary file
  * in the same directory, fsync'ed, then renamed over the old one. The lock
  * is flock() on "<path>.lock", so every PHP-FPM worker and cron job on the
- * machine shares it. Keep the file outside the web root.
+ * machine shares it.
+ *
+ * Keep the file outside the web root. Where a product cannot (shared
+ * hosting, a zip unpacked into public_html), name it "*.php": it is then
+ * written behind a `<?php exit; ?>` line, so a web server that runs PHP
+ * answers a request for it with nothing; and a directory the store creates
+ * gets an .htaccess that denies every request (Apache), for the lock file
+ * and the temporary files too.
  */
 final class FileTokenStore implements TokenStore
 {
@@ -38,7 +45,7 @@ final class FileTokenStore implements TokenStore
             throw new \RuntimeException("licensegate token store: cannot read {$this->path}");
         }
         try {
-            $data = json_decode($raw, true, 16, JSON_THROW_ON_ERROR);
+            $data = json_decode($this->unguard($raw), true, 16, JSON_THROW_ON_ERROR);
         } catch (\JsonException $e) {
             throw new \RuntimeException("licensegate token store: {$this->path} is not valid JSON", 0, $e);
         }
@@ -48,7 +55,7 @@ final class FileTokenStore implements TokenStore
     public function save(Tokens $tokens): void
     {
         $this->withLock(function () use ($tokens): void {
-            $this->write(json_encode($tokens->toArray(), JSON_THROW_ON_ERROR | JSON_UNESCAPED_SLASHES));
+            $this->write($this->guard(json_encode($tokens->toArray(), JSON_THROW_ON_ERROR | JSON_UNESCAPED_SLASHES)));
         });
     }
 
@@ -124,11 +131,28 @@ final class FileTokenStore implements TokenStore
         }
     }
 
+    /** The line a "*.php" token file starts with: PHP runs it and stops, showing nothing. */
+    private const GUARD = "<?php exit; ?>\n";
+
+    private function guard(string $json): string
+    {
+        return str_ends_with($this->path, '.php') ? self::GUARD . $json : $json;
+    }
+
+    private function unguard(string $raw): string
+    {
+        return str_starts_with($raw, self::GUARD) ? substr($raw, strlen(self::GUARD)) : $raw;
+    }
+
     private function ensureDir(): string
     {
         $dir = dirname($this->path);
-        if (!is_dir($dir) && !@mkdir($dir, 0700, true) && !is_dir($dir)) {
-            throw new \RuntimeException("licensegate token store: cannot create $dir");
+        if (!is_dir($dir)) {
+            if (!@mkdir($dir, 0700, true) && !is_dir($dir)) {
+                throw new \RuntimeException("licensegate token store: cannot create $dir");
+            }
+            // A directory made here holds nothing a browser should get.
+            @file_put_contents($dir . '/.htaccess', "Require all denied\nDeny from all\n");
         }
         return $dir;
     }

@@ -95,6 +95,24 @@ final class TokenStoreTest extends TestCase
         $this->assertSame(['.', '..', 'licence.json', 'licence.json.lock'], $files);
     }
 
+    /**
+     * Issue 20, N7: a token file that must sit in the product's tree (the
+     * example installer's default) shows nothing when the web server runs
+     * it, and the directory the store makes denies every request.
+     */
+    public function testATokenFileInTheWebRootShowsNothing(): void
+    {
+        $path = $this->dir . '/public/storage/licensegate/licence.php';
+        $store = new FileTokenStore($path);
+        $store->save(self::tokens('7'));
+        $this->assertSame('rt_7', $store->load()?->refreshToken);
+        $raw = (string) file_get_contents($path);
+        $this->assertStringStartsWith('<?php exit; ?>', $raw);
+        $served = shell_exec(escapeshellarg(PHP_BINARY) . ' ' . escapeshellarg($path));
+        $this->assertSame('', (string) $served, 'running the token file as PHP prints nothing');
+        $this->assertStringContainsString('Require all denied', (string) file_get_contents(dirname($path) . '/.htaccess'));
+    }
+
     /** Another process holding the lock makes a waiter give up after its timeout. */
     public function testAHeldFileLockTimesOut(): void
     {
