@@ -505,7 +505,7 @@ func decideActivation(p *Product, st *store.LicenseState, req ActivateRequest, d
 	write := false
 	if !lic.Locked {
 		var reason string
-		write, reason = observeLeak(p, lic, installs, domain, req.ClientIP, out.otherNetwork, now)
+		write, reason = observeLeak(p, lic, st, installs, domain, req.ClientIP, out.otherNetwork, now)
 		if reason != "" {
 			lic.Locked, lic.UpdatedAt = true, now
 			return activation{locked: reason, refusal: fromRefusal(policy.LockedRefusal())}, true

@@ -158,7 +158,7 @@ func fromRefusal(r *policy.Refusal) *Error {
 	e := &Error{Code: r.Code, Detail: r.Detail}
 	for _, h := range r.Holders {
 		e.Activations = append(e.Activations, Holder{
-			Domain: policy.MaskDomain(h.Domain), Label: h.Label,
+			Domain: policy.MaskDomain(h.Domain), Label: policy.MaskLabel(h.Label, h.Domain),
 			CreatedAt: h.CreatedAt, LastSeenAt: timePtr(h.LastSeenAt),
 		})
 	}

@@ -126,7 +126,7 @@ func (s *Service) noteContested(ctx context.Context, licenseID, clientIP string,
 			return nil, nil
 		}
 		p := s.product(lic.Product)
-		changed, lock := observeLeak(p, lic, policyInstallations(st.Installations), "", clientIP, true, now)
+		changed, lock := observeLeak(p, lic, st, policyInstallations(st.Installations), "", clientIP, true, now)
 		if lock != "" {
 			lic.Locked, lic.UpdatedAt = true, now
 			s.event(ctx, st, Event{Actor: ActorGateway, Action: store.AuditLicenseLocked,

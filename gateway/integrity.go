@@ -12,8 +12,15 @@ import (
 // included, and re-activations from distinct client networks). It reports
 // whether the sightings changed enough to be written and, when the attempt
 // takes the licence past its product's leak_threshold, why to lock it.
-func observeLeak(p *Product, lic *store.License, installs []policy.Installation, domain, clientIP string, otherNet bool, now time.Time) (bool, string) {
-	a := policy.Attempt{Domain: domain, Production: policy.Classify(domain, installs) == policy.ClassProduction, At: now}
+//
+// A staging attempt from another network than its production
+// installation's counts as a domain too (issue 20, L2): a free staging
+// answer tells whoever holds a leaked code that the guessed parent is the
+// buyer's domain, so guessing is bounded by the threshold.
+func observeLeak(p *Product, lic *store.License, st *store.LicenseState, installs []policy.Installation, domain, clientIP string, otherNet bool, now time.Time) (bool, string) {
+	class := policy.Classify(domain, installs)
+	counts := class == policy.ClassProduction || class == policy.ClassStaging && stagingFromElsewhere(st, domain, clientIP)
+	a := policy.Attempt{Domain: domain, Production: counts, At: now}
 	if otherNet {
 		a.Network = policy.ClientNetwork(clientIP)
 	}
@@ -89,6 +96,21 @@ func homeReactivation(st *store.LicenseState, domain, clientIP string, now time.
 		if in.Active() && in.Domain == domain {
 			settleHome(&in, now)
 			return !otherNetwork(homeIP(&in), clientIP)
+		}
+	}
+	return false
+}
+
+// stagingFromElsewhere reports whether a staging domain is attempted from
+// another network than the one its production installation is known from.
+func stagingFromElsewhere(st *store.LicenseState, domain, clientIP string) bool {
+	if st == nil {
+		return false
+	}
+	for i := range st.Installations {
+		in := &st.Installations[i]
+		if in.Active() && in.InstallClass == string(policy.ClassProduction) && policy.IsSubdomainOf(domain, in.Domain) {
+			return otherNetwork(homeIP(in), clientIP)
 		}
 	}
 	return false

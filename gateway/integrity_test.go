@@ -654,3 +654,36 @@ func TestFailureBudgetLeavesRoomForHonestFirstActivations(t *testing.T) {
 	}
 	t.Logf("honest first activations through the flood: %d of 8; flood calls at the source: %d", ok, src.calls.Load()-8)
 }
+
+// Issue 20, L2: a free staging answer would confirm a guessed parent as
+// the buyer's domain, so staging attempts from another network than the
+// production installation's count as domains toward leak_threshold:
+// guessing sub.<guess> from a leaked code locks the licence; the buyer's
+// own staging copies (from its network) count nothing.
+func TestStagingProbesCountTowardTheLeakThreshold(t *testing.T) {
+	f := newFixture(t)
+	const buyerIP, holderIP = "198.51.100.7", "203.0.113.9"
+	f.from("KEY-1", "buyer.com", buyerIP)
+	for i := range 3 { // the buyer's own staging copies
+		f.from("KEY-1", fmt.Sprintf("s%d.buyer.com", i), buyerIP)
+	}
+	if lic := f.state(licenseIDOf(t, f, "KEY-1")).License; len(lic.Sightings) != 1 {
+		t.Fatalf("sightings after the buyer's own staging copies: %+v, want buyer.com only", lic.Sightings)
+	}
+	// The holder guesses: each guess is a production attempt (refused,
+	// counted) or a staging one (counted too), until the lock.
+	var err error
+	for i, guess := range []string{"staging.guess1.com", "staging.guess2.com", "staging.guess3.com", "staging.guess4.com", "x.buyer.com", "y.buyer.com"} {
+		_, err = f.try("KEY-1", guess, holderIP)
+		if AsError(err).Code == CodeLicenseLocked {
+			t.Logf("locked at guess %d", i+1)
+			break
+		}
+	}
+	wantCode(t, err, CodeLicenseLocked)
+}
+
+func licenseIDOf(t *testing.T, f *fixture, key string) string {
+	t.Helper()
+	return f.svc.licenseID("keys", key)
+}

@@ -239,3 +239,21 @@ func TestLeakRuleWatch(t *testing.T) {
 		t.Fatalf("lock %q with %d sightings", lock, len(nets))
 	}
 }
+
+// Issue 20, L2: a label holding the site's name does not confirm the
+// buyer's domain in a 409.
+func TestMaskLabel(t *testing.T) {
+	for _, c := range []struct{ label, domain, want string }{
+		{"Main shop", "buyer.com", "Main shop"},
+		{"buyer.com live", "buyer.com", "b***r.com live"},
+		{"Buyer production", "shop.buyer.com", "b***r production"},
+		{"installer", "buyer.com", "installer"},
+		{"203.0.113.7 box", "203.0.113.7", "203.*.*.7 box"},
+		{"my laptop", "localhost", "my laptop"},
+		{"", "buyer.com", ""},
+	} {
+		if got := MaskLabel(c.label, c.domain); got != c.want {
+			t.Errorf("MaskLabel(%q, %q) = %q, want %q", c.label, c.domain, got, c.want)
+		}
+	}
+}

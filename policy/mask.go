@@ -41,6 +41,47 @@ func maskAddr(addr netip.Addr) string {
 	return strconv.FormatUint(first, 16) + ":*:" + strconv.FormatUint(last, 16)
 }
 
+// MaskLabel hides, in an installation's label, each part of its domain
+// that MaskDomain hides ("Main shop (acme)" for acme.com shows "a***e"):
+// an installer may have put the site's name in the label, and the 409
+// must not confirm the buyer's domain through it (issue 20, L2).
+func MaskLabel(label, domain string) string {
+	if IsLocal(domain) || label == "" {
+		return label
+	}
+	if _, err := netip.ParseAddr(domain); err == nil {
+		return strings.ReplaceAll(label, domain, MaskDomain(domain))
+	}
+	parts := strings.Split(domain, ".")
+	for _, p := range parts[:len(parts)-1] {
+		if len(p) < 3 {
+			continue
+		}
+		label = replaceFold(label, p, maskLabel(p))
+	}
+	return label
+}
+
+// replaceFold replaces every case-insensitive occurrence of old (ASCII)
+// in s with new.
+func replaceFold(s, old, new string) string {
+	lower, target := strings.ToLower(s), strings.ToLower(old)
+	if len(lower) != len(s) || !strings.Contains(lower, target) {
+		return s
+	}
+	var b strings.Builder
+	for {
+		i := strings.Index(lower, target)
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		b.WriteString(s[:i])
+		b.WriteString(new)
+		s, lower = s[i+len(old):], lower[i+len(old):]
+	}
+}
+
 func maskLabel(l string) string {
 	switch len(l) {
 	case 0:
