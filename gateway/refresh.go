@@ -44,25 +44,9 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (_ *Tokens, 
 
 // rotate spends fam's current token (hash) for a new pair.
 func (s *Service) rotate(ctx context.Context, fam *store.RefreshFamily, hash string) (*Tokens, error) {
-	st, ins, err := s.activeInstallation(ctx, familyCredential(fam))
-	if err != nil {
-		return nil, err
-	}
-	toks, err := s.sign(ctx, st.License, *ins)
+	toks, next, err := s.nextPair(ctx, fam, hash)
 	if err != nil {
 		return nil, err // nothing written: the token still works
-	}
-	rt, _ := tokens.NewRefresh(fam.ID)
-	toks.RefreshToken = rt
-	now := s.now()
-	next := *fam
-	next.Current, next.Counter = s.refreshHash(rt), fam.Counter+1
-	next.IssuedAt, next.ExpiresAt = now, now.Add(s.cfg.RefreshTTL)
-	next.Previous, next.PreviousSpentAt, next.SealedSuccessor = hash, now, nil
-	if s.cfg.RefreshReuseGrace > 0 {
-		if next.SealedSuccessor, err = s.sealSuccessor(&next, toks); err != nil {
-			return nil, AsError(err)
-		}
 	}
 	stored, err := s.cfg.Store.RotateRefreshFamily(ctx, hash, next)
 	switch {
@@ -79,6 +63,34 @@ func (s *Service) rotate(ctx context.Context, fam *store.RefreshFamily, hash str
 		return nil, storeUnavailable(err)
 	}
 	return toks, nil
+}
+
+// nextPair signs a new pair for fam's installation and returns it with
+// the family's record after it: the new token current, previous the
+// token it is the successor of, and (with a grace) the answer sealed for a
+// retry. It writes nothing, so a failure never spends a credential.
+func (s *Service) nextPair(ctx context.Context, fam *store.RefreshFamily, previous string) (*Tokens, store.RefreshFamily, error) {
+	st, ins, err := s.activeInstallation(ctx, familyCredential(fam))
+	if err != nil {
+		return nil, store.RefreshFamily{}, err
+	}
+	toks, err := s.sign(ctx, st.License, *ins)
+	if err != nil {
+		return nil, store.RefreshFamily{}, err
+	}
+	rt, _ := tokens.NewRefresh(fam.ID)
+	toks.RefreshToken = rt
+	now := s.now()
+	next := *fam
+	next.Current, next.Counter = s.refreshHash(rt), fam.Counter+1
+	next.IssuedAt, next.ExpiresAt = now, now.Add(s.cfg.RefreshTTL)
+	next.Previous, next.PreviousSpentAt, next.SealedSuccessor = previous, now, nil
+	if s.cfg.RefreshReuseGrace > 0 {
+		if next.SealedSuccessor, err = s.sealSuccessor(&next, toks); err != nil {
+			return nil, store.RefreshFamily{}, AsError(err)
+		}
+	}
+	return toks, next, nil
 }
 
 // repeat answers fam's preceding token presented again. Its successor
@@ -111,25 +123,9 @@ func (s *Service) repeat(ctx context.Context, fam *store.RefreshFamily) (*Tokens
 // the one before the new current, so a further lost answer is retried the
 // same way.
 func (s *Service) reissue(ctx context.Context, fam *store.RefreshFamily) (*Tokens, error) {
-	st, ins, err := s.activeInstallation(ctx, familyCredential(fam))
+	toks, next, err := s.nextPair(ctx, fam, fam.Previous)
 	if err != nil {
 		return nil, err
-	}
-	toks, err := s.sign(ctx, st.License, *ins)
-	if err != nil {
-		return nil, err
-	}
-	rt, _ := tokens.NewRefresh(fam.ID)
-	toks.RefreshToken = rt
-	now := s.now()
-	next := *fam
-	next.Current, next.Counter = s.refreshHash(rt), fam.Counter+1
-	next.IssuedAt, next.ExpiresAt = now, now.Add(s.cfg.RefreshTTL)
-	next.PreviousSpentAt, next.SealedSuccessor = now, nil
-	if s.cfg.RefreshReuseGrace > 0 {
-		if next.SealedSuccessor, err = s.sealSuccessor(&next, toks); err != nil {
-			return nil, AsError(err)
-		}
 	}
 	stored, err := s.cfg.Store.RotateRefreshFamily(ctx, fam.Current, next)
 	switch {
