@@ -344,6 +344,11 @@ func TestLicenseRecordStaysBounded(t *testing.T) {
 					domain = fmt.Sprintf("claim%d.com", i) // refused, a domain sighting
 				case i%500 == 1:
 					domain = "buyer.com" // a re-activation from another network
+				case i%500 == 2:
+					// The buyer takes its site back from its own network
+					// (left unchallenged for move_cooldown, the other
+					// network would become the installation's own).
+					domain = "buyer.com"
 				case i%5 == 0:
 					domain = fmt.Sprintf("s%d.buyer.com", i)
 				default:
