@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/licensegate/licensegate/store"
 	"github.com/licensegate/licensegate/tokens"
 )
 
@@ -183,12 +184,32 @@ func (g *Gate) verify(ctx context.Context, rawToken string, now time.Time) (*tok
 	return c, nil
 }
 
+// mintedAfter reports whether a verified token names an installation, or
+// a generation of it, that st does not know yet: st is older than the
+// token. Generations only go up, so a token never runs ahead of the store.
+func mintedAfter(st *store.LicenseState, c *tokens.Claims) bool {
+	if st == nil || st.License == nil {
+		return false // no token is ever minted before its licence is stored
+	}
+	ins := installationOf(st, c.Subject)
+	return ins == nil || ins.Generation < c.Generation
+}
+
 // authorize decides on verified claims from the status cache, which
 // refreshes a recently used licence in the background: the request waits
 // on the store only when the cache holds nothing fresh or recently
 // refreshable.
 func (s *Service) authorize(ctx context.Context, c *tokens.Claims, maxStale time.Duration, now time.Time) (Grant, error) {
 	st, stale, err := s.cache.GetStaleAt(ctx, c.License, maxStale, now)
+	if err == nil && mintedAfter(st, c) {
+		// The token was minted after the cached state: an activation or a
+		// re-activation just written (here or on another instance) whose
+		// change notice is still on its way. Read the store once rather
+		// than refuse the buyer's brand-new token (its installer would
+		// drop it as revoked).
+		s.cache.Invalidate(c.License)
+		st, stale, err = s.cache.GetStaleAt(ctx, c.License, maxStale, now)
+	}
 	if err != nil {
 		s.obs.StoreError(OpStatusRead)
 		return Grant{}, unavailable(detailGateUnavailable, err)

@@ -692,3 +692,28 @@ func licenseIDOf(t *testing.T, f *fixture, key string) string {
 	t.Helper()
 	return f.svc.licenseID("keys", key)
 }
+
+// A token minted after the gate's cached state (a re-activation or a new
+// installation whose change notice has not arrived: Redis pub/sub is
+// asynchronous) is checked against the store, not refused: the buyer's
+// brand-new token must not come back token_revoked, which its installer
+// takes for a dead credential. Seen under load in the e2e leak story.
+func TestGateReadsThroughForATokenNewerThanItsCache(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	gate := f.svc.Gate(nil)
+	first := f.from("KEY-1", "buyer.com", "198.51.100.7")
+	if _, err := gate.Admit(ctx, first.AccessToken, 0); err != nil { // cached at generation 1
+		t.Fatal(err)
+	}
+	again := f.from("KEY-1", "buyer.com", "198.51.100.7") // no change notice reaches the cache here
+	if _, err := gate.Admit(ctx, again.AccessToken, 0); err != nil {
+		t.Fatalf("the re-activation's token against a cache of the generation before: %v", err)
+	}
+	_, err := gate.Admit(ctx, first.AccessToken, 0)
+	wantCode(t, err, CodeTokenRevoked)
+	local := f.from("KEY-1", "dev.test", "198.51.100.7")
+	if _, err := gate.Admit(ctx, local.AccessToken, 0); err != nil {
+		t.Fatalf("a new installation's token against a cache from before it: %v", err)
+	}
+}
