@@ -581,6 +581,11 @@ func (pc *Product) build(logger *zap.Logger, name string, sources map[string]ups
 		if err := checkDuration(logger, "product "+name+": ", "move_cooldown", cooldown); err != nil {
 			return nil, err
 		}
+		if cooldown == 0 && logger != nil {
+			logger.Warn("product "+name+": move_cooldown is 0: a re-activation from another network (a leaked code) "+
+				"may deactivate or move the buyer's installation at once, and may take it again right after the buyer did",
+				zap.String("option", "move_cooldown"))
+		}
 	}
 	recheck, err := pc.Recheck.rules(logger, name, pc.ExpiryGrace)
 	if err != nil {

@@ -32,7 +32,8 @@ var durationFloors = map[string]durationFloor{
 	"recheck confirm_window": {time.Hour, "auto mode may suspend on definitive answers spread over only that long"},
 	"release_idle": {10 * time.Minute, "an installation unused that long loses its slot; with several " +
 		"instances, each writes its uses to the store once a minute, so a busy installation may be taken for idle"},
-	"move_cooldown":       {time.Hour, "a licence may move to another domain that often"},
+	"move_cooldown": {time.Hour, "a licence may move to another domain that often, and a re-activation from " +
+		"another network is contested (cannot deactivate or move the installation) only that long"},
 	"expiry_grace":        {time.Hour, "a source outage longer than that at a licence's expiry stops a buyer who renewed"},
 	"refresh_reuse_grace": {5 * time.Second, "several workers sharing one refresh token may be taken for a cloned installation"},
 	"key_rotation": {time.Hour, "a new signing key is made that often, and each stays in the JWKS until " +

@@ -496,11 +496,13 @@ func decideActivation(p *Product, st *store.LicenseState, req ActivateRequest, d
 	d, release, ref := p.Rules.DecideActivationReleasing(pl, installs, domain, "", now)
 	var out activation
 	var reuse *store.Installation
+	home := ""
 	if ref == nil && d.Reuse != "" {
 		reuse = st.Installation(d.Reuse)
 		settleHome(reuse, now)
+		home = homeIP(reuse) // read before the re-activation overwrites ClientIP
 		out.previousIP = reuse.ClientIP
-		out.otherNetwork = otherNetwork(homeIP(reuse), req.ClientIP)
+		out.otherNetwork = foreignTo(home, req.ClientIP)
 	}
 	write := false
 	if !lic.Locked {
@@ -516,6 +518,15 @@ func decideActivation(p *Product, st *store.LicenseState, req ActivateRequest, d
 		return out, write
 	}
 	if reuse != nil {
+		if out.otherNetwork && now.Before(reuse.ReclaimedAt.Add(p.MoveCooldown)) {
+			// The buyer took the installation back from its own network
+			// within the cooldown: another network taking it again is the
+			// leaked code's ping-pong, refused (its attempt already counted
+			// as a sighting above).
+			out.refusal = &Error{Code: CodeInstallationContested, RetryAfter: reuse.ReclaimedAt.Add(p.MoveCooldown).Sub(now).Round(time.Second),
+				Detail: "This installation was re-activated from its own network recently; it cannot be re-activated from another network yet."}
+			return out, write
+		}
 		repeat := reuse.ClientIP == req.ClientIP && !reuse.ReactivationsSince.IsZero() &&
 			now.Sub(reuse.ReactivationsSince) < reactivationWindow
 		if wait := countReactivation(reuse, out.otherNetwork, now); wait > 0 {
@@ -529,16 +540,19 @@ func decideActivation(p *Product, st *store.LicenseState, req ActivateRequest, d
 		out.quiet = repeat && !out.otherNetwork
 		out.supersededFamily, reuse.Family = reuse.Family, family
 		reuse.Generation++
-		reuse.ClientIP, reuse.IP, reuse.UpdatedAt = req.ClientIP, req.IP, now
 		if out.otherNetwork {
 			// Another network's tokens: admitted at the gate, but they
 			// cannot deactivate or move the installation for the
 			// cooldown, and the home network's next re-activation
 			// supersedes them.
-			reuse.HomeIP, reuse.ForeignUntil = homeIP(reuse), now.Add(p.MoveCooldown)
+			reuse.HomeIP, reuse.ForeignUntil = home, now.Add(p.MoveCooldown)
 		} else {
+			if !reuse.ForeignUntil.IsZero() {
+				reuse.ReclaimedAt = now // taken back from a foreign re-activation
+			}
 			reuse.HomeIP, reuse.ForeignUntil = req.ClientIP, time.Time{}
 		}
+		reuse.ClientIP, reuse.IP, reuse.UpdatedAt = req.ClientIP, req.IP, now
 		if req.Label != "" {
 			reuse.Label = req.Label
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/licensegate/licensegate/policy"
 	"github.com/licensegate/licensegate/store"
 )
 
@@ -36,7 +37,10 @@ func (s *Service) ActivateIdempotent(ctx context.Context, idemKey string, req Ac
 	// Scoped to the licence key: an installer that sends a constant
 	// Idempotency-Key cannot collide with another buyer's activation.
 	id := s.cfg.Master.Hash("idempotency", req.Key, idemKey)
-	fp := s.cfg.Master.Hash("activate", req.Key, req.Domain, req.Product, req.Label, req.IP)
+	// The client's network is part of the request: another network sending
+	// the same key (an installer with a constant Idempotency-Key, run by
+	// a leaked code's holder) must not be handed the buyer's first answer.
+	fp := s.cfg.Master.Hash("activate", req.Key, req.Domain, req.Product, req.Label, req.IP, policy.ClientNetwork(req.ClientIP))
 	if a, err := s.replay(ctx, id, fp); a != nil || err != nil {
 		return a, err
 	}

@@ -78,3 +78,22 @@ func TestActivateWithoutIdempotencyKey(t *testing.T) {
 		t.Fatalf("second activation: %+v, %v", b, err)
 	}
 }
+
+// Review finding on N1: an Idempotency-Key replay from another network is
+// not the same request: it is refused, never handed the first answer.
+func TestIdempotentReplayFromAnotherNetwork(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	req := ActivateRequest{Key: "KEY-1", Domain: "buyer.com", ClientIP: "198.51.100.7"}
+	first, err := f.svc.ActivateIdempotent(ctx, "constant-key", req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := f.svc.ActivateIdempotent(ctx, "constant-key", req)
+	if err != nil || again.AccessToken != first.AccessToken {
+		t.Fatalf("the same client's retry: %v", err)
+	}
+	req.ClientIP = "203.0.113.9"
+	_, err = f.svc.ActivateIdempotent(ctx, "constant-key", req)
+	wantCode(t, err, CodeIdempotencyKeyReused)
+}

@@ -19,7 +19,7 @@ import (
 // buyer's domain, so guessing is bounded by the threshold.
 func observeLeak(p *Product, lic *store.License, st *store.LicenseState, installs []policy.Installation, domain, clientIP string, otherNet bool, now time.Time) (bool, string) {
 	class := policy.Classify(domain, installs)
-	counts := class == policy.ClassProduction || class == policy.ClassStaging && stagingFromElsewhere(st, domain, clientIP)
+	counts := class == policy.ClassProduction || class == policy.ClassStaging && stagingFromElsewhere(st, clientIP)
 	a := policy.Attempt{Domain: domain, Production: counts, At: now}
 	if otherNet {
 		a.Network = policy.ClientNetwork(clientIP)
@@ -70,6 +70,13 @@ func homeIP(ins *store.Installation) string {
 	return ins.ClientIP
 }
 
+// foreignTo reports whether a re-activation from ip comes from another
+// network than home. An installation known from no address (a record
+// made without one) has no home to defend: the re-activation adopts it.
+func foreignTo(home, ip string) bool {
+	return home != "" && otherNetwork(home, ip)
+}
+
 // settleHome makes a foreign re-activation's network the installation's
 // home once it went unchallenged for its cooldown.
 func settleHome(ins *store.Installation, now time.Time) {
@@ -95,25 +102,27 @@ func homeReactivation(st *store.LicenseState, domain, clientIP string, now time.
 		in := st.Installations[i] // a copy: settling here decides, it does not write
 		if in.Active() && in.Domain == domain {
 			settleHome(&in, now)
-			return !otherNetwork(homeIP(&in), clientIP)
+			return homeIP(&in) != "" && !otherNetwork(homeIP(&in), clientIP)
 		}
 	}
 	return false
 }
 
 // stagingFromElsewhere reports whether a staging domain is attempted from
-// another network than the one its production installation is known from.
-func stagingFromElsewhere(st *store.LicenseState, domain, clientIP string) bool {
-	if st == nil {
+// a network that none of the licence's active installations is known from
+// (its home or its last address): the buyer's own staging copies come
+// from where its sites are; a guess of the buyer's domain does not.
+func stagingFromElsewhere(st *store.LicenseState, clientIP string) bool {
+	if st == nil || policy.ClientNetwork(clientIP) == "" {
 		return false
 	}
 	for i := range st.Installations {
 		in := &st.Installations[i]
-		if in.Active() && in.InstallClass == string(policy.ClassProduction) && policy.IsSubdomainOf(domain, in.Domain) {
-			return otherNetwork(homeIP(in), clientIP)
+		if in.Active() && (!otherNetwork(homeIP(in), clientIP) || !otherNetwork(in.ClientIP, clientIP)) {
+			return false
 		}
 	}
-	return false
+	return true
 }
 
 // otherNetwork reports whether a re-activation from ip comes from another

@@ -201,10 +201,16 @@ func TestLeakThresholdLocksOnDistinctNetworks(t *testing.T) {
 	}
 	buyer = f.from("KEY-1", "buyer.com", buyerIP)
 	// A leaked code claims the domain from other networks, the buyer
-	// takes it back each time from its own (which never counts, issue
-	// 20 N1): 5 foreign networks are the threshold.
+	// takes it back from its own (which never counts, issue 20 N1); once
+	// it has, other networks are refused for the cooldown (no ping-pong),
+	// each attempt still a sighting: 5 foreign networks are the threshold.
 	for i := 1; i <= 5; i++ {
-		f.from("KEY-1", "buyer.com", fmt.Sprintf("203.0.%d.9", i))
+		_, err := f.try("KEY-1", "buyer.com", fmt.Sprintf("203.0.%d.9", i))
+		if i > 1 {
+			wantCode(t, err, CodeInstallationContested)
+		} else if err != nil {
+			t.Fatal(err)
+		}
 		buyer = f.from("KEY-1", "buyer.com", buyerIP)
 	}
 	if f.state(buyer.License.ID).License.Locked {
@@ -716,4 +722,28 @@ func TestGateReadsThroughForATokenNewerThanItsCache(t *testing.T) {
 	if _, err := gate.Admit(ctx, local.AccessToken, 0); err != nil {
 		t.Fatalf("a new installation's token against a cache from before it: %v", err)
 	}
+}
+
+// Review finding on N1: an installation recorded before the home network
+// was kept (HomeIP empty, its last client address in ClientIP) is defended
+// from that address: a holder re-activating twice from its own network
+// does not become home, and cannot deactivate.
+func TestForeignReactivationOfAnOlderRecord(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	const buyerIP, holderIP = "198.51.100.7", "203.0.113.9"
+	a := f.from("KEY-1", "buyer.com", buyerIP)
+	if _, err := f.store.UpdateLicense(ctx, a.License.ID, func(st *store.LicenseState) (*store.LicenseState, error) {
+		st.Installations[0].HomeIP, st.Installations[0].Family = "", ""
+		return st, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f.from("KEY-1", "buyer.com", holderIP)
+	second := f.from("KEY-1", "buyer.com", holderIP)
+	wantCode(t, f.svc.Deactivate(ctx, second.AccessToken, holderIP), CodeInstallationContested)
+	if in := f.state(a.License.ID).Installations[0]; in.HomeIP != buyerIP {
+		t.Fatalf("home %q after the holder's re-activations, want the buyer's %s", in.HomeIP, buyerIP)
+	}
+	f.from("KEY-1", "buyer.com", buyerIP) // the buyer takes it back
 }

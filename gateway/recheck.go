@@ -108,8 +108,10 @@ type rechecker struct {
 	last   int64       // the token of the last lease held
 	guards map[string]*sourceGuard
 	// wakeAt is when the sleeping worker wakes (zero: not sleeping); a
-	// hint of an earlier check sends on wake.
+	// hint of an earlier check sends on wake. hinted keeps the earliest
+	// hint given while the worker was not asleep, for its next sleep.
 	wakeAt time.Time
+	hinted time.Time
 	wake   chan struct{}
 }
 
@@ -182,6 +184,15 @@ func (s *Service) untilNextDue(ctx context.Context) time.Duration {
 // earlier check meanwhile.
 func (w *rechecker) sleep(ctx context.Context, d time.Duration, now time.Time) bool {
 	w.mu.Lock()
+	if !w.hinted.IsZero() {
+		// A check scheduled while this step ran (after its due-index read).
+		d = min(d, max(w.hinted.Sub(now), 0))
+		w.hinted = time.Time{}
+	}
+	if d <= 0 {
+		w.mu.Unlock()
+		return ctx.Err() == nil
+	}
 	w.wakeAt = now.Add(d)
 	w.mu.Unlock()
 	defer func() {
@@ -210,6 +221,9 @@ func (w *rechecker) hint(at time.Time) {
 	}
 	w.mu.Lock()
 	early := !w.wakeAt.IsZero() && at.Before(w.wakeAt)
+	if w.wakeAt.IsZero() && (w.hinted.IsZero() || at.Before(w.hinted)) {
+		w.hinted = at // awake: the next sleep takes it into account
+	}
 	w.mu.Unlock()
 	if early {
 		select {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -186,5 +187,41 @@ func TestRecheckOfARemovedSource(t *testing.T) {
 	}
 	if lic := s.license("d1"); lic.Status != store.LicenseActive || lic.Recheck.LastOutcome != policy.CheckUnknown {
 		t.Fatalf("after the worker: %s, last %q", lic.Status, lic.Recheck.LastOutcome)
+	}
+}
+
+// Review finding on the worker's wake-up: a check scheduled while the
+// worker is awake (after its due-index read, before it sleeps) shortens
+// the sleep that follows; one scheduled later than the planned wake-up
+// changes nothing.
+func TestRecheckHintWhileAwake(t *testing.T) {
+	w := &rechecker{wake: make(chan struct{}, 1)}
+	now := time.Now()
+	w.hint(now.Add(time.Hour)) // later than any sleep: no effect
+	w.hint(now.Add(-time.Second))
+	start := time.Now()
+	if !w.sleep(context.Background(), 10*time.Second, now) {
+		t.Fatal("sleep reported a cancelled context")
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("slept %v despite a check due already", took)
+	}
+	// A sleeping worker is woken by an earlier check.
+	done := make(chan struct{})
+	go func() { w.sleep(context.Background(), time.Minute, time.Now()); close(done) }()
+	for {
+		w.mu.Lock()
+		asleep := !w.wakeAt.IsZero()
+		w.mu.Unlock()
+		if asleep {
+			break
+		}
+		runtime.Gosched()
+	}
+	w.hint(time.Now())
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the hint did not wake the sleeping worker")
 	}
 }

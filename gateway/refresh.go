@@ -84,7 +84,7 @@ func (s *Service) nextPair(ctx context.Context, fam *store.RefreshFamily, previo
 	next := *fam
 	next.Current, next.Counter = s.refreshHash(rt), fam.Counter+1
 	next.IssuedAt, next.ExpiresAt = now, now.Add(s.cfg.RefreshTTL)
-	next.Previous, next.PreviousSpentAt, next.SealedSuccessor = previous, now, nil
+	next.Previous, next.PreviousSpentAt, next.SealedSuccessor, next.Reissues = previous, now, nil, 0
 	if s.cfg.RefreshReuseGrace > 0 {
 		if next.SealedSuccessor, err = s.sealSuccessor(&next, toks); err != nil {
 			return nil, store.RefreshFamily{}, AsError(err)
@@ -104,6 +104,12 @@ func (s *Service) repeat(ctx context.Context, fam *store.RefreshFamily) (*Tokens
 	grace := s.cfg.RefreshReuseGrace
 	elapsed := s.now().Sub(fam.PreviousSpentAt)
 	if grace <= 0 || len(fam.SealedSuccessor) == 0 || elapsed > grace {
+		if fam.Reissues >= maxReissues {
+			// A lost answer is retried a few times, not for ever: a spent
+			// token that keeps coming back while nobody uses what it gets
+			// is a copy handed around (a nulled build), not a retry.
+			return nil, s.refreshReused(ctx, fam)
+		}
 		return s.reissue(ctx, fam)
 	}
 	if _, _, err := s.activeInstallation(ctx, familyCredential(fam)); err != nil {
@@ -117,6 +123,10 @@ func (s *Service) repeat(ctx context.Context, fam *store.RefreshFamily) (*Tokens
 	return toks, nil
 }
 
+// maxReissues is how many fresh pairs one spent token may get after the
+// grace while its successors go unused (repeat).
+const maxReissues = 3
+
 // reissue answers fam's preceding token, presented again after the grace
 // while its successor is unused, with a fresh pair that replaces that
 // successor (which then no longer refreshes). The preceding token stays
@@ -127,6 +137,7 @@ func (s *Service) reissue(ctx context.Context, fam *store.RefreshFamily) (*Token
 	if err != nil {
 		return nil, err
 	}
+	next.Reissues = fam.Reissues + 1
 	stored, err := s.cfg.Store.RotateRefreshFamily(ctx, fam.Current, next)
 	switch {
 	case errors.Is(err, store.ErrRefreshSpent):

@@ -504,3 +504,20 @@ func TestRefusedMoveStoresNoFamily(t *testing.T) {
 		t.Fatalf("refresh families %v after refused and failed moves, want %v", after, before)
 	}
 }
+
+// Review finding on N6: a spent token retried after the grace gets a
+// fresh pair a few times (a lost answer, retried), not for ever: the
+// fourth time, with none of the pairs it got ever used, it is a copy
+// handed around, and reuse.
+func TestLateRetriesAreBounded(t *testing.T) {
+	f := newRefreshFixture(t, "embedded", 30*time.Second)
+	first := f.activate()
+	f.refresh(first.RefreshToken)
+	for range maxReissues {
+		f.clk.Advance(time.Hour)
+		f.refresh(first.RefreshToken)
+	}
+	f.clk.Advance(time.Hour)
+	f.refused(first.RefreshToken, CodeRefreshTokenReused)
+	f.wantStatus(store.InstallationCloned)
+}

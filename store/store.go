@@ -136,6 +136,10 @@ type Installation struct {
 	// from the home network supersedes them. After it, unchallenged, that
 	// network is the home one.
 	ForeignUntil time.Time `json:"foreign_until,omitempty"`
+	// ReclaimedAt is when a re-activation from the home network last
+	// superseded a foreign one's tokens: for move_cooldown after it, no
+	// other network may re-activate the installation (no ping-pong).
+	ReclaimedAt time.Time `json:"reclaimed_at,omitempty"`
 	// Family is the id of the refresh family its current tokens belong
 	// to (empty on older records), so a re-activation, move or
 	// deactivation that supersedes them deletes that family's record:
@@ -229,6 +233,10 @@ type RefreshFamily struct {
 	// Previous presented again within the grace gets it again. Empty when
 	// the grace is off.
 	SealedSuccessor []byte `json:"sealed_successor,omitempty"`
+	// Reissues counts the fresh pairs Previous got after the grace, while
+	// Current was never used (a retry after a lost answer); bounded, so a
+	// spent token copied to many sites is not a credential for ever.
+	Reissues int `json:"reissues,omitempty"`
 }
 
 // SigningKey is one key of the token-signing key ring. The private key is
