@@ -91,6 +91,9 @@ func (e *Exchange) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	if e.BodyTimeout != 0 && time.Duration(e.BodyTimeout) < time.Second {
+		return fmt.Errorf("license_exchange: body_timeout: %s is shorter than 1s", time.Duration(e.BodyTimeout))
+	}
 	e.requests, e.failures = newIPLimiter(req), newIPLimiter(fail)
 	e.budget = gateway.NewFailureBudget(src, nil)
 	return nil
@@ -127,9 +130,9 @@ const defaultBodyTimeout = 10 * time.Second
 // ServeHTTP dispatches on the last path segment.
 func (e *Exchange) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
 	if r.Method == http.MethodPost {
-		// Bounds the body's arrival; the server clears the deadline before
-		// the connection's next request. A writer that cannot set one
-		// (a test recorder) leaves the server's own timeouts.
+		// Bounds the body's arrival (a request already read goes on past
+		// it: the deadline only fails reads). A writer that cannot set
+		// one (a test recorder) leaves the server's own timeouts.
 		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(durationOr(e.BodyTimeout, defaultBodyTimeout)))
 	}
 	op := path.Base(r.URL.Path)

@@ -80,6 +80,19 @@ func (g *gateway) awaitStatus(id, status string, limit time.Duration) time.Durat
 	}
 }
 
+// revokeAndAwait activates KEY-DDDD-0001, revokes it in the key file and
+// waits up to 3 s for the licence to reach status; it returns the access
+// token the activation gave.
+func (g *gateway) revokeAndAwait(status string) string {
+	g.t.Helper()
+	a := g.activate("KEY-DDDD-0001", "buyer.com")
+	expectStatus(g.t, a, http.StatusCreated, "")
+	g.writeKeys(strings.Replace(contractKeys, "Ann,,2099-01-01T00:00:00Z,,active", "Ann,,2099-01-01T00:00:00Z,,revoked", 1))
+	took := g.awaitStatus(a.str("license", "id"), status, 3*time.Second)
+	g.t.Logf("%s %v after the revocation at the source", status, took)
+	return a.str("access_token")
+}
+
 func TestRecheckEverySecondFlagsWithinSeconds(t *testing.T) {
 	for _, backend := range []string{"embedded", "redis"} {
 		t.Run(backend, func(t *testing.T) {
@@ -88,14 +101,9 @@ func TestRecheckEverySecondFlagsWithinSeconds(t *testing.T) {
 			if warnings != 1 {
 				t.Errorf("%d warnings naming recheck every and its floor, want 1:\n%s", warnings, g.logs.String())
 			}
-			a := g.activate("KEY-DDDD-0001", "buyer.com")
-			expectStatus(t, a, http.StatusCreated, "")
-			id := a.str("license", "id")
-			g.writeKeys(strings.Replace(contractKeys, "Ann,,2099-01-01T00:00:00Z,,active", "Ann,,2099-01-01T00:00:00Z,,revoked", 1))
-			took := g.awaitStatus(id, "flagged", 3*time.Second)
-			t.Logf("flagged %v after the refund", took)
+			token := g.revokeAndAwait("flagged")
 			// Manual mode: the flag still serves.
-			expectStatus(t, g.call(a.str("access_token")), http.StatusOK, "")
+			expectStatus(t, g.call(token), http.StatusOK, "")
 		})
 	}
 }
@@ -104,17 +112,12 @@ func TestAutoConfirmOneSuspendsOnTheFirstAnswer(t *testing.T) {
 	for _, backend := range []string{"embedded", "redis"} {
 		t.Run(backend, func(t *testing.T) {
 			g := contractGateway(t, backend, "recheck every 1s mode auto confirm 1")
-			a := g.activate("KEY-DDDD-0001", "buyer.com")
-			expectStatus(t, a, http.StatusCreated, "")
-			id := a.str("license", "id")
-			g.writeKeys(strings.Replace(contractKeys, "Ann,,2099-01-01T00:00:00Z,,active", "Ann,,2099-01-01T00:00:00Z,,revoked", 1))
-			took := g.awaitStatus(id, "suspended", 3*time.Second)
-			t.Logf("suspended %v after the revocation", took)
+			token := g.revokeAndAwait("suspended")
 			audit := do(t, http.MethodGet, g.adminURL("/licensegate/audit"), nil)
 			if n := strings.Count(string(audit.body), `"license.suspended"`); n != 1 {
 				t.Errorf("%d license.suspended audit entries, want 1: %s", n, audit.body)
 			}
-			expectStatus(t, g.call(a.str("access_token")), http.StatusForbidden, "license_suspended")
+			expectStatus(t, g.call(token), http.StatusForbidden, "license_suspended")
 		})
 	}
 }

@@ -13,6 +13,22 @@ import (
 	"time"
 )
 
+// lemonGateway is a gateway selling converter-pro on Lemon Squeezy at
+// vendorURL, with the exchange options given, started.
+func lemonGateway(t *testing.T, vendorURL, exchange string) *gateway {
+	t.Helper()
+	up := httptest.NewServer(&recordingUpstream{})
+	t.Cleanup(up.Close)
+	g := newGateway(t, strings.TrimPrefix(up.URL, "http://"))
+	g.template = sourcesTemplate
+	g.vars["SOURCES"] = strings.ReplaceAll(sourceConfig["lemonsqueezy"][0], "{{VENDOR}}", vendorURL)
+	g.vars["SOURCE_NAMES"] = "lemonsqueezy"
+	g.vars["MAPPINGS"] = sourceConfig["lemonsqueezy"][1]
+	g.vars["EXCHANGE"] = exchange
+	g.start()
+	return g
+}
+
 // Issue 20, N2: a hostile or compromised store answering a redirect to a
 // local URL (here the gateway's own admin /stop, and a recording server)
 // is not followed: the activation answers 503 upstream_unavailable, the
@@ -27,14 +43,7 @@ func TestSourceRedirectsAreNotFollowed(t *testing.T) {
 		w.WriteHeader(http.StatusTemporaryRedirect)
 	}))
 	t.Cleanup(store.Close)
-	up := httptest.NewServer(&recordingUpstream{})
-	t.Cleanup(up.Close)
-	g := newGateway(t, strings.TrimPrefix(up.URL, "http://"))
-	g.template = sourcesTemplate
-	g.vars["SOURCES"] = strings.ReplaceAll(sourceConfig["lemonsqueezy"][0], "{{VENDOR}}", store.URL)
-	g.vars["SOURCE_NAMES"] = "lemonsqueezy"
-	g.vars["MAPPINGS"] = sourceConfig["lemonsqueezy"][1]
-	g.start()
+	g := lemonGateway(t, store.URL, "")
 
 	for _, to := range []string{g.adminURL("/stop"), target.URL + "/collect"} {
 		location.Store(to)
@@ -104,4 +113,19 @@ func TestTrickledBodyTimesOut(t *testing.T) {
 	<-done
 	// The gateway serves the next client as ever.
 	expectStatus(t, g.activate("KEY-AAAA-0001", "after.com"), http.StatusCreated, "")
+}
+
+// body_timeout bounds the body's arrival only: an activation whose body
+// came at once but whose marketplace call outlasts body_timeout is not
+// cut off (net/http's watch on the connection would cancel it if the
+// deadline stayed in place).
+func TestBodyTimeoutDoesNotCutASlowMarketplaceCall(t *testing.T) {
+	v := newVendors()
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(2500 * time.Millisecond)
+		v.ServeHTTP(w, r)
+	}))
+	t.Cleanup(slow.Close)
+	g := lemonGateway(t, slow.URL, "{\n\t\t\tbody_timeout 1s\n\t\t}")
+	expectStatus(t, g.activate(lemonKey, "buyer.com"), http.StatusCreated, "")
 }

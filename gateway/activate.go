@@ -523,7 +523,7 @@ func decideActivation(p *Product, st *store.LicenseState, req ActivateRequest, d
 			// within the cooldown: another network taking it again is the
 			// leaked code's ping-pong, refused (its attempt already counted
 			// as a sighting above).
-			out.refusal = &Error{Code: CodeInstallationContested, RetryAfter: reuse.ReclaimedAt.Add(p.MoveCooldown).Sub(now).Round(time.Second),
+			out.refusal = &Error{Code: CodeInstallationContested, RetryAfter: retryAfter(reuse.ReclaimedAt.Add(p.MoveCooldown).Sub(now)),
 				Detail: "This installation was re-activated from its own network recently; it cannot be re-activated from another network yet."}
 			return out, write
 		}

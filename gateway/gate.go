@@ -201,20 +201,24 @@ func mintedAfter(st *store.LicenseState, c *tokens.Claims) bool {
 // refreshable.
 func (s *Service) authorize(ctx context.Context, c *tokens.Claims, maxStale time.Duration, now time.Time) (Grant, error) {
 	st, stale, err := s.cache.GetStaleAt(ctx, c.License, maxStale, now)
-	if err == nil && mintedAfter(st, c) {
-		// The token was minted after the cached state: an activation or a
-		// re-activation just written (here or on another instance) whose
-		// change notice is still on its way. Read the store once rather
-		// than refuse the buyer's brand-new token (its installer would
-		// drop it as revoked).
-		s.cache.Invalidate(c.License)
-		st, stale, err = s.cache.GetStaleAt(ctx, c.License, maxStale, now)
-	}
 	if err != nil {
 		s.obs.StoreError(OpStatusRead)
 		return Grant{}, unavailable(detailGateUnavailable, err)
 	}
 	ins, refusal := s.admitted(credentialOf(c), st, now)
+	if refusal != nil && mintedAfter(st, c) {
+		// The token was minted after the cached state: an activation or a
+		// re-activation just written (here or on another instance) whose
+		// change notice is still on its way. Read the store once rather
+		// than refuse the buyer's brand-new token (its installer would
+		// drop it as revoked). Only a refusal pays for this check.
+		s.cache.Invalidate(c.License)
+		if st, stale, err = s.cache.GetStaleAt(ctx, c.License, maxStale, now); err != nil {
+			s.obs.StoreError(OpStatusRead)
+			return Grant{}, unavailable(detailGateUnavailable, err)
+		}
+		ins, refusal = s.admitted(credentialOf(c), st, now)
+	}
 	if refusal != nil {
 		return Grant{}, refusal
 	}

@@ -105,7 +105,7 @@ func (s *Service) Deactivate(ctx context.Context, token, clientIP string) (err e
 // contestedError is the refusal of a contested installation's deactivate
 // or move.
 func contestedError(ins *store.Installation, now time.Time) *Error {
-	return &Error{Code: CodeInstallationContested, RetryAfter: ins.ForeignUntil.Sub(now).Round(time.Second),
+	return &Error{Code: CodeInstallationContested, RetryAfter: retryAfter(ins.ForeignUntil.Sub(now)),
 		Detail: "This installation was re-activated from another network recently, so it cannot be deactivated or moved from there yet. " +
 			"Re-activating it from the site's own server restores full control."}
 }
@@ -122,10 +122,13 @@ func (s *Service) noteContested(ctx context.Context, licenseID, clientIP string,
 	now := s.now()
 	_, err := s.cfg.Store.UpdateLicense(ctx, licenseID, func(st *store.LicenseState) (*store.LicenseState, error) {
 		lic := st.License
-		if lic == nil || lic.Locked || s.product(lic.Product) == nil {
+		if lic == nil || lic.Locked {
 			return nil, nil
 		}
 		p := s.product(lic.Product)
+		if p == nil {
+			return nil, nil
+		}
 		changed, lock := observeLeak(p, lic, st, policyInstallations(st.Installations), "", clientIP, true, now)
 		if lock != "" {
 			lic.Locked, lic.UpdatedAt = true, now
@@ -276,7 +279,7 @@ func (s *Service) decideMove(st *store.LicenseState, cred credential, domain str
 		return moved, "", &Error{Code: CodeWrongProduct, Detail: "This licence's product is no longer served here."}
 	}
 	if wait := st.License.LastMoveAt.Add(p.MoveCooldown).Sub(now); !st.License.LastMoveAt.IsZero() && wait > 0 {
-		return moved, "", &Error{Code: CodeMoveCooldown, Detail: "This licence was moved recently. Please try again later.", RetryAfter: wait.Round(time.Second)}
+		return moved, "", &Error{Code: CodeMoveCooldown, Detail: "This licence was moved recently. Please try again later.", RetryAfter: retryAfter(wait)}
 	}
 	d, ref := p.Rules.DecideActivation(s.policyLicense(st.License), policyInstallations(st.Installations), domain, ins.ID, now)
 	if ref != nil {

@@ -13,9 +13,9 @@ import (
 // whether the sightings changed enough to be written and, when the attempt
 // takes the licence past its product's leak_threshold, why to lock it.
 //
-// A staging attempt from another network than its production
-// installation's counts as a domain too (issue 20, L2): a free staging
-// answer tells whoever holds a leaked code that the guessed parent is the
+// A staging attempt from a network none of the licence's installations is
+// known from counts as a domain too (issue 20, L2): a free staging answer
+// tells whoever holds a leaked code that the guessed parent is the
 // buyer's domain, so guessing is bounded by the threshold.
 func observeLeak(p *Product, lic *store.License, st *store.LicenseState, installs []policy.Installation, domain, clientIP string, otherNet bool, now time.Time) (bool, string) {
 	class := policy.Classify(domain, installs)
@@ -68,6 +68,12 @@ func homeIP(ins *store.Installation) string {
 		return ins.HomeIP
 	}
 	return ins.ClientIP
+}
+
+// retryAfter is a wait as a Retry-After gives it: whole seconds, at least
+// one (a refusal always says when to come back).
+func retryAfter(d time.Duration) time.Duration {
+	return max(d.Round(time.Second), time.Second)
 }
 
 // foreignTo reports whether a re-activation from ip comes from another

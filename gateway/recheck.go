@@ -28,6 +28,7 @@ import (
 	"math/rand/v2"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -107,11 +108,12 @@ type rechecker struct {
 	lease  store.Lease // Token 0: not held
 	last   int64       // the token of the last lease held
 	guards map[string]*sourceGuard
-	// wakeAt is when the sleeping worker wakes (zero: not sleeping); a
-	// hint of an earlier check sends on wake. hinted keeps the earliest
-	// hint given while the worker was not asleep, for its next sleep.
-	wakeAt time.Time
-	hinted time.Time
+	// wakeAt is when the sleeping worker wakes, unix ns (0: not
+	// sleeping); a hint of an earlier check sends on wake. hinted keeps
+	// the earliest hint given while the worker was awake, for its next
+	// sleep. Atomics: every activation hints, and must not queue on mu.
+	wakeAt atomic.Int64
+	hinted atomic.Int64
 	wake   chan struct{}
 }
 
@@ -183,23 +185,15 @@ func (s *Service) untilNextDue(ctx context.Context) time.Duration {
 // sleep waits d, or less when ctx ends (false then) or when hint names an
 // earlier check meanwhile.
 func (w *rechecker) sleep(ctx context.Context, d time.Duration, now time.Time) bool {
-	w.mu.Lock()
-	if !w.hinted.IsZero() {
+	w.wakeAt.Store(now.Add(d).UnixNano()) // hints from here on wake the sleep
+	defer w.wakeAt.Store(0)
+	if h := w.hinted.Swap(0); h != 0 {
 		// A check scheduled while this step ran (after its due-index read).
-		d = min(d, max(w.hinted.Sub(now), 0))
-		w.hinted = time.Time{}
+		d = min(d, max(time.Duration(h-now.UnixNano()), 0))
 	}
 	if d <= 0 {
-		w.mu.Unlock()
 		return ctx.Err() == nil
 	}
-	w.wakeAt = now.Add(d)
-	w.mu.Unlock()
-	defer func() {
-		w.mu.Lock()
-		w.wakeAt = time.Time{}
-		w.mu.Unlock()
-	}()
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -219,13 +213,23 @@ func (w *rechecker) hint(at time.Time) {
 	if at.IsZero() {
 		return
 	}
-	w.mu.Lock()
-	early := !w.wakeAt.IsZero() && at.Before(w.wakeAt)
-	if w.wakeAt.IsZero() && (w.hinted.IsZero() || at.Before(w.hinted)) {
-		w.hinted = at // awake: the next sleep takes it into account
+	ns := at.UnixNano()
+	wake := w.wakeAt.Load()
+	if wake == 0 {
+		// Awake: keep the earliest hint for the next sleep.
+		for h := w.hinted.Load(); h == 0 || ns < h; h = w.hinted.Load() {
+			if w.hinted.CompareAndSwap(h, ns) {
+				break
+			}
+		}
+		if w.wakeAt.Load() == 0 {
+			return
+		}
+		// The worker fell asleep meanwhile (and may have taken the hint
+		// already): wake it if the check is earlier, as below.
+		wake = w.wakeAt.Load()
 	}
-	w.mu.Unlock()
-	if early {
+	if ns < wake {
 		select {
 		case w.wake <- struct{}{}:
 		default: // already woken
@@ -423,7 +427,7 @@ func (s *Service) recheckLicense(ctx context.Context, id string, token int64, by
 	}
 	now := s.now()
 	res := checkResult(v, now)
-	held, alert := s.recheck.observe(lic.Source, res, now, byHand)
+	held, alert := s.recheck.observe(lic.Source, res, now)
 	var out *RecheckOutcome
 	_, err = s.cfg.Store.UpdateLicense(ctx, id, store.Fenced(token, func(cur *store.LicenseState) (*store.LicenseState, error) {
 		if cur.License == nil {
@@ -642,7 +646,7 @@ type guardAlert struct {
 // the lease) holds nothing on that account: the options say when a
 // licence is flagged or suspended, and the guard's hourly window sees a
 // mass event within its first minimum of answers.
-func (w *rechecker) observe(source string, res policy.CheckResult, now time.Time, byHand bool) (bool, *guardAlert) {
+func (w *rechecker) observe(source string, res policy.CheckResult, now time.Time) (bool, *guardAlert) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	g := w.guards[source]

@@ -209,13 +209,7 @@ func TestRecheckHintWhileAwake(t *testing.T) {
 	// A sleeping worker is woken by an earlier check.
 	done := make(chan struct{})
 	go func() { w.sleep(context.Background(), time.Minute, time.Now()); close(done) }()
-	for {
-		w.mu.Lock()
-		asleep := !w.wakeAt.IsZero()
-		w.mu.Unlock()
-		if asleep {
-			break
-		}
+	for w.wakeAt.Load() == 0 {
 		runtime.Gosched()
 	}
 	w.hint(time.Now())

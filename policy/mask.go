@@ -66,7 +66,10 @@ func MaskLabel(label, domain string) string {
 // in s with new.
 func replaceFold(s, old, new string) string {
 	lower, target := strings.ToLower(s), strings.ToLower(old)
-	if len(lower) != len(s) || !strings.Contains(lower, target) {
+	if len(lower) != len(s) {
+		return "" // a case change moved the bytes: show no label rather than an unmasked one
+	}
+	if !strings.Contains(lower, target) {
 		return s
 	}
 	var b strings.Builder

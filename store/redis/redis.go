@@ -339,23 +339,18 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) Persistence(ctx context.Context) (string, error) {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	cfg, err := s.client.ConfigGet(ctx, "appendonly").Result()
+	var aofCmd, saveCmd *redis.MapStringStringCmd
+	_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		aofCmd, saveCmd = p.ConfigGet(ctx, "appendonly"), p.ConfigGet(ctx, "save")
+		return nil
+	})
+	if rerr := redis.Error(nil); errors.As(err, &rerr) {
+		return store.PersistenceUnknown, nil // CONFIG refused: a reply, not an outage
+	}
 	if err != nil {
-		var rerr redis.Error
-		if errors.As(err, &rerr) {
-			return store.PersistenceUnknown, nil // refused: a Redis error reply, not an outage
-		}
 		return "", failed(ctx, "reading redis persistence", err)
 	}
-	save, err := s.client.ConfigGet(ctx, "save").Result()
-	if err != nil {
-		var rerr redis.Error
-		if errors.As(err, &rerr) {
-			return store.PersistenceUnknown, nil
-		}
-		return "", failed(ctx, "reading redis persistence", err)
-	}
-	aof, rdb := cfg["appendonly"] == "yes", strings.TrimSpace(save["save"]) != ""
+	aof, rdb := aofCmd.Val()["appendonly"] == "yes", strings.TrimSpace(saveCmd.Val()["save"]) != ""
 	switch {
 	case aof && rdb:
 		return "aof+rdb", nil
