@@ -45,7 +45,7 @@ func (l *ipLimiter) bucket(key string, now time.Time) *bucket.Bucket {
 	b, ok := l.buckets[key]
 	if !ok {
 		l.makeRoom(now)
-		b = bucket.New(l.rate, l.burst)
+		b = bucket.New(l.rate.Every(), l.burst)
 		l.buckets[key] = b
 	}
 	return b

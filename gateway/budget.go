@@ -100,7 +100,7 @@ func (b *FailureBudget) take(source, clientIP string) (*budgetTicket, time.Durat
 func (b *FailureBudget) source(name string) *sourceBudget {
 	sb, ok := b.sources[name]
 	if !ok {
-		sb = &sourceBudget{open: bucket.New(b.open, b.open.Calls), reserve: bucket.New(b.reserve, b.reserve.Calls),
+		sb = &sourceBudget{open: bucket.New(b.open.Every(), b.open.Calls), reserve: bucket.New(b.reserve.Every(), b.reserve.Calls),
 			networks: map[string]networkMark{}}
 		b.sources[name] = sb
 	}

@@ -10,8 +10,6 @@ package bucket
 import (
 	"math"
 	"time"
-
-	"github.com/licensegate/licensegate/upstreams"
 )
 
 // Bucket holds up to Burst calls and refills one per Rate.Every().
@@ -22,9 +20,9 @@ type Bucket struct {
 	at     time.Time // when tokens was last brought up to date
 }
 
-// New returns a full bucket of burst calls refilling at r.
-func New(r upstreams.Rate, burst int) *Bucket {
-	return &Bucket{every: r.Every(), burst: float64(burst), tokens: float64(burst)}
+// New returns a full bucket of burst calls refilling one per every.
+func New(every time.Duration, burst int) *Bucket {
+	return &Bucket{every: every, burst: float64(burst), tokens: float64(burst)}
 }
 
 // TokensAt is how many calls the bucket holds at now.
