@@ -3,7 +3,6 @@ package bucket
 import (
 	"testing"
 	"time"
-
 )
 
 func TestTakeRefillRefund(t *testing.T) {
