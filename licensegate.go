@@ -6,11 +6,13 @@
 // and what cmd/licensegate's main imports, as xcaddy's generated main
 // does. It holds no code of its own: the app, the storage and source guest
 // modules, the license_exchange and license_gate handlers, their Caddyfile
-// syntax and the admin API are in package caddymodule; the service behind
-// them is package gateway.
+// syntax and the admin API's routes are in package caddymodule; the caddy
+// subcommands (license, installation, keys, audit, webhooks) in package
+// cli; the service behind them is package gateway.
 package licensegate
 
 import (
-	// plug in licensegate's Caddy modules
+	// plug in licensegate's Caddy modules and subcommands
 	_ "github.com/licensegate/licensegate/caddymodule"
+	_ "github.com/licensegate/licensegate/cli"
 )

@@ -1,4 +1,4 @@
-package caddymodule
+package cli
 
 import (
 	"bytes"
@@ -193,7 +193,7 @@ func TestCommandLicenseShowJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ans cliLicenseAnswer
+	var ans licenseAnswer
 	if err := json.Unmarshal([]byte(out), &ans); err != nil {
 		t.Fatalf("--json printed invalid JSON: %v\n%s", err, out)
 	}
@@ -203,7 +203,7 @@ func TestCommandLicenseShowJSON(t *testing.T) {
 }
 
 func TestCommandLicenseActions(t *testing.T) {
-	for _, a := range cliLicenseActions {
+	for _, a := range licenseActions {
 		t.Run(a.verb, func(t *testing.T) {
 			f := newFakeAdmin(t,
 				exchange{method: "POST", target: "/licensegate/licenses/lookup", body: `{"license_key":"` + testKey + `"}`, answer: testLicenseAnswer},
@@ -234,7 +234,7 @@ func TestCommandAdminError(t *testing.T) {
 	f := newFakeAdmin(t, exchange{method: "GET", target: "/licensegate/licenses/lic_nope",
 		status: http.StatusNotFound, answer: `{"error":"license not found"}` + "\n"})
 	out, errOut, err := runCommand(t, "", "license", "show", "lic_nope", "--address", f.addr)
-	var adminErr *cliAdminError
+	var adminErr *adminError
 	if !errors.As(err, &adminErr) || adminErr.Status != http.StatusNotFound || err.Error() != "license not found" {
 		t.Fatalf("error %#v, want the admin API's 404 message", err)
 	}
@@ -343,7 +343,7 @@ func TestCommandAuditLimitJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var page cliAuditPage
+	var page auditPage
 	if err := json.Unmarshal([]byte(out), &page); err != nil {
 		t.Fatalf("--json printed invalid JSON: %v\n%s", err, out)
 	}
@@ -379,12 +379,12 @@ func TestCommandParseSince(t *testing.T) {
 		{"yesterday", "error"},
 		{"-1h", "error"},
 	} {
-		got, err := cliParseSince(tc.in, now)
+		got, err := parseSince(tc.in, now)
 		if err != nil {
 			got = "error"
 		}
 		if got != tc.want {
-			t.Errorf("cliParseSince(%q) = %q, want %q", tc.in, got, tc.want)
+			t.Errorf("parseSince(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }
@@ -407,7 +407,7 @@ func TestCommandBadArguments(t *testing.T) {
 }
 
 func TestCommandPrintableCells(t *testing.T) {
-	o := cliObject{"domain": json.RawMessage(`"evil\u001b[2J\tx.example"`), "n": json.RawMessage(`3`), "o": json.RawMessage(`{"a": 1}`)}
+	o := object{"domain": json.RawMessage(`"evil\u001b[2J\tx.example"`), "n": json.RawMessage(`3`), "o": json.RawMessage(`{"a": 1}`)}
 	for key, want := range map[string]string{"domain": "evil?[2J?x.example", "n": "3", "o": `{"a":1}`, "missing": "-"} {
 		if got := o.cell(key); got != want {
 			t.Errorf("cell(%q) = %q, want %q", key, got, want)
