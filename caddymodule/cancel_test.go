@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/licensegate/licensegate/gateway"
+	"github.com/licensegate/licensegate/httpapi"
 	"github.com/licensegate/licensegate/internal/redistest"
 	"github.com/licensegate/licensegate/store"
 	redisstore "github.com/licensegate/licensegate/store/redis"
@@ -74,9 +75,9 @@ func TestCancelledRequestIsNotStoreUnavailable(t *testing.T) {
 			token := sign("lic_1")
 			keyedGate := &Gate{gate: keyed.Gate(nil), logger: logger}
 			lim := upstreams.Rate{Calls: 1, Period: time.Hour}
-			ex := &Exchange{svc: svc, logger: logger, requests: newIPLimiter(upstreams.Rate{Calls: 1000, Period: time.Minute}), failures: newIPLimiter(lim)}
+			ex := testExchange(svc, logger, upstreams.Rate{Calls: 1000, Period: time.Minute}, lim)
 			gate := &Gate{gate: svc.Gate(nil), logger: logger}
-			admin := &adminAPI{app: &App{svc: svc}, logger: logger}
+			admin := &adminAPI{api: httpapi.Admin{Service: svc, Logger: logger}}
 
 			refresh, _ := tokens.NewRefresh("")
 			form := func(method, target, body string) *http.Request {
@@ -132,20 +133,20 @@ func TestCancelledRequestIsNotStoreUnavailable(t *testing.T) {
 					// The status cache reads for every caller, detached from
 					// each: the read may answer before the cancellation is
 					// seen, and the request is then admitted.
-					if w.Code != statusClientClosed && w.Code != http.StatusNoContent {
+					if w.Code != httpapi.StatusClientClosed && w.Code != http.StatusNoContent {
 						t.Errorf("gate with the client gone: %d %s, want 499 or admitted", w.Code, w.Body)
 					}
 					continue
 				}
 				// Redis sees the cancellation (bbolt finishes first).
-				if backend == "redis" && (w.Code != statusClientClosed || w.Body.Len() != 0) {
+				if backend == "redis" && (w.Code != httpapi.StatusClientClosed || w.Body.Len() != 0) {
 					t.Errorf("%s with the client gone: %d %q, want a bare 499", name, w.Code, w.Body)
 				}
 			}
 			if errs := logs.FilterLevelExact(zapcore.ErrorLevel).All(); len(errs) > 0 {
 				t.Errorf("logged at error level: %v", errs)
 			}
-			if n := len(ex.failures.buckets); n != 0 { // refunded calls leave no bucket
+			if n := ex.api.Failures.Clients(); n != 0 { // refunded calls leave no bucket
 				t.Error("a cancelled activation counted as a failed attempt")
 			}
 			// Nothing remembered: the gate loads the keys now, at once.
@@ -158,17 +159,4 @@ func TestCancelledRequestIsNotStoreUnavailable(t *testing.T) {
 
 func serveExchange(ex *Exchange) func(http.ResponseWriter, *http.Request) {
 	return func(w http.ResponseWriter, r *http.Request) { _ = ex.ServeHTTP(w, r, nil) }
-}
-
-// A problem classified as the client's leaving is written as a bare 499.
-func TestWriteProblemClientClosed(t *testing.T) {
-	core, logs := observer.New(zap.DebugLevel)
-	w := httptest.NewRecorder()
-	writeProblem(w, zap.New(core), &gateway.Error{Code: gateway.CodeClientClosed, Cause: context.Canceled})
-	if w.Code != statusClientClosed || w.Body.Len() != 0 {
-		t.Errorf("got %d %q, want a bare 499", w.Code, w.Body)
-	}
-	if logs.FilterLevelExact(zapcore.DebugLevel).FilterMessage("client closed request").Len() != 1 {
-		t.Errorf("logs: %v", logs.All())
-	}
 }

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/licensegate/licensegate/gateway"
+	"github.com/licensegate/licensegate/httpapi"
 	"github.com/licensegate/licensegate/secret"
 	"github.com/licensegate/licensegate/store/embedded"
 	"github.com/licensegate/licensegate/upstreams"
@@ -88,7 +89,7 @@ func newTestExchange(t *testing.T) *Exchange {
 	t.Helper()
 	svc := newServiceForTest(t, gateway.Config{Issuer: "iss"})
 	lim := upstreams.Rate{Calls: 1000, Period: time.Minute}
-	return &Exchange{svc: svc, logger: zap.NewNop(), requests: newIPLimiter(lim), failures: newIPLimiter(lim)}
+	return testExchange(svc, zap.NewNop(), lim, lim)
 }
 
 // The installer endpoints challenge like the gate: a bare Bearer when no
@@ -190,4 +191,11 @@ func TestRefreshReuseGraceOption(t *testing.T) {
 	if err := caddy.Validate(&c); err == nil || !strings.Contains(err.Error(), "refresh_reuse_grace") {
 		t.Fatalf("a 2m grace provisioned: %v", err)
 	}
+}
+
+// testExchange is a license_exchange over svc as Provision would make it,
+// with the given limits and no per-source budget.
+func testExchange(svc *gateway.Service, logger *zap.Logger, requests, failures upstreams.Rate) *Exchange {
+	return &Exchange{api: httpapi.Exchange{Service: svc, Logger: logger,
+		Requests: httpapi.NewLimiter(requests), Failures: httpapi.NewLimiter(failures), ClientIP: clientIP}}
 }

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/licensegate/licensegate/gateway"
+	"github.com/licensegate/licensegate/httpapi"
 )
 
 func init() {
@@ -158,10 +159,10 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 
 // ServeHTTP admits or refuses the request.
 func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	raw, ok := bearer(r)
+	raw, ok := httpapi.Bearer(r)
 	if !ok {
 		g.gate.Refused(gateway.CodeInvalidToken)
-		writeProblem(w, g.logger, &gateway.Error{Code: gateway.CodeInvalidToken, Detail: "A Bearer access token is required.", Cause: errNoBearer})
+		httpapi.WriteProblem(w, g.logger, &gateway.Error{Code: gateway.CodeInvalidToken, Detail: "A Bearer access token is required.", Cause: httpapi.ErrNoBearer})
 		return nil
 	}
 	grant, err := g.gate.Admit(r.Context(), raw, g.staleFor)
@@ -169,7 +170,7 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		g.rateLimitFields(w.Header(), &grant.Quota)
 	}
 	if err != nil {
-		writeProblem(w, g.logger, err)
+		httpapi.WriteProblem(w, g.logger, err)
 		return nil
 	}
 	forward(r, &grant, g.forward)

@@ -284,3 +284,22 @@ func TestGateRefusalStopsTheRequest(t *testing.T) {
 		})
 	}
 }
+
+func TestGateChallengeWithoutToken(t *testing.T) {
+	g := &Gate{logger: zap.NewNop()}
+	for name, auth := range map[string]string{"no header": "", "basic": "Basic dTpw", "empty bearer": "Bearer "} {
+		t.Run(name, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodGet, "/api", nil)
+			if auth != "" {
+				req.Header.Set("Authorization", auth)
+			}
+			rec := httptest.NewRecorder()
+			if err := g.ServeHTTP(rec, req, nil); err != nil {
+				t.Fatal(err)
+			}
+			if rec.Code != http.StatusUnauthorized || rec.Header().Get("WWW-Authenticate") != "Bearer" {
+				t.Fatalf("%d, WWW-Authenticate %q", rec.Code, rec.Header().Get("WWW-Authenticate"))
+			}
+		})
+	}
+}

@@ -60,9 +60,9 @@ func limitedExchange(t *testing.T, m *marketplace, failed, perSource string) *Ex
 	})
 	fail, _ := upstreams.ParseRate(failed)
 	src, _ := upstreams.ParseRate(perSource)
-	return &Exchange{svc: svc, logger: zap.NewNop(),
-		requests: newIPLimiter(upstreams.Rate{Calls: 1_000_000, Period: time.Minute}),
-		failures: newIPLimiter(fail), budget: gateway.NewFailureBudget(src, nil)}
+	e := testExchange(svc, zap.NewNop(), upstreams.Rate{Calls: 1_000_000, Period: time.Minute}, fail)
+	e.api.Budget = gateway.NewFailureBudget(src, nil)
+	return e
 }
 
 // activateFrom posts an activation as Caddy's server hands it on: with

@@ -1,4 +1,4 @@
-package caddymodule
+package httpapi
 
 import (
 	"sync"
@@ -8,7 +8,7 @@ import (
 	"github.com/licensegate/licensegate/upstreams"
 )
 
-// ipLimiter is a token bucket per client, in memory, holding at most
+// Limiter is a token bucket per client, in memory, holding at most
 // maxIPBuckets clients. Clients are keyed by policy.RateKey: an IPv4
 // address, or an IPv6 /64 (one host routinely holds a whole /64, so
 // per-address buckets would be unlimited). Past the cap, a new client
@@ -18,9 +18,9 @@ import (
 // costs O(1) per request and cannot grow the map.
 //
 // A call is taken before the work it bounds and may be given back after
-// (refund), so a concurrent burst cannot slip through between a check and
+// (Refund), so a concurrent burst cannot slip through between a check and
 // a charge.
-type ipLimiter struct {
+type Limiter struct {
 	rate  upstreams.Rate
 	burst int
 	now   func() time.Time
@@ -33,15 +33,15 @@ type ipLimiter struct {
 // maxIPBuckets bounds the clients each limiter remembers.
 const maxIPBuckets = 10000
 
-func newIPLimiter(r upstreams.Rate) *ipLimiter {
-	return &ipLimiter{
+func NewLimiter(r upstreams.Rate) *Limiter {
+	return &Limiter{
 		rate: r, burst: r.Calls, now: time.Now,
 		buckets: map[string]*bucket.Bucket{},
 	}
 }
 
 // bucket returns key's bucket, making room for a new one if need be.
-func (l *ipLimiter) bucket(key string, now time.Time) *bucket.Bucket {
+func (l *Limiter) bucket(key string, now time.Time) *bucket.Bucket {
 	b, ok := l.buckets[key]
 	if !ok {
 		l.makeRoom(now)
@@ -52,7 +52,7 @@ func (l *ipLimiter) bucket(key string, now time.Time) *bucket.Bucket {
 }
 
 // makeRoom keeps the map below maxIPBuckets before an insertion.
-func (l *ipLimiter) makeRoom(now time.Time) {
+func (l *Limiter) makeRoom(now time.Time) {
 	if len(l.buckets) < maxIPBuckets {
 		return
 	}
@@ -73,7 +73,7 @@ func (l *ipLimiter) makeRoom(now time.Time) {
 }
 
 // sweep drops buckets that have refilled: they hold no state worth keeping.
-func (l *ipLimiter) sweep(now time.Time) {
+func (l *Limiter) sweep(now time.Time) {
 	for key, b := range l.buckets {
 		if b.Full(now) {
 			delete(l.buckets, key)
@@ -81,18 +81,18 @@ func (l *ipLimiter) sweep(now time.Time) {
 	}
 }
 
-// allow takes a call for key, or says how long until one is free.
-func (l *ipLimiter) allow(key string) (bool, time.Duration) {
+// Allow takes a call for key, or says how long until one is free.
+func (l *Limiter) Allow(key string) (bool, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
 	return l.bucket(key, now).Take(now)
 }
 
-// refund gives back a call allow took (the work did not count). A bucket
+// Refund gives back a call Allow took (the work did not count). A bucket
 // full again is forgotten: a client whose work always counts for nothing
 // leaves no state behind.
-func (l *ipLimiter) refund(key string) {
+func (l *Limiter) Refund(key string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b, ok := l.buckets[key]
@@ -104,4 +104,12 @@ func (l *ipLimiter) refund(key string) {
 	if b.Full(now) {
 		delete(l.buckets, key)
 	}
+}
+
+// Clients is how many clients the limiter remembers: those whose bucket
+// is not full.
+func (l *Limiter) Clients() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.buckets)
 }

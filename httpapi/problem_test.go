@@ -1,12 +1,14 @@
-package caddymodule
+package httpapi
 
 import (
+	"context"
 	"errors"
-	"net/http"
 	"net/http/httptest"
 	"testing"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/licensegate/licensegate/gateway"
 )
@@ -19,8 +21,8 @@ func TestWriteProblemBearerChallenge(t *testing.T) {
 		err  error
 		want string
 	}{
-		{"no token", &gateway.Error{Code: gateway.CodeInvalidToken, Detail: "A Bearer access token is required.", Cause: errNoBearer}, "Bearer"},
-		{"no credential, joined", errors.Join(&gateway.Error{Code: gateway.CodeInvalidToken, Detail: "x"}, errNoBearer), "Bearer"},
+		{"no token", &gateway.Error{Code: gateway.CodeInvalidToken, Detail: "A Bearer access token is required.", Cause: ErrNoBearer}, "Bearer"},
+		{"no credential, joined", errors.Join(&gateway.Error{Code: gateway.CodeInvalidToken, Detail: "x"}, ErrNoBearer), "Bearer"},
 		{"refused token", &gateway.Error{Code: gateway.CodeInvalidToken, Detail: "The access token is not valid.", Cause: errors.New("bad signature")}, `Bearer error="invalid_token"`},
 		{"reused refresh token", &gateway.Error{Code: gateway.CodeRefreshTokenReused, Detail: "x"}, `Bearer error="invalid_token"`},
 		{"not a 401", &gateway.Error{Code: gateway.CodeLicenseRevoked, Detail: "x"}, ""},
@@ -28,7 +30,7 @@ func TestWriteProblemBearerChallenge(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			rec := httptest.NewRecorder()
-			writeProblem(rec, zap.NewNop(), c.err)
+			WriteProblem(rec, zap.NewNop(), c.err)
 			if got := rec.Header().Get("WWW-Authenticate"); got != c.want {
 				t.Fatalf("WWW-Authenticate %q, want %q", got, c.want)
 			}
@@ -36,21 +38,15 @@ func TestWriteProblemBearerChallenge(t *testing.T) {
 	}
 }
 
-func TestGateChallengeWithoutToken(t *testing.T) {
-	g := &Gate{logger: zap.NewNop()}
-	for name, auth := range map[string]string{"no header": "", "basic": "Basic dTpw", "empty bearer": "Bearer "} {
-		t.Run(name, func(t *testing.T) {
-			req := httptest.NewRequest(http.MethodGet, "/api", nil)
-			if auth != "" {
-				req.Header.Set("Authorization", auth)
-			}
-			rec := httptest.NewRecorder()
-			if err := g.ServeHTTP(rec, req, nil); err != nil {
-				t.Fatal(err)
-			}
-			if rec.Code != http.StatusUnauthorized || rec.Header().Get("WWW-Authenticate") != "Bearer" {
-				t.Fatalf("%d, WWW-Authenticate %q", rec.Code, rec.Header().Get("WWW-Authenticate"))
-			}
-		})
+// A problem classified as the client's leaving is written as a bare 499.
+func TestWriteProblemClientClosed(t *testing.T) {
+	core, logs := observer.New(zap.DebugLevel)
+	w := httptest.NewRecorder()
+	WriteProblem(w, zap.New(core), &gateway.Error{Code: gateway.CodeClientClosed, Cause: context.Canceled})
+	if w.Code != StatusClientClosed || w.Body.Len() != 0 {
+		t.Errorf("got %d %q, want a bare 499", w.Code, w.Body)
+	}
+	if logs.FilterLevelExact(zapcore.DebugLevel).FilterMessage("client closed request").Len() != 1 {
+		t.Errorf("logs: %v", logs.All())
 	}
 }

@@ -1,4 +1,4 @@
-package caddymodule
+package httpapi
 
 import (
 	"strconv"
@@ -13,8 +13,8 @@ type fakeClock struct{ t time.Time }
 
 func (c *fakeClock) now() time.Time { return c.t }
 
-func newTestLimiter(r upstreams.Rate, c *fakeClock) *ipLimiter {
-	l := newIPLimiter(r)
+func newTestLimiter(r upstreams.Rate, c *fakeClock) *Limiter {
+	l := NewLimiter(r)
 	l.now = c.now
 	return l
 }
@@ -32,10 +32,10 @@ func TestIPLimiterFloodStaysBounded(t *testing.T) {
 	const n = 50_000
 	for i := range n {
 		ip := testIP(i)
-		if ok, _ := req.allow(ip); !ok {
+		if ok, _ := req.Allow(ip); !ok {
 			t.Fatalf("first request from %s refused", ip)
 		}
-		fail.allow(ip)
+		fail.Allow(ip)
 		clock.t = clock.t.Add(time.Millisecond) // 50s in all: nothing refills
 		if i%1000 == 0 {
 			if got := len(fail.buckets); got > maxIPBuckets {
@@ -57,21 +57,21 @@ func TestIPLimiterSweepsOncePerInterval(t *testing.T) {
 	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
 	l := newTestLimiter(upstreams.Rate{Calls: 2, Period: time.Minute}, clock)
 	for i := range maxIPBuckets {
-		l.allow(testIP(i))
+		l.Allow(testIP(i))
 	}
 	clock.t = clock.t.Add(time.Minute) // every bucket has refilled
 	hot := "192.0.2.1"
-	l.allow(hot)
-	l.allow(hot)
+	l.Allow(hot)
+	l.Allow(hot)
 	if got := len(l.buckets); got != 1 {
 		t.Fatalf("after a due sweep %d buckets remain, want only the new one", got)
 	}
-	if ok, wait := l.allow(hot); ok || wait <= 0 {
+	if ok, wait := l.Allow(hot); ok || wait <= 0 {
 		t.Fatalf("hot address allowed a third call (wait %v)", wait)
 	}
 	swept := l.swept
 	for i := range maxIPBuckets + 5 {
-		l.allow(testIP(i))
+		l.Allow(testIP(i))
 	}
 	if !l.swept.Equal(swept) {
 		t.Fatal("swept again within one refill interval")
@@ -88,22 +88,22 @@ func TestIPLimiterRefund(t *testing.T) {
 	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
 	l := newTestLimiter(upstreams.Rate{Calls: 2, Period: time.Minute}, clock)
 	for range 100 {
-		if ok, _ := l.allow("192.0.2.7"); !ok {
+		if ok, _ := l.Allow("192.0.2.7"); !ok {
 			t.Fatal("refunded calls ran out")
 		}
-		l.refund("192.0.2.7")
+		l.Refund("192.0.2.7")
 	}
 	if got := len(l.buckets); got != 0 {
 		t.Fatalf("refunded calls left %d buckets", got)
 	}
 	// Taken and not (yet) given back: the third is refused.
-	l.allow("192.0.2.7")
-	l.allow("192.0.2.7")
-	if ok, wait := l.allow("192.0.2.7"); ok || wait != 30*time.Second {
+	l.Allow("192.0.2.7")
+	l.Allow("192.0.2.7")
+	if ok, wait := l.Allow("192.0.2.7"); ok || wait != 30*time.Second {
 		t.Fatalf("third call: %v, wait %v", ok, wait)
 	}
-	l.refund("192.0.2.7") // one of the two succeeded after all
-	if ok, _ := l.allow("192.0.2.7"); !ok {
+	l.Refund("192.0.2.7") // one of the two succeeded after all
+	if ok, _ := l.Allow("192.0.2.7"); !ok {
 		t.Fatal("a refunded call is not there")
 	}
 }

@@ -1,4 +1,4 @@
-package caddymodule
+package httpapi
 
 import (
 	"bytes"
@@ -15,26 +15,26 @@ import (
 	"github.com/licensegate/licensegate/gateway"
 )
 
-// maxBody is the largest request body accepted (SPEC section 4).
-const maxBody = 64 << 10
+// MaxBody is the largest request body accepted (SPEC section 4).
+const MaxBody = 64 << 10
 
 // maxField bounds any single form or JSON field.
 const maxField = 4096
 
-// readForm reads a JSON or form body into a flat map of string fields.
+// ReadForm reads a JSON or form body into a flat map of string fields.
 // Only string values are accepted in JSON.
-func readForm(r *http.Request) (map[string]string, error) {
-	if r.ContentLength > maxBody {
+func ReadForm(r *http.Request) (map[string]string, error) {
+	if r.ContentLength > MaxBody {
 		return nil, &gateway.Error{Code: gateway.CodeRequestTooLarge, Detail: "The request body is larger than 64 KiB."}
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBody+1))
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return nil, &gateway.Error{Code: gateway.CodeRequestTimeout, Detail: "The request body took too long to arrive.", Cause: err}
 	}
 	if err != nil {
 		return nil, &gateway.Error{Code: gateway.CodeMalformedRequest, Detail: "The request body could not be read.", Cause: err}
 	}
-	if len(body) > maxBody {
+	if len(body) > MaxBody {
 		return nil, &gateway.Error{Code: gateway.CodeRequestTooLarge, Detail: "The request body is larger than 64 KiB."}
 	}
 	return decodeBody(r.Header.Get("Content-Type"), body)
@@ -139,10 +139,10 @@ func activateRequest(f map[string]string) (gateway.ActivateRequest, error) {
 	return gateway.ActivateRequest{Key: key, Domain: f["domain"], IP: f["ip"], Product: f["product"], Label: f["label"]}, nil
 }
 
-var errNoBearer = errors.New("no bearer token")
+var ErrNoBearer = errors.New("no bearer token")
 
 // decodeMultipart reads the text fields of a multipart form (the body is
-// already bounded by maxBody). A file part is refused: no endpoint takes one.
+// already bounded by MaxBody). A file part is refused: no endpoint takes one.
 func decodeMultipart(body []byte, boundary string) (map[string]string, error) {
 	if boundary == "" {
 		return nil, &gateway.Error{Code: gateway.CodeMalformedRequest, Detail: "The multipart body has no boundary."}

@@ -1,4 +1,4 @@
-package caddymodule
+package httpapi
 
 import (
 	"encoding/json"
@@ -13,14 +13,14 @@ import (
 	"github.com/licensegate/licensegate/gateway"
 )
 
-// problemTypeBase prefixes each problem's type URI; the README documents
+// ProblemTypeBase prefixes each problem's type URI; the README documents
 // every code under this anchor.
-const problemTypeBase = "https://github.com/licensegate/licensegate#error-"
+const ProblemTypeBase = "https://github.com/licensegate/licensegate#error-"
 
-// problem is an RFC 9457 problem details object with licensegate's
+// Problem is an RFC 9457 problem details object with licensegate's
 // extension members. The token endpoint's also carry RFC 6749 section 5.2's
 // error member, so standard OAuth2 clients classify them.
-type problem struct {
+type Problem struct {
 	Type        string              `json:"type"`
 	Title       string              `json:"title"`
 	Status      int                 `json:"status"`
@@ -66,22 +66,22 @@ var statusFor = map[string]int{
 	gateway.CodeInternal:              http.StatusInternalServerError,
 }
 
-// statusClientClosed is nginx's 499 "client closed request": the status
+// StatusClientClosed is nginx's 499 "client closed request": the status
 // the access log shows for a request whose client left before its answer
 // was ready (gateway.CodeClientClosed). No client reads it. It is not in
 // statusFor: it is no 4xx a client caused (nothing counts it as a failed
 // attempt) and no 5xx.
-const statusClientClosed = 499
+const StatusClientClosed = 499
 
-// writeProblem answers with err as problem+json, logging its internal
+// WriteProblem answers with err as problem+json, logging its internal
 // cause (never a secret: causes are built without keys or tokens). A 401
 // carries a Bearer challenge, with error="invalid_token" unless err wraps
-// errNoBearer (the request presented no credential).
+// ErrNoBearer (the request presented no credential).
 //
 // A request its client abandoned (gateway.CodeClientClosed) gets status
 // 499 and no body, and is logged at debug level: it is no failure.
-func writeProblem(w http.ResponseWriter, logger *zap.Logger, err error) {
-	writeOAuthProblem(w, logger, err, "")
+func WriteProblem(w http.ResponseWriter, logger *zap.Logger, err error) {
+	WriteOAuthProblem(w, logger, err, "")
 }
 
 // OAuth2 error codes of the token endpoint (RFC 6749 section 5.2).
@@ -107,12 +107,12 @@ func oauthErrorFor(err error) string {
 	return ""
 }
 
-// writeOAuthProblem is writeProblem with RFC 6749's error member set to
+// WriteOAuthProblem is WriteProblem with RFC 6749's error member set to
 // oauthError ("": none).
-func writeOAuthProblem(w http.ResponseWriter, logger *zap.Logger, err error, oauthError string) {
+func WriteOAuthProblem(w http.ResponseWriter, logger *zap.Logger, err error, oauthError string) {
 	e := gateway.AsError(err)
 	if e.Code == gateway.CodeClientClosed {
-		writeClientClosed(w, logger, err)
+		WriteClientClosed(w, logger, err)
 		return
 	}
 	status, ok := statusFor[e.Code]
@@ -135,7 +135,7 @@ func writeOAuthProblem(w http.ResponseWriter, logger *zap.Logger, err error, oau
 	if status == http.StatusUnauthorized {
 		// RFC 6750 section 3.1: no error code when no credential came.
 		challenge := `Bearer error="invalid_token"`
-		if errors.Is(err, errNoBearer) {
+		if errors.Is(err, ErrNoBearer) {
 			challenge = "Bearer"
 		}
 		h.Set("WWW-Authenticate", challenge)
@@ -143,23 +143,23 @@ func writeOAuthProblem(w http.ResponseWriter, logger *zap.Logger, err error, oau
 	h.Set("Content-Type", "application/problem+json")
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(problem{
-		Type: problemTypeBase + e.Code, Title: http.StatusText(status), Status: status,
+	_ = json.NewEncoder(w).Encode(Problem{
+		Type: ProblemTypeBase + e.Code, Title: http.StatusText(status), Status: status,
 		Code: e.Code, OAuthError: oauthError, Detail: e.Detail, Errors: e.Fields, Activations: e.Activations,
 	})
 }
 
-// writeClientClosed ends a request whose client has gone: status 499 for
+// WriteClientClosed ends a request whose client has gone: status 499 for
 // the access log, no body, the cause at debug level.
-func writeClientClosed(w http.ResponseWriter, logger *zap.Logger, err error) {
+func WriteClientClosed(w http.ResponseWriter, logger *zap.Logger, err error) {
 	if c := logger.Check(zapcore.DebugLevel, "client closed request"); c != nil {
 		c.Write(zap.Error(err))
 	}
-	w.WriteHeader(statusClientClosed)
+	w.WriteHeader(StatusClientClosed)
 }
 
-// writeJSON answers with v as JSON.
-func writeJSON(w http.ResponseWriter, status int, v any) {
+// WriteJSON answers with v as JSON.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)

@@ -1,11 +1,10 @@
-package caddymodule
+package httpapi
 
 import (
 	"errors"
 	"net/http"
 	"testing"
 
-	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
 	"github.com/licensegate/licensegate/gateway"
@@ -14,7 +13,7 @@ import (
 // A refused input names the field and what is wrong with it, as a 400 like
 // the admin API's other input errors, not a bare "invalid fields".
 func TestAdminFailValidationNamesFields(t *testing.T) {
-	a := &adminAPI{logger: zap.NewNop()}
+	a := &Admin{Logger: zap.NewNop()}
 	cases := []struct {
 		err  error
 		want string
@@ -29,18 +28,18 @@ func TestAdminFailValidationNamesFields(t *testing.T) {
 			"The request has invalid fields."},
 	}
 	for _, c := range cases {
-		var ae caddy.APIError
+		var ae *StatusError
 		if err := a.fail(c.err, "audit event"); !errors.As(err, &ae) {
-			t.Fatalf("%v is not a caddy.APIError", err)
+			t.Fatalf("%v is not a *StatusError", err)
 		}
-		if ae.HTTPStatus != http.StatusBadRequest || ae.Err.Error() != c.want {
-			t.Errorf("got %d %q, want 400 %q", ae.HTTPStatus, ae.Err, c.want)
+		if ae.Status != http.StatusBadRequest || ae.Err.Error() != c.want {
+			t.Errorf("got %d %q, want 400 %q", ae.Status, ae.Err, c.want)
 		}
 	}
 	// Other public errors keep their status and detail.
-	var ae caddy.APIError
+	var ae *StatusError
 	err := a.fail(&gateway.Error{Code: gateway.CodeLicenseLocked, Detail: "Locked."}, "licence")
-	if !errors.As(err, &ae) || ae.HTTPStatus != http.StatusForbidden || ae.Err.Error() != "Locked." {
+	if !errors.As(err, &ae) || ae.Status != http.StatusForbidden || ae.Err.Error() != "Locked." {
 		t.Errorf("got %v", err)
 	}
 }
