@@ -27,7 +27,9 @@ func init() {
 // an IPv6 client counts by its /64) it limits requests to every endpoint
 // and failed activations, and per source it bounds the activations of
 // unknown keys that reach the marketplace, answering 429 rate_limited with
-// Retry-After beyond them. The limits are kept in memory by each instance.
+// Retry-After beyond them. The limits are kept in memory by each instance,
+// and a config reload keeps them while the limit's settings stay the same
+// (limitPool): a reload is no way to a fresh budget.
 type Exchange struct {
 	// RateLimit bounds requests per client IP, as "<calls>/<period>".
 	// Default: 120/m (AppTrovo's documented installer limit).
@@ -53,7 +55,8 @@ type Exchange struct {
 	// Default: 10s.
 	BodyTimeout caddy.Duration `json:"body_timeout,omitempty"`
 
-	api httpapi.Exchange
+	api    httpapi.Exchange
+	pooled []string // limitPool keys this handler holds
 }
 
 // CaddyModule returns the Caddy module information.
@@ -87,10 +90,44 @@ func (e *Exchange) Provision(ctx caddy.Context) error {
 	}
 	e.api = httpapi.Exchange{
 		Service: app.Service(), Logger: ctx.Logger(),
-		Requests: httpapi.NewLimiter(req), Failures: httpapi.NewLimiter(fail),
-		Budget:      gateway.NewFailureBudget(src, nil),
+		Requests:    pooledLimit(e, "rate_limit", req, httpapi.NewLimiter),
+		Failures:    pooledLimit(e, "failed_limit", fail, httpapi.NewLimiter),
+		Budget:      pooledLimit(e, "failed_source_limit", src, newFailureBudget),
 		BodyTimeout: time.Duration(e.BodyTimeout), ClientIP: clientIP,
 	}
+	return nil
+}
+
+// limitPool holds the exchanges' limiters across config reloads, as
+// caddy-ratelimit keeps its zones: Caddy provisions the new config before
+// it cleans up the old one, so a limiter whose option and rate are
+// unchanged passes from one to the next with what each client has spent.
+// Exchanges with the same settings share one limiter (as one zone).
+var limitPool = caddy.NewUsagePool()
+
+// pooledLimiter wraps a limiter for the pool: dropping it frees nothing.
+type pooledLimiter[L any] struct{ limiter L }
+
+func (pooledLimiter[L]) Destruct() error { return nil }
+
+// pooledLimit returns the pooled limiter for option at r, making it with
+// mk when no loaded config holds one, and records the key for Cleanup.
+func pooledLimit[L any](e *Exchange, option string, r upstreams.Rate, mk func(upstreams.Rate) L) L {
+	key := fmt.Sprintf("license_exchange %s %d/%s", option, r.Calls, r.Period)
+	v, _, _ := limitPool.LoadOrNew(key, func() (caddy.Destructor, error) { return pooledLimiter[L]{mk(r)}, nil })
+	e.pooled = append(e.pooled, key)
+	return v.(pooledLimiter[L]).limiter
+}
+
+func newFailureBudget(r upstreams.Rate) *gateway.FailureBudget { return gateway.NewFailureBudget(r, nil) }
+
+// Cleanup lets go of the handler's limiters; the pool drops each when no
+// config holds it any more.
+func (e *Exchange) Cleanup() error {
+	for _, key := range e.pooled {
+		_, _ = limitPool.Delete(key)
+	}
+	e.pooled = nil
 	return nil
 }
 
@@ -135,5 +172,6 @@ func clientIP(r *http.Request) string {
 // Interface guards
 var (
 	_ caddy.Provisioner           = (*Exchange)(nil)
+	_ caddy.CleanerUpper          = (*Exchange)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Exchange)(nil)
 )

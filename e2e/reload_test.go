@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -122,4 +123,63 @@ func TestReloadKeepsTokensAndLeaksNothing(t *testing.T) {
 	// The refresh token from before the reloads still rotates.
 	r := do(t, http.MethodPost, g.url("/v1/licenses/token"), "grant_type=refresh_token&refresh_token="+a.str("refresh_token"))
 	expectStatus(t, r, http.StatusOK, "")
+}
+
+// A reload is no way to a fresh rate budget: a client that spent half its
+// rate_limit before a reload has the other half after it, not a new one.
+// A changed limit is a new limiter (its settings are its pool key).
+func TestReloadKeepsRateLimitBudget(t *testing.T) {
+	g := newGateway(t, "127.0.0.1:1")
+	g.vars["EXCHANGE"] = "{\n\t\t\trate_limit 10/h\n\t\t}"
+	g.start()
+	// From 127.0.0.2: the harness's own readiness probes (127.0.0.1) spend
+	// nothing of this client's budget.
+	client := fromAddress(t, "127.0.0.2")
+	jwks := g.url("/v1/licenses/jwks.json")
+	spend := func(n int) (admitted int) {
+		for i := 0; i < n; i++ {
+			if status := getStatus(t, client, jwks); status == http.StatusOK {
+				admitted++
+			} else if status != http.StatusTooManyRequests {
+				t.Fatalf("GET jwks.json: %d", status)
+			}
+		}
+		return admitted
+	}
+	if got := spend(5); got != 5 {
+		t.Fatalf("%d of the first 5 requests admitted, want 5", got)
+	}
+	g.reload()
+	client.CloseIdleConnections()
+	if got := spend(10); got != 5 {
+		t.Fatalf("after the reload %d of 10 requests admitted, want the 5 left of the budget", got)
+	}
+	g.vars["EXCHANGE"] = "{\n\t\t\trate_limit 12/h\n\t\t}"
+	g.reload()
+	client.CloseIdleConnections()
+	if got := spend(15); got != 12 {
+		t.Fatalf("with a changed limit %d of 15 requests admitted, want a fresh 12", got)
+	}
+}
+
+// fromAddress is an HTTP client whose connections come from a loopback
+// address of its own (Linux answers all of 127/8).
+func fromAddress(t *testing.T, ip string) *http.Client {
+	t.Helper()
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
+	c := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}, Timeout: 10 * time.Second}
+	t.Cleanup(c.CloseIdleConnections)
+	return c
+}
+
+// getStatus GETs url and returns the status, the body read and closed.
+func getStatus(t *testing.T, c *http.Client, url string) int {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
 }
