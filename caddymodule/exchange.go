@@ -119,7 +119,9 @@ func pooledLimit[L any](e *Exchange, option string, r upstreams.Rate, mk func(up
 	return v.(pooledLimiter[L]).limiter
 }
 
-func newFailureBudget(r upstreams.Rate) *gateway.FailureBudget { return gateway.NewFailureBudget(r, nil) }
+func newFailureBudget(r upstreams.Rate) *gateway.FailureBudget {
+	return gateway.NewFailureBudget(r, nil)
+}
 
 // Cleanup lets go of the handler's limiters; the pool drops each when no
 // config holds it any more.
