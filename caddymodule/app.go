@@ -20,6 +20,7 @@ import (
 	"github.com/licensegate/licensegate/policy"
 	"github.com/licensegate/licensegate/secret"
 	"github.com/licensegate/licensegate/store"
+	"github.com/licensegate/licensegate/telemetry"
 	"github.com/licensegate/licensegate/upstreams"
 	"github.com/licensegate/licensegate/webhooks"
 )
@@ -101,9 +102,10 @@ type App struct {
 	logger  *zap.Logger
 	pooled  []string // sourcePool keys held by this config
 	sources map[string]upstreams.Source
-	metrics *otelMetrics // nil: metrics unavailable (reported at provision)
-	metKey  string       // registrations key held by this config
-	workers *supervisor  // background work: run by Start, stopped by Stop
+	metrics *telemetry.Metrics // nil: metrics unavailable (reported at provision)
+	metKey  string             // registrations key held by this config
+	running *telemetry.Running // what the gauges read while this config runs
+	workers *supervisor        // background work: run by Start, stopped by Stop
 
 	deliveries *webhooks.Worker
 }
@@ -712,7 +714,8 @@ func (a *App) Start() error {
 	}
 	a.workers.start(a.deliveryWorker())
 	if a.metrics != nil {
-		a.metrics.current.Store(a) // the gauges read the running config
+		a.running = &telemetry.Running{Service: a.svc, Sources: a.sources}
+		a.metrics.Observe(a.running) // the gauges read the running config
 	}
 	return nil
 }
@@ -723,7 +726,7 @@ func (a *App) Stop() error {
 		a.workers.stop()
 	}
 	if a.metrics != nil {
-		a.metrics.current.CompareAndSwap(a, nil)
+		a.metrics.Forget(a.running)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/licensegate/licensegate/gateway"
+	"github.com/licensegate/licensegate/telemetry"
 )
 
 // BenchmarkGateServeHTTP is the gate handler's steady-state request: the
@@ -37,7 +38,7 @@ func BenchmarkGateMetrics(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			var obs []gateway.Observer
 			if on {
-				m, err := newOtelMetrics()
+				m, err := telemetry.New()
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/licensegate/licensegate/gateway"
 	"github.com/licensegate/licensegate/policy"
+	"github.com/licensegate/licensegate/telemetry"
 	"github.com/licensegate/licensegate/upstreams"
 )
 
@@ -34,12 +35,12 @@ func countSeries(t *testing.T, reg *prometheus.Registry) (families, series int) 
 // TestMetricSeriesStayBounded (issue 13, acceptance 2): exercising 10,000
 // distinct licences and installations adds no licensegate_* series.
 func TestMetricSeriesStayBounded(t *testing.T) {
-	m, err := newOtelMetrics()
+	m, err := telemetry.New()
 	if err != nil {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(m.collector)
+	reg.MustRegister(m.Collector())
 	src := upstreams.NewResilient(testSource{}, upstreams.ResilienceConfig{Observer: m, Rate: upstreams.Rate{Calls: 1 << 30, Period: 1}})
 	svc := newServiceForTest(t, gateway.Config{
 		Sources:      map[string]upstreams.Source{"test": src},
@@ -47,7 +48,7 @@ func TestMetricSeriesStayBounded(t *testing.T) {
 		ProductOrder: []string{"p"},
 		Observer:     m,
 	})
-	m.current.Store(&App{svc: svc, sources: map[string]upstreams.Source{"test": src}})
+	m.Observe(&telemetry.Running{Service: svc, Sources: map[string]upstreams.Source{"test": src}})
 	gate := svc.Gate(nil)
 	ctx := context.Background()
 	exercise := func(from, to int) {
@@ -97,7 +98,7 @@ func TestMetricSeriesStayBounded(t *testing.T) {
 // reload that keeps it) share one registration; a new registry gets its
 // own, and the counts carry over.
 func TestMetricsRegisterOncePerRegistry(t *testing.T) {
-	m, err := newOtelMetrics()
+	m, err := telemetry.New()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +106,7 @@ func TestMetricsRegisterOncePerRegistry(t *testing.T) {
 	for range 2 {
 		reg := prometheus.NewPedanticRegistry()
 		for range 2 {
-			key, err := m.registerOn(reg)
+			key, err := registerOn(m, reg)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -117,22 +118,10 @@ func TestMetricsRegisterOncePerRegistry(t *testing.T) {
 	}
 }
 
-// BenchmarkGateDecision is the metrics' cost on the gate's path.
-func BenchmarkGateDecision(b *testing.B) {
-	m, err := newOtelMetrics()
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		m.GateDecision("p", gateway.OutcomeAdmitted)
-	}
-}
-
 // TestGateAdmitWithMetricsAllocatesNothing: the metrics keep the gate's
 // steady-state admission allocation-free.
 func TestGateAdmitWithMetricsAllocatesNothing(t *testing.T) {
-	m, err := newOtelMetrics()
+	m, err := telemetry.New()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,55 +133,5 @@ func TestGateAdmitWithMetricsAllocatesNothing(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(200, func() { _, _ = f.gate.gate.Admit(ctx, token, 0) }); n != 0 {
 		t.Fatalf("%v allocations per admission with metrics on", n)
-	}
-}
-
-// TestGateDecisionCounts: the gate's decisions reach /metrics as a
-// counter per product and code, concurrent decisions all counted.
-func TestGateDecisionCounts(t *testing.T) {
-	m, err := newOtelMetrics()
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(m.collector)
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Go(func() {
-			for range 1000 {
-				m.GateDecision("p", gateway.OutcomeAdmitted)
-			}
-			m.GateDecision("", gateway.CodeInvalidToken)
-		})
-	}
-	wg.Wait()
-	m.GateDecision("q", gateway.CodeInstallationInactive)
-	got := map[string]float64{}
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != metricGateDecisions+"_total" {
-			continue
-		}
-		if mf.GetType().String() != "COUNTER" {
-			t.Fatalf("%s is a %s", mf.GetName(), mf.GetType())
-		}
-		for _, s := range mf.GetMetric() {
-			var l []string
-			for _, p := range s.GetLabel() {
-				l = append(l, p.GetName()+"="+p.GetValue())
-			}
-			got[strings.Join(l, ",")] = s.GetCounter().GetValue()
-		}
-	}
-	want := map[string]float64{
-		"code=admitted,product=p":                 4000,
-		"code=invalid_token,product=none":         4,
-		"code=installation_deactivated,product=q": 1,
-	}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("gate decisions = %v, want %v", got, want)
 	}
 }
