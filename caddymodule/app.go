@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/licensegate/licensegate/gateway"
+	"github.com/licensegate/licensegate/internal/supervise"
 	"github.com/licensegate/licensegate/policy"
 	"github.com/licensegate/licensegate/secret"
 	"github.com/licensegate/licensegate/store"
@@ -102,10 +103,10 @@ type App struct {
 	logger  *zap.Logger
 	pooled  []string // sourcePool keys held by this config
 	sources map[string]upstreams.Source
-	metrics *telemetry.Metrics // nil: metrics unavailable (reported at provision)
-	metKey  string             // registrations key held by this config
-	running *telemetry.Running // what the gauges read while this config runs
-	workers *supervisor        // background work: run by Start, stopped by Stop
+	metrics *telemetry.Metrics    // nil: metrics unavailable (reported at provision)
+	metKey  string                // registrations key held by this config
+	running *telemetry.Running    // what the gauges read while this config runs
+	workers *supervise.Supervisor // background work: run by Start, stopped by Stop
 
 	deliveries *webhooks.Worker
 }
@@ -707,12 +708,12 @@ func (a *App) Validate() error {
 // background, and until it has, the gate answers 503 store_unavailable.
 func (a *App) Start() error {
 	if a.workers == nil {
-		a.workers = newSupervisor(a.logger)
+		a.workers = supervise.New(a.logger)
 	}
 	for _, w := range a.svc.Workers() {
-		a.workers.start(w)
+		a.workers.Start(w)
 	}
-	a.workers.start(a.deliveryWorker())
+	a.workers.Start(a.deliveryWorker())
 	if a.metrics != nil {
 		a.running = &telemetry.Running{Service: a.svc, Sources: a.sources}
 		a.metrics.Observe(a.running) // the gauges read the running config
@@ -723,7 +724,7 @@ func (a *App) Start() error {
 // Stop cancels the background workers and waits for them.
 func (a *App) Stop() error {
 	if a.workers != nil {
-		a.workers.stop()
+		a.workers.Stop()
 	}
 	if a.metrics != nil {
 		a.metrics.Forget(a.running)

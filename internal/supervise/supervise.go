@@ -1,4 +1,7 @@
-package caddymodule
+// Package supervise keeps background workers running: each in its own
+// goroutine under its own cancel, run again after a backoff when it panics
+// (logged with its stack) or fails, until Stop cancels them all and waits.
+package supervise
 
 import (
 	"context"
@@ -21,29 +24,30 @@ const (
 	healthyRun        = time.Minute
 )
 
-// supervisor keeps the app's background workers running: each in its own
+// Supervisor keeps the app's background workers running: each in its own
 // goroutine under its own cancel, run again after a backoff when it panics
-// (logged with its stack) or returns an error, until stop cancels them all
+// (logged with its stack) or returns an error, until Stop cancels them all
 // and waits for them.
-type supervisor struct {
+type Supervisor struct {
 	logger *zap.Logger
-	// backoff is the wait before a worker's n-th consecutive restart
-	// (n >= 1). Default: restartBackoff.
-	backoff func(n int) time.Duration
-	// now judges how long a run lasted. Default: time.Now.
-	now func() time.Time
+	// Backoff is the wait before a worker's n-th consecutive restart
+	// (n >= 1). Default: RestartBackoff.
+	Backoff func(n int) time.Duration
+	// Now judges how long a run lasted. Default: time.Now.
+	Now func() time.Time
 
 	wg      sync.WaitGroup
 	mu      sync.Mutex
 	cancels []context.CancelFunc
 }
 
-func newSupervisor(logger *zap.Logger) *supervisor {
-	return &supervisor{logger: logger, backoff: restartBackoff, now: time.Now}
+// New returns a supervisor that logs to logger.
+func New(logger *zap.Logger) *Supervisor {
+	return &Supervisor{logger: logger, Backoff: RestartBackoff, Now: time.Now}
 }
 
-// restartBackoff doubles from minRestartBackoff up to maxRestartBackoff.
-func restartBackoff(n int) time.Duration {
+// RestartBackoff doubles from minRestartBackoff up to maxRestartBackoff.
+func RestartBackoff(n int) time.Duration {
 	d := minRestartBackoff
 	for i := 1; i < n && d < maxRestartBackoff; i++ {
 		d *= 2
@@ -51,8 +55,8 @@ func restartBackoff(n int) time.Duration {
 	return min(d, maxRestartBackoff)
 }
 
-// start runs w in the background until stop.
-func (s *supervisor) start(w gateway.Worker) {
+// Start runs w in the background until Stop.
+func (s *Supervisor) Start(w gateway.Worker) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.mu.Lock()
 	s.cancels = append(s.cancels, cancel)
@@ -64,8 +68,8 @@ func (s *supervisor) start(w gateway.Worker) {
 	}()
 }
 
-// stop cancels every worker, then waits for them to return.
-func (s *supervisor) stop() {
+// Stop cancels every worker, then waits for them to return.
+func (s *Supervisor) Stop() {
 	s.mu.Lock()
 	cancels := s.cancels
 	s.cancels = nil
@@ -78,11 +82,11 @@ func (s *supervisor) stop() {
 
 // keep runs w until ctx ends or w returns nil, restarting it after each
 // failure.
-func (s *supervisor) keep(ctx context.Context, w gateway.Worker) {
+func (s *Supervisor) keep(ctx context.Context, w gateway.Worker) {
 	log := s.logger.With(zap.String("worker", w.Name))
 	failures := 0
 	for {
-		began := s.now()
+		began := s.Now()
 		err := runRecovered(ctx, w.Run)
 		if ctx.Err() != nil {
 			return
@@ -91,11 +95,11 @@ func (s *supervisor) keep(ctx context.Context, w gateway.Worker) {
 			log.Debug("background worker finished")
 			return
 		}
-		if s.now().Sub(began) >= healthyRun {
+		if s.Now().Sub(began) >= healthyRun {
 			failures = 0
 		}
 		failures++
-		wait := s.backoff(failures)
+		wait := s.Backoff(failures)
 		if p, ok := err.(*workerPanic); ok {
 			log.Error("background worker panicked; restarting it",
 				zap.Any("panic", p.value), zap.ByteString("stack", p.stack), zap.Duration("backoff", wait))

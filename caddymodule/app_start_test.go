@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"net"
 	"path/filepath"
 	"runtime"
@@ -19,6 +18,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/licensegate/licensegate/gateway"
+	"github.com/licensegate/licensegate/internal/supervise"
 	"github.com/licensegate/licensegate/secret"
 	"github.com/licensegate/licensegate/store"
 	"github.com/licensegate/licensegate/store/embedded"
@@ -41,91 +41,10 @@ func receive[T any](t *testing.T, ch <-chan T, what string) T {
 }
 
 // testSupervisor restarts at once, so tests never wait on a backoff.
-func testSupervisor(logger *zap.Logger) *supervisor {
-	s := newSupervisor(logger)
-	s.backoff = func(int) time.Duration { return 0 }
+func testSupervisor(logger *zap.Logger) *supervise.Supervisor {
+	s := supervise.New(logger)
+	s.Backoff = func(int) time.Duration { return 0 }
 	return s
-}
-
-func TestRestartBackoff(t *testing.T) {
-	for n, want := range map[int]time.Duration{
-		1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 5: 16 * time.Second,
-		6: 30 * time.Second, 100: 30 * time.Second,
-	} {
-		if got := restartBackoff(n); got != want {
-			t.Errorf("restartBackoff(%d) = %s, want %s", n, got, want)
-		}
-	}
-}
-
-// A worker that panics or fails is run again, after the backoff its
-// consecutive failures call for; the panic is logged with its stack.
-func TestSupervisorRestartsFailedWorker(t *testing.T) {
-	core, logs := observer.New(zap.DebugLevel)
-	sup := testSupervisor(zap.New(core))
-	var waits []int
-	var mu sync.Mutex
-	sup.backoff = func(n int) time.Duration {
-		mu.Lock()
-		waits = append(waits, n)
-		mu.Unlock()
-		return 0
-	}
-	runs := 0
-	third := make(chan struct{})
-	sup.start(gateway.Worker{Name: "test", Run: func(ctx context.Context) error {
-		runs++ // one goroutine runs the worker at a time
-		switch runs {
-		case 1:
-			panic("injected")
-		case 2:
-			return errors.New("injected failure")
-		}
-		close(third)
-		<-ctx.Done()
-		return nil
-	}})
-	receive(t, third, "the third run")
-	sup.stop()
-
-	if runs != 3 {
-		t.Fatalf("worker ran %d times, want 3", runs)
-	}
-	if len(waits) != 2 || waits[0] != 1 || waits[1] != 2 {
-		t.Errorf("backoff asked for %v, want [1 2]", waits)
-	}
-	panics := logs.FilterMessage("background worker panicked; restarting it").All()
-	if len(panics) != 1 {
-		t.Fatalf("logged %d panics, want 1: %v", len(panics), logs.All())
-	}
-	fields := panics[0].ContextMap()
-	if fields["worker"] != "test" || fields["panic"] != "injected" {
-		t.Errorf("panic logged as %v", fields)
-	}
-	if stack, _ := fields["stack"].(string); !strings.Contains(stack, "TestSupervisorRestartsFailedWorker") {
-		t.Errorf("logged stack does not show where the panic came from:\n%s", stack)
-	}
-	if n := logs.FilterMessage("background worker failed; restarting it").Len(); n != 1 {
-		t.Errorf("logged %d failures, want 1", n)
-	}
-}
-
-// A worker that returns nil before it is stopped has nothing more to do:
-// it is not run again.
-func TestSupervisorLetsFinishedWorkerEnd(t *testing.T) {
-	sup := testSupervisor(zap.NewNop())
-	var runs atomic.Int32
-	done := make(chan struct{})
-	sup.start(gateway.Worker{Name: "once", Run: func(context.Context) error {
-		runs.Add(1)
-		close(done)
-		return nil
-	}})
-	receive(t, done, "the run")
-	sup.stop() // waits for the worker's goroutine, which must not run it again
-	if n := runs.Load(); n != 1 {
-		t.Fatalf("ran %d times, want 1", n)
-	}
 }
 
 // panickyStore panics on the first Subscribe, then delivers the store's
@@ -286,7 +205,7 @@ func ourGoroutines() []string {
 	var ours []string
 	for _, g := range bytes.Split(buf, []byte("\n\n")) {
 		s := string(g)
-		if strings.Contains(s, "caddymodule.(*supervisor).keep") || strings.Contains(s, "gateway.(*Service)") {
+		if strings.Contains(s, "supervise.(*Supervisor).keep") || strings.Contains(s, "gateway.(*Service)") {
 			ours = append(ours, s)
 		}
 	}
@@ -306,7 +225,7 @@ func TestStopWaitsForWorkers(t *testing.T) {
 	// One more worker that takes its time to wind down.
 	cancelled, release := make(chan struct{}), make(chan struct{})
 	var returned atomic.Bool
-	a.workers.start(gateway.Worker{Name: "slow", Run: func(ctx context.Context) error {
+	a.workers.Start(gateway.Worker{Name: "slow", Run: func(ctx context.Context) error {
 		<-ctx.Done()
 		close(cancelled)
 		<-release
