@@ -1,0 +1,327 @@
+package caddymodule
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/licensegate/licensegate/gateway"
+	"github.com/licensegate/licensegate/policy"
+	"github.com/licensegate/licensegate/upstreams"
+)
+
+// Product is one product's configuration.
+type Product struct {
+	// Sources names the sources that sell it, tried in this order when a
+	// key's format fits several.
+	Sources []string `json:"sources,omitempty"`
+	// Activations is the number of production slots per licence when the
+	// source sets none. Default: 1.
+	Activations int `json:"activations,omitempty"`
+	// LocalDomains is how localhost/*.test installs count: free, slot or
+	// deny. Default: free.
+	LocalDomains string `json:"local_domains,omitempty"`
+	// LocalCap bounds free local installs per licence (Caddyfile:
+	// local_domains free <n>). Default: 5.
+	LocalCap int `json:"local_cap,omitempty"`
+	// StagingSubdomains is how subdomains of an active production domain
+	// count: free, slot or deny. Default: free.
+	StagingSubdomains string `json:"staging_subdomains,omitempty"`
+	// StagingCap bounds free staging installs per production domain
+	// (Caddyfile: staging_subdomains free <n>). Default: 3.
+	StagingCap int `json:"staging_cap,omitempty"`
+	// LeakThreshold is "<n>/<period>": a licence seen activating on more
+	// than n distinct production domains (refused attempts included), or
+	// re-activated from more than n distinct client networks, within the
+	// period is locked for new activations (existing installations keep
+	// working) until the author unlocks it. n is raised to twice the
+	// licence's production slots when that is more. Default: 5/24h.
+	LeakThreshold string `json:"leak_threshold,omitempty"`
+	// MoveCooldown is the least time between two domain moves of one
+	// licence. Default: 24h.
+	MoveCooldown *caddy.Duration `json:"move_cooldown,omitempty"`
+	// Recheck is the background recheck of the product's licences (SPEC
+	// section 7). Default: every 168h, mode manual.
+	Recheck *RecheckConfig `json:"recheck,omitempty"`
+	// ExpiryGrace is how long a licence past its expires_at keeps serving
+	// while its source cannot confirm the expiry, so an outage at the
+	// moment of expiry never cuts off a buyer who renewed. Default: 168h.
+	ExpiryGrace *caddy.Duration `json:"expiry_grace,omitempty"`
+	// ReleaseIdle frees the slot of an installation unused this long (its
+	// last_seen_at, or created_at when never seen): the activation that
+	// needs the slot, or the idle sweep, marks it released, and its tokens
+	// get 403 installation_released. At least 1s; below 10m a warning says
+	// what it will do. Default: off.
+	ReleaseIdle caddy.Duration `json:"release_idle,omitempty"`
+
+	// FreeQuota bounds the requests of all of a licence's free installs
+	// (local and staging ones that hold no slot) together, at every gate,
+	// as "<n>/<period>" (s, m, h, d), or "off". Their domain is what the
+	// installer claims, so a copy calling itself *.test may be a real
+	// site: this is what such copies can use. Default: 1000/d.
+	FreeQuota string `json:"free_quota,omitempty"`
+
+	// Mappings are the product's identifiers at each source it is sold
+	// on, by source name: Envato item ids, AppTrovo slugs, Digital
+	// Downloads Pro list tokens (may be placeholders), ... In the
+	// Caddyfile each is under its source's mapping option (envato_item,
+	// apptrovo_slug, ddp_list_token, ...).
+	Mappings map[string][]string `json:"mappings,omitempty"`
+}
+
+// RecheckConfig is a product's background recheck (Caddyfile: recheck
+// every <d> mode <m> [confirm <n>] [confirm_window <d>]
+// [auto_suspend_not_found]).
+type RecheckConfig struct {
+	// Every is how often each licence is asked about again. Default: 168h;
+	// at least 1s, and below 1h a warning says what it will do.
+	Every caddy.Duration `json:"every,omitempty"`
+	// Mode is manual (a definitive answer flags the licence, which still
+	// serves; the author decides), auto (suspends after Confirm answers
+	// over ConfirmWindow) or off (never rechecked). Default: manual.
+	Mode string `json:"mode,omitempty"`
+	// Confirm is how many consecutive definitive answers auto mode needs.
+	// Default: 3.
+	Confirm int `json:"confirm,omitempty"`
+	// ConfirmWindow is how long those answers must span. Default: 72h.
+	ConfirmWindow caddy.Duration `json:"confirm_window,omitempty"`
+	// AutoSuspendNotFound lets auto mode suspend on "not found" answers,
+	// which Envato also gives for closed buyer accounts. Default: false.
+	AutoSuspendNotFound bool `json:"auto_suspend_not_found,omitempty"`
+}
+
+// rules checks the recheck options and returns them as policy's rules,
+// with errors that name the option.
+func (rc *RecheckConfig) rules(logger *zap.Logger, product string, grace *caddy.Duration) (policy.RecheckRules, error) {
+	var r policy.RecheckRules
+	scope := "product " + product + ": "
+	if grace != nil {
+		if *grace < 0 {
+			return r, fmt.Errorf("product %s: expiry_grace: must not be negative", product)
+		}
+		if err := checkDuration(logger, scope, "expiry_grace", time.Duration(*grace)); err != nil {
+			return r, err
+		}
+		r.ExpiryGrace = time.Duration(*grace)
+		if r.ExpiryGrace == 0 {
+			r.ExpiryGrace = time.Nanosecond // 0 given: no grace (unset means the default)
+		}
+	}
+	if rc == nil {
+		return r.WithDefaults(), nil
+	}
+	if rc.Mode != "" {
+		m, err := policy.ParseRecheckMode(rc.Mode)
+		if err != nil {
+			return r, fmt.Errorf("product %s: recheck mode: %w", product, err)
+		}
+		r.Mode = m
+	}
+	switch {
+	case rc.Every < 0:
+		return r, fmt.Errorf("product %s: recheck every: must not be negative", product)
+	case rc.Confirm < 0:
+		return r, fmt.Errorf("product %s: recheck confirm: must not be negative", product)
+	case rc.ConfirmWindow < 0:
+		return r, fmt.Errorf("product %s: recheck confirm_window: must not be negative", product)
+	}
+	if err := checkDuration(logger, scope, "recheck every", time.Duration(rc.Every)); err != nil {
+		return r, err
+	}
+	if err := checkDuration(logger, scope, "recheck confirm_window", time.Duration(rc.ConfirmWindow)); err != nil {
+		return r, err
+	}
+	r.Every, r.Confirm, r.ConfirmWindow = time.Duration(rc.Every), rc.Confirm, time.Duration(rc.ConfirmWindow)
+	r.AutoSuspendNotFound = rc.AutoSuspendNotFound
+	return r.WithDefaults(), nil
+}
+
+// mappedSources lists the sources the product has mappings for: those it
+// is sold on first, in its order, then any other, sorted.
+func (pc Product) mappedSources() []string {
+	var names []string
+	for _, s := range pc.Sources {
+		if len(pc.Mappings[s]) > 0 && !slices.Contains(names, s) {
+			names = append(names, s)
+		}
+	}
+	var rest []string
+	for s, ids := range pc.Mappings {
+		if len(ids) > 0 && !slices.Contains(names, s) {
+			rest = append(rest, s)
+		}
+	}
+	sort.Strings(rest)
+	return append(names, rest...)
+}
+
+// productMaps collects, per source, which of our products each of its
+// product identifiers is, checking every product sold there names itself.
+func (a *App) productMaps() (map[string]upstreams.ProductMap, error) {
+	maps := map[string]upstreams.ProductMap{}
+	for _, name := range a.productNames() {
+		pc := a.Products[name]
+		if pc == nil {
+			continue
+		}
+		if err := pc.checkMappings(name); err != nil {
+			return nil, err
+		}
+		for _, source := range pc.mappedSources() {
+			option, _, _ := sourceMapping(source)
+			for _, id := range pc.Mappings[source] {
+				resolved, err := resolveSecret(option, id)
+				if err != nil {
+					return nil, fmt.Errorf("product %s: %w", name, err)
+				}
+				if other, dup := maps[source].Product(resolved); dup {
+					return nil, fmt.Errorf("product %s: %s %q is already product %s's", name, option, id, other)
+				}
+				maps[source] = append(maps[source], upstreams.ProductMapping{Product: name, VendorID: resolved})
+			}
+		}
+	}
+	return maps, nil
+}
+
+// checkMappings refuses mappings for a source the product is not sold on,
+// and a missing one that its source requires.
+func (pc *Product) checkMappings(name string) error {
+	for _, source := range pc.mappedSources() {
+		option, _, err := sourceMapping(source)
+		if err != nil {
+			return fmt.Errorf("product %s: mapping for source %s: %w", name, source, err)
+		}
+		if !slices.Contains(pc.Sources, source) {
+			return fmt.Errorf("product %s: %s is set but %s is not in its sources", name, option, source)
+		}
+	}
+	for _, source := range pc.Sources {
+		option, required, err := sourceMapping(source)
+		if err != nil {
+			continue // Product.build names the unconfigured source
+		}
+		if required && len(pc.Mappings[source]) == 0 {
+			return fmt.Errorf("product %s: %s is required for source %s", name, option, source)
+		}
+	}
+	return nil
+}
+
+func (a *App) buildProducts(sources map[string]upstreams.Source) (map[string]*gateway.Product, []string, error) {
+	products := make(map[string]*gateway.Product, len(a.Products))
+	var order []string
+	for name, pc := range a.Products {
+		p, err := pc.build(a.logger, name, sources)
+		if err != nil {
+			return nil, nil, err
+		}
+		products[name] = p
+		order = append(order, name)
+	}
+	sort.Strings(order)
+	return products, order, nil
+}
+
+func (pc *Product) build(logger *zap.Logger, name string, sources map[string]upstreams.Source) (*gateway.Product, error) {
+	if pc == nil {
+		return nil, fmt.Errorf("product %s: empty configuration", name)
+	}
+	if len(pc.Sources) == 0 {
+		return nil, fmt.Errorf("product %s: sources: at least one source is required", name)
+	}
+	for _, s := range pc.Sources {
+		if _, ok := sources[s]; !ok {
+			return nil, fmt.Errorf("product %s: sources: %q is not configured (add a source %s block)", name, s, s)
+		}
+	}
+	if pc.Activations < 0 {
+		return nil, fmt.Errorf("product %s: activations: must not be negative", name)
+	}
+	local, err := treatment(pc.LocalDomains)
+	if err != nil {
+		return nil, fmt.Errorf("product %s: local_domains: %w", name, err)
+	}
+	staging, err := treatment(pc.StagingSubdomains)
+	if err != nil {
+		return nil, fmt.Errorf("product %s: staging_subdomains: %w", name, err)
+	}
+	if pc.LocalCap < 0 || (pc.LocalCap > 0 && local != policy.Free) {
+		return nil, fmt.Errorf("product %s: local_cap: %d needs local_domains free and a positive number", name, pc.LocalCap)
+	}
+	if pc.StagingCap < 0 || (pc.StagingCap > 0 && staging != policy.Free) {
+		return nil, fmt.Errorf("product %s: staging_cap: %d needs staging_subdomains free and a positive number", name, pc.StagingCap)
+	}
+	leak := policy.LeakRule{}
+	if pc.LeakThreshold != "" {
+		r, err := upstreams.ParseRate(pc.LeakThreshold)
+		if err != nil {
+			return nil, fmt.Errorf("product %s: leak_threshold: %w", name, err)
+		}
+		leak = policy.LeakRule{Threshold: r.Calls, Window: r.Period}
+	}
+	cooldown := 24 * time.Hour
+	if pc.MoveCooldown != nil {
+		if *pc.MoveCooldown < 0 {
+			return nil, fmt.Errorf("product %s: move_cooldown: must not be negative", name)
+		}
+		cooldown = time.Duration(*pc.MoveCooldown)
+		if err := checkDuration(logger, "product "+name+": ", "move_cooldown", cooldown); err != nil {
+			return nil, err
+		}
+		if cooldown == 0 && logger != nil {
+			logger.Warn("product "+name+": move_cooldown is 0: a re-activation from another network (a leaked code) "+
+				"may deactivate or move the buyer's installation at once, and may take it again right after the buyer did",
+				zap.String("option", "move_cooldown"))
+		}
+	}
+	recheck, err := pc.Recheck.rules(logger, name, pc.ExpiryGrace)
+	if err != nil {
+		return nil, err
+	}
+	if pc.ReleaseIdle < 0 {
+		return nil, fmt.Errorf("product %s: release_idle: must not be negative", name)
+	}
+	if err := checkDuration(logger, "product "+name+": ", "release_idle", time.Duration(pc.ReleaseIdle)); err != nil {
+		return nil, err
+	}
+	free, err := freeQuota(pc.FreeQuota)
+	if err != nil {
+		return nil, fmt.Errorf("product %s: free_quota: %w", name, err)
+	}
+	return &gateway.Product{
+		Name: name, Sources: pc.Sources, MoveCooldown: cooldown, Leak: leak,
+		Rules: policy.Rules{
+			Activations: pc.Activations, LocalDomains: local, StagingSubdomains: staging,
+			LocalCap: pc.LocalCap, StagingCap: pc.StagingCap, ReleaseIdle: time.Duration(pc.ReleaseIdle),
+		},
+		Recheck: recheck, FreeQuota: free,
+	}, nil
+}
+
+// defaultFreeQuota is free_quota's default: room for a developer's or a
+// staging copy's testing, not for a production site.
+const defaultFreeQuota = "1000/d"
+
+// freeQuota parses free_quota: "<n>/<period>", "off" (none) or empty (the
+// default).
+func freeQuota(s string) (gateway.Quota, error) {
+	switch s {
+	case "off":
+		return gateway.Quota{}, nil
+	case "":
+		s = defaultFreeQuota
+	}
+	return ParseQuota(s)
+}
+
+func treatment(s string) (policy.Treatment, error) {
+	if s == "" {
+		return policy.Free, nil
+	}
+	return policy.ParseTreatment(s)
+}
