@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/licensegate/licensegate/gateway"
@@ -177,3 +178,48 @@ var (
 	_ caddy.CleanerUpper          = (*Exchange)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Exchange)(nil)
 )
+
+// parseExchange parses:
+//
+//	license_exchange {
+//		rate_limit <calls>/<period>
+//		failed_limit <calls>/<period>
+//		failed_source_limit <calls>/<period>
+//		body_timeout <duration>
+//	}
+func parseExchange(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	h.Next() // directive name
+	if h.NextArg() {
+		return nil, h.ArgErr()
+	}
+	e := new(Exchange)
+	for h.NextBlock(0) {
+		opt := h.Val()
+		var dst *string
+		switch opt {
+		case "rate_limit":
+			dst = &e.RateLimit
+		case "failed_limit":
+			dst = &e.FailedLimit
+		case "failed_source_limit":
+			dst = &e.FailedSourceLimit
+		case "body_timeout":
+			if err := durationArg(h.Dispenser, &e.BodyTimeout); err != nil {
+				return nil, err
+			}
+			if e.BodyTimeout < caddy.Duration(time.Second) {
+				return nil, h.Errf("license_exchange: body_timeout: %s is shorter than 1s", time.Duration(e.BodyTimeout))
+			}
+			continue
+		default:
+			return nil, h.Errf("license_exchange: unrecognized option %q", opt)
+		}
+		if err := singleArg(h.Dispenser, dst); err != nil {
+			return nil, err
+		}
+		if _, err := upstreams.ParseRate(*dst); err != nil {
+			return nil, h.Errf("license_exchange: %s: %v", opt, err)
+		}
+	}
+	return e, nil
+}

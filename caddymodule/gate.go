@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
@@ -402,3 +403,96 @@ var (
 	_ caddy.Provisioner           = (*Gate)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Gate)(nil)
 )
+
+// parseGate parses:
+//
+//	license_gate [<slug...>] {
+//		products <slug...>
+//		on_store_error allow_stale [<duration>] | deny
+//		forward <installation|product|domain|type|support_active|class...>
+//		require support_active | type <type...> | class <class...>   # may repeat: all apply
+//		quota <n>/<s|m|h|d>
+//	}
+func parseGate(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	h.Next() // directive name
+	g := new(Gate)
+	g.Products = h.RemainingArgs()
+	for h.NextBlock(0) {
+		switch opt := h.Val(); opt {
+		case "products":
+			g.Products = append(g.Products, h.RemainingArgs()...)
+		case "on_store_error":
+			if err := parseOnStoreError(h, g); err != nil {
+				return nil, err
+			}
+		case "forward":
+			g.Forward = append(g.Forward, h.RemainingArgs()...)
+			if len(g.Forward) == 0 {
+				return nil, h.ArgErr()
+			}
+			if _, err := parseForward(g.Forward); err != nil {
+				return nil, h.Errf("license_gate: forward: %v", err)
+			}
+		case "require":
+			r, err := parseRequire(h)
+			if err != nil {
+				return nil, err
+			}
+			g.Require = append(g.Require, r)
+		case "quota":
+			if err := singleArg(h.Dispenser, &g.Quota); err != nil {
+				return nil, err
+			}
+			if _, err := ParseQuota(g.Quota); err != nil {
+				return nil, h.Errf("license_gate: quota: %v", err)
+			}
+		default:
+			return nil, h.Errf("license_gate: unrecognized option %q", opt)
+		}
+	}
+	return g, nil
+}
+
+// parseRequire parses "require support_active", "require type <t...>" or
+// "require class <c...>".
+func parseRequire(h httpcaddyfile.Helper) (GateRequirement, error) {
+	args := h.RemainingArgs()
+	var r GateRequirement
+	switch {
+	case len(args) == 1 && args[0] == "support_active":
+		r.SupportActive = true
+	case len(args) >= 2 && args[0] == "type":
+		r.Type = args[1:]
+	case len(args) >= 2 && args[0] == "class":
+		r.Class = args[1:]
+	default:
+		return r, h.Errf("license_gate: require: want support_active, type <type...> or class <class...>")
+	}
+	if _, err := requirements([]GateRequirement{r}); err != nil {
+		return r, h.Errf("%v", err)
+	}
+	return r, nil
+}
+
+// parseOnStoreError parses "on_store_error allow_stale [<duration>]" or
+// "on_store_error deny".
+func parseOnStoreError(h httpcaddyfile.Helper, g *Gate) error {
+	args := h.RemainingArgs()
+	switch {
+	case len(args) == 1 && args[0] == "deny":
+		g.OnStoreError = &StoreErrorPolicy{Mode: "deny"}
+	case len(args) >= 1 && len(args) <= 2 && args[0] == "allow_stale":
+		p := &StoreErrorPolicy{Mode: "allow_stale"}
+		if len(args) == 2 {
+			dur, err := caddy.ParseDuration(args[1])
+			if err != nil || dur <= 0 {
+				return h.Errf("license_gate: on_store_error: allow_stale %q is not a positive duration", args[1])
+			}
+			p.Stale = caddy.Duration(dur)
+		}
+		g.OnStoreError = p
+	default:
+		return h.Errf("license_gate: on_store_error: want allow_stale [<duration>] or deny")
+	}
+	return nil
+}

@@ -4,9 +4,12 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"go.uber.org/zap"
 
 	"github.com/licensegate/licensegate/gateway"
@@ -324,4 +327,190 @@ func treatment(s string) (policy.Treatment, error) {
 		return policy.Free, nil
 	}
 	return policy.ParseTreatment(s)
+}
+
+func parseProduct(d *caddyfile.Dispenser, app *App) error {
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	name := d.Val()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	if _, dup := app.Products[name]; dup {
+		return d.Errf("product %s: given twice", name)
+	}
+	p := &Product{}
+	for d.NextBlock(1) {
+		if err := parseProductOption(d, name, p); err != nil {
+			return err
+		}
+	}
+	if app.Products == nil {
+		app.Products = map[string]*Product{}
+	}
+	app.Products[name] = p
+	return nil
+}
+
+// recheckArgs reads recheck every <d> mode <m> [confirm <n>]
+// [confirm_window <d>] [auto_suspend_not_found], its words in any order.
+func recheckArgs(d *caddyfile.Dispenser, product string, p *Product) error {
+	if p.Recheck != nil {
+		return d.Errf("product %s: recheck: given twice", product)
+	}
+	rc := &RecheckConfig{}
+	args := d.RemainingArgs()
+	if len(args) == 0 {
+		return d.ArgErr()
+	}
+	value := func(i int, word string) (string, error) {
+		if i+1 >= len(args) {
+			return "", d.Errf("product %s: recheck %s: a value is required", product, word)
+		}
+		return args[i+1], nil
+	}
+	duration := func(word, v string) (caddy.Duration, error) {
+		dur, err := caddy.ParseDuration(v)
+		if err != nil || dur < 0 {
+			return 0, d.Errf("product %s: recheck %s: %q is not a duration", product, word, v)
+		}
+		return caddy.Duration(dur), nil
+	}
+	for i := 0; i < len(args); i++ {
+		word := args[i]
+		switch word {
+		case "auto_suspend_not_found":
+			rc.AutoSuspendNotFound = true
+			continue
+		case "every", "mode", "confirm", "confirm_window":
+		default:
+			return d.Errf("product %s: recheck: unrecognized word %q (every, mode, confirm, confirm_window, auto_suspend_not_found)", product, word)
+		}
+		v, err := value(i, word)
+		if err != nil {
+			return err
+		}
+		i++
+		switch word {
+		case "every":
+			if rc.Every, err = duration(word, v); err != nil {
+				return err
+			}
+		case "confirm_window":
+			if rc.ConfirmWindow, err = duration(word, v); err != nil {
+				return err
+			}
+		case "mode":
+			if _, err := policy.ParseRecheckMode(v); err != nil {
+				return d.Errf("product %s: recheck mode: %v", product, err)
+			}
+			rc.Mode = v
+		case "confirm":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return d.Errf("product %s: recheck confirm: %q is not a positive number", product, v)
+			}
+			rc.Confirm = n
+		}
+	}
+	p.Recheck = rc
+	return nil
+}
+
+// treatmentArg reads a product's "free [<cap>]|slot|deny" option.
+func treatmentArg(d *caddyfile.Dispenser, product string, dst *string, capacity *int) error {
+	opt := d.Val()
+	args := d.RemainingArgs()
+	if len(args) == 0 || len(args) > 2 {
+		return d.ArgErr()
+	}
+	t, err := policy.ParseTreatment(args[0])
+	if err != nil {
+		return d.Errf("product %s: %s: %v", product, opt, err)
+	}
+	*dst = args[0]
+	if len(args) == 2 {
+		n, err := strconv.Atoi(args[1])
+		if t != policy.Free || err != nil || n < 1 {
+			return d.Errf("product %s: %s: only free takes a cap, a positive number (got %q)", product, opt, strings.Join(args, " "))
+		}
+		*capacity = n
+	}
+	return nil
+}
+
+func parseProductOption(d *caddyfile.Dispenser, name string, p *Product) error {
+	switch opt := d.Val(); opt {
+	case "sources":
+		p.Sources = d.RemainingArgs()
+		if len(p.Sources) == 0 {
+			return d.ArgErr()
+		}
+	case "activations":
+		var s string
+		if err := singleArg(d, &s); err != nil {
+			return err
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return d.Errf("product %s: activations: %q is not a positive number", name, s)
+		}
+		p.Activations = n
+	case "local_domains":
+		return treatmentArg(d, name, &p.LocalDomains, &p.LocalCap)
+	case "staging_subdomains":
+		return treatmentArg(d, name, &p.StagingSubdomains, &p.StagingCap)
+	case "leak_threshold":
+		if err := singleArg(d, &p.LeakThreshold); err != nil {
+			return err
+		}
+		if _, err := upstreams.ParseRate(p.LeakThreshold); err != nil {
+			return d.Errf("product %s: leak_threshold: %v", name, err)
+		}
+	case "move_cooldown":
+		var dur caddy.Duration
+		if err := durationArg(d, &dur); err != nil {
+			return err
+		}
+		p.MoveCooldown = &dur
+	case "recheck":
+		return recheckArgs(d, name, p)
+	case "expiry_grace":
+		var s string
+		if err := singleArg(d, &s); err != nil {
+			return err
+		}
+		dur, err := caddy.ParseDuration(s)
+		if err != nil || dur < 0 {
+			return d.Errf("product %s: expiry_grace: %q is not a duration of 0 or more", name, s)
+		}
+		g := caddy.Duration(dur)
+		p.ExpiryGrace = &g
+	case "release_idle":
+		if err := durationArg(d, &p.ReleaseIdle); err != nil {
+			return err
+		}
+	case "free_quota":
+		if err := singleArg(d, &p.FreeQuota); err != nil {
+			return err
+		}
+		if _, err := freeQuota(p.FreeQuota); err != nil {
+			return d.Errf("product %s: free_quota: %v", name, err)
+		}
+	default:
+		source, ok := mappingSource(opt) // envato_item, apptrovo_slug, ...
+		if !ok {
+			return d.Errf("product %s: unrecognized option %q", name, opt)
+		}
+		ids := d.RemainingArgs()
+		if len(ids) == 0 {
+			return d.ArgErr()
+		}
+		if p.Mappings == nil {
+			p.Mappings = map[string][]string{}
+		}
+		p.Mappings[source] = append(p.Mappings[source], ids...)
+	}
+	return nil
 }

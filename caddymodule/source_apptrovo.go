@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/licensegate/licensegate/upstreams"
 	"github.com/licensegate/licensegate/upstreams/apptrovo"
@@ -35,5 +36,13 @@ func (s *AppTrovoSource) BuildSource(c SourceConfig) (upstreams.Source, error) {
 	return apptrovo.New(apptrovo.Config{BaseURL: c.BaseURL, Products: c.Products, Client: c.Client})
 }
 
+// UnmarshalCaddyfile sets up the source from Caddyfile tokens.
+func (s *AppTrovoSource) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	return sourceBlock{common: &s.SourceOptions}.unmarshal(d)
+}
+
 // Interface guards
-var _ SourceModule = (*AppTrovoSource)(nil)
+var (
+	_ SourceModule          = (*AppTrovoSource)(nil)
+	_ caddyfile.Unmarshaler = (*AppTrovoSource)(nil)
+)

@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/licensegate/licensegate/upstreams"
 	"github.com/licensegate/licensegate/upstreams/cpstore"
@@ -41,5 +42,13 @@ func (s *CPStoreSource) BuildSource(c SourceConfig) (upstreams.Source, error) {
 	return cpstore.New(cpstore.Config{BaseURL: c.BaseURL, Products: c.Products, Client: c.Client})
 }
 
+// UnmarshalCaddyfile sets up the source from Caddyfile tokens.
+func (s *CPStoreSource) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	return sourceBlock{common: &s.SourceOptions}.unmarshal(d)
+}
+
 // Interface guards
-var _ SourceModule = (*CPStoreSource)(nil)
+var (
+	_ SourceModule          = (*CPStoreSource)(nil)
+	_ caddyfile.Unmarshaler = (*CPStoreSource)(nil)
+)

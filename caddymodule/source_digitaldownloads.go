@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/licensegate/licensegate/upstreams"
 	"github.com/licensegate/licensegate/upstreams/digitaldownloads"
@@ -35,5 +36,13 @@ func (s *DigitalDownloadsSource) BuildSource(c SourceConfig) (upstreams.Source, 
 	return digitaldownloads.New(digitaldownloads.Config{BaseURL: c.BaseURL, Products: c.Products, Client: c.Client})
 }
 
+// UnmarshalCaddyfile sets up the source from Caddyfile tokens.
+func (s *DigitalDownloadsSource) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	return sourceBlock{common: &s.SourceOptions}.unmarshal(d)
+}
+
 // Interface guards
-var _ SourceModule = (*DigitalDownloadsSource)(nil)
+var (
+	_ SourceModule          = (*DigitalDownloadsSource)(nil)
+	_ caddyfile.Unmarshaler = (*DigitalDownloadsSource)(nil)
+)

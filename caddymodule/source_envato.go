@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/licensegate/licensegate/upstreams"
 	"github.com/licensegate/licensegate/upstreams/envato"
@@ -43,5 +44,15 @@ func (s *EnvatoSource) BuildSource(c SourceConfig) (upstreams.Source, error) {
 	return envato.New(envato.Config{BaseURL: c.BaseURL, Token: token, Products: c.Products, Client: c.Client})
 }
 
+// UnmarshalCaddyfile sets up the source from Caddyfile tokens:
+//
+//	envato { token <token>; base_url, rate_limit, timeout, concurrency }
+func (s *EnvatoSource) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	return sourceBlock{common: &s.SourceOptions, values: map[string]*string{"token": &s.Token}}.unmarshal(d)
+}
+
 // Interface guards
-var _ SourceModule = (*EnvatoSource)(nil)
+var (
+	_ SourceModule          = (*EnvatoSource)(nil)
+	_ caddyfile.Unmarshaler = (*EnvatoSource)(nil)
+)

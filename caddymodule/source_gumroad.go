@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/licensegate/licensegate/upstreams"
 	"github.com/licensegate/licensegate/upstreams/gumroad"
@@ -35,5 +36,13 @@ func (s *GumroadSource) BuildSource(c SourceConfig) (upstreams.Source, error) {
 	return gumroad.New(gumroad.Config{BaseURL: c.BaseURL, Products: c.Products, Client: c.Client})
 }
 
+// UnmarshalCaddyfile sets up the source from Caddyfile tokens.
+func (s *GumroadSource) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	return sourceBlock{common: &s.SourceOptions}.unmarshal(d)
+}
+
 // Interface guards
-var _ SourceModule = (*GumroadSource)(nil)
+var (
+	_ SourceModule          = (*GumroadSource)(nil)
+	_ caddyfile.Unmarshaler = (*GumroadSource)(nil)
+)

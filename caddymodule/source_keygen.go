@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/licensegate/licensegate/upstreams"
 	"github.com/licensegate/licensegate/upstreams/keygen"
@@ -57,5 +58,15 @@ func (s *KeygenSource) BuildSource(c SourceConfig) (upstreams.Source, error) {
 	return keygen.New(keygen.Config{BaseURL: c.BaseURL, Account: account, Token: token, Environment: env, Products: c.Products, Client: c.Client})
 }
 
+// UnmarshalCaddyfile sets up the source from Caddyfile tokens:
+//
+//	keygen { account <account>; token <token>; environment <id>; base_url, rate_limit, ... }
+func (s *KeygenSource) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	return sourceBlock{common: &s.SourceOptions, values: map[string]*string{"token": &s.Token, "account": &s.Account, "environment": &s.Environment}}.unmarshal(d)
+}
+
 // Interface guards
-var _ SourceModule = (*KeygenSource)(nil)
+var (
+	_ SourceModule          = (*KeygenSource)(nil)
+	_ caddyfile.Unmarshaler = (*KeygenSource)(nil)
+)

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/licensegate/licensegate/upstreams"
 	"github.com/licensegate/licensegate/upstreams/lemonsqueezy"
@@ -38,5 +39,15 @@ func (s *LemonSqueezySource) BuildSource(c SourceConfig) (upstreams.Source, erro
 	return lemonsqueezy.New(lemonsqueezy.Config{BaseURL: c.BaseURL, Products: c.Products, Client: c.Client, AllowTestMode: s.AllowTestMode})
 }
 
+// UnmarshalCaddyfile sets up the source from Caddyfile tokens:
+//
+//	lemonsqueezy { allow_test_mode; base_url, rate_limit, timeout, concurrency }
+func (s *LemonSqueezySource) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	return sourceBlock{common: &s.SourceOptions, flags: map[string]*bool{"allow_test_mode": &s.AllowTestMode}}.unmarshal(d)
+}
+
 // Interface guards
-var _ SourceModule = (*LemonSqueezySource)(nil)
+var (
+	_ SourceModule          = (*LemonSqueezySource)(nil)
+	_ caddyfile.Unmarshaler = (*LemonSqueezySource)(nil)
+)

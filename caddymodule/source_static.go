@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/licensegate/licensegate/upstreams"
 	"github.com/licensegate/licensegate/upstreams/static"
@@ -54,8 +55,18 @@ func (s *StaticSource) BuildSource(c SourceConfig) (upstreams.Source, error) {
 	return static.New(c.Name, s.File)
 }
 
+// UnmarshalCaddyfile sets up the source from Caddyfile tokens:
+//
+//	static {
+//		file <path>
+//	}
+func (s *StaticSource) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	return sourceBlock{values: map[string]*string{"file": &s.File}}.unmarshal(d)
+}
+
 // Interface guards
 var (
-	_ SourceModule    = (*StaticSource)(nil)
-	_ upstreams.Local = (*StaticSource)(nil)
+	_ SourceModule          = (*StaticSource)(nil)
+	_ upstreams.Local       = (*StaticSource)(nil)
+	_ caddyfile.Unmarshaler = (*StaticSource)(nil)
 )

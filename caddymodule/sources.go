@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"go.uber.org/zap"
 
 	"github.com/licensegate/licensegate/upstreams"
@@ -238,4 +240,90 @@ func resolveSecret(option, v string) (string, error) {
 		return "", fmt.Errorf("%s: %w", option, err)
 	}
 	return out, nil
+}
+
+// UnmarshalOption reads one of the options every source has, at d's
+// current token, for source: base_url, rate_limit, timeout, concurrency.
+// It reports whether the option was one of them. A source module's
+// UnmarshalCaddyfile calls it for each option of its block.
+func (o *SourceOptions) UnmarshalOption(d *caddyfile.Dispenser, source string) (bool, error) {
+	switch d.Val() {
+	case "base_url":
+		return true, singleArg(d, &o.BaseURL)
+	case "rate_limit":
+		if err := singleArg(d, &o.RateLimit); err != nil {
+			return true, err
+		}
+		if _, err := upstreams.ParseRate(o.RateLimit); err != nil {
+			return true, d.Errf("source %s: rate_limit: %v", source, err)
+		}
+	case "timeout":
+		return true, durationArg(d, &o.Timeout)
+	case "concurrency":
+		var s string
+		if err := singleArg(d, &s); err != nil {
+			return true, err
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return true, d.Errf("source %s: concurrency: %q is not a positive number", source, s)
+		}
+		o.Concurrency = n
+	default:
+		return false, nil
+	}
+	return true, nil
+}
+
+// sourceBlock is how a source module reads its Caddyfile block:
+//
+//	<name> {
+//		base_url <url>
+//		rate_limit <calls>/<period>
+//		timeout <duration>
+//		concurrency <n>
+//		<option> <value>   # the source's own, e.g. token (envato, keygen)
+//		<flag>             # the source's own, e.g. allow_test_mode
+//	}
+type sourceBlock struct {
+	common *SourceOptions     // nil: the source has none of the common options
+	values map[string]*string // the source's own options with one value
+	flags  map[string]*bool   // the source's own options with none
+}
+
+func (b sourceBlock) unmarshal(d *caddyfile.Dispenser) error {
+	d.Next() // the source's name
+	name := d.Val()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		if b.common != nil {
+			if ok, err := b.common.UnmarshalOption(d, name); ok || err != nil {
+				if err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		if err := b.own(d, name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// own reads one of the source's own options at d's current token.
+func (b sourceBlock) own(d *caddyfile.Dispenser, name string) error {
+	if dst, ok := b.values[d.Val()]; ok {
+		return singleArg(d, dst)
+	}
+	if dst, ok := b.flags[d.Val()]; ok {
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+		*dst = true
+		return nil
+	}
+	return d.Errf("source %s: unrecognized option %q", name, d.Val())
 }
