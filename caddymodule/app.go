@@ -1,7 +1,3 @@
-// Package caddymodule is licensegate's Caddy glue: the licensegate app, its
-// storage and source guest modules, the license_exchange and license_gate
-// HTTP handlers and their Caddyfile syntax. No business rule lives here; it
-// configures and calls package gateway.
 package caddymodule
 
 import (
