@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -146,13 +147,18 @@ func adaptMessages(stderr, path string, b docBlock, offset int) string {
 // shell block is run or skipped with a reason.
 func TestDocsBlocksAreCovered(t *testing.T) {
 	counts := map[string]int{}
+	var skipped []string
 	for _, b := range allDocBlocks(t) {
 		if err := checkMarker(b); err != nil {
 			t.Error(err)
 		}
 		counts[b.lang+"/"+b.kind]++
+		if b.kind == "skip" {
+			skipped = append(skipped, fmt.Sprintf("%s ```%s (%s)", b.where(), b.lang, b.reason))
+		}
 	}
 	t.Logf("blocks by language/marker: %v", counts)
+	t.Logf("skipped %d blocks:\n\t%s", len(skipped), strings.Join(skipped, "\n\t"))
 }
 
 // TestDocsCaddyfilesAdapt adapts every ```caddyfile block, and checks each
@@ -481,8 +487,9 @@ var (
 
 // runWalkthrough runs blocks' commands in order in one sh, so the
 // variables one sets are there for the next, and records what each
-// printed and the status of each curl (curl -q ignores a ~/.curlrc, and -w
-// writes the status to stderr, leaving the command's stdout as documented).
+// printed and the status of each curl (curl -q ignores a ~/.curlrc, -sS
+// drops the progress meter, -m bounds a call, and -w writes the status to
+// stderr, leaving the command's stdout as documented).
 func runWalkthrough(t *testing.T, q *quickStart, blocks []docBlock) []*shellCommand {
 	t.Helper()
 	needCurl(t)
@@ -499,14 +506,16 @@ func runWalkthrough(t *testing.T, q *quickStart, blocks []docBlock) []*shellComm
 				t.Errorf("%s: a walk-through curl must call the quick start's %s", c.where(), walkthroughBase)
 			}
 			text = strings.ReplaceAll(text, walkthroughBase, q.base)
-			text = curlWord.ReplaceAllString(text, `${1}curl -q -sS -w '%{stderr}\n@@docs-test status=%{http_code}@@\n' `)
+			text = curlWord.ReplaceAllString(text, `${1}curl -q -sS -m 20 -w '%{stderr}\n@@docs-test status=%{http_code}@@\n' `)
 			fmt.Fprintf(&script, "{ %s\n} >out.%d 2>&1\necho $? >rc.%d\n", text, i, i)
 		}
 	}
 	if t.Failed() {
 		t.FailNow()
 	}
-	sh := exec.Command("sh", "-c", script.String())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sh := exec.CommandContext(ctx, "sh", "-c", script.String())
 	env := []string{"DOCS_TEST_DIR=" + dir, "HOME=" + dir, "NO_PROXY=*", "no_proxy=*"}
 	for _, kv := range os.Environ() {
 		if k, _, _ := strings.Cut(kv, "="); !strings.Contains(strings.ToLower(k), "proxy") && k != "HOME" {
@@ -850,9 +859,11 @@ func TestDocsCLITranscript(t *testing.T) {
 			if missing != "" {
 				t.Fatalf("%s: %s: no output above shows what %s stands for", where, s.command, missing)
 			}
-			cmd := exec.Command("sh", "-c", `"$LICENSEGATE" `+args+` --address "$ADMIN"`)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			cmd := exec.CommandContext(ctx, "sh", "-c", `"$LICENSEGATE" `+args+` --address "$ADMIN"`)
 			cmd.Env = append(q.env(), "LICENSEGATE="+binary, fmt.Sprintf("ADMIN=127.0.0.1:%d", q.admin))
 			out, err := cmd.CombinedOutput()
+			cancel()
 			if err != nil {
 				t.Fatalf("%s: %s: %v\n%s", where, s.command, err, out)
 			}
