@@ -12,7 +12,7 @@ import (
 )
 
 // behindProxy makes the gateway trust X-Forwarded-For from 127.0.0.1, as
-// behind a load balancer (README: trusted_proxies, trusted_proxies_strict),
+// behind a load balancer (docs/installer-api.md: trusted_proxies, trusted_proxies_strict),
 // so a test can speak for clients on other networks honestly: the
 // exchange sees the address the proxy vouches for.
 func behindProxy(template string) string {

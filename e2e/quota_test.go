@@ -71,7 +71,7 @@ func TestQuotaPerDayOnBothStores(t *testing.T) {
 
 // Two gateways on one Redis with quota 100/m: 300 requests spread over
 // both (paced, 20 ms apart, alternating) admit at most 100 plus what the
-// other gateway admits before a sync tells it (README: the overshoot is at
+// other gateway admits before a sync tells it (docs/gate.md: the overshoot is at
 // most what the other instances admit in one sync interval, and never
 // more than (N-1)x100). Counted per minute window, should the run cross
 // one.
