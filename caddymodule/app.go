@@ -321,9 +321,10 @@ func (a *App) Start() error {
 		a.workers = supervise.New(a.logger)
 	}
 	for _, w := range a.svc.Workers() {
-		a.workers.Start(w)
+		a.workers.Start(w.Name, w.Run)
 	}
-	a.workers.Start(a.deliveryWorker())
+	dw := a.deliveryWorker()
+	a.workers.Start(dw.Name, dw.Run)
 	if a.metrics != nil {
 		a.running = &telemetry.Running{Service: a.svc, Sources: a.sources}
 		a.metrics.Observe(a.running) // the gauges read the running config

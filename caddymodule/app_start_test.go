@@ -225,13 +225,13 @@ func TestStopWaitsForWorkers(t *testing.T) {
 	// One more worker that takes its time to wind down.
 	cancelled, release := make(chan struct{}), make(chan struct{})
 	var returned atomic.Bool
-	a.workers.Start(gateway.Worker{Name: "slow", Run: func(ctx context.Context) error {
+	a.workers.Start("slow", func(ctx context.Context) error {
 		<-ctx.Done()
 		close(cancelled)
 		<-release
 		returned.Store(true)
 		return nil
-	}})
+	})
 	stopped := make(chan struct{})
 	go func() {
 		_ = a.Stop()

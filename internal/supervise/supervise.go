@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-
-	"github.com/licensegate/licensegate/gateway"
 )
 
 // Restart backoff: the first restart after minRestartBackoff, each
@@ -55,8 +53,8 @@ func RestartBackoff(n int) time.Duration {
 	return min(d, maxRestartBackoff)
 }
 
-// Start runs w in the background until Stop.
-func (s *Supervisor) Start(w gateway.Worker) {
+// Start runs the worker named name, run, in the background until Stop.
+func (s *Supervisor) Start(name string, run func(context.Context) error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.mu.Lock()
 	s.cancels = append(s.cancels, cancel)
@@ -64,7 +62,7 @@ func (s *Supervisor) Start(w gateway.Worker) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		s.keep(ctx, w)
+		s.keep(ctx, name, run)
 	}()
 }
 
@@ -80,14 +78,14 @@ func (s *Supervisor) Stop() {
 	s.wg.Wait()
 }
 
-// keep runs w until ctx ends or w returns nil, restarting it after each
+// keep runs run until ctx ends or it returns nil, restarting it after each
 // failure.
-func (s *Supervisor) keep(ctx context.Context, w gateway.Worker) {
-	log := s.logger.With(zap.String("worker", w.Name))
+func (s *Supervisor) keep(ctx context.Context, name string, run func(context.Context) error) {
+	log := s.logger.With(zap.String("worker", name))
 	failures := 0
 	for {
 		began := s.Now()
-		err := runRecovered(ctx, w.Run)
+		err := runRecovered(ctx, run)
 		if ctx.Err() != nil {
 			return
 		}

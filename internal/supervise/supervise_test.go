@@ -11,8 +11,6 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
-
-	"github.com/licensegate/licensegate/gateway"
 )
 
 // waitLimit bounds how long a test waits for a worker to get somewhere;
@@ -63,7 +61,7 @@ func TestSupervisorRestartsFailedWorker(t *testing.T) {
 	}
 	runs := 0
 	third := make(chan struct{})
-	sup.Start(gateway.Worker{Name: "test", Run: func(ctx context.Context) error {
+	sup.Start("test", func(ctx context.Context) error {
 		runs++ // one goroutine runs the worker at a time
 		switch runs {
 		case 1:
@@ -74,7 +72,7 @@ func TestSupervisorRestartsFailedWorker(t *testing.T) {
 		close(third)
 		<-ctx.Done()
 		return nil
-	}})
+	})
 	receive(t, third, "the third run")
 	sup.Stop()
 
@@ -106,11 +104,11 @@ func TestSupervisorLetsFinishedWorkerEnd(t *testing.T) {
 	sup := testSupervisor(zap.NewNop())
 	var runs atomic.Int32
 	done := make(chan struct{})
-	sup.Start(gateway.Worker{Name: "once", Run: func(context.Context) error {
+	sup.Start("once", func(context.Context) error {
 		runs.Add(1)
 		close(done)
 		return nil
-	}})
+	})
 	receive(t, done, "the run")
 	sup.Stop() // waits for the worker's goroutine, which must not run it again
 	if n := runs.Load(); n != 1 {
