@@ -447,15 +447,6 @@ func (s *Service) recheckLicense(ctx context.Context, id string, token int64, by
 	return out, nil
 }
 
-// recheckRules are a product's rules with their defaults (the defaults
-// for a product no longer configured).
-func (s *Service) recheckRules(product string) policy.RecheckRules {
-	if p := s.product(product); p != nil {
-		return p.Recheck.WithDefaults()
-	}
-	return policy.RecheckRules{}.WithDefaults()
-}
-
 // awaitRecheck waits up to recheckPace for src's recheck budget to have a
 // call and returns 0, or returns the longer wait (see recheckWait) at
 // once. Waiting the few milliseconds a call takes to refill keeps a batch

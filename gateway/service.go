@@ -11,30 +11,11 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
 
-	"github.com/licensegate/licensegate/policy"
 	"github.com/licensegate/licensegate/secret"
 	"github.com/licensegate/licensegate/store"
 	"github.com/licensegate/licensegate/tokens"
 	"github.com/licensegate/licensegate/upstreams"
 )
-
-// Product is one product's configuration.
-type Product struct {
-	Name         string
-	Sources      []string // source names, tried in this order
-	Rules        policy.Rules
-	MoveCooldown time.Duration
-	// Leak is the product's leak_threshold (zero: 5 in 24h).
-	Leak policy.LeakRule
-	// Recheck is the background recheck's rules for the product's
-	// licences (unset fields: the defaults; Mode off: never rechecked).
-	Recheck policy.RecheckRules
-	// FreeQuota bounds, at every gate, the requests of all of a licence's
-	// free installs (local and staging ones holding no slot) together per
-	// window (zero: none). Their domain is self-reported, so a copy
-	// claiming to be *.test may be anything: what it can use is bounded.
-	FreeQuota Quota
-}
 
 // Config holds the service's dependencies and token settings. New builds
 // the signing key ring and the access-token issuer from them.
@@ -228,5 +209,3 @@ func newInstallationID() string {
 	_, _ = rand.Read(b)
 	return "ins_" + hex.EncodeToString(b)
 }
-
-func (s *Service) product(name string) *Product { return s.cfg.Products[name] }
