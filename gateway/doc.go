@@ -24,7 +24,7 @@
 // Files by concern: one per installer operation (activate.go, refresh.go,
 // installation.go, idempotency.go), the author's operations in admin*.go,
 // the answers' shapes in view.go, the audit log in audit.go, the
-// background work in workers.go and recheck.go. What several operations
+// background work in workers.go and recheck*.go. What several operations
 // share has a file named for it: the configured products (product.go),
 // the licence record in policy's terms (license.go), a key's candidate
 // sources (licensekey.go) and the installer's field checks (input.go).
