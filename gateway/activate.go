@@ -488,8 +488,12 @@ func (s *Service) activationEvent(ctx context.Context, st *store.LicenseState, o
 	}
 }
 
-// mergeLicense returns the licence record to store: the stored one, updated
-// by a fresh verdict when there is one.
+// mergeLicense returns the licence record an activation stores: the
+// stored one (or a new one), updated by a fresh verdict when there is one.
+// A valid record is copied by mergeRecord, and then the activation's own
+// rules apply: the product it resolved, the first recheck, and a status
+// the key's own source set lifted. A definitive "no" (only a local source
+// is asked about a stored licence) sets the status it names.
 func (s *Service) mergeLicense(cur *store.License, f *found, product string, now time.Time) *store.License {
 	lic := cur
 	if lic == nil {
@@ -506,14 +510,8 @@ func (s *Service) mergeLicense(cur *store.License, f *found, product string, now
 	}
 	switch v.Outcome {
 	case upstreams.Valid:
-		r := v.Record
-		lic.Product, lic.Type, lic.LicensedTo = product, r.Type, r.LicensedTo
-		lic.ExpiresAt, lic.SupportUntil, lic.Retired = r.ExpiresAt, r.SupportUntil, r.Retired
-		lic.ActivationsLimit = r.ActivationsLimit
-		if r.VendorID != "" {
-			lic.VendorID = r.VendorID
-		}
-		lic.VerifiedAt = now
+		lic.Product = product
+		mergeRecord(lic, v.Record, wholeRecord, now)
 		lic.NextCheckAt = s.firstCheck(lic, product, now)
 		if lic.StatusBy == statusBySource {
 			lic.Status, lic.StatusBy = store.LicenseActive, ""

@@ -30,6 +30,50 @@ func statusForReason(r upstreams.Reason) string {
 	}
 }
 
+// recordScope is how much of a licence a source's valid record speaks
+// for, which decides what its empty fields mean (mergeRecord).
+type recordScope int
+
+const (
+	// wholeRecord is an activation's verification: the source's whole
+	// answer about the key, so an empty type or buyer's name is the
+	// licence's own and replaces the stored one.
+	wholeRecord recordScope = iota
+	// recheckRecord is a recheck's answer: a later read, often by
+	// another call than the activation's (a licence read by its vendor
+	// id), that need not carry the type or the buyer's name. Empty there
+	// means "not said": a recheck never blanks what was stored.
+	recheckRecord
+)
+
+// mergeRecord copies a source's valid record onto a stored licence: the
+// one place an answer's record becomes licence fields, for an activation
+// (mergeLicense) and a recheck (applyCheck) alike. It reports whether the
+// record renews the support period (a later support_until than the one
+// stored), which a recheck announces.
+//
+// What a valid answer does to the licence's status and next check is not
+// the record's to say: an activation lifts a status its own source set
+// and schedules the first check; a recheck has policy.RecheckRules.Next
+// decide both. Nor is the product: an activation sets the one it
+// resolved (productFor), and a recheck never moves a licence to another.
+func mergeRecord(lic *store.License, r upstreams.Record, scope recordScope, now time.Time) (supportRenewed bool) {
+	supportRenewed = lic.SupportUntil != nil && r.SupportUntil != nil && r.SupportUntil.After(*lic.SupportUntil)
+	if r.Type != "" || scope == wholeRecord {
+		lic.Type = r.Type
+	}
+	if r.LicensedTo != "" || scope == wholeRecord {
+		lic.LicensedTo = r.LicensedTo
+	}
+	lic.ExpiresAt, lic.SupportUntil, lic.Retired = r.ExpiresAt, r.SupportUntil, r.Retired
+	lic.ActivationsLimit = r.ActivationsLimit
+	if r.VendorID != "" {
+		lic.VendorID = r.VendorID // an answer without one keeps the id recorded
+	}
+	lic.VerifiedAt = now
+	return supportRenewed
+}
+
 // licenseFacts is what a verification can change about a stored licence.
 func licenseFacts(l *store.License) string {
 	if l == nil {

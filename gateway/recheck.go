@@ -250,21 +250,11 @@ func applyCheck(cur *store.LicenseState, rules policy.RecheckRules, res policy.C
 	lic.UpdatedAt = now
 	event, detail := tr.Event, ""
 	if res.Outcome == policy.CheckValid {
-		r := v.Record
-		supportRenewed := lic.SupportUntil != nil && r.SupportUntil != nil && r.SupportUntil.After(*lic.SupportUntil)
-		lic.SupportUntil, lic.Retired, lic.ActivationsLimit = r.SupportUntil, r.Retired, r.ActivationsLimit
-		if r.Type != "" {
-			lic.Type = r.Type
-		}
-		if r.LicensedTo != "" {
-			lic.LicensedTo = r.LicensedTo
-		}
-		if r.VendorID != "" {
-			lic.VendorID = r.VendorID
-		}
-		lic.VerifiedAt = now
+		// The rules took the answer's expiry above (to tell a renewal);
+		// the merge copies the same one with the rest of the record.
+		supportRenewed := mergeRecord(lic, v.Record, recheckRecord, now)
 		if event == "" && supportRenewed {
-			event, detail = policy.EventRenewed, "support_until "+r.SupportUntil.UTC().Format(time.RFC3339)
+			event, detail = policy.EventRenewed, "support_until "+lic.SupportUntil.UTC().Format(time.RFC3339)
 		} else if event == policy.EventRenewed && lic.ExpiresAt != nil {
 			detail = "expires_at " + lic.ExpiresAt.UTC().Format(time.RFC3339)
 		}
