@@ -373,7 +373,7 @@ func decideActivation(p *Product, st *store.LicenseState, req ActivateRequest, d
 	lic := st.License
 	pl := policyLicense(lic)
 	if !answered {
-		pl.ExpiryGrace = p.Recheck.WithDefaults().ExpiryGrace
+		pl.ExpiryGrace = p.recheck.ExpiryGrace
 	}
 	if ref := policy.Standing(pl, now); ref != nil {
 		return activation{refusal: fromRefusal(ref)}, false

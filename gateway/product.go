@@ -23,6 +23,32 @@ type Product struct {
 	// window (zero: none). Their domain is self-reported, so a copy
 	// claiming to be *.test may be anything: what it can use is bounded.
 	FreeQuota Quota
+
+	// recheck is Recheck with its defaults, worked out once by New
+	// (provisionProducts): the gate reads the expiry grace from it on
+	// every request, the worker the mode and interval on every step.
+	recheck policy.RecheckRules
+}
+
+// defaultRecheck are the recheck rules of a product no longer configured.
+var defaultRecheck = policy.RecheckRules{}.WithDefaults()
+
+// provisionProducts returns the products as a service keeps them: copies,
+// with what their configuration implies worked out once. The caller's
+// products are not written to, so services built from one configuration
+// share no state.
+func provisionProducts(in map[string]*Product) map[string]*Product {
+	out := make(map[string]*Product, len(in))
+	for name, p := range in {
+		if p == nil {
+			out[name] = nil // not configured, as before
+			continue
+		}
+		cp := *p
+		cp.recheck = p.Recheck.WithDefaults()
+		out[name] = &cp
+	}
+	return out
 }
 
 // product is the configured product called name, or nil.
@@ -40,12 +66,13 @@ func (p *Product) hasSource(name string) bool {
 }
 
 // recheckRules are a product's rules with their defaults (the defaults
-// for a product no longer configured).
+// for a product no longer configured): a map read, as the gate asks for
+// the expiry grace on every request (policyLicense).
 func (s *Service) recheckRules(product string) policy.RecheckRules {
 	if p := s.product(product); p != nil {
-		return p.Recheck.WithDefaults()
+		return p.recheck
 	}
-	return policy.RecheckRules{}.WithDefaults()
+	return defaultRecheck
 }
 
 // isLocal reports whether src is a local source (the author's key file):

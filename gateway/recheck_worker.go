@@ -60,7 +60,7 @@ const recheckMinWait = 50 * time.Millisecond
 func (s *Service) untilNextDue(ctx context.Context) time.Duration {
 	limit := recheckIdle
 	for _, p := range s.cfg.Products {
-		if r := p.Recheck.WithDefaults(); r.Mode != policy.RecheckOff && r.Every < limit {
+		if r := p.recheck; r.Mode != policy.RecheckOff && r.Every < limit {
 			limit = max(r.Every, time.Second)
 		}
 	}
@@ -129,7 +129,7 @@ func (w *rechecker) hint(at time.Time) {
 // rechecks reports whether any product is rechecked in the background.
 func (s *Service) rechecks() bool {
 	for _, p := range s.cfg.Products {
-		if p.Recheck.WithDefaults().Mode != policy.RecheckOff {
+		if p.recheck.Mode != policy.RecheckOff {
 			return true
 		}
 	}

@@ -34,7 +34,9 @@ type Config struct {
 	// answer instead of counting as reuse (SPEC section 4). 0: never.
 	RefreshReuseGrace time.Duration
 	Sources           map[string]upstreams.Source
-	Products          map[string]*Product
+	// Products are the products served, by name. New keeps its own
+	// copies, read-only from then on.
+	Products map[string]*Product
 	// ProductOrder lists product names in the order a key is offered to
 	// them when the installer names none: by name (the JSON config is a map,
 	// so the Caddyfile's order is not kept).
@@ -113,6 +115,7 @@ func New(cfg Config) (*Service, error) {
 		return nil, errors.New("gateway: the refresh reuse grace must not be negative")
 	}
 	cfg = withDefaults(cfg)
+	cfg.Products = provisionProducts(cfg.Products)
 	s := &Service{cfg: cfg, now: cfg.Now, log: cfg.Logger, obs: cfg.Observer, seen: newSeenTracker()}
 	s.ring = tokens.NewRing(cfg.Store, cfg.Master, cfg.Now)
 	// A replaced key must verify every token it signed until that token
