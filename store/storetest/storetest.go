@@ -109,6 +109,8 @@ var tests = []test{
 	{"OutboxTrim", testOutboxTrim},
 	{"OutboxPending", testOutboxPending},
 	{"OutboxPaging", testOutboxPaging},
+	{"RecordSeen", testRecordSeen},
+	{"AddQuota", testAddQuota},
 	{"Ping", testPing},
 	{"Unavailable", testUnavailable},
 	{"CallerGone", testCallerGone},
