@@ -331,10 +331,6 @@ type Store interface {
 	// window's counter goes some time after the window ends.
 	AddQuota(ctx context.Context, deltas []QuotaDelta) ([]int64, error)
 
-	// DueLicenses returns up to limit licence ids whose NextCheckAt is set
-	// and not after before, earliest first. UpdateLicense keeps the index.
-	DueLicenses(ctx context.Context, before time.Time, limit int) ([]string, error)
-
 	// Ping checks the backend is reachable.
 	Ping(ctx context.Context) error
 

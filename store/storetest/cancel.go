@@ -155,7 +155,6 @@ func (f fixture) everyCall(s store.Store) map[string]func(ctx context.Context) e
 			_, err := s.PutIdempotent(ctx, "idem", []byte("answer"), time.Hour)
 			return err
 		},
-		"DueLicenses": func(ctx context.Context) error { _, err := s.DueLicenses(ctx, t0.Add(1000*time.Hour), 10); return err },
 		"ClaimDue": func(ctx context.Context) error {
 			_, err := s.ClaimDue(ctx, t0.Add(1000*time.Hour), 10, time.Minute)
 			return err

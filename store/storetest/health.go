@@ -48,7 +48,6 @@ func testUnavailable(t *testing.T, h *harness) {
 		},
 		"Idempotent":    func() error { _, err := s.Idempotent(ctx, "k"); return err },
 		"PutIdempotent": func() error { _, err := s.PutIdempotent(ctx, "k", []byte("v"), time.Hour); return err },
-		"DueLicenses":   func() error { _, err := s.DueLicenses(ctx, t0.Add(1000*time.Hour), 10); return err },
 		"ClaimDue":      func() error { _, err := s.ClaimDue(ctx, t0.Add(1000*time.Hour), 10, time.Minute); return err },
 		"DueStats":      func() error { _, err := s.DueStats(ctx, t0); return err },
 		"NextDue":       func() error { _, err := s.NextDue(ctx); return err },
