@@ -58,6 +58,13 @@ func testUnavailable(t *testing.T, h *harness) {
 		},
 		"ReleaseLease": func() error { return s.ReleaseLease(ctx, store.Lease{Name: "l", Holder: "a", Token: 1}) },
 		"Ping":         func() error { return s.Ping(ctx) },
+		"RecordSeen": func() error {
+			return s.RecordSeen(ctx, []store.Seen{{LicenseID: "lic_1", InstallationID: "ins_1", At: t0}})
+		},
+		"AddQuota": func() error {
+			_, err := s.AddQuota(ctx, []store.QuotaDelta{{LicenseID: "lic_1", InstallationID: "ins_1", Window: t0, Period: time.Minute, N: 1}})
+			return err
+		},
 	}
 	for name, call := range calls {
 		start := time.Now()
