@@ -2,9 +2,6 @@ package gateway
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"math/rand/v2"
 	"net/netip"
 	"strings"
 	"time"
@@ -17,29 +14,6 @@ import (
 	"github.com/licensegate/licensegate/upstreams"
 )
 
-// Field limits for installer input.
-const (
-	maxDomainLength = 2048 // before normalisation: a pasted URL
-	maxLabelLength  = 64
-	maxIPLength     = 45 // the longest IPv6 text form, an IPv4 tail included
-)
-
-// domainField normalises an installer's domain field, or says what is
-// wrong with it.
-func domainField(raw string) (domain, problem string) {
-	switch {
-	case raw == "":
-		return "", "is required"
-	case len(raw) > maxDomainLength:
-		return "", "is too long"
-	}
-	d, err := policy.NormalizeDomain(raw)
-	if err != nil {
-		return "", err.Error()
-	}
-	return d, ""
-}
-
 // ActivateRequest is an installer's activation.
 type ActivateRequest struct {
 	Key      string
@@ -51,29 +25,6 @@ type ActivateRequest struct {
 	// Budget bounds the unvindicated keys this request's handler may put
 	// to each marketplace (nil: unbounded).
 	Budget *FailureBudget
-}
-
-// Activation is the answer to a successful activation.
-type Activation struct {
-	Created bool `json:"-"`
-	Tokens
-	License LicenseView `json:"license"`
-}
-
-// Tokens is a freshly issued token pair.
-type Tokens struct {
-	InstallationID string `json:"installation_id"`
-	AccessToken    string `json:"access_token"`
-	TokenType      string `json:"token_type"`
-	ExpiresIn      int    `json:"expires_in"`
-	RefreshToken   string `json:"refresh_token"`
-}
-
-// candidate is a source a key fits, with the key in that source's form.
-type candidate struct {
-	source    upstreams.Source
-	key       string
-	licenseID string
 }
 
 // Activate verifies a key (upstream at most once), applies the product's
@@ -125,47 +76,6 @@ func (s *Service) validateActivation(req *ActivateRequest) (string, error) {
 		return "", Invalid(fields)
 	}
 	return domain, nil
-}
-
-// candidates lists the sources whose key format fits, in configured order:
-// the product's sources when a product is named, else every product's.
-func (s *Service) candidates(rawKey, product string) ([]candidate, error) {
-	key, err := upstreams.CleanKey(rawKey)
-	if err != nil {
-		return nil, &Error{Code: CodeInvalidKeyFormat, Detail: publicKeyFormat(err), Cause: err}
-	}
-	products := s.cfg.ProductOrder
-	if product != "" {
-		products = []string{product}
-	}
-	seen := map[string]bool{}
-	var out []candidate
-	for _, p := range products {
-		for _, name := range s.product(p).Sources {
-			if seen[name] {
-				continue
-			}
-			seen[name] = true
-			src := s.cfg.Sources[name]
-			canon, err := src.CanonicalKey(key)
-			if err != nil {
-				continue
-			}
-			out = append(out, candidate{source: src, key: canon, licenseID: s.licenseID(name, canon)})
-		}
-	}
-	if len(out) == 0 {
-		return nil, &Error{Code: CodeInvalidKeyFormat, Detail: "This does not look like a licence key or purchase code for this product. Please check it and try again."}
-	}
-	return out, nil
-}
-
-func publicKeyFormat(err error) string {
-	msg := err.Error()
-	if i := len(upstreams.ErrKeyFormat.Error()) + 2; len(msg) > i {
-		msg = msg[i:]
-	}
-	return "Invalid licence key: " + msg + "."
 }
 
 // found is a licence identified for an activation: either stored already or
@@ -346,11 +256,6 @@ func stateOf(stored []*found, c candidate) *store.LicenseState {
 	return &store.LicenseState{}
 }
 
-func isLocal(src upstreams.Source) bool {
-	l, ok := src.(upstreams.Local)
-	return ok && l.Local()
-}
-
 // refusalForVerdict maps a definitive "no" to the public error.
 func refusalForVerdict(r upstreams.Reason) *Error {
 	switch r {
@@ -366,19 +271,6 @@ func refusalForVerdict(r upstreams.Reason) *Error {
 		return &Error{Code: CodeDomainNotAllowed, Detail: "This licence may not be activated on this domain."}
 	default: // revoked, refunded
 		return &Error{Code: CodeLicenseRevoked, Detail: "This licence has been revoked or refunded."}
-	}
-}
-
-// statusForReason is the stored status a definitive answer from a local
-// source sets on a stored licence.
-func statusForReason(r upstreams.Reason) string {
-	switch r {
-	case upstreams.Expired:
-		return store.LicenseExpired
-	case upstreams.Suspended, upstreams.Disabled:
-		return store.LicenseSuspended
-	default:
-		return store.LicenseRevoked
 	}
 }
 
@@ -481,7 +373,7 @@ func decideActivation(p *Product, st *store.LicenseState, req ActivateRequest, d
 	lic := st.License
 	pl := policyLicense(lic)
 	if !answered {
-		pl.ExpiryGrace = p.Recheck.WithDefaults().ExpiryGrace
+		pl.ExpiryGrace = p.recheck.ExpiryGrace
 	}
 	if ref := policy.Standing(pl, now); ref != nil {
 		return activation{refusal: fromRefusal(ref)}, false
@@ -596,8 +488,12 @@ func (s *Service) activationEvent(ctx context.Context, st *store.LicenseState, o
 	}
 }
 
-// mergeLicense returns the licence record to store: the stored one, updated
-// by a fresh verdict when there is one.
+// mergeLicense returns the licence record an activation stores: the
+// stored one (or a new one), updated by a fresh verdict when there is one.
+// A valid record is copied by mergeRecord, and then the activation's own
+// rules apply: the product it resolved, the first recheck, and a status
+// the key's own source set lifted. A definitive "no" (only a local source
+// is asked about a stored licence) sets the status it names.
 func (s *Service) mergeLicense(cur *store.License, f *found, product string, now time.Time) *store.License {
 	lic := cur
 	if lic == nil {
@@ -614,14 +510,8 @@ func (s *Service) mergeLicense(cur *store.License, f *found, product string, now
 	}
 	switch v.Outcome {
 	case upstreams.Valid:
-		r := v.Record
-		lic.Product, lic.Type, lic.LicensedTo = product, r.Type, r.LicensedTo
-		lic.ExpiresAt, lic.SupportUntil, lic.Retired = r.ExpiresAt, r.SupportUntil, r.Retired
-		lic.ActivationsLimit = r.ActivationsLimit
-		if r.VendorID != "" {
-			lic.VendorID = r.VendorID
-		}
-		lic.VerifiedAt = now
+		lic.Product = product
+		mergeRecord(lic, v.Record, wholeRecord, now)
 		lic.NextCheckAt = s.firstCheck(lic, product, now)
 		if lic.StatusBy == statusBySource {
 			lic.Status, lic.StatusBy = store.LicenseActive, ""
@@ -632,81 +522,3 @@ func (s *Service) mergeLicense(cur *store.License, f *found, product string, now
 	}
 	return lic
 }
-
-// licenseFacts is what a verification can change about a stored licence.
-func licenseFacts(l *store.License) string {
-	if l == nil {
-		return ""
-	}
-	return fmt.Sprintf("%s|%s|%s|%s|%s|%s|%s|%t|%d", l.Product, l.Status, l.StatusBy, l.Type, l.LicensedTo,
-		timeFact(l.ExpiresAt), timeFact(l.SupportUntil), l.Retired, l.ActivationsLimit)
-}
-
-func timeFact(t *time.Time) string {
-	if t == nil {
-		return "-"
-	}
-	return t.UTC().Format(time.RFC3339Nano)
-}
-
-// statusBySource marks a status set by the key's own source (the author's
-// key file), which the same source may lift again.
-const statusBySource = "source"
-
-func (p *Product) hasSource(name string) bool {
-	for _, s := range p.Sources {
-		if s == name {
-			return true
-		}
-	}
-	return false
-}
-
-func policyLicense(l *store.License) policy.License {
-	return policy.License{Status: l.Status, Locked: l.Locked, Type: l.Type, ExpiresAt: l.ExpiresAt, Limit: l.ActivationsLimit}
-}
-
-// policyLicense is a licence in policy's terms with its product's expiry
-// grace, for its standing.
-func (s *Service) policyLicense(l *store.License) policy.License {
-	pl := policyLicense(l)
-	pl.ExpiryGrace = s.recheckRules(l.Product).ExpiryGrace
-	return pl
-}
-
-// firstCheck is a freshly verified licence's next recheck: the one it has,
-// else one interval on (none in mode off), and never after its expiry.
-func (s *Service) firstCheck(lic *store.License, product string, now time.Time) time.Time {
-	rules := s.recheckRules(product)
-	next := lic.NextCheckAt
-	if next.IsZero() {
-		next = rules.FirstCheck(now, lic.ExpiresAt, rand.Float64())
-	}
-	if rules.Mode == policy.RecheckOff {
-		return time.Time{}
-	}
-	if e := lic.ExpiresAt; e != nil && e.After(now) && e.Before(next) {
-		next = *e
-	}
-	return next
-}
-
-func policyInstallations(ins []store.Installation) []policy.Installation {
-	out := make([]policy.Installation, 0, len(ins))
-	for _, in := range ins {
-		pi := policy.Installation{
-			ID: in.ID, Domain: in.Domain, Class: policy.InstallClass(in.InstallClass), Active: in.Active(),
-			Label: in.Label, CreatedAt: in.CreatedAt, LastSeenAt: in.LastSeenAt,
-		}
-		if !pi.Active {
-			pi.EndedAt = in.DeactivatedAt
-			if pi.EndedAt.IsZero() { // cloned, or ended before DeactivatedAt was kept
-				pi.EndedAt = in.UpdatedAt
-			}
-		}
-		out = append(out, pi)
-	}
-	return out
-}
-
-var errNoInstallation = errors.New("installation not found")

@@ -34,13 +34,13 @@ func (c *countingStore) LicenseState(ctx context.Context, id string) (*store.Lic
 // RecordSeen passes the last-seen batches on (counted).
 func (c *countingStore) RecordSeen(ctx context.Context, seen []store.Seen) error {
 	c.calls.Add(1)
-	return c.Store.(store.SeenRecorder).RecordSeen(ctx, seen)
+	return c.Store.RecordSeen(ctx, seen)
 }
 
 // AddQuota passes the quota batches on (counted).
 func (c *countingStore) AddQuota(ctx context.Context, d []store.QuotaDelta) ([]int64, error) {
 	c.calls.Add(1)
-	return c.Store.(store.QuotaCounter).AddQuota(ctx, d)
+	return c.Store.AddQuota(ctx, d)
 }
 
 // roundTrips counts commands sent to Redis.

@@ -24,11 +24,14 @@
 // Files by concern: one per installer operation (activate.go, refresh.go,
 // installation.go, idempotency.go), the author's operations in admin*.go,
 // the answers' shapes in view.go, the audit log in audit.go, the
-// background work in workers.go and recheck.go, and in events.go the one
-// function (Service.event) every state change goes through: it adds the
-// change's audit and outbox entries to the UpdateLicense write that makes
-// the change (or, for an event of no licence, writes them together at
-// once).
+// background work in workers.go and recheck*.go. What several operations
+// share has a file named for it: the configured products (product.go),
+// the licence record in policy's terms (license.go), a key's candidate
+// sources (licensekey.go) and the installer's field checks (input.go).
+// In events.go is the one function (Service.event) every state change
+// goes through: it adds the change's audit and outbox entries to the
+// UpdateLicense write that makes the change (or, for an event of no
+// licence, writes them together at once).
 //
 // Every error a caller can cause is an *Error with a stable public code;
 // its Cause is for logs only.

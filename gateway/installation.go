@@ -47,6 +47,8 @@ func (s *Service) authenticate(ctx context.Context, token string) (credential, e
 	return credentialOf(c), nil
 }
 
+var errNoInstallation = errors.New("installation not found")
+
 // holder returns the installation the credential names in st, if it still
 // honours tokens of the credential's generation.
 func (c credential) holder(st *store.LicenseState) (*store.Installation, error) {

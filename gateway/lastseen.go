@@ -132,32 +132,10 @@ func (s *Service) FlushLastSeen(ctx context.Context) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	if err := s.recordSeen(ctx, batch); err != nil {
+	if err := s.cfg.Store.RecordSeen(ctx, batch); err != nil {
 		return err
 	}
 	s.seen.written(batch)
-	return nil
-}
-
-// recordSeen writes a batch with the store's SeenRecorder, or licence by
-// licence with UpdateLicense for a store without one.
-func (s *Service) recordSeen(ctx context.Context, batch []store.Seen) error {
-	if r, ok := s.cfg.Store.(store.SeenRecorder); ok {
-		return r.RecordSeen(ctx, batch)
-	}
-	order, by := store.SeenByLicense(batch)
-	for _, id := range order {
-		seen := by[id]
-		_, err := s.cfg.Store.UpdateLicense(ctx, id, func(st *store.LicenseState) (*store.LicenseState, error) {
-			if st.License == nil || !store.ApplySeen(st, seen) {
-				return nil, nil
-			}
-			return st, nil
-		})
-		if err != nil {
-			return err
-		}
-	}
 	return nil
 }
 

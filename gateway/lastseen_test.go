@@ -21,7 +21,7 @@ func (o *outageStore) RecordSeen(ctx context.Context, seen []store.Seen) error {
 	if o.down {
 		return store.ErrUnavailable
 	}
-	return o.Store.(store.SeenRecorder).RecordSeen(ctx, seen)
+	return o.Store.RecordSeen(ctx, seen)
 }
 
 // The gate notes uses; a flush writes the latest per installation, shown

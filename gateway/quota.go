@@ -187,7 +187,6 @@ func (s *Service) quotaSyncInterval() time.Duration {
 // (an idle one costs the store nothing). Entries of ended windows are
 // forgotten. A failure leaves the counts to the next sync.
 func (s *Service) SyncQuota(ctx context.Context) error {
-	qc, ok := s.cfg.Store.(store.QuotaCounter)
 	s.quotaMu.Lock()
 	counters := slices.Clone(s.quotas)
 	s.quotaMu.Unlock()
@@ -216,10 +215,10 @@ func (s *Service) SyncQuota(ctx context.Context) error {
 			sh.mu.Unlock()
 		}
 	}
-	if !ok || len(deltas) == 0 {
+	if len(deltas) == 0 {
 		return nil
 	}
-	totals, err := qc.AddQuota(ctx, deltas)
+	totals, err := s.cfg.Store.AddQuota(ctx, deltas)
 	if err != nil {
 		return err
 	}

@@ -55,7 +55,7 @@ func (s *flakyQuotaStore) AddQuota(ctx context.Context, d []store.QuotaDelta) ([
 	if s.down {
 		return nil, store.ErrUnavailable
 	}
-	return s.Store.(store.QuotaCounter).AddQuota(ctx, d)
+	return s.Store.AddQuota(ctx, d)
 }
 
 // Two instances on one store with quota 100/m: each syncs once a second;

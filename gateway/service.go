@@ -11,30 +11,11 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
 
-	"github.com/licensegate/licensegate/policy"
 	"github.com/licensegate/licensegate/secret"
 	"github.com/licensegate/licensegate/store"
 	"github.com/licensegate/licensegate/tokens"
 	"github.com/licensegate/licensegate/upstreams"
 )
-
-// Product is one product's configuration.
-type Product struct {
-	Name         string
-	Sources      []string // source names, tried in this order
-	Rules        policy.Rules
-	MoveCooldown time.Duration
-	// Leak is the product's leak_threshold (zero: 5 in 24h).
-	Leak policy.LeakRule
-	// Recheck is the background recheck's rules for the product's
-	// licences (unset fields: the defaults; Mode off: never rechecked).
-	Recheck policy.RecheckRules
-	// FreeQuota bounds, at every gate, the requests of all of a licence's
-	// free installs (local and staging ones holding no slot) together per
-	// window (zero: none). Their domain is self-reported, so a copy
-	// claiming to be *.test may be anything: what it can use is bounded.
-	FreeQuota Quota
-}
 
 // Config holds the service's dependencies and token settings. New builds
 // the signing key ring and the access-token issuer from them.
@@ -53,7 +34,9 @@ type Config struct {
 	// answer instead of counting as reuse (SPEC section 4). 0: never.
 	RefreshReuseGrace time.Duration
 	Sources           map[string]upstreams.Source
-	Products          map[string]*Product
+	// Products are the products served, by name. New keeps its own
+	// copies, read-only from then on.
+	Products map[string]*Product
 	// ProductOrder lists product names in the order a key is offered to
 	// them when the installer names none: by name (the JSON config is a map,
 	// so the Caddyfile's order is not kept).
@@ -132,6 +115,7 @@ func New(cfg Config) (*Service, error) {
 		return nil, errors.New("gateway: the refresh reuse grace must not be negative")
 	}
 	cfg = withDefaults(cfg)
+	cfg.Products = provisionProducts(cfg.Products)
 	s := &Service{cfg: cfg, now: cfg.Now, log: cfg.Logger, obs: cfg.Observer, seen: newSeenTracker()}
 	s.ring = tokens.NewRing(cfg.Store, cfg.Master, cfg.Now)
 	// A replaced key must verify every token it signed until that token
@@ -228,5 +212,3 @@ func newInstallationID() string {
 	_, _ = rand.Read(b)
 	return "ins_" + hex.EncodeToString(b)
 }
-
-func (s *Service) product(name string) *Product { return s.cfg.Products[name] }

@@ -6,6 +6,22 @@ import (
 	"github.com/licensegate/licensegate/store"
 )
 
+// Activation is the answer to a successful activation.
+type Activation struct {
+	Created bool `json:"-"`
+	Tokens
+	License LicenseView `json:"license"`
+}
+
+// Tokens is a freshly issued token pair.
+type Tokens struct {
+	InstallationID string `json:"installation_id"`
+	AccessToken    string `json:"access_token"`
+	TokenType      string `json:"token_type"`
+	ExpiresIn      int    `json:"expires_in"`
+	RefreshToken   string `json:"refresh_token"`
+}
+
 // LicenseView is the licence block installers see (SPEC section 4).
 type LicenseView struct {
 	ID               string     `json:"id"`

@@ -1,12 +1,12 @@
 package store
 
 import (
-	"context"
 	"time"
 )
 
 // QuotaDelta is one installation's requests admitted in one fixed quota
-// window by one instance since its last sync.
+// window by one instance since its last sync: what Store.AddQuota adds to
+// the counter every instance shares.
 type QuotaDelta struct {
 	LicenseID      string
 	InstallationID string
@@ -15,15 +15,4 @@ type QuotaDelta struct {
 	Period time.Duration
 	// N is what to add (0: only read the total).
 	N int64
-}
-
-// QuotaCounter is implemented by stores that keep the gate's quota
-// counters shared between instances (both backends). The gateway counts
-// in-process without one.
-type QuotaCounter interface {
-	// AddQuota atomically adds each delta to its installation's counter
-	// for its window and returns the totals after the additions, in the
-	// order of deltas: what every instance has added. A window's counter
-	// goes some time after the window ends.
-	AddQuota(ctx context.Context, deltas []QuotaDelta) ([]int64, error)
 }

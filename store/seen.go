@@ -1,7 +1,6 @@
 package store
 
 import (
-	"context"
 	"time"
 )
 
@@ -11,23 +10,12 @@ const InstallationReleased = "released"
 
 // Its audit action is AuditInstallationReleased (ledger.go).
 
-// Seen is one installation's last use, as the gate saw it.
+// Seen is one installation's last use, as the gate saw it: what
+// Store.RecordSeen writes.
 type Seen struct {
 	LicenseID      string
 	InstallationID string
 	At             time.Time
-}
-
-// SeenRecorder is implemented by stores that record last-seen times in
-// batches (both backends). The gateway falls back to UpdateLicense for a
-// store without it.
-type SeenRecorder interface {
-	// RecordSeen raises each named installation's LastSeenAt to At (never
-	// lowers it) in one batch. An installation or licence that is gone is
-	// skipped. A last-seen time is not a change of standing: the licence's
-	// Version stays and no change notice is published, so no instance's
-	// status cache is dropped for it.
-	RecordSeen(ctx context.Context, seen []Seen) error
 }
 
 // ApplySeen raises the LastSeenAt of st's installations named in seen

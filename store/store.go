@@ -318,9 +318,18 @@ type Store interface {
 	// slow subscriber may miss changes; callers bound staleness with a TTL.
 	Subscribe(ctx context.Context) (<-chan Change, error)
 
-	// DueLicenses returns up to limit licence ids whose NextCheckAt is set
-	// and not after before, earliest first. UpdateLicense keeps the index.
-	DueLicenses(ctx context.Context, before time.Time, limit int) ([]string, error)
+	// RecordSeen raises each named installation's LastSeenAt to At (never
+	// lowers it) in one batch: the gate's last-seen times (seen.go). An
+	// installation or licence that is gone is skipped. A last-seen time is
+	// not a change of standing: the licence's Version stays and no change
+	// notice is published, so no instance's status cache is dropped for it.
+	RecordSeen(ctx context.Context, seen []Seen) error
+
+	// AddQuota atomically adds each delta to its installation's counter
+	// for its window and returns the totals after the additions, in the
+	// order of deltas: what every instance has added (quota.go). A
+	// window's counter goes some time after the window ends.
+	AddQuota(ctx context.Context, deltas []QuotaDelta) ([]int64, error)
 
 	// Ping checks the backend is reachable.
 	Ping(ctx context.Context) error

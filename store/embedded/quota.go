@@ -15,7 +15,7 @@ import (
 // big-endian uint64 count.
 var bucketQuota = []byte("quota")
 
-// AddQuota implements store.QuotaCounter: the whole batch in one bbolt
+// AddQuota implements store.Store: the whole batch in one bbolt
 // update, which also drops each installation's counters of earlier
 // windows.
 func (s *Store) AddQuota(ctx context.Context, deltas []store.QuotaDelta) ([]int64, error) {
@@ -59,5 +59,3 @@ func (s *Store) AddQuota(ctx context.Context, deltas []store.QuotaDelta) ([]int6
 	}
 	return totals, nil
 }
-
-var _ store.QuotaCounter = (*Store)(nil)

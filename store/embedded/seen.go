@@ -8,7 +8,7 @@ import (
 	"github.com/licensegate/licensegate/store"
 )
 
-// RecordSeen implements store.SeenRecorder: the whole batch in one bbolt
+// RecordSeen implements store.Store: the whole batch in one bbolt
 // update, under the writer lock UpdateLicense also takes, so neither
 // loses the other's write.
 func (s *Store) RecordSeen(ctx context.Context, seen []store.Seen) error {
@@ -34,5 +34,3 @@ func (s *Store) RecordSeen(ctx context.Context, seen []store.Seen) error {
 		return nil
 	})
 }
-
-var _ store.SeenRecorder = (*Store)(nil)

@@ -252,23 +252,3 @@ func (s *Store) InstallationLicense(ctx context.Context, installationID string) 
 	}
 	return id, nil
 }
-
-// DueLicenses implements store.Store.
-func (s *Store) DueLicenses(ctx context.Context, before time.Time, limit int) ([]string, error) {
-	if limit <= 0 {
-		return nil, nil
-	}
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
-	maxMs := before.UnixMilli() // rounded down: entries are rounded up
-	if time.UnixMilli(maxMs).After(before) {
-		maxMs--
-	}
-	ids, err := s.client.ZRangeByScore(ctx, s.dueKey(), &redis.ZRangeBy{
-		Min: "-inf", Max: strconv.FormatInt(maxMs, 10), Count: int64(limit),
-	}).Result()
-	if err != nil {
-		return nil, failed(ctx, "reading due licences", err)
-	}
-	return ids, nil
-}

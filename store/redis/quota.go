@@ -16,7 +16,7 @@ func (s *Store) quotaKey(d store.QuotaDelta) string {
 	return s.prefix + "{" + d.LicenseID + "}:quota:" + d.InstallationID + ":" + strconv.FormatInt(d.Window.Unix(), 10)
 }
 
-// AddQuota implements store.QuotaCounter: INCRBY and PEXPIREAT (a minute
+// AddQuota implements store.Store: INCRBY and PEXPIREAT (a minute
 // after the window ends) per delta, the batch in one pipeline: one round
 // trip.
 func (s *Store) AddQuota(ctx context.Context, deltas []store.QuotaDelta) ([]int64, error) {
@@ -40,5 +40,3 @@ func (s *Store) AddQuota(ctx context.Context, deltas []store.QuotaDelta) ([]int6
 	}
 	return totals, nil
 }
-
-var _ store.QuotaCounter = (*Store)(nil)

@@ -10,7 +10,7 @@ import (
 	"github.com/licensegate/licensegate/store"
 )
 
-// RecordSeen implements store.SeenRecorder: one optimistic transaction
+// RecordSeen implements store.Store: one optimistic transaction
 // per licence of the batch (WATCH, GET, MULTI/SET/EXEC on its state key),
 // so a concurrent UpdateLicense on any instance either sees the new
 // last-seen times or makes this write retry. The licence's version stays
@@ -57,5 +57,3 @@ func (s *Store) recordSeen(ctx context.Context, licenseID string, seen []store.S
 		return err
 	})
 }
-
-var _ store.SeenRecorder = (*Store)(nil)

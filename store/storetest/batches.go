@@ -9,28 +9,13 @@ import (
 	"github.com/licensegate/licensegate/store"
 )
 
-// The gate's batches (last seen, quota counters) are optional store
-// capabilities: a backend without one skips its test.
-func init() {
-	tests = append(tests, test{"RecordSeen", testRecordSeen}, test{"AddQuota", testAddQuota})
-}
-
-// openAs opens a store and returns it also as the capability T, skipping
-// the test when the store lacks it.
-func openAs[T any](t *testing.T, h *harness, lacking string) (store.Store, T) {
-	s := h.open(t)
-	c, ok := s.(T)
-	if !ok {
-		t.Skip("the store " + lacking)
-	}
-	return s, c
-}
+// The gate's batches: last-seen times and quota counters.
 
 // RecordSeen raises last-seen times in one batch across licences, never
 // lowers them, skips what is gone, and leaves the version and the change
 // feed alone.
 func testRecordSeen(t *testing.T, h *harness) {
-	s, rec := openAs[store.SeenRecorder](t, h, "records no last-seen batches")
+	s := h.open(t)
 	ctx := context.Background()
 	a := put(t, s, sampleState())
 	b := license("lic_2")
@@ -43,7 +28,7 @@ func testRecordSeen(t *testing.T, h *harness) {
 		t.Fatal(err)
 	}
 	later := t0.Add(time.Hour)
-	err = rec.RecordSeen(ctx, []store.Seen{
+	err = s.RecordSeen(ctx, []store.Seen{
 		{LicenseID: "lic_1", InstallationID: "ins_1", At: later},
 		{LicenseID: "lic_1", InstallationID: "ins_2", At: t0.Add(-time.Hour)}, // older than stored (zero): raised
 		{LicenseID: "lic_2", InstallationID: "ins_b", At: later},
@@ -53,7 +38,7 @@ func testRecordSeen(t *testing.T, h *harness) {
 	if err != nil {
 		t.Fatalf("RecordSeen: %v", err)
 	}
-	if err := rec.RecordSeen(ctx, []store.Seen{{LicenseID: "lic_1", InstallationID: "ins_1", At: t0}}); err != nil {
+	if err := s.RecordSeen(ctx, []store.Seen{{LicenseID: "lic_1", InstallationID: "ins_1", At: t0}}); err != nil {
 		t.Fatalf("RecordSeen (older): %v", err)
 	}
 	got, err := s.LicenseState(ctx, "lic_1")
@@ -91,17 +76,17 @@ func testRecordSeen(t *testing.T, h *harness) {
 
 // AddQuota adds per installation and window, and answers the totals.
 func testAddQuota(t *testing.T, h *harness) {
-	_, qc := openAs[store.QuotaCounter](t, h, "keeps no quota counters")
+	s := h.open(t)
 	ctx := context.Background()
 	w := time.Now().UTC().Truncate(time.Minute)
 	d := func(ins string, win time.Time, n int64) store.QuotaDelta {
 		return store.QuotaDelta{LicenseID: "lic_1", InstallationID: ins, Window: win, Period: time.Minute, N: n}
 	}
-	got, err := qc.AddQuota(ctx, []store.QuotaDelta{d("ins_a", w, 3), d("ins_b", w, 1)})
+	got, err := s.AddQuota(ctx, []store.QuotaDelta{d("ins_a", w, 3), d("ins_b", w, 1)})
 	if err != nil || !slices.Equal(got, []int64{3, 1}) {
 		t.Fatalf("AddQuota: %v, %v", got, err)
 	}
-	got, err = qc.AddQuota(ctx, []store.QuotaDelta{d("ins_a", w, 2), d("ins_b", w, 0), d("ins_a", w.Add(time.Minute), 1)})
+	got, err = s.AddQuota(ctx, []store.QuotaDelta{d("ins_a", w, 2), d("ins_b", w, 0), d("ins_a", w.Add(time.Minute), 1)})
 	if err != nil || !slices.Equal(got, []int64{5, 1, 1}) {
 		t.Fatalf("AddQuota again: %v, %v", got, err)
 	}

@@ -155,7 +155,6 @@ func (f fixture) everyCall(s store.Store) map[string]func(ctx context.Context) e
 			_, err := s.PutIdempotent(ctx, "idem", []byte("answer"), time.Hour)
 			return err
 		},
-		"DueLicenses": func(ctx context.Context) error { _, err := s.DueLicenses(ctx, t0.Add(1000*time.Hour), 10); return err },
 		"ClaimDue": func(ctx context.Context) error {
 			_, err := s.ClaimDue(ctx, t0.Add(1000*time.Hour), 10, time.Minute)
 			return err
@@ -168,6 +167,13 @@ func (f fixture) everyCall(s store.Store) map[string]func(ctx context.Context) e
 		},
 		"Audit": func(ctx context.Context) error { _, err := s.Audit(ctx, store.AuditQuery{Limit: 10}); return err },
 		"Ping":  func(ctx context.Context) error { return s.Ping(ctx) },
+		"RecordSeen": func(ctx context.Context) error {
+			return s.RecordSeen(ctx, []store.Seen{{LicenseID: "lic_1", InstallationID: "ins_1", At: t0.Add(time.Hour)}})
+		},
+		"AddQuota": func(ctx context.Context) error {
+			_, err := s.AddQuota(ctx, []store.QuotaDelta{{LicenseID: "lic_1", InstallationID: "ins_1", Window: t0, Period: time.Minute, N: 1}})
+			return err
+		},
 	}
 }
 

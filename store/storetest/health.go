@@ -48,7 +48,6 @@ func testUnavailable(t *testing.T, h *harness) {
 		},
 		"Idempotent":    func() error { _, err := s.Idempotent(ctx, "k"); return err },
 		"PutIdempotent": func() error { _, err := s.PutIdempotent(ctx, "k", []byte("v"), time.Hour); return err },
-		"DueLicenses":   func() error { _, err := s.DueLicenses(ctx, t0.Add(1000*time.Hour), 10); return err },
 		"ClaimDue":      func() error { _, err := s.ClaimDue(ctx, t0.Add(1000*time.Hour), 10, time.Minute); return err },
 		"DueStats":      func() error { _, err := s.DueStats(ctx, t0); return err },
 		"NextDue":       func() error { _, err := s.NextDue(ctx); return err },
@@ -59,6 +58,13 @@ func testUnavailable(t *testing.T, h *harness) {
 		},
 		"ReleaseLease": func() error { return s.ReleaseLease(ctx, store.Lease{Name: "l", Holder: "a", Token: 1}) },
 		"Ping":         func() error { return s.Ping(ctx) },
+		"RecordSeen": func() error {
+			return s.RecordSeen(ctx, []store.Seen{{LicenseID: "lic_1", InstallationID: "ins_1", At: t0}})
+		},
+		"AddQuota": func() error {
+			_, err := s.AddQuota(ctx, []store.QuotaDelta{{LicenseID: "lic_1", InstallationID: "ins_1", Window: t0, Period: time.Minute, N: 1}})
+			return err
+		},
 	}
 	for name, call := range calls {
 		start := time.Now()

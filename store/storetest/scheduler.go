@@ -30,20 +30,147 @@ func wantIDs(t *testing.T, what string, got []string, want ...string) {
 	}
 }
 
+// seedDue stores five licences, due in the order b, c, a, e; d has no
+// NextCheckAt.
+func seedDue(t *testing.T, s store.Store) {
+	for id, at := range map[string]time.Duration{"lic_a": 3 * time.Hour, "lic_b": time.Hour, "lic_c": 2 * time.Hour, "lic_d": 0, "lic_e": 5 * time.Hour} {
+		st := license(id)
+		if at != 0 {
+			st.License.NextCheckAt = t0.Add(at)
+		}
+		put(t, s, st)
+	}
+}
+
+// farFuture is after every NextCheckAt the suite sets; parked is after
+// farFuture (see drain).
+var (
+	farFuture = t0.Add(1000 * time.Hour)
+	parked    = farFuture.Add(1000 * time.Hour)
+)
+
+// drain claims every licence due at now and parks what it claimed at
+// parked, so the next drain, at a later now, hands out only what fell due
+// in between: drains at rising times read the due index in order through
+// the claims the recheck makes, with no listing method.
+func drain(t *testing.T, s store.Store, now time.Time) []string {
+	t.Helper()
+	return claim(t, s, now, 100, parked.Sub(now))
+}
+
+// scheduled counts the due index's entries, without claiming any.
+func scheduled(t *testing.T, s store.Store) int64 {
+	t.Helper()
+	st, err := s.DueStats(context.Background(), farFuture)
+	if err != nil {
+		t.Fatalf("DueStats: %v", err)
+	}
+	return st.Scheduled
+}
+
+// testDueOrder: claims hand out the licences whose NextCheckAt is not
+// after the claim's time (to the millisecond), earliest first, at most
+// limit; licences due at the same instant all come out.
+func testDueOrder(t *testing.T, h *harness) {
+	s := h.open(t)
+	wantIDs(t, "empty store", drain(t, s, farFuture))
+	seedDue(t, s)
+	wantIDs(t, "before everything", drain(t, s, t0))
+	wantIDs(t, "limit 0", claim(t, s, farFuture, 0, time.Minute))
+	wantIDs(t, "all", drain(t, s, farFuture), "lic_b", "lic_c", "lic_a", "lic_e")
+
+	s = h.open(t)
+	seedDue(t, s)
+	wantIDs(t, "just before", drain(t, s, t0.Add(2*time.Hour-time.Millisecond)), "lic_b")
+	wantIDs(t, "at, inclusive", drain(t, s, t0.Add(2*time.Hour)), "lic_c")
+	wantIDs(t, "limit", claim(t, s, farFuture, 1, parked.Sub(farFuture)), "lic_a")
+	wantIDs(t, "the rest", drain(t, s, farFuture), "lic_e")
+
+	s = h.open(t)
+	seedDue(t, s)
+	tie := license("lic_f")
+	tie.License.NextCheckAt = t0.Add(2 * time.Hour)
+	put(t, s, tie)
+	got := drain(t, s, t0.Add(2*time.Hour))
+	if len(got) != 3 || got[0] != "lic_b" || !(got[1] == "lic_c" && got[2] == "lic_f" || got[1] == "lic_f" && got[2] == "lic_c") {
+		t.Fatalf("tie: claimed %v, want lic_b then lic_c and lic_f", got)
+	}
+}
+
+// testDueReindex: the index follows NextCheckAt as updates move it,
+// whether fn edits the copy it is given or returns a new state. Each case
+// starts from seedDue (b 1h, c 2h, a 3h, e 5h; d none).
+func testDueReindex(t *testing.T, h *harness) {
+	ctx := context.Background()
+	seeded := func() store.Store {
+		s := h.open(t)
+		seedDue(t, s)
+		return s
+	}
+
+	// Moving NextCheckAt re-indexes: no entry is left at the old time.
+	s := seeded()
+	update(t, s, "lic_a", func(st *store.LicenseState) { st.License.NextCheckAt = t0.Add(30 * time.Minute) })
+	update(t, s, "lic_b", func(st *store.LicenseState) { st.License.NextCheckAt = t0.Add(6 * time.Hour) })
+	wantIDs(t, "old times left", drain(t, s, t0.Add(3*time.Hour)), "lic_a", "lic_c")
+	wantIDs(t, "after moves", drain(t, s, farFuture), "lic_e", "lic_b")
+
+	// A zero NextCheckAt leaves the index; setting it joins it.
+	s = seeded()
+	update(t, s, "lic_c", func(st *store.LicenseState) { st.License.NextCheckAt = time.Time{} })
+	update(t, s, "lic_d", func(st *store.LicenseState) { st.License.NextCheckAt = t0.Add(4 * time.Hour) })
+	wantIDs(t, "after zero and set", drain(t, s, farFuture), "lic_b", "lic_a", "lic_d", "lic_e")
+
+	// Writes that leave NextCheckAt alone keep one entry; updates that write
+	// nothing or fail do not touch the index.
+	s = seeded()
+	update(t, s, "lic_a", func(st *store.LicenseState) { st.License.Status = store.LicenseFlagged })
+	if _, err := s.UpdateLicense(ctx, "lic_e", func(st *store.LicenseState) (*store.LicenseState, error) {
+		st.License.NextCheckAt = time.Time{}
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpdateLicense(ctx, "lic_b", func(st *store.LicenseState) (*store.LicenseState, error) {
+		st.License.NextCheckAt = time.Time{}
+		return st, errLimit
+	}); err != errLimit {
+		t.Fatal(err)
+	}
+	if n := scheduled(t, s); n != 4 {
+		t.Fatalf("after no-op writes: %d index entries, want 4", n)
+	}
+	wantIDs(t, "after no-op writes", drain(t, s, farFuture), "lic_b", "lic_c", "lic_a", "lic_e")
+
+	// A state built from scratch (not the copy fn was given) moves the
+	// entry too.
+	s = seeded()
+	fresh := license("lic_e")
+	fresh.License.NextCheckAt = t0.Add(90 * time.Minute)
+	put(t, s, fresh)
+	wantIDs(t, "after replacing a state", drain(t, s, farFuture), "lic_b", "lic_e", "lic_c", "lic_a")
+}
+
 // testClaimDue: ClaimDue hands out due licences earliest first and moves
 // them on by claimFor, so asking again at once gets none of them; they are
 // due again once the claim has run out, and a write of the licence with its
 // real next time takes over from the claim (no entry left behind).
 func testClaimDue(t *testing.T, h *harness) {
+	ctx := context.Background()
 	s := h.open(t)
-	due, expect := dueChecker(t, s)
 	wantIDs(t, "empty store", claim(t, s, farFuture, 10, time.Minute))
 	seedDue(t, s) // b 1h, c 2h, a 3h, e 5h; d none
 
 	wantIDs(t, "limit", claim(t, s, t0.Add(2*time.Hour), 1, 30*time.Minute), "lic_b")
 	wantIDs(t, "rest of the due", claim(t, s, t0.Add(2*time.Hour), 10, 30*time.Minute), "lic_c")
 	wantIDs(t, "claimed already", claim(t, s, t0.Add(2*time.Hour+29*time.Minute), 10, 30*time.Minute))
-	expect("index after claims", due(farFuture, 10), "lic_b", "lic_c", "lic_a", "lic_e")
+	// The claimed entries moved on to 2h30, none left behind.
+	if next, err := s.NextDue(ctx); err != nil || !next.Equal(t0.Add(2*time.Hour+30*time.Minute)) {
+		t.Fatalf("index after claims: NextDue = %v, %v; want %v", next, err, t0.Add(2*time.Hour+30*time.Minute))
+	}
+	if n := scheduled(t, s); n != 4 {
+		t.Fatalf("index after claims: %d entries, want 4", n)
+	}
 	wantIDs(t, "limit 0", claim(t, s, farFuture, 0, time.Minute))
 
 	// The claim runs out: due again, earliest first, with what is due now.
@@ -53,8 +180,11 @@ func testClaimDue(t *testing.T, h *harness) {
 	// claimed time leaves the index.
 	update(t, s, "lic_b", func(st *store.LicenseState) { st.License.NextCheckAt = t0.Add(10 * time.Hour) })
 	update(t, s, "lic_c", func(st *store.LicenseState) { st.License.NextCheckAt = time.Time{} })
-	expect("after results", due(farFuture, 10), "lic_a", "lic_e", "lic_b")
-	wantIDs(t, "after results", claim(t, s, t0.Add(9*time.Hour), 10, time.Hour), "lic_a", "lic_e")
+	if n := scheduled(t, s); n != 3 {
+		t.Fatalf("index after results: %d entries, want 3 (a, e, b)", n)
+	}
+	wantIDs(t, "after results", drain(t, s, t0.Add(9*time.Hour)), "lic_a", "lic_e")
+	wantIDs(t, "b at its real time", drain(t, s, farFuture), "lic_b")
 	if st := read(t, s, "lic_d"); !st.License.NextCheckAt.IsZero() {
 		t.Fatalf("lic_d (never due) has NextCheckAt %v", st.License.NextCheckAt)
 	}

@@ -56,7 +56,7 @@ func WithRecordCount(count func(t *testing.T, s store.Store, family string) int)
 	return func(c *config) { c.count = count }
 }
 
-// WithKnownFailure skips one subtest (by name, e.g. "DueLicensesReindex")
+// WithKnownFailure skips one subtest (by name, e.g. "DueReindex")
 // with the reason given, so a backend bug the suite found stays visible in
 // the test output until it is fixed instead of turning the run red or
 // being deleted from the suite.
@@ -93,8 +93,8 @@ var tests = []test{
 	{"SlowSubscriberDoesNotBlockWriters", testSlowSubscriberDoesNotBlockWriters},
 	{"OverflowSendsResync", testOverflowSendsResync},
 	{"KeyRotationNotice", testKeyRotationNotice},
-	{"DueLicenses", testDueLicenses},
-	{"DueLicensesReindex", testDueLicensesReindex},
+	{"DueOrder", testDueOrder},
+	{"DueReindex", testDueReindex},
 	{"ClaimDue", testClaimDue},
 	{"ConcurrentClaimsNeverShare", testConcurrentClaimsNeverShare},
 	{"DueStats", testDueStats},
@@ -109,6 +109,8 @@ var tests = []test{
 	{"OutboxTrim", testOutboxTrim},
 	{"OutboxPending", testOutboxPending},
 	{"OutboxPaging", testOutboxPaging},
+	{"RecordSeen", testRecordSeen},
+	{"AddQuota", testAddQuota},
 	{"Ping", testPing},
 	{"Unavailable", testUnavailable},
 	{"CallerGone", testCallerGone},
