@@ -144,8 +144,9 @@ func applyAction(lic *store.License, action string) {
 		lic.Status, lic.StatusBy = store.LicenseSuspended, ActorAdmin
 	case ActionReinstate:
 		lic.Status, lic.StatusBy = store.LicenseActive, ""
-		// The author decided: the recheck flags or suspends again only on
-		// a fresh day of definitive answers.
+		// The author decided: the answers before count no more. The next
+		// definitive answer flags the licence again (manual mode), and
+		// auto mode counts its confirm answers afresh.
 		lic.Recheck.Definitive, lic.Recheck.FirstDefinitiveAt = 0, time.Time{}
 	case ActionLock:
 		lic.Locked = true
