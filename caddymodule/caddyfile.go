@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"encoding/json"
+	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -283,6 +284,22 @@ func reuseGraceArg(d *caddyfile.Dispenser, app *App) error {
 	}
 	g := caddy.Duration(dur)
 	app.RefreshReuseGrace = &g
+	return nil
+}
+
+// positiveArg reads the current option's one argument, a positive whole
+// number; scope names the block in the error ("product p").
+func positiveArg(d *caddyfile.Dispenser, scope string, dst *int) error {
+	opt := d.Val()
+	var s string
+	if err := singleArg(d, &s); err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		return d.Errf("%s: %s: %q is not a positive number", scope, opt, s)
+	}
+	*dst = n
 	return nil
 }
 

@@ -448,15 +448,7 @@ func parseProductOption(d *caddyfile.Dispenser, name string, p *Product) error {
 			return d.ArgErr()
 		}
 	case "activations":
-		var s string
-		if err := singleArg(d, &s); err != nil {
-			return err
-		}
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			return d.Errf("product %s: activations: %q is not a positive number", name, s)
-		}
-		p.Activations = n
+		return positiveArg(d, "product "+name, &p.Activations)
 	case "local_domains":
 		return treatmentArg(d, name, &p.LocalDomains, &p.LocalCap)
 	case "staging_subdomains":

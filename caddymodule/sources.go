@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -260,15 +259,7 @@ func (o *SourceOptions) UnmarshalOption(d *caddyfile.Dispenser, source string) (
 	case "timeout":
 		return true, durationArg(d, &o.Timeout)
 	case "concurrency":
-		var s string
-		if err := singleArg(d, &s); err != nil {
-			return true, err
-		}
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			return true, d.Errf("source %s: concurrency: %q is not a positive number", source, s)
-		}
-		o.Concurrency = n
+		return true, positiveArg(d, "source "+source, &o.Concurrency)
 	default:
 		return false, nil
 	}

@@ -78,11 +78,56 @@ func (c *adminCLI) licenseID(arg string) (string, error) {
 // lookup resolves a licence key with POST /licensegate/licenses/lookup:
 // the key travels in the body only.
 func (c *adminCLI) lookup(key string, ans *licenseAnswer) ([]byte, error) {
-	return c.admin(http.MethodPost, "/licensegate/licenses/lookup", map[string]string{"license_key": key}, ans)
+	return c.post(at("licenses", "lookup"), map[string]string{"license_key": key}, ans)
 }
 
-func licensePath(id string) string {
-	return "/licensegate/licenses/" + url.PathEscape(id)
+// resource is an admin API path below /licensegate/, its parts escaped,
+// and its query.
+type resource struct {
+	parts []string
+	query url.Values
+}
+
+// at names the resource /licensegate/<parts...>.
+func at(parts ...string) resource { return resource{parts: parts} }
+
+// with adds a query parameter when value is not empty.
+func (r resource) with(name, value string) resource {
+	if value == "" {
+		return r
+	}
+	q := url.Values{}
+	for k, v := range r.query {
+		q[k] = v
+	}
+	q.Set(name, value)
+	r.query = q
+	return r
+}
+
+func (r resource) String() string {
+	escaped := make([]string, len(r.parts))
+	for i, p := range r.parts {
+		escaped[i] = url.PathEscape(p)
+	}
+	uri := "/licensegate/" + strings.Join(escaped, "/")
+	if len(r.query) > 0 {
+		uri += "?" + r.query.Encode()
+	}
+	return uri
+}
+
+// get, post and del call the admin API on r (see admin).
+func (c *adminCLI) get(r resource, out any) ([]byte, error) {
+	return c.admin(http.MethodGet, r.String(), nil, out)
+}
+
+func (c *adminCLI) post(r resource, body, out any) ([]byte, error) {
+	return c.admin(http.MethodPost, r.String(), body, out)
+}
+
+func (c *adminCLI) del(r resource, body, out any) ([]byte, error) {
+	return c.admin(http.MethodDelete, r.String(), body, out)
 }
 
 // reasonBody is the body of the licence actions and of deactivation.

@@ -1,11 +1,7 @@
 package cli
 
 import (
-	"encoding/json"
-	"fmt"
-	"io"
-	"net/http"
-	"net/url"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
@@ -101,85 +97,7 @@ func webhooksCommand(cmd *cobra.Command) {
 	cmd.Flags().String("status", "", "List only deliveries with this status (pending, delivered, failed)")
 	adminFlags(cmd)
 	cmd.RunE = runE(cmdWebhooks)
-	retry := &cobra.Command{
-		Use:   "retry <delivery-id>",
-		Short: "Retries a failed webhook delivery",
-		Args:  cobra.ExactArgs(1),
-		RunE:  runE(cmdWebhooksRetry),
-	}
-	adminFlags(retry)
-	cmd.AddCommand(retry)
-}
-
-// maxDeliveries bounds how many deliveries one listing prints.
-const maxDeliveries = 10000
-
-func cmdWebhooks(c *adminCLI, _ []string) error {
-	status := c.flags.String("status")
-	if c.flags.Bool("failed") {
-		status = "failed"
-	}
-	var all []json.RawMessage
-	cursor := ""
-	for len(all) < maxDeliveries {
-		q := url.Values{}
-		if status != "" {
-			q.Set("status", status)
-		}
-		if cursor != "" {
-			q.Set("cursor", cursor)
-		}
-		var page struct {
-			Deliveries []json.RawMessage `json:"deliveries"`
-			NextCursor string            `json:"next_cursor"`
-		}
-		if _, err := c.admin(http.MethodGet, "/licensegate/webhooks/deliveries?"+q.Encode(), nil, &page); err != nil {
-			return err
-		}
-		all = append(all, page.Deliveries...)
-		if cursor = page.NextCursor; cursor == "" {
-			break
-		}
-	}
-	raw, err := json.Marshal(map[string]any{"deliveries": all})
-	if err != nil {
-		return fmt.Errorf("encoding deliveries: %w", err)
-	}
-	return c.print(raw, func(w io.Writer) {
-		rows := make([]object, 0, len(all))
-		for _, d := range all {
-			var e struct {
-				ID        string `json:"id"`
-				Status    string `json:"status"`
-				Attempts  int    `json:"attempts"`
-				LastError string `json:"last_error"`
-				Event     struct {
-					At        string `json:"at"`
-					Action    string `json:"action"`
-					LicenseID string `json:"license_id"`
-				} `json:"event"`
-			}
-			_ = json.Unmarshal(d, &e)
-			o := object{}
-			for k, v := range map[string]any{"id": e.ID, "status": e.Status, "attempts": e.Attempts, "type": e.Event.Action,
-				"at": e.Event.At, "license_id": e.Event.LicenseID, "last_error": e.LastError} {
-				o[k], _ = json.Marshal(v)
-			}
-			rows = append(rows, o)
-		}
-		writeTable(w, []string{"ID", "STATUS", "ATTEMPTS", "TYPE", "AT", "LICENSE", "LAST ERROR"},
-			[]string{"id", "status", "attempts", "type", "at", "license_id", "last_error"}, rows, "no webhook deliveries")
-	})
-}
-
-func cmdWebhooksRetry(c *adminCLI, args []string) error {
-	raw, err := c.admin(http.MethodPost, "/licensegate/webhooks/deliveries/"+url.PathEscape(args[0])+"/retry", nil, nil)
-	if err != nil {
-		return err
-	}
-	return c.print(raw, func(w io.Writer) {
-		fmt.Fprintf(w, "delivery %s is pending again\n", printable(args[0]))
-	})
+	cmd.AddCommand(subcommand("retry <delivery-id>", "Retries a failed webhook delivery", cmdWebhooksRetry, false))
 }
 
 // adminHelp ends the help text of every licensegate command.
@@ -217,60 +135,38 @@ var (
 // licenseCommand adds the license subcommands.
 func licenseCommand(cmd *cobra.Command) {
 	group(cmd)
-	show := &cobra.Command{
-		Use:   "show <key-or-id>",
-		Short: "Shows a licence and its installations",
-		Args:  cobra.ExactArgs(1),
-		RunE:  runE(cmdLicenseShow),
-	}
-	adminFlags(show)
-	cmd.AddCommand(show)
-	recheck := &cobra.Command{
-		Use:   "recheck <key-or-id>",
-		Short: "Asks the licence's source again now and prints the outcome",
-		Args:  cobra.ExactArgs(1),
-		RunE:  runE(cmdLicenseRecheck),
-	}
-	adminFlags(recheck)
-	cmd.AddCommand(recheck)
+	cmd.AddCommand(subcommand("show <key-or-id>", "Shows a licence and its installations", cmdLicenseShow, false))
+	cmd.AddCommand(subcommand("recheck <key-or-id>", "Asks the licence's source again now and prints the outcome", cmdLicenseRecheck, false))
 	for _, a := range licenseActions {
-		sub := &cobra.Command{
-			Use:   a.verb + " <key-or-id>",
-			Short: a.short,
-			Args:  cobra.ExactArgs(1),
-			RunE:  runE(cmdLicenseAction(a.verb, a.done)),
-		}
-		sub.Flags().String("reason", "", "Why, for the audit log")
-		adminFlags(sub)
-		cmd.AddCommand(sub)
+		cmd.AddCommand(subcommand(a.verb+" <key-or-id>", a.short, cmdLicenseAction(a.verb, a.done), true))
 	}
 }
 
 // installationCommand adds the installation subcommands.
 func installationCommand(cmd *cobra.Command) {
 	group(cmd)
-	deactivate := &cobra.Command{
-		Use:   "deactivate <installation-id>",
-		Short: "Deactivates an installation",
-		Args:  cobra.ExactArgs(1),
-		RunE:  runE(cmdInstallationDeactivate),
-	}
-	deactivate.Flags().String("reason", "", "Why, for the audit log")
-	adminFlags(deactivate)
-	cmd.AddCommand(deactivate)
+	cmd.AddCommand(subcommand("deactivate <installation-id>", "Deactivates an installation", cmdInstallationDeactivate, true))
 }
 
 // keysCommand adds the keys subcommands.
 func keysCommand(cmd *cobra.Command) {
 	group(cmd)
-	rotate := &cobra.Command{
-		Use:   "rotate",
-		Short: "Rotates the token signing key",
-		Args:  cobra.NoArgs,
-		RunE:  runE(cmdKeysRotate),
+	cmd.AddCommand(subcommand("rotate", "Rotates the token signing key", cmdKeysRotate, false))
+}
+
+// subcommand is a subcommand with the admin flags: use names it and
+// its one argument, if any ("show <key-or-id>"); reason adds --reason.
+func subcommand(use, short string, run action, reason bool) *cobra.Command {
+	args := cobra.NoArgs
+	if strings.Contains(use, " <") {
+		args = cobra.ExactArgs(1)
 	}
-	adminFlags(rotate)
-	cmd.AddCommand(rotate)
+	cmd := &cobra.Command{Use: use, Short: short, Args: args, RunE: runE(run)}
+	if reason {
+		cmd.Flags().String("reason", "", "Why, for the audit log")
+	}
+	adminFlags(cmd)
+	return cmd
 }
 
 // group makes cmd a group of subcommands: alone it prints its help;

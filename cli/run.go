@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"strconv"
 	"time"
 
@@ -68,7 +66,7 @@ func cmdLicenseShow(c *adminCLI, args []string) error {
 	if key != "" {
 		raw, err = c.lookup(key, &ans)
 	} else {
-		raw, err = c.admin(http.MethodGet, licensePath(id), nil, &ans)
+		raw, err = c.get(at("licenses", id), &ans)
 	}
 	if err != nil {
 		return err
@@ -87,7 +85,7 @@ func cmdLicenseRecheck(c *adminCLI, args []string) error {
 		licenseAnswer
 		Outcome object `json:"outcome"`
 	}
-	raw, err := c.admin(http.MethodPost, licensePath(id)+"/recheck", struct{}{}, &ans)
+	raw, err := c.post(at("licenses", id, "recheck"), struct{}{}, &ans)
 	if err != nil {
 		return err
 	}
@@ -116,7 +114,7 @@ func cmdLicenseAction(verb, done string) action {
 		}
 		reason := c.flags.String("reason")
 		var ans licenseAnswer
-		raw, err := c.admin(http.MethodPost, licensePath(id)+"/"+verb, reasonBody{reason}, &ans)
+		raw, err := c.post(at("licenses", id, verb), reasonBody{reason}, &ans)
 		if err != nil {
 			return err
 		}
@@ -137,7 +135,7 @@ func cmdInstallationDeactivate(c *adminCLI, args []string) error {
 		Installation object `json:"installation"`
 		License      object `json:"license"`
 	}
-	raw, err := c.admin(http.MethodDelete, "/licensegate/installations/"+url.PathEscape(id), reasonBody{reason}, &ans)
+	raw, err := c.del(at("installations", id), reasonBody{reason}, &ans)
 	if err != nil {
 		return err
 	}
@@ -154,7 +152,7 @@ func cmdKeysRotate(c *adminCLI, _ []string) error {
 		Kid  string   `json:"kid"`
 		Keys []string `json:"keys"`
 	}
-	raw, err := c.admin(http.MethodPost, "/licensegate/keys/rotate", nil, &ans)
+	raw, err := c.post(at("keys", "rotate"), nil, &ans)
 	if err != nil {
 		return err
 	}
@@ -212,22 +210,12 @@ type auditPage struct {
 func (c *adminCLI) auditEvents(since string, limit int) (auditPage, error) {
 	all := auditPage{Events: []json.RawMessage{}}
 	for {
-		q := url.Values{}
-		if since != "" {
-			q.Set("since", since)
-		}
-		if all.NextCursor != "" {
-			q.Set("cursor", all.NextCursor)
-		}
+		r := at("audit").with("since", since).with("cursor", all.NextCursor)
 		if limit > 0 {
-			q.Set("limit", strconv.Itoa(limit-len(all.Events)))
-		}
-		uri := "/licensegate/audit"
-		if len(q) > 0 {
-			uri += "?" + q.Encode()
+			r = r.with("limit", strconv.Itoa(limit-len(all.Events)))
 		}
 		var page auditPage
-		if _, err := c.admin(http.MethodGet, uri, nil, &page); err != nil {
+		if _, err := c.get(r, &page); err != nil {
 			return auditPage{}, err
 		}
 		all.Events = append(all.Events, page.Events...)
@@ -243,4 +231,68 @@ func (c *adminCLI) auditEvents(since string, limit int) (auditPage, error) {
 			return all, nil
 		}
 	}
+}
+
+// maxDeliveries bounds how many deliveries one listing prints.
+const maxDeliveries = 10000
+
+func cmdWebhooks(c *adminCLI, _ []string) error {
+	status := c.flags.String("status")
+	if c.flags.Bool("failed") {
+		status = "failed"
+	}
+	var all []json.RawMessage
+	cursor := ""
+	for len(all) < maxDeliveries {
+		var page struct {
+			Deliveries []json.RawMessage `json:"deliveries"`
+			NextCursor string            `json:"next_cursor"`
+		}
+		if _, err := c.get(at("webhooks", "deliveries").with("status", status).with("cursor", cursor), &page); err != nil {
+			return err
+		}
+		all = append(all, page.Deliveries...)
+		if cursor = page.NextCursor; cursor == "" {
+			break
+		}
+	}
+	raw, err := json.Marshal(map[string]any{"deliveries": all})
+	if err != nil {
+		return fmt.Errorf("encoding deliveries: %w", err)
+	}
+	return c.print(raw, func(w io.Writer) {
+		rows := make([]object, 0, len(all))
+		for _, d := range all {
+			var e struct {
+				ID        string `json:"id"`
+				Status    string `json:"status"`
+				Attempts  int    `json:"attempts"`
+				LastError string `json:"last_error"`
+				Event     struct {
+					At        string `json:"at"`
+					Action    string `json:"action"`
+					LicenseID string `json:"license_id"`
+				} `json:"event"`
+			}
+			_ = json.Unmarshal(d, &e)
+			o := object{}
+			for k, v := range map[string]any{"id": e.ID, "status": e.Status, "attempts": e.Attempts, "type": e.Event.Action,
+				"at": e.Event.At, "license_id": e.Event.LicenseID, "last_error": e.LastError} {
+				o[k], _ = json.Marshal(v)
+			}
+			rows = append(rows, o)
+		}
+		writeTable(w, []string{"ID", "STATUS", "ATTEMPTS", "TYPE", "AT", "LICENSE", "LAST ERROR"},
+			[]string{"id", "status", "attempts", "type", "at", "license_id", "last_error"}, rows, "no webhook deliveries")
+	})
+}
+
+func cmdWebhooksRetry(c *adminCLI, args []string) error {
+	raw, err := c.post(at("webhooks", "deliveries", args[0], "retry"), nil, nil)
+	if err != nil {
+		return err
+	}
+	return c.print(raw, func(w io.Writer) {
+		fmt.Fprintf(w, "delivery %s is pending again\n", printable(args[0]))
+	})
 }

@@ -51,6 +51,22 @@ func (e *Exchange) clientIP(r *http.Request) string {
 	return e.ClientIP(r)
 }
 
+// endpoint is one operation of the installer API: its method and handler.
+type endpoint struct {
+	method string
+	serve  func(*Exchange, http.ResponseWriter, *http.Request)
+}
+
+// endpoints are the installer API's operations, by last path segment.
+var endpoints = map[string]endpoint{
+	"activate":   {http.MethodPost, (*Exchange).activate},
+	"token":      {http.MethodPost, (*Exchange).token},
+	"deactivate": {http.MethodPost, (*Exchange).deactivate},
+	"move":       {http.MethodPost, (*Exchange).move},
+	"status":     {http.MethodGet, (*Exchange).status},
+	"jwks.json":  {http.MethodGet, (*Exchange).jwks},
+}
+
 // ServeHTTP dispatches on the last path segment.
 func (e *Exchange) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodPost {
@@ -60,39 +76,21 @@ func (e *Exchange) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(e.bodyTimeout()))
 	}
 	op := path.Base(r.URL.Path)
-	method := http.MethodPost
-	if op == "status" || op == "jwks.json" {
-		method = http.MethodGet
-	}
-	switch op {
-	case "activate", "token", "deactivate", "move", "status", "jwks.json":
-	default:
+	ep, ok := endpoints[op]
+	if !ok {
 		WriteProblem(w, e.Logger, &gateway.Error{Code: gateway.CodeNotFound, Detail: "No such licence endpoint."})
 		return
 	}
-	if r.Method != method && !(method == http.MethodGet && r.Method == http.MethodHead) {
-		w.Header().Set("Allow", method)
-		WriteProblem(w, e.Logger, &gateway.Error{Code: gateway.CodeMethodNotAllowed, Detail: "Use " + method + " for " + op + "."})
+	if r.Method != ep.method && !(ep.method == http.MethodGet && r.Method == http.MethodHead) {
+		w.Header().Set("Allow", ep.method)
+		WriteProblem(w, e.Logger, &gateway.Error{Code: gateway.CodeMethodNotAllowed, Detail: "Use " + ep.method + " for " + op + "."})
 		return
 	}
 	if ok, wait := e.Requests.Allow(policy.RateKey(e.clientIP(r))); !ok {
 		WriteProblem(w, e.Logger, rateLimited(wait))
 		return
 	}
-	switch op {
-	case "activate":
-		e.activate(w, r)
-	case "token":
-		e.token(w, r)
-	case "deactivate":
-		e.deactivate(w, r)
-	case "move":
-		e.move(w, r)
-	case "status":
-		e.status(w, r)
-	case "jwks.json":
-		e.jwks(w, r)
-	}
+	ep.serve(e, w, r)
 }
 
 func rateLimited(wait time.Duration) *gateway.Error {
@@ -203,33 +201,41 @@ func noCredential(err error, cred string) error {
 	return errors.Join(err, ErrNoBearer)
 }
 
-func (e *Exchange) deactivate(w http.ResponseWriter, r *http.Request) {
+// withCredential reads the body and the request's credential (the Bearer
+// token, else a refresh_token field) and runs op with them; a refusal is
+// answered as a problem, challenging with a bare Bearer when no
+// credential came. op writes the success itself.
+func (e *Exchange) withCredential(w http.ResponseWriter, r *http.Request, op func(fields map[string]string, cred string) error) {
 	fields, err := ReadForm(r)
 	if err != nil {
 		WriteProblem(w, e.Logger, err)
 		return
 	}
 	cred := e.credential(r, fields)
-	if err := e.Service.Deactivate(r.Context(), cred, e.clientIP(r)); err != nil {
+	if err := op(fields, cred); err != nil {
 		WriteProblem(w, e.Logger, noCredential(err, cred))
-		return
 	}
-	w.WriteHeader(http.StatusNoContent)
+}
+
+func (e *Exchange) deactivate(w http.ResponseWriter, r *http.Request) {
+	e.withCredential(w, r, func(_ map[string]string, cred string) error {
+		if err := e.Service.Deactivate(r.Context(), cred, e.clientIP(r)); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	})
 }
 
 func (e *Exchange) move(w http.ResponseWriter, r *http.Request) {
-	fields, err := ReadForm(r)
-	if err != nil {
-		WriteProblem(w, e.Logger, err)
-		return
-	}
-	cred := e.credential(r, fields)
-	a, err := e.Service.Move(r.Context(), gateway.MoveRequest{Token: cred, Domain: fields["domain"], ClientIP: e.clientIP(r)})
-	if err != nil {
-		WriteProblem(w, e.Logger, noCredential(err, cred))
-		return
-	}
-	WriteJSON(w, http.StatusOK, a)
+	e.withCredential(w, r, func(fields map[string]string, cred string) error {
+		a, err := e.Service.Move(r.Context(), gateway.MoveRequest{Token: cred, Domain: fields["domain"], ClientIP: e.clientIP(r)})
+		if err != nil {
+			return err
+		}
+		WriteJSON(w, http.StatusOK, a)
+		return nil
+	})
 }
 
 func (e *Exchange) status(w http.ResponseWriter, r *http.Request) {

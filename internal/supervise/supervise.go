@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/licensegate/licensegate/upstreams"
 )
 
 // Restart backoff: the first restart after minRestartBackoff, each
@@ -31,8 +33,9 @@ type Supervisor struct {
 	// Backoff is the wait before a worker's n-th consecutive restart
 	// (n >= 1). Default: RestartBackoff.
 	Backoff func(n int) time.Duration
-	// Now judges how long a run lasted. Default: time.Now.
-	Now func() time.Time
+	// Clock judges how long a run lasted and waits out the backoff.
+	// Default: upstreams.SystemClock.
+	Clock upstreams.Clock
 
 	wg      sync.WaitGroup
 	mu      sync.Mutex
@@ -41,7 +44,7 @@ type Supervisor struct {
 
 // New returns a supervisor that logs to logger.
 func New(logger *zap.Logger) *Supervisor {
-	return &Supervisor{logger: logger, Backoff: RestartBackoff, Now: time.Now}
+	return &Supervisor{logger: logger, Backoff: RestartBackoff, Clock: upstreams.SystemClock}
 }
 
 // RestartBackoff doubles from minRestartBackoff up to maxRestartBackoff.
@@ -84,7 +87,7 @@ func (s *Supervisor) keep(ctx context.Context, name string, run func(context.Con
 	log := s.logger.With(zap.String("worker", name))
 	failures := 0
 	for {
-		began := s.Now()
+		began := s.Clock.Now()
 		err := runRecovered(ctx, run)
 		if ctx.Err() != nil {
 			return
@@ -93,7 +96,7 @@ func (s *Supervisor) keep(ctx context.Context, name string, run func(context.Con
 			log.Debug("background worker finished")
 			return
 		}
-		if s.Now().Sub(began) >= healthyRun {
+		if s.Clock.Now().Sub(began) >= healthyRun {
 			failures = 0
 		}
 		failures++
@@ -104,8 +107,8 @@ func (s *Supervisor) keep(ctx context.Context, name string, run func(context.Con
 		} else {
 			log.Warn("background worker failed; restarting it", zap.Error(err), zap.Duration("backoff", wait))
 		}
-		if !sleepCtx(ctx, wait) {
-			return
+		if s.Clock.Sleep(ctx, wait) != nil || ctx.Err() != nil {
+			return // stopped while waiting
 		}
 	}
 }
@@ -126,19 +129,4 @@ func runRecovered(ctx context.Context, run func(context.Context) error) (err err
 		}
 	}()
 	return run(ctx)
-}
-
-// sleepCtx waits d, or less if ctx ends first, which it reports as false.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
