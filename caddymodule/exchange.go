@@ -68,7 +68,8 @@ func (Exchange) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision gets the licensegate app's service.
+// Provision gets the licensegate app's service and takes the pooled
+// limiters its settings name (Cleanup lets go of them).
 func (e *Exchange) Provision(ctx caddy.Context) error {
 	app, err := licensegateApp(ctx, "license_exchange")
 	if err != nil {

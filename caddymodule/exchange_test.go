@@ -199,3 +199,28 @@ func testExchange(svc *gateway.Service, logger *zap.Logger, requests, failures u
 	return &Exchange{api: httpapi.Exchange{Service: svc, Logger: logger,
 		Requests: httpapi.NewLimiter(requests), Failures: httpapi.NewLimiter(failures), ClientIP: clientIP}}
 }
+
+// Exchanges with the same limit share its limiter (a client's budget
+// covers every endpoint, whichever mount it comes through); another rate
+// is another limiter; once every holder is cleaned up, the next one
+// starts afresh.
+func TestExchangeLimitersPooledBySettings(t *testing.T) {
+	a, b, c := new(Exchange), new(Exchange), new(Exchange)
+	r := upstreams.Rate{Calls: 5, Period: time.Minute}
+	la := pooledLimit(a, "rate_limit", r, httpapi.NewLimiter)
+	lb := pooledLimit(b, "rate_limit", r, httpapi.NewLimiter)
+	lc := pooledLimit(c, "rate_limit", upstreams.Rate{Calls: 6, Period: time.Minute}, httpapi.NewLimiter)
+	fa := pooledLimit(a, "failed_limit", r, httpapi.NewLimiter)
+	if la != lb || la == lc || la == fa {
+		t.Fatalf("same settings shared: %v, other rate apart: %v, other option apart: %v", la == lb, la != lc, la != fa)
+	}
+	for _, e := range []*Exchange{a, b, c} {
+		if err := e.Cleanup(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if fresh := pooledLimit(a, "rate_limit", r, httpapi.NewLimiter); fresh == la {
+		t.Fatal("a limiter nobody held any more was handed out again")
+	}
+	_ = a.Cleanup()
+}

@@ -199,6 +199,9 @@ func (pc *Product) checkMappings(name string) error {
 		if err != nil {
 			return fmt.Errorf("product %s: mapping for source %s: %w", name, source, err)
 		}
+		if option == "" {
+			return fmt.Errorf("product %s: mappings: source %s takes no product mapping", name, source)
+		}
 		if !slices.Contains(pc.Sources, source) {
 			return fmt.Errorf("product %s: %s is set but %s is not in its sources", name, option, source)
 		}

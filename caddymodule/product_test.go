@@ -41,6 +41,11 @@ func TestProductJSONMappings(t *testing.T) {
 	if out, _ := json.Marshal(Product{}); string(out) != `{}` {
 		t.Fatalf("empty product encoded %s", out)
 	}
+	// A source without a mapping option takes none.
+	p = Product{Sources: []string{"static"}, Mappings: map[string][]string{"static": {"x"}}}
+	if err := p.checkMappings("p"); err == nil || err.Error() != "product p: mappings: source static takes no product mapping" {
+		t.Fatalf("a mapping for static: %v", err)
+	}
 }
 
 // The caps and leak_threshold reach the product's rules; a cap needs the

@@ -164,6 +164,9 @@ func (c *adminCLI) admin(method, uri string, body, out any) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading admin API answer: %w", err)
 	}
+	if out == nil {
+		out = new(json.RawMessage) // the answer is still checked to be JSON
+	}
 	if err := json.Unmarshal(raw, out); err != nil {
 		return nil, fmt.Errorf("decoding admin API answer to %s %s: %w", method, uri, err)
 	}

@@ -115,7 +115,7 @@ func sameJSON(got, want string) bool {
 func runCommand(t *testing.T, stdin string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	root := &cobra.Command{Use: "licensegate", SilenceUsage: true}
-	for _, name := range []string{"license", "installation", "keys", "audit"} {
+	for _, name := range []string{"license", "installation", "keys", "audit", "webhooks"} {
 		c, ok := caddycmd.Commands()[name]
 		if !ok {
 			t.Fatalf("command %q is not registered", name)
@@ -304,6 +304,19 @@ func TestCommandKeysRotate(t *testing.T) {
 	if err != nil || json.Unmarshal([]byte(out), &ans) != nil || ans.Kid != "k3" || len(ans.Keys) != 3 {
 		t.Errorf("--json: %v\n%s", err, out)
 	}
+}
+
+// webhooks retry prints what it did: the admin API's answer is read
+// although nothing of it is printed (it once failed to decode into nothing).
+func TestCommandWebhooksRetry(t *testing.T) {
+	f := newFakeAdmin(t,
+		exchange{method: "POST", target: "/licensegate/webhooks/deliveries/dlv_7%2Fx/retry", answer: `{"id":"dlv_7/x","status":"pending"}`},
+	)
+	out, _, err := runCommand(t, "", "webhooks", "retry", "dlv_7/x", "--address", f.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertContains(t, "webhooks retry", out, "delivery dlv_7/x is pending again\n")
 }
 
 func auditEvent(id, action string) string {

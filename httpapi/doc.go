@@ -5,7 +5,7 @@
 // per-client rate limiter, and the two JSON APIs built from them: the
 // installer API (Exchange) and the author's admin API (Admin).
 //
-// Package caddymodule mounts these in Caddy; the web pages (package web
-// and below) use the same pieces, so a refusal reads the same wherever it
-// comes from.
+// Package caddymodule mounts these in Caddy; the web pages to come (the
+// buyer portal, the author console) are to use the same pieces, so a
+// refusal reads the same wherever it comes from.
 package httpapi

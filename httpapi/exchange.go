@@ -24,8 +24,8 @@ import (
 type Exchange struct {
 	Service  *gateway.Service
 	Logger   *zap.Logger
-	Requests *Limiter
-	Failures *Limiter
+	Requests *Limiter // nil: no per-client request limit
+	Failures *Limiter // nil: no per-client failed-activation limit
 	Budget   *gateway.FailureBudget
 	// BodyTimeout bounds how long a POST body may take to arrive (0:
 	// DefaultBodyTimeout).

@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// Bucket holds up to Burst calls and refills one per Rate.Every().
+// Bucket holds up to burst calls and refills one per every.
 type Bucket struct {
 	every  time.Duration
 	burst  float64
