@@ -41,6 +41,7 @@ func init() {
 //			local_domains free [<cap>]|slot|deny
 //			staging_subdomains free [<cap>]|slot|deny
 //			move_cooldown <duration>
+//			refresh_cooldown <duration>
 //			leak_threshold <n>/<period>
 //			recheck every <duration> mode manual|auto|off [confirm <n>] [confirm_window <duration>] [auto_suspend_not_found]
 //			expiry_grace <duration>

@@ -34,6 +34,8 @@ var durationFloors = map[string]durationFloor{
 		"instances, each writes its uses to the store once a minute, so a busy installation may be taken for idle"},
 	"move_cooldown": {time.Hour, "a licence may move to another domain that often, and a re-activation from " +
 		"another network is contested (cannot deactivate or move the installation) only that long"},
+	"refresh_cooldown": {time.Minute, "a buyer or product may have a licence rechecked at its source that often " +
+		"(the source's recheck share of its rate limit still bounds the calls)"},
 	"expiry_grace":        {time.Hour, "a source outage longer than that at a licence's expiry stops a buyer who renewed"},
 	"refresh_reuse_grace": {5 * time.Second, "several workers sharing one refresh token may be taken for a cloned installation"},
 	"key_rotation": {time.Hour, "a new signing key is made that often, and each stays in the JWKS until " +

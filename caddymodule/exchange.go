@@ -21,7 +21,7 @@ func init() {
 
 // Exchange is the installer API (SPEC section 4). Mounted under any
 // prefix, it answers on the last path segment: POST activate, token,
-// deactivate and move; GET status and jwks.json. It answers every request
+// deactivate, move and status/refresh; GET status and jwks.json. It answers every request
 // itself and never calls the next handler.
 //
 // Per client (as Caddy determines its address, honouring trusted_proxies;

@@ -47,6 +47,10 @@ type Product struct {
 	// MoveCooldown is the least time between two domain moves of one
 	// licence. Default: 24h.
 	MoveCooldown *caddy.Duration `json:"move_cooldown,omitempty"`
+	// RefreshCooldown is the least time between two rechecks of one
+	// licence asked for by its buyer or product (status/refresh, the
+	// portal's "I renewed"): beyond it, 429 refresh_cooldown. Default: 10m.
+	RefreshCooldown caddy.Duration `json:"refresh_cooldown,omitempty"`
 	// Recheck is the background recheck of the product's licences (SPEC
 	// section 7). Default: every 168h, mode manual.
 	Recheck *RecheckConfig `json:"recheck,omitempty"`
@@ -292,6 +296,12 @@ func (pc *Product) build(logger *zap.Logger, name string, sources map[string]ups
 	if pc.ReleaseIdle < 0 {
 		return nil, fmt.Errorf("product %s: release_idle: must not be negative", name)
 	}
+	if pc.RefreshCooldown < 0 {
+		return nil, fmt.Errorf("product %s: refresh_cooldown: must not be negative", name)
+	}
+	if err := checkDuration(logger, "product "+name+": ", "refresh_cooldown", time.Duration(pc.RefreshCooldown)); err != nil {
+		return nil, err
+	}
 	if err := checkDuration(logger, "product "+name+": ", "release_idle", time.Duration(pc.ReleaseIdle)); err != nil {
 		return nil, err
 	}
@@ -301,6 +311,7 @@ func (pc *Product) build(logger *zap.Logger, name string, sources map[string]ups
 	}
 	return &gateway.Product{
 		Name: name, Sources: pc.Sources, MoveCooldown: cooldown, Leak: leak,
+		RefreshCooldown: time.Duration(pc.RefreshCooldown),
 		Rules: policy.Rules{
 			Activations: pc.Activations, LocalDomains: local, StagingSubdomains: staging,
 			LocalCap: pc.LocalCap, StagingCap: pc.StagingCap, ReleaseIdle: time.Duration(pc.ReleaseIdle),
@@ -469,6 +480,8 @@ func parseProductOption(d *caddyfile.Dispenser, name string, p *Product) error {
 			return err
 		}
 		p.MoveCooldown = &dur
+	case "refresh_cooldown":
+		return durationArg(d, &p.RefreshCooldown)
 	case "recheck":
 		return recheckArgs(d, name, p)
 	case "expiry_grace":

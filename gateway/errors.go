@@ -27,6 +27,7 @@ const (
 	CodeActivationLimit       = policy.CodeActivationLimit
 	CodeRateLimited           = "rate_limited"
 	CodeMoveCooldown          = "move_cooldown"
+	CodeRefreshCooldown       = "refresh_cooldown"
 	CodeUpstreamUnavailable   = "upstream_unavailable"
 	CodeStoreUnavailable      = "store_unavailable"
 	CodeInvalidToken          = "invalid_token"

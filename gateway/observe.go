@@ -98,6 +98,9 @@ const (
 	EndpointRefresh    = "refresh"
 	EndpointMove       = "move"
 	EndpointDeactivate = "deactivate"
+	// EndpointStatusRefresh is status/refresh: a recheck a buyer or
+	// product asked for.
+	EndpointStatusRefresh = "status_refresh"
 
 	OutcomeOK       = "ok"
 	OutcomeAdmitted = "admitted"

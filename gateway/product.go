@@ -13,6 +13,9 @@ type Product struct {
 	Sources      []string // source names, tried in this order
 	Rules        policy.Rules
 	MoveCooldown time.Duration
+	// RefreshCooldown is the least time between two rechecks of a licence
+	// asked for by its buyer or product (zero: DefaultRefreshCooldown).
+	RefreshCooldown time.Duration
 	// Leak is the product's leak_threshold (zero: 5 in 24h).
 	Leak policy.LeakRule
 	// Recheck is the background recheck's rules for the product's
@@ -28,6 +31,19 @@ type Product struct {
 	// (provisionProducts): the gate reads the expiry grace from it on
 	// every request, the worker the mode and interval on every step.
 	recheck policy.RecheckRules
+}
+
+// DefaultRefreshCooldown is refresh_cooldown's default: a buyer who
+// renewed asks once, and a product that asks on every page load costs the
+// marketplace one call per licence per ten minutes.
+const DefaultRefreshCooldown = 10 * time.Minute
+
+// refreshCooldown is a product's refresh_cooldown.
+func (s *Service) refreshCooldown(product string) time.Duration {
+	if p := s.product(product); p != nil && p.RefreshCooldown > 0 {
+		return p.RefreshCooldown
+	}
+	return DefaultRefreshCooldown
 }
 
 // defaultRecheck are the recheck rules of a product no longer configured.

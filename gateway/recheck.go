@@ -130,7 +130,7 @@ func newRechecker(s *Service) *rechecker {
 // budget beyond what the source's own wrapper waits, and writes under no
 // lease token (an author's write, never fenced off).
 func (s *Service) RecheckLicense(ctx context.Context, id string) (*RecheckOutcome, error) {
-	out, err := s.recheckLicense(ctx, id, 0, true)
+	out, err := s.recheckLicense(ctx, id, 0, askedByAuthor)
 	if errors.Is(err, ErrNotFound) {
 		return nil, ErrNotFound
 	}
@@ -140,9 +140,28 @@ func (s *Service) RecheckLicense(ctx context.Context, id string) (*RecheckOutcom
 	return out, nil
 }
 
-// recheckLicense checks one licence under token (0: an author's recheck,
-// by hand).
-func (s *Service) recheckLicense(ctx context.Context, id string, token int64, byHand bool) (*RecheckOutcome, error) {
+// asker is who asked for a recheck. They differ in whether the product's
+// mode and the source's recheck budget hold them back, and in what a
+// check that cannot be made now does.
+type asker int
+
+const (
+	// askedBySchedule: the worker, for a due licence. It waits briefly for
+	// the source's budget, and a check it cannot make now is rescheduled.
+	askedBySchedule asker = iota
+	// askedByAuthor: the admin API or the console. It asks now, whatever
+	// the product's mode, beyond no more than the source's own wrapper.
+	askedByAuthor
+	// askedByBuyer: status/refresh or the portal. It keeps to the mode and
+	// the budget like the schedule, but a check it cannot make now is
+	// answered deferred (or off) with nothing written: the schedule keeps
+	// the licence's next check.
+	askedByBuyer
+)
+
+// recheckLicense checks one licence under token (0: no lease, a check
+// asked for by an author or a buyer).
+func (s *Service) recheckLicense(ctx context.Context, id string, token int64, by asker) (*RecheckOutcome, error) {
 	st, err := s.cfg.Store.LicenseState(ctx, id)
 	if err != nil {
 		return nil, err
@@ -152,22 +171,22 @@ func (s *Service) recheckLicense(ctx context.Context, id string, token int64, by
 		return nil, ErrNotFound
 	}
 	rules := s.recheckRules(lic.Product)
-	if s.product(lic.Product) == nil && !byHand {
+	if s.product(lic.Product) == nil && by != askedByAuthor {
 		// The product is no longer served here: ask again later, in case a
 		// reload brings it back; nothing else changes.
-		return s.reschedule(ctx, id, token, RecheckDeferred, "product_not_served", s.now().Add(rules.Every))
+		return s.notNow(ctx, st, token, by, RecheckDeferred, "product_not_served", s.now().Add(rules.Every))
 	}
-	if rules.Mode == policy.RecheckOff && !byHand {
-		return s.reschedule(ctx, id, token, RecheckOff, "", time.Time{})
+	if rules.Mode == policy.RecheckOff && by != askedByAuthor {
+		return s.notNow(ctx, st, token, by, RecheckOff, "", time.Time{})
 	}
 	src := s.cfg.Sources[lic.Source]
-	if !byHand {
+	if by != askedByAuthor {
 		wait := awaitRecheck(ctx, src)
 		if ctx.Err() != nil {
 			return nil, ctx.Err() // the worker is stopping: the claim runs out
 		}
 		if wait > 0 {
-			return s.reschedule(ctx, id, token, RecheckDeferred, "budget", s.deferUntil(wait))
+			return s.notNow(ctx, st, token, by, RecheckDeferred, "budget", s.deferUntil(wait))
 		}
 	}
 	v := s.askSource(ctx, src, st)
@@ -175,8 +194,8 @@ func (s *Service) recheckLicense(ctx context.Context, id string, token int64, by
 	if ctx.Err() != nil {
 		return nil, ctx.Err() // the worker is stopping: the claim runs out
 	}
-	if v.Outcome == upstreams.Unknown && errors.Is(v.Cause, upstreams.ErrRateBudget) && !byHand {
-		return s.reschedule(ctx, id, token, RecheckDeferred, "budget", s.deferUntil(v.RetryAfter))
+	if v.Outcome == upstreams.Unknown && errors.Is(v.Cause, upstreams.ErrRateBudget) && by != askedByAuthor {
+		return s.notNow(ctx, st, token, by, RecheckDeferred, "budget", s.deferUntil(v.RetryAfter))
 	}
 	now := s.now()
 	res := checkResult(v, now)
@@ -198,6 +217,15 @@ func (s *Service) recheckLicense(ctx context.Context, id string, token int64, by
 	}
 	s.logOutcome(out, alert)
 	return out, nil
+}
+
+// notNow answers a check that is not made now: the schedule's licence is
+// due again at next; a buyer's ask leaves the schedule as it is.
+func (s *Service) notNow(ctx context.Context, st *store.LicenseState, token int64, by asker, outcome, reason string, next time.Time) (*RecheckOutcome, error) {
+	if by == askedByBuyer {
+		return recheckOutcomeOf(st.License, outcome, reason), nil
+	}
+	return s.reschedule(ctx, st.License.ID, token, outcome, reason, next)
 }
 
 // reschedule moves a licence's next check without checking it.
@@ -262,6 +290,7 @@ func applyCheck(cur *store.LicenseState, rules policy.RecheckRules, res policy.C
 	if tr.Held {
 		detail = "automatic suspension held by the mass-suspension guard"
 	}
+	lic.NextCheckAt = dueWithDates(lic.NextCheckAt, lic, now)
 	cur.Events = nil
 	if event != "" {
 		recordEvent(cur, Event{At: now, Actor: ActorGateway, Action: event, LicenseID: lic.ID,

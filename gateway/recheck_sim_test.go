@@ -818,7 +818,7 @@ func TestRecheckTwoInstancesOneRedis(t *testing.T) {
 
 	// The old holder wakes with a check in flight: its write is fenced off.
 	st := s.license("d3")
-	if _, err := holder.recheckLicense(context.Background(), st.ID, dead.Token, false); !errors.Is(err, store.ErrFenced) {
+	if _, err := holder.recheckLicense(context.Background(), st.ID, dead.Token, askedBySchedule); !errors.Is(err, store.ErrFenced) {
 		t.Fatalf("the old holder's write: %v, want ErrFenced", err)
 	}
 	if after := s.license("d3"); after.Version != st.Version || after.Fence <= dead.Token {

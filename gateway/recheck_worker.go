@@ -157,7 +157,7 @@ func (s *Service) RecheckOnce(ctx context.Context) (int, error) {
 		if token, err = w.hold(ctx); err != nil || token == 0 {
 			return n, err
 		}
-		_, err := s.recheckLicense(ctx, id, token, false)
+		_, err := s.recheckLicense(ctx, id, token, askedBySchedule)
 		switch {
 		case errors.Is(err, store.ErrFenced):
 			// A later holder wrote this licence: this instance's lease is

@@ -14,7 +14,8 @@ import (
 
 // Exchange is the installer API (SPEC section 4) as a net/http handler.
 // Mounted under any prefix, it answers on the last path segment: POST
-// activate, token, deactivate and move; GET status and jwks.json.
+// activate, token, deactivate, move and status/refresh; GET status and
+// jwks.json.
 //
 // Per client network (policy.RateKey of ClientIP) it limits requests to
 // every endpoint (Requests) and failed activations (Failures), and per
@@ -57,14 +58,16 @@ type endpoint struct {
 	serve  func(*Exchange, http.ResponseWriter, *http.Request)
 }
 
-// endpoints are the installer API's operations, by last path segment.
+// endpoints are the installer API's operations, by last path segment
+// (status/refresh by its last two).
 var endpoints = map[string]endpoint{
-	"activate":   {http.MethodPost, (*Exchange).activate},
-	"token":      {http.MethodPost, (*Exchange).token},
-	"deactivate": {http.MethodPost, (*Exchange).deactivate},
-	"move":       {http.MethodPost, (*Exchange).move},
-	"status":     {http.MethodGet, (*Exchange).status},
-	"jwks.json":  {http.MethodGet, (*Exchange).jwks},
+	"activate":       {http.MethodPost, (*Exchange).activate},
+	"token":          {http.MethodPost, (*Exchange).token},
+	"deactivate":     {http.MethodPost, (*Exchange).deactivate},
+	"move":           {http.MethodPost, (*Exchange).move},
+	"status":         {http.MethodGet, (*Exchange).status},
+	"status/refresh": {http.MethodPost, (*Exchange).refreshStatus},
+	"jwks.json":      {http.MethodGet, (*Exchange).jwks},
 }
 
 // ServeHTTP dispatches on the last path segment.
@@ -75,7 +78,7 @@ func (e *Exchange) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// one (a test recorder) leaves the server's own timeouts.
 		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(e.bodyTimeout()))
 	}
-	op := path.Base(r.URL.Path)
+	op := operation(r.URL.Path)
 	ep, ok := endpoints[op]
 	if !ok {
 		WriteProblem(w, e.Logger, &gateway.Error{Code: gateway.CodeNotFound, Detail: "No such licence endpoint."})
@@ -248,6 +251,31 @@ func (e *Exchange) status(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, http.StatusOK, struct {
 		License *gateway.LicenseView `json:"license"`
 	}{v})
+}
+
+// operation names the endpoint a path asks for: its last segment, or
+// status/refresh.
+func operation(p string) string {
+	op := path.Base(p)
+	if op == "refresh" && path.Base(path.Dir(p)) == "status" {
+		return "status/refresh"
+	}
+	return op
+}
+
+// refreshStatus answers POST status/refresh: the licence block after a
+// recheck now, and whether the source answered ("checked").
+func (e *Exchange) refreshStatus(w http.ResponseWriter, r *http.Request) {
+	t, _ := Bearer(r)
+	v, checked, err := e.Service.RefreshStatus(r.Context(), t)
+	if err != nil {
+		WriteProblem(w, e.Logger, noCredential(err, t))
+		return
+	}
+	WriteJSON(w, http.StatusOK, struct {
+		License *gateway.LicenseView `json:"license"`
+		Checked bool                 `json:"checked"`
+	}{v, checked})
 }
 
 func (e *Exchange) jwks(w http.ResponseWriter, r *http.Request) {

@@ -57,6 +57,7 @@ var statusFor = map[string]int{
 	gateway.CodeDomainInUse:           http.StatusConflict,
 	gateway.CodeRateLimited:           http.StatusTooManyRequests,
 	gateway.CodeMoveCooldown:          http.StatusTooManyRequests,
+	gateway.CodeRefreshCooldown:       http.StatusTooManyRequests,
 	gateway.CodeUpstreamUnavailable:   http.StatusServiceUnavailable,
 	gateway.CodeStoreUnavailable:      http.StatusServiceUnavailable,
 	gateway.CodeInvalidToken:          http.StatusUnauthorized,

@@ -202,13 +202,41 @@ final class Client
         ], null));
         $answer = $this->decode($response);
         $license = isset($answer['license']) && is_array($answer['license']) ? $answer['license'] : [];
+        $this->keepLicense($license);
+        return $license;
+    }
+
+    /** Stores a licence block the gateway answered beside the tokens. */
+    private function keepLicense(array $license): void
+    {
         $this->store->withLock(function () use ($license): void {
             $current = $this->store->load();
             if ($current !== null) {
                 $this->store->save($current->withLicense($license));
             }
         });
-        return $license;
+    }
+
+    /**
+     * Asks the gateway to check the licence at its marketplace now (the
+     * buyer says "I renewed my support") and returns the licence block
+     * after it, with whether the marketplace answered: `checked` false
+     * means it could not (an outage) and `license` is the stored block.
+     * The stored copy is updated. At most once per the product's
+     * refresh_cooldown.
+     *
+     * @return array{license: array<string, mixed>, checked: bool}
+     * @throws RefreshCooldown|LicenseGateException
+     */
+    public function refreshStatus(): array
+    {
+        $response = $this->authorized(fn (Tokens $t): Response => $this->send('POST', $this->endpoint('status/refresh'), [
+            'Authorization' => 'Bearer ' . $t->accessToken,
+        ], null));
+        $answer = $this->decode($response);
+        $license = isset($answer['license']) && is_array($answer['license']) ? $answer['license'] : [];
+        $this->keepLicense($license);
+        return ['license' => $license, 'checked' => ($answer['checked'] ?? false) === true];
     }
 
     /**

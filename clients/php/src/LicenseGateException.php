@@ -53,6 +53,7 @@ class LicenseGateException extends \RuntimeException
         'activation_limit_reached' => ActivationLimitReached::class,
         'rate_limited' => RateLimited::class,
         'move_cooldown' => MoveCooldown::class,
+        'refresh_cooldown' => RefreshCooldown::class,
         'quota_exceeded' => QuotaExceeded::class,
         'upstream_unavailable' => Unavailable::class,
         'store_unavailable' => Unavailable::class,

@@ -5,8 +5,8 @@ declare(strict_types=1);
 namespace LicenseGate;
 
 /**
- * Too many requests (429 rate_limited, and the subclasses for move_cooldown
- * and quota_exceeded). `retryAfter` is always set: the gateway's
+ * Too many requests (429 rate_limited, and the subclasses for move_cooldown,
+ * refresh_cooldown and quota_exceeded). `retryAfter` is always set: the gateway's
  * Retry-After, or the client's default.
  */
 class RateLimited extends LicenseGateException

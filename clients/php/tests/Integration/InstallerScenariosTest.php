@@ -12,6 +12,7 @@ use LicenseGate\LicenseNotFound;
 use LicenseGate\LicenseRevoked;
 use LicenseGate\MoveCooldown;
 use LicenseGate\NotActivated;
+use LicenseGate\RefreshCooldown;
 use LicenseGate\RefreshTokenReused;
 use LicenseGate\Tests\Support\GatewayTestCase;
 use LicenseGate\Tests\Support\PhpServer;
@@ -261,6 +262,28 @@ final class InstallerScenariosTest extends GatewayTestCase
         $this->assertSame(2, $license['activations_limit']);
         $this->assertTrue($license['support_active']);
         $this->assertSame($license, $store->load()?->license);
+    }
+
+    public function testRefreshStatusAsksNowThenCoolsDown(): void
+    {
+        $store = $this->fileStore();
+        $client = $this->client($store);
+        $client->activate('KEY-PHP-BRAVO-0002', 'agency.com');
+
+        $answer = $client->refreshStatus();
+
+        $this->assertTrue($answer['checked'], 'the key file answered');
+        $this->assertSame('extended', $answer['license']['type']);
+        $this->assertSame($answer['license'], $store->load()?->license);
+        try {
+            $client->refreshStatus();
+            $this->fail('a second refresh within refresh_cooldown was answered');
+        } catch (RefreshCooldown $e) {
+            $this->assertSame(429, $e->status);
+            $this->assertSame('refresh_cooldown', $e->problemCode);
+            $this->assertGreaterThan(0, $e->retryAfter());
+            $this->assertLessThanOrEqual(600, $e->retryAfter());
+        }
     }
 
     public function testA401InvalidTokenRefreshesOnceAndRetries(): void
