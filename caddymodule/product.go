@@ -48,8 +48,9 @@ type Product struct {
 	// licence. Default: 24h.
 	MoveCooldown *caddy.Duration `json:"move_cooldown,omitempty"`
 	// RefreshCooldown is the least time between two rechecks of one
-	// licence asked for by its buyer or product (status/refresh, the
-	// portal's "I renewed"): beyond it, 429 refresh_cooldown. Default: 10m.
+	// licence asked for by its buyer or product (status/refresh; the buyer
+	// portal's "I renewed" when it comes): beyond it, 429
+	// refresh_cooldown. Default: 10m.
 	RefreshCooldown caddy.Duration `json:"refresh_cooldown,omitempty"`
 	// Recheck is the background recheck of the product's licences (SPEC
 	// section 7). Default: every 168h, mode manual.

@@ -188,3 +188,104 @@ func statusRefresh(t *testing.T, st store.Store) {
 		t.Fatal("a deactivated installation's refresh asked the marketplace")
 	}
 }
+
+// TestSupportDateAfterACheck: a support_until that falls inside the
+// interval only at a later check (support months away at activation, a
+// week's interval) is taken at that check, not just at activation.
+func TestSupportDateAfterACheck(t *testing.T) {
+	s := newSim(t, openEmbedded(t), policy.RecheckManual, "gw_a")
+	support := simStart.Add(10 * time.Hour) // past the first check (~6h), before the second (~12h)
+	s.sell("e1", uuidKey('e', 1), truth{status: "active", support: tp(support)})
+	first := s.license("e1").NextCheckAt
+	if !first.Before(support) {
+		t.Fatalf("first check %v, want the schedule's, before support_until %v", first, support)
+	}
+	s.clock.Advance(first.Sub(s.clock.Now()))
+	if n := s.drain(s.svc); n != 1 {
+		t.Fatalf("%d checks at the first due time, want 1", n)
+	}
+	if due := s.license("e1").NextCheckAt; !due.Equal(support.Add(dateSlack)) {
+		t.Fatalf("after the first check due %v, want a minute after support_until %v", due, support)
+	}
+}
+
+// A buyer's ask never takes a licence out of service: in auto mode with
+// confirm 1, a refund it sees flags the licence and makes it due at once,
+// and the schedule (under its guard) suspends it.
+func TestStatusRefreshFlagsRatherThanSuspends(t *testing.T) {
+	ctx := context.Background()
+	s := newSim(t, openEmbedded(t), policy.RecheckAuto, "gw_a")
+	s.svc.cfg.Products["pe"].recheck.Confirm = 1
+	a := s.sell("e1", uuidKey('e', 1), truth{status: "active"})
+	s.vendors["envato"].set(s.keys["e1"], func(tr *truth) { tr.status = "refunded" })
+	s.clock.Advance(time.Minute)
+	v, checked, err := s.svc.RefreshStatus(ctx, a.AccessToken)
+	if err != nil || !checked || v.Status != store.LicenseFlagged {
+		t.Fatalf("a buyer's ask that sees a refund: %+v, checked %v, %v", v, checked, err)
+	}
+	if due := s.license("e1").NextCheckAt; due.After(s.clock.Now()) {
+		t.Fatalf("flagged by an ask, due %v, want at once", due)
+	}
+	if n := s.drain(s.svc); n != 1 {
+		t.Fatalf("%d scheduled checks, want 1", n)
+	}
+	if st := s.license("e1").Status; st != store.LicenseSuspended {
+		t.Fatalf("after the schedule's check: %s, want suspended", st)
+	}
+}
+
+// An ask that cannot be made now (the source's budget paused by a 429's
+// Retry-After, or mode off) asks nobody, moves no schedule and gives its
+// cooldown back; one that reached the source during an outage keeps it.
+// On a licence out of service the stored block is the answer, checked
+// false, not an error.
+func TestStatusRefreshNotNow(t *testing.T) {
+	ctx := context.Background()
+	s := newSim(t, openEmbedded(t), policy.RecheckManual, "gw_a")
+	a := s.sell("e1", uuidKey('e', 1), truth{status: "active"})
+	key, envato := s.keys["e1"], s.vendors["envato"]
+	asked := func() int { envato.mu.Lock(); defer envato.mu.Unlock(); return envato.asked[key] }
+	if _, err := s.svc.ChangeLicense(ctx, s.ids["e1"], ActionSuspend, "chargeback"); err != nil {
+		t.Fatal(err)
+	}
+
+	envato.mode.Store(vendor429) // the answer pauses the source for an hour
+	v, checked, err := s.svc.RefreshStatus(ctx, a.RefreshToken)
+	if err != nil || checked || v.Status != store.LicenseSuspended {
+		t.Fatalf("an ask answered 429: %+v, checked %v, %v", v, checked, err)
+	}
+	_, _, err = s.svc.RefreshStatus(ctx, a.RefreshToken)
+	wantCode(t, err, CodeRefreshCooldown) // it reached the source: the cooldown holds
+
+	envato.mode.Store(vendorOK) // answering again, but the pause runs an hour
+	n, due := asked(), s.license("e1").NextCheckAt
+	s.clock.Advance(DefaultRefreshCooldown)
+	for i := range 2 { // the second: the first gave its cooldown back
+		v, checked, err = s.svc.RefreshStatus(ctx, a.RefreshToken)
+		if err != nil || checked || v.Status != store.LicenseSuspended {
+			t.Fatalf("ask %d during the pause: %+v, checked %v, %v", i, v, checked, err)
+		}
+	}
+	if asked() != n {
+		t.Fatalf("asks during the pause reached the source %d times", asked()-n)
+	}
+	if got := s.license("e1").NextCheckAt; !got.Equal(due) {
+		t.Fatalf("a deferred ask moved the schedule from %v to %v", due, got)
+	}
+}
+
+// Mode off: an ask asks nobody and costs no cooldown.
+func TestStatusRefreshModeOff(t *testing.T) {
+	ctx := context.Background()
+	s := newSim(t, openEmbedded(t), policy.RecheckOff, "gw_a")
+	a := s.sell("e1", uuidKey('e', 1), truth{status: "active"})
+	for i := range 2 {
+		v, checked, err := s.svc.RefreshStatus(ctx, a.AccessToken)
+		if err != nil || checked || v == nil {
+			t.Fatalf("ask %d in mode off: %+v, checked %v, %v", i, v, checked, err)
+		}
+	}
+	if n := s.vendors["envato"].asked[s.keys["e1"]]; n != 1 { // the activation's
+		t.Fatalf("the source was asked %d times, want once (the activation)", n)
+	}
+}

@@ -73,7 +73,7 @@ func homeIP(ins *store.Installation) string {
 // retryAfter is a wait as a Retry-After gives it: whole seconds, at least
 // one (a refusal always says when to come back).
 func retryAfter(d time.Duration) time.Duration {
-	return max(d.Round(time.Second), time.Second)
+	return max((d + time.Second - 1).Truncate(time.Second), time.Second) // never early
 }
 
 // foreignTo reports whether a re-activation from ip comes from another

@@ -116,9 +116,6 @@ func (s *Service) firstCheck(lic *store.License, product string, now time.Time) 
 	if rules.Mode == policy.RecheckOff {
 		return time.Time{}
 	}
-	if e := lic.ExpiresAt; e != nil && e.After(now) && e.Before(next) {
-		next = *e
-	}
 	return dueWithDates(next, lic, now)
 }
 
@@ -126,19 +123,22 @@ func (s *Service) firstCheck(lic *store.License, product string, now time.Time) 
 // long enough for the marketplace to show the renewal, or the lapse.
 const dateSlack = time.Minute
 
-// dueWithDates is a licence's next check, next, brought forward to just
-// after its support_until when that comes first (SPEC section 7, fresh
-// without polling): a buyer who renewed is not refused by require
-// support_active until the next scheduled check. (An expires_at coming
-// first is due at once when it passes: the recheck rules see to it.)
-// Never (zero: mode off) stays never, and a date already past is no
-// reason to check again.
+// dueWithDates is a licence's next check, next, brought forward to its
+// expires_at, or to just after its support_until, when one comes first
+// (SPEC section 7, fresh without polling): an expiry is asked about when
+// it passes, and a buyer who renewed support is refused by require
+// support_active only until the check just after the old date. Never
+// (zero: mode off) stays never, and a date already passed is no reason
+// to check again.
 func dueWithDates(next time.Time, lic *store.License, now time.Time) time.Time {
-	if next.IsZero() || lic.SupportUntil == nil {
+	if next.IsZero() {
 		return next
 	}
-	if at := lic.SupportUntil.Add(dateSlack); at.After(now) && at.Before(next) {
-		return at
+	if e := lic.ExpiresAt; e != nil && e.After(now) && e.Before(next) {
+		next = *e
+	}
+	if su := lic.SupportUntil; su != nil && su.After(now) && su.Add(dateSlack).Before(next) {
+		next = su.Add(dateSlack)
 	}
 	return next
 }

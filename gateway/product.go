@@ -34,8 +34,10 @@ type Product struct {
 }
 
 // DefaultRefreshCooldown is refresh_cooldown's default: a buyer who
-// renewed asks once, and a product that asks on every page load costs the
-// marketplace one call per licence per ten minutes.
+// renewed asks once. Asking is for a person's action ("I renewed"), not
+// for every page load; a product that does ask that often still costs the
+// marketplace at most one call per licence per ten minutes, taken from the
+// recheck's share of its budget.
 const DefaultRefreshCooldown = 10 * time.Minute
 
 // refreshCooldown is a product's refresh_cooldown.

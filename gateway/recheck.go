@@ -152,10 +152,10 @@ const (
 	// askedByAuthor: the admin API or the console. It asks now, whatever
 	// the product's mode, beyond no more than the source's own wrapper.
 	askedByAuthor
-	// askedByBuyer: status/refresh or the portal. It keeps to the mode and
-	// the budget like the schedule, but a check it cannot make now is
-	// answered deferred (or off) with nothing written: the schedule keeps
-	// the licence's next check.
+	// askedByBuyer: status/refresh (AskRecheck). It keeps to the mode and
+	// the budget like the schedule (without waiting for the budget), but
+	// a check it cannot make now is answered deferred (or off) with
+	// nothing written, and it takes nothing out of service (flagInstead).
 	askedByBuyer
 )
 
@@ -181,7 +181,7 @@ func (s *Service) recheckLicense(ctx context.Context, id string, token int64, by
 	}
 	src := s.cfg.Sources[lic.Source]
 	if by != askedByAuthor {
-		wait := awaitRecheck(ctx, src)
+		wait := s.budgetWait(ctx, src, by)
 		if ctx.Err() != nil {
 			return nil, ctx.Err() // the worker is stopping: the claim runs out
 		}
@@ -199,13 +199,20 @@ func (s *Service) recheckLicense(ctx context.Context, id string, token int64, by
 	}
 	now := s.now()
 	res := checkResult(v, now)
-	held, alert := s.recheck.observe(lic.Source, res, now)
+	var held bool
+	var alert *guardAlert
+	if by != askedByBuyer {
+		// A buyer's ask may be served by any instance, whose guard sees
+		// only the checks it made itself: it leaves the guard to the
+		// schedule's, and takes nothing out of service (applyCheck).
+		held, alert = s.recheck.observe(lic.Source, res, now)
+	}
 	var out *RecheckOutcome
 	_, err = s.cfg.Store.UpdateLicense(ctx, id, store.Fenced(token, func(cur *store.LicenseState) (*store.LicenseState, error) {
 		if cur.License == nil {
 			return nil, nil
 		}
-		out = applyCheck(cur, rules, res, v, held, alert, now)
+		out = applyCheck(cur, rules, res, v, held, alert, by == askedByBuyer, now)
 		return cur, nil
 	}))
 	s.recheck.announced(lic.Source, alert != nil, err == nil)
@@ -217,6 +224,17 @@ func (s *Service) recheckLicense(ctx context.Context, id string, token int64, by
 	}
 	s.logOutcome(out, alert)
 	return out, nil
+}
+
+// budgetWait is how long until the source's recheck budget has a call for
+// a check asked for by by: the schedule waits up to recheckPace for one;
+// a buyer does not wait (a button is no place for it), and is never
+// served before the schedule's pace.
+func (s *Service) budgetWait(ctx context.Context, src upstreams.Source, by asker) time.Duration {
+	if by == askedByBuyer {
+		return recheckWait(src)
+	}
+	return awaitRecheck(ctx, src)
 }
 
 // notNow answers a check that is not made now: the schedule's licence is
@@ -258,8 +276,9 @@ func recheckOutcomeOf(lic *store.License, outcome, reason string) *RecheckOutcom
 // applyCheck applies one answer to a licence state (inside the store's
 // atomic update) and returns the outcome. The transition is decided on
 // the state as stored now, so an author's change made while the source
-// was asked is kept.
-func applyCheck(cur *store.LicenseState, rules policy.RecheckRules, res policy.CheckResult, v upstreams.Verdict, held bool, alert *guardAlert, now time.Time) *RecheckOutcome {
+// was asked is kept. With flagOnly (a buyer's ask) it takes nothing out
+// of service: see flagInstead.
+func applyCheck(cur *store.LicenseState, rules policy.RecheckRules, res policy.CheckResult, v upstreams.Verdict, held bool, alert *guardAlert, flagOnly bool, now time.Time) *RecheckOutcome {
 	lic := cur.License
 	rs := policy.RecheckState{
 		Status: lic.Status, StatusBy: lic.StatusBy, ExpiresAt: lic.ExpiresAt, NextCheckAt: lic.NextCheckAt,
@@ -269,6 +288,9 @@ func applyCheck(cur *store.LicenseState, rules policy.RecheckRules, res policy.C
 		rs.StatusBy = policy.SetByRecheck // the source itself lifts what it set
 	}
 	tr := rules.Next(rs, res, held, rand.Float64())
+	if flagOnly {
+		flagInstead(&tr, rs, now)
+	}
 	n := tr.Next
 	lic.Status, lic.StatusBy, lic.ExpiresAt, lic.NextCheckAt = n.Status, n.StatusBy, n.ExpiresAt, n.NextCheckAt
 	lic.Recheck = store.RecheckState{
@@ -305,6 +327,25 @@ func applyCheck(cur *store.LicenseState, rules policy.RecheckRules, res policy.C
 	out := recheckOutcomeOf(lic, res.Outcome, res.Reason)
 	out.Event, out.Held = event, tr.Held
 	return out
+}
+
+// flagInstead turns a transition that would take a licence out of service
+// into a flag, due for the schedule at once: a buyer's ask (served by
+// whichever instance the request reached, whose mass-suspension guard has
+// seen next to nothing) may show a refund, but only the schedule, under
+// its guard and confirm rules, suspends or expires.
+func flagInstead(tr *policy.Transition, before policy.RecheckState, now time.Time) {
+	n := &tr.Next
+	inService := func(status string) bool { return status == policy.StatusActive || status == policy.StatusFlagged }
+	if inService(n.Status) || !inService(before.Status) {
+		return
+	}
+	n.Status, n.StatusBy, n.ExpiresAt = policy.StatusFlagged, policy.SetByRecheck, before.ExpiresAt
+	n.NextCheckAt = now
+	tr.Event = ""
+	if before.Status == policy.StatusActive {
+		tr.Event = policy.EventFlagged
+	}
 }
 
 // logOutcome logs what a recheck changed (never the code).

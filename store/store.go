@@ -69,7 +69,7 @@ type License struct {
 	NextCheckAt   time.Time `json:"next_check_at,omitempty"`
 	LastMoveAt    time.Time `json:"last_move_at,omitempty"`
 	// RefreshAskedAt is when a buyer or the product last asked for a
-	// recheck now (status/refresh, the portal), for refresh_cooldown.
+	// recheck now (status/refresh), for refresh_cooldown.
 	RefreshAskedAt time.Time `json:"refresh_asked_at,omitempty"`
 	// VendorID is the vendor's own id of the licence, for sources that
 	// read a licence by id on a recheck (Keygen). Empty: none.

@@ -225,14 +225,20 @@ final class Client
      * The stored copy is updated. At most once per the product's
      * refresh_cooldown.
      *
+     * It presents the refresh token (which it does not spend): a licence
+     * that expired or was suspended cannot renew its access token, and
+     * that is exactly when a buyer who renewed asks. The gateway may wait
+     * for the marketplace, so the call allows at least 30 seconds.
+     *
      * @return array{license: array<string, mixed>, checked: bool}
      * @throws RefreshCooldown|LicenseGateException
      */
     public function refreshStatus(): array
     {
-        $response = $this->authorized(fn (Tokens $t): Response => $this->send('POST', $this->endpoint('status/refresh'), [
-            'Authorization' => 'Bearer ' . $t->accessToken,
-        ], null));
+        $tokens = $this->store->load() ?? throw NotActivated::create();
+        $response = $this->send('POST', $this->endpoint('status/refresh'), [
+            'Authorization' => 'Bearer ' . $tokens->refreshToken,
+        ], null, max(30.0, (float) $this->options['timeout']));
         $answer = $this->decode($response);
         $license = isset($answer['license']) && is_array($answer['license']) ? $answer['license'] : [];
         $this->keepLicense($license);
