@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -134,14 +136,34 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
+// Ports for what the tests start (the binary, its admin listener, an
+// upstream) come from below the kernel's ephemeral range (Linux's default
+// is 32768-60999). A port from a :0 listener is one the kernel may hand
+// to any outgoing connection (a Redis client, an HTTP client of another
+// test process) between the hand-out and the binary's bind: a start
+// failed so, "listen tcp :40007: bind: address already in use". Below the
+// range only a listener that asks for the port can take it; a counter
+// from a random start keeps this process's ports distinct, and the probe
+// binds every interface, as Caddy does for http://127.0.0.1:<port>.
+const (
+	portLow  = 20000
+	portSpan = 12000
+)
+
+var portCounter atomic.Int64
+
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	portCounter.CompareAndSwap(0, 1+rand.Int64N(portSpan))
+	for range portSpan {
+		port := portLow + int(portCounter.Add(1)%portSpan)
+		if l, err := net.Listen("tcp", fmt.Sprintf(":%d", port)); err == nil {
+			l.Close()
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port below the ephemeral range")
+	return 0
 }
 
 // newGateway prepares a gateway directory with the demo keys; start it
