@@ -41,16 +41,31 @@ final class Gateway
         $this->adminPort = self::freePort();
     }
 
-    /** A loopback port that was free a moment ago (bound to :0, then closed). */
+    /** The next port freePort() tries: a random start, then one up each call. */
+    private static ?int $nextPort = null;
+
+    /**
+     * A port that was free a moment ago, below the kernel's ephemeral range
+     * (Linux: 32768-60999). Two :0 binds in a row may return the same port
+     * (the site and the admin listener once got one between them, and the
+     * installer API's requests reached the admin API), and a port of that
+     * range may be taken by any outgoing connection before the gateway binds
+     * it. Below it, a counter keeps this run's ports distinct, and only a
+     * listener that asks for a port can take it. The probe binds every
+     * interface, as Caddy does.
+     */
     public static function freePort(): int
     {
-        $server = stream_socket_server('tcp://127.0.0.1:0', $errno, $errstr);
-        if ($server === false) {
-            throw new \RuntimeException("binding 127.0.0.1:0: $errstr");
+        self::$nextPort ??= random_int(0, 11999);
+        for ($i = 0; $i < 12000; $i++) {
+            $port = 20000 + (self::$nextPort++ % 12000);
+            $server = @stream_socket_server('tcp://0.0.0.0:' . $port, $errno, $errstr);
+            if ($server !== false) {
+                fclose($server);
+                return $port;
+            }
         }
-        $name = stream_socket_get_name($server, false);
-        fclose($server);
-        return (int) substr((string) strrchr((string) $name, ':'), 1);
+        throw new \RuntimeException('no free port below the ephemeral range');
     }
 
     public function caddyfile(): string
