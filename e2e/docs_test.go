@@ -371,35 +371,11 @@ func startQuickStart(t *testing.T) *quickStart {
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	g.logs = &syncBuffer{}
-	g.cmd = exec.Command(binary, "run", "--config", path, "--adapter", "caddyfile")
-	g.cmd.Dir = repoRoot()
-	g.cmd.Env = g.env()
-	g.cmd.Stdout, g.cmd.Stderr = g.logs, g.logs
-	if err := g.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	g.exited = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(g.cmd, g.exited)
+	g.launch(path, repoRoot())
 	t.Cleanup(g.stop)
 	q := &quickStart{gateway: g, base: fmt.Sprintf("http://localhost:%d", g.port)}
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-g.exited:
-			t.Fatalf("licensegate exited during start:\n%s", g.logs.String())
-		default:
-		}
-		if resp, err := http.Get(q.base + "/v1/licenses/jwks.json"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return q
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("licensegate did not start on Caddyfile.example:\n%s", g.logs.String())
-	return nil
+	g.await(q.base+"/v1/licenses/jwks.json", http.StatusOK)
+	return q
 }
 
 // noteDemoKeys adds examples/keys.csv's keys to the log scan's secrets.

@@ -207,21 +207,36 @@ func (g *gateway) startUnready() { g.run(0) }
 // run starts the process and waits for the JWKS endpoint to answer with
 // want (any status when 0).
 func (g *gateway) run(want int) {
-	t := g.t
-	t.Helper()
+	g.t.Helper()
 	cfg := filepath.Join(g.dir, "Caddyfile")
 	if err := os.WriteFile(cfg, []byte(g.caddyfile()), 0o600); err != nil {
-		t.Fatal(err)
+		g.t.Fatal(err)
 	}
+	g.launch(cfg, "")
+	g.await(g.url("/v1/licenses/jwks.json"), want)
+}
+
+// launch starts the binary on the Caddyfile at cfg, in dir ("": the
+// test's own), its output in g.logs.
+func (g *gateway) launch(cfg, dir string) {
+	g.t.Helper()
 	g.logs = &syncBuffer{}
 	g.cmd = exec.Command(binary, "run", "--config", cfg, "--adapter", "caddyfile")
+	g.cmd.Dir = dir
 	g.cmd.Env = g.env()
 	g.cmd.Stdout, g.cmd.Stderr = g.logs, g.logs
 	if err := g.cmd.Start(); err != nil {
-		t.Fatal(err)
+		g.t.Fatal(err)
 	}
 	g.exited = make(chan struct{})
 	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(g.cmd, g.exited)
+}
+
+// await polls url until it answers with want (any status when 0), failing
+// the test if the process exits or 30 s pass first.
+func (g *gateway) await(url string, want int) {
+	t := g.t
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
@@ -229,7 +244,7 @@ func (g *gateway) run(want int) {
 			t.Fatalf("licensegate exited during start:\n%s", g.logs.String())
 		default:
 		}
-		resp, err := http.Get(g.url("/v1/licenses/jwks.json"))
+		resp, err := http.Get(url)
 		if err == nil {
 			resp.Body.Close()
 			if want == 0 || resp.StatusCode == want {
