@@ -41,8 +41,10 @@ type HookRequest struct {
 	// Method is the request's method, as received ("POST").
 	Method string
 	// Target is the request-target the vendor addressed: path and query
-	// as sent, i.e. http.Request.RequestURI, which a path-stripping route
-	// leaves alone (Keygen signs it).
+	// as sent (Keygen signs it). In Caddy that is the RequestURI of the
+	// original request (the http.Request under caddyhttp.OriginalRequestCtxKey),
+	// not r.RequestURI: a rewrite, and so handle_path, sets r.RequestURI to
+	// the rewritten path.
 	Target string
 	// Host is the host the vendor addressed (http.Request.Host); a port
 	// is dropped where the vendor signs the host without it.

@@ -86,7 +86,7 @@ func NewHooks(publicKeyHex string) (*Hooks, error) {
 
 // Verify implements upstreams.HookVerifier: the digest, the signature,
 // then the window, then which licence the event names. req.Target must
-// be the request-target as received (http.Request.RequestURI) and
+// be the request-target as Keygen sent it (see upstreams.HookRequest) and
 // req.Host the host the endpoint URL names.
 func (h *Hooks) Verify(req upstreams.HookRequest, now time.Time) (upstreams.Hook, error) {
 	none := upstreams.Hook{Source: Name}
