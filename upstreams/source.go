@@ -75,6 +75,11 @@ type Record struct {
 	// reads licences by id on a recheck (Keygen's licence id). The store
 	// keeps it and hands it back in RecheckRequest.VendorID. Empty: none.
 	VendorID string
+	// Refs are the vendor's other ids of the purchase (its order, sale,
+	// subscription or licence id) that a store's webhook may name instead
+	// of the key (SPEC section 7): the store indexes them, so that a hook
+	// finds its licence. Not secrets; empty when the answer names none.
+	Refs []VendorID
 }
 
 // DefaultType is the licence type of a licence whose vendor names no tier

@@ -3,6 +3,7 @@ package upstreams
 import (
 	"context"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -128,7 +129,7 @@ func TestTypeName(t *testing.T) {
 
 func TestVerdicts(t *testing.T) {
 	r := Record{Product: "p"}
-	if v := ValidVerdict(r); v.Outcome != Valid || v.Record != r || v.Outcome.String() != "valid" {
+	if v := ValidVerdict(r); v.Outcome != Valid || !reflect.DeepEqual(v.Record, r) || v.Outcome.String() != "valid" {
 		t.Errorf("ValidVerdict = %+v", v)
 	}
 	if v := InvalidVerdict(Revoked); v.Outcome != Invalid || v.Reason != Revoked || v.Outcome.String() != "invalid" {

@@ -154,8 +154,11 @@ func (s *Source) lists(product string) upstreams.ProductMap {
 
 // order is the order a key was assigned in.
 type order struct {
-	Status string `json:"status"`
-	Email  string `json:"email"`
+	// ShopifyID is the Shopify order's id, which the store's webhooks
+	// name (hooks.go).
+	ShopifyID upstreams.HookID `json:"shopify_id"`
+	Status    string           `json:"status"`
+	Email     string           `json:"email"`
 }
 
 // answer is the documented 200 body; only the fields classification needs.
@@ -228,6 +231,7 @@ func classify(body []byte, list upstreams.ProductMapping, key string) upstreams.
 		rec := upstreams.Record{Product: list.Product}
 		if a.Order != nil {
 			rec.LicensedTo = strings.TrimSpace(a.Order.Email)
+			rec.Refs = upstreams.AddVendorID(nil, upstreams.IDOrder, string(a.Order.ShopifyID))
 		}
 		return upstreams.ValidVerdict(rec)
 	}

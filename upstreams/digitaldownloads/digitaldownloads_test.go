@@ -193,8 +193,9 @@ func TestVerify(t *testing.T) {
 			product: "converter-pro",
 			replies: map[string]reply{tokA: ok(body(tokA, true, "", assigned, "delivered"))},
 			outcome: upstreams.Valid,
-			record:  upstreams.Record{Product: "converter-pro", LicensedTo: "buyer@example.com"},
-			calls:   []string{tokA},
+			record: upstreams.Record{Product: "converter-pro", LicensedTo: "buyer@example.com",
+				Refs: []upstreams.VendorID{{Kind: upstreams.IDOrder, ID: "1234567890"}}},
+			calls: []string{tokA},
 		},
 		{
 			name:    "valid without an order keeps LicensedTo empty",

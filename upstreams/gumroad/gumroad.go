@@ -223,6 +223,8 @@ type verification struct {
 }
 
 type purchase struct {
+	SaleID                  string          `json:"sale_id"`
+	SubscriptionID          string          `json:"subscription_id"`
 	ProductID               string          `json:"product_id"`
 	Email                   string          `json:"email"`
 	FullName                string          `json:"full_name"`
@@ -322,6 +324,9 @@ func (s *Source) licence(a verification, m upstreams.ProductMapping) upstreams.V
 		Type:       variantType(p.Variants),
 		LicensedTo: firstOf(p.FullName, p.Email),
 	}
+	// the ids a Ping names the purchase by (hooks.go)
+	rec.Refs = upstreams.AddVendorID(rec.Refs, upstreams.IDSale, p.SaleID)
+	rec.Refs = upstreams.AddVendorID(rec.Refs, upstreams.IDSubscription, p.SubscriptionID)
 	now := s.client.Now()
 	switch {
 	case sub.ended != nil || sub.failed != nil:

@@ -225,7 +225,9 @@ func set(body, field, value string) string {
 
 func TestVerify(t *testing.T) {
 	oneOff := upstreams.Record{Product: "pencil", Type: "regular", LicensedTo: "Maxwell Elliott"}
-	member := upstreams.Record{Product: "pencil", Type: "pro", LicensedTo: "member@example.com", ActivationsLimit: 3}
+	member := upstreams.Record{Product: "pencil", Type: "pro", LicensedTo: "member@example.com", ActivationsLimit: 3,
+		// the sale and subscription a Ping names the purchase by
+		Refs: []upstreams.VendorID{{Kind: upstreams.IDSale, ID: "aB8TXN-dvxYabdavG97Y-Q=="}, {Kind: upstreams.IDSubscription, ID: "GDzW4_aBdQc-o7Gbjng7lw=="}}}
 	tests := []struct {
 		name    string
 		answer  answer

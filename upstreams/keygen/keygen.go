@@ -451,7 +451,8 @@ func (s *Source) classify(ctx context.Context, resp *upstreams.Response, scope s
 
 // verdict classifies the answer about a licence of one of our products.
 func (s *Source) verdict(ctx context.Context, valid bool, code, product string, lic *licence) (upstreams.Verdict, string) {
-	rec := upstreams.Record{Product: product, LicensedTo: strings.TrimSpace(lic.Attributes.Name), VendorID: lic.ID}
+	rec := upstreams.Record{Product: product, LicensedTo: strings.TrimSpace(lic.Attributes.Name), VendorID: lic.ID,
+		Refs: upstreams.AddVendorID(nil, upstreams.IDLicence, lic.ID)}
 	if m := lic.Attributes.MaxMachines; m != nil {
 		if *m < 0 {
 			return upstreams.UnknownVerdict(fmt.Errorf("%s: negative maxMachines", Name)), ""

@@ -520,6 +520,7 @@ func TestVerifyToken(t *testing.T) {
 	for range 2 {
 		v := s.Verify(context.Background(), upstreams.Request{Key: keyGood, Product: "pro"})
 		upstreamtest.CheckVerdict(t, v, upstreams.Valid, "", upstreams.Record{Product: "pro", Type: "pro", VendorID: licID,
+			Refs:       []upstreams.VendorID{{Kind: upstreams.IDLicence, ID: licID}},
 			LicensedTo: "Pro licence for Luke", ExpiresAt: upstreamtest.Time("2027-01-01T00:00:00Z"), ActivationsLimit: 3})
 	}
 	want := []string{

@@ -125,7 +125,8 @@ func (s *Source) recheckVerdict(ctx context.Context, lic *licence, mappings upst
 	if st := lic.Attributes.Status; lic.Attributes.Suspended || st == "SUSPENDED" || st == "BANNED" {
 		return upstreams.InvalidVerdict(upstreams.Suspended)
 	}
-	rec := upstreams.Record{Product: product, LicensedTo: strings.TrimSpace(lic.Attributes.Name), VendorID: lic.ID}
+	rec := upstreams.Record{Product: product, LicensedTo: strings.TrimSpace(lic.Attributes.Name), VendorID: lic.ID,
+		Refs: upstreams.AddVendorID(nil, upstreams.IDLicence, lic.ID)}
 	if m := lic.Attributes.MaxMachines; m != nil {
 		if *m < 0 {
 			return upstreams.UnknownVerdict(fmt.Errorf("%s: negative maxMachines", Name))

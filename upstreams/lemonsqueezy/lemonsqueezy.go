@@ -163,17 +163,19 @@ type validation struct {
 }
 
 type licenseKey struct {
-	Status          string  `json:"status"`
-	TestMode        bool    `json:"test_mode"`
-	ActivationLimit *int    `json:"activation_limit"` // null: unlimited
-	ExpiresAt       *string `json:"expires_at"`       // null: never
+	ID              upstreams.HookID `json:"id"`
+	Status          string           `json:"status"`
+	TestMode        bool             `json:"test_mode"`
+	ActivationLimit *int             `json:"activation_limit"` // null: unlimited
+	ExpiresAt       *string          `json:"expires_at"`       // null: never
 }
 
 type meta struct {
-	ProductID     json.Number `json:"product_id"` // a number; a numeric string is read too
-	VariantName   string      `json:"variant_name"`
-	CustomerName  string      `json:"customer_name"`
-	CustomerEmail string      `json:"customer_email"`
+	OrderID       upstreams.HookID `json:"order_id"`
+	ProductID     json.Number      `json:"product_id"` // a number; a numeric string is read too
+	VariantName   string           `json:"variant_name"`
+	CustomerName  string           `json:"customer_name"`
+	CustomerEmail string           `json:"customer_email"`
 }
 
 // classify turns the License API's answer into a verdict.
@@ -283,6 +285,9 @@ func (s *Source) record(a validation, product string) upstreams.Verdict {
 		Type:       upstreams.TypeName(m.VariantName),
 		LicensedTo: firstOf(m.CustomerName, m.CustomerEmail),
 	}
+	// the ids its webhooks name the purchase by (hooks.go)
+	rec.Refs = upstreams.AddVendorID(rec.Refs, upstreams.IDLicence, string(lk.ID))
+	rec.Refs = upstreams.AddVendorID(rec.Refs, upstreams.IDOrder, string(m.OrderID))
 	if lk.ExpiresAt != nil {
 		t, err := upstreams.ParseTime(*lk.ExpiresAt)
 		if err != nil {

@@ -341,7 +341,9 @@ func TestVerifyCanonicalKey(t *testing.T) {
 	f := newFake(t, map[string]answer{keyActive: {status: 200, body: validInactive}})
 	s := newSource(t, f.srv.URL, nil)
 	v := s.Verify(context.Background(), upstreams.Request{Key: " " + strings.ToUpper(keyActive) + "\n"})
-	upstreamtest.CheckVerdict(t, v, upstreams.Valid, "", upstreams.Record{Product: "example", Type: "regular", LicensedTo: "leia@organa.dev"})
+	upstreamtest.CheckVerdict(t, v, upstreams.Valid, "", upstreams.Record{Product: "example", Type: "regular", LicensedTo: "leia@organa.dev",
+		// the ids its webhooks name the purchase by
+		Refs: []upstreams.VendorID{{Kind: upstreams.IDLicence, ID: "7"}, {Kind: upstreams.IDOrder, ID: "8"}}})
 }
 
 // TestVerifyNoMapping: a product without a lemonsqueezy_product is the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -24,7 +25,7 @@ func CheckVerdict(t *testing.T, v upstreams.Verdict, outcome upstreams.Outcome, 
 		t.Errorf("reason %q, want %q", v.Reason, reason)
 	}
 	if outcome != upstreams.Valid {
-		if v.Record != (upstreams.Record{}) {
+		if !reflect.DeepEqual(v.Record, upstreams.Record{}) {
 			t.Errorf("record %+v set on a %s verdict", v.Record, outcome)
 		}
 		return
@@ -49,6 +50,9 @@ func CheckVerdict(t *testing.T, v upstreams.Verdict, outcome upstreams.Outcome, 
 	}
 	if got.VendorID != rec.VendorID {
 		t.Errorf("VendorID %q, want %q", got.VendorID, rec.VendorID)
+	}
+	if rec.Refs != nil && !reflect.DeepEqual(got.Refs, rec.Refs) {
+		t.Errorf("Refs %v, want %v", got.Refs, rec.Refs)
 	}
 }
 
