@@ -22,6 +22,17 @@ type Scheduler interface {
 	// real NextCheckAt with the result; one that dies meanwhile leaves the
 	// licence due again once claimFor has passed.
 	ClaimDue(ctx context.Context, now time.Time, limit int, claimFor time.Duration) ([]string, error)
+	// AskCheck queues a licence for a check now (a store's webhook, SPEC
+	// section 7) and announces it on the change feed (Change.Asked). The
+	// ask stays queued, across restarts, until DoneAsk removes it after
+	// the check: a worker that dies between the two leaves it queued. A
+	// licence asked for again keeps one entry, at the later time.
+	AskCheck(ctx context.Context, licenseID string, at time.Time) error
+	// Asked returns up to limit queued asks, oldest first.
+	Asked(ctx context.Context, limit int) ([]Ask, error)
+	// DoneAsk removes a licence's ask unless it was asked for again after
+	// at (its Ask.At): that later ask is still to be served.
+	DoneAsk(ctx context.Context, licenseID string, at time.Time) error
 	// DueStats counts the due index at now.
 	DueStats(ctx context.Context, now time.Time) (DueStats, error)
 	// NextDue returns the earliest NextCheckAt in the due index (zero when

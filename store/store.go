@@ -74,6 +74,10 @@ type License struct {
 	// VendorID is the vendor's own id of the licence, for sources that
 	// read a licence by id on a recheck (Keygen). Empty: none.
 	VendorID string `json:"vendor_id,omitempty"`
+	// Refs are the lookup terms of the vendor's other ids of the purchase
+	// (RefTerm): the store indexes them (Finder), so that a webhook naming
+	// an order finds its licence.
+	Refs []string `json:"refs,omitempty"`
 	// Recheck is what the background recheck keeps about its last checks.
 	Recheck RecheckState `json:"recheck,omitempty"`
 	// Fence is the highest lease token a write of this licence was made
@@ -262,6 +266,9 @@ type Change struct {
 	InstallationID string `json:"installation_id,omitempty"`
 	// Keys announces a new signing key: instances reload their key ring.
 	Keys bool `json:"keys,omitempty"`
+	// Asked announces a licence queued for a check now
+	// (Scheduler.AskCheck): the instance running the recheck wakes for it.
+	Asked bool `json:"asked,omitempty"`
 	// Resync says changes may have been missed (the feed reconnected):
 	// subscribers drop everything they cached. Never published; a backend
 	// makes it up for its own subscribers.
@@ -339,6 +346,8 @@ type Store interface {
 
 	// Ledger lists licences and keeps the audit log (ledger.go).
 	Ledger
+	// Finder finds licences by lookup term (lookup.go).
+	Finder
 
 	// Outbox holds the events waiting for delivery (outbox.go).
 	Outbox

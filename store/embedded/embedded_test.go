@@ -97,6 +97,42 @@ func TestPersistsAcrossReopen(t *testing.T) {
 	}
 }
 
+// TestReopenAfterAKill: a process that dies holding the recheck lease and
+// with a check still asked for leaves the file to its successor, which
+// takes the lease at once (the file lock proves the holder gone), with a
+// higher fencing token, and still finds the ask.
+func TestReopenAfterAKill(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "lg.db")
+	now := time.Now()
+	s, err := embedded.Open(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, err := s.AcquireLease(ctx, "recheck", "dead-instance", now, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AskCheck(ctx, "lic_1", now); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil { // as a kill: the lease is not released
+		t.Fatal(err)
+	}
+	s2, err := embedded.Open(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	got, err := s2.AcquireLease(ctx, "recheck", "successor", now, time.Hour)
+	if err != nil || got.Token <= held.Token {
+		t.Fatalf("successor's AcquireLease = %+v, %v; want the lease with a token above %d", got, err, held.Token)
+	}
+	if asks, err := s2.Asked(ctx, 10); err != nil || len(asks) != 1 || asks[0].LicenseID != "lic_1" {
+		t.Fatalf("asks after reopen = %+v, %v; want lic_1's", asks, err)
+	}
+}
+
 // A decision that writes nothing runs fn once, on a snapshot, and takes no
 // write transaction; one that writes runs fn again under the writer lock.
 func TestUpdateLicenseDecidesReadOnlyFirst(t *testing.T) {

@@ -96,6 +96,7 @@ func (s *Store) updateLicense(ctx context.Context, licenseID string, fn func(*st
 			prev = *cur.License
 		}
 		had := installationIDs(cur.Installations)
+		terms := cur.Terms()
 		next, err := fn(cur)
 		if err != nil {
 			return errAbort{err}
@@ -105,6 +106,9 @@ func (s *Store) updateLicense(ctx context.Context, licenseID string, fn func(*st
 			return nil
 		}
 		if err := writeState(tx, licenseID, prev, had, next); err != nil {
+			return err
+		}
+		if err := reindexTerms(tx, licenseID, terms, next.Terms()); err != nil {
 			return err
 		}
 		if err := writeEvents(tx, licenseID, next.Events); err != nil {

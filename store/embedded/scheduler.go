@@ -3,6 +3,7 @@ package embedded
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -192,6 +193,35 @@ func (s *Store) ReleaseLease(ctx context.Context, l store.Lease) error {
 		cur.Holder, cur.Expires = "", time.Time{}
 		return putJSON(b, l.Name, cur)
 	})
+}
+
+// freeLeases releases every lease on Open. bbolt locks the file to one
+// process, so a holder recorded in it is a process that is gone (killed
+// without releasing): its successor need not wait out the lease's TTL. The
+// token count is kept, so the fencing order holds.
+func freeLeases(tx *bolt.Tx) error {
+	b := tx.Bucket(bucketLeases)
+	var freed []store.Lease
+	err := b.ForEach(func(_, v []byte) error {
+		var l store.Lease
+		if err := json.Unmarshal(v, &l); err != nil {
+			return err
+		}
+		if l.Holder != "" {
+			l.Holder, l.Expires = "", time.Time{}
+			freed = append(freed, l)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, l := range freed {
+		if err := putJSON(b, l.Name, l); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Interface guards

@@ -128,6 +128,7 @@ func (s *Store) UpdateLicense(ctx context.Context, licenseID string, fn func(*st
 		for _, in := range cur.Installations {
 			had = append(had, in.ID)
 		}
+		terms := cur.Terms() // fn may edit cur
 		next, err := fn(cur)
 		if err != nil {
 			return errAbort{err}
@@ -187,6 +188,13 @@ func (s *Store) UpdateLicense(ctx context.Context, licenseID string, fn func(*st
 					del(p)
 				} else {
 					deferred = append(deferred, del)
+				}
+			}
+			for _, iw := range s.termWrites(ctx, licenseID, terms, next.Terms()) {
+				if s.sameSlot(key, iw.key) {
+					iw.write(p)
+				} else {
+					deferred = append(deferred, iw.write)
 				}
 			}
 			due := func(p redis.Pipeliner) {

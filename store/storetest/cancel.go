@@ -167,6 +167,11 @@ func (f fixture) everyCall(s store.Store) map[string]func(ctx context.Context) e
 		},
 		"Audit": func(ctx context.Context) error { _, err := s.Audit(ctx, store.AuditQuery{Limit: 10}); return err },
 		"Ping":  func(ctx context.Context) error { return s.Ping(ctx) },
+		"Lookup": func(ctx context.Context) error {
+			_, err := s.Lookup(ctx, store.RefTerm("s", "order", "1"))
+			return err
+		},
+		"Asked": func(ctx context.Context) error { _, err := s.Asked(ctx, 10); return err },
 		"RecordSeen": func(ctx context.Context) error {
 			return s.RecordSeen(ctx, []store.Seen{{LicenseID: "lic_1", InstallationID: "ins_1", At: t0.Add(time.Hour)}})
 		},
