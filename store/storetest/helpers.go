@@ -31,7 +31,7 @@ func sampleState() *store.LicenseState {
 			Retired: true, ActivationsLimit: 2, Status: store.LicenseFlagged, StatusBy: "recheck",
 			Locked: true, KeyCiphertext: []byte{1, 2, 3, 0, 255}, VerifiedAt: t0,
 			NextCheckAt: t0.Add(168 * time.Hour), LastMoveAt: t0.Add(-time.Hour), VendorID: "vendor-1",
-			Refs:        []string{store.RefTerm("envato", "order", "77")},
+			Refs: []string{store.RefTerm("envato", "order", "77")},
 			Recheck: store.RecheckState{LastCheckAt: t0.Add(-2 * time.Hour), LastOutcome: "invalid", LastReason: "refunded",
 				Definitive: 2, FirstDefinitiveAt: t0.Add(-3 * time.Hour), Unknown: 1},
 			Fence:     4,
