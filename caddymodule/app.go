@@ -95,6 +95,7 @@ type App struct {
 	svc     *gateway.Service
 	logger  *zap.Logger
 	pooled  []string // sourcePool keys held by this config
+	hooks   map[string]upstreams.HookVerifier
 	sources map[string]upstreams.Source
 	metrics *telemetry.Metrics    // nil: metrics unavailable (reported at provision)
 	metKey  string                // registrations key held by this config
@@ -243,8 +244,31 @@ func (a *App) provisionSources(ctx caddy.Context) (map[string]upstreams.Source, 
 			return nil, err
 		}
 		sources[name] = src
+		if err := a.provisionHooks(name, m); err != nil {
+			return nil, err
+		}
 	}
 	return sources, nil
+}
+
+// provisionHooks builds a source's store webhook check, when it has one
+// configured.
+func (a *App) provisionHooks(name string, m SourceModule) error {
+	hs, ok := m.(HookSource)
+	if !ok {
+		return nil
+	}
+	check, err := hs.BuildHooks()
+	if err != nil {
+		return fmt.Errorf("source %s: %w", name, err)
+	}
+	if check != nil {
+		if a.hooks == nil {
+			a.hooks = map[string]upstreams.HookVerifier{}
+		}
+		a.hooks[name] = check
+	}
+	return nil
 }
 
 // provisionSource builds a source, or takes the running config's when
@@ -291,7 +315,7 @@ func (a *App) buildService(sources map[string]upstreams.Source, products map[str
 	svc, err := gateway.New(gateway.Config{
 		Store: a.store, Master: a.master, Issuer: a.Issuer, AccessTTL: accessTTL,
 		RefreshTTL: refreshTTL, RefreshReuseGrace: reuseGrace,
-		Sources: sources, Products: products, ProductOrder: order,
+		Sources: sources, Hooks: a.hooks, Products: products, ProductOrder: order,
 		KeyRotation:    time.Duration(a.KeyRotation),
 		AuditRetention: durationOr(a.AuditRetention, defaultAuditRetention),
 		Cache:          store.CacheConfig{TTL: durationOr(a.StatusCacheTTL, 30*time.Second)},

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/textproto"
 	"slices"
 	"strconv"
 	"strings"
@@ -73,7 +72,7 @@ type Gate struct {
 
 	rlPolicy string // the RateLimit-Policy field, with quota
 	staleFor time.Duration
-	forward  forwardSet
+	forward  httpapi.ForwardSet
 	gate     *gateway.Gate
 	logger   *zap.Logger
 }
@@ -124,7 +123,7 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("license_gate: products: %q is not a configured product (have: %s)", p, strings.Join(known, ", "))
 		}
 	}
-	if g.forward, err = parseForward(g.Forward); err != nil {
+	if g.forward, err = httpapi.ParseForward(g.Forward); err != nil {
 		return fmt.Errorf("license_gate: forward: %w", err)
 	}
 	reqs, err := requirements(g.Require)
@@ -235,167 +234,13 @@ func requirements(rs []GateRequirement) ([]gateway.Requirement, error) {
 	return out, nil
 }
 
-// forwardSet is a set of the headers the gate forwards, one bit each, in
-// the order of forwardNames.
-type forwardSet uint8
-
-// forwardNames are the forward option's names, and forwardHeaders their
-// headers (canonical: set in the map directly).
-var (
-	forwardNames   = [...]string{"installation", "product", "domain", "type", "support_active", "class"}
-	forwardHeaders = [...]string{"X-License-Installation", "X-License-Product", "X-License-Domain", "X-License-Type", "X-License-Support-Active", "X-License-Class"}
-)
-
-const forwardAll = forwardSet(1<<len(forwardNames) - 1)
-
-func parseForward(names []string) (forwardSet, error) {
-	if len(names) == 0 {
-		return forwardAll, nil
-	}
-	var set forwardSet
-	for _, n := range names {
-		i := slices.Index(forwardNames[:], n)
-		if i < 0 {
-			return 0, fmt.Errorf("%q is not one of %s", n, strings.Join(forwardNames[:], ", "))
-		}
-		set |= 1 << i
-	}
-	return set, nil
-}
-
 // forward replaces the credentials with the licence facts, as the headers
-// in set (none chosen: all) and as placeholders. It makes two
-// allocations: the grant's values (one copy for the headers' value slices,
-// one for the placeholders) and the placeholder provider.
-func forward(r *http.Request, grant *gateway.Grant, set forwardSet) {
-	if set == 0 {
-		set = forwardAll
-	}
-	h := r.Header
-	delete(h, "Authorization") // net/http canonicalised the client's spelling
-	stripLicenseHeaders(h)
-	v := &grantVars{license: grant.LicenseID, stale: grant.Stale}
-	v.values = [len(forwardNames)]string{grant.InstallationID, grant.Product, grant.Domain, grant.Type,
-		strconv.FormatBool(grant.SupportActive), grant.Class}
-	v.headers = v.values
-	for i := range v.headers {
-		if set&(1<<i) != 0 {
-			h[forwardHeaders[i]] = v.headers[i : i+1 : i+1]
-		}
-	}
+// in set and as {license.*} placeholders.
+func forward(r *http.Request, grant *gateway.Grant, set httpapi.ForwardSet) {
+	vars := httpapi.Forward(r.Header, grant, set)
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		repl.Map(v.placeholder)
+		repl.Map(vars.Placeholder)
 	} // else not served by Caddy's server (a test): no placeholders
-}
-
-// grantVars serves an admitted request's {license.*} placeholders, each
-// made when read: one provider instead of eight writes to the replacer's
-// locked map and eight allocations on every request, when most requests
-// have no later handler that reads any. (The gate removes the bearer
-// token, so no second gate on the same request admits it and adds its
-// own.)
-type grantVars struct {
-	values [len(forwardNames)]string // in forwardNames' order
-	// headers backs the forwarded headers' values: a copy, so a later
-	// handler that rewrites a header in place (request_header) leaves the
-	// placeholders the licence's facts.
-	headers [len(forwardNames)]string
-	license string
-	stale   bool
-}
-
-func (v *grantVars) placeholder(key string) (any, bool) {
-	name, ok := strings.CutPrefix(key, "license.")
-	if !ok {
-		return nil, false
-	}
-	switch name {
-	case "id":
-		return v.license, true
-	case "stale": // served while the store was unreachable
-		return strconv.FormatBool(v.stale), true
-	}
-	if i := slices.Index(forwardNames[:], name); i >= 0 {
-		return v.values[i], true
-	}
-	return nil, false
-}
-
-// stripLicenseHeaders removes every header the client sent that could
-// pass for one the gate sets, and every Connection token naming one:
-// reverse_proxy deletes the headers a client's Connection header names
-// (RFC 9110 section 7.6.1) after the gate has set its own, so
-// "Connection: X-License-Support-Active" would hide the gate's answer
-// from the backend.
-func stripLicenseHeaders(h http.Header) {
-	for name := range h {
-		if isLicenseHeader(name) {
-			delete(h, name) // name is the map's own key: no canonicalising
-		}
-	}
-	if conn, ok := h["Connection"]; ok && namesLicenseHeader(conn) {
-		if kept := connectionTokensWithout(conn); kept != "" {
-			h["Connection"] = []string{kept}
-		} else {
-			delete(h, "Connection")
-		}
-	}
-}
-
-// namesLicenseHeader reports whether a Connection header's values name a
-// licence header. It allocates nothing: most requests carry no Connection
-// header or just "keep-alive".
-func namesLicenseHeader(values []string) bool {
-	for _, v := range values {
-		for v != "" {
-			var token string
-			token, v, _ = strings.Cut(v, ",")
-			if isLicenseHeader(textproto.TrimString(token)) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// connectionTokensWithout joins a Connection header's tokens except those
-// naming a licence header.
-func connectionTokensWithout(values []string) string {
-	var kept []string
-	for _, v := range values {
-		for token := range strings.SplitSeq(v, ",") {
-			if token = textproto.TrimString(token); token != "" && !isLicenseHeader(token) {
-				kept = append(kept, token)
-			}
-		}
-	}
-	return strings.Join(kept, ", ")
-}
-
-// isLicenseHeader reports whether a client-sent header could pass for one
-// the gate forwards. CGI-style backends (php_fastcgi) turn both "-" and "_"
-// into "_", so X-License_Type would reach PHP as HTTP_X_LICENSE_TYPE beside
-// the gate's own value. Caddy drops underscore headers by default, but an
-// author may allow some (expected_underscore_headers); both spellings are
-// stripped here regardless.
-func isLicenseHeader(name string) bool {
-	const prefix = "x-license-"
-	if len(name) < len(prefix) {
-		return false
-	}
-	for i := 0; i < len(prefix); i++ {
-		c := name[i]
-		switch {
-		case c == '_':
-			c = '-'
-		case 'A' <= c && c <= 'Z':
-			c += 'a' - 'A'
-		}
-		if c != prefix[i] {
-			return false // most names: at the first byte
-		}
-	}
-	return true
 }
 
 // Interface guards
@@ -430,7 +275,7 @@ func parseGate(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 			if len(g.Forward) == 0 {
 				return nil, h.ArgErr()
 			}
-			if _, err := parseForward(g.Forward); err != nil {
+			if _, err := httpapi.ParseForward(g.Forward); err != nil {
 				return nil, h.Errf("license_gate: forward: %v", err)
 			}
 		case "require":

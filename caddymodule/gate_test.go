@@ -16,26 +16,10 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/licensegate/licensegate/gateway"
+	"github.com/licensegate/licensegate/httpapi"
 	"github.com/licensegate/licensegate/policy"
 	"github.com/licensegate/licensegate/upstreams"
 )
-
-func TestIsLicenseHeader(t *testing.T) {
-	for name, want := range map[string]bool{
-		"X-License-Type":    true,
-		"x-license-product": true,
-		"X-License_Type":    true, // reaches php_fastcgi as HTTP_X_LICENSE_TYPE
-		"X_License_Domain":  true,
-		"X-License":         false,
-		"X-Licenses":        false,
-		"X-Licensed-To":     false,
-		"Authorization":     false,
-	} {
-		if got := isLicenseHeader(name); got != want {
-			t.Errorf("isLicenseHeader(%q) = %v, want %v", name, got, want)
-		}
-	}
-}
 
 // testSource vindicates every key for product p, with support until
 // 2099.
@@ -73,7 +57,7 @@ func newGateFixture(tb testing.TB, obs ...gateway.Observer) *gateFixture {
 		tb.Fatal(err)
 	}
 	return &gateFixture{
-		gate:   &Gate{gate: svc.Gate(nil), logger: zap.NewNop(), staleFor: defaultStale, forward: forwardAll},
+		gate:   &Gate{gate: svc.Gate(nil), logger: zap.NewNop(), staleFor: defaultStale, forward: httpapi.ForwardAll},
 		act:    a,
 		bearer: []string{"Bearer " + a.AccessToken},
 		svc:    svc,
@@ -129,7 +113,7 @@ func TestGateReplacesClientLicenseHeaders(t *testing.T) {
 		"X-License-Class":          {"production"},
 	}
 	for name, vals := range seen.Header {
-		if isLicenseHeader(name) && !slices.Equal(vals, want[name]) {
+		if httpapi.IsLicenseHeader(name) && !slices.Equal(vals, want[name]) {
 			t.Errorf("backend saw %s: %q, want %q", name, vals, want[name])
 		}
 	}
@@ -182,7 +166,7 @@ func TestGateStripsConnectionTokensNamingLicenseHeaders(t *testing.T) {
 // are stripped whatever is forwarded, and the placeholders are all set.
 func TestGateForwardSubset(t *testing.T) {
 	f := newGateFixture(t)
-	set, err := parseForward([]string{"installation"})
+	set, err := httpapi.ParseForward([]string{"installation"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +177,7 @@ func TestGateForwardSubset(t *testing.T) {
 		t.Fatal("the gate refused a valid token")
 	}
 	for name, vals := range seen.Header {
-		if isLicenseHeader(name) && name != "X-License-Installation" {
+		if httpapi.IsLicenseHeader(name) && name != "X-License-Installation" {
 			t.Errorf("backend saw %s: %q with forward installation", name, vals)
 		}
 	}
@@ -203,7 +187,7 @@ func TestGateForwardSubset(t *testing.T) {
 	if got := repl.ReplaceAll("{license.product}", ""); got != "p" {
 		t.Errorf("{license.product} = %q with forward installation", got)
 	}
-	if _, err := parseForward([]string{"installation", "licence"}); err == nil || !strings.Contains(err.Error(), `"licence" is not one of installation, product, domain, type, support_active, class`) {
+	if _, err := httpapi.ParseForward([]string{"installation", "licence"}); err == nil || !strings.Contains(err.Error(), `"licence" is not one of installation, product, domain, type, support_active, class`) {
 		t.Fatalf("unknown forward name: %v", err)
 	}
 }
@@ -244,7 +228,7 @@ func TestGatePlaceholders(t *testing.T) {
 	}
 	// A later handler that rewrites a forwarded header in place
 	// (request_header's replace) leaves the placeholders alone.
-	for _, name := range forwardHeaders {
+	for _, name := range httpapi.ForwardHeaders {
 		seen.Header[name][0] = "rewritten"
 	}
 	want := map[string]string{

@@ -16,6 +16,11 @@ func init() {
 // Gumroad product ids (gumroad_product).
 type GumroadSource struct {
 	SourceOptions
+	// WebhookPathToken is the secret last segment of the Ping URL given
+	// to Gumroad (Gumroad signs nothing), and SellerID the seller_id its
+	// pings carry, for license_hooks. Default: none.
+	WebhookPathToken string `json:"webhook_path_token,omitempty"`
+	SellerID         string `json:"seller_id,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -36,13 +41,20 @@ func (s *GumroadSource) BuildSource(c SourceConfig) (upstreams.Source, error) {
 	return gumroad.New(gumroad.Config{BaseURL: c.BaseURL, Products: c.Products, Client: c.Client})
 }
 
+// BuildHooks implements HookSource.
+func (s *GumroadSource) BuildHooks() (upstreams.HookVerifier, error) {
+	return buildHooks(func(v []string) (upstreams.HookVerifier, error) { return gumroad.NewHooks(v[0], v[1]) },
+		"webhook_path_token", s.WebhookPathToken, "seller_id", s.SellerID)
+}
+
 // UnmarshalCaddyfile sets up the source from Caddyfile tokens.
 func (s *GumroadSource) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	return sourceBlock{common: &s.SourceOptions}.unmarshal(d)
+	return sourceBlock{common: &s.SourceOptions, values: map[string]*string{"webhook_path_token": &s.WebhookPathToken, "seller_id": &s.SellerID}}.unmarshal(d)
 }
 
 // Interface guards
 var (
 	_ SourceModule          = (*GumroadSource)(nil)
+	_ HookSource            = (*GumroadSource)(nil)
 	_ caddyfile.Unmarshaler = (*GumroadSource)(nil)
 )

@@ -26,6 +26,9 @@ type KeygenSource struct {
 	// Environment is a Keygen environment's id or code, sent as the
 	// Keygen-Environment header. Default: none (the global environment).
 	Environment string `json:"environment,omitempty"`
+	// WebhookPublicKey is the account's Ed25519 public key, hex-encoded as
+	// its dashboard shows it, for license_hooks. Default: none.
+	WebhookPublicKey string `json:"webhook_public_key,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -58,15 +61,21 @@ func (s *KeygenSource) BuildSource(c SourceConfig) (upstreams.Source, error) {
 	return keygen.New(keygen.Config{BaseURL: c.BaseURL, Account: account, Token: token, Environment: env, Products: c.Products, Client: c.Client})
 }
 
+// BuildHooks implements HookSource.
+func (s *KeygenSource) BuildHooks() (upstreams.HookVerifier, error) {
+	return buildHooks(func(v []string) (upstreams.HookVerifier, error) { return keygen.NewHooks(v[0]) }, "webhook_public_key", s.WebhookPublicKey)
+}
+
 // UnmarshalCaddyfile sets up the source from Caddyfile tokens:
 //
 //	keygen { account <account>; token <token>; environment <id>; base_url, rate_limit, ... }
 func (s *KeygenSource) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	return sourceBlock{common: &s.SourceOptions, values: map[string]*string{"token": &s.Token, "account": &s.Account, "environment": &s.Environment}}.unmarshal(d)
+	return sourceBlock{common: &s.SourceOptions, values: map[string]*string{"token": &s.Token, "account": &s.Account, "environment": &s.Environment, "webhook_public_key": &s.WebhookPublicKey}}.unmarshal(d)
 }
 
 // Interface guards
 var (
 	_ SourceModule          = (*KeygenSource)(nil)
+	_ HookSource            = (*KeygenSource)(nil)
 	_ caddyfile.Unmarshaler = (*KeygenSource)(nil)
 )

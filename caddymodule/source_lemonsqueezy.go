@@ -19,6 +19,9 @@ type LemonSqueezySource struct {
 	// AllowTestMode accepts keys bought in test mode, for a staging
 	// gateway. Default: false, they are refused as wrong_product.
 	AllowTestMode bool `json:"allow_test_mode,omitempty"`
+	// WebhookSecret is the signing secret of the store's webhook
+	// (Settings, Webhooks), for license_hooks. Default: none.
+	WebhookSecret string `json:"webhook_secret,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -39,15 +42,21 @@ func (s *LemonSqueezySource) BuildSource(c SourceConfig) (upstreams.Source, erro
 	return lemonsqueezy.New(lemonsqueezy.Config{BaseURL: c.BaseURL, Products: c.Products, Client: c.Client, AllowTestMode: s.AllowTestMode})
 }
 
+// BuildHooks implements HookSource.
+func (s *LemonSqueezySource) BuildHooks() (upstreams.HookVerifier, error) {
+	return buildHooks(func(v []string) (upstreams.HookVerifier, error) { return lemonsqueezy.NewHooks(v[0]) }, "webhook_secret", s.WebhookSecret)
+}
+
 // UnmarshalCaddyfile sets up the source from Caddyfile tokens:
 //
-//	lemonsqueezy { allow_test_mode; base_url, rate_limit, timeout, concurrency }
+//	lemonsqueezy { allow_test_mode; webhook_secret <secret>; base_url, rate_limit, timeout, concurrency }
 func (s *LemonSqueezySource) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	return sourceBlock{common: &s.SourceOptions, flags: map[string]*bool{"allow_test_mode": &s.AllowTestMode}}.unmarshal(d)
+	return sourceBlock{common: &s.SourceOptions, values: map[string]*string{"webhook_secret": &s.WebhookSecret}, flags: map[string]*bool{"allow_test_mode": &s.AllowTestMode}}.unmarshal(d)
 }
 
 // Interface guards
 var (
 	_ SourceModule          = (*LemonSqueezySource)(nil)
+	_ HookSource            = (*LemonSqueezySource)(nil)
 	_ caddyfile.Unmarshaler = (*LemonSqueezySource)(nil)
 )

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -38,6 +39,38 @@ type SourceModule interface {
 	Options() (SourceOptions, SourceDefaults)
 	// BuildSource builds the source. It makes no call to the vendor.
 	BuildSource(SourceConfig) (upstreams.Source, error)
+}
+
+// HookSource is a source module whose store sends webhooks, received by
+// license_hooks (SPEC section 7).
+type HookSource interface {
+	// BuildHooks builds the webhook check from the configured secrets:
+	// nil when none is set (the source's webhooks answer 404).
+	BuildHooks() (upstreams.HookVerifier, error)
+}
+
+// buildHooks resolves a webhook check's options ({env.X}, {file.X}),
+// given as option name and value pairs, and builds the check with them:
+// nil when none is set, an error naming the ones missing when some are.
+func buildHooks(build func(vals []string) (upstreams.HookVerifier, error), pairs ...string) (upstreams.HookVerifier, error) {
+	var vals, missing []string
+	for i := 0; i+1 < len(pairs); i += 2 {
+		v, err := resolveSecret(pairs[i], pairs[i+1])
+		if err != nil {
+			return nil, err
+		}
+		if v == "" {
+			missing = append(missing, pairs[i])
+		}
+		vals = append(vals, v)
+	}
+	switch {
+	case len(missing) == len(vals):
+		return nil, nil
+	case len(missing) > 0:
+		return nil, fmt.Errorf("store webhooks need %s too", strings.Join(missing, " and "))
+	}
+	return build(vals)
 }
 
 // SourceOptions are the options every source has (Caddyfile: base_url,

@@ -28,6 +28,7 @@ const (
 	CodeRateLimited           = "rate_limited"
 	CodeMoveCooldown          = "move_cooldown"
 	CodeRefreshCooldown       = "refresh_cooldown"
+	CodeWebhookRefused        = "webhook_refused"
 	CodeUpstreamUnavailable   = "upstream_unavailable"
 	CodeStoreUnavailable      = "store_unavailable"
 	CodeInvalidToken          = "invalid_token"

@@ -3,6 +3,7 @@ package gateway
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/licensegate/licensegate/policy"
@@ -70,6 +71,7 @@ func mergeRecord(lic *store.License, r upstreams.Record, scope recordScope, now 
 	if r.VendorID != "" {
 		lic.VendorID = r.VendorID // an answer without one keeps the id recorded
 	}
+	lic.Refs = addRefs(lic.Refs, lic.Source, r.Refs)
 	lic.VerifiedAt = now
 	return supportRenewed
 }
@@ -162,4 +164,21 @@ func policyInstallations(ins []store.Installation) []policy.Installation {
 		out = append(out, pi)
 	}
 	return out
+}
+
+// maxRefs bounds the lookup terms a licence keeps: a purchase has a few
+// ids (an order, a subscription, the vendor's licence id).
+const maxRefs = 8
+
+// addRefs adds the lookup terms of a record's vendor ids to a licence's:
+// a vendor's id of a purchase does not change, so an answer without one
+// keeps those recorded.
+func addRefs(refs []string, source string, ids []upstreams.VendorID) []string {
+	for _, id := range ids {
+		term := store.RefTerm(source, id.Kind, id.ID)
+		if len(refs) < maxRefs && !slices.Contains(refs, term) {
+			refs = append(refs, term)
+		}
+	}
+	return refs
 }

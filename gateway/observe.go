@@ -38,6 +38,9 @@ type Observer interface {
 	// WebhookDelivery counts one webhook delivery attempt by outcome (the
 	// webhook worker reports it).
 	WebhookDelivery(outcome string)
+	// StoreHook counts one store webhook received, by source and outcome
+	// (one of the Hook* outcomes).
+	StoreHook(source, outcome string)
 }
 
 // Backlog is the background work waiting, for metrics and the health
@@ -118,6 +121,7 @@ func (NopObserver) Exchange(string, string, time.Duration) {}
 func (NopObserver) StoreError(string)                      {}
 func (NopObserver) RecheckOutcome(string, string)          {}
 func (NopObserver) WebhookDelivery(string)                 {}
+func (NopObserver) StoreHook(string, string)               {}
 func (NopObserver) Call(string, string, time.Duration)     {}
 func (NopObserver) BudgetWait(string, time.Duration, bool) {}
 

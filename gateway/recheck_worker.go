@@ -148,11 +148,19 @@ func (s *Service) RecheckOnce(ctx context.Context) (int, error) {
 	if err != nil || token == 0 {
 		return 0, err
 	}
-	ids, err := s.cfg.Store.ClaimDue(ctx, s.now(), RecheckBatch, RecheckClaim)
-	if err != nil {
-		return 0, fmt.Errorf("claiming due licences: %w", err)
+	n, fenced, err := s.serveAsks(ctx, token)
+	if fenced {
+		s.log.Info("recheck: a later lease holder took over")
+		w.drop(token)
+		return n, nil
 	}
-	n := 0
+	if err != nil || n == RecheckBatch {
+		return n, err // more may be queued: the due index waits a step
+	}
+	ids, err := s.cfg.Store.ClaimDue(ctx, s.now(), RecheckBatch-n, RecheckClaim)
+	if err != nil {
+		return n, fmt.Errorf("claiming due licences: %w", err)
+	}
 	for _, id := range ids {
 		if token, err = w.hold(ctx); err != nil || token == 0 {
 			return n, err

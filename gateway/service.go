@@ -34,6 +34,9 @@ type Config struct {
 	// answer instead of counting as reuse (SPEC section 4). 0: never.
 	RefreshReuseGrace time.Duration
 	Sources           map[string]upstreams.Source
+	// Hooks are the store webhook checks, by source name (SPEC section 7):
+	// a source without one receives no webhooks.
+	Hooks map[string]upstreams.HookVerifier
 	// Products are the products served, by name. New keeps its own
 	// copies, read-only from then on.
 	Products map[string]*Product
@@ -101,6 +104,7 @@ type Service struct {
 
 	credMu      sync.Mutex
 	credAlerted map[string]time.Time // source -> last source.credential_failing
+	hookAlerted map[string]time.Time // source -> last source.webhook_refused (under credMu)
 }
 
 // New returns a Service with its key ring, issuer and status cache. It

@@ -91,6 +91,12 @@ func (s *Service) followChanges(ctx context.Context) error {
 
 // apply acts on one change notice.
 func (s *Service) apply(ctx context.Context, ch store.Change) {
+	if ch.Asked {
+		// A check asked for (a store webhook on any instance): the licence
+		// itself has not changed. The worker, if here, serves it now.
+		s.recheck.hint(s.now())
+		return
+	}
 	if ch.Resync {
 		s.cache.InvalidateAll()
 	}

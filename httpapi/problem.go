@@ -62,6 +62,7 @@ var statusFor = map[string]int{
 	gateway.CodeStoreUnavailable:      http.StatusServiceUnavailable,
 	gateway.CodeInvalidToken:          http.StatusUnauthorized,
 	gateway.CodeRefreshTokenReused:    http.StatusUnauthorized,
+	gateway.CodeWebhookRefused:        http.StatusUnauthorized,
 	gateway.CodeMethodNotAllowed:      http.StatusMethodNotAllowed,
 	gateway.CodeUnsupportedMedia:      http.StatusUnsupportedMediaType,
 	gateway.CodeInternal:              http.StatusInternalServerError,
@@ -133,7 +134,7 @@ func WriteOAuthProblem(w http.ResponseWriter, logger *zap.Logger, err error, oau
 	if e.RetryAfter > 0 {
 		h.Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
 	}
-	if status == http.StatusUnauthorized {
+	if status == http.StatusUnauthorized && e.Code != gateway.CodeWebhookRefused {
 		// RFC 6750 section 3.1: no error code when no credential came.
 		challenge := `Bearer error="invalid_token"`
 		if errors.Is(err, ErrNoBearer) {

@@ -24,6 +24,7 @@ const (
 	AuditLicenseRenewed          = "license.renewed"
 	AuditRecheckGuardTripped     = "recheck.guard_tripped"
 	AuditSourceCredentialFailing = "source.credential_failing"
+	AuditSourceWebhookRefused    = "source.webhook_refused"
 )
 
 // AuditActions lists every audited action, which is every event type
@@ -33,7 +34,7 @@ var AuditActions = []string{
 	AuditInstallationDeactivated, AuditInstallationReleased, AuditInstallationCloned,
 	AuditLicenseFlagged, AuditLicenseSuspended, AuditLicenseReinstated, AuditLicenseLocked,
 	AuditLicenseUnlocked, AuditLicenseExpired, AuditLicenseRenewed,
-	AuditRecheckGuardTripped, AuditSourceCredentialFailing, AuditKeysRotated,
+	AuditRecheckGuardTripped, AuditSourceCredentialFailing, AuditSourceWebhookRefused, AuditKeysRotated,
 }
 
 // AuditEvent is one entry of the append-only audit log: who did what, when

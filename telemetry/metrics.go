@@ -38,6 +38,7 @@ const (
 	metricRecheckLag       = "licensegate_recheck_lag"            // _seconds{source}
 	metricRecheckOutcomes  = "licensegate_recheck_outcomes"       // _total{source,outcome}
 	metricWebhookDelivery  = "licensegate_webhook_deliveries"     // _total{outcome}
+	metricStoreHooks       = "licensegate_store_hooks"            // _total{source,outcome}
 	metricWebhookPending   = "licensegate_webhook_pending"        // gauge
 	meterName              = "github.com/licensegate/licensegate" // instrumentation scope
 )
@@ -52,8 +53,8 @@ type Metrics struct {
 	provider  *sdkmetric.MeterProvider
 	collector prometheus.Collector
 
-	exchanges, calls, waits, storeErrors, rechecks, deliveries metric.Int64Counter
-	exchangeTime, callTime                                     metric.Float64Histogram
+	exchanges, calls, waits, storeErrors, rechecks, deliveries, hooks metric.Int64Counter
+	exchangeTime, callTime                                            metric.Float64Histogram
 
 	// gate counts the gate's decisions in-process; an observable counter
 	// reads them at collection.
@@ -146,6 +147,7 @@ func (m *Metrics) instruments(meter metric.Meter) error {
 	m.storeErrors = counter(metricStoreErrors, "Store failures by operation (endpoint).")
 	m.rechecks = counter(metricRecheckOutcomes, "Background rechecks by source and outcome.")
 	m.deliveries = counter(metricWebhookDelivery, "Webhook delivery attempts by outcome.")
+	m.hooks = counter(metricStoreHooks, "Store webhooks received, by source and outcome (queued, ignored, replayed, refused, malformed).")
 
 	hits, err := meter.Int64ObservableCounter(metricCacheHits, metric.WithDescription("Gate status look-ups answered from the in-process cache."))
 	errs = append(errs, err)
@@ -268,6 +270,11 @@ func (m *Metrics) RecheckOutcome(source, outcome string) {
 // WebhookDelivery implements gateway.Observer.
 func (m *Metrics) WebhookDelivery(outcome string) {
 	m.deliveries.Add(context.Background(), 1, m.options(labels{k1: "outcome", v1: outcome})...)
+}
+
+// StoreHook implements gateway.Observer.
+func (m *Metrics) StoreHook(source, outcome string) {
+	m.hooks.Add(context.Background(), 1, m.options(labels{"source", source, "outcome", outcome})...)
 }
 
 // Interface guards
