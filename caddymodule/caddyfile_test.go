@@ -73,6 +73,8 @@ func TestCaddyfileErrors(t *testing.T) {
 		"bad activations":       "{\n\tlicensegate {\n\t\tproduct p {\n\t\t\tactivations zero\n\t\t}\n\t}\n}\n",
 		"gate quota bad":        ":8080 {\n\tlicense_gate {\n\t\tquota 10/w\n\t}\n}\n",
 		"exchange unknown opt":  ":8080 {\n\tlicense_exchange {\n\t\tnope\n\t}\n}\n",
+		"hooks with an option":  ":8080 {\n\tlicense_hooks {\n\t\tsecret x\n\t}\n}\n",
+		"hooks with an arg":     ":8080 {\n\tlicense_hooks lemonsqueezy\n}\n",
 	}
 	for name, in := range cases {
 		t.Run(name, func(t *testing.T) {

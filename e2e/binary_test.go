@@ -110,6 +110,57 @@ func TestValidateRefusesConfigErrors(t *testing.T) {
 	respond ok
 }
 `, "key_prefix"},
+		"gumroad webhook token without seller_id": {`{
+	licensegate {
+		secret 0123456789abcdef0123456789abcdef
+		source gumroad {
+			webhook_path_token a-long-random-path-token-0123456789
+		}
+		product p {
+			sources gumroad
+			gumroad_product gum-1
+		}
+	}
+}
+:0 {
+	handle /hooks/* {
+		license_hooks
+	}
+}
+`, "store webhooks need seller_id too"},
+		"lemon squeezy webhook secret too short": {`{
+	licensegate {
+		secret 0123456789abcdef0123456789abcdef
+		source lemonsqueezy {
+			webhook_secret abc
+		}
+		product p {
+			sources lemonsqueezy
+			lemonsqueezy_product 4
+		}
+	}
+}
+:0 {
+	respond ok
+}
+`, "at least 6 characters"},
+		"keygen public key not hex": {`{
+	licensegate {
+		secret 0123456789abcdef0123456789abcdef
+		source keygen {
+			account acme
+			webhook_public_key not-a-key
+		}
+		product p {
+			sources keygen
+			keygen_product 4c6b1e7a-2f0e-4b5f-9e4b-1f3b7a4c9d21
+		}
+	}
+}
+:0 {
+	respond ok
+}
+`, "webhook_public_key"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

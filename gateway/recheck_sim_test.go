@@ -63,7 +63,8 @@ type truth struct {
 	status  string // active, or what the vendor calls its refund: refunded, disabled, revoked, deactivated, suspended
 	support *time.Time
 	expires *time.Time
-	id      string // the vendor's own licence id (Keygen)
+	id      string // the vendor's own licence id (Keygen, Lemon Squeezy)
+	order   string // the purchase's order id (Lemon Squeezy)
 	uses    int    // the uses counter (Gumroad)
 }
 
@@ -290,8 +291,12 @@ func (s *sim) service(st store.Store, mode policy.RecheckMode, instance string) 
 		products[name] = &Product{Name: name, Sources: []string{src}, Rules: policy.Rules{Activations: 1}, Recheck: r}
 	}
 	slices.Sort(order)
+	hooks, err := lemonsqueezy.NewHooks(simHookSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
 	svc, err := New(Config{Store: st, Master: master, Now: s.clock.Now, Sources: sources, Products: products,
-		ProductOrder: order, InstanceID: instance})
+		ProductOrder: order, InstanceID: instance, Hooks: map[string]upstreams.HookVerifier{"lemonsqueezy": hooks}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -62,9 +62,15 @@ func lsAnswer(v *fakeVendor, w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]any{"valid": false, "error": "license_key not found."})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"valid": tr.status == "active",
-		"license_key": map[string]any{"status": tr.status, "test_mode": false, "activation_limit": 1, "expires_at": rfc(tr.expires)},
-		"meta":        map[string]any{"product_id": 77, "variant_name": "Default", "customer_name": "Buyer"}})
+	key := map[string]any{"status": tr.status, "test_mode": false, "activation_limit": 1, "expires_at": rfc(tr.expires)}
+	meta := map[string]any{"product_id": 77, "variant_name": "Default", "customer_name": "Buyer"}
+	if tr.id != "" {
+		key["id"] = json.Number(tr.id)
+	}
+	if tr.order != "" {
+		meta["order_id"] = json.Number(tr.order)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"valid": tr.status == "active", "license_key": key, "meta": meta})
 }
 
 // installation is the domain and IP a call named.
