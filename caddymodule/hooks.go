@@ -44,6 +44,11 @@ func (h *Hooks) Provision(ctx caddy.Context) error {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Hooks) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	if h.api.HasPathToken(r.URL.Path) {
+		// The URL's last segment is a secret (Gumroad signs nothing):
+		// keep the request out of the access log.
+		caddyhttp.SetVar(r.Context(), caddyhttp.LogSkipVar, true)
+	}
 	h.api.ServeHTTP(w, r)
 	return nil
 }

@@ -183,14 +183,28 @@ func storeHookRefund(t *testing.T, storage, mode string) {
 	// A forged hook: well formed, correctly signed, while the source says
 	// the licence is valid. One recheck; nothing changes.
 	expectHook(t, g.postHook(t, hookSecret, refundHook(2)), "queued")
-	waitFor(t, 5*time.Second, "the recheck a hook asks for", func() bool { return lemon.count(lemonKey) == asked+1 })
+	waitFor(t, 5*time.Second, "the recheck a hook asks for, written", func() bool {
+		return g.adminCall(http.MethodGet, "licenses/"+id, nil).str("license", "last_outcome") == "valid"
+	})
+	if got := lemon.count(lemonKey); got != asked+1 {
+		t.Fatalf("a forged hook cost %d checks, want 1", got-asked)
+	}
 	expectStatus(t, g.call(token), http.StatusOK, "")
 	expectLicenseStatus(t, g, id, "active")
 
-	// The refund, with a bad signature: 401, nothing asked, nothing changed.
+	// The refund, with a bad signature: 401, nothing asked, nothing
+	// changed. A hook for the other licence, served after anything queued
+	// before it, shows that nothing was.
 	lemon.set(lemonKey, "disabled")
 	bad := g.postHook(t, "not-the-secret", refundHook(2)+" ")
 	expectStatus(t, bad, http.StatusUnauthorized, "webhook_refused")
+	other := lemon.count(lemonKey2)
+	expectHook(t, g.postHook(t, hookSecret, refundHook(4)), "queued")
+	waitFor(t, 5*time.Second, "the other licence's check", func() bool { return lemon.count(lemonKey2) == other+1 })
+	if got := lemon.count(lemonKey); got != asked+1 {
+		t.Fatalf("a badly signed hook was checked: %d checks, want 1", got-asked)
+	}
+	expectStatus(t, g.call(token), http.StatusOK, "")
 
 	// The refund, signed: the licence is out of service (auto, confirm 1)
 	// or flagged (manual) within 5 s.
@@ -210,8 +224,8 @@ func storeHookRefund(t *testing.T, storage, mode string) {
 	// the other licence) is served after anything queued before it, so
 	// once it is seen, a recheck the replay queued would have been too.
 	expectHook(t, g.postHook(t, hookSecret, refundHook(2)+"\n"), "replayed")
-	other := lemon.count(lemonKey2)
-	expectHook(t, g.postHook(t, hookSecret, refundHook(4)), "queued")
+	other = lemon.count(lemonKey2)
+	expectHook(t, g.postHook(t, hookSecret, refundHook(4)+"\n"), "queued")
 	waitFor(t, 5*time.Second, "the other licence's check", func() bool { return lemon.count(lemonKey2) == other+1 })
 	if got := lemon.count(lemonKey); got != asked+2 {
 		t.Errorf("after the replay the source was asked about the licence %d times in all, want 2", got-asked)
@@ -245,7 +259,7 @@ func TestStoreHookSurvivesKill9(t *testing.T) {
 
 			g.start()
 			// Redis: the dead instance's recheck lease runs out first (30 s).
-			took := waitFor(t, 45*time.Second, "the queued recheck after the restart", func() bool {
+			took := waitFor(t, 60*time.Second, "the queued recheck after the restart", func() bool {
 				return g.call(token).status == http.StatusForbidden
 			})
 			t.Logf("refused %s after the restart", took)

@@ -30,6 +30,8 @@ const (
 	HookReplayed  = "replayed"  // verified; a delivery already served
 	HookRefused   = "refused"   // a signature, token or time that does not hold
 	HookMalformed = "malformed" // verified, but unreadable
+	// HookStoreFailed: the store failed (503); the vendor delivers it again.
+	HookStoreFailed = "store_unavailable"
 )
 
 // hookReplayTTL is how long a served delivery is remembered: longer than
@@ -37,9 +39,10 @@ const (
 // less), so a retry of a delivery already queued queues nothing.
 const hookReplayTTL = 72 * time.Hour
 
-// maxHookLicences bounds the licences one hook may queue: a hook names one
-// purchase, which a few licences at most share.
-const maxHookLicences = 10
+// askAttempts is how many steps in a row may fail to check a queued
+// licence before its ask is dropped (logged): one licence whose check
+// keeps failing must not keep the queue from the others for ever.
+const askAttempts = 5
 
 // hookAlertEvery is how often a source's refused webhooks are audited: a
 // rotated secret refuses every hook, and one event says so.
@@ -89,33 +92,37 @@ func (s *Service) ReceiveHook(ctx context.Context, source string, req upstreams.
 		s.log.Debug("store webhook names no licence", zap.Stringer("hook", hook))
 		return HookResult{Outcome: HookIgnored}, nil
 	case err != nil:
-		return HookResult{Outcome: HookMalformed}, &Error{Code: CodeMalformedRequest, Detail: "The webhook could not be read.", Cause: err}
+		// a check's error of no known kind: refuse it as unreadable
+		return HookResult{Outcome: HookRefused}, &Error{Code: CodeWebhookRefused, Detail: "The webhook could not be verified.", Cause: err}
 	}
-	delivery := s.hookDelivery(source, hook, req.Body)
-	switch _, err := s.cfg.Store.Idempotent(ctx, delivery); {
-	case err == nil:
+	deliveries := s.hookDeliveries(source, hook, req.Body)
+	replayed, err := s.seenDelivery(ctx, deliveries)
+	switch {
+	case err != nil:
+		return HookResult{Outcome: HookStoreFailed}, storeUnavailable(err)
+	case replayed:
 		s.log.Debug("store webhook delivered again: ignored", zap.Stringer("hook", hook))
 		return HookResult{Outcome: HookReplayed}, nil
-	case !errors.Is(err, store.ErrNotFound):
-		return HookResult{}, storeUnavailable(err)
 	}
 	ids, err := s.hookLicences(ctx, source, hook)
 	if err != nil {
-		return HookResult{}, storeUnavailable(err)
+		return HookResult{Outcome: HookStoreFailed}, storeUnavailable(err)
 	}
 	now := s.now()
 	for _, id := range ids {
 		if err := s.cfg.Store.AskCheck(ctx, id, now); err != nil {
-			return HookResult{}, storeUnavailable(err)
+			return HookResult{Outcome: HookStoreFailed}, storeUnavailable(err)
 		}
 	}
 	if len(ids) > 0 {
 		s.recheck.hint(now)
 	}
-	// Remembered once queued: a failure here only lets a retry queue
-	// the check again, which the hint may cost anyway.
-	if _, err := s.cfg.Store.PutIdempotent(ctx, delivery, []byte(HookQueued), hookReplayTTL); err != nil {
-		s.log.Warn("remembering a store webhook's delivery failed", zap.Stringer("hook", hook), zapErr(err))
+	// Remembered once queued: a failure here, or a duplicate delivered
+	// at the same moment, only costs the licence one more check.
+	for _, d := range deliveries {
+		if _, err := s.cfg.Store.PutIdempotent(ctx, d, []byte(HookQueued), hookReplayTTL); err != nil {
+			s.log.Warn("remembering a store webhook's delivery failed", zap.Stringer("hook", hook), zapErr(err))
+		}
 	}
 	if len(ids) == 0 {
 		s.log.Debug("store webhook names no licence served here", zap.Stringer("hook", hook))
@@ -125,22 +132,38 @@ func (s *Service) ReceiveHook(ctx context.Context, source string, req upstreams.
 	return HookResult{Outcome: HookQueued, Queued: len(ids)}, nil
 }
 
-// hookDelivery is the idempotency key a delivery is remembered by: the
-// vendor's delivery id, else the body's hash (Lemon Squeezy and Gumroad
-// send no id; a retry sends the same body), keyed so that a raw id never
-// becomes a store key.
-func (s *Service) hookDelivery(source string, hook upstreams.Hook, body []byte) string {
-	id := "id:" + hook.DeliveryID
-	if hook.DeliveryID == "" {
-		sum := sha256.Sum256(body)
-		id = "body:" + hex.EncodeToString(sum[:])
+// hookDeliveries are the idempotency keys a delivery is remembered by:
+// its body's hash, and the vendor's delivery id when it sends one. The
+// body is what the signature covers: a delivery id in a header that is not
+// signed (Shopify's) can be changed by whoever replays a captured body, so
+// the body alone must already make it a replay. Keyed, so that a raw id
+// never becomes a store key.
+func (s *Service) hookDeliveries(source string, hook upstreams.Hook, body []byte) []string {
+	sum := sha256.Sum256(body)
+	keys := []string{"hook_" + s.cfg.Master.Hash("hook", source, "body:"+hex.EncodeToString(sum[:]))}
+	if hook.DeliveryID != "" {
+		keys = append(keys, "hook_"+s.cfg.Master.Hash("hook", source, "id:"+hook.DeliveryID))
 	}
-	return "hook_" + s.cfg.Master.Hash("hook", source, id)
+	return keys
+}
+
+// seenDelivery says whether any of a delivery's keys was served already.
+func (s *Service) seenDelivery(ctx context.Context, keys []string) (bool, error) {
+	for _, k := range keys {
+		switch _, err := s.cfg.Store.Idempotent(ctx, k); {
+		case err == nil:
+			return true, nil
+		case !errors.Is(err, store.ErrNotFound):
+			return false, err
+		}
+	}
+	return false, nil
 }
 
 // hookLicences finds the licences a hook names that are served here and
 // rechecked: by its key (the licence id is the key's keyed hash) and by
-// the vendor's ids (the store's lookup terms), at most maxHookLicences.
+// the vendor's ids (the store's lookup terms, each at most
+// store.MaxLookup licences: an order of many keys is queued whole).
 func (s *Service) hookLicences(ctx context.Context, source string, hook upstreams.Hook) ([]string, error) {
 	var ids []string
 	if src := s.cfg.Sources[source]; src != nil && hook.Key != "" {
@@ -159,9 +182,6 @@ func (s *Service) hookLicences(ctx context.Context, source string, hook upstream
 	ids = slices.Compact(ids)
 	served := ids[:0]
 	for _, id := range ids {
-		if len(served) == maxHookLicences {
-			break
-		}
 		ok, err := s.checksHooks(ctx, source, id)
 		if err != nil {
 			return nil, err
@@ -204,33 +224,63 @@ func (s *Service) noteHookRefused(ctx context.Context, source string) {
 	s.hookAlerted[source] = now
 	s.credMu.Unlock()
 	s.event(ctx, nil, Event{At: now, Actor: ActorGateway, Action: store.AuditSourceWebhookRefused, Source: source,
-		Reason: fmt.Sprintf("a %s webhook failed its signature, secret or time check: check the webhook secret configured for it", source)})
+		Reason: fmt.Sprintf("a %s webhook failed its signature, secret or time check; if the store's webhooks keep failing, its secret may have changed there", source)})
 }
 
 // serveAsks serves the queued asks (store webhooks) before the due index:
 // each is checked by the schedule's rules, under the lease's token, and
-// taken off the queue once its check is done. An ask whose check fails
-// stays queued for the next step.
-func (s *Service) serveAsks(ctx context.Context, token int64) (n int, fenced bool, err error) {
+// taken off the queue once its check is done. A check that fails leaves
+// its ask queued for the next step (dropped after askAttempts failures);
+// stop says the lease is gone, so the step must claim nothing more.
+func (s *Service) serveAsks(ctx context.Context) (n int, stop bool, err error) {
 	asks, err := s.cfg.Store.Asked(ctx, RecheckBatch)
 	if err != nil {
 		return 0, false, fmt.Errorf("reading queued checks: %w", err)
 	}
 	for _, a := range asks {
-		if token, err = s.recheck.hold(ctx); err != nil || token == 0 {
-			return n, false, err
+		token, err := s.recheck.hold(ctx)
+		if err != nil || token == 0 {
+			return n, true, err
 		}
-		_, err := s.recheckLicense(ctx, a.LicenseID, token, askedBySchedule)
+		_, err = s.recheckLicense(ctx, a.LicenseID, token, askedByStore)
 		switch {
 		case errors.Is(err, store.ErrFenced):
+			s.log.Info("recheck: a later lease holder took over", zap.String("license_id", a.LicenseID))
+			s.recheck.drop(token)
 			return n, true, nil
+		case ctx.Err() != nil:
+			return n, true, nil // stopping: the ask stays queued
 		case err != nil && !errors.Is(err, ErrNotFound):
-			return n, false, err
+			if !s.recheck.askFailed(a.LicenseID) {
+				s.log.Warn("recheck: a queued check failed; kept for the next step", zap.String("license_id", a.LicenseID), zapErr(err))
+				continue
+			}
+			s.log.Error("recheck: a queued check keeps failing; dropped (its schedule still checks it)", zap.String("license_id", a.LicenseID), zapErr(err))
 		}
 		if err := s.cfg.Store.DoneAsk(ctx, a.LicenseID, a.At); err != nil {
 			return n, false, fmt.Errorf("dequeueing a served check: %w", err)
 		}
+		s.recheck.askServed(a.LicenseID)
 		n++
 	}
 	return n, false, nil
+}
+
+// askFailed counts a failed check of a queued licence, and says whether
+// it has failed askAttempts times in a row.
+func (w *rechecker) askFailed(licenseID string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.askFailures == nil {
+		w.askFailures = map[string]int{}
+	}
+	w.askFailures[licenseID]++
+	return w.askFailures[licenseID] >= askAttempts
+}
+
+// askServed forgets a served ask's failures.
+func (w *rechecker) askServed(licenseID string) {
+	w.mu.Lock()
+	delete(w.askFailures, licenseID)
+	w.mu.Unlock()
 }

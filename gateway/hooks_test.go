@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"github.com/licensegate/licensegate/policy"
 	"github.com/licensegate/licensegate/store"
 	"github.com/licensegate/licensegate/upstreams"
+	"github.com/licensegate/licensegate/upstreams/digitaldownloads"
 )
 
 // Store webhooks (SPEC section 7, "the store tells us"; issue 24), on the
@@ -221,10 +223,19 @@ func TestQueuedCheckSurvivesAFailedStep(t *testing.T) {
 	}
 }
 
-// failingAsks fails DoneAsk while failDone is set.
+// failingAsks fails DoneAsk while failDone is set, and every write of
+// licence failUpdate.
 type failingAsks struct {
 	store.Store
-	failDone bool
+	failDone   bool
+	failUpdate string
+}
+
+func (f *failingAsks) UpdateLicense(ctx context.Context, id string, fn store.UpdateFunc) (*store.LicenseState, error) {
+	if id == f.failUpdate {
+		return nil, errors.New("decoding licence state: unexpected end of JSON input")
+	}
+	return f.Store.UpdateLicense(ctx, id, fn)
 }
 
 func (f *failingAsks) DoneAsk(ctx context.Context, id string, at time.Time) error {
@@ -232,4 +243,93 @@ func (f *failingAsks) DoneAsk(ctx context.Context, id string, at time.Time) erro
 		return fmt.Errorf("dequeueing: %w", store.ErrUnavailable)
 	}
 	return f.Store.DoneAsk(ctx, id, at)
+}
+
+// TestShopifyReplayWithANewEventID: Shopify signs the body only, so a
+// captured delivery sent again with another (unsigned) event id is still a
+// replay.
+func TestShopifyReplayWithANewEventID(t *testing.T) {
+	s := newSim(t, openEmbedded(t), policy.RecheckManual, "gw_a")
+	const secret = "shopify-hook-secret"
+	dd, err := digitaldownloads.NewHooks(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.svc.cfg.Hooks["digitaldownloads"] = dd
+	body := `{"id":890,"order_id":4242,"created_at":"2026-12-07T12:00:00-05:00","note":"refund","test":false}`
+	send := func(eventID string) HookResult {
+		mac := hmac.New(sha256.New, []byte(secret))
+		mac.Write([]byte(body))
+		h := http.Header{}
+		h.Set("X-Shopify-Hmac-Sha256", base64.StdEncoding.EncodeToString(mac.Sum(nil)))
+		h.Set("X-Shopify-Topic", "refunds/create")
+		h.Set("X-Shopify-Event-Id", eventID)
+		res, err := s.svc.ReceiveHook(context.Background(), "digitaldownloads", upstreams.HookRequest{
+			Method: http.MethodPost, Target: "/hooks/digitaldownloads", Host: "gw.example.com", Header: h, Body: []byte(body)})
+		if err != nil {
+			t.Fatalf("hook with event id %s: %v", eventID, err)
+		}
+		return res
+	}
+	if res := send("evt-1"); res.Outcome != HookIgnored {
+		t.Fatalf("first delivery = %+v, want ignored (nobody holds the order)", res)
+	}
+	if res := send("evt-2"); res.Outcome != HookReplayed {
+		t.Errorf("the same body with a new event id = %+v, want replayed", res)
+	}
+}
+
+// TestStoreHookAnswersDoNotTripTheGuard: a hook's check does not count in
+// its source's guard (a burst of real refunds is no sign of a source gone
+// wrong); the schedule's checks do.
+func TestStoreHookAnswersDoNotTripTheGuard(t *testing.T) {
+	refund := policy.CheckResult{Outcome: policy.CheckInvalid, Reason: "refunded"}
+	for _, counted := range []bool{false, true} {
+		w := &rechecker{guards: map[string]*sourceGuard{}}
+		now := simStart
+		var held bool
+		for i := range 3 * policy.DefaultGuardMin {
+			held, _ = w.observe("lemonsqueezy", refund, now.Add(time.Duration(i)*time.Second), counted)
+		}
+		if held != counted {
+			t.Errorf("after %d definitive refunds counted=%v the guard holds %v, want %v", 3*policy.DefaultGuardMin, counted, held, counted)
+		}
+	}
+}
+
+// TestQueuedCheckThatKeepsFailing: a queued licence whose check fails
+// does not stop the worker from serving the due index, and after
+// askAttempts steps its ask is dropped.
+func TestQueuedCheckThatKeepsFailing(t *testing.T) {
+	st := &failingAsks{Store: openEmbedded(t)}
+	s := newSim(t, st, policy.RecheckManual, "gw_a")
+	s.buy("l1", "lemonsqueezy", uuidKey('5', 1), truth{status: "active", order: "9190"})
+	s.buy("l2", "lemonsqueezy", uuidKey('5', 2), truth{status: "active", order: "9191"})
+	if res, err := s.receive(lsHook(simHookSecret, lsRefund("9190"))); err != nil || res.Outcome != HookQueued {
+		t.Fatalf("hook = %+v, %v", res, err)
+	}
+	// l1's schedule is far off: only its queued check is made (and fails)
+	if _, err := st.Store.UpdateLicense(context.Background(), s.ids["l1"], func(cur *store.LicenseState) (*store.LicenseState, error) {
+		cur.License.NextCheckAt = simStart.AddDate(0, 1, 0)
+		return cur, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	st.failUpdate = s.ids["l1"]
+	s.clock.Advance(s.license("l2").NextCheckAt.Sub(s.clock.Now()) + time.Second) // l2 is due
+	before := s.vendors["lemonsqueezy"].asked[uuidKey('5', 2)]
+	if _, err := s.svc.RecheckOnce(context.Background()); err != nil {
+		t.Fatalf("a step with a failing queued check: %v", err)
+	}
+	if got := s.vendors["lemonsqueezy"].asked[uuidKey('5', 2)] - before; got != 1 {
+		t.Errorf("the due licence was checked %d times in that step, want 1", got)
+	}
+	for range askAttempts - 1 {
+		if _, err := s.svc.RecheckOnce(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if asks, _ := st.Asked(context.Background(), 10); len(asks) != 0 {
+		t.Errorf("after %d failed steps the queue holds %+v, want it dropped", askAttempts, asks)
+	}
 }

@@ -112,6 +112,8 @@ type rechecker struct {
 	lease  store.Lease // Token 0: not held
 	last   int64       // the token of the last lease held
 	guards map[string]*sourceGuard
+	// askFailures counts failed checks of queued licences (serveAsks).
+	askFailures map[string]int
 	// wakeAt is when the sleeping worker wakes, unix ns (0: not
 	// sleeping); a hint of an earlier check sends on wake. hinted keeps
 	// the earliest hint given while the worker was awake, for its next
@@ -157,6 +159,12 @@ const (
 	// a check it cannot make now is answered deferred (or off) with
 	// nothing written, and it takes nothing out of service (flagInstead).
 	askedByBuyer
+	// askedByStore: the worker, for a licence a store's webhook named
+	// (hooks.go). As the schedule, but its answer does not count in the
+	// source's guard: stores send webhooks mostly about refunds, and a
+	// burst of real refunds is no sign of a source gone wrong. A tripped
+	// guard holds its suspensions all the same.
+	askedByStore
 )
 
 // recheckLicense checks one licence under token (0: no lease, a check
@@ -205,7 +213,7 @@ func (s *Service) recheckLicense(ctx context.Context, id string, token int64, by
 		// A buyer's ask may be served by any instance, whose guard sees
 		// only the checks it made itself: it leaves the guard to the
 		// schedule's, and takes nothing out of service (applyCheck).
-		held, alert = s.recheck.observe(lic.Source, res, now)
+		held, alert = s.recheck.observe(lic.Source, res, now, by != askedByStore)
 	}
 	var out *RecheckOutcome
 	_, err = s.cfg.Store.UpdateLicense(ctx, id, store.Fenced(token, func(cur *store.LicenseState) (*store.LicenseState, error) {

@@ -36,7 +36,9 @@ type guardAlert struct {
 // the lease) holds nothing on that account: the options say when a
 // licence is flagged or suspended, and the guard's hourly window sees a
 // mass event within its first minimum of answers.
-func (w *rechecker) observe(source string, res policy.CheckResult, now time.Time) (bool, *guardAlert) {
+//
+// An answer not counted (counted false) only asks whether the guard holds.
+func (w *rechecker) observe(source string, res policy.CheckResult, now time.Time, counted bool) (bool, *guardAlert) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	g := w.guards[source]
@@ -45,7 +47,7 @@ func (w *rechecker) observe(source string, res policy.CheckResult, now time.Time
 		w.guards[source] = g
 	}
 	g.guard.Begin(now)
-	if res.Outcome != policy.CheckUnknown && !(res.Outcome == policy.CheckInvalid && !policy.Definitive(res.Reason)) {
+	if counted && res.Outcome != policy.CheckUnknown && !(res.Outcome == policy.CheckInvalid && !policy.Definitive(res.Reason)) {
 		g.guard.Observe(now, definitiveInvalid(res))
 	}
 	tripped := g.guard.Tripped(now) || (g.alerted || g.pending) && !g.guard.Clear(now)

@@ -64,6 +64,9 @@ func (s *Service) untilNextDue(ctx context.Context) time.Duration {
 			limit = max(r.Every, time.Second)
 		}
 	}
+	if asks, err := s.cfg.Store.Asked(ctx, 1); err == nil && len(asks) > 0 {
+		return recheckMinWait // a queued check whose notice this instance missed
+	}
 	next, err := s.cfg.Store.NextDue(ctx)
 	if err != nil || next.IsZero() {
 		return limit
@@ -148,14 +151,9 @@ func (s *Service) RecheckOnce(ctx context.Context) (int, error) {
 	if err != nil || token == 0 {
 		return 0, err
 	}
-	n, fenced, err := s.serveAsks(ctx, token)
-	if fenced {
-		s.log.Info("recheck: a later lease holder took over")
-		w.drop(token)
-		return n, nil
-	}
-	if err != nil || n == RecheckBatch {
-		return n, err // more may be queued: the due index waits a step
+	n, stop, err := s.serveAsks(ctx)
+	if stop || err != nil || n == RecheckBatch {
+		return n, err // lease gone, or more may be queued: the due index waits a step
 	}
 	ids, err := s.cfg.Store.ClaimDue(ctx, s.now(), RecheckBatch-n, RecheckClaim)
 	if err != nil {

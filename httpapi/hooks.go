@@ -90,6 +90,13 @@ func (h *Hooks) route(p string) (source, token string, ok bool) {
 	}
 }
 
+// HasPathToken says whether a path ends in a path token (a secret): the
+// segment after a source's name.
+func (h *Hooks) HasPathToken(p string) bool {
+	_, token, ok := h.route(p)
+	return ok && token != ""
+}
+
 func (h *Hooks) target(r *http.Request) string {
 	if h.Target != nil {
 		return h.Target(r)

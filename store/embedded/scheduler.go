@@ -205,7 +205,7 @@ func freeLeases(tx *bolt.Tx) error {
 	err := b.ForEach(func(_, v []byte) error {
 		var l store.Lease
 		if err := json.Unmarshal(v, &l); err != nil {
-			return err
+			return nil // unreadable: left for AcquireLease to report, not a reason to refuse to open
 		}
 		if l.Holder != "" {
 			l.Holder, l.Expires = "", time.Time{}

@@ -27,15 +27,19 @@ type indexWrite struct {
 }
 
 // termWrites are the index writes that move a licence from the terms it
-// was indexed by to those it is to be.
+// was indexed by to those it is to be. Every term it is to have is added
+// again, not only the new ones: on Cluster a term's key is written after
+// the licence's own transaction, and a write lost there (a crash between
+// the two) is repaired by the licence's next write. ZADD of a member
+// already there changes nothing.
 func (s *Store) termWrites(ctx context.Context, licenseID string, old, next []string) []indexWrite {
-	gone, added := store.TermChanges(old, next)
+	gone, _ := store.TermChanges(old, next)
 	var out []indexWrite
 	for _, t := range gone {
 		k := s.lookupKey(t)
 		out = append(out, indexWrite{k, func(p redis.Pipeliner) { p.ZRem(ctx, k, licenseID) }})
 	}
-	for _, t := range added {
+	for _, t := range next {
 		k := s.lookupKey(t)
 		out = append(out, indexWrite{k, func(p redis.Pipeliner) { p.ZAdd(ctx, k, redis.Z{Member: licenseID}) }})
 	}

@@ -23,8 +23,9 @@ import (
 // another seller (a token leaked to, or reused by, someone else) is
 // refused. The payloads of the subscription resources (cancellation,
 // subscription_*) carry no seller_id (Subscription::PingNotification in
-// Gumroad's source), so those are refused too; refunds and disputes are
-// the sale's payload and carry it.
+// Gumroad's source): for those alone the token is the whole check, and a
+// seller_id they do carry must still match. Sales, refunds and disputes
+// are the sale's payload: without the seller's id they are refused.
 //
 // Gumroad sends no delivery id and no send time: sale_timestamp is when
 // the sale was made, a refund's ping repeats it, so it is no clock for a
@@ -79,10 +80,26 @@ func (h *Hooks) Verify(req upstreams.HookRequest, _ time.Time) (upstreams.Hook, 
 	}
 	// checked after the form is read, since the seller is in it; the
 	// token already held, so a body that cannot be read is a 400
-	if !upstreams.SecretEqual([]byte(form.Get("seller_id")), h.seller) {
+	if !h.sellerHolds(form) {
 		return none, fmt.Errorf("%s: %w: the ping's seller_id is not the configured seller_id", Name, upstreams.ErrHookSignature)
 	}
 	return hookOf(form)
+}
+
+// subscriptionResources are the resources whose payload carries no
+// seller_id.
+var subscriptionResources = map[string]bool{
+	"cancellation": true, "subscription_updated": true, "subscription_ended": true, "subscription_restarted": true,
+}
+
+// sellerHolds says whether a ping's seller is the configured one: its
+// seller_id when it sends one, which only a subscription resource's ping
+// may leave out.
+func (h *Hooks) sellerHolds(form url.Values) bool {
+	if _, sent := form["seller_id"]; !sent && subscriptionResources[form.Get("resource_name")] {
+		return true
+	}
+	return upstreams.SecretEqual([]byte(form.Get("seller_id")), h.seller)
 }
 
 // ParseHook reads which licence a Gumroad ping names, without the checks

@@ -61,11 +61,11 @@ func TestHooksDocumentedPayloads(t *testing.T) {
 		{file: "ping_refund.form", want: upstreams.Hook{Source: Name, Event: "refund", Key: fixtureKey, VendorIDs: []upstreams.VendorID{sale, sub}}},
 		{file: "ping_sale_test_no_key.form", want: upstreams.Hook{Source: Name, Event: "sale", Test: true, VendorIDs: []upstreams.VendorID{sale}}},
 		{
-			// the subscription resources' payload has no seller_id: with
-			// nothing to match the configured seller, it is refused
-			file:    "resource_cancellation.form",
-			want:    upstreams.Hook{Source: Name},
-			wantErr: upstreams.ErrHookSignature,
+			// the subscription resources' payload has no seller_id: the
+			// path token is the whole check
+			file: "resource_cancellation.form",
+			want: upstreams.Hook{Source: Name, Event: "cancellation", Key: "83DB262A-C19D3B06-A5235A6B-8C079166",
+				VendorIDs: []upstreams.VendorID{sub}},
 		},
 	}
 	for _, tt := range tests {
@@ -97,6 +97,8 @@ func TestHooksRefused(t *testing.T) {
 		{"no token", ping(body, "")},
 		{"tampered seller_id", ping(otherSeller, pathToken)},
 		{"no seller_id", ping(noSeller, pathToken)},
+		{"a cancellation with another seller_id", ping(append(fixture(t, "resource_cancellation.form"), "&seller_id=zzzz"...), pathToken)},
+		{"a sale calling itself a cancellation has its seller checked", ping([]byte(strings.Replace(string(otherSeller), "resource_name=refund", "resource_name=cancellation", 1)), pathToken)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
