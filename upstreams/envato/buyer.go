@@ -13,11 +13,13 @@ package envato
 // registration. Access tokens last an hour (expires_in 3600); the portal
 // needs one for a single page load and never refreshes it.
 //
-// Envato documents neither PKCE nor state. The authorization URL carries
-// state all the same (Envato returns it to the redirect URI), and a PKCE
-// challenge when the caller gives a verifier: Envato ignores parameters it
-// does not know, and a test server (envatotest) that checks it keeps us
-// honest should Envato start to.
+// Envato's API docs describe neither PKCE nor state: the authorization URL
+// they show carries response_type, client_id and redirect_uri only. state
+// is sent all the same, and the caller must refuse a callback whose state
+// is not the browser's (whether Envato echoes it is to be confirmed with
+// the live service); a PKCE challenge is sent when the caller gives a
+// verifier, expecting Envato to ignore a parameter it does not know, and
+// envatotest checks it, so nothing breaks should Envato start to.
 
 import (
 	"bytes"
