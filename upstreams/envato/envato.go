@@ -188,7 +188,8 @@ type sale struct {
 }
 
 type saleItem struct {
-	ID json.RawMessage `json:"id"`
+	ID   json.RawMessage `json:"id"`
+	Name string          `json:"name"`
 }
 
 func (s *Source) sale(body []byte, mappings upstreams.ProductMap) upstreams.Verdict {
