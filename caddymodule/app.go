@@ -96,11 +96,13 @@ type App struct {
 	logger  *zap.Logger
 	pooled  []string // sourcePool keys held by this config
 	hooks   map[string]upstreams.HookVerifier
-	sources map[string]upstreams.Source
-	metrics *telemetry.Metrics    // nil: metrics unavailable (reported at provision)
-	metKey  string                // registrations key held by this config
-	running *telemetry.Running    // what the gauges read while this config runs
-	workers *supervise.Supervisor // background work: run by Start, stopped by Stop
+	// sourceBases are the sources' base URLs, by name (the portal's).
+	sourceBases map[string]string
+	sources     map[string]upstreams.Source
+	metrics     *telemetry.Metrics    // nil: metrics unavailable (reported at provision)
+	metKey      string                // registrations key held by this config
+	running     *telemetry.Running    // what the gauges read while this config runs
+	workers     *supervise.Supervisor // background work: run by Start, stopped by Stop
 
 	deliveries *webhooks.Worker
 }
@@ -234,6 +236,7 @@ func (a *App) provisionSources(ctx caddy.Context) (map[string]upstreams.Source, 
 		return nil, err
 	}
 	sources := make(map[string]upstreams.Source)
+	a.sourceBases = map[string]string{}
 	for name, mod := range mods.(map[string]any) {
 		m, ok := mod.(SourceModule)
 		if !ok {
@@ -244,6 +247,7 @@ func (a *App) provisionSources(ctx caddy.Context) (map[string]upstreams.Source, 
 			return nil, err
 		}
 		sources[name] = src
+		a.sourceBases[name] = baseURLOf(m)
 		if err := a.provisionHooks(name, m); err != nil {
 			return nil, err
 		}

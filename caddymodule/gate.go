@@ -132,7 +132,7 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 	}
 	opts := []gateway.GateOption{gateway.WithRequirements(reqs...)}
 	if g.Quota != "" {
-		q, err := ParseQuota(g.Quota)
+		q, err := gateway.ParseQuota(g.Quota)
 		if err != nil {
 			return fmt.Errorf("license_gate: quota: %w", err)
 		}
@@ -193,43 +193,16 @@ func (g *Gate) rateLimitFields(h http.Header, q *gateway.QuotaState) {
 	h["Ratelimit"] = vals[1:2:2]
 }
 
-// ParseQuota parses "<n>/<period>" with a period of s, m, h or d.
-func ParseQuota(s string) (gateway.Quota, error) {
-	n, unit, ok := strings.Cut(s, "/")
-	limit, err := strconv.ParseInt(n, 10, 64)
-	if !ok || err != nil || limit < 1 {
-		return gateway.Quota{}, fmt.Errorf("%q is not <n>/<period> with a positive n, e.g. 1000/d", s)
-	}
-	periods := map[string]time.Duration{"s": time.Second, "m": time.Minute, "h": time.Hour, "d": 24 * time.Hour}
-	p, ok := periods[unit]
-	if !ok {
-		return gateway.Quota{}, fmt.Errorf("%q: the period is one of s, m, h, d", s)
-	}
-	return gateway.Quota{Limit: limit, Period: p}, nil
-}
-
-// installClasses are the install classes a require class line may name.
-var installClasses = []string{"production", "staging", "local"}
-
 // requirements checks the require conditions and turns them into the
 // gateway's.
 func requirements(rs []GateRequirement) ([]gateway.Requirement, error) {
 	out := make([]gateway.Requirement, 0, len(rs))
 	for i, r := range rs {
-		if !r.SupportActive && len(r.Type) == 0 && len(r.Class) == 0 {
-			return nil, fmt.Errorf("license_gate: require[%d]: names no condition (support_active, type or class)", i)
+		req := gateway.Requirement{SupportActive: r.SupportActive, Types: r.Type, Classes: r.Class}
+		if err := req.Check(); err != nil {
+			return nil, fmt.Errorf("license_gate: require[%d]: %w", i, err)
 		}
-		for _, c := range r.Class {
-			if !slices.Contains(installClasses, c) {
-				return nil, fmt.Errorf("license_gate: require: class %q is not one of %s", c, strings.Join(installClasses, ", "))
-			}
-		}
-		for _, t := range r.Type {
-			if t == "" {
-				return nil, errors.New("license_gate: require: type must not be empty")
-			}
-		}
-		out = append(out, gateway.Requirement{SupportActive: r.SupportActive, Types: r.Type, Classes: r.Class})
+		out = append(out, req)
 	}
 	return out, nil
 }
@@ -288,7 +261,7 @@ func parseGate(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 			if err := singleArg(h.Dispenser, &g.Quota); err != nil {
 				return nil, err
 			}
-			if _, err := ParseQuota(g.Quota); err != nil {
+			if _, err := gateway.ParseQuota(g.Quota); err != nil {
 				return nil, h.Errf("license_gate: quota: %v", err)
 			}
 		default:
@@ -313,8 +286,8 @@ func parseRequire(h httpcaddyfile.Helper) (GateRequirement, error) {
 	default:
 		return r, h.Errf("license_gate: require: want support_active, type <type...> or class <class...>")
 	}
-	if _, err := requirements([]GateRequirement{r}); err != nil {
-		return r, h.Errf("%v", err)
+	if err := (gateway.Requirement{SupportActive: r.SupportActive, Types: r.Type, Classes: r.Class}).Check(); err != nil {
+		return r, h.Errf("license_gate: require: %v", err)
 	}
 	return r, nil
 }

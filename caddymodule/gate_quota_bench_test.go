@@ -18,7 +18,7 @@ func BenchmarkGateServeHTTPPolicy(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			f := newGateFixture(b)
 			if name != "plain" {
-				q, _ := ParseQuota("1000000000000/h")
+				q, _ := gateway.ParseQuota("1000000000000/h")
 				f.gate.gate = f.svc.Gate(nil, gateway.WithRequirements(gateway.Requirement{SupportActive: true}), gateway.WithQuota(q))
 				f.gate.rlPolicy = `"quota";q=1000000000000;w=3600`
 				r, _ := f.request(nil)

@@ -66,8 +66,7 @@ func originalTarget(r *http.Request) string {
 // parseHooks parses "license_hooks" (no options: each source's block holds
 // its webhook secret).
 func parseHooks(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	h.Next() // directive name
-	if h.NextArg() || h.NextBlock(0) {
+	if h.Next(); h.NextArg() || h.NextBlock(0) { // past the directive's name: nothing
 		return nil, h.Err("license_hooks takes no arguments or options: set each source's webhook secret in its source block")
 	}
 	return new(Hooks), nil

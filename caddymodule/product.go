@@ -334,7 +334,7 @@ func freeQuota(s string) (gateway.Quota, error) {
 	case "":
 		s = defaultFreeQuota
 	}
-	return ParseQuota(s)
+	return gateway.ParseQuota(s)
 }
 
 func treatment(s string) (policy.Treatment, error) {

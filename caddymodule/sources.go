@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -169,10 +170,7 @@ func buildSource(name string, m SourceModule, products upstreams.ProductMap, log
 		return nil, fmt.Errorf("source %s: %w", name, err)
 	}
 	cfg.Observer = obs
-	base := opts.BaseURL
-	if base == "" {
-		base = def.BaseURL
-	}
+	base := baseURLOf(m)
 	src, err := upstreams.BuildResilient(cfg, func(c upstreams.Client) (upstreams.Source, error) {
 		return m.BuildSource(SourceConfig{Name: name, BaseURL: base, Products: products, Client: c})
 	})
@@ -180,6 +178,12 @@ func buildSource(name string, m SourceModule, products upstreams.ProductMap, log
 		return nil, fmt.Errorf("source %s: %w", name, err)
 	}
 	return src, nil
+}
+
+// baseURLOf is a source's base_url, or its vendor's production API.
+func baseURLOf(m SourceModule) string {
+	opts, def := m.Options()
+	return cmp.Or(opts.BaseURL, def.BaseURL)
 }
 
 // resilienceConfig checks a source's common options and applies the

@@ -1,12 +1,9 @@
 package caddymodule
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -81,78 +78,8 @@ func (s *EmbeddedStorage) Store() store.Store { return s.store }
 // "secret" beside the store file, mode 0600.
 func (s *EmbeddedStorage) LoadOrCreateSecret() (string, bool, string, error) {
 	path := filepath.Join(filepath.Dir(s.path), "secret")
-	raw, err := os.ReadFile(path)
-	if err == nil {
-		v := strings.TrimSpace(string(raw))
-		if len(v) < secret.MinLength {
-			return "", false, path, fmt.Errorf("%s holds fewer than %d characters", path, secret.MinLength)
-		}
-		return v, false, path, nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return "", false, path, fmt.Errorf("reading %s: %w", path, err)
-	}
-	v := secret.Generate()
-	created, err := createDurably(path, []byte(v+"\n"))
-	if err != nil {
-		return "", false, path, err
-	}
-	if !created { // created concurrently: use that one
-		return s.LoadOrCreateSecret()
-	}
-	return v, true, path, nil
-}
-
-// createDurably writes data to path unless path exists (created false), so
-// that once it returns the file survives a crash: written to a temporary
-// file, fsynced, linked into place (atomic, never replacing a file another
-// instance created meanwhile), then the directory fsynced. The store may
-// hold data sealed with the secret moments later; losing the file then
-// would lose that data.
-func createDurably(path string, data []byte) (created bool, err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".secret-*")
-	if err != nil {
-		return false, fmt.Errorf("creating %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := writeSynced(f, data); err != nil {
-		return false, fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := os.Link(tmp, path); errors.Is(err, fs.ErrExist) {
-		return false, nil
-	} else if err != nil {
-		return false, fmt.Errorf("creating %s: %w", path, err)
-	}
-	if err := syncDir(dir); err != nil {
-		return false, fmt.Errorf("creating %s: %w", path, err)
-	}
-	return true, nil
-}
-
-// writeSynced writes data to f (mode 0600), fsyncs and closes it.
-func writeSynced(f *os.File, data []byte) error {
-	err := f.Chmod(0o600)
-	if err == nil {
-		_, err = f.Write(data)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	v, created, err := secret.LoadOrCreateFile(path)
+	return v, created, path, err
 }
 
 // Cleanup releases this config's use of the file; the last user closes it.

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
-	"slices"
 	"strings"
 	"time"
 
@@ -45,35 +43,19 @@ type Webhook struct {
 func (a *App) provisionWebhooks(ctx caddy.Context) error {
 	var eps []webhooks.Endpoint
 	repl := caddy.NewReplacer()
-	for i, wh := range a.Webhooks {
-		u, err := url.Parse(wh.URL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("webhook %d: url: %q is not an http(s) URL", i, wh.URL)
-		}
-		if len(wh.Secrets) == 0 || len(wh.Secrets) > 2 {
-			return fmt.Errorf("webhook %s: secret: give one, or two during a rotation", wh.URL)
-		}
-		ep := webhooks.Endpoint{URL: wh.URL, Events: wh.Events}
-		for _, raw := range wh.Secrets {
+	for _, wh := range a.Webhooks {
+		secrets := make([]string, len(wh.Secrets))
+		for i, raw := range wh.Secrets {
 			v, err := repl.ReplaceOrErr(raw, true, true)
 			if err != nil {
 				return fmt.Errorf("webhook %s: secret: %w", wh.URL, err)
 			}
-			sec, err := webhooks.ParseSecret(v)
-			if err != nil {
-				return fmt.Errorf("webhook %s: secret: %w", wh.URL, err)
-			}
-			ep.Secrets = append(ep.Secrets, sec)
+			secrets[i] = v
 		}
-		for _, ev := range wh.Events {
-			if !slices.Contains(store.AuditActions, ev) {
-				return fmt.Errorf("webhook %s: events: unknown event type %q", wh.URL, ev)
-			}
+		ep, err := webhooks.NewEndpoint(wh.URL, secrets, wh.Events, store.AuditActions, durationOr(wh.Timeout, defaultWebhookTimeout))
+		if err != nil {
+			return fmt.Errorf("webhook %s: %w", wh.URL, err)
 		}
-		if wh.Timeout < 0 {
-			return fmt.Errorf("webhook %s: timeout: must not be negative", wh.URL)
-		}
-		ep.Client = webhooks.NewClient(durationOr(wh.Timeout, defaultWebhookTimeout))
 		eps = append(eps, ep)
 	}
 	// Handlers subscribe in the events app's config: without one, nobody
@@ -88,14 +70,8 @@ func (a *App) provisionWebhooks(ctx caddy.Context) error {
 			events.Emit(ctx, CaddyEventName(typ), body.Map())
 		}
 	}
-	// One round sends to each endpoint in turn: the claim outlasts them all.
-	var round time.Duration
-	for _, ep := range eps {
-		round += ep.Client.Timeout
-	}
-	lease := max(time.Minute, 2*round)
 	a.deliveries = webhooks.NewWorker(webhooks.Config{
-		Outbox: a.store, Endpoints: eps, Emit: emit, Lease: lease,
+		Outbox: a.store, Endpoints: eps, Emit: emit, Lease: webhooks.RoundLease(eps),
 		Logger: a.logger.Named("webhooks"), Observe: a.observer().WebhookDelivery,
 	})
 	if len(eps) > 0 {

@@ -322,6 +322,9 @@ func (s *Service) activateLicense(ctx context.Context, f *found, req ActivateReq
 		s.recheck.hint(st.License.NextCheckAt)
 	}
 	if out.refusal != nil {
+		if out.refusal.Code == CodeActivationLimit {
+			out.refusal.PortalURL = s.portalURL(p.Name, f.cand.licenseID)
+		}
 		return nil, out.refusal
 	}
 	toks, err := s.issueFamily(ctx, st.License, out.ins, rt)

@@ -78,6 +78,9 @@ type Error struct {
 	// Activations lists the installations holding the slots, for
 	// activation_limit_reached (domains masked).
 	Activations []Holder
+	// PortalURL is the buyer portal's page of the licence, for
+	// activation_limit_reached when a portal serves its product.
+	PortalURL string
 	// RetryAfter is set for rate limits and outages.
 	RetryAfter time.Duration
 	Cause      error

@@ -2,7 +2,10 @@ package gateway
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -41,6 +44,42 @@ type Requirement struct {
 	Classes []string
 
 	detail string
+}
+
+// installClasses are the install classes a requirement may name.
+var installClasses = []string{"production", "staging", "local"}
+
+// Check says what is wrong with a requirement an author wrote, if
+// anything: it names no condition, an unknown class or an empty type.
+func (r Requirement) Check() error {
+	if !r.SupportActive && len(r.Types) == 0 && len(r.Classes) == 0 {
+		return errors.New("names no condition (support_active, type or class)")
+	}
+	for _, c := range r.Classes {
+		if !slices.Contains(installClasses, c) {
+			return fmt.Errorf("class %q is not one of %s", c, strings.Join(installClasses, ", "))
+		}
+	}
+	if slices.Contains(r.Types, "") {
+		return errors.New("type must not be empty")
+	}
+	return nil
+}
+
+// ParseQuota parses a quota as an author writes it, "<n>/<period>" with a
+// period of s, m, h or d.
+func ParseQuota(s string) (Quota, error) {
+	n, unit, ok := strings.Cut(s, "/")
+	limit, err := strconv.ParseInt(n, 10, 64)
+	if !ok || err != nil || limit < 1 {
+		return Quota{}, fmt.Errorf("%q is not <n>/<period> with a positive n, e.g. 1000/d", s)
+	}
+	periods := map[string]time.Duration{"s": time.Second, "m": time.Minute, "h": time.Hour, "d": 24 * time.Hour}
+	p, ok := periods[unit]
+	if !ok {
+		return Quota{}, fmt.Errorf("%q: the period is one of s, m, h, d", s)
+	}
+	return Quota{Limit: limit, Period: p}, nil
 }
 
 // GateOption configures a Gate beyond its products.

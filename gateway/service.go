@@ -105,6 +105,7 @@ type Service struct {
 	credMu      sync.Mutex
 	credAlerted map[string]time.Time // source -> last source.credential_failing
 	hookAlerted map[string]time.Time // source -> last source.webhook_refused (under credMu)
+	portals     portals
 }
 
 // New returns a Service with its key ring, issuer and status cache. It

@@ -29,6 +29,7 @@ type Problem struct {
 	Detail      string              `json:"detail,omitempty"`
 	Errors      map[string][]string `json:"errors,omitempty"`
 	Activations []gateway.Holder    `json:"activations,omitempty"`
+	PortalURL   string              `json:"portal_url,omitempty"`
 }
 
 // statusFor maps public codes to HTTP statuses (SPEC sections 4 and 6).
@@ -147,7 +148,7 @@ func WriteOAuthProblem(w http.ResponseWriter, logger *zap.Logger, err error, oau
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(Problem{
 		Type: ProblemTypeBase + e.Code, Title: http.StatusText(status), Status: status,
-		Code: e.Code, OAuthError: oauthError, Detail: e.Detail, Errors: e.Fields, Activations: e.Activations,
+		Code: e.Code, OAuthError: oauthError, Detail: e.Detail, Errors: e.Fields, Activations: e.Activations, PortalURL: e.PortalURL,
 	})
 }
 

@@ -167,6 +167,12 @@ func (r *Resilient) GuardBuyer(d BuyerDirectory) BuyerDirectory {
 	return &guardedBuyer{r: r, d: d}
 }
 
+// BuyerClient is a Client spending r's rate budget, on r's clock, for the
+// directory GuardBuyer wraps (its requests are counted with the source's).
+func (r *Resilient) BuyerClient() Client {
+	return Client{Now: r.cfg.Clock.Now, Budget: r.budget}
+}
+
 type guardedBuyer struct {
 	r *Resilient
 	d BuyerDirectory

@@ -1,0 +1,251 @@
+package portal
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/licensegate/licensegate/gateway"
+	"github.com/licensegate/licensegate/web"
+)
+
+// licencesData is the home page's: the buyer's licences.
+type licencesData struct {
+	Licenses []*gateway.LicenseDetail
+}
+
+// licenceData is a licence's page.
+type licenceData struct {
+	*gateway.LicenseDetail
+	// RenewURL is where the buyer renews support at the marketplace.
+	RenewURL string
+}
+
+// confirmData is the deactivation's confirm page.
+type confirmData struct {
+	License      gateway.AdminLicense
+	Installation gateway.AdminInstallation
+}
+
+// renewURLs are the marketplaces' pages where a buyer renews support.
+var renewURLs = map[string]string{
+	"envato": "https://codecanyon.net/downloads",
+}
+
+// page is a signed-in page's frame: who, the CSRF token, the flash.
+func (p *Portal) page(w http.ResponseWriter, r *http.Request, sess web.Session, data any) web.Page {
+	pg := web.Page{SignedInAs: displayName(sess.Identity), CSRFToken: p.cfg.Sessions.CSRFToken(sess), Data: data}
+	if f, ok := p.cfg.Sessions.PopFlash(w, r); ok {
+		pg.Flash = &f
+	}
+	return pg
+}
+
+// displayName is an identity as the header shows it: the account name.
+func displayName(identity string) string {
+	_, name, ok := strings.Cut(identity, ":")
+	if !ok {
+		return identity
+	}
+	return name
+}
+
+// actor is a session's buyer as the audit log names them.
+func actor(sess web.Session) string {
+	method, who, _ := strings.Cut(sess.Identity, ":")
+	return gateway.BuyerActor(method, who)
+}
+
+// home is the buyer's licences, or the sign-in page.
+func (p *Portal) home(w http.ResponseWriter, r *http.Request) {
+	if !methods(w, r, http.MethodGet) {
+		return
+	}
+	sess, ok := p.cfg.Sessions.Read(r)
+	if !ok {
+		p.signInPage(w, http.StatusOK, p.rd.Path())
+		return
+	}
+	var d licencesData
+	for _, id := range sess.Licenses {
+		lic, err := p.cfg.Service.OwnedLicence(r.Context(), sess.Licenses, id)
+		switch {
+		case errors.Is(err, gateway.ErrNotFound):
+			continue // gone since the sign-in
+		case err != nil:
+			p.unavailable(w, p.rd.Path(), err)
+			return
+		}
+		d.Licenses = append(d.Licenses, lic)
+	}
+	p.render(w, http.StatusOK, "licenses", p.page(w, r, sess, d))
+}
+
+// license is one licence's page: its facts and installations. Signed
+// out, it is the sign-in page, returning here (the 409's portal_url).
+func (p *Portal) license(w http.ResponseWriter, r *http.Request, id string) {
+	if !methods(w, r, http.MethodGet) {
+		return
+	}
+	sess, ok := p.cfg.Sessions.Read(r)
+	if !ok {
+		p.signInPage(w, http.StatusOK, p.rd.Path("licenses", id))
+		return
+	}
+	lic, err := p.cfg.Service.OwnedLicence(r.Context(), sess.Licenses, id)
+	switch {
+	case errors.Is(err, gateway.ErrNotFound):
+		p.notFound(w)
+		return
+	case err != nil:
+		p.unavailable(w, p.rd.Path("licenses", id), err)
+		return
+	}
+	p.render(w, http.StatusOK, "license", p.page(w, r, sess, licenceData{LicenseDetail: lic, RenewURL: renewURLs[lic.License.Source]}))
+}
+
+// deactivate confirms (GET) and frees (POST) an installation's slot.
+func (p *Portal) deactivate(w http.ResponseWriter, r *http.Request, licID, insID string) {
+	if !methods(w, r, http.MethodGet, http.MethodPost) {
+		return
+	}
+	back := p.rd.Path("licenses", licID)
+	if r.Method == http.MethodPost {
+		sess, err := p.cfg.Sessions.Verify(r)
+		if err != nil {
+			p.forbidden(w)
+			return
+		}
+		lic, err := p.cfg.Service.DeactivateOwned(r.Context(), actor(sess), sess.Licenses, licID, insID)
+		if p.failed(w, err, back) {
+			return
+		}
+		p.flash(w, r, web.FlashInfo, p.rd.T("deactivate.done")+" "+domainOf(lic, insID))
+		http.Redirect(w, r, back, http.StatusSeeOther)
+		return
+	}
+	sess, ok := p.cfg.Sessions.Read(r)
+	if !ok {
+		p.signInPage(w, http.StatusOK, back)
+		return
+	}
+	lic, err := p.cfg.Service.OwnedLicence(r.Context(), sess.Licenses, licID)
+	if p.failed(w, err, back) {
+		return
+	}
+	for _, in := range lic.Installations {
+		if in.ID == insID && in.Status == "active" {
+			p.render(w, http.StatusOK, "confirm", p.page(w, r, sess, confirmData{License: lic.License, Installation: in}))
+			return
+		}
+	}
+	p.notFound(w)
+}
+
+// domainOf is the domain of one of a licence's installations.
+func domainOf(lic *gateway.LicenseDetail, insID string) string {
+	for _, in := range lic.Installations {
+		if in.ID == insID {
+			return in.Domain
+		}
+	}
+	return ""
+}
+
+// refresh is "I renewed my support": a recheck of the licence now.
+func (p *Portal) refresh(w http.ResponseWriter, r *http.Request, licID string) {
+	if !methods(w, r, http.MethodPost) {
+		return
+	}
+	sess, err := p.cfg.Sessions.Verify(r)
+	if err != nil {
+		p.forbidden(w)
+		return
+	}
+	back := p.rd.Path("licenses", licID)
+	checked, err := p.cfg.Service.RefreshOwned(r.Context(), sess.Licenses, licID)
+	var ge *gateway.Error
+	switch {
+	case errors.As(err, &ge) && ge.Code == gateway.CodeRefreshCooldown:
+		p.flash(w, r, web.FlashError, p.rd.T("refresh.cooldown"))
+	case p.failed(w, err, back):
+		return
+	case checked:
+		p.flash(w, r, web.FlashInfo, p.rd.T("refresh.checked"))
+	default:
+		p.flash(w, r, web.FlashError, p.rd.T("refresh.unknown"))
+	}
+	http.Redirect(w, r, back, http.StatusSeeOther)
+}
+
+// download is "download my data": the buyer's licences and installations
+// as JSON (never a code or a token: the store keeps neither in the clear).
+func (p *Portal) download(w http.ResponseWriter, r *http.Request) {
+	if !methods(w, r, http.MethodGet) {
+		return
+	}
+	sess, ok := p.cfg.Sessions.Read(r)
+	if !ok {
+		p.signInPage(w, http.StatusOK, p.rd.Path())
+		return
+	}
+	out := struct {
+		Buyer    string                   `json:"buyer"`
+		Exported time.Time                `json:"exported_at"`
+		Licenses []*gateway.LicenseDetail `json:"licenses"`
+	}{Buyer: sess.Identity, Exported: time.Now().UTC(), Licenses: []*gateway.LicenseDetail{}}
+	for _, id := range sess.Licenses {
+		lic, err := p.cfg.Service.OwnedLicence(r.Context(), sess.Licenses, id)
+		if errors.Is(err, gateway.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			p.unavailable(w, p.rd.Path(), err)
+			return
+		}
+		out.Licenses = append(out.Licenses, lic)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Disposition", `attachment; filename="my-licences.json"`)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(out)
+}
+
+// signOut ends the session.
+func (p *Portal) signOut(w http.ResponseWriter, r *http.Request) {
+	if !methods(w, r, http.MethodPost) {
+		return
+	}
+	if _, err := p.cfg.Sessions.Verify(r); err != nil {
+		p.forbidden(w)
+		return
+	}
+	p.cfg.Sessions.End(w, r)
+	http.Redirect(w, r, p.rd.Path(), http.StatusSeeOther)
+}
+
+// flash sets a message for the next page.
+func (p *Portal) flash(w http.ResponseWriter, r *http.Request, kind web.FlashKind, text string) {
+	if err := p.cfg.Sessions.SetFlash(w, r, web.Flash{Kind: kind, Text: text}); err != nil {
+		p.log.Warn("setting a flash message", zap.Error(err))
+	}
+}
+
+// failed answers err, if any: a licence or installation that is not the
+// buyer's is not found; anything else is an outage.
+func (p *Portal) failed(w http.ResponseWriter, err error, retry string) bool {
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, gateway.ErrNotFound):
+		p.notFound(w)
+	default:
+		p.unavailable(w, retry, err)
+	}
+	return true
+}

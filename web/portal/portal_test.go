@@ -1,0 +1,403 @@
+package portal_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/licensegate/licensegate/gateway"
+	"github.com/licensegate/licensegate/internal/redistest"
+	"github.com/licensegate/licensegate/policy"
+	"github.com/licensegate/licensegate/secret"
+	"github.com/licensegate/licensegate/store"
+	"github.com/licensegate/licensegate/store/embedded"
+	redisstore "github.com/licensegate/licensegate/store/redis"
+	"github.com/licensegate/licensegate/tokens"
+	"github.com/licensegate/licensegate/upstreams"
+	"github.com/licensegate/licensegate/upstreams/envato"
+	"github.com/licensegate/licensegate/upstreams/envato/envatotest"
+	"github.com/licensegate/licensegate/web/portal"
+)
+
+// The buyer portal over HTTP (SPEC section 12), against a real service
+// on both stores, Envato's OAuth and buyer API played by envatotest and
+// its author sale API by a small counterpart.
+
+const (
+	clientID     = "portal-test-client"
+	clientSecret = "portal-test-client-secret"
+	item         = 17022701
+	aliceCode1   = "11111111-1111-4111-8111-111111111111"
+	aliceCode2   = "22222222-2222-4222-8222-222222222222"
+	bobCode      = "33333333-3333-4333-8333-333333333333"
+)
+
+// salesAPI is Envato's author sale API for the three codes.
+func salesAPI(t *testing.T) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		code := r.URL.Query().Get("code")
+		w.Header().Set("Content-Type", "application/json")
+		if code != aliceCode1 && code != aliceCode2 && code != bobCode {
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = io.WriteString(w, `{"error":404,"description":"No sale belonging to the current user found with that code"}`)
+			return
+		}
+		fmt.Fprintf(w, `{"amount":"19.84","sold_at":"2016-09-07T10:54:28+10:00","license":"Regular License","support_amount":"0.00",
+			"supported_until":"2099-03-09T01:54:28+11:00","item":{"id":%d,"name":"Converter Pro"},"buyer":"someone","purchase_count":1}`, item)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// fixture is a portal at srv/account over a service with alice's two
+// licences (the first with two installations) and bob's one.
+type fixture struct {
+	t     *testing.T
+	srv   *httptest.Server
+	env   *envatotest.Server
+	svc   *gateway.Service
+	store store.Store
+	ids   map[string]string // code -> licence id
+}
+
+func stores(t *testing.T) map[string]func(t *testing.T) store.Store {
+	return map[string]func(t *testing.T) store.Store{
+		"embedded": func(t *testing.T) store.Store {
+			st, err := embedded.Open(filepath.Join(t.TempDir(), "lg.db"), time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = st.Close() })
+			return st
+		},
+		"redis": func(t *testing.T) store.Store {
+			srv := redistest.NewServer(t)
+			client := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
+			t.Cleanup(func() { _ = client.Close() })
+			rs := redisstore.New(client, redisstore.Options{})
+			t.Cleanup(func() { _ = rs.Close() })
+			return rs
+		},
+	}
+}
+
+func newFixture(t *testing.T, st store.Store) *fixture {
+	t.Helper()
+	sales := salesAPI(t)
+	products := upstreams.ProductMap{{Product: "converter-pro", VendorID: fmt.Sprint(item)}}
+	res, err := upstreams.BuildResilient(upstreams.ResilienceConfig{Timeout: 5 * time.Second,
+		Rate: upstreams.Rate{Calls: 6000, Period: time.Minute}, Burst: 100}, func(c upstreams.Client) (upstreams.Source, error) {
+		return envato.New(envato.Config{BaseURL: sales.URL, Client: c, Products: products, Token: "author-token"})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	master, err := secret.New([]byte("portal-test-master-secret-0123456789"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := gateway.New(gateway.Config{Store: st, Master: master,
+		Sources:      map[string]upstreams.Source{"envato": res},
+		Products:     map[string]*gateway.Product{"converter-pro": {Name: "converter-pro", Sources: []string{"envato"}, Rules: policy.Rules{Activations: 2}}},
+		ProductOrder: []string{"converter-pro"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{t: t, svc: svc, store: st, ids: map[string]string{}}
+	f.env = envatotest.New(t, clientID, clientSecret)
+	f.env.AddBuyer(envatotest.Buyer{Username: "alice", Purchases: []envatotest.Purchase{
+		{Code: aliceCode1, ItemID: item, ItemName: "Converter Pro", License: "Regular License", SupportedUntil: "2099-03-09T01:54:28+11:00", SoldAt: "2016-09-07T10:54:28+10:00"},
+		{Code: aliceCode2, ItemID: item, ItemName: "Converter Pro", License: "Regular License", SoldAt: "2017-01-01T00:00:00+00:00"},
+		{Code: "99999999-9999-4999-8999-999999999999", ItemID: 1, ItemName: "Another author's item", License: "Regular License", SoldAt: "2017-01-01T00:00:00+00:00"},
+	}})
+	f.env.AddBuyer(envatotest.Buyer{Username: "bob", Purchases: []envatotest.Purchase{
+		{Code: bobCode, ItemID: item, ItemName: "Converter Pro", License: "Regular License", SoldAt: "2018-01-01T00:00:00+00:00"},
+	}})
+	var h http.Handler
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
+	t.Cleanup(f.srv.Close)
+	f.env.RedirectURI = f.srv.URL + "/account/auth/envato/callback"
+	p, err := portal.Build(portal.Options{EnvatoOAuth: &portal.EnvatoOAuth{ClientID: clientID, ClientSecret: clientSecret,
+		RedirectURI: f.env.RedirectURI, BaseURL: f.env.URL}},
+		portal.Env{Service: svc, Master: master, Source: func(name string) (*upstreams.Resilient, upstreams.ProductMap, string, bool) {
+			return res, products, sales.URL, name == "envato"
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h = p
+	for code, domains := range map[string][]string{aliceCode1: {"shop.example.com", "blog.example.com"}, aliceCode2: {"alice2.example.com"}, bobCode: {"bob.example.com"}} {
+		for _, d := range domains {
+			a, err := svc.Activate(context.Background(), gateway.ActivateRequest{Key: code, Domain: d, Product: "converter-pro", IP: "203.0.113.7"})
+			if err != nil {
+				t.Fatalf("activating %s on %s: %v", code, d, err)
+			}
+			f.ids[code] = a.License.ID
+		}
+	}
+	return f
+}
+
+// browser is a cookie-keeping client that follows redirects, as a
+// browser would.
+func (f *fixture) browser() *http.Client {
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{Jar: jar, Timeout: 10 * time.Second}
+}
+
+type page struct {
+	status int
+	url    string
+	body   string
+	header http.Header
+}
+
+func get(t *testing.T, c *http.Client, u string) page {
+	t.Helper()
+	resp, err := c.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return page{resp.StatusCode, resp.Request.URL.String(), string(b), resp.Header}
+}
+
+func post(t *testing.T, c *http.Client, u string, form url.Values) page {
+	t.Helper()
+	resp, err := c.PostForm(u, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return page{resp.StatusCode, resp.Request.URL.String(), string(b), resp.Header}
+}
+
+// refreshToken matches a refresh token.
+var refreshToken = regexp.MustCompile(tokens.RefreshPrefix + `[A-Za-z0-9_-]{20,}`)
+
+var csrfPattern = regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
+
+func csrf(t *testing.T, p page) string {
+	t.Helper()
+	m := csrfPattern.FindStringSubmatch(p.body)
+	if m == nil {
+		t.Fatalf("no CSRF token on %s", p.url)
+	}
+	return m[1]
+}
+
+// signIn signs a browser in as username through Envato.
+func (f *fixture) signIn(c *http.Client, username, returnTo string) page {
+	f.t.Helper()
+	f.env.SignInAs(username)
+	return get(f.t, c, f.srv.URL+"/account/auth/envato?"+url.Values{"return": {returnTo}}.Encode())
+}
+
+func TestPortal(t *testing.T) {
+	for name, open := range stores(t) {
+		t.Run(name, func(t *testing.T) { testPortal(t, newFixture(t, open(t))) })
+	}
+}
+
+func testPortal(t *testing.T, f *fixture) {
+	ctx := context.Background()
+	c := f.browser()
+	base := f.srv.URL + "/account"
+
+	// Signed out: the sign-in page, with the security headers.
+	home := get(t, c, base+"/")
+	if home.status != 200 || !strings.Contains(home.body, "Sign in with Envato") {
+		t.Fatalf("signed-out home = %d %s", home.status, home.body)
+	}
+	for k, v := range map[string]string{"Content-Security-Policy": "default-src 'self'", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"} {
+		if !strings.Contains(home.header.Get(k), v) {
+			t.Errorf("%s: %q, want %q", k, home.header.Get(k), v)
+		}
+	}
+
+	// The 409's deep link: signed out it is the sign-in page; after the
+	// sign-in the buyer lands on that licence.
+	lic1 := f.ids[aliceCode1]
+	deep := "/account/licenses/" + lic1
+	if p := get(t, c, f.srv.URL+deep); !strings.Contains(p.body, url.QueryEscape(deep)) {
+		t.Fatalf("signed-out deep link does not return there after sign-in: %s", p.body)
+	}
+	licPage := f.signIn(c, "alice", deep)
+	if licPage.status != 200 || !strings.HasSuffix(licPage.url, deep) {
+		t.Fatalf("after sign-in at %s: %d", licPage.url, licPage.status)
+	}
+	for _, want := range []string{"shop.example.com", "blog.example.com", "2 of 2", "alice", "I renewed my support"} {
+		if !strings.Contains(licPage.body, want) {
+			t.Errorf("licence page lacks %q", want)
+		}
+	}
+	list := get(t, c, base+"/")
+	if strings.Count(list.body, "/account/licenses/lic_") != 2 || strings.Contains(list.body, f.ids[bobCode]) {
+		t.Errorf("alice's list does not show exactly her two licences:\n%s", list.body)
+	}
+	for _, secret := range []string{aliceCode1, aliceCode2, bobCode, clientSecret} {
+		if strings.Contains(list.body+licPage.body, secret) {
+			t.Errorf("a page shows a secret: %s", secret)
+		}
+	}
+
+	// Bob's licence is not alice's: not found, and not deactivatable.
+	if p := get(t, c, base+"/licenses/"+f.ids[bobCode]); p.status != 404 {
+		t.Errorf("another buyer's licence = %d, want 404", p.status)
+	}
+	bobDetail, _ := f.svc.License(ctx, f.ids[bobCode])
+	bobIns := bobDetail.Installations[0].ID
+	if p := post(t, c, base+"/licenses/"+f.ids[bobCode]+"/installations/"+bobIns+"/deactivate", url.Values{"csrf_token": {csrf(t, licPage)}}); p.status != 404 {
+		t.Errorf("deactivating another buyer's installation = %d, want 404", p.status)
+	}
+
+	// Deactivate: a confirm step; a POST without the CSRF token changes
+	// nothing; with it the slot is freed and audited as alice's.
+	detail, _ := f.svc.License(ctx, lic1)
+	var shop string
+	for _, in := range detail.Installations {
+		if in.Domain == "shop.example.com" {
+			shop = in.ID
+		}
+	}
+	target := base + "/licenses/" + lic1 + "/installations/" + shop + "/deactivate"
+	confirm := get(t, c, target)
+	if confirm.status != 200 || !strings.Contains(confirm.body, "Yes, deactivate") {
+		t.Fatalf("confirm page = %d", confirm.status)
+	}
+	if p := post(t, c, target, url.Values{}); p.status != 403 {
+		t.Errorf("deactivate without CSRF = %d, want 403", p.status)
+	}
+	if p := post(t, c, target, url.Values{"csrf_token": {"forged"}}); p.status != 403 {
+		t.Errorf("deactivate with a forged token = %d, want 403", p.status)
+	}
+	if d, _ := f.svc.License(ctx, lic1); activeCount(d) != 2 {
+		t.Fatalf("a refused form changed the licence")
+	}
+	done := post(t, c, target, url.Values{"csrf_token": {csrf(t, confirm)}})
+	if done.status != 200 || !strings.Contains(done.body, "Deactivated: shop.example.com") || !strings.Contains(done.body, "1 of 2") {
+		t.Fatalf("after deactivating: %d %s", done.status, done.body)
+	}
+	if d, _ := f.svc.License(ctx, lic1); activeCount(d) != 1 {
+		t.Errorf("the installation is still active")
+	}
+	evs, _ := f.store.Audit(ctx, store.AuditQuery{Limit: 1000})
+	var audited bool
+	for _, ev := range evs {
+		if ev.Action == store.AuditInstallationDeactivated && ev.InstallationID == shop {
+			audited = ev.Actor == "buyer:envato:alice"
+		}
+	}
+	if !audited {
+		t.Errorf("the deactivation is not audited with actor buyer:envato:alice")
+	}
+	// The slot is free: an activation on a new domain succeeds.
+	if _, err := f.svc.Activate(ctx, gateway.ActivateRequest{Key: aliceCode1, Domain: "new.example.com", Product: "converter-pro", IP: "203.0.113.8"}); err != nil {
+		t.Errorf("activation on a new domain after freeing a slot: %v", err)
+	}
+
+	// I renewed my support: a check now, then the cooldown.
+	renewed := post(t, c, base+"/licenses/"+lic1+"/refresh", url.Values{"csrf_token": {csrf(t, done)}})
+	if !strings.Contains(renewed.body, "checked with the marketplace just now") {
+		t.Errorf("I renewed: %s", flashOf(renewed.body))
+	}
+	again := post(t, c, base+"/licenses/"+lic1+"/refresh", url.Values{"csrf_token": {csrf(t, renewed)}})
+	if !strings.Contains(again.body, "checked a moment ago") {
+		t.Errorf("I renewed twice: %s", flashOf(again.body))
+	}
+
+	// Download my data: JSON of her licences, no code, no token.
+	data := get(t, c, base+"/data.json")
+	var out struct {
+		Licenses []gateway.LicenseDetail `json:"licenses"`
+	}
+	if err := json.Unmarshal([]byte(data.body), &out); err != nil || len(out.Licenses) != 2 || !strings.Contains(data.header.Get("Content-Disposition"), "attachment") {
+		t.Errorf("data.json = %v, %d licences: %s", err, len(out.Licenses), data.body)
+	}
+	if strings.Contains(data.body, aliceCode1) || refreshToken.MatchString(data.body) || strings.Contains(data.body, "eyJ") {
+		t.Errorf("data.json holds a code or token")
+	}
+
+	// Sign out: the session is gone.
+	out2 := post(t, c, base+"/signout", url.Values{"csrf_token": {csrf(t, again)}})
+	if !strings.Contains(out2.body, "Sign in with Envato") {
+		t.Errorf("after sign-out: %s", out2.body)
+	}
+	if p := get(t, c, base+"/licenses/"+lic1); !strings.Contains(p.body, "Sign in with Envato") {
+		t.Errorf("after sign-out the licence page is shown")
+	}
+}
+
+// flashOf is a page's flash message, for a failure's message.
+func flashOf(body string) string {
+	if i := strings.Index(body, `class="flash`); i >= 0 {
+		return body[i:min(len(body), i+300)]
+	}
+	return "(no flash)"
+}
+
+func activeCount(d *gateway.LicenseDetail) int {
+	n := 0
+	for _, in := range d.Installations {
+		if in.Status == "active" {
+			n++
+		}
+	}
+	return n
+}
+
+// TestPortalSignInFailures: an Envato outage is "try again shortly" (503),
+// never "no purchases"; a callback for another browser's state signs
+// nobody in; a cancelled authorization asks to try again.
+func TestPortalSignInFailures(t *testing.T) {
+	f := newFixture(t, stores(t)["embedded"](t))
+	base := f.srv.URL + "/account"
+
+	f.env.SetOutage(envatotest.ServerError)
+	c := f.browser()
+	p := f.signIn(c, "alice", "/account/")
+	if p.status != 503 || !strings.Contains(p.body, "Try again shortly") || strings.Contains(p.body, "No licences") {
+		t.Errorf("sign-in during an outage = %d %s", p.status, p.body)
+	}
+	f.env.SetOutage(envatotest.Up)
+
+	// A callback with a state this browser did not start.
+	other := f.browser()
+	if p := get(t, other, base+"/auth/envato/callback?code=x&state=forged"); p.status != 403 {
+		t.Errorf("callback with a foreign state = %d, want 403", p.status)
+	}
+	if p := get(t, other, base+"/"); !strings.Contains(p.body, "Sign in with Envato") {
+		t.Errorf("a forged callback signed someone in")
+	}
+
+	// The buyer refused at Envato: the callback carries error=access_denied.
+	c3 := f.browser()
+	c3.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	start, err := c3.Get(base + "/auth/envato") // sets the sign-in cookie, stops before Envato
+	if err != nil {
+		t.Fatal(err)
+	}
+	start.Body.Close()
+	loc, err := url.Parse(start.Header.Get("Location"))
+	if err != nil || loc.Query().Get("code_challenge") == "" {
+		t.Fatalf("the sign-in does not go to Envato with a PKCE challenge: %q", start.Header.Get("Location"))
+	}
+	state := loc.Query().Get("state")
+	if p := get(t, c3, base+"/auth/envato/callback?error=access_denied&state="+url.QueryEscape(state)); p.status != 403 || !strings.Contains(p.body, "Sign-in not completed") {
+		t.Errorf("a cancelled sign-in = %d %s", p.status, p.body)
+	}
+}
