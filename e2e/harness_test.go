@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/licensegate/licensegate/internal/browsertest"
+
 	"github.com/licensegate/licensegate/internal/caddyrun"
 )
 
@@ -45,6 +47,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	browsertest.Close()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
