@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -41,7 +42,7 @@ func (p *Portal) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h, err := portal.Build(p.Options, portal.Env{Service: app.Service(), Master: app.master, Logger: ctx.Logger(),
-		Source: app.resilientSource, Secret: resolveSecret})
+		Source: app.resilientSource, Secret: resolveSecret, ClientIP: clientIP})
 	if err != nil {
 		return fmt.Errorf("license_portal: %w", err)
 	}
@@ -58,6 +59,11 @@ func (a *App) resilientSource(name string) (*upstreams.Resilient, upstreams.Prod
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (p *Portal) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	if strings.Contains(r.URL.Path, "/auth/") {
+		// An OAuth code or a mailed link's token rides in the URL: keep
+		// sign-in requests out of the access log.
+		caddyhttp.SetVar(r.Context(), caddyhttp.LogSkipVar, true)
+	}
 	p.handler.ServeHTTP(w, r)
 	return nil
 }
@@ -67,35 +73,41 @@ func (p *Portal) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.H
 //	license_portal {
 //		products <slug...>
 //		base_path <path>
+//		public_url <url>
 //		session_ttl <duration>
 //		envato_oauth { client_id <id>; client_secret <secret>; redirect_uri <url>; base_url <url>; source <name> }
+//		email_link { smtp <url>; from <address>; link_ttl <duration> }
 //	}
 func parsePortal(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	h.Next() // directive name
 	p := new(Portal)
 	for h.NextBlock(0) {
-		switch h.Val() {
+		var err error
+		switch opt := h.Val(); opt {
 		case "products":
 			p.Products = h.RemainingArgs()
-		case "base_path":
-			if err := singleArg(h.Dispenser, &p.BasePath); err != nil {
-				return nil, err
-			}
 		case "session_ttl":
 			var d caddy.Duration
-			if err := durationArg(h.Dispenser, &d); err != nil {
-				return nil, err
-			}
+			err = durationArg(h.Dispenser, &d)
 			p.SessionTTL = time.Duration(d)
 		case "envato_oauth":
 			o := new(portal.EnvatoOAuth)
 			p.EnvatoOAuth = o
-			if err := optionBlock(h.Dispenser, map[string]*string{"client_id": &o.ClientID, "client_secret": &o.ClientSecret,
-				"redirect_uri": &o.RedirectURI, "base_url": &o.BaseURL, "source": &o.Source}); err != nil {
-				return nil, err
-			}
+			err = optionBlock(h.Dispenser, map[string]*string{"client_id": &o.ClientID, "client_secret": &o.ClientSecret,
+				"redirect_uri": &o.RedirectURI, "base_url": &o.BaseURL, "source": &o.Source})
+		case "email_link":
+			e := new(portal.EmailLink)
+			p.EmailLink = e
+			err = optionBlock(h.Dispenser, map[string]*string{"smtp": &e.SMTP, "from": &e.From, "link_ttl": &e.LinkTTL})
 		default:
-			return nil, h.Errf("license_portal: unrecognized option %q", h.Val())
+			dst, ok := map[string]*string{"base_path": &p.BasePath, "public_url": &p.PublicURL}[opt]
+			if !ok {
+				return nil, h.Errf("license_portal: unrecognized option %q", opt)
+			}
+			err = singleArg(h.Dispenser, dst)
+		}
+		if err != nil {
+			return nil, err
 		}
 	}
 	return p, nil

@@ -98,8 +98,10 @@ func portalInABrowser(t *testing.T, storage string) {
 	g.vars["SALES"] = envatoSales(t).URL
 	g.vars["ENVATO"] = env.URL
 	g.vars["STORAGE"] = "storage embedded " + filepath.Join(g.dir, "licensegate.db")
+	redisAddr := ""
 	if storage == "redis" {
-		g.vars["STORAGE"] = "storage redis redis://" + redistest.NewServer(t).Addr() + "/0"
+		redisAddr = redistest.NewServer(t).Addr()
+		g.vars["STORAGE"] = "storage redis redis://" + redisAddr + "/0"
 	}
 	g.extraEnv = append(g.extraEnv, "LG_E2E_ENVATO_CLIENT_SECRET="+portalClientSecret)
 	env.RedirectURI = g.url("/account/auth/envato/callback")
@@ -166,6 +168,9 @@ func portalInABrowser(t *testing.T, storage string) {
 		if strings.Contains(html, secret) {
 			t.Errorf("the page shows a secret")
 		}
+	}
+	if redisAddr != "" {
+		assertNoSecretsInRedis(t, redisAddr, []string{envatoKey, portalClientSecret})
 	}
 	t.Log(fmt.Sprintf("screenshots in %s", shots))
 }

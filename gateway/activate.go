@@ -515,6 +515,7 @@ func (s *Service) mergeLicense(cur *store.License, f *found, product string, now
 	case upstreams.Valid:
 		lic.Product = product
 		mergeRecord(lic, v.Record, wholeRecord, now)
+		s.noteEmail(lic, v.Record.Email)
 		lic.NextCheckAt = s.firstCheck(lic, product, now)
 		if lic.StatusBy == statusBySource {
 			lic.Status, lic.StatusBy = store.LicenseActive, ""

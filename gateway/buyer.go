@@ -1,10 +1,16 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/licensegate/licensegate/store"
 )
@@ -13,6 +19,10 @@ import (
 // licences their sign-in proved (the purchases a marketplace listed for
 // their account), and only those. A purchase code alone proves nothing: a
 // leaked code's holder has it too.
+
+// ErrNotOwned refuses a buyer's request about a licence their sign-in did
+// not prove theirs: whether it exists is not said.
+var ErrNotOwned = errors.New("not a licence of this buyer's")
 
 // BuyerActor is a buyer as the audit log names them: buyer:<method>:<who>
 // (buyer:envato:alice, buyer:email:3f2a9c...).
@@ -54,7 +64,7 @@ func (s *Service) OwnedLicences(ctx context.Context, source string, keys []strin
 // lists the licences their sign-in proved, and any other id is not found.
 func (s *Service) OwnedLicence(ctx context.Context, owned []string, id string) (*LicenseDetail, error) {
 	if !slices.Contains(owned, id) {
-		return nil, ErrNotFound
+		return nil, ErrNotOwned
 	}
 	return s.License(ctx, id)
 }
@@ -64,7 +74,7 @@ func (s *Service) OwnedLicence(ctx context.Context, owned []string, id string) (
 // another licence is not found, whatever its id.
 func (s *Service) DeactivateOwned(ctx context.Context, actor string, owned []string, licenseID, installationID string) (*LicenseDetail, error) {
 	if !slices.Contains(owned, licenseID) {
-		return nil, ErrNotFound
+		return nil, ErrNotOwned
 	}
 	find := func(st *store.LicenseState) (*store.Installation, error) {
 		if ins := installationOf(st, installationID); ins != nil {
@@ -84,7 +94,7 @@ func (s *Service) DeactivateOwned(ctx context.Context, actor string, owned []str
 // says whether the source gave an answer.
 func (s *Service) RefreshOwned(ctx context.Context, owned []string, licenseID string) (bool, error) {
 	if !slices.Contains(owned, licenseID) {
-		return false, ErrNotFound
+		return false, ErrNotOwned
 	}
 	return s.AskRecheck(ctx, licenseID)
 }
@@ -125,4 +135,119 @@ func (s *Service) portalURL(product, licenseID string) string {
 		return ""
 	}
 	return base + "/licenses/" + licenseID
+}
+
+// maxEmail bounds an e-mail address (RFC 5321's path limit).
+const maxEmail = 254
+
+// EmailHash is a buyer's e-mail address as a lookup key: keyed, of the
+// address trimmed and lower-cased.
+func (s *Service) EmailHash(email string) string {
+	return s.cfg.Master.Hash("email", strings.ToLower(strings.TrimSpace(email)))
+}
+
+// EmailActor is a buyer signed in by e-mail as the audit log names them:
+// buyer:email:<the first 12 characters of the address's keyed hash>.
+func (s *Service) EmailActor(email string) string {
+	return BuyerActor("email", s.EmailHash(email)[:12])
+}
+
+// noteEmail records the buyer's e-mail address a source reported, hashed
+// for look-up and sealed for display; an answer without one keeps what
+// is recorded, and the same address is not sealed again.
+func (s *Service) noteEmail(lic *store.License, email string) {
+	email = strings.TrimSpace(email)
+	if email == "" || len(email) > maxEmail || !strings.Contains(email, "@") {
+		return
+	}
+	if h := s.EmailHash(email); h != lic.EmailHash {
+		lic.EmailHash = h
+		lic.EmailSealed = s.cfg.Master.Seal([]byte(email), []byte("email|"+lic.ID))
+	}
+}
+
+// EmailLicences returns the ids of the stored licences whose buyer's
+// e-mail address is email, in products (none: every product served).
+func (s *Service) EmailLicences(ctx context.Context, email string, products []string) ([]string, error) {
+	if email = strings.TrimSpace(email); email == "" || len(email) > maxEmail {
+		return nil, nil
+	}
+	found, err := s.cfg.Store.Lookup(ctx, store.EmailTerm(s.EmailHash(email)))
+	if err != nil {
+		return nil, storeUnavailable(err)
+	}
+	var ids []string
+	for _, id := range found {
+		st, err := s.cfg.Store.LicenseState(ctx, id)
+		if err != nil {
+			return nil, storeUnavailable(err)
+		}
+		if lic := st.License; lic != nil && s.product(lic.Product) != nil && (len(products) == 0 || slices.Contains(products, lic.Product)) {
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
+}
+
+// EmailLink is what a sign-in link proves, once: the address it was sent
+// to, its licences at the time, and where to land.
+type EmailLink struct {
+	Email    string   `json:"e"`
+	Licenses []string `json:"l"`
+	ReturnTo string   `json:"r,omitempty"`
+}
+
+// IssueEmailLink keeps a sign-in link for l, valid ttl, and returns its
+// token (256 random bits, base64url): the store holds only the token's
+// keyed hash and the link sealed.
+func (s *Service) IssueEmailLink(ctx context.Context, l EmailLink, ttl time.Duration) (string, error) {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	token := base64.RawURLEncoding.EncodeToString(b)
+	key := s.linkKey(token)
+	raw, err := json.Marshal(l)
+	if err != nil {
+		return "", &Error{Code: CodeInternal, Detail: "An internal error occurred.", Cause: err}
+	}
+	if _, err := s.cfg.Store.PutIdempotent(ctx, key, s.cfg.Master.Seal(raw, []byte(key)), ttl); err != nil {
+		return "", storeUnavailable(err)
+	}
+	return token, nil
+}
+
+// RedeemEmailLink spends a sign-in link: the first redemption gets its
+// EmailLink, any other (spent, expired, unknown, tampered) ErrNotFound.
+func (s *Service) RedeemEmailLink(ctx context.Context, token string, ttl time.Duration) (*EmailLink, error) {
+	if token == "" || len(token) > 64 {
+		return nil, ErrNotFound
+	}
+	key := s.linkKey(token)
+	sealed, err := s.cfg.Store.Idempotent(ctx, key)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, ErrNotFound
+	case err != nil:
+		return nil, storeUnavailable(err)
+	}
+	raw, err := s.cfg.Master.Open(sealed, []byte(key))
+	var l EmailLink
+	if err != nil || json.Unmarshal(raw, &l) != nil {
+		return nil, ErrNotFound
+	}
+	// Single use: the first to record its own mark as the link's spender
+	// wins, across instances.
+	mark := make([]byte, 16)
+	_, _ = rand.Read(mark)
+	got, err := s.cfg.Store.PutIdempotent(ctx, key+"_spent", mark, ttl)
+	if err != nil {
+		return nil, storeUnavailable(err)
+	}
+	if !bytes.Equal(got, mark) {
+		return nil, ErrNotFound
+	}
+	return &l, nil
+}
+
+func (s *Service) linkKey(token string) string {
+	return "emaillink_" + s.cfg.Master.Hash("emaillink", token)
 }

@@ -221,6 +221,9 @@ func (s *Service) recheckLicense(ctx context.Context, id string, token int64, by
 			return nil, nil
 		}
 		out = applyCheck(cur, rules, res, v, held, alert, by == askedByBuyer, now)
+		if res.Outcome == policy.CheckValid {
+			s.noteEmail(cur.License, v.Record.Email)
+		}
 		return cur, nil
 	}))
 	s.recheck.announced(lic.Source, alert != nil, err == nil)

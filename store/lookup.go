@@ -22,16 +22,25 @@ const MaxLookup = 100
 // comes last, so an id holding the separator is still one term.
 func RefTerm(source, kind, id string) string { return "ref:" + source + ":" + kind + ":" + id }
 
+// EmailTerm is the lookup term of a buyer's e-mail address, given as its
+// keyed hash (License.EmailHash).
+func EmailTerm(hash string) string { return "email:" + hash }
+
 // Terms lists the lookup terms st is indexed by, sorted, without
-// repeats: its licence's Refs. Nil when st holds no licence.
+// repeats: its licence's Refs and its buyer's e-mail. Nil when st holds
+// no licence.
 func (st *LicenseState) Terms() []string {
 	if st == nil || st.License == nil {
 		return nil
 	}
-	if len(st.License.Refs) == 0 {
+	lic := st.License
+	if len(lic.Refs) == 0 && lic.EmailHash == "" {
 		return nil
 	}
-	terms := slices.Clone(st.License.Refs)
+	terms := slices.Clone(lic.Refs)
+	if lic.EmailHash != "" {
+		terms = append(terms, EmailTerm(lic.EmailHash))
+	}
 	slices.Sort(terms)
 	return slices.Compact(terms)
 }

@@ -78,6 +78,11 @@ type License struct {
 	// (RefTerm): the store indexes them (Finder), so that a webhook naming
 	// an order finds its licence.
 	Refs []string `json:"refs,omitempty"`
+	// EmailHash is the buyer's e-mail address as a keyed hash (a lookup
+	// term, EmailTerm), and EmailSealed the address sealed with the master
+	// secret: the portal's e-mail sign-in. Empty: the source reports none.
+	EmailHash   string `json:"email_hash,omitempty"`
+	EmailSealed []byte `json:"email_sealed,omitempty"`
 	// Recheck is what the background recheck keeps about its last checks.
 	Recheck RecheckState `json:"recheck,omitempty"`
 	// Fence is the highest lease token a write of this licence was made

@@ -218,26 +218,22 @@ func (r *Resilient) buyerCall(ctx context.Context, ask func(context.Context) err
 	if err != nil {
 		return err
 	}
-	if v.Outcome == Unknown {
+	if v.Outcome == Unknown && !errors.Is(v.Cause, errBuyerCall) {
 		return BuyerUnavailable(r.src.Name(), 0, v.RetryAfter, v.Cause)
 	}
 	return nil
 }
 
-// buyerVerdict tells the breaker what a buyer call's error means: only an
-// unavailable marketplace is a failure; a refused grant or request is an
-// answer, which proves the marketplace up.
-func buyerVerdict(err error) Verdict {
-	if err == nil || !errors.Is(err, ErrBuyerUnavailable) {
-		return Verdict{Outcome: Valid}
-	}
-	v := UnknownVerdict(err)
-	var be *BuyerError
-	if errors.As(err, &be) {
-		v.RetryAfter = be.RetryAfter
-	}
-	return v
-}
+// errBuyerCall marks a buyer call's verdict as one the source's state
+// learns nothing from (see buyerVerdict).
+var errBuyerCall = errors.New("a buyer's call")
+
+// buyerVerdict is what a buyer call tells the source's breaker and budget:
+// nothing. A buyer's calls run on the buyer's own token, whose rate limit
+// and failures say nothing of the author's: a buyer who spent their
+// token's limit elsewhere, or whose purchase list times out, must not
+// pause or break activations for everyone.
+func buyerVerdict(error) Verdict { return UnknownVerdict(errBuyerCall) }
 
 // Interface guards
 var _ BuyerDirectory = (*guardedBuyer)(nil)

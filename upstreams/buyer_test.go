@@ -52,33 +52,34 @@ func unavailable() error {
 }
 func refused() error { return &BuyerError{Source: "fake", Kind: ErrBuyerRefused} }
 
-// TestGuardBuyerBreaker: the portal's outages open the source's breaker,
-// after which nothing is sent; a refused grant is an answer and does not.
-func TestGuardBuyerBreaker(t *testing.T) {
+// TestGuardBuyerLeavesTheSourceAlone: a buyer's calls run on the buyer's
+// token: their outages and rate limits neither open the source's breaker
+// nor pause its budget, so activations go on (a buyer who spent their own
+// token's limit elsewhere cannot halt everyone's activations by signing
+// in).
+func TestGuardBuyerLeavesTheSourceAlone(t *testing.T) {
 	cfg := ResilienceConfig{BreakerThreshold: 2, BreakerCooldown: time.Minute, Rate: Rate{Calls: 1000, Period: time.Minute}}
-	r, sb, d := guarded(t, cfg, refused)
+	r, sb, d := guarded(t, cfg, unavailable)
 	for range 5 {
-		if _, err := d.Username(context.Background(), BuyerAccess{}); !errors.Is(err, ErrBuyerRefused) {
-			t.Fatalf("refused grant: %v", err)
-		}
-	}
-	sb.err = unavailable
-	for range 2 {
 		if _, err := d.Purchases(context.Background(), BuyerAccess{}); !errors.Is(err, ErrBuyerUnavailable) {
 			t.Fatalf("outage: %v", err)
 		}
 	}
-	before := sb.calls.Load()
-	_, err := d.Exchange(context.Background(), "code", "")
-	if !errors.Is(err, ErrBuyerUnavailable) || !errors.Is(err, ErrCircuitOpen) {
-		t.Errorf("open circuit: %v, want ErrBuyerUnavailable caused by ErrCircuitOpen", err)
+	sb.err = func() error {
+		return BuyerUnavailable("fake", 429, 30*time.Second, &StatusError{Source: "fake", Status: 429})
 	}
-	if sb.calls.Load() != before {
-		t.Error("a call went through an open circuit")
+	if _, err := d.Exchange(context.Background(), "code", ""); !errors.Is(err, ErrBuyerUnavailable) {
+		t.Fatalf("rate-limited buyer: %v", err)
 	}
-	// activations see the same breaker
-	if v := r.Verify(context.Background(), Request{Key: "k"}); !errors.Is(v.Cause, ErrCircuitOpen) {
-		t.Errorf("activation after portal outages: %+v", v)
+	if w := r.Budget().Wait(); w > 0 {
+		t.Errorf("a buyer's 429 paused the source's budget for %s", w)
+	}
+	if v := r.Verify(context.Background(), Request{Key: "k"}); v.Outcome != Valid {
+		t.Errorf("activation after a buyer's outages and 429: %+v", v)
+	}
+	sb.err = refused
+	if _, err := d.Username(context.Background(), BuyerAccess{}); !errors.Is(err, ErrBuyerRefused) {
+		t.Errorf("refused grant: %v", err)
 	}
 }
 

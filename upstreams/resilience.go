@@ -289,8 +289,9 @@ func (r *Resilient) attemptCall(ctx context.Context, budgetWait func() time.Dura
 		r.breaker.abandon()
 		return v, false
 	}
-	if errors.Is(v.Cause, ErrRecheckUnsupported) {
-		// answered without asking the vendor: nothing to learn from it
+	if errors.Is(v.Cause, ErrRecheckUnsupported) || errors.Is(v.Cause, errBuyerCall) {
+		// answered without asking the vendor, or on a buyer's token:
+		// nothing to learn from it about the author's API
 		r.breaker.abandon()
 		return v, false
 	}

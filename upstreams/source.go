@@ -80,6 +80,11 @@ type Record struct {
 	// of the key (SPEC section 7): the store indexes them, so that a hook
 	// finds its licence. Not secrets; empty when the answer names none.
 	Refs []VendorID
+	// Email is the buyer's e-mail address, when the source reports it
+	// (Lemon Squeezy, Gumroad, Digital Downloads Pro, a static file's
+	// email column): the portal's e-mail sign-in finds licences by it. The
+	// store keeps it only as a keyed hash and sealed.
+	Email string
 }
 
 // DefaultType is the licence type of a licence whose vendor names no tier

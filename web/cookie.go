@@ -39,6 +39,11 @@ type sealedCookie struct {
 	master *secret.Master
 	name   string // with HostPrefix; nameFor drops it on plain-HTTP localhost
 	now    func() time.Time
+	// local allows the relaxed cookie on plain-HTTP localhost at all:
+	// only a surface whose public address is localhost (development). A
+	// proxy that ends TLS and passes "Host: localhost" on must not get
+	// cookies without Secure and __Host- for a public site.
+	local bool
 }
 
 // envelope is the sealed plaintext: the expiry (Unix seconds) and the
@@ -74,11 +79,14 @@ func insecureLocal(r *http.Request) bool {
 // associated data: a cookie sealed under the relaxed name never opens under
 // the __Host- one.
 func (c sealedCookie) nameFor(r *http.Request) string {
-	if insecureLocal(r) {
+	if c.relaxed(r) {
 		return strings.TrimPrefix(c.name, HostPrefix)
 	}
 	return c.name
 }
+
+// relaxed says whether r gets the relaxed cookie.
+func (c sealedCookie) relaxed(r *http.Request) bool { return c.local && insecureLocal(r) }
 
 // cookie builds the cookie with the attributes __Host- requires: Secure
 // (unless insecureLocal), Path=/ and no Domain. HttpOnly keeps it from any
@@ -90,7 +98,7 @@ func (c sealedCookie) cookie(r *http.Request, value string, maxAge int) *http.Co
 		Value:    value,
 		Path:     "/",
 		MaxAge:   maxAge,
-		Secure:   !insecureLocal(r),
+		Secure:   !c.relaxed(r),
 		HttpOnly: true,
 		SameSite: http.SameSiteLaxMode,
 	}

@@ -43,6 +43,10 @@ type SessionsConfig struct {
 	SignInTTL time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// LocalDevelopment allows cookies without Secure and the __Host-
+	// prefix to plain-HTTP requests for localhost: set it only when the
+	// surface's own address is http://localhost (or 127.0.0.1, ::1).
+	LocalDevelopment bool
 }
 
 // Sessions keeps a surface's state in sealed cookies: the session itself,
@@ -76,7 +80,7 @@ func NewSessions(cfg SessionsConfig) (*Sessions, error) {
 		cfg.Now = time.Now
 	}
 	cookie := func(name string) sealedCookie {
-		return sealedCookie{master: cfg.Master, name: name, now: cfg.Now}
+		return sealedCookie{master: cfg.Master, name: name, now: cfg.Now, local: cfg.LocalDevelopment}
 	}
 	return &Sessions{
 		session:   cookie(cfg.CookieName),

@@ -36,7 +36,7 @@ func newClock() *clock { return &clock{t: time.Date(2026, 12, 7, 10, 0, 0, 0, ti
 // testSessions returns Sessions over a test master and clock.
 func testSessions(t *testing.T, m *secret.Master, c *clock) *Sessions {
 	t.Helper()
-	s, err := NewSessions(SessionsConfig{Master: m, CookieName: testCookie, TTL: time.Hour, Now: c.Now})
+	s, err := NewSessions(SessionsConfig{Master: m, CookieName: testCookie, TTL: time.Hour, Now: c.Now, LocalDevelopment: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -329,5 +329,26 @@ func TestSessionsVerify(t *testing.T) {
 				t.Error("the error shows the token")
 			}
 		})
+	}
+}
+
+// TestRelaxedCookieOnlyForLocalDevelopment: a surface whose address is
+// public keeps Secure and __Host- even when a TLS-ending proxy passes a
+// plain-HTTP "Host: localhost" on.
+func TestRelaxedCookieOnlyForLocalDevelopment(t *testing.T) {
+	for _, local := range []bool{false, true} {
+		s, err := NewSessions(SessionsConfig{Master: testMaster(t, 0), CookieName: testCookie, LocalDevelopment: local})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := httptest.NewRecorder()
+		if _, err := s.Start(rec, httptest.NewRequest(http.MethodGet, "http://localhost:8080/account/", nil), "envato:alice", nil); err != nil {
+			t.Fatal(err)
+		}
+		c := rec.Result().Cookies()[0]
+		relaxed := !c.Secure && !strings.HasPrefix(c.Name, HostPrefix)
+		if relaxed != local {
+			t.Errorf("LocalDevelopment %v: cookie %s Secure=%v", local, c.Name, c.Secure)
+		}
 	}
 }

@@ -231,6 +231,7 @@ func classify(body []byte, list upstreams.ProductMapping, key string) upstreams.
 		rec := upstreams.Record{Product: list.Product}
 		if a.Order != nil {
 			rec.LicensedTo = strings.TrimSpace(a.Order.Email)
+			rec.Email = rec.LicensedTo
 			rec.Refs = upstreams.AddVendorID(nil, upstreams.IDOrder, string(a.Order.ShopifyID))
 		}
 		return upstreams.ValidVerdict(rec)

@@ -329,11 +329,19 @@ type purchaseEntry struct {
 func (b *Buyer) Purchases(ctx context.Context, access upstreams.BuyerAccess) ([]upstreams.Purchase, error) {
 	var out []upstreams.Purchase
 	seen := make(map[string]bool)
+	read := 0
 	for page := 1; page <= b.maxPages; page++ {
 		p, err := b.purchasesPage(ctx, access, page)
 		if err != nil {
 			return nil, err
 		}
+		if len(p.Results) == 0 && p.Count != nil && read < *p.Count {
+			// an empty page while the count says there is more: not the
+			// end of the list, and never a reason to tell a buyer they
+			// bought nothing
+			return nil, unreadable("purchase list", errors.New("an empty page before the count was reached"))
+		}
+		read += len(p.Results)
 		for _, e := range p.Results {
 			if pu, ok := b.purchase(e); ok && !seen[pu.Key] {
 				// a purchase made while paging may shift one into the

@@ -298,7 +298,8 @@ func (s *Source) licence(a verification, m upstreams.ProductMapping) upstreams.V
 	if p == nil {
 		if a.ImportedCustomer != nil {
 			// a seller-imported licence: no purchase, so nothing to revoke
-			return upstreams.ValidVerdict(upstreams.Record{Product: m.Product, Type: upstreams.DefaultType, LicensedTo: strings.TrimSpace(a.ImportedCustomer.Email)})
+			email := strings.TrimSpace(a.ImportedCustomer.Email)
+			return upstreams.ValidVerdict(upstreams.Record{Product: m.Product, Type: upstreams.DefaultType, LicensedTo: email, Email: email})
 		}
 		return upstreams.UnknownVerdict(fmt.Errorf("%s: success without a purchase", Name))
 	}
@@ -324,6 +325,7 @@ func (s *Source) licence(a verification, m upstreams.ProductMapping) upstreams.V
 		Type:       variantType(p.Variants),
 		LicensedTo: firstOf(p.FullName, p.Email),
 	}
+	rec.Email = strings.TrimSpace(p.Email)
 	// the ids a Ping names the purchase by (hooks.go)
 	rec.Refs = upstreams.AddVendorID(rec.Refs, upstreams.IDSale, p.SaleID)
 	rec.Refs = upstreams.AddVendorID(rec.Refs, upstreams.IDSubscription, p.SubscriptionID)

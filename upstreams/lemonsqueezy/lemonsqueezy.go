@@ -285,6 +285,7 @@ func (s *Source) record(a validation, product string) upstreams.Verdict {
 		Type:       upstreams.TypeName(m.VariantName),
 		LicensedTo: firstOf(m.CustomerName, m.CustomerEmail),
 	}
+	rec.Email = strings.TrimSpace(m.CustomerEmail)
 	// the ids its webhooks name the purchase by (hooks.go)
 	rec.Refs = upstreams.AddVendorID(rec.Refs, upstreams.IDLicence, string(lk.ID))
 	rec.Refs = upstreams.AddVendorID(rec.Refs, upstreams.IDOrder, string(m.OrderID))

@@ -21,7 +21,7 @@ import (
 )
 
 // columns are the CSV's header, in any order; key and product are required.
-var columns = []string{"key", "product", "type", "licensed_to", "expires_at", "support_until", "activations", "status"}
+var columns = []string{"key", "product", "type", "licensed_to", "expires_at", "support_until", "activations", "status", "email"}
 
 type entry struct {
 	record upstreams.Record
@@ -203,7 +203,7 @@ func parseRow(row []string, idx map[string]int) (entry, string, error) {
 	if err != nil {
 		return entry{}, "", err
 	}
-	e := entry{record: upstreams.Record{Product: get("product"), Type: get("type"), LicensedTo: get("licensed_to")}}
+	e := entry{record: upstreams.Record{Product: get("product"), Type: get("type"), LicensedTo: get("licensed_to"), Email: get("email")}}
 	if e.record.Product == "" {
 		return entry{}, "", errors.New("product is empty")
 	}

@@ -1,7 +1,10 @@
 package portal
 
 import (
+	"crypto/tls"
+	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -25,9 +28,24 @@ type Options struct {
 	Products []string `json:"products,omitempty"`
 	// EnvatoOAuth is "Sign in with Envato" (none: not offered).
 	EnvatoOAuth *EnvatoOAuth `json:"envato_oauth,omitempty"`
+	// EmailLink is the sign-in by e-mail link (none: not offered).
+	EmailLink *EmailLink `json:"email_link,omitempty"`
+	// PublicURL is the portal's address as buyers reach it, which mailed
+	// links start with. Default: EnvatoOAuth's redirect_uri less
+	// /auth/envato/callback.
+	PublicURL string `json:"public_url,omitempty"`
 	// SessionTTL is how long a sign-in lasts, in nanoseconds (Caddy
 	// durations). Default: 12h.
 	SessionTTL time.Duration `json:"session_ttl,omitempty"`
+}
+
+// EmailLink configures the sign-in by e-mail link: the SMTP server
+// (smtp://user:pass@host:587 with STARTTLS, or smtps:// for TLS), the From
+// address, and how long a link is valid (a Go duration, default 15m).
+type EmailLink struct {
+	SMTP    string `json:"smtp,omitempty"`
+	From    string `json:"from,omitempty"`
+	LinkTTL string `json:"link_ttl,omitempty"`
 }
 
 // EnvatoOAuth configures "Sign in with Envato": the app registered at
@@ -55,25 +73,90 @@ type Env struct {
 	// Secret resolves a secret option's value ({env.X}, {file./path});
 	// nil takes it as written.
 	Secret func(option, value string) (string, error)
+	// ClientIP is where a request came from (Caddy's, honouring
+	// trusted_proxies); nil: its remote address.
+	ClientIP func(*http.Request) string
+	// MailTLS, when set, is the TLS configuration of the SMTP connection
+	// (tests pin their server's certificate).
+	MailTLS *tls.Config
 }
 
 // Build checks o and builds the portal, and tells the service where it
 // is (for the 409's portal_url) when the redirect URI names its origin.
 func Build(o Options, env Env) (*Portal, error) {
-	cfg := Config{BasePath: o.basePath(), Products: o.Products, Service: env.Service, Logger: env.Logger}
+	cfg := Config{BasePath: o.basePath(), Products: o.Products, Service: env.Service, Logger: env.Logger, ClientIP: env.ClientIP}
 	var err error
-	if cfg.Sessions, err = web.NewSessions(web.SessionsConfig{Master: env.Master, CookieName: "__Host-licensegate_portal", TTL: o.SessionTTL}); err != nil {
+	if cfg.Sessions, err = web.NewSessions(web.SessionsConfig{Master: env.Master, CookieName: "__Host-licensegate_portal",
+		TTL: o.SessionTTL, LocalDevelopment: isLocalhost(o.publicURL())}); err != nil {
 		return nil, err
 	}
 	if oa := o.EnvatoOAuth; oa != nil {
 		if cfg.Envato, cfg.EnvatoSource, err = oa.directory(env); err != nil {
 			return nil, fmt.Errorf("envato_oauth: %w", err)
 		}
-		if u, err := url.Parse(oa.RedirectURI); err == nil && u.Host != "" && env.Service != nil {
-			env.Service.SetPortal(u.Scheme+"://"+u.Host+cfg.BasePath, o.Products)
+	}
+	if pub := o.publicURL(); pub != "" && env.Service != nil {
+		env.Service.SetPortal(pub, o.Products)
+	}
+	if o.EmailLink != nil {
+		if cfg.Email, err = o.emailConfig(env); err != nil {
+			return nil, fmt.Errorf("email_link: %w", err)
 		}
 	}
 	return New(cfg)
+}
+
+// emailConfig builds the e-mail sign-in from its options.
+func (o Options) emailConfig(env Env) (*EmailConfig, error) {
+	el := o.EmailLink
+	smtpURL := el.SMTP
+	if env.Secret != nil {
+		var err error
+		if smtpURL, err = env.Secret("smtp", smtpURL); err != nil {
+			return nil, err
+		}
+	}
+	m, err := NewSMTPMailer(smtpURL, el.From, env.MailTLS)
+	if err != nil {
+		return nil, err
+	}
+	e := &EmailConfig{Mailer: m, PublicURL: o.publicURL()}
+	if e.PublicURL == "" {
+		return nil, errors.New("set the portal's public_url (https://licenses.example.com/account): the mailed links start with it")
+	}
+	if el.LinkTTL != "" {
+		if e.LinkTTL, err = time.ParseDuration(el.LinkTTL); err != nil || e.LinkTTL < time.Minute {
+			return nil, fmt.Errorf("link_ttl: %q is not a duration of at least 1m", el.LinkTTL)
+		}
+	}
+	return e, nil
+}
+
+// isLocalhost says whether a public URL is plain HTTP on this machine:
+// only then may the portal's cookies go without Secure.
+func isLocalhost(public string) bool {
+	u, err := url.Parse(public)
+	if err != nil || u.Scheme != "http" {
+		return false
+	}
+	switch u.Hostname() {
+	case "localhost", "127.0.0.1", "::1":
+		return true
+	}
+	return false
+}
+
+// publicURL is PublicURL or the one the Envato redirect URI implies.
+func (o Options) publicURL() string {
+	if o.PublicURL != "" {
+		return strings.TrimSuffix(o.PublicURL, "/")
+	}
+	if oa := o.EnvatoOAuth; oa != nil {
+		if u, err := url.Parse(oa.RedirectURI); err == nil && u.Host != "" {
+			return u.Scheme + "://" + u.Host + o.basePath()
+		}
+	}
+	return ""
 }
 
 // basePath is BasePath or its default.

@@ -47,9 +47,12 @@ func (p *Portal) page(w http.ResponseWriter, r *http.Request, sess web.Session, 
 
 // displayName is an identity as the header shows it: the account name.
 func displayName(identity string) string {
-	_, name, ok := strings.Cut(identity, ":")
-	if !ok {
+	method, name, ok := strings.Cut(identity, ":")
+	switch {
+	case !ok:
 		return identity
+	case method == "email":
+		return English["email.signed_in"] // the hash prefix is no name
 	}
 	return name
 }
@@ -67,7 +70,7 @@ func (p *Portal) home(w http.ResponseWriter, r *http.Request) {
 	}
 	sess, ok := p.cfg.Sessions.Read(r)
 	if !ok {
-		p.signInPage(w, http.StatusOK, p.rd.Path())
+		p.signInPage(w, r, http.StatusOK, p.rd.Path())
 		return
 	}
 	var d licencesData
@@ -93,11 +96,14 @@ func (p *Portal) license(w http.ResponseWriter, r *http.Request, id string) {
 	}
 	sess, ok := p.cfg.Sessions.Read(r)
 	if !ok {
-		p.signInPage(w, http.StatusOK, p.rd.Path("licenses", id))
+		p.signInPage(w, r, http.StatusOK, p.rd.Path("licenses", id))
 		return
 	}
 	lic, err := p.cfg.Service.OwnedLicence(r.Context(), sess.Licenses, id)
 	switch {
+	case errors.Is(err, gateway.ErrNotOwned):
+		p.notYours(w)
+		return
 	case errors.Is(err, gateway.ErrNotFound):
 		p.notFound(w)
 		return
@@ -130,7 +136,7 @@ func (p *Portal) deactivate(w http.ResponseWriter, r *http.Request, licID, insID
 	}
 	sess, ok := p.cfg.Sessions.Read(r)
 	if !ok {
-		p.signInPage(w, http.StatusOK, back)
+		p.signInPage(w, r, http.StatusOK, back)
 		return
 	}
 	lic, err := p.cfg.Service.OwnedLicence(r.Context(), sess.Licenses, licID)
@@ -190,14 +196,14 @@ func (p *Portal) download(w http.ResponseWriter, r *http.Request) {
 	}
 	sess, ok := p.cfg.Sessions.Read(r)
 	if !ok {
-		p.signInPage(w, http.StatusOK, p.rd.Path())
+		p.signInPage(w, r, http.StatusOK, p.rd.Path())
 		return
 	}
 	out := struct {
-		Buyer    string                   `json:"buyer"`
-		Exported time.Time                `json:"exported_at"`
-		Licenses []*gateway.LicenseDetail `json:"licenses"`
-	}{Buyer: sess.Identity, Exported: time.Now().UTC(), Licenses: []*gateway.LicenseDetail{}}
+		Buyer    string         `json:"buyer"`
+		Exported time.Time      `json:"exported_at"`
+		Licenses []buyerLicence `json:"licenses"`
+	}{Buyer: sess.Identity, Exported: time.Now().UTC(), Licenses: []buyerLicence{}}
 	for _, id := range sess.Licenses {
 		lic, err := p.cfg.Service.OwnedLicence(r.Context(), sess.Licenses, id)
 		if errors.Is(err, gateway.ErrNotFound) {
@@ -207,13 +213,52 @@ func (p *Portal) download(w http.ResponseWriter, r *http.Request) {
 			p.unavailable(w, p.rd.Path(), err)
 			return
 		}
-		out.Licenses = append(out.Licenses, lic)
+		out.Licenses = append(out.Licenses, buyerView(lic))
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Disposition", `attachment; filename="my-licences.json"`)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(out)
+}
+
+// buyerLicence is a licence as its buyer downloads it: their facts, none
+// of the author's (recheck state, lock, the installations' addresses).
+type buyerLicence struct {
+	ID               string              `json:"id"`
+	Product          string              `json:"product"`
+	Type             string              `json:"type"`
+	Status           string              `json:"status"`
+	LicensedTo       string              `json:"licensed_to,omitempty"`
+	ExpiresAt        *time.Time          `json:"expires_at,omitempty"`
+	SupportUntil     *time.Time          `json:"support_until,omitempty"`
+	ActivationsLimit int                 `json:"activations_limit"`
+	ActivationsUsed  int                 `json:"activations_used"`
+	Installations    []buyerInstallation `json:"installations"`
+}
+
+type buyerInstallation struct {
+	ID            string     `json:"id"`
+	Domain        string     `json:"domain"`
+	Class         string     `json:"install_class"`
+	Label         string     `json:"label,omitempty"`
+	Status        string     `json:"status"`
+	CreatedAt     time.Time  `json:"created_at"`
+	LastSeenAt    *time.Time `json:"last_seen_at,omitempty"`
+	DeactivatedAt *time.Time `json:"deactivated_at,omitempty"`
+}
+
+// buyerView is the allow-list of what a buyer's download holds.
+func buyerView(d *gateway.LicenseDetail) buyerLicence {
+	l := d.License
+	out := buyerLicence{ID: l.ID, Product: l.Product, Type: l.Type, Status: l.Status, LicensedTo: l.LicensedTo,
+		ExpiresAt: l.ExpiresAt, SupportUntil: l.SupportUntil, ActivationsLimit: l.ActivationsLimit,
+		ActivationsUsed: l.ActivationsUsed, Installations: []buyerInstallation{}}
+	for _, in := range d.Installations {
+		out.Installations = append(out.Installations, buyerInstallation{ID: in.ID, Domain: in.Domain, Class: in.InstallClass,
+			Label: in.Label, Status: in.Status, CreatedAt: in.CreatedAt, LastSeenAt: in.LastSeenAt, DeactivatedAt: in.DeactivatedAt})
+	}
+	return out
 }
 
 // signOut ends the session.
@@ -229,6 +274,13 @@ func (p *Portal) signOut(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, p.rd.Path(), http.StatusSeeOther)
 }
 
+// notYours is the 403 page for a licence the sign-in did not prove the
+// buyer's: nothing was changed.
+func (p *Portal) notYours(w http.ResponseWriter) {
+	p.render(w, http.StatusForbidden, web.ErrorPageName, web.Page{Data: web.ErrorPage{
+		Title: p.rd.T("notyours.title"), Message: p.rd.T("notyours.message"), RetryURL: p.rd.Path()}})
+}
+
 // flash sets a message for the next page.
 func (p *Portal) flash(w http.ResponseWriter, r *http.Request, kind web.FlashKind, text string) {
 	if err := p.cfg.Sessions.SetFlash(w, r, web.Flash{Kind: kind, Text: text}); err != nil {
@@ -242,6 +294,8 @@ func (p *Portal) failed(w http.ResponseWriter, err error, retry string) bool {
 	switch {
 	case err == nil:
 		return false
+	case errors.Is(err, gateway.ErrNotOwned):
+		p.notYours(w)
 	case errors.Is(err, gateway.ErrNotFound):
 		p.notFound(w)
 	default:

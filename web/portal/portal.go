@@ -15,10 +15,12 @@ import (
 	"io/fs"
 	"net/http"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/licensegate/licensegate/gateway"
+	"github.com/licensegate/licensegate/httpapi"
 	"github.com/licensegate/licensegate/upstreams"
 	"github.com/licensegate/licensegate/web"
 )
@@ -38,15 +40,23 @@ type Config struct {
 	// EnvatoSource the source whose licences its purchases are.
 	Envato       upstreams.BuyerDirectory
 	EnvatoSource string
-	Logger       *zap.Logger
+	// Email is the sign-in by e-mail link (nil: not offered).
+	Email *EmailConfig
+	// ClientIP is where a request came from (nil: its remote address).
+	ClientIP func(*http.Request) string
+	// SignInLimit limits sign-ins per client network: each callback costs
+	// the marketplace calls (nil: 20 per 10 minutes).
+	SignInLimit *httpapi.Limiter
+	Logger      *zap.Logger
 }
 
 // Portal is the portal's http.Handler.
 type Portal struct {
-	cfg  Config
-	rd   *web.Renderer
-	base string
-	log  *zap.Logger
+	cfg     Config
+	rd      *web.Renderer
+	base    string
+	log     *zap.Logger
+	sending chan struct{} // one token per mail in flight
 }
 
 // New builds the portal, parsing its pages (an error here is a bug or a
@@ -68,7 +78,18 @@ func New(cfg Config) (*Portal, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Portal{cfg: cfg, rd: rd, base: base, log: log}, nil
+	if cfg.Email != nil {
+		if cfg.Email.Mailer == nil || cfg.Email.PublicURL == "" {
+			return nil, errors.New("portal: the e-mail sign-in needs a mailer and the portal's public URL")
+		}
+		e := *cfg.Email
+		emailLimits(&e)
+		cfg.Email = &e
+	}
+	if cfg.SignInLimit == nil {
+		cfg.SignInLimit = httpapi.NewLimiter(upstreams.Rate{Calls: 20, Period: 10 * time.Minute})
+	}
+	return &Portal{cfg: cfg, rd: rd, base: base, log: log, sending: make(chan struct{}, mailers)}, nil
 }
 
 // LicenseURL is the path of a licence's page (the 409's portal_url).
@@ -82,7 +103,7 @@ func (p *Portal) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rest, ok := strings.CutPrefix(r.URL.Path, p.base)
-	if !ok {
+	if !ok || rest != "" && rest[0] != '/' { // /accountx is not under /account
 		p.notFound(w)
 		return
 	}
@@ -94,6 +115,10 @@ func (p *Portal) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.beginEnvato(w, r)
 	case len(segs) == 3 && segs[0] == "auth" && segs[1] == "envato" && segs[2] == "callback":
 		p.envatoCallback(w, r)
+	case len(segs) == 2 && segs[0] == "auth" && segs[1] == "email":
+		p.requestLink(w, r)
+	case len(segs) == 3 && segs[0] == "auth" && segs[1] == "email":
+		p.redeemLink(w, r, segs[2])
 	case len(segs) == 2 && segs[0] == "licenses":
 		p.license(w, r, segs[1])
 	case len(segs) == 3 && segs[0] == "licenses" && segs[2] == "refresh":

@@ -9,6 +9,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/licensegate/licensegate/gateway"
 	"github.com/licensegate/licensegate/internal/redistest"
+	"github.com/licensegate/licensegate/internal/smtptest"
 	"github.com/licensegate/licensegate/policy"
 	"github.com/licensegate/licensegate/secret"
 	"github.com/licensegate/licensegate/store"
@@ -28,6 +30,7 @@ import (
 	"github.com/licensegate/licensegate/upstreams"
 	"github.com/licensegate/licensegate/upstreams/envato"
 	"github.com/licensegate/licensegate/upstreams/envato/envatotest"
+	"github.com/licensegate/licensegate/upstreams/static"
 	"github.com/licensegate/licensegate/web/portal"
 )
 
@@ -42,6 +45,8 @@ const (
 	aliceCode1   = "11111111-1111-4111-8111-111111111111"
 	aliceCode2   = "22222222-2222-4222-8222-222222222222"
 	bobCode      = "33333333-3333-4333-8333-333333333333"
+	carolKey     = "THEME-CAROL-0001"
+	daveKey      = "THEME-DAVE-0002"
 )
 
 // salesAPI is Envato's author sale API for the three codes.
@@ -67,6 +72,7 @@ type fixture struct {
 	t     *testing.T
 	srv   *httptest.Server
 	env   *envatotest.Server
+	smtp  *smtptest.Server
 	svc   *gateway.Service
 	store store.Store
 	ids   map[string]string // code -> licence id
@@ -97,7 +103,7 @@ func newFixture(t *testing.T, st store.Store) *fixture {
 	t.Helper()
 	sales := salesAPI(t)
 	products := upstreams.ProductMap{{Product: "converter-pro", VendorID: fmt.Sprint(item)}}
-	res, err := upstreams.BuildResilient(upstreams.ResilienceConfig{Timeout: 5 * time.Second,
+	res, err := upstreams.BuildResilient(upstreams.ResilienceConfig{Timeout: 2 * time.Second,
 		Rate: upstreams.Rate{Calls: 6000, Period: time.Minute}, Burst: 100}, func(c upstreams.Client) (upstreams.Source, error) {
 		return envato.New(envato.Config{BaseURL: sales.URL, Client: c, Products: products, Token: "author-token"})
 	})
@@ -108,14 +114,26 @@ func newFixture(t *testing.T, st store.Store) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := gateway.New(gateway.Config{Store: st, Master: master,
-		Sources:      map[string]upstreams.Source{"envato": res},
-		Products:     map[string]*gateway.Product{"converter-pro": {Name: "converter-pro", Sources: []string{"envato"}, Rules: policy.Rules{Activations: 2}}},
-		ProductOrder: []string{"converter-pro"}})
+	keys := filepath.Join(t.TempDir(), "keys.csv")
+	if err := os.WriteFile(keys, []byte("key,product,type,licensed_to,email\n"+
+		carolKey+",theme-pro,regular,Carol,Carol@Example.com\n"+daveKey+",theme-pro,regular,Dave,dave@example.com\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stat, err := static.New("static", keys)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, svc: svc, store: st, ids: map[string]string{}}
+	svc, err := gateway.New(gateway.Config{Store: st, Master: master,
+		Sources: map[string]upstreams.Source{"envato": res, "static": stat},
+		Products: map[string]*gateway.Product{
+			"converter-pro": {Name: "converter-pro", Sources: []string{"envato"}, Rules: policy.Rules{Activations: 2}},
+			"theme-pro":     {Name: "theme-pro", Sources: []string{"static"}, Rules: policy.Rules{Activations: 2}},
+		},
+		ProductOrder: []string{"converter-pro", "theme-pro"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{t: t, svc: svc, store: st, ids: map[string]string{}, smtp: smtptest.New(t)}
 	f.env = envatotest.New(t, clientID, clientSecret)
 	f.env.AddBuyer(envatotest.Buyer{Username: "alice", Purchases: []envatotest.Purchase{
 		{Code: aliceCode1, ItemID: item, ItemName: "Converter Pro", License: "Regular License", SupportedUntil: "2099-03-09T01:54:28+11:00", SoldAt: "2016-09-07T10:54:28+10:00"},
@@ -130,17 +148,19 @@ func newFixture(t *testing.T, st store.Store) *fixture {
 	t.Cleanup(f.srv.Close)
 	f.env.RedirectURI = f.srv.URL + "/account/auth/envato/callback"
 	p, err := portal.Build(portal.Options{EnvatoOAuth: &portal.EnvatoOAuth{ClientID: clientID, ClientSecret: clientSecret,
-		RedirectURI: f.env.RedirectURI, BaseURL: f.env.URL}},
-		portal.Env{Service: svc, Master: master, Source: func(name string) (*upstreams.Resilient, upstreams.ProductMap, string, bool) {
+		RedirectURI: f.env.RedirectURI, BaseURL: f.env.URL},
+		EmailLink: &portal.EmailLink{SMTP: f.smtp.URL, From: "Acme Licences <licences@example.com>", LinkTTL: "15m"}},
+		portal.Env{Service: svc, Master: master, MailTLS: f.smtp.ClientTLS, Source: func(name string) (*upstreams.Resilient, upstreams.ProductMap, string, bool) {
 			return res, products, sales.URL, name == "envato"
 		}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	h = p
-	for code, domains := range map[string][]string{aliceCode1: {"shop.example.com", "blog.example.com"}, aliceCode2: {"alice2.example.com"}, bobCode: {"bob.example.com"}} {
+	for code, domains := range map[string][]string{aliceCode1: {"shop.example.com", "blog.example.com"}, aliceCode2: {"alice2.example.com"},
+		bobCode: {"bob.example.com"}, carolKey: {"carol.example.com"}, daveKey: {"dave.example.com"}} {
 		for _, d := range domains {
-			a, err := svc.Activate(context.Background(), gateway.ActivateRequest{Key: code, Domain: d, Product: "converter-pro", IP: "203.0.113.7"})
+			a, err := svc.Activate(context.Background(), gateway.ActivateRequest{Key: code, Domain: d, IP: "203.0.113.7"})
 			if err != nil {
 				t.Fatalf("activating %s on %s: %v", code, d, err)
 			}
@@ -256,13 +276,36 @@ func testPortal(t *testing.T, f *fixture) {
 	}
 
 	// Bob's licence is not alice's: not found, and not deactivatable.
-	if p := get(t, c, base+"/licenses/"+f.ids[bobCode]); p.status != 404 {
-		t.Errorf("another buyer's licence = %d, want 404", p.status)
+	if p := get(t, c, base+"/licenses/"+f.ids[bobCode]); p.status != 403 {
+		t.Errorf("another buyer's licence = %d, want 403", p.status)
 	}
 	bobDetail, _ := f.svc.License(ctx, f.ids[bobCode])
 	bobIns := bobDetail.Installations[0].ID
-	if p := post(t, c, base+"/licenses/"+f.ids[bobCode]+"/installations/"+bobIns+"/deactivate", url.Values{"csrf_token": {csrf(t, licPage)}}); p.status != 404 {
-		t.Errorf("deactivating another buyer's installation = %d, want 404", p.status)
+	if p := post(t, c, base+"/licenses/"+f.ids[bobCode]+"/installations/"+bobIns+"/deactivate", url.Values{"csrf_token": {csrf(t, licPage)}}); p.status != 403 {
+		t.Errorf("deactivating another buyer's installation = %d, want 403", p.status)
+	}
+	if d, _ := f.svc.License(ctx, f.ids[bobCode]); activeCount(d) != 1 {
+		t.Errorf("alice's session changed bob's licence")
+	}
+	// an installation of bob's named under alice's own licence is not found
+	if p := post(t, c, base+"/licenses/"+lic1+"/installations/"+bobIns+"/deactivate", url.Values{"csrf_token": {csrf(t, licPage)}}); p.status != 404 {
+		t.Errorf("bob's installation under alice's licence = %d, want 404", p.status)
+	}
+	// a purchase code opens nothing: the portal takes none
+	if p := get(t, f.browser(), base+"/licenses/"+lic1+"?license_key="+aliceCode1+"&code="+aliceCode1); !strings.Contains(p.body, "Sign in with Envato") {
+		t.Errorf("a purchase code in the URL opened the licence")
+	}
+	if p := post(t, f.browser(), base+"/", url.Values{"license_key": {aliceCode1}}); p.status != 405 {
+		t.Errorf("posting a purchase code = %d, want 405", p.status)
+	}
+	// the cookies hold no secret and no readable identity
+	u, _ := url.Parse(base)
+	for _, ck := range c.Jar.Cookies(u) {
+		for _, secret := range []string{aliceCode1, aliceCode2, "alice", clientSecret, "lic_"} {
+			if strings.Contains(ck.Value, secret) {
+				t.Errorf("cookie %s holds %q in the clear", ck.Name, secret)
+			}
+		}
 	}
 
 	// Deactivate: a confirm step; a POST without the CSRF token changes
@@ -323,13 +366,18 @@ func testPortal(t *testing.T, f *fixture) {
 	// Download my data: JSON of her licences, no code, no token.
 	data := get(t, c, base+"/data.json")
 	var out struct {
-		Licenses []gateway.LicenseDetail `json:"licenses"`
+		Licenses []map[string]any `json:"licenses"`
 	}
 	if err := json.Unmarshal([]byte(data.body), &out); err != nil || len(out.Licenses) != 2 || !strings.Contains(data.header.Get("Content-Disposition"), "attachment") {
 		t.Errorf("data.json = %v, %d licences: %s", err, len(out.Licenses), data.body)
 	}
 	if strings.Contains(data.body, aliceCode1) || refreshToken.MatchString(data.body) || strings.Contains(data.body, "eyJ") {
 		t.Errorf("data.json holds a code or token")
+	}
+	for _, field := range []string{"client_ip", "unknown_streak", "last_outcome", "locked", "next_check_at"} {
+		if strings.Contains(data.body, `"`+field+`"`) {
+			t.Errorf("data.json holds the author's field %s", field)
+		}
 	}
 
 	// Sign out: the session is gone.
@@ -367,13 +415,35 @@ func TestPortalSignInFailures(t *testing.T) {
 	f := newFixture(t, stores(t)["embedded"](t))
 	base := f.srv.URL + "/account"
 
-	f.env.SetOutage(envatotest.ServerError)
-	c := f.browser()
-	p := f.signIn(c, "alice", "/account/")
-	if p.status != 503 || !strings.Contains(p.body, "Try again shortly") || strings.Contains(p.body, "No licences") {
-		t.Errorf("sign-in during an outage = %d %s", p.status, p.body)
+	for _, o := range []envatotest.Outage{envatotest.ServerError, envatotest.RateLimited, envatotest.Hang, envatotest.Garbage} {
+		f.env.SetOutage(o)
+		c := f.browser()
+		p := f.signIn(c, "alice", "/account/")
+		if p.status != 503 || !strings.Contains(p.body, "Try again shortly") || strings.Contains(p.body, "No licences") {
+			t.Errorf("sign-in during outage %d = %d %s", o, p.status, p.body)
+		}
+		if p := get(t, c, base+"/"); !strings.Contains(p.body, "Sign in with Envato") {
+			t.Errorf("outage %d: a session was started anyway", o)
+		}
 	}
 	f.env.SetOutage(envatotest.Up)
+
+	// A callback replayed after it signed someone in is refused: its
+	// state was spent.
+	c2 := f.browser()
+	var callback string
+	c2.CheckRedirect = func(req *http.Request, _ []*http.Request) error {
+		if strings.Contains(req.URL.Path, "/auth/envato/callback") {
+			callback = req.URL.String()
+		}
+		return nil
+	}
+	if p := f.signIn(c2, "alice", "/account/"); p.status != 200 || callback == "" {
+		t.Fatalf("sign-in = %d, callback %q", p.status, callback)
+	}
+	if p := get(t, c2, callback); p.status != 403 {
+		t.Errorf("the callback replayed = %d, want 403", p.status)
+	}
 
 	// A callback with a state this browser did not start.
 	other := f.browser()
@@ -399,5 +469,97 @@ func TestPortalSignInFailures(t *testing.T) {
 	state := loc.Query().Get("state")
 	if p := get(t, c3, base+"/auth/envato/callback?error=access_denied&state="+url.QueryEscape(state)); p.status != 403 || !strings.Contains(p.body, "Sign-in not completed") {
 		t.Errorf("a cancelled sign-in = %d %s", p.status, p.body)
+	}
+}
+
+// TestPortalEmailLink: sign-in by e-mail link, through a real SMTP server
+// with STARTTLS. A known address gets a single-use link; an unknown one
+// gets the same page and no mail; the link signs in to that address's
+// licences only, once.
+func TestPortalEmailLink(t *testing.T) {
+	for name, open := range stores(t) {
+		t.Run(name, func(t *testing.T) { testPortalEmailLink(t, newFixture(t, open(t))) })
+	}
+}
+
+func testPortalEmailLink(t *testing.T, f *fixture) {
+	ctx := context.Background()
+	base := f.srv.URL + "/account"
+	c := f.browser()
+	ask := func(c *http.Client, email string) page {
+		t.Helper()
+		form := get(t, c, base+"/")
+		return post(t, c, base+"/auth/email", url.Values{"csrf_token": {csrf(t, form)}, "email": {email}})
+	}
+	known := ask(c, "carol@example.com") // the file says Carol@Example.com
+	if known.status != 200 || !strings.Contains(known.body, "Check your inbox") {
+		t.Fatalf("asking for a link = %d %s", known.status, known.body)
+	}
+	msgs := f.smtp.Await(t, 1, 10*time.Second)
+	m := msgs[0]
+	if len(m.To) != 1 || m.To[0] != "carol@example.com" || !m.TLS || m.Subject != "Your sign-in link" {
+		t.Fatalf("mail %+v", m)
+	}
+	link := regexp.MustCompile(regexp.QuoteMeta(base) + `/auth/email/[A-Za-z0-9_-]+`).FindString(m.Body)
+	if link == "" {
+		t.Fatalf("no sign-in link in the mail:\n%s", m.Body)
+	}
+
+	// An unknown address: the same page, and no mail (a known one asked
+	// after it arrives first... or after: the count shows it).
+	unknown := ask(f.browser(), "nobody@example.com")
+	if unknown.status != known.status || unknown.body != known.body {
+		t.Errorf("an unknown address gets another page than a known one")
+	}
+	ask(f.browser(), "dave@example.com")
+	if got := f.smtp.Await(t, 2, 10*time.Second); len(got) != 2 || got[1].To[0] != "dave@example.com" {
+		t.Errorf("mails after an unknown address and dave's: %+v", got)
+	}
+	// a form without its token is refused
+	if p := post(t, f.browser(), base+"/auth/email", url.Values{"email": {"carol@example.com"}}); p.status != 403 {
+		t.Errorf("link request without CSRF = %d, want 403", p.status)
+	}
+
+	// The link signs in (in another browser: the mail client's) to
+	// carol's licence, and no one else's.
+	mailer := f.browser()
+	home := get(t, mailer, link)
+	if home.status != 200 || !strings.Contains(home.body, "theme-pro") || strings.Count(home.body, "/account/licenses/lic_") != 1 {
+		t.Fatalf("after the link: %d %s", home.status, home.body)
+	}
+	if strings.Contains(home.body, "carol@example.com") || strings.Contains(home.body, "Carol@Example.com") {
+		t.Errorf("the page shows the address")
+	}
+	if p := get(t, mailer, base+"/licenses/"+f.ids[daveKey]); p.status != 403 {
+		t.Errorf("dave's licence from carol's session = %d, want 403", p.status)
+	}
+	// once only
+	if p := get(t, f.browser(), link); p.status != 403 || !strings.Contains(p.body, "does not work any more") {
+		t.Errorf("the link a second time = %d", p.status)
+	}
+	// carol's deactivation is audited as buyer:email:<hash prefix>
+	lic := get(t, mailer, base+"/licenses/"+f.ids[carolKey])
+	d, _ := f.svc.License(ctx, f.ids[carolKey])
+	target := base + "/licenses/" + f.ids[carolKey] + "/installations/" + d.Installations[0].ID + "/deactivate"
+	post(t, mailer, target, url.Values{"csrf_token": {csrf(t, lic)}})
+	evs, _ := f.store.Audit(ctx, store.AuditQuery{Limit: 1000})
+	want := f.svc.EmailActor("carol@example.com")
+	var actor string
+	for _, ev := range evs {
+		if ev.Action == store.AuditInstallationDeactivated && ev.LicenseID == f.ids[carolKey] {
+			actor = ev.Actor
+		}
+	}
+	if actor != want || !strings.HasPrefix(actor, "buyer:email:") || strings.Contains(actor, "carol") {
+		t.Errorf("deactivation audited as %q, want %q", actor, want)
+	}
+
+	// Per client network: past 10 requests in 10 minutes, 429.
+	var last page
+	for range 12 {
+		last = ask(f.browser(), "someone@example.com")
+	}
+	if last.status != http.StatusTooManyRequests || last.header.Get("Retry-After") == "" {
+		t.Errorf("the 12th link request from one network = %d, want 429 with Retry-After", last.status)
 	}
 }

@@ -4,11 +4,13 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/licensegate/licensegate/gateway"
+	"github.com/licensegate/licensegate/policy"
 	"github.com/licensegate/licensegate/upstreams"
 	"github.com/licensegate/licensegate/web"
 )
@@ -20,11 +22,13 @@ const maxCode = 512
 type signInData struct {
 	// EnvatoURL starts "Sign in with Envato" (empty: not offered).
 	EnvatoURL string
+	// EmailCSRF is the e-mail form's token (empty: no e-mail sign-in).
+	EmailCSRF string
 }
 
 // signInPage shows the ways to sign in, each returning to returnTo.
-func (p *Portal) signInPage(w http.ResponseWriter, status int, returnTo string) {
-	d := signInData{}
+func (p *Portal) signInPage(w http.ResponseWriter, r *http.Request, status int, returnTo string) {
+	d := signInData{EmailCSRF: p.emailForm(w, r, returnTo)}
 	if p.cfg.Envato != nil {
 		d.EnvatoURL = p.rd.Path("auth", "envato") + "?" + url.Values{"return": {returnTo}}.Encode()
 	}
@@ -41,7 +45,13 @@ func (p *Portal) beginEnvato(w http.ResponseWriter, r *http.Request) {
 		p.notFound(w)
 		return
 	}
+	if !p.signInAllowed(w, r) {
+		return
+	}
 	returnTo, ok := web.LocalPath(p.base, r.URL.Query().Get("return"))
+	if len(returnTo) > maxReturn {
+		ok = false
+	}
 	if !ok {
 		returnTo = p.rd.Path()
 	}
@@ -76,6 +86,9 @@ func (p *Portal) envatoCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	retry := p.rd.Path("auth", "envato") + "?" + url.Values{"return": {si.ReturnTo}}.Encode()
+	if !p.signInAllowed(w, r) {
+		return
+	}
 	code := q.Get("code")
 	if q.Get("error") != "" || code == "" || len(code) > maxCode {
 		p.cfg.Sessions.EndSignIn(w, r)
@@ -90,17 +103,18 @@ func (p *Portal) envatoCallback(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		username, err = p.cfg.Envato.Username(ctx, access)
 	}
+	truncated := false
 	if err == nil {
 		purchases, err = p.cfg.Envato.Purchases(ctx, access)
+		if errors.Is(err, upstreams.ErrPurchasesTruncated) && len(purchases) > 0 {
+			truncated, err = true, nil // show what was read, and say so
+		}
 	}
 	if err != nil {
 		p.signInFailed(w, r, err, retry)
 		return
 	}
-	keys := make([]string, 0, len(purchases))
-	for _, pu := range purchases {
-		keys = append(keys, pu.Key)
-	}
+	keys := p.ownKeys(purchases)
 	ids, err := p.cfg.Service.OwnedLicences(ctx, p.cfg.EnvatoSource, keys, p.cfg.Products)
 	if err != nil {
 		p.unavailable(w, retry, err)
@@ -111,7 +125,37 @@ func (p *Portal) envatoCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.log.Info("buyer signed in", zap.String("actor", gateway.BuyerActor("envato", username)), zap.Int("licenses", len(ids)))
+	if truncated {
+		p.flash(w, r, web.FlashError, p.rd.T("signin.truncated"))
+	}
 	http.Redirect(w, r, si.ReturnTo, http.StatusSeeOther)
+}
+
+// maxReturn bounds the path a sign-in returns to (it rides in a cookie).
+const maxReturn = 512
+
+// ownKeys are the codes of the purchases of this portal's products: the
+// others (another author's items, other products) are not looked up.
+func (p *Portal) ownKeys(purchases []upstreams.Purchase) []string {
+	keys := make([]string, 0, len(purchases))
+	for _, pu := range purchases {
+		if pu.Known() && (len(p.cfg.Products) == 0 || slices.Contains(p.cfg.Products, pu.Product)) {
+			keys = append(keys, pu.Key)
+		}
+	}
+	return keys
+}
+
+// signInAllowed applies the per-client sign-in limit: each sign-in costs
+// the marketplace calls the author's budget pays for.
+func (p *Portal) signInAllowed(w http.ResponseWriter, r *http.Request) bool {
+	ok, wait := p.cfg.SignInLimit.Allow(policy.RateKey(p.clientIP(r)))
+	if !ok {
+		w.Header().Set("Retry-After", retrySeconds(wait))
+		p.render(w, http.StatusTooManyRequests, web.ErrorPageName, web.Page{Data: web.ErrorPage{
+			Title: p.rd.T("email.limited.title"), Message: p.rd.T("signin.limited"), RetryURL: p.rd.Path()}})
+	}
+	return ok
 }
 
 // signInFailed answers a marketplace error during sign-in: an outage is
@@ -130,6 +174,12 @@ func (p *Portal) signInFailed(w http.ResponseWriter, r *http.Request, err error,
 		if rerr := p.rd.Unavailable(w, retry, after); rerr != nil {
 			p.log.Error("rendering a page", zap.Error(rerr))
 		}
+	case errors.Is(err, upstreams.ErrBuyerRequest):
+		// Our request was refused (the app's secret or permissions): the
+		// author must fix it; the buyer cannot.
+		p.log.Error("sign-in: the marketplace refused the portal's request; check envato_oauth", zap.Error(err))
+		p.render(w, http.StatusServiceUnavailable, web.ErrorPageName, web.Page{Data: web.ErrorPage{
+			Title: p.rd.T("signin.misconfigured.title"), Message: p.rd.T("signin.misconfigured.message")}})
 	default:
 		p.log.Info("sign-in refused by the marketplace", zap.Error(err))
 		p.render(w, http.StatusForbidden, web.ErrorPageName, web.Page{Data: web.ErrorPage{
