@@ -5,6 +5,7 @@
 #   bench/run.sh gate        # the gate vs plain reverse_proxy (default)
 #   bench/run.sh activate    # activations/s of distinct keys, each store
 #   bench/run.sh durability  # kill -9 mid activation load, on each store
+#   bench/run.sh portal      # the buyer portal's pages, 50 signed-in buyers at once
 #   bench/run.sh all         # gate, then activate
 #
 # Requires: go, wrk (4.x, with LuaJIT), redis-server and redis-cli, curl, awk. Optional:
@@ -290,8 +291,14 @@ durability)
 	cd "$ROOT"
 	LICENSEGATE_REQUIRE_REDIS=1 go test -count=1 -run 'TestKill9DuringActivations' -v ./e2e
 	;;
+portal)
+	# 50 signed-in buyers load their licences and a licence's page at
+	# once (PORTAL_USERS, PORTAL_DURATION, STORES); prints a table.
+	cd "$ROOT"
+	LICENSEGATE_BENCH=portal LICENSEGATE_REQUIRE_REDIS=1 STORES="$STORES" go test -count=1 -timeout 20m -run 'TestPortalPagesLoad' -v ./e2e | grep '^|'
+	;;
 *)
-	echo "usage: bench/run.sh [gate|activate|durability|all]" >&2
+	echo "usage: bench/run.sh [gate|activate|durability|portal|all]" >&2
 	exit 2
 	;;
 esac

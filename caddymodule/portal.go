@@ -75,6 +75,7 @@ func (p *Portal) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.H
 //		base_path <path>
 //		public_url <url>
 //		session_ttl <duration>
+//		sign_in_limit <n>/<period>
 //		envato_oauth { client_id <id>; client_secret <secret>; redirect_uri <url>; base_url <url>; source <name> }
 //		email_link { smtp <url>; from <address>; link_ttl <duration> }
 //	}
@@ -100,7 +101,7 @@ func parsePortal(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 			p.EmailLink = e
 			err = optionBlock(h.Dispenser, map[string]*string{"smtp": &e.SMTP, "from": &e.From, "link_ttl": &e.LinkTTL})
 		default:
-			dst, ok := map[string]*string{"base_path": &p.BasePath, "public_url": &p.PublicURL}[opt]
+			dst, ok := map[string]*string{"base_path": &p.BasePath, "public_url": &p.PublicURL, "sign_in_limit": &p.SignInLimit}[opt]
 			if !ok {
 				return nil, h.Errf("license_portal: unrecognized option %q", opt)
 			}

@@ -251,3 +251,41 @@ func (s *Service) RedeemEmailLink(ctx context.Context, token string, ttl time.Du
 func (s *Service) linkKey(token string) string {
 	return "emaillink_" + s.cfg.Master.Hash("emaillink", token)
 }
+
+// KeepSignIn keeps the licence ids a sign-in proved, for ttl, when they
+// are more than a session cookie holds (a buyer with many licences), and
+// returns the reference the session carries instead: 256 random bits,
+// stored only as a keyed hash, the ids sealed.
+func (s *Service) KeepSignIn(ctx context.Context, ids []string, ttl time.Duration) (string, error) {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	ref := base64.RawURLEncoding.EncodeToString(b)
+	key := "signin_" + s.cfg.Master.Hash("signin", ref)
+	raw, _ := json.Marshal(ids)
+	if _, err := s.cfg.Store.PutIdempotent(ctx, key, s.cfg.Master.Seal(raw, []byte(key)), ttl); err != nil {
+		return "", storeUnavailable(err)
+	}
+	return ref, nil
+}
+
+// SignInLicences returns the ids KeepSignIn kept under ref: ErrNotFound
+// once they expired (the session did too) or for a ref it never gave.
+func (s *Service) SignInLicences(ctx context.Context, ref string) ([]string, error) {
+	if ref == "" || len(ref) > 64 {
+		return nil, ErrNotFound
+	}
+	key := "signin_" + s.cfg.Master.Hash("signin", ref)
+	sealed, err := s.cfg.Store.Idempotent(ctx, key)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, ErrNotFound
+	case err != nil:
+		return nil, storeUnavailable(err)
+	}
+	raw, err := s.cfg.Master.Open(sealed, []byte(key))
+	var ids []string
+	if err != nil || json.Unmarshal(raw, &ids) != nil {
+		return nil, ErrNotFound
+	}
+	return ids, nil
+}

@@ -118,8 +118,10 @@ type Session struct {
 	ID string
 	// Identity is who signed in, e.g. "envato:alice" or "email:<hash>".
 	Identity string
-	// Licenses are the licence ids the sign-in proved.
+	// Licenses are the licence ids the sign-in proved; or, for more than
+	// a cookie holds, Ref names where the caller kept them (StartRef).
 	Licenses []string
+	Ref      string
 	// IssuedAt and ExpiresAt bound the session.
 	IssuedAt, ExpiresAt time.Time
 }
@@ -130,6 +132,7 @@ type sessionWire struct {
 	ID       string   `json:"sid"`
 	Identity string   `json:"sub"`
 	Licenses []string `json:"lic,omitempty"`
+	Ref      string   `json:"ref,omitempty"`
 	IssuedAt int64    `json:"iat"`
 }
 
@@ -138,15 +141,29 @@ type sessionWire struct {
 // attacker planted before sign-in (fixation) is never carried over. It
 // also drops the sign-in state, which is spent.
 func (s *Sessions) Start(w http.ResponseWriter, r *http.Request, identity string, licenses []string) (Session, error) {
+	return s.start(w, r, identity, licenses, "")
+}
+
+// StartRef is Start for a sign-in that proved more licences than a cookie
+// holds: the caller kept them (for the session's TTL) and ref names them.
+func (s *Sessions) StartRef(w http.ResponseWriter, r *http.Request, identity, ref string) (Session, error) {
+	return s.start(w, r, identity, nil, ref)
+}
+
+// TTL is how long a session lasts.
+func (s *Sessions) TTL() time.Duration { return s.ttl }
+
+func (s *Sessions) start(w http.ResponseWriter, r *http.Request, identity string, licenses []string, ref string) (Session, error) {
 	now := s.now()
 	sess := Session{
 		ID:        randomID(),
 		Identity:  identity,
 		Licenses:  licenses,
+		Ref:       ref,
 		IssuedAt:  now.Truncate(time.Second),
 		ExpiresAt: now.Add(s.ttl).Truncate(time.Second),
 	}
-	wire := sessionWire{ID: sess.ID, Identity: identity, Licenses: licenses, IssuedAt: sess.IssuedAt.Unix()}
+	wire := sessionWire{ID: sess.ID, Identity: identity, Licenses: licenses, Ref: ref, IssuedAt: sess.IssuedAt.Unix()}
 	if err := s.session.write(w, r, wire, sess.ExpiresAt); err != nil {
 		return Session{}, fmt.Errorf("starting session: %w", err)
 	}
@@ -163,7 +180,7 @@ func (s *Sessions) Read(r *http.Request) (Session, bool) {
 		return Session{}, false
 	}
 	return Session{
-		ID: wire.ID, Identity: wire.Identity, Licenses: wire.Licenses,
+		ID: wire.ID, Identity: wire.Identity, Licenses: wire.Licenses, Ref: wire.Ref,
 		IssuedAt: time.Unix(wire.IssuedAt, 0), ExpiresAt: exp,
 	}, true
 }

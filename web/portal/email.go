@@ -161,7 +161,7 @@ func (p *Portal) redeemLink(w http.ResponseWriter, r *http.Request, token string
 		return
 	}
 	actor := p.cfg.Service.EmailActor(l.Email)
-	if _, err := p.cfg.Sessions.Start(w, r, "email:"+strings.TrimPrefix(actor, "buyer:email:"), l.Licenses); err != nil {
+	if err := p.startSession(w, r, "email:"+strings.TrimPrefix(actor, "buyer:email:"), l.Licenses); err != nil {
 		p.unavailable(w, p.rd.Path(), err)
 		return
 	}

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/licensegate/licensegate/gateway"
+	"github.com/licensegate/licensegate/httpapi"
 	"github.com/licensegate/licensegate/secret"
 	"github.com/licensegate/licensegate/upstreams"
 	"github.com/licensegate/licensegate/upstreams/envato"
@@ -34,6 +35,9 @@ type Options struct {
 	// links start with. Default: EnvatoOAuth's redirect_uri less
 	// /auth/envato/callback.
 	PublicURL string `json:"public_url,omitempty"`
+	// SignInLimit bounds sign-ins per client network, "<n>/<period>"
+	// (each costs marketplace calls). Default: 20/10m.
+	SignInLimit string `json:"sign_in_limit,omitempty"`
 	// SessionTTL is how long a sign-in lasts, in nanoseconds (Caddy
 	// durations). Default: 12h.
 	SessionTTL time.Duration `json:"session_ttl,omitempty"`
@@ -97,6 +101,13 @@ func Build(o Options, env Env) (*Portal, error) {
 	}
 	if pub := o.publicURL(); pub != "" && env.Service != nil {
 		env.Service.SetPortal(pub, o.Products)
+	}
+	if o.SignInLimit != "" {
+		rate, err := upstreams.ParseRate(o.SignInLimit)
+		if err != nil {
+			return nil, fmt.Errorf("sign_in_limit: %w", err)
+		}
+		cfg.SignInLimit = httpapi.NewLimiter(rate)
 	}
 	if o.EmailLink != nil {
 		if cfg.Email, err = o.emailConfig(env); err != nil {

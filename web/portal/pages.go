@@ -73,9 +73,13 @@ func (p *Portal) home(w http.ResponseWriter, r *http.Request) {
 		p.signInPage(w, r, http.StatusOK, p.rd.Path())
 		return
 	}
+	owned, ok := p.owned(w, r, sess)
+	if !ok {
+		return
+	}
 	var d licencesData
-	for _, id := range sess.Licenses {
-		lic, err := p.cfg.Service.OwnedLicence(r.Context(), sess.Licenses, id)
+	for _, id := range owned {
+		lic, err := p.cfg.Service.OwnedLicence(r.Context(), owned, id)
 		switch {
 		case errors.Is(err, gateway.ErrNotFound):
 			continue // gone since the sign-in
@@ -99,7 +103,11 @@ func (p *Portal) license(w http.ResponseWriter, r *http.Request, id string) {
 		p.signInPage(w, r, http.StatusOK, p.rd.Path("licenses", id))
 		return
 	}
-	lic, err := p.cfg.Service.OwnedLicence(r.Context(), sess.Licenses, id)
+	owned, ok := p.owned(w, r, sess)
+	if !ok {
+		return
+	}
+	lic, err := p.cfg.Service.OwnedLicence(r.Context(), owned, id)
 	switch {
 	case errors.Is(err, gateway.ErrNotOwned):
 		p.notYours(w)
@@ -126,7 +134,11 @@ func (p *Portal) deactivate(w http.ResponseWriter, r *http.Request, licID, insID
 			p.forbidden(w)
 			return
 		}
-		lic, err := p.cfg.Service.DeactivateOwned(r.Context(), actor(sess), sess.Licenses, licID, insID)
+		owned, ok := p.owned(w, r, sess)
+		if !ok {
+			return
+		}
+		lic, err := p.cfg.Service.DeactivateOwned(r.Context(), actor(sess), owned, licID, insID)
 		if p.failed(w, err, back) {
 			return
 		}
@@ -139,7 +151,11 @@ func (p *Portal) deactivate(w http.ResponseWriter, r *http.Request, licID, insID
 		p.signInPage(w, r, http.StatusOK, back)
 		return
 	}
-	lic, err := p.cfg.Service.OwnedLicence(r.Context(), sess.Licenses, licID)
+	owned, ok := p.owned(w, r, sess)
+	if !ok {
+		return
+	}
+	lic, err := p.cfg.Service.OwnedLicence(r.Context(), owned, licID)
 	if p.failed(w, err, back) {
 		return
 	}
@@ -173,7 +189,11 @@ func (p *Portal) refresh(w http.ResponseWriter, r *http.Request, licID string) {
 		return
 	}
 	back := p.rd.Path("licenses", licID)
-	checked, err := p.cfg.Service.RefreshOwned(r.Context(), sess.Licenses, licID)
+	owned, ok := p.owned(w, r, sess)
+	if !ok {
+		return
+	}
+	checked, err := p.cfg.Service.RefreshOwned(r.Context(), owned, licID)
 	var ge *gateway.Error
 	switch {
 	case errors.As(err, &ge) && ge.Code == gateway.CodeRefreshCooldown:
@@ -204,8 +224,12 @@ func (p *Portal) download(w http.ResponseWriter, r *http.Request) {
 		Exported time.Time      `json:"exported_at"`
 		Licenses []buyerLicence `json:"licenses"`
 	}{Buyer: sess.Identity, Exported: time.Now().UTC(), Licenses: []buyerLicence{}}
-	for _, id := range sess.Licenses {
-		lic, err := p.cfg.Service.OwnedLicence(r.Context(), sess.Licenses, id)
+	owned, ok := p.owned(w, r, sess)
+	if !ok {
+		return
+	}
+	for _, id := range owned {
+		lic, err := p.cfg.Service.OwnedLicence(r.Context(), owned, id)
 		if errors.Is(err, gateway.ErrNotFound) {
 			continue
 		}
@@ -279,6 +303,46 @@ func (p *Portal) signOut(w http.ResponseWriter, r *http.Request) {
 func (p *Portal) notYours(w http.ResponseWriter) {
 	p.render(w, http.StatusForbidden, web.ErrorPageName, web.Page{Data: web.ErrorPage{
 		Title: p.rd.T("notyours.title"), Message: p.rd.T("notyours.message"), RetryURL: p.rd.Path()}})
+}
+
+// owned are the licences the session's sign-in proved: in its cookie, or
+// kept by the service for a buyer with many (startSession). false: the
+// answer was written (an outage, or a kept list gone: sign in again).
+func (p *Portal) owned(w http.ResponseWriter, r *http.Request, sess web.Session) ([]string, bool) {
+	if sess.Ref == "" {
+		return sess.Licenses, true
+	}
+	ids, err := p.cfg.Service.SignInLicences(r.Context(), sess.Ref)
+	switch {
+	case errors.Is(err, gateway.ErrNotFound):
+		p.cfg.Sessions.End(w, r)
+		p.signInPage(w, r, http.StatusOK, p.rd.Path())
+		return nil, false
+	case err != nil:
+		p.unavailable(w, p.rd.Path(), err)
+		return nil, false
+	}
+	return ids, true
+}
+
+// cookieLicences is how many licence ids a session cookie carries itself
+// (about 40 bytes each sealed, within the 4 KiB a browser keeps); a
+// sign-in that proved more keeps them with the service.
+const cookieLicences = 40
+
+// startSession starts a buyer's session with the licences their sign-in
+// proved.
+func (p *Portal) startSession(w http.ResponseWriter, r *http.Request, identity string, ids []string) error {
+	if len(ids) <= cookieLicences {
+		_, err := p.cfg.Sessions.Start(w, r, identity, ids)
+		return err
+	}
+	ref, err := p.cfg.Service.KeepSignIn(r.Context(), ids, p.cfg.Sessions.TTL())
+	if err != nil {
+		return err
+	}
+	_, err = p.cfg.Sessions.StartRef(w, r, identity, ref)
+	return err
 }
 
 // flash sets a message for the next page.

@@ -54,7 +54,7 @@ func salesAPI(t *testing.T) *httptest.Server {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		code := r.URL.Query().Get("code")
 		w.Header().Set("Content-Type", "application/json")
-		if code != aliceCode1 && code != aliceCode2 && code != bobCode {
+		if code != aliceCode1 && code != aliceCode2 && code != bobCode && !strings.HasPrefix(code, "aaaaaaaa-") {
 			w.WriteHeader(http.StatusNotFound)
 			_, _ = io.WriteString(w, `{"error":404,"description":"No sale belonging to the current user found with that code"}`)
 			return
@@ -561,5 +561,43 @@ func testPortalEmailLink(t *testing.T, f *fixture) {
 	}
 	if last.status != http.StatusTooManyRequests || last.header.Get("Retry-After") == "" {
 		t.Errorf("the 12th link request from one network = %d, want 429 with Retry-After", last.status)
+	}
+}
+
+// TestPortalBuyerWithManyLicences: an agency with 80 licences (more than
+// a session cookie holds) signs in, sees them all and manages one.
+func TestPortalBuyerWithManyLicences(t *testing.T) {
+	f := newFixture(t, stores(t)["embedded"](t))
+	ctx := context.Background()
+	const n = 80
+	var purchases []envatotest.Purchase
+	var last string
+	for i := range n {
+		code := fmt.Sprintf("aaaaaaaa-aaaa-4aaa-8aaa-%012d", i)
+		purchases = append(purchases, envatotest.Purchase{Code: code, ItemID: item, ItemName: "Converter Pro", License: "Regular License", SoldAt: "2020-01-01T00:00:00+00:00"})
+		a, err := f.svc.Activate(ctx, gateway.ActivateRequest{Key: code, Domain: fmt.Sprintf("client%02d.example.com", i), IP: "203.0.113.7"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = a.License.ID
+	}
+	f.env.AddBuyer(envatotest.Buyer{Username: "agency", Purchases: purchases})
+	c := f.browser()
+	home := f.signIn(c, "agency", "/account/")
+	if home.status != 200 || strings.Count(home.body, "/account/licenses/lic_") != n {
+		t.Fatalf("the agency's list = %d with %d licences, want %d", home.status, strings.Count(home.body, "/account/licenses/lic_"), n)
+	}
+	u, _ := url.Parse(f.srv.URL)
+	for _, ck := range c.Jar.Cookies(u) {
+		if len(ck.Value) > 4000 {
+			t.Errorf("cookie %s is %d bytes", ck.Name, len(ck.Value))
+		}
+	}
+	page := get(t, c, f.srv.URL+"/account/licenses/"+last)
+	if page.status != 200 || !strings.Contains(page.body, "client79.example.com") {
+		t.Fatalf("a licence of the agency's = %d", page.status)
+	}
+	if p := get(t, c, f.srv.URL+"/account/licenses/"+f.ids[aliceCode1]); p.status != 403 {
+		t.Errorf("alice's licence from the agency's session = %d, want 403", p.status)
 	}
 }

@@ -45,9 +45,6 @@ func (p *Portal) beginEnvato(w http.ResponseWriter, r *http.Request) {
 		p.notFound(w)
 		return
 	}
-	if !p.signInAllowed(w, r) {
-		return
-	}
 	returnTo, ok := web.LocalPath(p.base, r.URL.Query().Get("return"))
 	if len(returnTo) > maxReturn {
 		ok = false
@@ -120,7 +117,7 @@ func (p *Portal) envatoCallback(w http.ResponseWriter, r *http.Request) {
 		p.unavailable(w, retry, err)
 		return
 	}
-	if _, err := p.cfg.Sessions.Start(w, r, "envato:"+username, ids); err != nil {
+	if err := p.startSession(w, r, "envato:"+username, ids); err != nil {
 		p.unavailable(w, retry, err)
 		return
 	}
@@ -146,8 +143,9 @@ func (p *Portal) ownKeys(purchases []upstreams.Purchase) []string {
 	return keys
 }
 
-// signInAllowed applies the per-client sign-in limit: each sign-in costs
-// the marketplace calls the author's budget pays for.
+// signInAllowed applies the per-client sign-in limit at the callback: each
+// costs the marketplace calls the author's budget pays for (starting one
+// costs nothing).
 func (p *Portal) signInAllowed(w http.ResponseWriter, r *http.Request) bool {
 	ok, wait := p.cfg.SignInLimit.Allow(policy.RateKey(p.clientIP(r)))
 	if !ok {
