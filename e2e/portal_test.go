@@ -169,8 +169,18 @@ func portalInABrowser(t *testing.T, storage string) {
 			t.Errorf("the page shows a secret")
 		}
 	}
+	issued := env.Issued()
+	if len(issued) == 0 {
+		t.Fatal("the sign-in got no Envato token")
+	}
+	for _, tok := range issued {
+		noteSecret(tok) // the log scan looks for them too
+		if strings.Contains(html, tok) {
+			t.Errorf("the page shows an Envato token")
+		}
+	}
 	if redisAddr != "" {
-		assertNoSecretsInRedis(t, redisAddr, []string{envatoKey, portalClientSecret})
+		assertNoSecretsInRedis(t, redisAddr, append([]string{envatoKey, portalClientSecret}, issued...))
 	}
 	t.Log(fmt.Sprintf("screenshots in %s", shots))
 }

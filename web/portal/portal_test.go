@@ -31,6 +31,7 @@ import (
 	"github.com/licensegate/licensegate/upstreams/envato"
 	"github.com/licensegate/licensegate/upstreams/envato/envatotest"
 	"github.com/licensegate/licensegate/upstreams/static"
+	"github.com/licensegate/licensegate/web"
 	"github.com/licensegate/licensegate/web/portal"
 )
 
@@ -69,13 +70,14 @@ func salesAPI(t *testing.T) *httptest.Server {
 // fixture is a portal at srv/account over a service with alice's two
 // licences (the first with two installations) and bob's one.
 type fixture struct {
-	t     *testing.T
-	srv   *httptest.Server
-	env   *envatotest.Server
-	smtp  *smtptest.Server
-	svc   *gateway.Service
-	store store.Store
-	ids   map[string]string // code -> licence id
+	t      *testing.T
+	master *secret.Master
+	srv    *httptest.Server
+	env    *envatotest.Server
+	smtp   *smtptest.Server
+	svc    *gateway.Service
+	store  store.Store
+	ids    map[string]string // code -> licence id
 }
 
 func stores(t *testing.T) map[string]func(t *testing.T) store.Store {
@@ -133,7 +135,7 @@ func newFixture(t *testing.T, st store.Store) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, svc: svc, store: st, ids: map[string]string{}, smtp: smtptest.New(t)}
+	f := &fixture{t: t, master: master, svc: svc, store: st, ids: map[string]string{}, smtp: smtptest.New(t)}
 	f.env = envatotest.New(t, clientID, clientSecret)
 	f.env.AddBuyer(envatotest.Buyer{Username: "alice", Purchases: []envatotest.Purchase{
 		{Code: aliceCode1, ItemID: item, ItemName: "Converter Pro", License: "Regular License", SupportedUntil: "2099-03-09T01:54:28+11:00", SoldAt: "2016-09-07T10:54:28+10:00"},
@@ -298,8 +300,27 @@ func testPortal(t *testing.T, f *fixture) {
 	if p := post(t, f.browser(), base+"/", url.Values{"license_key": {aliceCode1}}); p.status != 405 {
 		t.Errorf("posting a purchase code = %d, want 405", p.status)
 	}
-	// the cookies hold no secret and no readable identity
+	// the session, decoded, holds the buyer's name and licence ids only
 	u, _ := url.Parse(base)
+	sessions, err := web.NewSessions(web.SessionsConfig{Master: f.master, CookieName: "__Host-licensegate_portal", LocalDevelopment: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest(http.MethodGet, base+"/", nil)
+	for _, ck := range c.Jar.Cookies(u) {
+		req.AddCookie(ck)
+	}
+	sess, ok := sessions.Read(req)
+	if !ok || sess.Identity != "envato:alice" || len(sess.Licenses) != 2 {
+		t.Errorf("decoded session: %+v, %v", sess, ok)
+	}
+	decoded := fmt.Sprintf("%+v", sess)
+	for _, secret := range append([]string{aliceCode1, aliceCode2, clientSecret}, f.env.Issued()...) {
+		if strings.Contains(decoded, secret) {
+			t.Errorf("the decoded session holds a secret")
+		}
+	}
+	// the cookies hold no secret and no readable identity
 	for _, ck := range c.Jar.Cookies(u) {
 		for _, secret := range []string{aliceCode1, aliceCode2, "alice", clientSecret, "lic_"} {
 			if strings.Contains(ck.Value, secret) {

@@ -127,6 +127,21 @@ func (s *Server) AddBuyer(b Buyer) {
 	}
 }
 
+// Issued returns every access and refresh token the server has issued,
+// for a test that checks none of them is kept or logged.
+func (s *Server) Issued() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for t := range s.access {
+		out = append(out, t)
+	}
+	for t := range s.refresh {
+		out = append(out, t)
+	}
+	return out
+}
+
 // SignInAs makes /authorization sign username in.
 func (s *Server) SignInAs(username string) {
 	s.mu.Lock()
