@@ -37,6 +37,10 @@ type Product struct {
 	// StagingCap bounds free staging installs per production domain
 	// (Caddyfile: staging_subdomains free <n>). Default: 3.
 	StagingCap int `json:"staging_cap,omitempty"`
+	// StagingHosts are the author's own staging host suffixes (a host
+	// below one is staging, like the hosting platforms' built in: see
+	// policy.PlatformStagingSuffixes), e.g. staging.example.com.
+	StagingHosts []string `json:"staging_hosts,omitempty"`
 	// LeakThreshold is "<n>/<period>": a licence seen activating on more
 	// than n distinct production domains (refused attempts included), or
 	// re-activated from more than n distinct client networks, within the
@@ -267,6 +271,14 @@ func (pc *Product) build(logger *zap.Logger, name string, sources map[string]ups
 	if pc.StagingCap < 0 || (pc.StagingCap > 0 && staging != policy.Free) {
 		return nil, fmt.Errorf("product %s: staging_cap: %d needs staging_subdomains free and a positive number", name, pc.StagingCap)
 	}
+	var stagingHosts []string
+	for _, h := range pc.StagingHosts {
+		s, ok := policy.NormalizeSuffix(h)
+		if !ok {
+			return nil, fmt.Errorf("product %s: staging_hosts: %q is not a domain suffix", name, h)
+		}
+		stagingHosts = append(stagingHosts, s)
+	}
 	leak := policy.LeakRule{}
 	if pc.LeakThreshold != "" {
 		r, err := upstreams.ParseRate(pc.LeakThreshold)
@@ -315,7 +327,7 @@ func (pc *Product) build(logger *zap.Logger, name string, sources map[string]ups
 		RefreshCooldown: time.Duration(pc.RefreshCooldown),
 		Rules: policy.Rules{
 			Activations: pc.Activations, LocalDomains: local, StagingSubdomains: staging,
-			LocalCap: pc.LocalCap, StagingCap: pc.StagingCap, ReleaseIdle: time.Duration(pc.ReleaseIdle),
+			LocalCap: pc.LocalCap, StagingCap: pc.StagingCap, StagingHosts: stagingHosts, ReleaseIdle: time.Duration(pc.ReleaseIdle),
 		},
 		Recheck: recheck, FreeQuota: free,
 	}, nil
@@ -468,6 +480,10 @@ func parseProductOption(d *caddyfile.Dispenser, name string, p *Product) error {
 		return treatmentArg(d, name, &p.LocalDomains, &p.LocalCap)
 	case "staging_subdomains":
 		return treatmentArg(d, name, &p.StagingSubdomains, &p.StagingCap)
+	case "staging_hosts":
+		if p.StagingHosts = d.RemainingArgs(); len(p.StagingHosts) == 0 {
+			return d.ArgErr()
+		}
 	case "leak_threshold":
 		if err := singleArg(d, &p.LeakThreshold); err != nil {
 			return err

@@ -18,7 +18,7 @@ import (
 // tells whoever holds a leaked code that the guessed parent is the
 // buyer's domain, so guessing is bounded by the threshold.
 func observeLeak(p *Product, lic *store.License, st *store.LicenseState, installs []policy.Installation, domain, clientIP string, otherNet bool, now time.Time) (bool, string) {
-	class := policy.Classify(domain, installs)
+	class := p.Rules.Classify(domain, installs)
 	counts := class == policy.ClassProduction || class == policy.ClassStaging && stagingFromElsewhere(st, clientIP)
 	a := policy.Attempt{Domain: domain, Production: counts, At: now}
 	if otherNet {

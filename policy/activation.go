@@ -35,6 +35,9 @@ type Rules struct {
 	// copies on *.test names, and grow the licence record without end.
 	LocalCap   int
 	StagingCap int
+	// StagingHosts are the author's own staging host suffixes (staging_hosts,
+	// normalised by NormalizeSuffix), besides PlatformStagingSuffixes.
+	StagingHosts []string
 	// ReleaseIdle frees the slot of an installation unused this long
 	// (release_idle; 0: never). See Idle.
 	ReleaseIdle time.Duration
@@ -145,12 +148,13 @@ func (r Rules) Limit(l License) int {
 }
 
 // Classify returns domain's install class given the licence's active
-// installations.
-func Classify(domain string, installations []Installation) InstallClass {
+// installations: local, staging (a hosting platform's staging host, or a
+// subdomain of an active production installation), or production.
+func (r Rules) Classify(domain string, installations []Installation) InstallClass {
 	switch {
 	case IsLocal(domain):
 		return ClassLocal
-	case productionParent(domain, installations) != "":
+	case StagingHost(domain, r.StagingHosts), productionParent(domain, installations) != "":
 		return ClassStaging
 	default:
 		return ClassProduction
@@ -193,7 +197,7 @@ func (r Rules) SlotHolders(installations []Installation, exclude string) []Insta
 	others := without(installations, exclude)
 	var out []Installation
 	for _, in := range others {
-		if in.Active && r.HoldsSlot(EffectiveClass(in, others)) {
+		if in.Active && r.HoldsSlot(r.EffectiveClass(in, others)) {
 			out = append(out, in)
 		}
 	}
@@ -206,7 +210,7 @@ func (r Rules) freeHolders(installations []Installation, c InstallClass, domain 
 	parent := productionParent(domain, installations)
 	var out []Installation
 	for _, in := range installations {
-		if !in.Active || EffectiveClass(in, installations) != c || r.HoldsSlot(c) {
+		if !in.Active || r.EffectiveClass(in, installations) != c || r.HoldsSlot(c) {
 			continue
 		}
 		if c == ClassStaging && productionParent(in.Domain, installations) != parent {
@@ -265,10 +269,12 @@ func domains(ins []Installation) []string {
 }
 
 // EffectiveClass is an installation's class as things stand: a staging
-// install whose production parent was deactivated or moved away counts as
-// production again, so deactivating the parent cannot leave free sites.
-func EffectiveClass(in Installation, installations []Installation) InstallClass {
-	if in.Class != ClassStaging || productionParent(in.Domain, installations) != "" {
+// subdomain whose production parent was deactivated or moved away counts
+// as production again, so deactivating the parent cannot leave free
+// sites. A hosting platform's staging host is staging whatever else the
+// licence holds (it was free before any production domain, and stays so).
+func (r Rules) EffectiveClass(in Installation, installations []Installation) InstallClass {
+	if in.Class != ClassStaging || productionParent(in.Domain, installations) != "" || StagingHost(in.Domain, r.StagingHosts) {
 		return in.Class
 	}
 	return ClassProduction
@@ -303,7 +309,7 @@ func (r Rules) DecideActivation(l License, installations []Installation, domain,
 		return Decision{}, LockedRefusal()
 	}
 	others := without(installations, exclude)
-	class := Classify(domain, others)
+	class := r.Classify(domain, others)
 	if l.Type == "developer" && class != ClassLocal {
 		return Decision{}, &Refusal{Code: CodeDomainNotAllowed, Detail: "A developer licence may only be installed on a local domain (localhost, *.test, *.local)."}
 	}
@@ -333,8 +339,10 @@ func (r Rules) checkFreeCap(installations []Installation, class InstallClass, do
 		return nil
 	}
 	scope := "of this licence"
-	if class == ClassStaging {
-		scope = "under " + productionParent(domain, installations)
+	if parent := productionParent(domain, installations); class == ClassStaging && parent != "" {
+		scope = "under " + parent
+	} else if class == ClassStaging {
+		scope = "on hosting platforms' staging hosts"
 	}
 	return &Refusal{
 		Code:    CodeActivationLimit,

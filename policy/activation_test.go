@@ -128,7 +128,7 @@ func TestClassify(t *testing.T) {
 		{"example.com", ClassProduction},
 		{"mytest", ClassProduction},
 	} {
-		if got := Classify(tt.domain, prod); got != tt.want {
+		if got := (Rules{}).Classify(tt.domain, prod); got != tt.want {
 			t.Errorf("Classify(%q) = %s, want %s", tt.domain, got, tt.want)
 		}
 	}
