@@ -198,41 +198,18 @@ type EmailLink struct {
 }
 
 // IssueEmailLink keeps a sign-in link for l, valid ttl, and returns its
-// token (256 random bits, base64url): the store holds only the token's
-// keyed hash and the link sealed.
+// token (sealedRecord).
 func (s *Service) IssueEmailLink(ctx context.Context, l EmailLink, ttl time.Duration) (string, error) {
-	b := make([]byte, 32)
-	_, _ = rand.Read(b)
-	token := base64.RawURLEncoding.EncodeToString(b)
-	key := s.linkKey(token)
-	raw, err := json.Marshal(l)
-	if err != nil {
-		return "", &Error{Code: CodeInternal, Detail: "An internal error occurred.", Cause: err}
-	}
-	if _, err := s.cfg.Store.PutIdempotent(ctx, key, s.cfg.Master.Seal(raw, []byte(key)), ttl); err != nil {
-		return "", storeUnavailable(err)
-	}
-	return token, nil
+	return s.keepSealed(ctx, "emaillink", l, ttl)
 }
 
 // RedeemEmailLink spends a sign-in link: the first redemption gets its
 // EmailLink, any other (spent, expired, unknown, tampered) ErrNotFound.
 func (s *Service) RedeemEmailLink(ctx context.Context, token string, ttl time.Duration) (*EmailLink, error) {
-	if token == "" || len(token) > 64 {
-		return nil, ErrNotFound
-	}
-	key := s.linkKey(token)
-	sealed, err := s.cfg.Store.Idempotent(ctx, key)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return nil, ErrNotFound
-	case err != nil:
-		return nil, storeUnavailable(err)
-	}
-	raw, err := s.cfg.Master.Open(sealed, []byte(key))
 	var l EmailLink
-	if err != nil || json.Unmarshal(raw, &l) != nil {
-		return nil, ErrNotFound
+	key, err := s.readSealed(ctx, "emaillink", token, &l)
+	if err != nil {
+		return nil, err
 	}
 	// Single use: the first to record its own mark as the link's spender
 	// wins, across instances.
@@ -248,44 +225,67 @@ func (s *Service) RedeemEmailLink(ctx context.Context, token string, ttl time.Du
 	return &l, nil
 }
 
-func (s *Service) linkKey(token string) string {
-	return "emaillink_" + s.cfg.Master.Hash("emaillink", token)
-}
-
 // KeepSignIn keeps the licence ids a sign-in proved, for ttl, when they
 // are more than a session cookie holds (a buyer with many licences), and
-// returns the reference the session carries instead: 256 random bits,
-// stored only as a keyed hash, the ids sealed.
+// returns the reference the session carries instead (sealedRecord).
 func (s *Service) KeepSignIn(ctx context.Context, ids []string, ttl time.Duration) (string, error) {
-	b := make([]byte, 32)
-	_, _ = rand.Read(b)
-	ref := base64.RawURLEncoding.EncodeToString(b)
-	key := "signin_" + s.cfg.Master.Hash("signin", ref)
-	raw, _ := json.Marshal(ids)
-	if _, err := s.cfg.Store.PutIdempotent(ctx, key, s.cfg.Master.Seal(raw, []byte(key)), ttl); err != nil {
-		return "", storeUnavailable(err)
-	}
-	return ref, nil
+	return s.keepSealed(ctx, "signin", ids, ttl)
 }
 
 // SignInLicences returns the ids KeepSignIn kept under ref: ErrNotFound
 // once they expired (the session did too) or for a ref it never gave.
 func (s *Service) SignInLicences(ctx context.Context, ref string) ([]string, error) {
-	if ref == "" || len(ref) > 64 {
-		return nil, ErrNotFound
+	var ids []string
+	if _, err := s.readSealed(ctx, "signin", ref, &ids); err != nil {
+		return nil, err
 	}
-	key := "signin_" + s.cfg.Master.Hash("signin", ref)
+	return ids, nil
+}
+
+// Sealed records are what the portal keeps for a while under a random
+// token it hands out (a mailed link, a long session's licences): 256
+// random bits, base64url; the store holds only the token's keyed hash as
+// the key (an idempotency record, gone after its TTL) and the value
+// sealed with the master secret, bound to that key.
+
+// keepSealed stores v for ttl and returns its token.
+func (s *Service) keepSealed(ctx context.Context, purpose string, v any, ttl time.Duration) (string, error) {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	token := base64.RawURLEncoding.EncodeToString(b)
+	key := s.sealedKey(purpose, token)
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return "", &Error{Code: CodeInternal, Detail: "An internal error occurred.", Cause: err}
+	}
+	if _, err := s.cfg.Store.PutIdempotent(ctx, key, s.cfg.Master.Seal(raw, []byte(key)), ttl); err != nil {
+		return "", storeUnavailable(err)
+	}
+	return token, nil
+}
+
+// readSealed reads the record token names into v and returns its key:
+// ErrNotFound when it is gone (expired), was never given, or does not
+// open.
+func (s *Service) readSealed(ctx context.Context, purpose, token string, v any) (string, error) {
+	if token == "" || len(token) > 64 {
+		return "", ErrNotFound
+	}
+	key := s.sealedKey(purpose, token)
 	sealed, err := s.cfg.Store.Idempotent(ctx, key)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return nil, ErrNotFound
+		return "", ErrNotFound
 	case err != nil:
-		return nil, storeUnavailable(err)
+		return "", storeUnavailable(err)
 	}
 	raw, err := s.cfg.Master.Open(sealed, []byte(key))
-	var ids []string
-	if err != nil || json.Unmarshal(raw, &ids) != nil {
-		return nil, ErrNotFound
+	if err != nil || json.Unmarshal(raw, v) != nil {
+		return "", ErrNotFound
 	}
-	return ids, nil
+	return key, nil
+}
+
+func (s *Service) sealedKey(purpose, token string) string {
+	return purpose + "_" + s.cfg.Master.Hash(purpose, token)
 }

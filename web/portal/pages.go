@@ -68,28 +68,11 @@ func (p *Portal) home(w http.ResponseWriter, r *http.Request) {
 	if !methods(w, r, http.MethodGet) {
 		return
 	}
-	sess, ok := p.cfg.Sessions.Read(r)
-	if !ok {
-		p.signInPage(w, r, http.StatusOK, p.rd.Path())
-		return
-	}
-	owned, ok := p.owned(w, r, sess)
+	sess, lics, ok := p.signedInLicences(w, r)
 	if !ok {
 		return
 	}
-	var d licencesData
-	for _, id := range owned {
-		lic, err := p.cfg.Service.OwnedLicence(r.Context(), owned, id)
-		switch {
-		case errors.Is(err, gateway.ErrNotFound):
-			continue // gone since the sign-in
-		case err != nil:
-			p.unavailable(w, p.rd.Path(), err)
-			return
-		}
-		d.Licenses = append(d.Licenses, lic)
-	}
-	p.render(w, http.StatusOK, "licenses", p.page(w, r, sess, d))
+	p.render(w, http.StatusOK, "licenses", p.page(w, r, sess, licencesData{Licenses: lics}))
 }
 
 // license is one licence's page: its facts and installations. Signed
@@ -214,9 +197,8 @@ func (p *Portal) download(w http.ResponseWriter, r *http.Request) {
 	if !methods(w, r, http.MethodGet) {
 		return
 	}
-	sess, ok := p.cfg.Sessions.Read(r)
+	sess, lics, ok := p.signedInLicences(w, r)
 	if !ok {
-		p.signInPage(w, r, http.StatusOK, p.rd.Path())
 		return
 	}
 	out := struct {
@@ -224,19 +206,7 @@ func (p *Portal) download(w http.ResponseWriter, r *http.Request) {
 		Exported time.Time      `json:"exported_at"`
 		Licenses []buyerLicence `json:"licenses"`
 	}{Buyer: sess.Identity, Exported: time.Now().UTC(), Licenses: []buyerLicence{}}
-	owned, ok := p.owned(w, r, sess)
-	if !ok {
-		return
-	}
-	for _, id := range owned {
-		lic, err := p.cfg.Service.OwnedLicence(r.Context(), owned, id)
-		if errors.Is(err, gateway.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			p.unavailable(w, p.rd.Path(), err)
-			return
-		}
+	for _, lic := range lics {
 		out.Licenses = append(out.Licenses, buyerView(lic))
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -303,6 +273,34 @@ func (p *Portal) signOut(w http.ResponseWriter, r *http.Request) {
 func (p *Portal) notYours(w http.ResponseWriter) {
 	p.render(w, http.StatusForbidden, web.ErrorPageName, web.Page{Data: web.ErrorPage{
 		Title: p.rd.T("notyours.title"), Message: p.rd.T("notyours.message"), RetryURL: p.rd.Path()}})
+}
+
+// signedInLicences reads the session and its licences, or answers the
+// request (the sign-in page, an outage) and returns false. A licence gone
+// since the sign-in is left out.
+func (p *Portal) signedInLicences(w http.ResponseWriter, r *http.Request) (web.Session, []*gateway.LicenseDetail, bool) {
+	sess, ok := p.cfg.Sessions.Read(r)
+	if !ok {
+		p.signInPage(w, r, http.StatusOK, p.rd.Path())
+		return web.Session{}, nil, false
+	}
+	owned, ok := p.owned(w, r, sess)
+	if !ok {
+		return web.Session{}, nil, false
+	}
+	var lics []*gateway.LicenseDetail
+	for _, id := range owned {
+		lic, err := p.cfg.Service.OwnedLicence(r.Context(), owned, id)
+		switch {
+		case errors.Is(err, gateway.ErrNotFound):
+			continue
+		case err != nil:
+			p.unavailable(w, p.rd.Path(), err)
+			return web.Session{}, nil, false
+		}
+		lics = append(lics, lic)
+	}
+	return sess, lics, true
 }
 
 // owned are the licences the session's sign-in proved: in its cookie, or
