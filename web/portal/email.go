@@ -140,14 +140,27 @@ func (p *Portal) sendLink(email, returnTo string) {
 	}()
 }
 
-// redeemLink signs in with a mailed link, once.
+// redeemLink signs in with a mailed link, once. Opening the link (GET)
+// only shows a "Sign in" button: mail scanners and link previews fetch
+// links before the buyer does, and would spend a single-use link on
+// their own. The button's post (bound to this browser by the sign-in
+// cookie and its CSRF token, so another site cannot sign a visitor in
+// with its own link) spends it.
 func (p *Portal) redeemLink(w http.ResponseWriter, r *http.Request, token string) {
-	if !methods(w, r, http.MethodGet) {
+	if !methods(w, r, http.MethodGet, http.MethodPost) {
 		return
 	}
 	e := p.cfg.Email
 	if e == nil {
 		p.notFound(w)
+		return
+	}
+	if r.Method != http.MethodPost {
+		p.render(w, http.StatusOK, "email-confirm", web.Page{Data: emailData{CSRFToken: p.emailForm(w, r, p.rd.Path())}})
+		return
+	}
+	if _, err := p.cfg.Sessions.VerifySignIn(r); err != nil {
+		p.forbidden(w)
 		return
 	}
 	l, err := p.cfg.Service.RedeemEmailLink(r.Context(), token, e.LinkTTL)

@@ -411,6 +411,12 @@ func testPortal(t *testing.T, f *fixture) {
 	}
 }
 
+// redeem opens a mailed link and presses its Sign in button.
+func redeem(t *testing.T, c *http.Client, link string) page {
+	t.Helper()
+	return post(t, c, link, url.Values{"csrf_token": {csrf(t, get(t, c, link))}})
+}
+
 // flashOf is a page's flash message, for a failure's message.
 func flashOf(body string) string {
 	if i := strings.Index(body, `class="flash`); i >= 0 {
@@ -541,10 +547,18 @@ func testPortalEmailLink(t *testing.T, f *fixture) {
 		t.Errorf("link request without CSRF = %d, want 403", p.status)
 	}
 
+	// Opening the link (a mail scanner's prefetch too) spends nothing, and
+	// its button's post needs the page's token.
+	if p := get(t, f.browser(), link); p.status != 200 || !strings.Contains(p.body, "Sign in to your licences") {
+		t.Fatalf("opening the link = %d", p.status)
+	}
+	if p := post(t, f.browser(), link, url.Values{}); p.status != 403 {
+		t.Errorf("the link's post without its page's token = %d, want 403", p.status)
+	}
 	// The link signs in (in another browser: the mail client's) to
 	// carol's licence, and no one else's.
 	mailer := f.browser()
-	home := get(t, mailer, link)
+	home := redeem(t, mailer, link)
 	if home.status != 200 || !strings.Contains(home.body, "theme-pro") || strings.Count(home.body, "/account/licenses/lic_") != 1 {
 		t.Fatalf("after the link: %d %s", home.status, home.body)
 	}
@@ -555,8 +569,15 @@ func testPortalEmailLink(t *testing.T, f *fixture) {
 		t.Errorf("dave's licence from carol's session = %d, want 403", p.status)
 	}
 	// once only
-	if p := get(t, f.browser(), link); p.status != 403 || !strings.Contains(p.body, "does not work any more") {
+	if p := redeem(t, f.browser(), link); p.status != 403 || !strings.Contains(p.body, "does not work any more") {
 		t.Errorf("the link a second time = %d", p.status)
+	}
+	// a form past the kit's bound (web.CSRF reads at most 64 KiB) is
+	// refused, its token with it, not read whole
+	bc := f.browser()
+	big := url.Values{"csrf_token": {csrf(t, get(t, bc, base+"/"))}, "email": {"dave@example.com"}, "pad": {strings.Repeat("a", 64<<10)}}
+	if p := post(t, bc, base+"/auth/email", big); p.status != 403 {
+		t.Errorf("a 64 KiB form = %d, want 403", p.status)
 	}
 	// carol's deactivation is audited as buyer:email:<hash prefix>
 	lic := get(t, mailer, base+"/licenses/"+f.ids[carolKey])
