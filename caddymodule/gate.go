@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -35,10 +34,11 @@ func init() {
 //	X-License-Type           licence type (regular, extended, ...)
 //	X-License-Support-Active true or false
 //	X-License-Class          install class (production, staging, local)
+//	X-License-Entitlements   the installation's entitlements, comma-separated (opt-in)
 //
-// (forward picks a subset), and the placeholders {license.installation}, {license.id},
-// {license.product}, {license.domain}, {license.class}, {license.type} and
-// {license.support_active} (and {license.stale}).
+// (forward picks a subset; the default is the first six), and the placeholders {license.installation}, {license.id},
+// {license.product}, {license.domain}, {license.class}, {license.type},
+// {license.support_active}, {license.entitlements} (forward entitlements) and {license.stale}.
 type Gate struct {
 	// Products lists the product slugs whose tokens are admitted (the
 	// tokens' aud). Required when more than one product is configured (a
@@ -49,7 +49,8 @@ type Gate struct {
 	// Forward names the headers set on an admitted request: installation,
 	// product, domain, type, support_active, class (X-License-<Name>).
 	// Client-sent X-License-* headers are stripped whatever is forwarded.
-	// Default: all six.
+	// Default: those six; entitlements (X-License-Entitlements) is
+	// opt-in.
 	Forward []string `json:"forward,omitempty"`
 
 	// OnStoreError decides what happens when the store cannot be reached
@@ -69,8 +70,12 @@ type Gate struct {
 	// fields. Counted in-process, synced to the store every second.
 	// Default: none.
 	Quota string `json:"quota,omitempty"`
+	// QuotaByType is the budget of installations of a licence type, by
+	// type, each as Quota (SPEC section 14: regular=1000/d
+	// extended=10000/d); a type not named has Quota.
+	QuotaByType map[string]string `json:"quota_by_type,omitempty"`
 
-	rlPolicy string // the RateLimit-Policy field, with quota
+	rlPolicy map[gateway.Quota]string // the RateLimit-Policy field of each quota
 	staleFor time.Duration
 	forward  httpapi.ForwardSet
 	gate     *gateway.Gate
@@ -97,6 +102,9 @@ type GateRequirement struct {
 	// Class lists install classes (production, staging, local), any of
 	// which meets the requirement.
 	Class []string `json:"class,omitempty"`
+	// Entitlement lists entitlements (SPEC section 14), any of which the
+	// installation must hold, its add-ons' included.
+	Entitlement []string `json:"entitlement,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -131,13 +139,17 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 		return err
 	}
 	opts := []gateway.GateOption{gateway.WithRequirements(reqs...)}
-	if g.Quota != "" {
-		q, err := gateway.ParseQuota(g.Quota)
-		if err != nil {
-			return fmt.Errorf("license_gate: quota: %w", err)
-		}
-		opts = append(opts, gateway.WithQuota(q))
-		g.rlPolicy = `"quota";q=` + strconv.FormatInt(q.Limit, 10) + ";w=" + strconv.FormatInt(int64(q.Period/time.Second), 10)
+	if g.forward&httpapi.ForwardEntitlements != 0 {
+		opts = append(opts, gateway.WithEntitlementList())
+	}
+	quota, byType, err := gateway.ParseQuotas(g.Quota, g.QuotaByType)
+	if err != nil {
+		return fmt.Errorf("license_gate: quota: %w", err)
+	}
+	opts = append(opts, gateway.WithQuota(quota), gateway.WithTypeQuotas(byType))
+	g.rlPolicy = map[gateway.Quota]string{quota: httpapi.RateLimitPolicy(quota)}
+	for _, q := range byType {
+		g.rlPolicy[q] = httpapi.RateLimitPolicy(q)
 	}
 	g.gate = app.Service().Gate(g.Products, opts...)
 	g.staleFor = defaultStale
@@ -167,7 +179,8 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	}
 	grant, err := g.gate.Admit(r.Context(), raw, g.staleFor)
 	if grant.Quota.Limit > 0 {
-		g.rateLimitFields(w.Header(), &grant.Quota)
+		q := gateway.Quota{Limit: grant.Quota.Limit, Period: grant.Quota.Period}
+		httpapi.RateLimitFields(w.Header(), g.rlPolicy[q], &grant.Quota)
 	}
 	if err != nil {
 		httpapi.WriteProblem(w, g.logger, err)
@@ -177,28 +190,12 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	return next.ServeHTTP(w, r)
 }
 
-// rateLimitFields sets the RateLimit-Policy and RateLimit fields
-// (draft-ietf-httpapi-ratelimit-headers): the quota and window length in
-// seconds, the requests left and the seconds until the window ends.
-func (g *Gate) rateLimitFields(h http.Header, q *gateway.QuotaState) {
-	reset := int64((q.Reset + time.Second - 1) / time.Second)
-	var buf [64]byte
-	b := append(buf[:0], `"quota";r=`...)
-	b = strconv.AppendInt(b, q.Remaining, 10)
-	b = append(b, ";t="...)
-	b = strconv.AppendInt(b, reset, 10)
-	vals := make([]string, 2) // one allocation for both fields' slices
-	vals[0], vals[1] = g.rlPolicy, string(b)
-	h["Ratelimit-Policy"] = vals[0:1:1]
-	h["Ratelimit"] = vals[1:2:2]
-}
-
 // requirements checks the require conditions and turns them into the
 // gateway's.
 func requirements(rs []GateRequirement) ([]gateway.Requirement, error) {
 	out := make([]gateway.Requirement, 0, len(rs))
 	for i, r := range rs {
-		req := gateway.Requirement{SupportActive: r.SupportActive, Types: r.Type, Classes: r.Class}
+		req := gateway.Requirement{SupportActive: r.SupportActive, Types: r.Type, Classes: r.Class, Entitlements: r.Entitlement}
 		if err := req.Check(); err != nil {
 			return nil, fmt.Errorf("license_gate: require[%d]: %w", i, err)
 		}
@@ -228,8 +225,8 @@ var (
 //		products <slug...>
 //		on_store_error allow_stale [<duration>] | deny
 //		forward <installation|product|domain|type|support_active|class...>
-//		require support_active | type <type...> | class <class...>   # may repeat: all apply
-//		quota <n>/<s|m|h|d>
+//		require support_active | type <type...> | class <class...> | entitlement <name...>   # may repeat: all apply
+//		quota [<n>/<s|m|h|d>] [<type>=<n>/<s|m|h|d>...]
 //	}
 func parseGate(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	h.Next() // directive name
@@ -258,10 +255,8 @@ func parseGate(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 			}
 			g.Require = append(g.Require, r)
 		case "quota":
-			if err := singleArg(h.Dispenser, &g.Quota); err != nil {
-				return nil, err
-			}
-			if _, err := gateway.ParseQuota(g.Quota); err != nil {
+			var err error
+			if g.Quota, g.QuotaByType, err = gateway.ParseQuotaArgs(h.RemainingArgs()); err != nil {
 				return nil, h.Errf("license_gate: quota: %v", err)
 			}
 		default:
@@ -283,10 +278,12 @@ func parseRequire(h httpcaddyfile.Helper) (GateRequirement, error) {
 		r.Type = args[1:]
 	case len(args) >= 2 && args[0] == "class":
 		r.Class = args[1:]
+	case len(args) >= 2 && args[0] == "entitlement":
+		r.Entitlement = args[1:]
 	default:
-		return r, h.Errf("license_gate: require: want support_active, type <type...> or class <class...>")
+		return r, h.Errf("license_gate: require: want support_active, type <type...>, class <class...> or entitlement <name...>")
 	}
-	if err := (gateway.Requirement{SupportActive: r.SupportActive, Types: r.Type, Classes: r.Class}).Check(); err != nil {
+	if err := (gateway.Requirement{SupportActive: r.SupportActive, Types: r.Type, Classes: r.Class, Entitlements: r.Entitlement}).Check(); err != nil {
 		return r, h.Errf("license_gate: require: %v", err)
 	}
 	return r, nil

@@ -20,7 +20,7 @@ func BenchmarkGateServeHTTPPolicy(b *testing.B) {
 			if name != "plain" {
 				q, _ := gateway.ParseQuota("1000000000000/h")
 				f.gate.gate = f.svc.Gate(nil, gateway.WithRequirements(gateway.Requirement{SupportActive: true}), gateway.WithQuota(q))
-				f.gate.rlPolicy = `"quota";q=1000000000000;w=3600`
+				f.gate.rlPolicy = map[gateway.Quota]string{q: `"quota";q=1000000000000;w=3600`}
 				r, _ := f.request(nil)
 				w := httptest.NewRecorder()
 				if err := f.gate.ServeHTTP(w, r, caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })); err != nil || w.Header().Get("RateLimit") == "" {

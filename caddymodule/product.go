@@ -77,6 +77,14 @@ type Product struct {
 	// site: this is what such copies can use. Default: 1000/d.
 	FreeQuota string `json:"free_quota,omitempty"`
 
+	// AddonOf makes the product an add-on of the named products (SPEC
+	// section 14): its keys attach to their installations (POST addons).
+	AddonOf []string `json:"addon_of,omitempty"`
+	// Entitlements are what an installation may use, by licence type
+	// ("*": any type without its own), e.g. {"regular": ["basic"],
+	// "extended": ["basic", "saas"]}. Default: none; an add-on's own name.
+	Entitlements map[string][]string `json:"entitlements,omitempty"`
+
 	// Mappings are the product's identifiers at each source it is sold
 	// on, by source name: Envato item ids, AppTrovo slugs, Digital
 	// Downloads Pro list tokens (may be placeholders), ... In the
@@ -238,6 +246,9 @@ func (a *App) buildProducts(sources map[string]upstreams.Source) (map[string]*ga
 		products[name] = p
 		order = append(order, name)
 	}
+	if err := gateway.CheckAddons(products); err != nil {
+		return nil, nil, err
+	}
 	sort.Strings(order)
 	return products, order, nil
 }
@@ -318,7 +329,7 @@ func (pc *Product) build(logger *zap.Logger, name string, sources map[string]ups
 	if err := checkDuration(logger, "product "+name+": ", "release_idle", time.Duration(pc.ReleaseIdle)); err != nil {
 		return nil, err
 	}
-	free, err := freeQuota(pc.FreeQuota)
+	free, err := gateway.ParseFreeQuota(pc.FreeQuota)
 	if err != nil {
 		return nil, fmt.Errorf("product %s: free_quota: %w", name, err)
 	}
@@ -329,24 +340,8 @@ func (pc *Product) build(logger *zap.Logger, name string, sources map[string]ups
 			Activations: pc.Activations, LocalDomains: local, StagingSubdomains: staging,
 			LocalCap: pc.LocalCap, StagingCap: pc.StagingCap, StagingHosts: stagingHosts, ReleaseIdle: time.Duration(pc.ReleaseIdle),
 		},
-		Recheck: recheck, FreeQuota: free,
+		Recheck: recheck, FreeQuota: free, AddonOf: pc.AddonOf, Entitlements: pc.Entitlements,
 	}, nil
-}
-
-// defaultFreeQuota is free_quota's default: room for a developer's or a
-// staging copy's testing, not for a production site.
-const defaultFreeQuota = "1000/d"
-
-// freeQuota parses free_quota: "<n>/<period>", "off" (none) or empty (the
-// default).
-func freeQuota(s string) (gateway.Quota, error) {
-	switch s {
-	case "off":
-		return gateway.Quota{}, nil
-	case "":
-		s = defaultFreeQuota
-	}
-	return gateway.ParseQuota(s)
 }
 
 func treatment(s string) (policy.Treatment, error) {
@@ -516,11 +511,21 @@ func parseProductOption(d *caddyfile.Dispenser, name string, p *Product) error {
 		if err := durationArg(d, &p.ReleaseIdle); err != nil {
 			return err
 		}
+	case "addon_of":
+		if p.AddonOf = d.RemainingArgs(); len(p.AddonOf) == 0 {
+			return d.ArgErr()
+		}
+	case "entitlements":
+		ents, err := gateway.ParseEntitlements(d.RemainingArgs())
+		if err != nil {
+			return d.Errf("product %s: entitlements: %v", name, err)
+		}
+		p.Entitlements = ents
 	case "free_quota":
 		if err := singleArg(d, &p.FreeQuota); err != nil {
 			return err
 		}
-		if _, err := freeQuota(p.FreeQuota); err != nil {
+		if _, err := gateway.ParseFreeQuota(p.FreeQuota); err != nil {
 			return d.Errf("product %s: free_quota: %v", name, err)
 		}
 	default:

@@ -21,6 +21,42 @@ func (a licenseAnswer) write(w io.Writer) {
 	writeFields(w, a.License)
 	fmt.Fprintln(w)
 	writeTable(w, installationHeader, installationColumns, a.Installations, "no installations")
+	writeAddons(w, a.Installations)
+}
+
+// addonRef is an add-on attached to an installation, as the admin API
+// lists it.
+type addonRef struct {
+	LicenseID      string `json:"license_id"`
+	InstallationID string `json:"installation_id"`
+	Product        string `json:"product"`
+}
+
+// writeAddons prints the add-ons under the installation they are
+// attached to, and what an add-on licence's installations are attached
+// to (SPEC section 14); nothing when there are none.
+func writeAddons(w io.Writer, installations []object) {
+	var lines []string
+	for _, in := range installations {
+		var refs []addonRef
+		_ = json.Unmarshal(in["addons"], &refs)
+		for _, r := range refs {
+			lines = append(lines, fmt.Sprintf("%s\tadd-on %s\tlicence %s\tinstallation %s",
+				printable(in.text("id")), printable(r.Product), printable(r.LicenseID), printable(r.InstallationID)))
+		}
+		if base := in.text("base_installation"); base != "" {
+			lines = append(lines, fmt.Sprintf("%s\tattached to\tlicence %s\tinstallation %s",
+				printable(in.text("id")), printable(in.text("base_license")), printable(base)))
+		}
+	}
+	if len(lines) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "INSTALLATION\tADD-ON\tLICENCE\tINSTALLATION")
+	for _, l := range lines {
+		fmt.Fprintln(w, l)
+	}
 }
 
 // object is a JSON object of an answer, kept field by field so that a

@@ -283,6 +283,10 @@ func (s *Service) activateLicense(ctx context.Context, f *found, req ActivateReq
 	if refused != nil {
 		return nil, refused
 	}
+	if len(p.AddonOf) > 0 {
+		return nil, &Error{Code: CodeWrongProduct, Detail: "This is an add-on licence (" + p.Name + "): attach it to an installation of " +
+			strings.Join(p.AddonOf, " or ") + " from that product, not on its own."}
+	}
 	// Signing keys first: a re-activation that commits (superseding the
 	// installation's tokens) should not then fail for want of them.
 	if err := s.EnsureKeys(ctx); err != nil {
@@ -321,6 +325,9 @@ func (s *Service) activateLicense(ctx context.Context, f *found, req ActivateReq
 	if st != nil && st.License != nil {
 		s.recheck.hint(st.License.NextCheckAt)
 	}
+	for _, in := range out.released {
+		s.detachAddons(ctx, in, ActorGateway, "its base installation "+in.ID+" was released (idle)")
+	}
 	if out.refusal != nil {
 		if out.refusal.Code == CodeActivationLimit {
 			out.refusal.PortalURL = s.portalURL(p.Name, f.cand.licenseID)
@@ -334,7 +341,9 @@ func (s *Service) activateLicense(ctx context.Context, f *found, req ActivateReq
 	if out.supersededFamily != "" {
 		s.dropFamily(ctx, out.supersededFamily)
 	}
-	return &Activation{Created: out.created, Tokens: *toks, License: s.view(st, &out.ins)}, nil
+	view := s.view(st, &out.ins)
+	view.Entitlements = toks.ents
+	return &Activation{Created: out.created, Tokens: *toks, License: view}, nil
 }
 
 // activation is what one activation decided, for its audit events and its

@@ -40,6 +40,7 @@ const (
 	CodeQuotaExceeded         = "quota_exceeded"
 	CodeIdempotencyKeyReused  = "idempotency_key_reused"
 	CodeRequirementNotMet     = "requirement_not_met"
+	CodeAddonAttached         = "addon_already_attached"
 	CodeNotFound              = "not_found"
 	CodeMethodNotAllowed      = "method_not_allowed"
 	CodeUnsupportedMedia      = "unsupported_media_type"

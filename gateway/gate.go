@@ -24,6 +24,14 @@ type Gate struct {
 	require  []Requirement
 	quota    Quota
 	counter  *quotaCounter // nil without quota
+	// typeQuota are the quotas given per licence type (quota
+	// regular=1000/d extended=10000/d), each with its period's counter;
+	// a type without one has quota (none when its Limit is 0).
+	typeQuota map[string]typeQuota
+	// listEntitlements makes Admit fill Grant.Entitlements (forward
+	// entitlements): opt-in, as it costs an allocation and, with add-ons,
+	// a cache read each.
+	listEntitlements bool
 	// free holds each product's free_quota counter, by product (none for
 	// a product without one), made at construction: read-only after.
 	free map[string]*quotaCounter
@@ -42,6 +50,9 @@ type Requirement struct {
 	// Classes are install classes (production, staging, local), any of
 	// which meets the requirement.
 	Classes []string
+	// Entitlements are entitlements (SPEC section 14), any of which the
+	// installation must hold, its add-ons' included.
+	Entitlements []string
 
 	detail string
 }
@@ -52,8 +63,11 @@ var installClasses = []string{"production", "staging", "local"}
 // Check says what is wrong with a requirement an author wrote, if
 // anything: it names no condition, an unknown class or an empty type.
 func (r Requirement) Check() error {
-	if !r.SupportActive && len(r.Types) == 0 && len(r.Classes) == 0 {
-		return errors.New("names no condition (support_active, type or class)")
+	if !r.SupportActive && len(r.Types) == 0 && len(r.Classes) == 0 && len(r.Entitlements) == 0 {
+		return errors.New("names no condition (support_active, type, class or entitlement)")
+	}
+	if slices.Contains(r.Entitlements, "") {
+		return errors.New("entitlement must not be empty")
 	}
 	for _, c := range r.Classes {
 		if !slices.Contains(installClasses, c) {
@@ -82,6 +96,73 @@ func ParseQuota(s string) (Quota, error) {
 	return Quota{Limit: limit, Period: p}, nil
 }
 
+// ParseQuotaArgs reads a gate's quota line: "[<n>/<period>]
+// [<type>=<n>/<period>...]", the quota of every type and those of some
+// types, as ParseQuotas takes them.
+func ParseQuotaArgs(args []string) (quota string, byType map[string]string, err error) {
+	if len(args) == 0 {
+		return "", nil, errors.New("want <n>/<period> and/or <type>=<n>/<period>")
+	}
+	for _, a := range args {
+		typ, q, ok := strings.Cut(a, "=")
+		switch {
+		case !ok && quota == "":
+			quota = a
+		case !ok:
+			return "", nil, fmt.Errorf("one quota without a type, got %q and %q", quota, a)
+		default:
+			if byType == nil {
+				byType = map[string]string{}
+			}
+			byType[typ] = q
+		}
+	}
+	if _, _, err := ParseQuotas(quota, byType); err != nil {
+		return "", nil, err
+	}
+	return quota, byType, nil
+}
+
+// DefaultFreeQuota is free_quota's default: room for a developer's or a
+// staging copy's testing, not for a production site.
+const DefaultFreeQuota = "1000/d"
+
+// ParseFreeQuota parses a product's free_quota: "<n>/<period>", "off"
+// (none) or empty (the default).
+func ParseFreeQuota(s string) (Quota, error) {
+	switch s {
+	case "off":
+		return Quota{}, nil
+	case "":
+		s = DefaultFreeQuota
+	}
+	return ParseQuota(s)
+}
+
+// ParseQuotas parses a gate's quota and its quotas by licence type (each
+// as ParseQuota; "" or none: no quota).
+func ParseQuotas(quota string, byType map[string]string) (Quota, map[string]Quota, error) {
+	var q Quota
+	if quota != "" {
+		var err error
+		if q, err = ParseQuota(quota); err != nil {
+			return q, nil, err
+		}
+	}
+	out := make(map[string]Quota, len(byType))
+	for typ, s := range byType {
+		if typ == "" {
+			return q, nil, fmt.Errorf("%q: the licence type before = is empty", "="+s)
+		}
+		tq, err := ParseQuota(s)
+		if err != nil {
+			return q, nil, fmt.Errorf("%s: %w", typ, err)
+		}
+		out[typ] = tq
+	}
+	return q, out, nil
+}
+
 // GateOption configures a Gate beyond its products.
 type GateOption func(*Gate)
 
@@ -90,7 +171,7 @@ type GateOption func(*Gate)
 func WithRequirements(rs ...Requirement) GateOption {
 	return func(g *Gate) {
 		for _, r := range rs {
-			r.Types, r.Classes = slices.Clone(r.Types), slices.Clone(r.Classes)
+			r.Types, r.Classes, r.Entitlements = slices.Clone(r.Types), slices.Clone(r.Classes), slices.Clone(r.Entitlements)
 			r.detail = r.describe()
 			g.require = append(g.require, r)
 		}
@@ -109,10 +190,14 @@ func (r Requirement) describe() string {
 	if len(r.Classes) > 0 {
 		parts = append(parts, "an installation of class "+strings.Join(r.Classes, " or "))
 	}
+	if len(r.Entitlements) > 0 {
+		parts = append(parts, "the entitlement "+strings.Join(r.Entitlements, " or "))
+	}
 	return "This API requires " + strings.Join(parts, " and ") + "."
 }
 
-// met reports whether a grant meets the requirement. It allocates nothing.
+// met reports whether a grant meets the requirement's conditions other
+// than entitlements (entitled). It allocates nothing.
 func (r *Requirement) met(g *Grant) bool {
 	if r.SupportActive && !g.SupportActive {
 		return false
@@ -138,6 +223,13 @@ type Grant struct {
 	// Quota is the installation's budget after this request (Limit 0:
 	// the gate has no quota).
 	Quota QuotaState
+	// Entitlements is the installation's entitlements, comma-separated,
+	// when the gate lists them (WithEntitlementList).
+	Entitlements string
+
+	// addons are the installation's add-ons, from the cached state
+	// (shared: read only).
+	addons []store.AddonRef
 }
 
 // Gate returns the admission path for tokens of the given products (their
@@ -176,7 +268,10 @@ func (g *Gate) Admit(ctx context.Context, rawToken string, maxStale time.Duratio
 	}
 	grant, err := g.svc.authorize(ctx, c, maxStale, now)
 	if err == nil {
-		err = g.admitPolicy(&grant, now)
+		err = g.admitPolicy(ctx, &grant, maxStale, now)
+	}
+	if err == nil && g.listEntitlements {
+		err = g.listGrantEntitlements(ctx, &grant, maxStale, now)
 	}
 	g.svc.obs.GateDecision(c.Audience, outcomeOf(err, OutcomeAdmitted))
 	if err != nil && grant.Quota.Limit == 0 {
@@ -187,18 +282,40 @@ func (g *Gate) Admit(ctx context.Context, rawToken string, maxStale time.Duratio
 
 // admitPolicy applies the gate's requirements, then its quota, to an
 // admitted grant.
-func (g *Gate) admitPolicy(grant *Grant, now time.Time) error {
+func (g *Gate) admitPolicy(ctx context.Context, grant *Grant, maxStale time.Duration, now time.Time) error {
 	for i := range g.require {
-		if r := &g.require[i]; !r.met(grant) {
+		r := &g.require[i]
+		ok := r.met(grant)
+		if ok && len(r.Entitlements) > 0 {
+			var err error
+			if ok, err = g.svc.entitled(ctx, grant, r.Entitlements, maxStale, now); err != nil {
+				return err
+			}
+		}
+		if !ok {
 			return &Error{Code: CodeRequirementNotMet, Detail: r.detail}
 		}
 	}
-	if g.counter != nil {
-		if err := g.admitQuota(grant, now); err != nil {
-			return err
-		}
+	if err := g.admitQuota(grant, now); err != nil {
+		return err
 	}
 	return g.admitFreeQuota(grant, now)
+}
+
+// WithEntitlementList makes the gate list each admitted installation's
+// entitlements in Grant.Entitlements (forward entitlements).
+func WithEntitlementList() GateOption {
+	return func(g *Gate) { g.listEntitlements = true }
+}
+
+// listGrantEntitlements fills grant.Entitlements.
+func (g *Gate) listGrantEntitlements(ctx context.Context, grant *Grant, maxStale time.Duration, now time.Time) error {
+	ents, err := g.svc.grantEntitlements(ctx, grant, maxStale, now)
+	if err != nil {
+		return err
+	}
+	grant.Entitlements = strings.Join(ents, ",")
+	return nil
 }
 
 // Refused counts a request the gate refused before it had a token to
@@ -265,6 +382,6 @@ func (s *Service) authorize(ctx context.Context, c *tokens.Claims, maxStale time
 	return Grant{
 		InstallationID: ins.ID, LicenseID: st.License.ID, Product: ins.Product,
 		Domain: ins.Domain, Class: ins.InstallClass, Type: st.License.Type,
-		SupportActive: supportActive(st.License, now), Stale: stale,
+		SupportActive: supportActive(st.License, now), Stale: stale, addons: ins.Addons,
 	}, nil
 }

@@ -110,6 +110,9 @@ func (s *Service) releaseIdleOf(ctx context.Context, p *Product, licenseID strin
 	if err != nil {
 		return 0, err
 	}
+	for _, in := range released {
+		s.detachAddons(ctx, in, ActorGateway, "its base installation "+in.ID+" was released (idle)")
+	}
 	return len(released), nil
 }
 

@@ -155,11 +155,14 @@ func (s *Service) deactivate(ctx context.Context, licenseID, installationID stri
 	find func(*store.LicenseState) (*store.Installation, error), ev store.AuditEvent) (*store.LicenseState, error) {
 	now := s.now()
 	var refusal error
+	var gone store.Installation
 	st, err := s.cfg.Store.UpdateLicense(ctx, licenseID, func(st *store.LicenseState) (*store.LicenseState, error) {
+		gone = store.Installation{}
 		ins, err := find(st)
 		if refusal = err; err != nil || ins.Status == store.InstallationDeactivated {
 			return nil, nil
 		}
+		gone = *ins
 		ins.Status = store.InstallationDeactivated
 		ins.Generation++
 		ins.DeactivatedAt, ins.UpdatedAt = now, now
@@ -174,6 +177,7 @@ func (s *Service) deactivate(ctx context.Context, licenseID, installationID stri
 	if refusal != nil {
 		return nil, refusal
 	}
+	s.detachAddons(ctx, gone, ev.Actor, "its base installation "+gone.ID+" was deactivated")
 	return st, nil
 }
 
@@ -214,6 +218,10 @@ func (s *Service) Move(ctx context.Context, req MoveRequest) (_ *Activation, err
 		s.noteContested(ctx, cred.licenseID, req.ClientIP, refusal)
 		return nil, refusal
 	}
+	ents, err := s.entitlements(ctx, cur.License, installationOf(cur, cred.installationID))
+	if err != nil {
+		return nil, err
+	}
 	// The family carries the generation the move gives the installation
 	// (decideMove requires cred's generation), so it is live exactly when
 	// the move has committed. Nobody holds its token until Move returns.
@@ -231,7 +239,7 @@ func (s *Service) Move(ctx context.Context, req MoveRequest) (_ *Activation, err
 		if refusal != nil {
 			return nil, nil
 		}
-		if toks, refusal = s.signLoaded(st.License, moved); refusal != nil {
+		if toks, refusal = s.signLoaded(st.License, moved, ents); refusal != nil {
 			return nil, nil
 		}
 		if in := st.Installation(moved.ID); in != nil {
@@ -256,7 +264,10 @@ func (s *Service) Move(ctx context.Context, req MoveRequest) (_ *Activation, err
 	if superseded != "" {
 		s.dropFamily(ctx, superseded) // its tokens stopped with the move
 	}
-	return &Activation{Tokens: *toks, License: s.view(st, &moved)}, nil
+	s.followMove(ctx, moved)
+	view := s.view(st, &moved)
+	view.Entitlements = ents
+	return &Activation{Tokens: *toks, License: view}, nil
 }
 
 // decideMove applies a move of cred's installation to domain to st, or
@@ -317,6 +328,12 @@ func (s *Service) Status(ctx context.Context, token string) (*LicenseView, error
 		return nil, err
 	}
 	v := s.view(st, ins)
+	if v.Entitlements, err = s.entitlements(ctx, st.License, ins); err != nil {
+		return nil, err
+	}
+	if len(ins.Addons) > 0 {
+		v.Addons = s.addonViews(ctx, ins)
+	}
 	return &v, nil
 }
 

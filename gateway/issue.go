@@ -46,15 +46,20 @@ func (s *Service) sign(ctx context.Context, lic *store.License, ins store.Instal
 	if err := s.EnsureKeys(ctx); err != nil {
 		return nil, err
 	}
-	return s.signLoaded(lic, ins)
+	ents, err := s.entitlements(ctx, lic, &ins)
+	if err != nil {
+		return nil, err
+	}
+	return s.signLoaded(lic, ins, ents)
 }
 
 // signLoaded is sign once the key ring is known to be loaded: no I/O, so
 // it may run inside an UpdateLicense decision.
-func (s *Service) signLoaded(lic *store.License, ins store.Installation) (*Tokens, error) {
+// ents are the installation's entitlements (entitlements), its ent claim.
+func (s *Service) signLoaded(lic *store.License, ins store.Installation, ents []string) (*Tokens, error) {
 	c := tokens.Claims{
 		Audience: ins.Product, Subject: ins.ID, License: lic.ID, Domain: ins.Domain,
-		Class: ins.InstallClass, Type: lic.Type, Generation: ins.Generation,
+		Class: ins.InstallClass, Type: lic.Type, Generation: ins.Generation, Entitlements: ents,
 	}
 	if lic.SupportUntil != nil {
 		c.SupportUntil = lic.SupportUntil.Unix()
@@ -65,7 +70,7 @@ func (s *Service) signLoaded(lic *store.License, ins store.Installation) (*Token
 	}
 	return &Tokens{
 		InstallationID: ins.ID, AccessToken: access, TokenType: "Bearer",
-		ExpiresIn: int(s.issuer.TTL() / time.Second),
+		ExpiresIn: int(s.issuer.TTL() / time.Second), ents: ents,
 	}, nil
 }
 

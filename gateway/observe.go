@@ -101,6 +101,7 @@ const (
 	EndpointRefresh    = "refresh"
 	EndpointMove       = "move"
 	EndpointDeactivate = "deactivate"
+	EndpointAddons     = "addons"
 	// EndpointStatusRefresh is status/refresh: a recheck a buyer or
 	// product asked for.
 	EndpointStatusRefresh = "status_refresh"

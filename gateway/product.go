@@ -1,6 +1,10 @@
 package gateway
 
 import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/licensegate/licensegate/policy"
@@ -26,11 +30,22 @@ type Product struct {
 	// window (zero: none). Their domain is self-reported, so a copy
 	// claiming to be *.test may be anything: what it can use is bounded.
 	FreeQuota Quota
+	// AddonOf names the base products this product is an add-on of (SPEC
+	// section 14): its keys attach to an installation of one of them
+	// (AttachAddon) and do not activate on their own.
+	AddonOf []string
+	// Entitlements are what an installation of the product may use, by
+	// licence type ("*": every type without its own list). An add-on
+	// without any grants its own name.
+	Entitlements map[string][]string
 
 	// recheck is Recheck with its defaults, worked out once by New
 	// (provisionProducts): the gate reads the expiry grace from it on
 	// every request, the worker the mode and interval on every step.
 	recheck policy.RecheckRules
+	// allEntitlements is every entitlement of Entitlements, whatever the
+	// type, sorted: the gate's filter before it reads an add-on's status.
+	allEntitlements []string
 }
 
 // DefaultRefreshCooldown is refresh_cooldown's default: a buyer who
@@ -64,6 +79,14 @@ func provisionProducts(in map[string]*Product) map[string]*Product {
 		}
 		cp := *p
 		cp.recheck = p.Recheck.WithDefaults()
+		if len(cp.AddonOf) > 0 && len(cp.Entitlements) == 0 {
+			cp.Entitlements = map[string][]string{"*": {name}}
+		}
+		for _, ents := range cp.Entitlements {
+			cp.allEntitlements = append(cp.allEntitlements, ents...)
+		}
+		slices.Sort(cp.allEntitlements)
+		cp.allEntitlements = slices.Compact(cp.allEntitlements)
 		out[name] = &cp
 	}
 	return out
@@ -100,4 +123,76 @@ func (s *Service) recheckRules(product string) policy.RecheckRules {
 func isLocal(src upstreams.Source) bool {
 	l, ok := src.(upstreams.Local)
 	return ok && l.Local()
+}
+
+// ParseEntitlements reads a product's entitlements line: "<name,...>"
+// for every licence type, or "<type>=<name,...>" per type (both may be
+// given: the first is the types' default).
+func ParseEntitlements(args []string) (map[string][]string, error) {
+	if len(args) == 0 {
+		return nil, errors.New("names no entitlement")
+	}
+	out := map[string][]string{}
+	for _, a := range args {
+		typ, list, ok := strings.Cut(a, "=")
+		if !ok {
+			typ, list = "*", a
+		}
+		if typ == "" {
+			return nil, fmt.Errorf("%q: the licence type before = is empty", a)
+		}
+		if _, dup := out[typ]; dup {
+			return nil, fmt.Errorf("%q: the type is given twice", a)
+		}
+		names := strings.Split(list, ",")
+		if err := checkEntitlementNames(names); err != nil {
+			return nil, fmt.Errorf("%q: %w", a, err)
+		}
+		out[typ] = names
+	}
+	return out, nil
+}
+
+// checkEntitlementNames refuses names a header list could not carry.
+func checkEntitlementNames(names []string) error {
+	for _, n := range names {
+		if n == "" || strings.ContainsFunc(n, func(r rune) bool {
+			return !(r == '-' || r == '_' || r == '.' || r == ':' || '0' <= r && r <= '9' || 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z')
+		}) {
+			return fmt.Errorf("entitlement %q: use letters, digits and - _ . : only", n)
+		}
+	}
+	return nil
+}
+
+// CheckAddons checks the products' add-on relations: an add-on names
+// configured products that are not add-ons themselves, does not release
+// idle installations (it follows its base's), and every entitlement name
+// is one a header list can carry.
+func CheckAddons(products map[string]*Product) error {
+	for name, p := range products {
+		for _, ents := range p.Entitlements {
+			if err := checkEntitlementNames(ents); err != nil {
+				return fmt.Errorf("product %s: entitlements: %w", name, err)
+			}
+		}
+		if len(p.AddonOf) == 0 {
+			continue
+		}
+		if p.Rules.ReleaseIdle > 0 {
+			return fmt.Errorf("product %s: release_idle: an add-on follows its base installation, which releases it; set release_idle on %s", name, strings.Join(p.AddonOf, ", "))
+		}
+		for _, base := range p.AddonOf {
+			b, ok := products[base]
+			switch {
+			case base == name:
+				return fmt.Errorf("product %s: addon_of: a product cannot be an add-on of itself", name)
+			case !ok || b == nil:
+				return fmt.Errorf("product %s: addon_of: %q is not a configured product", name, base)
+			case len(b.AddonOf) > 0:
+				return fmt.Errorf("product %s: addon_of: %q is an add-on itself; attach add-ons to a base product", name, base)
+			}
+		}
+	}
+	return nil
 }

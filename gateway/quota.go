@@ -55,6 +55,37 @@ func WithQuota(q Quota) GateOption {
 	}
 }
 
+// WithTypeQuotas gives the gate a per-installation quota for licences of
+// each named type (SPEC section 14: quota regular=1000/d
+// extended=10000/d); other types have WithQuota's, if any.
+func WithTypeQuotas(byType map[string]Quota) GateOption {
+	return func(g *Gate) {
+		for typ, q := range byType {
+			if q.Limit > 0 && q.Period > 0 {
+				if g.typeQuota == nil {
+					g.typeQuota = map[string]typeQuota{}
+				}
+				g.typeQuota[typ] = typeQuota{Quota: q, counter: g.svc.quotaCounter(q.Period)}
+			}
+		}
+	}
+}
+
+// typeQuota is one licence type's quota and its period's counter.
+type typeQuota struct {
+	Quota
+	counter *quotaCounter
+}
+
+// quotaFor is the quota of a grant's licence type, and its counter (nil:
+// none applies).
+func (g *Gate) quotaFor(grant *Grant) (Quota, *quotaCounter) {
+	if tq, ok := g.typeQuota[grant.Type]; ok {
+		return tq.Quota, tq.counter
+	}
+	return g.quota, g.counter
+}
+
 const quotaShards = 32
 
 type quotaEntry struct {
@@ -162,13 +193,18 @@ func (g *Gate) admitFreeQuota(grant *Grant, now time.Time) error {
 	return nil
 }
 
-// admitQuota applies the gate's quota to a grant.
+// admitQuota applies the gate's quota for the grant's licence type, if
+// any, to a grant.
 func (g *Gate) admitQuota(grant *Grant, now time.Time) error {
-	remaining, reset, ok := g.counter.take(g.quotaSubject(grant), grant.LicenseID, g.quota.Limit, now)
-	grant.Quota = QuotaState{Limit: g.quota.Limit, Period: g.quota.Period, Remaining: remaining, Reset: reset}
+	q, counter := g.quotaFor(grant)
+	if counter == nil {
+		return nil
+	}
+	remaining, reset, ok := counter.take(g.quotaSubject(grant), grant.LicenseID, q.Limit, now)
+	grant.Quota = QuotaState{Limit: q.Limit, Period: q.Period, Remaining: remaining, Reset: reset}
 	if !ok {
 		return &Error{Code: CodeQuotaExceeded, RetryAfter: reset,
-			Detail: "This installation has used its " + strconv.FormatInt(g.quota.Limit, 10) + " requests of this window; try again after it ends."}
+			Detail: "This installation has used its " + strconv.FormatInt(q.Limit, 10) + " requests of this window; try again after it ends."}
 	}
 	return nil
 }

@@ -209,6 +209,7 @@ func (s *Service) refreshFamily(ctx context.Context, token string) (*store.Refre
 func (s *Service) refreshReused(ctx context.Context, fam *store.RefreshFamily) error {
 	now := s.now()
 	marked, stale := false, false
+	var cloned store.Installation
 	_, err := s.cfg.Store.UpdateLicense(ctx, fam.LicenseID, func(st *store.LicenseState) (*store.LicenseState, error) {
 		ins := st.Installation(fam.InstallationID)
 		marked, stale = false, false
@@ -223,6 +224,7 @@ func (s *Service) refreshReused(ctx context.Context, fam *store.RefreshFamily) e
 		ins.Status = store.InstallationCloned
 		ins.Generation++
 		ins.UpdatedAt = now
+		cloned = *ins
 		s.event(ctx, st, Event{Actor: ActorGateway, Action: store.AuditInstallationCloned,
 			LicenseID: fam.LicenseID, InstallationID: fam.InstallationID, Reason: "refresh token reused"})
 		return st, nil
@@ -234,6 +236,7 @@ func (s *Service) refreshReused(ctx context.Context, fam *store.RefreshFamily) e
 		return &Error{Code: CodeTokenRevoked, Detail: "This token has been replaced or revoked."}
 	}
 	if marked {
+		s.detachAddons(ctx, cloned, ActorGateway, "its base installation "+cloned.ID+" was marked cloned")
 		s.log.Warn("refresh token reused: installation marked cloned",
 			zap.String("installation_id", fam.InstallationID), zap.String("license_id", fam.LicenseID))
 	}

@@ -20,6 +20,10 @@ type Tokens struct {
 	TokenType      string `json:"token_type"`
 	ExpiresIn      int    `json:"expires_in"`
 	RefreshToken   string `json:"refresh_token"`
+
+	// ents is the access token's ent claim, for the answer's licence
+	// block.
+	ents []string
 }
 
 // LicenseView is the licence block installers see (SPEC section 4).
@@ -38,6 +42,11 @@ type LicenseView struct {
 	ActivationsLimit int        `json:"activations_limit"`
 	Domain           string     `json:"domain"`
 	InstallClass     string     `json:"install_class"`
+	// Entitlements are the installation's (SPEC section 14): on the
+	// answers that read its add-ons (activate, addons, move, status).
+	Entitlements []string `json:"entitlements,omitempty"`
+	// Addons are the add-ons attached to the installation (status).
+	Addons []AddonView `json:"addons,omitempty"`
 }
 
 func (s *Service) view(st *store.LicenseState, ins *store.Installation) LicenseView {
@@ -105,6 +114,12 @@ type AdminInstallation struct {
 	CreatedAt     time.Time  `json:"created_at"`
 	LastSeenAt    *time.Time `json:"last_seen_at"`
 	DeactivatedAt *time.Time `json:"deactivated_at,omitempty"`
+	// Addons are the add-ons attached to the installation; BaseInstallation
+	// and BaseLicense, on an add-on licence's installation, what it is
+	// attached to (SPEC section 14).
+	Addons           []store.AddonRef `json:"addons,omitempty"`
+	BaseInstallation string           `json:"base_installation,omitempty"`
+	BaseLicense      string           `json:"base_license,omitempty"`
 }
 
 // LicenseDetail is a licence with its installations.
@@ -145,5 +160,6 @@ func adminInstallation(in store.Installation) AdminInstallation {
 		ID: in.ID, LicenseID: in.LicenseID, Domain: in.Domain, InstallClass: in.InstallClass,
 		Status: in.Status, Label: in.Label, ClientIP: in.ClientIP, CreatedAt: in.CreatedAt,
 		LastSeenAt: timePtr(in.LastSeenAt), DeactivatedAt: timePtr(in.DeactivatedAt),
+		Addons: in.Addons, BaseInstallation: in.Base, BaseLicense: in.BaseLicense,
 	}
 }

@@ -62,6 +62,7 @@ type endpoint struct {
 // (status/refresh by its last two).
 var endpoints = map[string]endpoint{
 	"activate":       {http.MethodPost, (*Exchange).activate},
+	"addons":         {http.MethodPost, (*Exchange).addons},
 	"token":          {http.MethodPost, (*Exchange).token},
 	"deactivate":     {http.MethodPost, (*Exchange).deactivate},
 	"move":           {http.MethodPost, (*Exchange).move},
@@ -105,12 +106,24 @@ func rateLimited(wait time.Duration) *gateway.Error {
 // activation failed by the client's doing (a 4xx other than a source's
 // budget running out).
 func (e *Exchange) activate(w http.ResponseWriter, r *http.Request) {
+	e.withFailureLimit(w, r, e.doActivate)
+}
+
+// addons attaches an add-on licence (SPEC section 14): a key put to a
+// source like an activation's, under the same failed_limit.
+func (e *Exchange) addons(w http.ResponseWriter, r *http.Request) {
+	e.withFailureLimit(w, r, e.doAddons)
+}
+
+// withFailureLimit runs op, which puts a licence key to the sources,
+// under the client's failed-activation limit, and answers its error.
+func (e *Exchange) withFailureLimit(w http.ResponseWriter, r *http.Request, op func(http.ResponseWriter, *http.Request) error) {
 	key := policy.RateKey(e.clientIP(r))
 	if ok, wait := e.Failures.Allow(key); !ok {
 		WriteProblem(w, e.Logger, rateLimited(wait))
 		return
 	}
-	err := e.doActivate(w, r)
+	err := op(w, r)
 	if !countsAsFailure(err) {
 		e.Failures.Refund(key)
 	}
@@ -143,6 +156,29 @@ func (e *Exchange) doActivate(w http.ResponseWriter, r *http.Request) error {
 	a, err := e.Service.ActivateIdempotent(r.Context(), r.Header.Get("Idempotency-Key"), req)
 	if err != nil {
 		return err
+	}
+	status := http.StatusOK
+	if a.Created {
+		status = http.StatusCreated
+	}
+	WriteJSON(w, status, a)
+	return nil
+}
+
+func (e *Exchange) doAddons(w http.ResponseWriter, r *http.Request) error {
+	fields, err := ReadForm(r)
+	if err != nil {
+		return err
+	}
+	act, err := activateRequest(fields)
+	if err != nil {
+		return err
+	}
+	cred := e.credential(r, fields)
+	req := gateway.AddonRequest{Token: cred, Key: act.Key, Product: act.Product, ClientIP: e.clientIP(r), Budget: e.Budget}
+	a, err := e.Service.AttachAddonIdempotent(r.Context(), r.Header.Get("Idempotency-Key"), req)
+	if err != nil {
+		return noCredential(err, cred)
 	}
 	status := http.StatusOK
 	if a.Created {

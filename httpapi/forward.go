@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/licensegate/licensegate/gateway"
 )
@@ -15,14 +16,19 @@ import (
 type ForwardSet uint8
 
 // forwardNames are the forward option's names, and ForwardHeaders their
-// headers (canonical: set in the map directly).
+// headers (canonical: set in the map directly). The last,
+// entitlements, is opt-in: the default set is the six before it.
 var (
-	forwardNames   = [...]string{"installation", "product", "domain", "type", "support_active", "class"}
-	ForwardHeaders = [...]string{"X-License-Installation", "X-License-Product", "X-License-Domain", "X-License-Type", "X-License-Support-Active", "X-License-Class"}
+	forwardNames   = [...]string{"installation", "product", "domain", "type", "support_active", "class", "entitlements"}
+	ForwardHeaders = [...]string{"X-License-Installation", "X-License-Product", "X-License-Domain", "X-License-Type", "X-License-Support-Active", "X-License-Class", "X-License-Entitlements"}
 )
 
-// ForwardAll is every header (the default).
-const ForwardAll = ForwardSet(1<<len(forwardNames) - 1)
+// ForwardAll is the default set: every header but X-License-Entitlements.
+const ForwardAll = ForwardSet(1<<(len(forwardNames)-1) - 1)
+
+// ForwardEntitlements is X-License-Entitlements' bit: a gate that forwards
+// it lists each installation's entitlements (gateway.WithEntitlementList).
+const ForwardEntitlements = ForwardSet(1 << (len(forwardNames) - 1))
 
 // ParseForward reads the forward option's names (none: all).
 func ParseForward(names []string) (ForwardSet, error) {
@@ -53,7 +59,7 @@ func Forward(h http.Header, grant *gateway.Grant, set ForwardSet) *GrantVars {
 	StripLicenseHeaders(h)
 	v := &GrantVars{license: grant.LicenseID, stale: grant.Stale}
 	v.values = [len(forwardNames)]string{grant.InstallationID, grant.Product, grant.Domain, grant.Type,
-		strconv.FormatBool(grant.SupportActive), grant.Class}
+		strconv.FormatBool(grant.SupportActive), grant.Class, grant.Entitlements}
 	v.headers = v.values
 	for i := range v.headers {
 		if set&(1<<i) != 0 {
@@ -95,4 +101,27 @@ func (v *GrantVars) Placeholder(key string) (any, bool) {
 		return v.values[i], true
 	}
 	return nil, false
+}
+
+// RateLimitPolicy is the RateLimit-Policy field of a quota
+// (draft-ietf-httpapi-ratelimit-headers): its limit and window length in
+// seconds.
+func RateLimitPolicy(q gateway.Quota) string {
+	return `"quota";q=` + strconv.FormatInt(q.Limit, 10) + ";w=" + strconv.FormatInt(int64(q.Period/time.Second), 10)
+}
+
+// RateLimitFields sets the RateLimit-Policy field (policy, made once by
+// RateLimitPolicy) and the RateLimit field: the requests left and the
+// seconds until the window ends.
+func RateLimitFields(h http.Header, policy string, q *gateway.QuotaState) {
+	reset := int64((q.Reset + time.Second - 1) / time.Second)
+	var buf [64]byte
+	b := append(buf[:0], `"quota";r=`...)
+	b = strconv.AppendInt(b, q.Remaining, 10)
+	b = append(b, ";t="...)
+	b = strconv.AppendInt(b, reset, 10)
+	vals := make([]string, 2) // one allocation for both fields' slices
+	vals[0], vals[1] = policy, string(b)
+	h["Ratelimit-Policy"] = vals[0:1:1]
+	h["Ratelimit"] = vals[1:2:2]
 }

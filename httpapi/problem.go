@@ -51,6 +51,7 @@ var statusFor = map[string]int{
 	gateway.CodeInstallationInactive:  http.StatusForbidden,
 	gateway.CodeTokenRevoked:          http.StatusForbidden,
 	gateway.CodeRequirementNotMet:     http.StatusForbidden,
+	gateway.CodeAddonAttached:         http.StatusConflict,
 	gateway.CodeInstallationReleased:  http.StatusForbidden,
 	gateway.CodeInstallationContested: http.StatusForbidden,
 	gateway.CodeQuotaExceeded:         http.StatusTooManyRequests,

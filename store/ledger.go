@@ -25,6 +25,8 @@ const (
 	AuditRecheckGuardTripped     = "recheck.guard_tripped"
 	AuditSourceCredentialFailing = "source.credential_failing"
 	AuditSourceWebhookRefused    = "source.webhook_refused"
+	AuditAddonAttached           = "addon.attached"
+	AuditAddonDetached           = "addon.detached"
 )
 
 // AuditActions lists every audited action, which is every event type
@@ -32,6 +34,7 @@ const (
 var AuditActions = []string{
 	AuditInstallationCreated, AuditInstallationReactivated, AuditInstallationMoved,
 	AuditInstallationDeactivated, AuditInstallationReleased, AuditInstallationCloned,
+	AuditAddonAttached, AuditAddonDetached,
 	AuditLicenseFlagged, AuditLicenseSuspended, AuditLicenseReinstated, AuditLicenseLocked,
 	AuditLicenseUnlocked, AuditLicenseExpired, AuditLicenseRenewed,
 	AuditRecheckGuardTripped, AuditSourceCredentialFailing, AuditSourceWebhookRefused, AuditKeysRotated,

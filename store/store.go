@@ -157,6 +157,21 @@ type Installation struct {
 	// deactivation that supersedes them deletes that family's record:
 	// storage per installation stays O(1) however often it is reinstalled.
 	Family string `json:"family,omitempty"`
+	// PrevFamily is the family an add-on's attach replaced (its tokens
+	// were not revoked: the installer may have lost the answer), deleted
+	// by the next attach, so an installation keeps at most two.
+	PrevFamily string `json:"prev_family,omitempty"`
+	// Addons are the add-on licences attached to this installation (SPEC
+	// section 14), in attach order; each also names this installation as
+	// its installation's Base. The add-on's own installation is the
+	// truth: a ref whose installation is no longer attached grants
+	// nothing.
+	Addons []AddonRef `json:"addons,omitempty"`
+	// Base is, on an add-on licence's installation, the base product's
+	// installation it is attached to (in licence BaseLicense): it holds a
+	// slot of the add-on's licence while that installation is active.
+	Base        string `json:"base,omitempty"`
+	BaseLicense string `json:"base_license,omitempty"`
 	// Reactivations counts re-activations since ReactivationsSince (a
 	// fixed window), from its own network and from others, to bound them.
 	ReactivationsSince   time.Time `json:"reactivations_since,omitempty"`
@@ -169,6 +184,14 @@ type Installation struct {
 	UpdatedAt     time.Time `json:"updated_at"`
 	LastSeenAt    time.Time `json:"last_seen_at,omitempty"`
 	DeactivatedAt time.Time `json:"deactivated_at,omitempty"`
+}
+
+// AddonRef names an add-on licence's installation attached to a base
+// installation.
+type AddonRef struct {
+	LicenseID      string `json:"license_id"`
+	InstallationID string `json:"installation_id"`
+	Product        string `json:"product"`
 }
 
 // Persistence answers of a store that can lose data on a restart (Redis):

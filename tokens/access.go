@@ -24,6 +24,9 @@ type Claims struct {
 	Type         string           `json:"typ,omitempty"`
 	SupportUntil int64            `json:"sup,omitempty"`
 	Generation   int64            `json:"gen"`
+	// Entitlements are what the installation may use when the token was
+	// issued (SPEC section 14): its product's and its add-ons'.
+	Entitlements []string `json:"ent,omitempty"`
 	ID           string           `json:"jti"`
 	IssuedAt     *jwt.NumericDate `json:"iat"`
 	NotBefore    *jwt.NumericDate `json:"nbf"`
