@@ -15,18 +15,18 @@ const Leeway = 30 * time.Second
 // Claims are an access token's claims (SPEC section 5). No purchase code,
 // ever.
 type Claims struct {
-	Issuer       string           `json:"iss"`
-	Audience     string           `json:"aud"` // product slug
-	Subject      string           `json:"sub"` // installation id
-	License      string           `json:"lic"`
-	Domain       string           `json:"dom"`
-	Class        string           `json:"cls"`
-	Type         string           `json:"typ,omitempty"`
-	SupportUntil int64            `json:"sup,omitempty"`
-	Generation   int64            `json:"gen"`
+	Issuer       string `json:"iss"`
+	Audience     string `json:"aud"` // product slug
+	Subject      string `json:"sub"` // installation id
+	License      string `json:"lic"`
+	Domain       string `json:"dom"`
+	Class        string `json:"cls"`
+	Type         string `json:"typ,omitempty"`
+	SupportUntil int64  `json:"sup,omitempty"`
+	Generation   int64  `json:"gen"`
 	// Entitlements are what the installation may use when the token was
 	// issued (SPEC section 14): its product's and its add-ons'.
-	Entitlements []string `json:"ent,omitempty"`
+	Entitlements []string         `json:"ent,omitempty"`
 	ID           string           `json:"jti"`
 	IssuedAt     *jwt.NumericDate `json:"iat"`
 	NotBefore    *jwt.NumericDate `json:"nbf"`
