@@ -298,12 +298,7 @@ func (s *Service) activateLicense(ctx context.Context, f *found, req ActivateReq
 	// records it in the same write (Installation.Family).
 	rt, familyID := tokens.NewRefresh("")
 	st, err := s.cfg.Store.UpdateLicense(ctx, f.cand.licenseID, func(st *store.LicenseState) (*store.LicenseState, error) {
-		before := licenseFacts(st.License)
-		var prev *store.License
-		if st.License != nil {
-			l := *st.License
-			prev = &l
-		}
+		before, prev := licenseFacts(st.License), copyLicense(st.License)
 		st.License = s.mergeLicense(st.License, f, p.Name, now)
 		var write bool
 		out, write = decideActivation(p, st, req, domain, answered(f), familyID, now)
@@ -344,6 +339,16 @@ func (s *Service) activateLicense(ctx context.Context, f *found, req ActivateReq
 	view := s.view(st, &out.ins)
 	view.Entitlements = toks.ents
 	return &Activation{Created: out.created, Tokens: *toks, License: view}, nil
+}
+
+// copyLicense is a copy of lic (nil: nil), to compare a decision's
+// outcome with.
+func copyLicense(lic *store.License) *store.License {
+	if lic == nil {
+		return nil
+	}
+	l := *lic
+	return &l
 }
 
 // activation is what one activation decided, for its audit events and its

@@ -183,12 +183,7 @@ func (s *Service) attach(ctx context.Context, f *found, p *Product, baseIns *sto
 	now := s.now()
 	var out attachment
 	st, err := s.cfg.Store.UpdateLicense(ctx, f.cand.licenseID, func(st *store.LicenseState) (*store.LicenseState, error) {
-		before := licenseFacts(st.License)
-		var prev *store.License
-		if st.License != nil {
-			l := *st.License
-			prev = &l
-		}
+		before, prev := licenseFacts(st.License), copyLicense(st.License)
 		st.License = s.mergeLicense(st.License, f, p.Name, now)
 		var write bool
 		out, write = decideAttach(p, st, baseIns, req.ClientIP, answered(f), dead, now)

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/licensegate/licensegate/policy"
 	"github.com/licensegate/licensegate/store"
 )
 
@@ -85,6 +86,47 @@ func (s *Service) DeactivateOwned(ctx context.Context, actor string, owned []str
 	st, err := s.deactivate(ctx, licenseID, installationID, find, store.AuditEvent{Actor: actor, Reason: "deactivated by the buyer"})
 	if err != nil {
 		return nil, err
+	}
+	return s.detail(st), nil
+}
+
+// MarkStagingOwned marks an active production installation of a licence
+// the buyer owns a staging copy (within the licence's free staging cap),
+// which frees its production slot; audited with the buyer as actor. Its
+// tokens keep working; the gate treats it as staging from then on
+// (free_quota applies to it).
+func (s *Service) MarkStagingOwned(ctx context.Context, actor string, owned []string, licenseID, installationID string) (*LicenseDetail, error) {
+	if !slices.Contains(owned, licenseID) {
+		return nil, ErrNotOwned
+	}
+	now := s.now()
+	var refusal error
+	st, err := s.cfg.Store.UpdateLicense(ctx, licenseID, func(st *store.LicenseState) (*store.LicenseState, error) {
+		refusal = nil
+		ins := installationOf(st, installationID)
+		switch {
+		case ins == nil:
+			refusal = ErrNotFound
+		case s.product(st.License.Product) == nil:
+			refusal = &Error{Code: CodeWrongProduct, Detail: "This licence's product is no longer served here."}
+		default:
+			if ref := s.product(st.License.Product).Rules.MarkStaging(installationID, policyInstallations(st.Installations)); ref != nil {
+				refusal = fromRefusal(ref)
+			}
+		}
+		if refusal != nil {
+			return nil, nil
+		}
+		ins.InstallClass, ins.MarkedStaging, ins.UpdatedAt = string(policy.ClassStaging), true, now
+		s.event(ctx, st, Event{Actor: actor, Action: store.AuditInstallationStaging, LicenseID: licenseID,
+			InstallationID: installationID, Detail: ins.Domain, Reason: "marked as staging by the buyer"})
+		return st, nil
+	})
+	if err != nil {
+		return nil, storeUnavailable(err)
+	}
+	if refusal != nil {
+		return nil, refusal
 	}
 	return s.detail(st), nil
 }

@@ -299,7 +299,7 @@ func (s *Service) decideMove(st *store.LicenseState, cred credential, domain str
 		return moved, "", fromRefusal(ref)
 	}
 	from = ins.Domain
-	ins.Domain, ins.InstallClass = domain, string(d.Class)
+	ins.Domain, ins.InstallClass, ins.MarkedStaging = domain, string(d.Class), false
 	ins.Generation++
 	ins.UpdatedAt = now
 	st.License.LastMoveAt = now

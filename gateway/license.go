@@ -153,7 +153,7 @@ func policyInstallations(ins []store.Installation) []policy.Installation {
 	for _, in := range ins {
 		pi := policy.Installation{
 			ID: in.ID, Domain: in.Domain, Class: policy.InstallClass(in.InstallClass), Active: in.Active(),
-			Label: in.Label, CreatedAt: in.CreatedAt, LastSeenAt: in.LastSeenAt,
+			Label: in.Label, CreatedAt: in.CreatedAt, LastSeenAt: in.LastSeenAt, Marked: in.MarkedStaging,
 		}
 		if !pi.Active {
 			pi.EndedAt = in.DeactivatedAt

@@ -120,6 +120,8 @@ type AdminInstallation struct {
 	Addons           []store.AddonRef `json:"addons,omitempty"`
 	BaseInstallation string           `json:"base_installation,omitempty"`
 	BaseLicense      string           `json:"base_license,omitempty"`
+	// MarkedStaging: its buyer marked it a staging copy (the portal).
+	MarkedStaging bool `json:"marked_staging,omitempty"`
 }
 
 // LicenseDetail is a licence with its installations.
@@ -160,6 +162,6 @@ func adminInstallation(in store.Installation) AdminInstallation {
 		ID: in.ID, LicenseID: in.LicenseID, Domain: in.Domain, InstallClass: in.InstallClass,
 		Status: in.Status, Label: in.Label, ClientIP: in.ClientIP, CreatedAt: in.CreatedAt,
 		LastSeenAt: timePtr(in.LastSeenAt), DeactivatedAt: timePtr(in.DeactivatedAt),
-		Addons: in.Addons, BaseInstallation: in.Base, BaseLicense: in.BaseLicense,
+		Addons: in.Addons, BaseInstallation: in.Base, BaseLicense: in.BaseLicense, MarkedStaging: in.MarkedStaging,
 	}
 }

@@ -102,6 +102,9 @@ type Installation struct {
 	// EndedAt is when it stopped being active (deactivated, moved away from,
 	// released or cloned); zero while active.
 	EndedAt time.Time
+	// Marked says its buyer marked it staging (MarkStaging): staging
+	// whatever else the licence holds, like a platform's staging host.
+	Marked bool
 }
 
 // Decision is the outcome of a successful activation decision.
@@ -274,10 +277,43 @@ func domains(ins []Installation) []string {
 // sites. A hosting platform's staging host is staging whatever else the
 // licence holds (it was free before any production domain, and stays so).
 func (r Rules) EffectiveClass(in Installation, installations []Installation) InstallClass {
-	if in.Class != ClassStaging || productionParent(in.Domain, installations) != "" || StagingHost(in.Domain, r.StagingHosts) {
+	if in.Class != ClassStaging || in.Marked || productionParent(in.Domain, installations) != "" || StagingHost(in.Domain, r.StagingHosts) {
 		return in.Class
 	}
 	return ClassProduction
+}
+
+// MarkStaging decides whether a buyer may mark the active production
+// installation id a staging one (SPEC section 14: "this is my staging
+// copy"): staging installs must be free under these rules, and the
+// licence's free staging installs outside any production domain (the
+// platforms' staging hosts and marked ones, one cap per licence) must
+// have room.
+func (r Rules) MarkStaging(id string, installations []Installation) *Refusal {
+	var target *Installation
+	for i := range installations {
+		if installations[i].ID == id {
+			target = &installations[i]
+		}
+	}
+	switch {
+	case target == nil || !target.Active:
+		return &Refusal{Code: CodeDomainNotAllowed, Detail: "Only an active installation can be marked as staging."}
+	case r.EffectiveClass(*target, installations) != ClassProduction:
+		return &Refusal{Code: CodeDomainNotAllowed, Detail: target.Domain + " is not a production installation."}
+	case r.HoldsSlot(ClassStaging) || r.StagingSubdomains == Deny:
+		return &Refusal{Code: CodeDomainNotAllowed, Detail: "This product does not give staging installations free."}
+	}
+	others := without(installations, id)
+	free := r.freeHolders(others, ClassStaging, "")
+	if limit := r.freeCap(ClassStaging); len(free) >= limit {
+		return &Refusal{
+			Code:    CodeActivationLimit,
+			Detail:  fmt.Sprintf("All %d free staging installation(s) outside a production domain are in use.", limit),
+			Domains: domains(free), Holders: free,
+		}
+	}
+	return nil
 }
 
 // DecideActivation decides whether the licence may be activated on domain

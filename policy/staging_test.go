@@ -84,3 +84,43 @@ func TestPlatformStagingIsFreeWithinItsCap(t *testing.T) {
 		}
 	}
 }
+
+// TestMarkStaging: a buyer's own production installation marked staging
+// frees its slot and stays staging whatever the licence holds; the mark
+// shares the platform hosts' cap; only active production installations,
+// and only where staging is free.
+func TestMarkStaging(t *testing.T) {
+	r := Rules{Activations: 1, StagingSubdomains: Free, StagingCap: 2}
+	ins := []Installation{
+		{ID: "a", Domain: "acme.com", Class: ClassProduction, Active: true},
+		{ID: "b", Domain: "acme-stage.com", Class: ClassStaging, Active: true, Marked: true},
+		{ID: "c", Domain: "x.wpengine.com", Class: ClassStaging, Active: true},
+		{ID: "d", Domain: "old.com", Class: ClassProduction},
+	}
+	if c := r.EffectiveClass(ins[1], ins); c != ClassStaging {
+		t.Fatalf("a marked installation is %s", c)
+	}
+	if n := len(r.SlotHolders(ins, "")); n != 1 {
+		t.Fatalf("%d slot holders, want 1 (the marked one holds none)", n)
+	}
+	if ref := r.MarkStaging("a", ins); ref == nil || ref.Code != CodeActivationLimit {
+		t.Fatalf("over the cap of 2: %+v", ref)
+	}
+	if ref := (Rules{StagingSubdomains: Free, StagingCap: 3}).MarkStaging("a", ins); ref != nil {
+		t.Fatalf("within the cap: %+v", ref)
+	}
+	for name, c := range map[string]struct {
+		r  Rules
+		id string
+	}{
+		"inactive":       {Rules{StagingCap: 5}, "d"},
+		"staging":        {Rules{StagingCap: 5}, "c"},
+		"unknown":        {Rules{StagingCap: 5}, "z"},
+		"staging slots":  {Rules{StagingSubdomains: Slot}, "a"},
+		"staging denied": {Rules{StagingSubdomains: Deny}, "a"},
+	} {
+		if ref := c.r.MarkStaging(c.id, ins); ref == nil || ref.Code != CodeDomainNotAllowed {
+			t.Errorf("%s: %+v", name, ref)
+		}
+	}
+}

@@ -27,6 +27,9 @@ const (
 	AuditSourceWebhookRefused    = "source.webhook_refused"
 	AuditAddonAttached           = "addon.attached"
 	AuditAddonDetached           = "addon.detached"
+	// AuditInstallationStaging is a buyer marking their installation a
+	// staging copy (the portal).
+	AuditInstallationStaging = "installation.marked_staging"
 )
 
 // AuditActions lists every audited action, which is every event type
@@ -34,7 +37,7 @@ const (
 var AuditActions = []string{
 	AuditInstallationCreated, AuditInstallationReactivated, AuditInstallationMoved,
 	AuditInstallationDeactivated, AuditInstallationReleased, AuditInstallationCloned,
-	AuditAddonAttached, AuditAddonDetached,
+	AuditAddonAttached, AuditAddonDetached, AuditInstallationStaging,
 	AuditLicenseFlagged, AuditLicenseSuspended, AuditLicenseReinstated, AuditLicenseLocked,
 	AuditLicenseUnlocked, AuditLicenseExpired, AuditLicenseRenewed,
 	AuditRecheckGuardTripped, AuditSourceCredentialFailing, AuditSourceWebhookRefused, AuditKeysRotated,

@@ -172,6 +172,9 @@ type Installation struct {
 	// slot of the add-on's licence while that installation is active.
 	Base        string `json:"base,omitempty"`
 	BaseLicense string `json:"base_license,omitempty"`
+	// MarkedStaging says the buyer marked the installation a staging copy
+	// (the portal): it counts as staging, within the licence's cap.
+	MarkedStaging bool `json:"marked_staging,omitempty"`
 	// Reactivations counts re-activations since ReactivationsSince (a
 	// fixed window), from its own network and from others, to bound them.
 	ReactivationsSince   time.Time `json:"reactivations_since,omitempty"`

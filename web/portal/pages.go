@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -25,10 +26,41 @@ type licenceData struct {
 	RenewURL string
 }
 
-// confirmData is the deactivation's confirm page.
+// confirmData is the confirm page of an action on an installation:
+// deactivate, or staging (mark it a staging copy).
 type confirmData struct {
+	Action       string
 	License      gateway.AdminLicense
 	Installation gateway.AdminInstallation
+}
+
+// installationAction is a change a buyer makes to one of their
+// installations, after a confirm page.
+type installationAction struct {
+	name string // the path's last segment
+	do   func(ctx context.Context, svc *gateway.Service, actor string, owned []string, licID, insID string) (*gateway.LicenseDetail, error)
+	// offered says whether the action is offered for an installation.
+	offered func(gateway.AdminInstallation) bool
+	done    string // the flash message's key, followed by the domain
+}
+
+var (
+	deactivateAction = installationAction{name: "deactivate", done: "deactivate.done",
+		do: func(ctx context.Context, svc *gateway.Service, actor string, owned []string, licID, insID string) (*gateway.LicenseDetail, error) {
+			return svc.DeactivateOwned(ctx, actor, owned, licID, insID)
+		},
+		offered: func(in gateway.AdminInstallation) bool { return in.Status == "active" }}
+	stagingAction = installationAction{name: "staging", done: "staging.done",
+		do: func(ctx context.Context, svc *gateway.Service, actor string, owned []string, licID, insID string) (*gateway.LicenseDetail, error) {
+			return svc.MarkStagingOwned(ctx, actor, owned, licID, insID)
+		},
+		offered: stagingOffered}
+)
+
+// stagingOffered: an active production installation that is not an
+// add-on's (an add-on follows its base) may be marked staging.
+func stagingOffered(in gateway.AdminInstallation) bool {
+	return in.Status == "active" && in.InstallClass == "production" && in.BaseInstallation == ""
 }
 
 // renewURLs are the marketplaces' pages where a buyer renews support.
@@ -105,8 +137,9 @@ func (p *Portal) license(w http.ResponseWriter, r *http.Request, id string) {
 	p.render(w, http.StatusOK, "license", p.page(w, r, sess, licenceData{LicenseDetail: lic, RenewURL: renewURLs[lic.License.Source]}))
 }
 
-// deactivate confirms (GET) and frees (POST) an installation's slot.
-func (p *Portal) deactivate(w http.ResponseWriter, r *http.Request, licID, insID string) {
+// onInstallation confirms (GET) and makes (POST) a change to an
+// installation: deactivate (frees its slot) or staging.
+func (p *Portal) onInstallation(w http.ResponseWriter, r *http.Request, licID, insID string, act installationAction) {
 	if !methods(w, r, http.MethodGet, http.MethodPost) {
 		return
 	}
@@ -121,11 +154,17 @@ func (p *Portal) deactivate(w http.ResponseWriter, r *http.Request, licID, insID
 		if !ok {
 			return
 		}
-		lic, err := p.cfg.Service.DeactivateOwned(r.Context(), actor(sess), owned, licID, insID)
+		lic, err := act.do(r.Context(), p.cfg.Service, actor(sess), owned, licID, insID)
+		var ge *gateway.Error
+		if errors.As(err, &ge) && (ge.Code == gateway.CodeActivationLimit || ge.Code == gateway.CodeDomainNotAllowed) {
+			p.flash(w, r, web.FlashError, ge.Detail) // a refusal the buyer can read, nothing changed
+			http.Redirect(w, r, back, http.StatusSeeOther)
+			return
+		}
 		if p.failed(w, err, back) {
 			return
 		}
-		p.flash(w, r, web.FlashInfo, p.rd.T("deactivate.done")+" "+domainOf(lic, insID))
+		p.flash(w, r, web.FlashInfo, p.rd.T(act.done)+" "+domainOf(lic, insID))
 		http.Redirect(w, r, back, http.StatusSeeOther)
 		return
 	}
@@ -143,8 +182,8 @@ func (p *Portal) deactivate(w http.ResponseWriter, r *http.Request, licID, insID
 		return
 	}
 	for _, in := range lic.Installations {
-		if in.ID == insID && in.Status == "active" {
-			p.render(w, http.StatusOK, "confirm", p.page(w, r, sess, confirmData{License: lic.License, Installation: in}))
+		if in.ID == insID && act.offered(in) {
+			p.render(w, http.StatusOK, "confirm", p.page(w, r, sess, confirmData{Action: act.name, License: lic.License, Installation: in}))
 			return
 		}
 	}

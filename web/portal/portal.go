@@ -124,7 +124,9 @@ func (p *Portal) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case len(segs) == 3 && segs[0] == "licenses" && segs[2] == "refresh":
 		p.refresh(w, r, segs[1])
 	case len(segs) == 5 && segs[0] == "licenses" && segs[2] == "installations" && segs[4] == "deactivate":
-		p.deactivate(w, r, segs[1], segs[3])
+		p.onInstallation(w, r, segs[1], segs[3], deactivateAction)
+	case len(segs) == 5 && segs[0] == "licenses" && segs[2] == "installations" && segs[4] == "staging":
+		p.onInstallation(w, r, segs[1], segs[3], stagingAction)
 	case len(segs) == 1 && segs[0] == "data.json":
 		p.download(w, r)
 	case len(segs) == 1 && segs[0] == "signout":

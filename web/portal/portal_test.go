@@ -643,3 +643,72 @@ func TestPortalBuyerWithManyLicences(t *testing.T) {
 		t.Errorf("alice's licence from the agency's session = %d, want 403", p.status)
 	}
 }
+
+// "This is staging": a buyer marks one of their production installations
+// a staging copy, which frees its slot, within the licence's free staging
+// cap; the form needs its CSRF token; the change is audited as theirs.
+func TestPortalMarkStaging(t *testing.T) {
+	f := newFixture(t, stores(t)["embedded"](t))
+	ctx := context.Background()
+	base := f.srv.URL + "/account"
+	c := f.browser()
+	f.signIn(c, "alice", "")
+	lic1 := f.ids[aliceCode1]
+	detail, _ := f.svc.License(ctx, lic1)
+	var blog string
+	for _, in := range detail.Installations {
+		if in.Domain == "blog.example.com" {
+			blog = in.ID
+		}
+	}
+	licPage := get(t, c, base+"/licenses/"+lic1)
+	target := base + "/licenses/" + lic1 + "/installations/" + blog + "/staging"
+	if !strings.Contains(licPage.body, "/installations/"+blog+"/staging") || !strings.Contains(licPage.body, "2 of 2") {
+		t.Fatalf("the licence page offers no staging mark, or the slots are not 2 of 2:\n%s", licPage.body)
+	}
+	confirm := get(t, c, target)
+	if confirm.status != 200 || !strings.Contains(confirm.body, "Yes, it is a staging copy") {
+		t.Fatalf("confirm page = %d", confirm.status)
+	}
+	if p := post(t, c, target, url.Values{}); p.status != 403 {
+		t.Errorf("staging without CSRF = %d, want 403", p.status)
+	}
+	done := post(t, c, target, url.Values{"csrf_token": {csrf(t, confirm)}})
+	if done.status != 200 || !strings.Contains(done.body, "Marked as a staging copy: blog.example.com") || !strings.Contains(done.body, "1 of 2") {
+		t.Fatalf("after marking: %d %s", done.status, flashOf(done.body))
+	}
+	evs, _ := f.store.Audit(ctx, store.AuditQuery{Limit: 1000})
+	audited := false
+	for _, ev := range evs {
+		audited = audited || ev.Action == store.AuditInstallationStaging && ev.InstallationID == blog && ev.Actor == "buyer:envato:alice"
+	}
+	if !audited {
+		t.Error("the mark is not audited with actor buyer:envato:alice")
+	}
+	// The freed slot takes a new production domain.
+	if _, err := f.svc.Activate(ctx, gateway.ActivateRequest{Key: aliceCode1, Domain: "third.example.com"}); err != nil {
+		t.Fatalf("the freed slot: %v", err)
+	}
+	// Past the cap (3 free staging installs outside a production domain)
+	// the mark is refused with the reason, and nothing changes.
+	for _, d := range []string{"a.wpengine.com", "b.wpengine.com"} {
+		if _, err := f.svc.Activate(ctx, gateway.ActivateRequest{Key: aliceCode1, Domain: d}); err != nil {
+			t.Fatalf("staging host %s: %v", d, err)
+		}
+	}
+	detail, _ = f.svc.License(ctx, lic1)
+	var shop string
+	for _, in := range detail.Installations {
+		if in.Domain == "shop.example.com" {
+			shop = in.ID
+		}
+	}
+	target = base + "/licenses/" + lic1 + "/installations/" + shop + "/staging"
+	refused := post(t, c, target, url.Values{"csrf_token": {csrf(t, get(t, c, target))}})
+	if !strings.Contains(flashOf(refused.body), "free staging installation") {
+		t.Fatalf("over the cap: %q", flashOf(refused.body))
+	}
+	if d, _ := f.svc.License(ctx, lic1); d.Installations[0].InstallClass != "production" {
+		t.Errorf("a refused mark changed the installation: %+v", d.Installations[0])
+	}
+}
