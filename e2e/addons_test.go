@@ -22,6 +22,7 @@ KEY-SUIT-0001,suite,regular,Ann,,2099-01-01T00:00:00Z,,active
 KEY-SUIT-0002,suite,regular,Ben,,2099-01-01T00:00:00Z,,active
 KEY-SUIT-0003,suite,extended,Cy,,2099-01-01T00:00:00Z,,active
 KEY-THEM-0001,themes,regular,Ann,,2099-01-01T00:00:00Z,,active
+KEY-THEM-0002,themes,regular,Ann,,2099-01-01T00:00:00Z,,active
 `
 
 const addonTemplate = `{
@@ -147,6 +148,14 @@ func addonsEndToEnd(t *testing.T, gates []*gateway) {
 		"Authorization", "Bearer "+token)
 	expectStatus(t, again, http.StatusOK, "")
 	token = again.str("access_token")
+	// The stable codes of the refusals, through HTTP: a base key is no
+	// add-on; a second licence of the add-on on one installation.
+	attach := func(key, token string) response {
+		return do(t, http.MethodPost, g.url("/v1/licenses/addons"), map[string]string{"license_key": key}, "Authorization", "Bearer "+token)
+	}
+	expectStatus(t, attach("KEY-SUIT-0002", token), http.StatusForbidden, "wrong_product")
+	expectStatus(t, attach("KEY-THEM-0002", token), http.StatusConflict, "addon_already_attached")
+	expectStatus(t, attach("KEY-THEM-0002", "not-a-token"), http.StatusUnauthorized, "invalid_token")
 
 	for _, gw := range gates {
 		r := gw.get("/themes", token)
