@@ -190,7 +190,10 @@ func addonsEndToEnd(t *testing.T, gates []*gateway) {
 		t.Logf("instance %d refused the revoked add-on %v after the recheck", i+1, took)
 		expectStatus(t, gw.get("/api", token), http.StatusOK, "") // the base is untouched
 	}
-	ref := do(t, http.MethodPost, g.url("/v1/licenses/token"), map[string]string{"grant_type": "refresh_token", "refresh_token": again.str("refresh_token")})
+	if att.str("refresh_token") != "" || again.str("refresh_token") != "" {
+		t.Fatal("an attach answered a refresh token: a second family beside the installation's")
+	}
+	ref := do(t, http.MethodPost, g.url("/v1/licenses/token"), map[string]string{"grant_type": "refresh_token", "refresh_token": base.str("refresh_token")})
 	expectStatus(t, ref, http.StatusOK, "")
 	if got := tokenEnt(t, ref.str("access_token")); !slices.Equal(got, []string{"basic"}) {
 		t.Fatalf("the next token's ent %v, want the base's alone", got)

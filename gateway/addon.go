@@ -9,7 +9,6 @@ import (
 
 	"github.com/licensegate/licensegate/policy"
 	"github.com/licensegate/licensegate/store"
-	"github.com/licensegate/licensegate/tokens"
 	"github.com/licensegate/licensegate/upstreams"
 )
 
@@ -77,9 +76,13 @@ func (s *Service) AttachAddon(ctx context.Context, req AddonRequest) (_ *AddonAt
 	if err != nil {
 		return nil, storeUnavailable(err)
 	}
-	baseIns, err := s.admitted(cred, base, s.now())
+	now := s.now()
+	baseIns, err := s.admitted(cred, base, now)
 	if err != nil {
 		return nil, err
+	}
+	if contested(baseIns, now) {
+		return nil, contestedError(baseIns, now)
 	}
 	f, p, err := s.findAddon(ctx, req, base.License, baseIns)
 	if err != nil {
@@ -222,11 +225,32 @@ func (s *Service) deadBases(ctx context.Context, st *store.LicenseState, keep st
 		if err != nil {
 			return nil, storeUnavailable(err)
 		}
-		if b := installationOf(bst, in.Base); b == nil || !b.Active() {
+		if !baseHolds(bst, in, s.now()) {
 			dead[in.ID] = true
 		}
 	}
 	return dead, nil
+}
+
+// linkGrace is how long an add-on's attachment may wait for its base
+// installation to list it (the attach's second write) before a later
+// attach of the add-on elsewhere takes it for a failed one.
+const linkGrace = time.Minute
+
+// baseHolds reports whether the base installation an add-on's
+// installation in is attached to (in bst, its licence's state) still
+// holds it: active, and listing it once the attach has had time to.
+func baseHolds(bst *store.LicenseState, in store.Installation, now time.Time) bool {
+	b := installationOf(bst, in.Base)
+	if b == nil || !b.Active() {
+		return false
+	}
+	for _, ref := range b.Addons {
+		if ref.InstallationID == in.ID {
+			return true
+		}
+	}
+	return now.Sub(in.CreatedAt) < linkGrace
 }
 
 // decideAttach applies an attach to st (the add-on licence's state, a
@@ -248,9 +272,13 @@ func decideAttach(p *Product, st *store.LicenseState, baseIns *store.Installatio
 			out.detached, write = append(out.detached, *in), true
 		}
 	}
-	for _, in := range st.Installations {
-		if in.Active() && in.Base == baseIns.ID {
-			out.ins = in // attached already: a retry
+	for i := range st.Installations {
+		if in := &st.Installations[i]; in.Active() && in.Base == baseIns.ID {
+			if in.Domain != baseIns.Domain { // its base moved while the add-on's record was not followed
+				in.Domain, in.UpdatedAt = baseIns.Domain, now
+				write = true
+			}
+			out.ins = *in // attached already: a retry
 			return out, write
 		}
 	}
@@ -307,43 +335,24 @@ func (s *Service) attachEvents(ctx context.Context, st *store.LicenseState, out 
 	}
 }
 
-// linkAddon writes the base's side: the add-on in the installation's
-// list, and a fresh token pair. The new refresh family replaces the
-// installation's current one without revoking it (an installer that lost
-// this answer still holds working tokens); the one it replaced before is
-// deleted, so an installation has at most two.
+// linkAddon writes the base's side, the add-on in the installation's
+// list, and signs a fresh access token whose ent claim lists it. No new
+// refresh token: a second refresh family beside the installation's own
+// would be a credential reuse detection never sees (a copied access token
+// could start one), and the installation's refresh token, untouched, gets
+// the same ent at its next refresh. A retry after a lost answer finds
+// everything in place and signs again.
 func (s *Service) linkAddon(ctx context.Context, cred credential, addonSt *store.LicenseState, out attachment) (*AddonAttachment, error) {
 	ref := store.AddonRef{LicenseID: out.ins.LicenseID, InstallationID: out.ins.ID, Product: out.ins.Product}
-	cur, err := s.cfg.Store.LicenseState(ctx, cred.licenseID)
-	if err != nil {
-		return nil, storeUnavailable(err)
-	}
-	if _, err := s.admitted(cred, cur, s.now()); err != nil {
-		return nil, err
-	}
-	linked := *installationOf(cur, cred.installationID)
-	linked.Addons = withAddon(linked.Addons, ref)
-	ents, err := s.entitlements(ctx, cur.License, &linked)
-	if err != nil {
-		return nil, err
-	}
-	rt, famID := tokens.NewRefresh("")
 	now := s.now()
-	var toks *Tokens
 	var refusal error
-	var dropped string
 	st, err := s.cfg.Store.UpdateLicense(ctx, cred.licenseID, func(st *store.LicenseState) (*store.LicenseState, error) {
-		toks, dropped = nil, ""
 		ins, err := s.admitted(cred, st, now)
-		if refusal = err; err != nil {
+		if refusal = err; err != nil || slices.Contains(ins.Addons, ref) {
 			return nil, nil
 		}
 		ins.Addons = withAddon(ins.Addons, ref)
-		dropped, ins.PrevFamily, ins.Family = ins.PrevFamily, ins.Family, famID
 		ins.UpdatedAt = now
-		if toks, refusal = s.signLoaded(st.License, *ins, ents); refusal != nil {
-			return nil, nil
-		}
 		return st, nil
 	})
 	if err != nil {
@@ -353,15 +362,12 @@ func (s *Service) linkAddon(ctx context.Context, cred credential, addonSt *store
 		return nil, refusal
 	}
 	ins := installationOf(st, cred.installationID)
-	if err := s.cfg.Store.PutRefreshFamily(ctx, s.familyOf(rt, st.License.ID, *ins)); err != nil {
-		return nil, storeUnavailable(err)
-	}
-	toks.RefreshToken = rt
-	if dropped != "" {
-		s.dropFamily(ctx, dropped)
+	toks, err := s.sign(ctx, st.License, *ins)
+	if err != nil {
+		return nil, err
 	}
 	view := s.view(st, ins)
-	view.Entitlements = ents
+	view.Entitlements = toks.ents
 	return &AddonAttachment{Created: out.created, Tokens: *toks, License: view, Addon: s.addonView(addonSt, ref, ins.ID)}, nil
 }
 
@@ -425,20 +431,52 @@ func (s *Service) detachAddons(ctx context.Context, base store.Installation, act
 	}
 }
 
-// followMove moves a base installation's add-ons with it: they stay
-// attached (a domain move keeps them), on the new domain and class.
-func (s *Service) followMove(ctx context.Context, base store.Installation) {
+// followMove moves a base installation's add-ons with it: a domain move
+// keeps them, on the new domain and class as the add-on's own rules see
+// it. An add-on whose licence has no room there (its slots are held
+// elsewhere: it was free on a local or staging base) is detached, audited,
+// rather than over its limit.
+// It reports whether it detached any.
+func (s *Service) followMove(ctx context.Context, base store.Installation) (detached bool) {
 	for _, ref := range base.Addons {
+		now := s.now()
 		_, err := s.cfg.Store.UpdateLicense(context.WithoutCancel(ctx), ref.LicenseID, func(st *store.LicenseState) (*store.LicenseState, error) {
 			in := installationOf(st, ref.InstallationID)
 			if in == nil || !in.Active() || in.Base != base.ID || in.Domain == base.Domain {
 				return nil, nil
 			}
-			in.Domain, in.InstallClass, in.UpdatedAt = base.Domain, base.InstallClass, s.now()
+			class, refusal := s.addonClassOn(st, in.ID, base.Domain, now)
+			if refusal != nil {
+				detachInstallation(in, now)
+				detached = true
+				s.event(ctx, st, Event{Actor: ActorGateway, Action: store.AuditAddonDetached, LicenseID: ref.LicenseID,
+					InstallationID: in.ID, Detail: in.Domain, Reason: "its base installation moved to " + base.Domain + ": " + refusal.Detail})
+				return st, nil
+			}
+			in.Domain, in.InstallClass, in.UpdatedAt = base.Domain, class, now
 			return st, nil
 		})
 		if err != nil {
 			s.log.Warn("moving an add-on with its installation", zap.String("license_id", ref.LicenseID), zap.Error(err))
 		}
 	}
+	return detached
+}
+
+// addonClassOn is the class the add-on installation id would have on
+// domain under its licence's rules, or the refusal of a domain its
+// licence has no room on. The licence's standing and lock are not asked:
+// they decide what the add-on grants, not where it may follow its base.
+func (s *Service) addonClassOn(st *store.LicenseState, id, domain string, now time.Time) (string, *Error) {
+	p := s.product(st.License.Product)
+	if p == nil {
+		return "", &Error{Code: CodeWrongProduct, Detail: "the add-on's product is no longer served here"}
+	}
+	pl := s.policyLicense(st.License)
+	pl.Status, pl.Locked, pl.ExpiresAt = store.LicenseActive, false, nil
+	d, ref := p.Rules.DecideActivation(pl, policyInstallations(st.Installations), domain, id, now)
+	if ref != nil {
+		return "", fromRefusal(ref)
+	}
+	return string(d.Class), nil
 }

@@ -192,14 +192,16 @@ func TestAddonAttach(t *testing.T) {
 		t.Fatalf("listed entitlements %q, %v", g.Entitlements, err)
 	}
 
-	// Both refresh tokens work: the attach's answer may have been lost.
-	if _, err := f.svc.Refresh(context.Background(), base.RefreshToken); err != nil {
-		t.Fatalf("the refresh token from before the attach: %v", err)
+	// No second refresh family: the installation's own refresh token
+	// stays the one, and its next refresh carries the add-on.
+	if a.RefreshToken != "" {
+		t.Fatal("the attach started a refresh family beside the installation's")
 	}
-	r, err := f.svc.Refresh(context.Background(), a.RefreshToken)
+	r, err := f.svc.Refresh(context.Background(), base.RefreshToken)
 	if err != nil || !slices.Equal(ent(t, r.AccessToken), []string{"basic", "themes"}) {
 		t.Fatalf("refresh after attach: %v", err)
 	}
+	base.RefreshToken = r.RefreshToken
 
 	// A retry attaches nothing more.
 	again, err := f.attach(a.AccessToken, "THEME-1")
@@ -301,7 +303,7 @@ func TestAddonRevokedDropsEntitlement(t *testing.T) {
 	if _, err := f.admitWith(a.AccessToken, WithRequirements(Requirement{Entitlements: []string{"saas"}})); err != nil {
 		t.Fatalf("the base's own entitlement: %v", err)
 	}
-	r, err := f.svc.Refresh(context.Background(), a.RefreshToken)
+	r, err := f.svc.Refresh(context.Background(), base.RefreshToken)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -432,5 +434,53 @@ func TestCheckAddons(t *testing.T) {
 		if err := CheckAddons(products); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// Review findings: a move cannot take an add-on over its licence's slots;
+// an attach whose base never listed it is taken back after linkGrace; a
+// buyer cannot mark an add-on's installation staging to free its slot.
+func TestAddonSlotsHold(t *testing.T) {
+	f := newAddonFixture(t)
+	ctx := context.Background()
+	prod := f.activate("BASE-1", "acme.com")
+	local := f.activate("BASE-2", "shop.test")
+	a, err := f.attach(prod.AccessToken, "THEME-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	free, err := f.attach(local.AccessToken, "THEME-1") // local: free beside the production slot
+	if err != nil {
+		t.Fatalf("the add-on on a local install: %v", err)
+	}
+	moved, err := f.svc.Move(ctx, MoveRequest{Token: free.AccessToken, Domain: "second.example.com", ClientIP: "203.0.113.7"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(moved.License.Entitlements, "themes") {
+		t.Fatal("the moved installation keeps an add-on its licence has no production slot for")
+	}
+	if n := f.activeInstallations(a.Addon.LicenseID); n != 1 {
+		t.Fatalf("the add-on holds %d installations after the move, want 1", n)
+	}
+
+	_, err = f.svc.MarkStagingOwned(ctx, "buyer:test", []string{a.Addon.LicenseID}, a.Addon.LicenseID, a.Addon.InstallationID)
+	wantCode(t, err, CodeDomainNotAllowed)
+
+	// The base's side never written (a crash between the two writes): the
+	// slot is the add-on's again once linkGrace has passed.
+	_, err = f.store.UpdateLicense(ctx, prod.License.ID, func(st *store.LicenseState) (*store.LicenseState, error) {
+		st.Installation(prod.InstallationID).Addons = nil
+		return st, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	third := f.activate("BASE-3", "third.example.com")
+	_, err = f.attach(third.AccessToken, "THEME-1")
+	wantCode(t, err, CodeActivationLimit) // within the grace: the first attach may still be linking
+	f.clock.Advance(2 * linkGrace)
+	if _, err := f.attach(third.AccessToken, "THEME-1"); err != nil {
+		t.Fatalf("after the grace the unlinked attachment still holds the slot: %v", err)
 	}
 }

@@ -107,6 +107,8 @@ func (s *Service) MarkStagingOwned(ctx context.Context, actor string, owned []st
 		switch {
 		case ins == nil:
 			refusal = ErrNotFound
+		case ins.Base != "":
+			refusal = &Error{Code: CodeDomainNotAllowed, Detail: "An add-on follows the installation it is attached to; mark that one instead."}
 		case s.product(st.License.Product) == nil:
 			refusal = &Error{Code: CodeWrongProduct, Detail: "This licence's product is no longer served here."}
 		default:

@@ -57,7 +57,13 @@ func (s *Service) AttachAddonIdempotent(ctx context.Context, idemKey string, req
 	if idemKey == "" {
 		return s.AttachAddon(ctx, req)
 	}
-	fp := s.cfg.Master.Hash("addons", req.Token, req.Key, req.Product, policy.ClientNetwork(req.ClientIP))
+	// The installation, not the token: an installer that lost the answer
+	// and refreshed its token meanwhile retries with another one.
+	cred, err := s.authenticate(ctx, req.Token)
+	if err != nil {
+		return nil, err
+	}
+	fp := s.cfg.Master.Hash("addons", cred.installationID, req.Key, req.Product, policy.ClientNetwork(req.ClientIP))
 	ans, err := s.idempotent(ctx, "addons", idemKey, req.Key, fp, func(ctx context.Context) (*idempotentAnswer, error) {
 		a, err := s.AttachAddon(ctx, req)
 		if err != nil {

@@ -264,7 +264,14 @@ func (s *Service) Move(ctx context.Context, req MoveRequest) (_ *Activation, err
 	if superseded != "" {
 		s.dropFamily(ctx, superseded) // its tokens stopped with the move
 	}
-	s.followMove(ctx, moved)
+	if s.followMove(ctx, moved) {
+		// An add-on stayed behind: the answer's token should not list it.
+		// Failing that, the one signed stands (the move has committed, its
+		// old tokens are gone); the gate decides on the add-on anyway.
+		if resigned, err := s.sign(ctx, st.License, moved); err == nil {
+			resigned.RefreshToken, toks, ents = rt, resigned, resigned.ents
+		}
+	}
 	view := s.view(st, &moved)
 	view.Entitlements = ents
 	return &Activation{Tokens: *toks, License: view}, nil

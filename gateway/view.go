@@ -19,7 +19,9 @@ type Tokens struct {
 	AccessToken    string `json:"access_token"`
 	TokenType      string `json:"token_type"`
 	ExpiresIn      int    `json:"expires_in"`
-	RefreshToken   string `json:"refresh_token"`
+	// RefreshToken is empty (and absent) only in an add-on's attach
+	// answer, which keeps the installation's refresh token.
+	RefreshToken string `json:"refresh_token,omitempty"`
 
 	// ents is the access token's ent claim, for the answer's licence
 	// block.

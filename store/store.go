@@ -157,10 +157,6 @@ type Installation struct {
 	// deactivation that supersedes them deletes that family's record:
 	// storage per installation stays O(1) however often it is reinstalled.
 	Family string `json:"family,omitempty"`
-	// PrevFamily is the family an add-on's attach replaced (its tokens
-	// were not revoked: the installer may have lost the answer), deleted
-	// by the next attach, so an installation keeps at most two.
-	PrevFamily string `json:"prev_family,omitempty"`
 	// Addons are the add-on licences attached to this installation (SPEC
 	// section 14), in attach order; each also names this installation as
 	// its installation's Base. The add-on's own installation is the
