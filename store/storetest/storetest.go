@@ -111,6 +111,7 @@ var tests = []test{
 	{"OutboxPaging", testOutboxPaging},
 	{"Lookup", testLookup},
 	{"LookupBound", testLookupBound},
+	{"LookupSearchTerms", testLookupSearchTerms},
 	{"Asks", testAsks},
 	{"AskNotice", testAskNotice},
 	{"RecordSeen", testRecordSeen},
