@@ -353,6 +353,9 @@ type Store interface {
 	Ledger
 	// Finder finds licences by lookup term (lookup.go).
 	Finder
+	// Counters keeps the per-day counts the author console charts
+	// (counters.go).
+	Counters
 
 	// Outbox holds the events waiting for delivery (outbox.go).
 	Outbox

@@ -291,6 +291,27 @@ func (b *backend) redisTests(t *testing.T) {
 	t.Run("LateDueIndexWriteIgnored", b.testLateDueIndexWriteIgnored)
 	t.Run("Close", b.testClose)
 	t.Run("ListSkipsIndexedButGone", b.testListSkipsIndexedButGone)
+	t.Run("CounterKeys", b.testCounterKeys)
+}
+
+// testCounterKeys: a day's counters are one hash, named by the date,
+// expiring DailyRetention after its last write.
+func (b *backend) testCounterKeys(t *testing.T) {
+	ctx := context.Background()
+	s := b.store(t, "", redisstore.Options{})
+	p := b.prefixOf(s)
+	raw := b.client(t)
+	day := time.Date(2026, 3, 14, 23, 59, 0, 0, time.UTC)
+	if err := s.AddDaily(ctx, []store.DailyDelta{{Day: day, Series: "activations", N: 2}, {Day: day, Series: "gate:admitted", N: 5}}); err != nil {
+		t.Fatal(err)
+	}
+	key := p + "daily:2026-03-14"
+	if got, err := raw.HGetAll(ctx, key).Result(); err != nil || got["activations"] != "2" || got["gate:admitted"] != "5" || len(got) != 2 {
+		t.Errorf("HGETALL %s = %v, %v", key, got, err)
+	}
+	if ttl, err := raw.TTL(ctx, key).Result(); err != nil || ttl < store.DailyRetention-time.Minute || ttl > store.DailyRetention {
+		t.Errorf("TTL %s = %s, %v; want about %s", key, ttl, err, store.DailyRetention)
+	}
 }
 
 // testListSkipsIndexedButGone: ids in the listing index whose state is gone

@@ -116,6 +116,8 @@ var tests = []test{
 	{"AskNotice", testAskNotice},
 	{"RecordSeen", testRecordSeen},
 	{"AddQuota", testAddQuota},
+	{"DailyCounters", testDailyCounters},
+	{"DailySeriesBound", testDailySeriesBound},
 	{"Ping", testPing},
 	{"Unavailable", testUnavailable},
 	{"CallerGone", testCallerGone},
