@@ -334,6 +334,9 @@ func (s *Service) activateLicense(ctx context.Context, f *found, req ActivateReq
 	if out.supersededFamily != "" {
 		s.dropFamily(ctx, out.supersededFamily)
 	}
+	if out.created {
+		s.daily.add(now, seriesActivations)
+	}
 	return &Activation{Created: out.created, Tokens: *toks, License: s.view(st, &out.ins)}, nil
 }
 

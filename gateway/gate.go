@@ -171,14 +171,14 @@ func (g *Gate) Admit(ctx context.Context, rawToken string, maxStale time.Duratio
 	now := g.svc.now() // once: the clock is a tenth of an admission's cost
 	c, err := g.verify(ctx, rawToken, now)
 	if err != nil {
-		g.svc.obs.GateDecision("", outcomeOf(err, OutcomeAdmitted))
+		g.decided(now, "", err)
 		return Grant{}, err
 	}
 	grant, err := g.svc.authorize(ctx, c, maxStale, now)
 	if err == nil {
 		err = g.admitPolicy(&grant, now)
 	}
-	g.svc.obs.GateDecision(c.Audience, outcomeOf(err, OutcomeAdmitted))
+	g.decided(now, c.Audience, err)
 	if err != nil && grant.Quota.Limit == 0 {
 		return Grant{}, err
 	}
@@ -206,7 +206,15 @@ func (g *Gate) admitPolicy(grant *Grant, now time.Time) error {
 func (g *Gate) Refused(code string) {
 	if g != nil {
 		g.svc.obs.GateDecision("", code)
+		g.svc.daily.gate(g.svc.now(), code)
 	}
+}
+
+// decided counts a decision, for metrics and the per-day counts.
+func (g *Gate) decided(now time.Time, product string, err error) {
+	code := outcomeOf(err, OutcomeAdmitted)
+	g.svc.obs.GateDecision(product, code)
+	g.svc.daily.gate(now, code)
 }
 
 // verify checks an access token's signature and claims. Without signing
