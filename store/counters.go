@@ -9,7 +9,8 @@ import (
 
 // Counters are the small, bounded tallies the author console draws
 // (SPEC section 13) without scanning licences: named series counted per
-// UTC day (activations, gate decisions by code).
+// UTC day (activations, gate decisions by code), and per product the
+// active installations on each version (versions.go).
 type Counters interface {
 	// AddDaily adds each delta to its series' count for its day, in one
 	// batch: what every instance added is summed. A day's counters go
@@ -22,6 +23,11 @@ type Counters interface {
 	// to to (UTC days, both included), zero where nothing was counted.
 	// At most MaxDailyDays days may be asked for.
 	Daily(ctx context.Context, series []string, from, to time.Time) (map[string][]int64, error)
+	// Versions returns a product's active installations by the version
+	// they last reported (versions.go): the versions counting one or
+	// more, VersionOther for those folded past MaxVersions. None is an
+	// empty map.
+	Versions(ctx context.Context, product string) (map[string]int64, error)
 }
 
 // DailyDelta is what to add to one series' count of one day.

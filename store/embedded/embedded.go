@@ -83,7 +83,7 @@ func Open(path string, timeout time.Duration, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("opening embedded store %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketLicenses, bucketInstallations, bucketInstallIndex, bucketRefresh, bucketKeys, bucketIdempotency, bucketDue, bucketAudit, bucketOutbox, bucketOutboxPending, bucketLeases, bucketLookup, bucketAsks, bucketDaily, bucketDailyDays} {
+		for _, b := range [][]byte{bucketLicenses, bucketInstallations, bucketInstallIndex, bucketRefresh, bucketKeys, bucketIdempotency, bucketDue, bucketAudit, bucketOutbox, bucketOutboxPending, bucketLeases, bucketLookup, bucketAsks, bucketDaily, bucketDailyDays, bucketVersions} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

@@ -295,7 +295,8 @@ func (b *backend) redisTests(t *testing.T) {
 }
 
 // testCounterKeys: a day's counters are one hash, named by the date,
-// expiring DailyRetention after its last write.
+// expiring DailyRetention after its last write; a product's version
+// counts are one hash that does not expire.
 func (b *backend) testCounterKeys(t *testing.T) {
 	ctx := context.Background()
 	s := b.store(t, "", redisstore.Options{})
@@ -311,6 +312,22 @@ func (b *backend) testCounterKeys(t *testing.T) {
 	}
 	if ttl, err := raw.TTL(ctx, key).Result(); err != nil || ttl < store.DailyRetention-time.Minute || ttl > store.DailyRetention {
 		t.Errorf("TTL %s = %s, %v; want about %s", key, ttl, err, store.DailyRetention)
+	}
+	if _, err := s.UpdateLicense(ctx, "lic_v", func(*store.LicenseState) (*store.LicenseState, error) {
+		return &store.LicenseState{
+			License: &store.License{ID: "lic_v", Status: store.LicenseActive},
+			Installations: []store.Installation{{ID: "ins_v", LicenseID: "lic_v", Product: "p", Status: store.InstallationActive, Version: "1.0"},
+				{ID: "ins_w", LicenseID: "lic_v", Product: "p", Status: store.InstallationDeactivated, Version: "2.0"}},
+		}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	key = p + "versions:p"
+	if got, err := raw.HGetAll(ctx, key).Result(); err != nil || len(got) != 1 || got["1.0"] != "1" {
+		t.Errorf("HGETALL %s = %v, %v; want 1.0: 1", key, got, err)
+	}
+	if ttl, _ := raw.PTTL(ctx, key).Result(); ttl >= 0 {
+		t.Errorf("version counts expire (PTTL %s)", ttl)
 	}
 }
 

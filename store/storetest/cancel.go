@@ -185,7 +185,8 @@ func (f fixture) everyCall(s store.Store) map[string]func(ctx context.Context) e
 		"AddDaily": func(ctx context.Context) error {
 			return s.AddDaily(ctx, []store.DailyDelta{{Day: t0, Series: "activations", N: 1}})
 		},
-		"Daily": func(ctx context.Context) error { _, err := s.Daily(ctx, []string{"activations"}, t0, t0); return err },
+		"Daily":    func(ctx context.Context) error { _, err := s.Daily(ctx, []string{"activations"}, t0, t0); return err },
+		"Versions": func(ctx context.Context) error { _, err := s.Versions(ctx, "converter-pro"); return err },
 	}
 }
 
