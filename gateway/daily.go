@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -232,4 +233,21 @@ func (s *Service) countDaily(ctx context.Context) error {
 		s.log.Warn("writing per-day counts at stop", zap.Error(ferr))
 	}
 	return err
+}
+
+// DailyCounts returns every series the service counts (DailySeries),
+// one count per UTC day for the days up to today by the service's
+// clock, oldest first, from the store's counters (what every instance
+// flushed): the console's charts. days is at most store.MaxDailyDays.
+func (s *Service) DailyCounts(ctx context.Context, days int) (from time.Time, counts map[string][]int64, err error) {
+	if days < 1 || days > store.MaxDailyDays {
+		return time.Time{}, nil, Validation("days", "must be 1 to "+strconv.Itoa(store.MaxDailyDays))
+	}
+	today := store.Day(s.now())
+	from = today.AddDate(0, 0, 1-days)
+	counts, err = s.cfg.Store.Daily(ctx, DailySeries(), from, today)
+	if err != nil {
+		return time.Time{}, nil, storeUnavailable(err)
+	}
+	return from, counts, nil
 }

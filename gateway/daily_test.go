@@ -84,6 +84,13 @@ func TestDailyCounts(t *testing.T) {
 			if got := read(); !reflect.DeepEqual(got, want) {
 				t.Fatalf("per-day counts %v, want %v", got, want)
 			}
+			from, all, err := f.svc.DailyCounts(ctx, 4)
+			if err != nil || !from.Equal(first) || len(all) != len(DailySeries()) || !reflect.DeepEqual(all[SeriesActivations], want[SeriesActivations]) {
+				t.Fatalf("DailyCounts(4) = %v, %v, %v; want from %v, every series, activations %v", from, all, err, first, want[SeriesActivations])
+			}
+			if _, _, err := f.svc.DailyCounts(ctx, store.MaxDailyDays+1); err == nil {
+				t.Error("DailyCounts past the store's bound answered")
+			}
 			tries := out.tries
 			if err := f.svc.FlushDaily(ctx); err != nil || out.tries != tries {
 				t.Fatalf("an idle flush reached the store (%v)", err)
