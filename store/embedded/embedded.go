@@ -4,8 +4,9 @@
 // One file per concern, as in store/redis: license.go (licence states and
 // the installation index), due.go (the recheck index by NextCheckAt),
 // refresh.go, keys.go, idempotency.go, feed.go (the change feed), ledger.go
-// (listing and the audit log) and janitor.go (sweeping what Redis would
-// expire). Time comes from the clock given with WithClock.
+// (listing and the audit log), janitor.go (sweeping what Redis would
+// expire), counters.go (per-day counters) and versions.go (installed
+// versions per product). Time comes from the clock given with WithClock.
 //
 // # Failures
 //
