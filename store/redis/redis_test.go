@@ -292,6 +292,32 @@ func (b *backend) redisTests(t *testing.T) {
 	t.Run("Close", b.testClose)
 	t.Run("ListSkipsIndexedButGone", b.testListSkipsIndexedButGone)
 	t.Run("CounterKeys", b.testCounterKeys)
+	t.Run("VersionAdjustmentsCommute", b.testVersionAdjustmentsCommute)
+}
+
+// testVersionAdjustmentsCommute: on Cluster two writes' version
+// adjustments are applied after their transactions and may arrive out
+// of order; the counts end the same either way, and a version back at
+// zero leaves no field.
+func (b *backend) testVersionAdjustmentsCommute(t *testing.T) {
+	ctx := context.Background()
+	s := b.store(t, "", redisstore.Options{})
+	// Three writes of one installation: w0 counts it on 1.0, w1 moves it
+	// to 1.1, w2 to 1.2; their adjustments arrive w2's first, w0's last.
+	for _, adj := range []struct {
+		v string
+		n int64
+	}{{"1.1", -1}, {"1.2", 1}, {"1.0", -1}, {"1.1", 1}, {"1.0", 1}} {
+		if err := redisstore.CountVersion(ctx, s, "p", adj.v, adj.n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := s.Versions(ctx, "p"); err != nil || len(got) != 1 || got["1.2"] != 1 {
+		t.Errorf("Versions = %v, %v; want 1.2: 1", got, err)
+	}
+	if n, err := b.client(t).HLen(ctx, b.prefixOf(s)+"versions:p").Result(); err != nil || n != 1 {
+		t.Errorf("HLEN = %d, %v; want 1", n, err)
+	}
 }
 
 // testCounterKeys: a day's counters are one hash, named by the date,

@@ -15,13 +15,17 @@ import (
 func (s *Store) versionsKey(product string) string { return s.prefix + "versions:" + product }
 
 // versionsScript applies deltas to a product's version counts, dropping
-// a version whose count falls to zero, so the hash holds only versions
-// in use and makes room for new ones.
+// a version whose count reaches zero, so the hash holds only versions in
+// use and makes room for new ones. A count below zero is kept: on
+// Cluster two writes' adjustments are applied after their transactions
+// and may arrive out of order (an installation's -1 before the +1 that
+// preceded it), and sums that are kept add up whatever the order; Versions
+// lists only positive counts.
 //
 // KEYS[1]: the product's counts; ARGV: version and delta pairs. Returns 0.
 var versionsScript = redis.NewScript(`
 for i = 1, #ARGV, 2 do
-  if redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i+1]) <= 0 then
+  if redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i+1]) == 0 then
     redis.call('HDEL', KEYS[1], ARGV[i])
   end
 end
