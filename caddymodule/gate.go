@@ -39,6 +39,12 @@ func init() {
 // (forward picks a subset; the default is the first six), and the placeholders {license.installation}, {license.id},
 // {license.product}, {license.domain}, {license.class}, {license.type},
 // {license.support_active}, {license.entitlements} (forward entitlements) and {license.stale}.
+//
+// It reads the optional X-Product-Version request header: the version of
+// the product the installation runs (at most 32 of [0-9A-Za-z.+_-], else
+// ignored), recorded with the installation's last seen and counted per
+// product for the author console's installed versions. The header is
+// passed on as sent.
 type Gate struct {
 	// Products lists the product slugs whose tokens are admitted (the
 	// tokens' aud). Required when more than one product is configured (a
@@ -177,7 +183,7 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		httpapi.WriteProblem(w, g.logger, &gateway.Error{Code: gateway.CodeInvalidToken, Detail: "A Bearer access token is required.", Cause: httpapi.ErrNoBearer})
 		return nil
 	}
-	grant, err := g.gate.Admit(r.Context(), raw, g.staleFor)
+	grant, err := g.gate.AdmitVersion(r.Context(), raw, r.Header.Get("X-Product-Version"), g.staleFor)
 	if grant.Quota.Limit > 0 {
 		q := gateway.Quota{Limit: grant.Quota.Limit, Period: grant.Quota.Period}
 		httpapi.RateLimitFields(w.Header(), g.rlPolicy[q], &grant.Quota)

@@ -290,3 +290,25 @@ func TestGateChallengeWithoutToken(t *testing.T) {
 		})
 	}
 }
+
+// The gate records the X-Product-Version an installation sends with its
+// last seen, and the product's version counts follow; a malformed one is
+// ignored, and the header reaches the backend as sent.
+func TestGateRecordsProductVersion(t *testing.T) {
+	f := newGateFixture(t)
+	for _, v := range []string{"2.1.0", "not a version"} {
+		r, _ := f.request(http.Header{"X-Product-Version": {v}})
+		_, seen := f.serve(t, r)
+		if seen == nil || seen.Header.Get("X-Product-Version") != v {
+			t.Fatalf("backend saw %v", seen)
+		}
+	}
+	ctx := context.Background()
+	if err := f.svc.FlushLastSeen(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.svc.InstalledVersions(ctx, "p")
+	if err != nil || len(got) != 1 || got["2.1.0"] != 1 {
+		t.Fatalf("installed versions %v, %v; want 2.1.0: 1", got, err)
+	}
+}

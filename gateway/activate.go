@@ -336,6 +336,9 @@ func (s *Service) activateLicense(ctx context.Context, f *found, req ActivateReq
 	if out.supersededFamily != "" {
 		s.dropFamily(ctx, out.supersededFamily)
 	}
+	if out.created {
+		s.daily.add(now, seriesActivations)
+	}
 	view := s.view(st, &out.ins)
 	view.Entitlements = toks.ents
 	return &Activation{Created: out.created, Tokens: *toks, License: view}, nil

@@ -260,20 +260,33 @@ func (s *Service) Gate(products []string, opts ...GateOption) *Gate {
 // maxStale is how long past its freshness a cached status may be served
 // while the store is unreachable (on_store_error allow_stale; 0: deny).
 func (g *Gate) Admit(ctx context.Context, rawToken string, maxStale time.Duration) (Grant, error) {
+	return g.AdmitVersion(ctx, rawToken, "", maxStale)
+}
+
+// AdmitVersion is Admit for a request that reports the version of the
+// installation's product (the gate's X-Product-Version header): an
+// admitted installation's version is recorded with its last seen, and
+// counted per product (store.Counters.Versions). A version that is not
+// store.ValidVersion (at most 32 of [0-9A-Za-z.+_-]) is ignored, as is
+// an empty one.
+func (g *Gate) AdmitVersion(ctx context.Context, rawToken, version string, maxStale time.Duration) (Grant, error) {
+	if !store.ValidVersion(version) {
+		version = ""
+	}
 	now := g.svc.now() // once: the clock is a tenth of an admission's cost
 	c, err := g.verify(ctx, rawToken, now)
 	if err != nil {
-		g.svc.obs.GateDecision("", outcomeOf(err, OutcomeAdmitted))
+		g.decided(now, "", err)
 		return Grant{}, err
 	}
-	grant, err := g.svc.authorize(ctx, c, maxStale, now)
+	grant, err := g.svc.authorize(ctx, c, version, maxStale, now)
 	if err == nil {
 		err = g.admitPolicy(ctx, &grant, maxStale, now)
 	}
 	if err == nil && g.listEntitlements {
 		err = g.listGrantEntitlements(ctx, &grant, maxStale, now)
 	}
-	g.svc.obs.GateDecision(c.Audience, outcomeOf(err, OutcomeAdmitted))
+	g.decided(now, c.Audience, err)
 	if err != nil && grant.Quota.Limit == 0 {
 		return Grant{}, err
 	}
@@ -323,7 +336,15 @@ func (g *Gate) listGrantEntitlements(ctx context.Context, grant *Grant, maxStale
 func (g *Gate) Refused(code string) {
 	if g != nil {
 		g.svc.obs.GateDecision("", code)
+		g.svc.daily.gate(g.svc.now(), code)
 	}
+}
+
+// decided counts a decision, for metrics and the per-day counts.
+func (g *Gate) decided(now time.Time, product string, err error) {
+	code := outcomeOf(err, OutcomeAdmitted)
+	g.svc.obs.GateDecision(product, code)
+	g.svc.daily.gate(now, code)
 }
 
 // verify checks an access token's signature and claims. Without signing
@@ -354,8 +375,9 @@ func mintedAfter(st *store.LicenseState, c *tokens.Claims) bool {
 // authorize decides on verified claims from the status cache, which
 // refreshes a recently used licence in the background: the request waits
 // on the store only when the cache holds nothing fresh or recently
-// refreshable.
-func (s *Service) authorize(ctx context.Context, c *tokens.Claims, maxStale time.Duration, now time.Time) (Grant, error) {
+// refreshable. An admitted installation's use is noted, with the version
+// it reported ("": none).
+func (s *Service) authorize(ctx context.Context, c *tokens.Claims, version string, maxStale time.Duration, now time.Time) (Grant, error) {
 	st, stale, err := s.cache.GetStaleAt(ctx, c.License, maxStale, now)
 	if err != nil {
 		s.obs.StoreError(OpStatusRead)
@@ -378,7 +400,7 @@ func (s *Service) authorize(ctx context.Context, c *tokens.Claims, maxStale time
 	if refusal != nil {
 		return Grant{}, refusal
 	}
-	s.seen.touch(ins.ID, st.License.ID, now)
+	s.seen.touch(ins.ID, st.License.ID, version, now)
 	return Grant{
 		InstallationID: ins.ID, LicenseID: st.License.ID, Product: ins.Product,
 		Domain: ins.Domain, Class: ins.InstallClass, Type: st.License.Type,

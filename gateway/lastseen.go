@@ -14,10 +14,14 @@ import (
 // last use in memory, and the last_seen worker writes what changed to the
 // store in one batch every LastSeenInterval (default 1m), so an
 // installation costs at most one store write per interval per instance
-// and a request never waits on the store for it. A batch the store
-// refuses stays pending and is tried again next interval; at most
-// maxSeenPending installations are held per instance (past that, newly
-// seen ones wait until the store takes a batch).
+// and a request never waits on the store for it. The product version an
+// installation reports at the gate (X-Product-Version) travels with its
+// last seen: a changed version is written by the next batch, and the
+// store moves the installation in its product's version counts in the
+// same write (store.CountVersions). A batch the store refuses stays
+// pending and is tried again next interval; at most maxSeenPending
+// installations are held per instance (past that, newly seen ones wait
+// until the store takes a batch).
 
 // DefaultLastSeenInterval is how often noted uses are written.
 const DefaultLastSeenInterval = time.Minute
@@ -34,6 +38,10 @@ type seenEntry struct {
 	license string
 	at      time.Time // last use noted
 	written time.Time // last use the store took
+	// version is the last version reported ("": none yet), wroteVersion
+	// the one the store took.
+	version      string
+	wroteVersion string
 }
 
 type seenShard struct {
@@ -67,19 +75,24 @@ func hashID(id string) uint32 {
 	return h
 }
 
-// touch notes a use. The strings are the cached state's own: storing them
-// allocates nothing once the installation has an entry.
-func (t *seenTracker) touch(installation, license string, now time.Time) {
+// touch notes a use, and the version the installation reported ("":
+// none, the last one stands). The strings are the cached state's own and
+// the request's: storing them allocates nothing once the installation
+// has an entry.
+func (t *seenTracker) touch(installation, license, version string, now time.Time) {
 	sh := t.shard(installation)
 	sh.mu.Lock()
 	e, ok := sh.m[installation]
 	switch {
-	case ok && now.Sub(e.at) < seenResolution:
+	case ok && now.Sub(e.at) < seenResolution && (version == "" || version == e.version):
 	case ok:
 		e.at = now
+		if version != "" {
+			e.version = version
+		}
 		sh.m[installation] = e
 	case len(sh.m) < maxSeenPending/seenShards:
-		sh.m[installation] = seenEntry{license: license, at: now}
+		sh.m[installation] = seenEntry{license: license, at: now, version: version}
 	}
 	sh.mu.Unlock()
 }
@@ -93,8 +106,8 @@ func (t *seenTracker) pending(now time.Time, forget time.Duration) []store.Seen 
 		sh.mu.Lock()
 		for id, e := range sh.m {
 			switch {
-			case e.at.After(e.written):
-				out = append(out, store.Seen{LicenseID: e.license, InstallationID: id, At: e.at})
+			case e.at.After(e.written) || e.version != e.wroteVersion:
+				out = append(out, store.Seen{LicenseID: e.license, InstallationID: id, At: e.at, Version: e.version})
 			case now.Sub(e.at) > forget:
 				delete(sh.m, id)
 			}
@@ -109,8 +122,11 @@ func (t *seenTracker) written(batch []store.Seen) {
 	for _, s := range batch {
 		sh := t.shard(s.InstallationID)
 		sh.mu.Lock()
-		if e, ok := sh.m[s.InstallationID]; ok && s.At.After(e.written) {
-			e.written = s.At
+		if e, ok := sh.m[s.InstallationID]; ok {
+			if s.At.After(e.written) {
+				e.written = s.At
+			}
+			e.wroteVersion = s.Version
 			sh.m[s.InstallationID] = e
 		}
 		sh.mu.Unlock()

@@ -89,7 +89,7 @@ func TestSeenTrackerBounded(t *testing.T) {
 	tr := newSeenTracker()
 	now := time.Unix(0, 0)
 	for i := 0; i < maxSeenPending+5000; i++ {
-		tr.touch("ins_"+strconv.Itoa(i), "lic", now)
+		tr.touch("ins_"+strconv.Itoa(i), "lic", "", now)
 	}
 	n := 0
 	for i := range tr.shards {

@@ -264,6 +264,6 @@ func (s *Service) activeInstallation(ctx context.Context, cred credential) (*sto
 	// A refresh or a status read is a use like a gated request: an
 	// installation that only refreshes is not idle (release_idle; issue
 	// 20, L5).
-	s.seen.touch(ins.ID, st.License.ID, now)
+	s.seen.touch(ins.ID, st.License.ID, "", now)
 	return st, ins, nil
 }

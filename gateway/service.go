@@ -54,6 +54,10 @@ type Config struct {
 	// QuotaSyncInterval is how often the gates' quota counts are added to
 	// the store's shared counters. Default: 1s.
 	QuotaSyncInterval time.Duration
+	// CountsInterval is how often the per-day counts (activations, gate
+	// decisions by code) are added to the store's, in one batch.
+	// Default: DefaultCountsInterval.
+	CountsInterval time.Duration
 
 	// AuditRetention is how long audit entries are kept (0: forever);
 	// OutboxRetention how long delivered outbox entries are (default
@@ -93,6 +97,7 @@ type Service struct {
 	gate    *Gate // any product: for the installation endpoints
 	flights singleflight.Group
 	seen    *seenTracker
+	daily   dailyCounts
 
 	quotaMu sync.Mutex
 	quotas  []*quotaCounter

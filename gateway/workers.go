@@ -26,7 +26,8 @@ type Worker struct {
 // its own goroutine until the app stops: following the store's change
 // feed, reloading the key ring (which also loads it the first time, so
 // starting never waits on the store), writing the gate's last-seen
-// batches, syncing quota counters, releasing idle installations
+// batches and per-day counts, syncing quota counters, releasing idle
+// installations
 // (release_idle), with KeyRotation set rotating the signing key on
 // schedule, unless every product's recheck is off the background recheck
 // (one across instances, by its lease), and trimming the audit log and
@@ -36,6 +37,7 @@ func (s *Service) Workers() []Worker {
 		{Name: "change_feed", Run: s.followChanges},
 		{Name: "key_reload", Run: s.reloadKeysPeriodically},
 		{Name: "last_seen", Run: s.recordLastSeen},
+		{Name: "daily_counts", Run: s.countDaily},
 		{Name: "quota_sync", Run: s.syncQuotaPeriodically},
 	}
 	if s.releasesIdle() {

@@ -16,14 +16,28 @@ type Seen struct {
 	LicenseID      string
 	InstallationID string
 	At             time.Time
+	// Version is the product version the installation reported
+	// (ValidVersion), or empty when it reported none: the stored one
+	// stays.
+	Version string
 }
 
 // ApplySeen raises the LastSeenAt of st's installations named in seen
-// (all of one licence) and reports whether any changed.
+// (all of one licence), records the version each reported when its use
+// is not older than the last one recorded, and reports whether any
+// changed.
 func ApplySeen(st *LicenseState, seen []Seen) bool {
 	changed := false
 	for _, s := range seen {
-		if in := st.Installation(s.InstallationID); in != nil && s.At.After(in.LastSeenAt) {
+		in := st.Installation(s.InstallationID)
+		if in == nil {
+			continue
+		}
+		if ValidVersion(s.Version) && s.Version != in.Version && !s.At.Before(in.LastSeenAt) {
+			in.Version = s.Version
+			changed = true
+		}
+		if s.At.After(in.LastSeenAt) {
 			in.LastSeenAt = s.At
 			changed = true
 		}

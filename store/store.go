@@ -183,6 +183,15 @@ type Installation struct {
 	UpdatedAt     time.Time `json:"updated_at"`
 	LastSeenAt    time.Time `json:"last_seen_at,omitempty"`
 	DeactivatedAt time.Time `json:"deactivated_at,omitempty"`
+	// Version is the product version the installation last reported at
+	// the gate (X-Product-Version, ValidVersion), recorded with its last
+	// seen; empty until it reports one.
+	Version string `json:"version,omitempty"`
+	// VersionCountedAs is where the store counts the installation in its
+	// product's version counts: Version, VersionOther, or empty when it
+	// is not counted (versions.go). The store sets it; a caller's value
+	// is ignored.
+	VersionCountedAs string `json:"version_counted_as,omitempty"`
 }
 
 // AddonRef names an add-on licence's installation attached to a base
@@ -356,10 +365,13 @@ type Store interface {
 	Subscribe(ctx context.Context) (<-chan Change, error)
 
 	// RecordSeen raises each named installation's LastSeenAt to At (never
-	// lowers it) in one batch: the gate's last-seen times (seen.go). An
-	// installation or licence that is gone is skipped. A last-seen time is
-	// not a change of standing: the licence's Version stays and no change
-	// notice is published, so no instance's status cache is dropped for it.
+	// lowers it) and records the Version it reported, in one batch: the
+	// gate's last-seen times (seen.go). A changed version moves the
+	// installation in its product's version counts in the same atomic
+	// write (versions.go). An installation or licence that is gone is
+	// skipped. A last-seen time is not a change of standing: the licence's
+	// Version stays and no change notice is published, so no instance's
+	// status cache is dropped for it.
 	RecordSeen(ctx context.Context, seen []Seen) error
 
 	// AddQuota atomically adds each delta to its installation's counter
@@ -375,6 +387,9 @@ type Store interface {
 	Ledger
 	// Finder finds licences by lookup term (lookup.go).
 	Finder
+	// Counters keeps the per-day counts the author console charts
+	// (counters.go).
+	Counters
 
 	// Outbox holds the events waiting for delivery (outbox.go).
 	Outbox

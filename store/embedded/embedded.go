@@ -4,8 +4,9 @@
 // One file per concern, as in store/redis: license.go (licence states and
 // the installation index), due.go (the recheck index by NextCheckAt),
 // refresh.go, keys.go, idempotency.go, feed.go (the change feed), ledger.go
-// (listing and the audit log) and janitor.go (sweeping what Redis would
-// expire). Time comes from the clock given with WithClock.
+// (listing and the audit log), janitor.go (sweeping what Redis would
+// expire), counters.go (per-day counters) and versions.go (installed
+// versions per product). Time comes from the clock given with WithClock.
 //
 // # Failures
 //
@@ -83,7 +84,7 @@ func Open(path string, timeout time.Duration, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("opening embedded store %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketLicenses, bucketInstallations, bucketInstallIndex, bucketRefresh, bucketKeys, bucketIdempotency, bucketDue, bucketAudit, bucketOutbox, bucketOutboxPending, bucketLeases, bucketLookup, bucketAsks} {
+		for _, b := range [][]byte{bucketLicenses, bucketInstallations, bucketInstallIndex, bucketRefresh, bucketKeys, bucketIdempotency, bucketDue, bucketAudit, bucketOutbox, bucketOutboxPending, bucketLeases, bucketLookup, bucketAsks, bucketDaily, bucketDailyDays, bucketVersions} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

@@ -21,3 +21,9 @@ func CountKeys(s *Store, substr string) (int, error) {
 	})
 	return n, err
 }
+
+// DropLookup deletes a licence's entry of a lookup term, as a store
+// written before that kind of term existed lacks it.
+func DropLookup(s *Store, term, licenseID string) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketLookup).Delete(lookupKey(term, licenseID)) })
+}

@@ -3,6 +3,7 @@ package embedded
 import (
 	"context"
 	"errors"
+	"slices"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -97,6 +98,7 @@ func (s *Store) updateLicense(ctx context.Context, licenseID string, fn func(*st
 		}
 		had := installationIDs(cur.Installations)
 		terms := cur.Terms()
+		stored := slices.Clone(cur.Installations)
 		next, err := fn(cur)
 		if err != nil {
 			return errAbort{err}
@@ -104,6 +106,12 @@ func (s *Store) updateLicense(ctx context.Context, licenseID string, fn func(*st
 		if next == nil {
 			written = cur
 			return nil
+		}
+		// The caller's slice stays as it was; the state written (and
+		// returned) records where each installation is counted.
+		next.Installations = slices.Clone(next.Installations)
+		if err := countVersions(tx, stored, next.Installations); err != nil {
+			return err
 		}
 		if err := writeState(tx, licenseID, prev, had, next); err != nil {
 			return err

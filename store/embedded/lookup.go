@@ -25,18 +25,23 @@ func lookupKey(term, licenseID string) []byte {
 }
 
 // reindexTerms moves a licence's lookup entries from the terms it was
-// indexed by to those it is to be.
+// indexed by to those it is to be. Every term it is to have is put if
+// missing, not only the new ones: a licence stored before a kind of term
+// existed (domains, buyer names) is indexed by its next write, as Redis
+// re-adds every term.
 func reindexTerms(tx *bolt.Tx, licenseID string, old, next []string) error {
 	b := tx.Bucket(bucketLookup)
-	gone, added := store.TermChanges(old, next)
+	gone, _ := store.TermChanges(old, next)
 	for _, t := range gone {
 		if err := b.Delete(lookupKey(t, licenseID)); err != nil {
 			return err
 		}
 	}
-	for _, t := range added {
-		if err := b.Put(lookupKey(t, licenseID), nil); err != nil {
-			return err
+	for _, t := range next {
+		if k := lookupKey(t, licenseID); b.Get(k) == nil {
+			if err := b.Put(k, nil); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"context"
+	"slices"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -10,7 +11,7 @@ import (
 
 // RecordSeen implements store.Store: the whole batch in one bbolt
 // update, under the writer lock UpdateLicense also takes, so neither
-// loses the other's write.
+// loses the other's write; a changed version's counts move in it too.
 func (s *Store) RecordSeen(ctx context.Context, seen []store.Seen) error {
 	if len(seen) == 0 {
 		return nil
@@ -24,8 +25,12 @@ func (s *Store) RecordSeen(ctx context.Context, seen []store.Seen) error {
 			if err != nil {
 				return err
 			}
+			stored := slices.Clone(st.Installations)
 			if !found || !store.ApplySeen(st, by[id]) {
 				continue
+			}
+			if err := countVersions(tx, stored, st.Installations); err != nil {
+				return err
 			}
 			if err := putJSON(b, id, st.Installations); err != nil {
 				return err

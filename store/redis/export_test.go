@@ -14,3 +14,9 @@ var KeySlot = keySlot
 func IndexDue(ctx context.Context, s *Store, licenseID string, version int64, at time.Time) (int64, error) {
 	return dueScript.Run(ctx, s.client, []string{s.dueKey(), s.dueVersionsKey()}, licenseID, version, dueScore(at)).Int64()
 }
+
+// CountVersion runs versionsScript as a write's adjustment of one
+// version does, so a test can replay adjustments out of order.
+func CountVersion(ctx context.Context, s *Store, product, version string, n int64) error {
+	return versionsScript.Run(ctx, s.client, []string{s.versionsKey(product)}, version, n).Err()
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -129,6 +130,7 @@ func (s *Store) UpdateLicense(ctx context.Context, licenseID string, fn func(*st
 			had = append(had, in.ID)
 		}
 		terms := cur.Terms() // fn may edit cur
+		stored := slices.Clone(cur.Installations)
 		next, err := fn(cur)
 		if err != nil {
 			return errAbort{err}
@@ -145,7 +147,14 @@ func (s *Store) UpdateLicense(ctx context.Context, licenseID string, fn func(*st
 		}
 		lic := *next.License
 		lic.Version = version + 1
-		payload, err := json.Marshal(stateRecord{License: &lic, Installations: next.Installations})
+		// The caller's slice stays as it was; the state written records
+		// where each installation is counted.
+		ins := slices.Clone(next.Installations)
+		counts, err := s.versionWrites(ctx, tx, key, stored, ins)
+		if err != nil {
+			return err
+		}
+		payload, err := json.Marshal(stateRecord{License: &lic, Installations: ins})
 		if err != nil {
 			return errAbort{fmt.Errorf("updating licence: encoding state: %w", err)}
 		}
@@ -190,7 +199,7 @@ func (s *Store) UpdateLicense(ctx context.Context, licenseID string, fn func(*st
 					deferred = append(deferred, del)
 				}
 			}
-			for _, iw := range s.termWrites(ctx, licenseID, terms, next.Terms()) {
+			for _, iw := range append(s.termWrites(ctx, licenseID, terms, next.Terms()), counts...) {
 				if s.sameSlot(key, iw.key) {
 					iw.write(p)
 				} else {

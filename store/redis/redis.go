@@ -31,6 +31,13 @@
 //	P{lease:<name>}        hash    holder, token, expires (unix ms): a lease
 //	                               (store.Scheduler); never expires, so its
 //	                               token count survives every holder
+//	Pterm:<term>           zset    licence ids a lookup term finds (lookup.go)
+//	Pdaily:<YYYY-MM-DD>    hash    series -> count for one UTC day, expiring
+//	                               store.DailyRetention after its last write
+//	Pversions:<product>    hash    version -> active installations on it, at
+//	                               most store.MaxVersions fields and "other";
+//	                               written in the licence's MULTI/EXEC
+//	                               (versions.go)
 //	Pkeys                  hash    kid -> JSON SigningKey
 //	Pidem:<key>            string  stored answer, expiring with its TTL
 //	Pchanges               pub/sub channel of JSON store.Change

@@ -291,6 +291,70 @@ func (b *backend) redisTests(t *testing.T) {
 	t.Run("LateDueIndexWriteIgnored", b.testLateDueIndexWriteIgnored)
 	t.Run("Close", b.testClose)
 	t.Run("ListSkipsIndexedButGone", b.testListSkipsIndexedButGone)
+	t.Run("CounterKeys", b.testCounterKeys)
+	t.Run("VersionAdjustmentsCommute", b.testVersionAdjustmentsCommute)
+}
+
+// testVersionAdjustmentsCommute: on Cluster two writes' version
+// adjustments are applied after their transactions and may arrive out
+// of order; the counts end the same either way, and a version back at
+// zero leaves no field.
+func (b *backend) testVersionAdjustmentsCommute(t *testing.T) {
+	ctx := context.Background()
+	s := b.store(t, "", redisstore.Options{})
+	// Three writes of one installation: w0 counts it on 1.0, w1 moves it
+	// to 1.1, w2 to 1.2; their adjustments arrive w2's first, w0's last.
+	for _, adj := range []struct {
+		v string
+		n int64
+	}{{"1.1", -1}, {"1.2", 1}, {"1.0", -1}, {"1.1", 1}, {"1.0", 1}} {
+		if err := redisstore.CountVersion(ctx, s, "p", adj.v, adj.n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := s.Versions(ctx, "p"); err != nil || len(got) != 1 || got["1.2"] != 1 {
+		t.Errorf("Versions = %v, %v; want 1.2: 1", got, err)
+	}
+	if n, err := b.client(t).HLen(ctx, b.prefixOf(s)+"versions:p").Result(); err != nil || n != 1 {
+		t.Errorf("HLEN = %d, %v; want 1", n, err)
+	}
+}
+
+// testCounterKeys: a day's counters are one hash, named by the date,
+// expiring DailyRetention after its last write; a product's version
+// counts are one hash that does not expire.
+func (b *backend) testCounterKeys(t *testing.T) {
+	ctx := context.Background()
+	s := b.store(t, "", redisstore.Options{})
+	p := b.prefixOf(s)
+	raw := b.client(t)
+	day := time.Date(2026, 3, 14, 23, 59, 0, 0, time.UTC)
+	if err := s.AddDaily(ctx, []store.DailyDelta{{Day: day, Series: "activations", N: 2}, {Day: day, Series: "gate:admitted", N: 5}}); err != nil {
+		t.Fatal(err)
+	}
+	key := p + "daily:2026-03-14"
+	if got, err := raw.HGetAll(ctx, key).Result(); err != nil || got["activations"] != "2" || got["gate:admitted"] != "5" || len(got) != 2 {
+		t.Errorf("HGETALL %s = %v, %v", key, got, err)
+	}
+	if ttl, err := raw.TTL(ctx, key).Result(); err != nil || ttl < store.DailyRetention-time.Minute || ttl > store.DailyRetention {
+		t.Errorf("TTL %s = %s, %v; want about %s", key, ttl, err, store.DailyRetention)
+	}
+	if _, err := s.UpdateLicense(ctx, "lic_v", func(*store.LicenseState) (*store.LicenseState, error) {
+		return &store.LicenseState{
+			License: &store.License{ID: "lic_v", Status: store.LicenseActive},
+			Installations: []store.Installation{{ID: "ins_v", LicenseID: "lic_v", Product: "p", Status: store.InstallationActive, Version: "1.0"},
+				{ID: "ins_w", LicenseID: "lic_v", Product: "p", Status: store.InstallationDeactivated, Version: "2.0"}},
+		}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	key = p + "versions:p"
+	if got, err := raw.HGetAll(ctx, key).Result(); err != nil || len(got) != 1 || got["1.0"] != "1" {
+		t.Errorf("HGETALL %s = %v, %v; want 1.0: 1", key, got, err)
+	}
+	if ttl, _ := raw.PTTL(ctx, key).Result(); ttl >= 0 {
+		t.Errorf("version counts expire (PTTL %s)", ttl)
+	}
 }
 
 // testListSkipsIndexedButGone: ids in the listing index whose state is gone

@@ -121,6 +121,9 @@ func (f fixture) unchanged(t *testing.T, s store.Store) {
 	if evs, err := s.Audit(ctx, store.AuditQuery{Limit: 10}); err != nil || len(evs) != 1 {
 		t.Errorf("audit log = %d events, %v; want 1", len(evs), err)
 	}
+	if got, err := s.Daily(ctx, []string{"activations"}, t0, t0); err != nil || got["activations"][0] != 0 {
+		t.Errorf("per-day count = %v, %v; want none", got, err)
+	}
 }
 
 // everyCall calls every method of s with ctx, each to read or change what
@@ -179,6 +182,11 @@ func (f fixture) everyCall(s store.Store) map[string]func(ctx context.Context) e
 			_, err := s.AddQuota(ctx, []store.QuotaDelta{{LicenseID: "lic_1", InstallationID: "ins_1", Window: t0, Period: time.Minute, N: 1}})
 			return err
 		},
+		"AddDaily": func(ctx context.Context) error {
+			return s.AddDaily(ctx, []store.DailyDelta{{Day: t0, Series: "activations", N: 1}})
+		},
+		"Daily":    func(ctx context.Context) error { _, err := s.Daily(ctx, []string{"activations"}, t0, t0); return err },
+		"Versions": func(ctx context.Context) error { _, err := s.Versions(ctx, "converter-pro"); return err },
 	}
 }
 

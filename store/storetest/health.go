@@ -65,6 +65,11 @@ func testUnavailable(t *testing.T, h *harness) {
 		"RecordSeen": func() error {
 			return s.RecordSeen(ctx, []store.Seen{{LicenseID: "lic_1", InstallationID: "ins_1", At: t0}})
 		},
+		"AddDaily": func() error {
+			return s.AddDaily(ctx, []store.DailyDelta{{Day: t0, Series: "activations", N: 1}})
+		},
+		"Daily":    func() error { _, err := s.Daily(ctx, []string{"activations"}, t0, t0); return err },
+		"Versions": func() error { _, err := s.Versions(ctx, "p"); return err },
 		"AddQuota": func() error {
 			_, err := s.AddQuota(ctx, []store.QuotaDelta{{LicenseID: "lic_1", InstallationID: "ins_1", Window: t0, Period: time.Minute, N: 1}})
 			return err

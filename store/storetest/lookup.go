@@ -74,6 +74,62 @@ func testLookupBound(t *testing.T, h *harness) {
 	}
 }
 
+// testLookupSearchTerms: the author console's searches. A domain finds
+// every licence with an installation on it that the state still holds,
+// active or not; a moved installation's old domain, or a pruned one's,
+// no longer does. A buyer's name finds its licence whatever its case; a
+// name that is an e-mail address is no term, and is in no key.
+func testLookupSearchTerms(t *testing.T, h *harness) {
+	s := h.open(t)
+	ins := func(lic, id, domain, status string) store.Installation {
+		return store.Installation{ID: id, LicenseID: lic, Product: "p", Domain: domain, Status: status, CreatedAt: t0}
+	}
+	a := license("lic_a")
+	a.License.Source, a.License.LicensedTo = "envato", "JohnDoe_42"
+	a.Installations = []store.Installation{
+		ins("lic_a", "ins_a1", "acme.com", store.InstallationActive),
+		ins("lic_a", "ins_a2", "shop.example", store.InstallationDeactivated),
+	}
+	b := license("lic_b")
+	b.License.Source, b.License.LicensedTo = "gumroad", "Someone@Example.com"
+	b.Installations = []store.Installation{ins("lic_b", "ins_b1", "acme.com", store.InstallationActive)}
+	put(t, s, a)
+	put(t, s, b)
+	expect := func(what, term string, want ...string) {
+		t.Helper()
+		if want == nil {
+			want = []string{}
+		}
+		if got := lookup(t, s, term); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: Lookup(%s) = %v, want %v", what, term, got, want)
+		}
+	}
+	expect("a shared domain", store.DomainTerm("acme.com"), "lic_a", "lic_b")
+	expect("a deactivated installation kept in the state", store.DomainTerm("shop.example"), "lic_a")
+	expect("the name as the marketplace spells it", store.BuyerTerm("envato", "JohnDoe_42"), "lic_a")
+	expect("the name in another case", store.BuyerTerm("envato", "JOHNDOE_42"), "lic_a")
+	expect("the name at another source", store.BuyerTerm("gumroad", "johndoe_42"))
+	expect("an e-mail address as the name", store.BuyerTerm("gumroad", "someone@example.com"))
+	if h.cfg.count != nil {
+		if n := h.cfg.count(t, s, "omeone@"); n != 0 {
+			t.Errorf("%d records hold the buyer's e-mail address in their name", n)
+		}
+	}
+
+	// lic_b's installation moves to another domain.
+	update(t, s, "lic_b", func(st *store.LicenseState) { st.Installations[0].Domain = "new.example" })
+	expect("after the move, the old domain", store.DomainTerm("acme.com"), "lic_a")
+	expect("after the move, the new domain", store.DomainTerm("new.example"), "lic_b")
+	// lic_a's deactivated installation is pruned, and the buyer renamed.
+	update(t, s, "lic_a", func(st *store.LicenseState) {
+		st.Installations = st.Installations[:1]
+		st.License.LicensedTo = "JaneDoe"
+	})
+	expect("a pruned installation's domain", store.DomainTerm("shop.example"))
+	expect("the old name", store.BuyerTerm("envato", "johndoe_42"))
+	expect("the new name", store.BuyerTerm("envato", "janedoe"), "lic_a")
+}
+
 func first(ids []string) string {
 	if len(ids) == 0 {
 		return ""
