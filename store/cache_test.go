@@ -953,8 +953,10 @@ func TestCacheCallerGoneWhileReading(t *testing.T) {
 	if n := cs.count("lic_1"); n != 2 {
 		t.Fatalf("%d store reads, want 2 (the first, and the one the gone caller started)", n)
 	}
-	if hits, _ := c.Stats(); hits != 0 {
-		t.Fatalf("%d hits, want 0", hits)
+	// Joining the read counts no hit; finding it cached (the read ended
+	// between release and this call) counts one: both are right.
+	if hits, _ := c.Stats(); hits > 1 {
+		t.Fatalf("%d hits, want at most 1", hits)
 	}
 }
 
