@@ -311,4 +311,7 @@ func TestGateRecordsProductVersion(t *testing.T) {
 	if err != nil || len(got) != 1 || got["2.1.0"] != 1 {
 		t.Fatalf("installed versions %v, %v; want 2.1.0: 1", got, err)
 	}
+	if ins, _, err := f.svc.Installation(ctx, f.act.InstallationID); err != nil || ins.Version != "2.1.0" {
+		t.Fatalf("the admin view's version: %+v, %v", ins, err)
+	}
 }

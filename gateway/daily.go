@@ -109,8 +109,16 @@ func (c *dailyCounts) add(now time.Time, series int) {
 	sl.n[series].Add(1)
 }
 
-// gate counts a gate decision by its code.
+// seriesAdmitted is the series of admitted requests: gateOutcomes[0].
+const seriesAdmitted = 1
+
+// gate counts a gate decision by its code. An admission, nearly every
+// decision, is counted without hashing its code.
 func (c *dailyCounts) gate(now time.Time, code string) {
+	if code == OutcomeAdmitted {
+		c.add(now, seriesAdmitted)
+		return
+	}
 	i, ok := gateSeriesIndex[code]
 	if !ok {
 		i = seriesGateOther

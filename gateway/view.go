@@ -124,6 +124,9 @@ type AdminInstallation struct {
 	BaseLicense      string           `json:"base_license,omitempty"`
 	// MarkedStaging: its buyer marked it a staging copy (the portal).
 	MarkedStaging bool `json:"marked_staging,omitempty"`
+	// Version is the product version it last reported at the gate
+	// (X-Product-Version).
+	Version string `json:"version,omitempty"`
 }
 
 // LicenseDetail is a licence with its installations.
@@ -164,6 +167,6 @@ func adminInstallation(in store.Installation) AdminInstallation {
 		ID: in.ID, LicenseID: in.LicenseID, Domain: in.Domain, InstallClass: in.InstallClass,
 		Status: in.Status, Label: in.Label, ClientIP: in.ClientIP, CreatedAt: in.CreatedAt,
 		LastSeenAt: timePtr(in.LastSeenAt), DeactivatedAt: timePtr(in.DeactivatedAt),
-		Addons: in.Addons, BaseInstallation: in.Base, BaseLicense: in.BaseLicense, MarkedStaging: in.MarkedStaging,
+		Addons: in.Addons, BaseInstallation: in.Base, BaseLicense: in.BaseLicense, MarkedStaging: in.MarkedStaging, Version: in.Version,
 	}
 }

@@ -117,6 +117,20 @@ func DailyDays(series []string, from, to time.Time) ([]time.Time, error) {
 	return days, nil
 }
 
+// DailyRead checks a read as DailyDays does and returns its days and the
+// answer to fill: every series with a zero for each day.
+func DailyRead(series []string, from, to time.Time) ([]time.Time, map[string][]int64, error) {
+	days, err := DailyDays(series, from, to)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make(map[string][]int64, len(series))
+	for _, name := range series {
+		out[name] = make([]int64, len(days))
+	}
+	return days, out, nil
+}
+
 // DailyByDay groups a batch by day, summing repeats, in first-seen
 // order: what one write per day adds. Zero deltas are left out.
 func DailyByDay(deltas []DailyDelta) (days []string, by map[string]map[string]int64) {

@@ -120,13 +120,9 @@ func counterValue(v []byte) uint64 {
 
 // Daily implements store.Counters.
 func (s *Store) Daily(ctx context.Context, series []string, from, to time.Time) (map[string][]int64, error) {
-	days, err := store.DailyDays(series, from, to)
+	days, out, err := store.DailyRead(series, from, to)
 	if err != nil {
 		return nil, err
-	}
-	out := make(map[string][]int64, len(series))
-	for _, name := range series {
-		out[name] = make([]int64, len(days))
 	}
 	err = s.view(ctx, "reading per-day counts", func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketDaily)

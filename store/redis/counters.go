@@ -69,13 +69,9 @@ func (s *Store) AddDaily(ctx context.Context, deltas []store.DailyDelta) error {
 
 // Daily implements store.Counters: one HMGET per day, in one pipeline.
 func (s *Store) Daily(ctx context.Context, series []string, from, to time.Time) (map[string][]int64, error) {
-	days, err := store.DailyDays(series, from, to)
+	days, out, err := store.DailyRead(series, from, to)
 	if err != nil {
 		return nil, err
-	}
-	out := make(map[string][]int64, len(series))
-	for _, name := range series {
-		out[name] = make([]int64, len(days))
 	}
 	if len(series) == 0 {
 		return out, nil
