@@ -155,8 +155,7 @@ func (p *Portal) onInstallation(w http.ResponseWriter, r *http.Request, licID, i
 			return
 		}
 		lic, err := act.do(r.Context(), p.cfg.Service, actor(sess), owned, licID, insID)
-		var ge *gateway.Error
-		if errors.As(err, &ge) && (ge.Code == gateway.CodeActivationLimit || ge.Code == gateway.CodeDomainNotAllowed) {
+		if ge, ok := refusal(err); ok {
 			p.flash(w, r, web.FlashError, ge.Detail) // a refusal the buyer can read, nothing changed
 			http.Redirect(w, r, back, http.StatusSeeOther)
 			return
@@ -391,6 +390,20 @@ func (p *Portal) flash(w http.ResponseWriter, r *http.Request, kind web.FlashKin
 
 // failed answers err, if any: a licence or installation that is not the
 // buyer's is not found; anything else is an outage.
+// refusal is err when it is the gateway's refusal of what the buyer
+// asked (its detail is for them), not an outage or an internal error.
+func refusal(err error) (*gateway.Error, bool) {
+	var ge *gateway.Error
+	if !errors.As(err, &ge) {
+		return nil, false
+	}
+	switch ge.Code {
+	case gateway.CodeStoreUnavailable, gateway.CodeUpstreamUnavailable, gateway.CodeInternal, gateway.CodeClientClosed:
+		return nil, false
+	}
+	return ge, true
+}
+
 func (p *Portal) failed(w http.ResponseWriter, err error, retry string) bool {
 	switch {
 	case err == nil:
