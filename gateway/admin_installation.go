@@ -24,6 +24,12 @@ func (s *Service) Installation(ctx context.Context, id string) (*AdminInstallati
 // behalf (a buyer whose server vanished) and revokes its tokens. An
 // installation deactivated already is answered as it is.
 func (s *Service) DeactivateInstallation(ctx context.Context, id, reason string) (*AdminInstallation, *LicenseDetail, error) {
+	return s.DeactivateInstallationBy(ctx, ActorAdmin, id, reason)
+}
+
+// DeactivateInstallationBy is DeactivateInstallation audited as actor
+// (ConsoleActor).
+func (s *Service) DeactivateInstallationBy(ctx context.Context, actor, id, reason string) (*AdminInstallation, *LicenseDetail, error) {
 	licID, err := s.installationLicense(ctx, id)
 	if err != nil {
 		return nil, nil, err
@@ -34,7 +40,7 @@ func (s *Service) DeactivateInstallation(ctx context.Context, id, reason string)
 		}
 		return nil, ErrNotFound
 	}
-	st, err := s.deactivate(ctx, licID, id, find, store.AuditEvent{Actor: ActorAdmin, Reason: trimReason(reason)})
+	st, err := s.deactivate(ctx, licID, id, find, store.AuditEvent{Actor: actor, Reason: trimReason(reason)})
 	if err != nil {
 		return nil, nil, err
 	}

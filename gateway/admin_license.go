@@ -109,6 +109,12 @@ var ErrUnknownAction = errors.New("unknown licence action")
 // ChangeLicense suspends, reinstates, locks or unlocks a licence. The
 // change reaches every gate through the store's change feed.
 func (s *Service) ChangeLicense(ctx context.Context, id, action, reason string) (*LicenseDetail, error) {
+	return s.ChangeLicenseBy(ctx, ActorAdmin, id, action, reason)
+}
+
+// ChangeLicenseBy is ChangeLicense audited as actor (ConsoleActor): the
+// console's one path to the admin API's operation.
+func (s *Service) ChangeLicenseBy(ctx context.Context, actor, id, action, reason string) (*LicenseDetail, error) {
 	audit, ok := map[string]string{
 		ActionSuspend: store.AuditLicenseSuspended, ActionReinstate: store.AuditLicenseReinstated,
 		ActionLock: store.AuditLicenseLocked, ActionUnlock: store.AuditLicenseUnlocked,
@@ -126,7 +132,7 @@ func (s *Service) ChangeLicense(ctx context.Context, id, action, reason string) 
 		}
 		applyAction(st.License, action)
 		st.License.UpdatedAt = now
-		s.event(ctx, st, Event{Actor: ActorAdmin, Action: audit, LicenseID: id, Reason: reason})
+		s.event(ctx, st, Event{Actor: actor, Action: audit, LicenseID: id, Reason: reason})
 		return st, nil
 	})
 	if err != nil {

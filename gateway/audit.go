@@ -14,6 +14,12 @@ const (
 	ActorGateway   = "gateway"
 )
 
+// ConsoleActor is an author signed in to the console as user (the
+// authentication handler's user id), as the audit log names them: an
+// admin, and which one. A webhook consumer matching "admin" by prefix
+// sees the console's changes as the admin API's.
+func ConsoleActor(user string) string { return ActorAdmin + ":" + user }
+
 // maxAuditLimit bounds one page of the audit log.
 const maxAuditLimit = 1000
 

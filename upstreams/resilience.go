@@ -81,6 +81,7 @@ type Resilient struct {
 	budget     *Budget
 	breaker    *breaker
 	negative   *negativeCache
+	failure    lastFailure // the last failed call's class, for Health
 
 	calls atomic.Uint64 // calls of the wrapped source, for tests and metrics
 }
@@ -357,6 +358,9 @@ func (r *Resilient) observeCall(name string, v Verdict, took time.Duration) {
 // retried.
 func (r *Resilient) record(v Verdict) bool {
 	retry := r.recordState(v)
+	if v.Outcome == Unknown {
+		r.failure.note(v.Cause, r.cfg.Clock.Now())
+	}
 	if v.Outcome == Unknown && r.cfg.OnUnknown != nil {
 		r.cfg.OnUnknown(r.src.Name(), v.Cause)
 	}

@@ -32,7 +32,9 @@ type RendererConfig struct {
 	SiteName string
 	// Pages holds the surface's page templates, one "<name>.html" file per
 	// page at its root, each defining "title" and "content" (see
-	// templates/error.html). Optional.
+	// templates/error.html). Optional. A file whose name starts with "_"
+	// is no page: it holds templates every page may use (a form two
+	// pages show).
 	Pages fs.FS
 	// Strings adds to (or overrides) English.
 	Strings map[string]string
@@ -61,6 +63,16 @@ type Page struct {
 	CSRFToken string
 	// Data is the page's own data, as {{.Data}}.
 	Data any
+	// Nav is the surface's navigation, shown under the header when set
+	// (the console's sections); the Current one is marked for assistive
+	// technology with aria-current.
+	Nav []NavLink
+}
+
+// NavLink is one entry of Page.Nav.
+type NavLink struct {
+	Label, Href string
+	Current     bool
 }
 
 // view is what the templates see: the Page plus what the Renderer knows.
@@ -108,17 +120,36 @@ func NewRenderer(cfg RendererConfig) (*Renderer, error) {
 		return nil, err
 	}
 	if cfg.Pages != nil {
+		if layout, err = withPartials(layout, cfg.Pages); err != nil {
+			return nil, err
+		}
 		files, err := fs.Glob(cfg.Pages, "*.html")
 		if err != nil {
 			return nil, fmt.Errorf("renderer: listing pages: %w", err)
 		}
 		for _, f := range files {
+			if strings.HasPrefix(f, "_") {
+				continue
+			}
 			if err := rd.addPage(layout, cfg.Pages, f); err != nil {
 				return nil, err
 			}
 		}
 	}
 	return rd, nil
+}
+
+// withPartials adds the surface's shared templates ("_*.html") to the
+// layout every page is cloned from.
+func withPartials(layout *template.Template, fsys fs.FS) (*template.Template, error) {
+	partials, err := fs.Glob(fsys, "_*.html")
+	if err != nil || len(partials) == 0 {
+		return layout, err
+	}
+	if layout, err = layout.ParseFS(fsys, partials...); err != nil {
+		return nil, fmt.Errorf("renderer: parsing shared templates: %w", err)
+	}
+	return layout, nil
 }
 
 // addPage parses one page file into its own copy of the layout, so every

@@ -10,6 +10,7 @@ var English = map[string]string{
 	"site.name":                 "Licences",
 	"layout.skip":               "Skip to main content",
 	"layout.signed_in_as":       "Signed in as",
+	"layout.nav":                "Sections",
 	"layout.footer":             "Licence gateway powered by licensegate",
 	"flash.info":                "Notice",
 	"flash.error":               "Error",
