@@ -200,7 +200,7 @@ func (b *browser) do(method, u string, form url.Values) page {
 	return page{resp.StatusCode, resp.Request.URL.String(), string(raw), resp.Header}
 }
 
-func (b *browser) get(u string) page                    { return b.do(http.MethodGet, u, nil) }
+func (b *browser) get(u string) page                   { return b.do(http.MethodGet, u, nil) }
 func (b *browser) post(u string, form url.Values) page { return b.do(http.MethodPost, u, form) }
 
 var csrfPattern = regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
