@@ -156,7 +156,3 @@ func SortAsks(asks []Ask) {
 		return strings.Compare(a.LicenseID, b.LicenseID)
 	})
 }
-
-// QueueTerm is the lookup term of a review-queue kind (the console).
-// Placeholder until the store's queue index lands.
-func QueueTerm(kind string) string { return "queue:" + kind }
