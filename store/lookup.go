@@ -90,9 +90,9 @@ func (st *LicenseState) domainTerms() []string {
 }
 
 // Terms lists the lookup terms st is indexed by, sorted, without
-// repeats: its licence's Refs, its buyer's e-mail (hashed) and name, and
-// its installations' domains. Nil when st holds no licence, or none of
-// these.
+// repeats: its licence's Refs, its buyer's e-mail (hashed) and name, its
+// installations' domains, and the review queues it is in (queue.go).
+// Nil when st holds no licence, or none of these.
 func (st *LicenseState) Terms() []string {
 	if st == nil || st.License == nil {
 		return nil
@@ -106,6 +106,7 @@ func (st *LicenseState) Terms() []string {
 		terms = append(terms, BuyerTerm(lic.Source, lic.LicensedTo))
 	}
 	terms = append(terms, st.domainTerms()...)
+	terms = append(terms, st.queueTerms()...)
 	if len(terms) == 0 {
 		return nil
 	}

@@ -29,7 +29,17 @@ func TestTerms(t *testing.T) {
 				ins("i3", "acme.com", store.InstallationCloned), // a repeat is one term
 				ins("i4", "", store.InstallationActive),
 			},
-		}, []string{"buyer:envato:mixedcase_buyer", "domain:acme.com", "domain:old.example", "email:h1", "ref:envato:order:7"}},
+		}, []string{"buyer:envato:mixedcase_buyer", "domain:acme.com", "domain:old.example", "email:h1", "queue:cloned", "ref:envato:order:7"}},
+		{"every review queue", &store.LicenseState{
+			License: &store.License{Status: store.LicenseFlagged, Locked: true},
+			Installations: []store.Installation{
+				ins("i1", "", store.InstallationCloned), ins("i2", "", store.InstallationCloned), // one term
+			},
+		}, []string{"queue:cloned", "queue:flagged", "queue:locked"}},
+		{"no queue: active, unlocked, nothing cloned", &store.LicenseState{
+			License:       &store.License{Status: store.LicenseSuspended},
+			Installations: []store.Installation{ins("i1", "", store.InstallationDeactivated)},
+		}, nil},
 		{"an e-mail address as the name is not a term", &store.LicenseState{
 			License: &store.License{Source: "gumroad", LicensedTo: "Buyer@Example.com"},
 		}, nil},
@@ -69,5 +79,21 @@ func TestDomainTermsBounded(t *testing.T) {
 	got := st.Terms()
 	if len(got) != store.MaxDomainTerms || !slices.Contains(got, store.DomainTerm("zz-active.example")) {
 		t.Errorf("%d terms (active one in: %t), want %d with the active one", len(got), slices.Contains(got, store.DomainTerm("zz-active.example")), store.MaxDomainTerms)
+	}
+}
+
+func TestQueueTerm(t *testing.T) {
+	for _, q := range store.Queues {
+		if got, want := store.QueueTerm(q), "queue:"+q; got != want {
+			t.Errorf("QueueTerm(%s) = %q, want %q", q, got, want)
+		}
+	}
+}
+
+func TestPageLimit(t *testing.T) {
+	for limit, want := range map[int]int{-1: 0, 0: 0, 1: 1, 500: 500, 501: 500, 1 << 40: 500} {
+		if got := store.PageLimit(limit); got != want {
+			t.Errorf("PageLimit(%d) = %d, want %d", limit, got, want)
+		}
 	}
 }

@@ -65,6 +65,51 @@ func (s *Store) Lookup(ctx context.Context, term string) ([]string, error) {
 	return ids, nil
 }
 
+// LookupAfter implements store.TermPager: a seek to the term's entry
+// for after, and at most a page of entries read from there.
+func (s *Store) LookupAfter(ctx context.Context, term, after string, limit int) ([]string, error) {
+	limit = store.PageLimit(limit)
+	ids := []string{}
+	prefix := append([]byte(term), 0)
+	err := s.view(ctx, "paging licences by term", func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketLookup).Cursor()
+		from := lookupKey(term, after)
+		k, _ := c.Seek(from)
+		if after != "" && bytes.Equal(k, from) {
+			k, _ = c.Next()
+		}
+		for ; k != nil && bytes.HasPrefix(k, prefix) && len(ids) < limit; k, _ = c.Next() {
+			ids = append(ids, string(k[len(prefix):]))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ids, nil
+}
+
+// CountTerm implements store.TermPager by walking the term's entries
+// (keys only, in one read transaction that blocks no writer): the work
+// is the term's size, never the store's, and the count is exact by
+// construction, with nothing kept on the write path. A review queue of
+// a hundred thousand licences is some milliseconds.
+func (s *Store) CountTerm(ctx context.Context, term string) (int64, error) {
+	var n int64
+	prefix := append([]byte(term), 0)
+	err := s.view(ctx, "counting licences by term", func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketLookup).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
 // AskCheck implements store.Scheduler.
 func (s *Store) AskCheck(ctx context.Context, licenseID string, at time.Time) error {
 	err := s.update(ctx, "queueing a check", func(tx *bolt.Tx) error {
@@ -122,3 +167,6 @@ func askTime(v []byte) (time.Time, bool) {
 	}
 	return time.Unix(0, int64(binary.BigEndian.Uint64(v))), true
 }
+
+// Interface guards
+var _ store.TermPager = (*Store)(nil)

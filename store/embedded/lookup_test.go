@@ -10,9 +10,9 @@ import (
 	"github.com/licensegate/licensegate/store/embedded"
 )
 
-// TestLookupRepairedByNextWrite: a licence stored before domain terms
-// existed (its entry missing) is indexed by its next write, whatever it
-// changes.
+// TestLookupRepairedByNextWrite: a licence stored before domain terms or
+// review queues existed (its entry missing) is indexed by its next
+// write, whatever it changes.
 func TestLookupRepairedByNextWrite(t *testing.T) {
 	ctx := context.Background()
 	s, err := embedded.Open(filepath.Join(t.TempDir(), "lg.db"), time.Second)
@@ -36,5 +36,20 @@ func TestLookupRepairedByNextWrite(t *testing.T) {
 	}
 	if ids, err := s.Lookup(ctx, term); err != nil || len(ids) != 1 || ids[0] != "lic_1" {
 		t.Errorf("Lookup(%s) after the next write = %v, %v; want lic_1", term, ids, err)
+	}
+	// A licence locked before the review queues existed joins its queue
+	// with its next write.
+	queue := store.QueueTerm(store.QueueLocked)
+	if err := embedded.DropLookup(s, queue, "lic_1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpdateLicense(ctx, "lic_1", func(st *store.LicenseState) (*store.LicenseState, error) {
+		st.License.VerifiedAt = time.Now()
+		return st, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.CountTerm(ctx, queue); err != nil || n != 1 {
+		t.Errorf("CountTerm(%s) after the next write = %d, %v; want 1", queue, n, err)
 	}
 }

@@ -57,6 +57,38 @@ func (s *Store) Lookup(ctx context.Context, term string) ([]string, error) {
 	return ids, nil
 }
 
+// LookupAfter implements store.TermPager: the term's set holds every
+// member at score 0, so ZRANGEBYLEX from the exclusive cursor reads the
+// page and nothing before it.
+func (s *Store) LookupAfter(ctx context.Context, term, after string, limit int) ([]string, error) {
+	limit = store.PageLimit(limit)
+	if limit == 0 {
+		return []string{}, nil // go-redis reads Count 0 as "no limit"
+	}
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	min := "-"
+	if after != "" {
+		min = "(" + after
+	}
+	ids, err := s.client.ZRangeByLex(ctx, s.lookupKey(term), &redis.ZRangeBy{Min: min, Max: "+", Count: int64(limit)}).Result()
+	if err != nil {
+		return nil, failed(ctx, "paging licences by term", err)
+	}
+	return ids, nil
+}
+
+// CountTerm implements store.TermPager: ZCARD, O(1).
+func (s *Store) CountTerm(ctx context.Context, term string) (int64, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	n, err := s.client.ZCard(ctx, s.lookupKey(term)).Result()
+	if err != nil {
+		return 0, failed(ctx, "counting licences by term", err)
+	}
+	return n, nil
+}
+
 // AskCheck implements store.Scheduler: ZADD GT keeps the later of two
 // asks, and the notice goes out in the same round trip.
 func (s *Store) AskCheck(ctx context.Context, licenseID string, at time.Time) error {
@@ -113,3 +145,6 @@ func (s *Store) DoneAsk(ctx context.Context, licenseID string, at time.Time) err
 	}
 	return nil
 }
+
+// Interface guards
+var _ store.TermPager = (*Store)(nil)

@@ -31,7 +31,9 @@
 //	P{lease:<name>}        hash    holder, token, expires (unix ms): a lease
 //	                               (store.Scheduler); never expires, so its
 //	                               token count survives every holder
-//	Pterm:<term>           zset    licence ids a lookup term finds (lookup.go)
+//	Pterm:<term>           zset    licence ids a lookup term finds, score 0
+//	                               (lookup.go); Pterm:queue:<name> are the
+//	                               review queues (store/queue.go)
 //	Pdaily:<YYYY-MM-DD>    hash    series -> count for one UTC day, expiring
 //	                               store.DailyRetention after its last write
 //	Pversions:<product>    hash    version -> active installations on it, at

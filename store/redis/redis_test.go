@@ -293,6 +293,36 @@ func (b *backend) redisTests(t *testing.T) {
 	t.Run("ListSkipsIndexedButGone", b.testListSkipsIndexedButGone)
 	t.Run("CounterKeys", b.testCounterKeys)
 	t.Run("VersionAdjustmentsCommute", b.testVersionAdjustmentsCommute)
+	t.Run("QueueRepairedByNextWrite", b.testQueueRepairedByNextWrite)
+}
+
+// testQueueRepairedByNextWrite: a licence stored before the review
+// queues existed (its entry missing, as when its queue term was never
+// written) is queued by its next write, whatever that write changes.
+func (b *backend) testQueueRepairedByNextWrite(t *testing.T) {
+	ctx := context.Background()
+	s := b.store(t, "", redisstore.Options{})
+	write := func(fn func(*store.License)) {
+		t.Helper()
+		if _, err := s.UpdateLicense(ctx, "lic_q", func(st *store.LicenseState) (*store.LicenseState, error) {
+			if st.License == nil {
+				st.License = &store.License{ID: "lic_q", Status: store.LicenseFlagged}
+			}
+			fn(st.License)
+			return st, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(func(*store.License) {})
+	key := b.prefixOf(s) + "term:" + store.QueueTerm(store.QueueFlagged)
+	if err := b.client(t).ZRem(ctx, key, "lic_q").Err(); err != nil {
+		t.Fatal(err)
+	}
+	write(func(l *store.License) { l.VerifiedAt = time.Now() })
+	if n, err := s.CountTerm(ctx, store.QueueTerm(store.QueueFlagged)); err != nil || n != 1 {
+		t.Errorf("CountTerm after the next write = %d, %v; want 1", n, err)
+	}
 }
 
 // testVersionAdjustmentsCommute: on Cluster two writes' version

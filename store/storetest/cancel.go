@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"maps"
 	"reflect"
 	"sync"
 	"testing"
@@ -129,7 +130,8 @@ func (f fixture) unchanged(t *testing.T, s store.Store) {
 // everyCall calls every method of s with ctx, each to read or change what
 // writeFixture wrote.
 func (f fixture) everyCall(s store.Store) map[string]func(ctx context.Context) error {
-	return map[string]func(ctx context.Context) error{
+	calls := optionalCalls(s)
+	maps.Copy(calls, map[string]func(ctx context.Context) error{
 		"LicenseState": func(ctx context.Context) error { _, err := s.LicenseState(ctx, "lic_1"); return err },
 		"ListLicenses": func(ctx context.Context) error { _, err := s.ListLicenses(ctx, "", 10); return err },
 		"UpdateLicense": func(ctx context.Context) error {
@@ -187,7 +189,8 @@ func (f fixture) everyCall(s store.Store) map[string]func(ctx context.Context) e
 		},
 		"Daily":    func(ctx context.Context) error { _, err := s.Daily(ctx, []string{"activations"}, t0, t0); return err },
 		"Versions": func(ctx context.Context) error { _, err := s.Versions(ctx, "converter-pro"); return err },
-	}
+	})
+	return calls
 }
 
 func suspend(st *store.LicenseState) (*store.LicenseState, error) {

@@ -75,6 +75,9 @@ func testUnavailable(t *testing.T, h *harness) {
 			return err
 		},
 	}
+	for name, call := range optionalCalls(s) {
+		calls[name] = func() error { return call(ctx) }
+	}
 	for name, call := range calls {
 		start := time.Now()
 		err := call()

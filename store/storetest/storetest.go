@@ -112,6 +112,8 @@ var tests = []test{
 	{"Lookup", testLookup},
 	{"LookupBound", testLookupBound},
 	{"LookupSearchTerms", testLookupSearchTerms},
+	{"ReviewQueues", testReviewQueues},
+	{"ReviewQueuePaging", testReviewQueuePaging},
 	{"Asks", testAsks},
 	{"AskNotice", testAskNotice},
 	{"RecordSeen", testRecordSeen},

@@ -1,0 +1,20 @@
+package storetest
+
+import (
+	"context"
+
+	"github.com/licensegate/licensegate/store"
+)
+
+// optionalCalls calls each method of the optional interfaces s
+// implements (the author console's reads), so the outage and
+// gone-caller tests cover them as they cover Store's.
+func optionalCalls(s store.Store) map[string]func(ctx context.Context) error {
+	calls := map[string]func(ctx context.Context) error{}
+	if p, ok := s.(store.TermPager); ok {
+		term := store.QueueTerm(store.QueueFlagged)
+		calls["LookupAfter"] = func(ctx context.Context) error { _, err := p.LookupAfter(ctx, term, "", 10); return err }
+		calls["CountTerm"] = func(ctx context.Context) error { _, err := p.CountTerm(ctx, term); return err }
+	}
+	return calls
+}
