@@ -7,18 +7,9 @@ import (
 	"github.com/licensegate/licensegate/store"
 )
 
-// The review queue's kinds (SPEC section 13): licences the recheck
-// flagged (manual mode), licences the leak lock locked, and licences with
-// an installation marked cloned.
-const (
-	QueueFlagged = "flagged"
-	QueueLocked  = "locked"
-	QueueCloned  = "cloned"
-)
-
-// QueueKinds lists the review queue's kinds in the order the console
-// shows them.
-var QueueKinds = []string{QueueFlagged, QueueLocked, QueueCloned}
+// QueueKinds lists the review queue's kinds (store.Queues: flagged,
+// locked, cloned) in the order the console shows them.
+var QueueKinds = store.Queues
 
 // MaxQueuePage bounds one page of the review queue.
 const MaxQueuePage = 50
@@ -26,16 +17,9 @@ const MaxQueuePage = 50
 // ErrNoQueueIndex means the store keeps no review-queue index.
 var ErrNoQueueIndex = errors.New("the store keeps no review-queue index")
 
-// queueIndex is a store that indexes the review queue in each licence's
-// own write, with counts: the queue is read without a scan.
-type queueIndex interface {
-	LookupAfter(ctx context.Context, term, after string, limit int) ([]string, error)
-	CountTerm(ctx context.Context, term string) (int64, error)
-}
-
 // QueueSizes counts each kind of the review queue.
 func (s *Service) QueueSizes(ctx context.Context) (map[string]int64, error) {
-	qi, ok := s.cfg.Store.(queueIndex)
+	qi, ok := s.cfg.Store.(store.TermPager)
 	if !ok {
 		return nil, ErrNoQueueIndex
 	}
@@ -53,7 +37,7 @@ func (s *Service) QueueSizes(ctx context.Context) (map[string]int64, error) {
 // ReviewQueue pages through one kind of the review queue, in licence id
 // order after the cursor; the cursor returned is empty at the end.
 func (s *Service) ReviewQueue(ctx context.Context, kind, after string) ([]*LicenseReview, string, error) {
-	qi, ok := s.cfg.Store.(queueIndex)
+	qi, ok := s.cfg.Store.(store.TermPager)
 	if !ok {
 		return nil, "", ErrNoQueueIndex
 	}

@@ -361,3 +361,51 @@ func TestConsoleChart(t *testing.T) {
 		})
 	}
 }
+
+// TestConsoleQueue: a licence the recheck flagged is in the queue with
+// the answer that flagged it; dismissing the flag (with a reason) takes it
+// out, audited as the console user; on both stores.
+func TestConsoleQueue(t *testing.T) {
+	for name, open := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t, open(t))
+			ctx := context.Background()
+			id := f.activate("KEY-ALICE-0001", "alice.example").License.ID
+			f.activate("KEY-BOB-0002", "bob.example")
+			f.writeKeys(map[string]string{"KEY-ALICE-0001": "revoked"})
+			if _, err := f.svc.RecheckLicense(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+			if got := f.status(id); got != "flagged" {
+				t.Fatalf("after the recheck: %s, want flagged", got)
+			}
+			alice := f.browser("alice")
+			home := alice.get(f.srv.URL + "/console/")
+			if !strings.Contains(home.body, "Flagged</a>: <strong>1</strong>") {
+				t.Errorf("the overview does not count one flagged licence:\n%s", home.body)
+			}
+			q := alice.get(f.srv.URL + "/console/queue")
+			for _, want := range []string{id, "invalid (revoked)", "/console/licenses/" + id + "/dismiss"} {
+				if !strings.Contains(q.body, want) {
+					t.Errorf("the queue lacks %q:\n%s", want, q.body)
+				}
+			}
+			if strings.Contains(q.body, "bob") {
+				t.Errorf("the queue lists bob's licence, which is not flagged")
+			}
+			p := alice.post(f.srv.URL+"/console/licenses/"+id+"/dismiss", url.Values{"reason": {"receipt seen"}, "csrf_token": {csrf(t, q)}})
+			if p.status != http.StatusOK || !strings.Contains(p.body, "Flag dismissed") {
+				t.Fatalf("dismiss: %d\n%s", p.status, p.body)
+			}
+			if !strings.Contains(p.body, "admin:alice") || !strings.Contains(p.body, "receipt seen") || !strings.Contains(p.body, "license.flagged") {
+				t.Errorf("the licence's timeline lacks the flag or the dismissal:\n%s", p.body)
+			}
+			if got := f.status(id); got != "active" {
+				t.Errorf("after dismissing: %s", got)
+			}
+			if q := alice.get(f.srv.URL + "/console/queue"); !strings.Contains(q.body, "Nothing waits here.") {
+				t.Errorf("the queue still lists the licence:\n%s", q.body)
+			}
+		})
+	}
+}

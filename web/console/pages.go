@@ -111,7 +111,7 @@ func (c *Console) queue(w http.ResponseWriter, r *http.Request, req request) {
 	ctx := r.Context()
 	kind := r.URL.Query().Get("kind")
 	if !slices.Contains(gateway.QueueKinds, kind) {
-		kind = gateway.QueueFlagged
+		kind = store.QueueFlagged
 	}
 	d := queueData{Kind: kind, Kinds: gateway.QueueKinds, ReadOnly: req.readOnly}
 	reviews, next, err := c.cfg.Service.ReviewQueue(ctx, kind, r.URL.Query().Get("after"))
