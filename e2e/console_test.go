@@ -120,8 +120,9 @@ func consoleInABrowser(t *testing.T, storage string) {
 	expectStatus(t, act, http.StatusCreated, "")
 	noteSecret(act.str("access_token"))
 	noteSecret(act.str("refresh_token"))
-	expectStatus(t, g.activate(consoleOtherKey, "bob.example"), http.StatusCreated, "")
-	licID := act.str("license", "id")
+	bob := g.activate(consoleOtherKey, "bob.example")
+	expectStatus(t, bob, http.StatusCreated, "")
+	licID, bobID := act.str("license", "id"), bob.str("license", "id")
 
 	// The source now says the key was revoked; the recheck (manual mode,
 	// the default) flags the licence for the author.
@@ -162,8 +163,8 @@ func consoleInABrowser(t *testing.T, storage string) {
 	browsertest.Screenshot(t, ctx, shots, "console-queue")
 
 	// Dismiss the flag, with a reason.
-	must(t, chromedp.Do(ctx, chromedp.SendKeys(chromedp.CSS(`form[action$="/dismiss"] input[name="reason"]`), "buyer showed the receipt"),
-		chromedp.Click(chromedp.CSS(`form[action$="/dismiss"] button`)), chromedp.WaitVisible(chromedp.CSS(".flash"))))
+	must(t, chromedp.Do(ctx, chromedp.SendKeys(chromedp.CSS(`input[name="reason"]`), "buyer showed the receipt"),
+		chromedp.Click(chromedp.CSS(`button[formaction$="/dismiss"]`)), chromedp.WaitVisible(chromedp.CSS(".flash"))))
 	flash, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(".flash")))
 	must(t, err)
 	if !strings.Contains(flash, "Flag dismissed") {
@@ -202,7 +203,6 @@ func consoleInABrowser(t *testing.T, storage string) {
 	// The read-only user: the same queue item, no lever; a form forged
 	// from the page with their own valid token is refused.
 	g.writeKeys(strings.Replace(consoleKeysClean, "bob,,2099-01-01T00:00:00Z,,active", "bob,,2099-01-01T00:00:00Z,,revoked", 1))
-	bobID := g.activate(consoleOtherKey, "bob.example").str("license", "id")
 	expectStatus(t, g.adminCall(http.MethodPost, "licenses/"+bobID+"/recheck", nil), http.StatusOK, "")
 	rctx := consoleTab(t, "reader")
 	must(t, chromedp.Do(rctx, chromedp.Navigate(g.url("/console/queue?kind=flagged")), chromedp.WaitVisible(chromedp.CSS("table"))))

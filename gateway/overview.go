@@ -50,6 +50,10 @@ const maxOverviewFailed = 100
 // Overview gathers the console's overview.
 func (s *Service) Overview(ctx context.Context) (*Overview, error) {
 	o := &Overview{Sources: s.SourceStatuses(), Backlog: s.Backlog(ctx)}
+	// This instance's counts of the last minute first (the worker writes
+	// them once a minute): the author who just activated a copy sees it.
+	// A failure leaves them for the worker; the read below tells.
+	_ = s.FlushDaily(ctx)
 	var err error
 	if o.From, o.Daily, err = s.DailyCounts(ctx, OverviewDays); err != nil {
 		return nil, err

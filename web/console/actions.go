@@ -23,6 +23,9 @@ const (
 	actUnlock    = "unlock"
 	actLock      = "lock"
 	actRecheck   = "recheck"
+	// On an installation, and a webhook delivery.
+	actDeactivate = "deactivate"
+	actRetry      = "retry"
 )
 
 // licenseActions are the levers a licence's state offers, in the order
@@ -45,22 +48,38 @@ func licenseActions(lic gateway.AdminLicense) []string {
 	return append(out, actRecheck)
 }
 
-// lever is one action's form as the "lever" template draws it.
-type lever struct {
-	Path, Label string
+// levers is one form of actions on one thing: its CSRF token, a reason
+// field when an action takes one, and a button per action, each posting
+// to its own path (formaction), so a licence's levers share one reason.
+type levers struct {
 	// ID names the reason field, unique on its page.
 	ID                   string
 	Reason               bool
-	Danger               bool
 	CSRFField, CSRFToken string
+	Buttons              []leverButton
 }
 
-// lever builds the form of action (its label is "action.<action>") at
-// path for req's user.
-func (c *Console) lever(req request, action, id string, reason bool, path string) lever {
-	return lever{Path: path, Label: c.rd.T("action." + action), ID: "reason-" + id + "-" + action, Reason: reason,
-		Danger:    action == actSuspend || action == actLock || action == "deactivate",
-		CSRFField: web.CSRFField, CSRFToken: c.sessions.CSRFToken(req.sess)}
+// leverButton is one action of a levers form. An action without a
+// reason (recheck, retry) skips the form's validation.
+type leverButton struct {
+	Path, Label      string
+	Danger, NoReason bool
+}
+
+// levers builds the form of actions on the thing named id, for req's
+// user: each action's label is "action.<action>", its path path(action).
+func (c *Console) levers(req request, id string, actions []string, path func(string) string) *levers {
+	if req.readOnly || len(actions) == 0 {
+		return nil
+	}
+	lv := &levers{ID: "reason-" + id, CSRFField: web.CSRFField, CSRFToken: c.sessions.CSRFToken(req.sess)}
+	for _, a := range actions {
+		noReason := a == actRecheck || a == actRetry
+		lv.Reason = lv.Reason || !noReason
+		lv.Buttons = append(lv.Buttons, leverButton{Path: path(a), Label: c.rd.T("action." + a), NoReason: noReason,
+			Danger: a == actSuspend || a == actLock || a == actDeactivate})
+	}
+	return lv
 }
 
 // queueLever filters the levers the review queue offers in its rows:
@@ -68,19 +87,16 @@ func (c *Console) lever(req request, action, id string, reason bool, path string
 // page has it).
 func queueLever(action string) bool { return action != actLock }
 
-// licenseLevers are the forms of the levers lic's state offers (none for
-// a read-only user), those keep allows when it is set.
-func (c *Console) licenseLevers(req request, lic gateway.AdminLicense, keep func(string) bool) []lever {
-	if req.readOnly {
-		return nil
-	}
-	var out []lever
+// licenseLevers is the form of the levers lic's state offers (nil for a
+// read-only user), those keep allows when it is set.
+func (c *Console) licenseLevers(req request, lic gateway.AdminLicense, keep func(string) bool) *levers {
+	var actions []string
 	for _, a := range licenseActions(lic) {
 		if keep == nil || keep(a) {
-			out = append(out, c.lever(req, a, lic.ID, a != actRecheck, c.rd.Path("licenses", lic.ID, a)))
+			actions = append(actions, a)
 		}
 	}
-	return out
+	return c.levers(req, lic.ID, actions, func(a string) string { return c.rd.Path("licenses", lic.ID, a) })
 }
 
 // gatewayAction maps a lever to ChangeLicense's action ("" for recheck).

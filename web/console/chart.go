@@ -20,11 +20,13 @@ const (
 // Chart is one bar chart: a bar per day (or per code), and its words for
 // people who cannot see it (the title, and a table beside it).
 type Chart struct {
-	Title  string
-	Width  int
-	Height int
-	Max    int64
-	Bars   []Bar
+	Title string
+	// From and To label the first and the last bar.
+	From, To string
+	Width    int
+	Height   int
+	Max      int64
+	Bars     []Bar
 }
 
 // Bar is one bar: its label, its value, and its rectangle. Class picks
@@ -46,6 +48,7 @@ func barChart(title string, labels []string, values []int64, class string) Chart
 	if n == 0 {
 		return ch
 	}
+	ch.From, ch.To = labels[0], labels[n-1]
 	slot := float64(chartWidth) / float64(n)
 	plot := float64(chartHeight - chartTop)
 	for i, v := range values {

@@ -100,7 +100,7 @@ type queueData struct {
 // queueItem is a queued licence with its evidence and levers.
 type queueItem struct {
 	Review *gateway.LicenseReview
-	Levers []lever
+	Levers *levers
 }
 
 // queue is one kind of the review queue, with its evidence and levers.
@@ -174,14 +174,14 @@ func (c *Console) search(w http.ResponseWriter, r *http.Request, req request) {
 type licenseData struct {
 	Review        *gateway.LicenseReview
 	ReadOnly      bool
-	Levers        []lever
+	Levers        *levers
 	Installations []installationRow
 }
 
 // installationRow is an installation and its lever (active ones).
 type installationRow struct {
 	Installation gateway.AdminInstallation
-	Deactivate   *lever
+	Deactivate   *levers
 }
 
 // license is a licence's page: facts, evidence, installations and their
@@ -202,9 +202,8 @@ func (c *Console) license(w http.ResponseWriter, r *http.Request, req request, i
 	d := licenseData{Review: rv, ReadOnly: req.readOnly, Levers: c.licenseLevers(req, rv.License, nil)}
 	for _, in := range rv.Installations {
 		row := installationRow{Installation: in}
-		if in.Status == "active" && !req.readOnly {
-			lv := c.lever(req, "deactivate", "ins-"+in.ID, true, c.rd.Path("installations", in.ID, "deactivate"))
-			row.Deactivate = &lv
+		if in.Status == "active" {
+			row.Deactivate = c.levers(req, in.ID, []string{actDeactivate}, func(a string) string { return c.rd.Path("installations", in.ID, a) })
 		}
 		d.Installations = append(d.Installations, row)
 	}
@@ -221,7 +220,7 @@ type deliveriesData struct {
 // deliveryRow is an outbox entry and its retry lever (failed ones).
 type deliveryRow struct {
 	Entry store.OutboxEntry
-	Retry *lever
+	Retry *levers
 }
 
 // deliveries lists failed (default) or pending webhook deliveries.
@@ -246,9 +245,8 @@ func (c *Console) deliveries(w http.ResponseWriter, r *http.Request, req request
 	d := deliveriesData{Status: status, Next: next}
 	for _, e := range es {
 		row := deliveryRow{Entry: e}
-		if e.Status == store.OutboxFailed && !req.readOnly {
-			lv := c.lever(req, "retry", "retry-"+e.ID, false, c.rd.Path("deliveries", e.ID, "retry"))
-			row.Retry = &lv
+		if e.Status == store.OutboxFailed {
+			row.Retry = c.levers(req, e.ID, []string{actRetry}, func(a string) string { return c.rd.Path("deliveries", e.ID, a) })
 		}
 		d.Entries = append(d.Entries, row)
 	}

@@ -48,6 +48,7 @@ var English = map[string]string{
 	"queue.guards_help":       "Definitive answers from these sources were held as flags instead of suspensions: a marketplace may be answering wrongly.",
 	"queue.more":              "More",
 	"evidence.answer":         "Last recheck answer",
+	"evidence.from":           "from",
 	"evidence.streak":         "consecutive definitive answers since",
 	"evidence.flagged_at":     "Flagged",
 	"evidence.sightings":      "Seen on",
