@@ -20,9 +20,11 @@ import (
 // first, so a licence's events go out in order.
 
 // writeEvents appends evs as audit entries and pending outbox entries in
-// tx, the transaction of the change they record.
+// tx, the transaction of the change they record, and those of licence
+// licenseID to its timeline.
 func writeEvents(tx *bolt.Tx, licenseID string, evs []store.AuditEvent) error {
 	audit, ob, pending := tx.Bucket(bucketAudit), tx.Bucket(bucketOutbox), tx.Bucket(bucketOutboxPending)
+	timeline := false
 	for _, ev := range evs {
 		seq, err := audit.NextSequence()
 		if err != nil {
@@ -31,6 +33,12 @@ func writeEvents(tx *bolt.Tx, licenseID string, evs []store.AuditEvent) error {
 		ev.ID = fmt.Sprintf("%016x", seq)
 		if err := putJSON(audit, ev.ID, ev); err != nil {
 			return err
+		}
+		if store.OnTimeline(licenseID, &ev) {
+			if err := addTimeline(tx, ev); err != nil {
+				return err
+			}
+			timeline = true
 		}
 		oseq, err := ob.NextSequence()
 		if err != nil {
@@ -43,6 +51,9 @@ func writeEvents(tx *bolt.Tx, licenseID string, evs []store.AuditEvent) error {
 		if err := pending.Put([]byte(e.ID), []byte(licenseID)); err != nil {
 			return err
 		}
+	}
+	if timeline {
+		return boundTimeline(tx, licenseID)
 	}
 	return nil
 }
@@ -233,11 +244,12 @@ func (s *Store) TrimOutbox(ctx context.Context, before time.Time, limit int) (in
 			return false, false
 		}
 		return e.Status == store.OutboxDelivered && e.DoneAt.Before(before), false
-	})
+	}, nil)
 }
 
 // TrimAudit implements store.Outbox. Entries are in append order, so the
-// walk stops at the first one kept.
+// walk stops at the first one kept. An entry's copy on its licence's
+// timeline goes with it.
 func (s *Store) TrimAudit(ctx context.Context, before time.Time, limit int) (int, error) {
 	return s.trim(ctx, "trimming audit log", bucketAudit, limit, func(v []byte) (bool, bool) {
 		var ev store.AuditEvent
@@ -246,13 +258,24 @@ func (s *Store) TrimAudit(ctx context.Context, before time.Time, limit int) (int
 		}
 		old := ev.At.Before(before)
 		return old, !old
-	})
+	}, dropTimelineCopy)
+}
+
+// dropTimelineCopy deletes the timeline copy of the audit entry k, v
+// (none is no error).
+func dropTimelineCopy(tx *bolt.Tx, k, v []byte) error {
+	var ev store.AuditEvent
+	if json.Unmarshal(v, &ev) != nil || ev.LicenseID == "" {
+		return nil
+	}
+	return tx.Bucket(bucketTimeline).Delete(timelineKey(ev.LicenseID, string(k)))
 }
 
 // trim deletes up to limit records of bucket that dead says are, found in
 // a read transaction and deleted in a short write transaction that checks
-// them again; dead's stop ends the walk.
-func (s *Store) trim(ctx context.Context, op string, bucket []byte, limit int, dead func([]byte) (del, stop bool)) (int, error) {
+// them again; dead's stop ends the walk. also, when not nil, deletes what
+// goes with a record, in the same transaction.
+func (s *Store) trim(ctx context.Context, op string, bucket []byte, limit int, dead func([]byte) (del, stop bool), also func(tx *bolt.Tx, k, v []byte) error) (int, error) {
 	var keys [][]byte
 	err := s.view(ctx, op, func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucket).Cursor()
@@ -275,10 +298,17 @@ func (s *Store) trim(ctx context.Context, op string, bucket []byte, limit int, d
 		b := tx.Bucket(bucket)
 		n = 0
 		for _, k := range keys {
-			if v := b.Get(k); v == nil {
+			v := b.Get(k)
+			if v == nil {
 				continue
-			} else if del, _ := dead(v); !del {
+			}
+			if del, _ := dead(v); !del {
 				continue
+			}
+			if also != nil {
+				if err := also(tx, k, v); err != nil {
+					return err
+				}
 			}
 			if err := b.Delete(k); err != nil {
 				return err

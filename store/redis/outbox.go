@@ -75,9 +75,13 @@ func (s *Store) queueEvents(ctx context.Context, p redis.Pipeliner, deferred *[]
 	ob, obq := s.outboxKey(shard), s.outboxQueueKey(shard)
 	var ids []string
 	var created []float64
+	var timeline []any
 	for _, ev := range evs {
 		seq++
 		ev.ID = ""
+		if shard != globalShard && store.OnTimeline(shard, &ev) {
+			timeline = append(timeline, timelineRecord(ev, seq))
+		}
 		raw, err := json.Marshal(ev)
 		if err != nil {
 			return errAbort{fmt.Errorf("encoding event: %w", err)}
@@ -103,6 +107,9 @@ func (s *Store) queueEvents(ctx context.Context, p redis.Pipeliner, deferred *[]
 		created = append(created, float64(ev.At.UnixMilli()))
 	}
 	p.HSet(ctx, ob, "seq", seq)
+	if len(timeline) > 0 {
+		s.pushTimeline(ctx, p, shard, timeline)
+	}
 	index := func(p redis.Pipeliner) {
 		p.ZAdd(ctx, s.outboxIndexKey(), redis.Z{Score: 0, Member: shard})
 		for i, id := range ids {

@@ -64,7 +64,10 @@ const trimScan = 16
 
 // TrimAudit implements store.Outbox: the audit stream is trimmed from its
 // oldest entry up to the first one at or after before, at most limit
-// entries at a time.
+// entries at a time. The timelines of the licences whose entries it
+// takes are trimmed to the same cutoff first, so a licence's copy of an
+// event never outlives the log's entry (a failure leaves the log as it
+// was, for the next round).
 func (s *Store) TrimAudit(ctx context.Context, before time.Time, limit int) (int, error) {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
@@ -73,16 +76,24 @@ func (s *Store) TrimAudit(ctx context.Context, before time.Time, limit int) (int
 		return 0, failed(ctx, "trimming audit log", err)
 	}
 	ids := make([]string, 0, len(msgs))
+	licences := map[string]bool{}
 	for _, m := range msgs {
 		var ev store.AuditEvent
 		raw, _ := m.Values["event"].(string)
-		if json.Unmarshal([]byte(raw), &ev) == nil && !ev.At.Before(before) {
+		decoded := json.Unmarshal([]byte(raw), &ev) == nil
+		if decoded && !ev.At.Before(before) {
 			break
+		}
+		if decoded && ev.LicenseID != "" {
+			licences[ev.LicenseID] = true
 		}
 		ids = append(ids, m.ID)
 	}
 	if len(ids) == 0 {
 		return 0, nil
+	}
+	if err := s.trimTimelines(ctx, licences, before); err != nil {
+		return 0, failed(ctx, "trimming audit log: licence timelines", err)
 	}
 	n, err := s.client.XDel(ctx, s.auditKey(), ids...).Result()
 	if err != nil {

@@ -27,6 +27,10 @@
 //	P{audit}               stream  append-only audit events (store.Ledger)
 //	P{<licence>}:ob, :obq  hash, zset  the licence's outbox entries and queue,
 //	                               written in the change's MULTI/EXEC
+//	P{<licence>}:audit     list    the licence's latest audit events, newest
+//	                               first, at most store.MaxTimeline compact
+//	                               records (timeline.go), written in the
+//	                               change's MULTI/EXEC
 //	P{outbox}…             zsets   outbox index, log, failed (outbox.go)
 //	P{lease:<name>}        hash    holder, token, expires (unix ms): a lease
 //	                               (store.Scheduler); never expires, so its

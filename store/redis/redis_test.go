@@ -294,6 +294,53 @@ func (b *backend) redisTests(t *testing.T) {
 	t.Run("CounterKeys", b.testCounterKeys)
 	t.Run("VersionAdjustmentsCommute", b.testVersionAdjustmentsCommute)
 	t.Run("QueueRepairedByNextWrite", b.testQueueRepairedByNextWrite)
+	t.Run("TimelineKey", b.testTimelineKey)
+}
+
+// testTimelineKey: a licence's timeline is one list under its hash tag
+// (so its MULTI/EXEC writes it on Cluster too), stored compactly: a
+// listpack of short records that do not repeat the licence id.
+func (b *backend) testTimelineKey(t *testing.T) {
+	ctx := context.Background()
+	s := b.store(t, "", redisstore.Options{})
+	raw := b.client(t)
+	const id = "lic_3f9a1c2b7d4e5f60a1b2"
+	at := time.Date(2026, 3, 14, 12, 0, 0, 0, time.UTC)
+	if _, err := s.UpdateLicense(ctx, id, func(*store.LicenseState) (*store.LicenseState, error) {
+		return &store.LicenseState{
+			License: &store.License{ID: id, Status: store.LicenseActive},
+			Events: []store.AuditEvent{
+				{At: at, Actor: "installer", Action: store.AuditInstallationCreated, LicenseID: id, InstallationID: "ins_7c1d2e3f4a5b6c7d8e9f",
+					Detail: "shop.acme-widgets.com", ClientIP: "203.0.113.45", Source: "envato", Product: "converter-pro"},
+				{At: at.Add(time.Hour), Actor: "gateway", Action: store.AuditInstallationReactivated, LicenseID: id, InstallationID: "ins_7c1d2e3f4a5b6c7d8e9f",
+					ClientIP: "203.0.113.45", PreviousClientIP: "203.0.113.45", Source: "envato", Product: "converter-pro"},
+			},
+		}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	key, state := b.prefixOf(s)+"{"+id+"}:audit", b.prefixOf(s)+"{"+id+"}:state"
+	if redisstore.KeySlot(key) != redisstore.KeySlot(state) {
+		t.Errorf("%s is not in its licence's slot", key)
+	}
+	enc, err := raw.ObjectEncoding(ctx, key).Result()
+	if err != nil || enc != "listpack" && enc != "quicklist" { // a listpack, or one in a quicklist (before Redis 7.2)
+		t.Errorf("OBJECT ENCODING %s = %q, %v; want listpack", key, enc, err)
+	}
+	recs, err := raw.LRange(ctx, key, 0, -1).Result()
+	if err != nil || len(recs) != 2 {
+		t.Fatalf("LRANGE %s = %v, %v", key, recs, err)
+	}
+	for _, r := range recs {
+		if strings.Contains(r, id) || strings.Contains(r, "installation.") {
+			t.Errorf("a record repeats the licence id or spells out its action: %s", r)
+		}
+	}
+	mem, _ := raw.MemoryUsage(ctx, key).Result()
+	t.Logf("a timeline of 2 events: %d bytes as a %s (records of %d and %d bytes)", mem, enc, len(recs[0]), len(recs[1]))
+	if mem > 512 {
+		t.Errorf("a timeline of 2 events takes %d bytes, want at most 512", mem)
+	}
 }
 
 // testQueueRepairedByNextWrite: a licence stored before the review

@@ -16,5 +16,8 @@ func optionalCalls(s store.Store) map[string]func(ctx context.Context) error {
 		calls["LookupAfter"] = func(ctx context.Context) error { _, err := p.LookupAfter(ctx, term, "", 10); return err }
 		calls["CountTerm"] = func(ctx context.Context) error { _, err := p.CountTerm(ctx, term); return err }
 	}
+	if a, ok := s.(store.AuditByLicense); ok {
+		calls["LicenseAudit"] = func(ctx context.Context) error { _, err := a.LicenseAudit(ctx, "lic_1", 10); return err }
+	}
 	return calls
 }
