@@ -20,12 +20,6 @@ type LicenseReview struct {
 	Timeline []store.AuditEvent
 }
 
-// licenseAuditor is a store that keeps each licence's latest audit events
-// apart (an index, written with them): the timeline never scans the log.
-type licenseAuditor interface {
-	LicenseAudit(ctx context.Context, licenseID string, limit int) ([]store.AuditEvent, error)
-}
-
 // Review reads a licence for the console's licence page.
 func (s *Service) Review(ctx context.Context, id string) (*LicenseReview, error) {
 	st, err := s.cfg.Store.LicenseState(ctx, id)
@@ -36,7 +30,9 @@ func (s *Service) Review(ctx context.Context, id string) (*LicenseReview, error)
 		return nil, ErrNotFound
 	}
 	rv := &LicenseReview{LicenseDetail: s.detail(st), Sightings: st.License.Sightings}
-	if la, ok := s.cfg.Store.(licenseAuditor); ok {
+	// A store keeps each licence's latest events apart, written with
+	// them: the timeline never scans the log.
+	if la, ok := s.cfg.Store.(store.AuditByLicense); ok {
 		if rv.Timeline, err = la.LicenseAudit(ctx, id, MaxTimeline); err != nil {
 			return nil, storeUnavailable(err)
 		}
