@@ -116,11 +116,11 @@ func consoleInABrowser(t *testing.T, storage string) {
 	g.writeKeys(consoleKeysClean)
 	g.start()
 
-	act := g.activate(consoleKey, "shop.alice.example")
+	act := g.activate(consoleKey, "shop.alicebuilds.com")
 	expectStatus(t, act, http.StatusCreated, "")
 	noteSecret(act.str("access_token"))
 	noteSecret(act.str("refresh_token"))
-	bob := g.activate(consoleOtherKey, "bob.example")
+	bob := g.activate(consoleOtherKey, "bobsite.com")
 	expectStatus(t, bob, http.StatusCreated, "")
 	licID, bobID := act.str("license", "id"), bob.str("license", "id")
 
@@ -185,7 +185,7 @@ func consoleInABrowser(t *testing.T, storage string) {
 	}
 
 	// Search by the key (never shown back), by domain and by username.
-	for _, q := range []string{consoleKey, "shop.alice.example", "alicebuilds"} {
+	for _, q := range []string{consoleKey, "shop.alicebuilds.com", "alicebuilds"} {
 		must(t, chromedp.Do(ctx, chromedp.Navigate(g.url("/console/search")), chromedp.WaitVisible(chromedp.CSS("#q")),
 			chromedp.SendKeys(chromedp.CSS("#q"), q), chromedp.Submit(chromedp.CSS("#q")), chromedp.WaitVisible(chromedp.CSS("table"))))
 		found, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("main table")))
