@@ -1,7 +1,7 @@
 # bench/lib.sh: the helpers of bench/run.sh (sourced by it, never run on its
 # own): process start and stop, pinning, ports, Caddyfiles for each case,
 # reading wrk's results and the table. It uses run.sh's settings (WORK,
-# PIDS, SECRET, ...), set before it is sourced.
+# PIDS, SECRET, NEED_BIN, ...), set before it is sourced.
 cleanup() {
 	local pid
 	for pid in "${PIDS[@]}"; do
@@ -42,6 +42,8 @@ pin() {
 
 if [ -n "${LICENSEGATE_BIN:-}" ]; then
 	BIN=$LICENSEGATE_BIN
+elif [ "${NEED_BIN:-1}" = 0 ]; then
+	BIN="" # this mode runs no licensegate process
 else
 	BIN="$WORK/licensegate"
 	echo "bench: building licensegate" >&2

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # licensegate benchmarks: the gate's throughput against the same routes
-# without it, and activation throughput on each store.
+# without it, activation throughput on each store, and the author
+# console's search with many licences in Redis.
 #
 #   bench/run.sh gate        # the gate vs plain reverse_proxy (default)
 #   bench/run.sh activate    # activations/s of distinct keys, each store
 #   bench/run.sh durability  # kill -9 mid activation load, on each store
 #   bench/run.sh portal      # the buyer portal's pages, 50 signed-in buyers at once
+#   bench/run.sh search      # console search latency with N licences in Redis (loads them
+#                            # with bench/cmd/loadlicenses first; see docs/scale.md)
 #   bench/run.sh all         # gate, then activate
 #
 # Requires: go, wrk (4.x, with LuaJIT), redis-server and redis-cli, curl, awk. Optional:
@@ -37,6 +40,16 @@
 #   LICENSEGATE_BIN=path             skip the build, use this binary
 #   BINARIES="before=/a after=/b"    activate mode: compare binaries, interleaved
 #   KEEP=1                           keep the work directory (configs, logs, raw results)
+#   SEARCH_LICENSES="10000"          search mode: licence counts, each on a fresh Redis
+#                                    (AOF, everysec), e.g. "10000 1000000"
+#   SEARCH_ROUNDS=5 SEARCH_QUERIES=1000 SEARCH_CLIENTS=1,16   interleaved rounds, queries
+#                                    per case per round, concurrent clients of each kind
+#   SEARCH_REDIS=host:port           search mode: use (and fill, resuming) this Redis instead
+#                                    of a fresh one per count; it is left running and loaded
+#   SEARCH_PREFIX=lg: LOAD_WORKERS=64    the store's key prefix; the loader's writers
+#   SEARCH_PIN="1"                   search mode: 1 pins searchbench (the gateway and its
+#                                    clients, in one process) to SERVER_CPUS, 0 does not;
+#                                    "1 0" runs both on the same load
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -60,7 +73,20 @@ CLIENT_CPUS=${CLIENT_CPUS:-1}
 SECRET=bench-secret-0123456789abcdefghijklmnopqrstuvwxyz
 CLK_TCK=$(getconf CLK_TCK)
 
-for tool in wrk redis-server redis-cli curl awk; do
+TOOLS="wrk redis-server redis-cli curl awk"
+NEED_BIN=1
+if [ "$MODE" = search ]; then
+	TOOLS="redis-server redis-cli awk"
+	NEED_BIN=0 # no licensegate binary: the measurement runs the gateway in process
+fi
+SEARCH_LICENSES=${SEARCH_LICENSES:-10000}
+SEARCH_ROUNDS=${SEARCH_ROUNDS:-5}
+SEARCH_QUERIES=${SEARCH_QUERIES:-1000}
+SEARCH_CLIENTS=${SEARCH_CLIENTS:-1,16}
+SEARCH_PREFIX=${SEARCH_PREFIX:-lg:}
+SEARCH_PIN=${SEARCH_PIN:-1}
+LOAD_WORKERS=${LOAD_WORKERS:-64}
+for tool in $TOOLS; do
 	if ! command -v "$tool" >/dev/null 2>&1; then
 		echo "bench: $tool is required" >&2
 		exit 1
@@ -273,6 +299,43 @@ activate_mode() {
 	[ "${KEEP:-}" = 1 ] && cp "$results" "$BENCH/last-activate.tsv" || true
 }
 
+# -------------------------------------------------------------- search mode
+
+# For each count: a fresh Redis (or SEARCH_REDIS), loaded by
+# bench/cmd/loadlicenses (resumable; it prints its time and rate), then
+# bench/cmd/searchbench pinned like a gateway (Redis on the client CPUs),
+# which prints the table.
+search_mode() {
+	local bin="$WORK/scale" n redis
+	mkdir -p "$bin"
+	echo "bench: building bench/cmd/loadlicenses and bench/cmd/searchbench" >&2
+	(cd "$ROOT" && go build -o "$bin/loadlicenses" ./bench/cmd/loadlicenses && go build -o "$bin/searchbench" ./bench/cmd/searchbench)
+	for n in $SEARCH_LICENSES; do
+		redis=${SEARCH_REDIS:-}
+		if [ -z "$redis" ]; then
+			start_redis "$WORK/redis-$n"
+			redis=$REDIS
+		fi
+		echo "bench: search mode: loading $n licences into $redis" >&2
+		"$bin/loadlicenses" -redis "$redis" -prefix "$SEARCH_PREFIX" -n "$n" -workers "$LOAD_WORKERS" >&2
+		local pinned run
+		for pinned in $SEARCH_PIN; do
+			LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+			run=(pin server)
+			[ "$pinned" = 1 ] || run=()
+			echo
+			"${run[@]}" "$bin/searchbench" -redis "$redis" -prefix "$SEARCH_PREFIX" -n "$n" \
+				-rounds "$SEARCH_ROUNDS" -queries "$SEARCH_QUERIES" -clients "$SEARCH_CLIENTS"
+			conditions
+			[ "$pinned" = 1 ] || echo "note: searchbench not pinned (SEARCH_PIN=0): it may run on either CPU, beside redis-server"
+		done
+		if [ -z "${SEARCH_REDIS:-}" ]; then
+			stop "$REDIS_PID"
+			rm -rf "$WORK/redis-$n"
+		fi
+	done
+}
+
 case "$MODE" in
 gate)
 	make_keys
@@ -297,8 +360,11 @@ portal)
 	cd "$ROOT"
 	LICENSEGATE_BENCH=portal LICENSEGATE_REQUIRE_REDIS=1 STORES="$STORES" go test -count=1 -timeout 20m -run 'TestPortalPagesLoad' -v ./e2e | grep '^|'
 	;;
+search)
+	search_mode
+	;;
 *)
-	echo "usage: bench/run.sh [gate|activate|durability|portal|all]" >&2
+	echo "usage: bench/run.sh [gate|activate|durability|portal|search|all]" >&2
 	exit 2
 	;;
 esac
