@@ -409,3 +409,56 @@ func TestConsoleQueue(t *testing.T) {
 		})
 	}
 }
+
+// TestConsoleDeliveriesVersionsSearch: a failed delivery is listed and
+// retried; installed versions are counted per product; a search by key
+// finds the licence without showing the key back.
+func TestConsoleDeliveriesVersionsSearch(t *testing.T) {
+	f := newFixture(t, stores(t)["embedded"](t))
+	ctx := context.Background()
+	a := f.activate("KEY-ALICE-0001", "alice.com")
+	// The delivery worker gives up on the activation's event.
+	claimed, err := f.store.ClaimOutbox(ctx, f.clock.Now(), time.Minute, 10)
+	if err != nil || len(claimed) == 0 {
+		t.Fatalf("claiming: %v, %d", err, len(claimed))
+	}
+	e := claimed[0]
+	e.Status, e.LastError, e.Attempts, e.DoneAt = store.OutboxFailed, "endpoint answered 500", 8, f.clock.Now()
+	if err := f.store.SettleOutbox(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	alice := f.browser("alice")
+	d := alice.get(f.srv.URL + "/console/deliveries")
+	if !strings.Contains(d.body, "installation.created") || !strings.Contains(d.body, "endpoint answered 500") {
+		t.Fatalf("deliveries page:\n%s", d.body)
+	}
+	p := alice.post(f.srv.URL+"/console/deliveries/"+url.PathEscape(e.ID)+"/retry", url.Values{"csrf_token": {csrf(t, d)}})
+	if !strings.Contains(p.body, "Delivery queued again.") || strings.Contains(p.body, "endpoint answered 500") {
+		t.Errorf("after retry:\n%s", p.body)
+	}
+	if pend := alice.get(f.srv.URL + "/console/deliveries?status=pending"); !strings.Contains(pend.body, "installation.created") {
+		t.Errorf("the retried delivery is not pending:\n%s", pend.body)
+	}
+
+	// Versions: the gate records what installations report.
+	g := f.svc.Gate(nil)
+	if _, err := g.AdmitVersion(ctx, a.AccessToken, "2.4.1", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.FlushLastSeen(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v := alice.get(f.srv.URL + "/console/versions"); !strings.Contains(v.body, "<tr><td><code>2.4.1</code></td><td>1</td></tr>") {
+		t.Errorf("versions page:\n%s", v.body)
+	}
+
+	// Search by key: found, never echoed.
+	s := alice.get(f.srv.URL + "/console/search")
+	r := alice.post(f.srv.URL+"/console/search", url.Values{"q": {"KEY-ALICE-0001"}, "csrf_token": {csrf(t, s)}})
+	if !strings.Contains(r.body, a.License.ID) || strings.Contains(r.body, "KEY-ALICE-0001") {
+		t.Errorf("search by key:\n%s", r.body)
+	}
+	if r := alice.post(f.srv.URL+"/console/search", url.Values{"q": {"alice.com"}}); r.status != http.StatusForbidden {
+		t.Errorf("a search without its token: %d", r.status)
+	}
+}
