@@ -98,6 +98,10 @@ type License struct {
 	// Version increases with every write; backends use it for
 	// compare-and-set.
 	Version int64 `json:"version"`
+	// Counted says the store has counted the licence in its status
+	// counts (statuses.go), so its next write takes its share off before
+	// adding the new one. The store sets it; a caller's value is ignored.
+	Counted bool `json:"counted,omitempty"`
 }
 
 // RecheckState is the background recheck's memory of one licence (SPEC

@@ -6,7 +6,8 @@
 // refresh.go, keys.go, idempotency.go, feed.go (the change feed), ledger.go
 // (listing and the audit log), janitor.go (sweeping what Redis would
 // expire), counters.go (per-day counters), versions.go (installed
-// versions per product) and timeline.go (each licence's audit timeline). Time comes from the clock given with WithClock.
+// versions per product), timeline.go (each licence's audit timeline) and
+// statuses.go (licences and installations by status). Time comes from the clock given with WithClock.
 //
 // # Failures
 //
@@ -84,7 +85,7 @@ func Open(path string, timeout time.Duration, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("opening embedded store %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketLicenses, bucketInstallations, bucketInstallIndex, bucketRefresh, bucketKeys, bucketIdempotency, bucketDue, bucketAudit, bucketOutbox, bucketOutboxPending, bucketLeases, bucketLookup, bucketAsks, bucketDaily, bucketDailyDays, bucketVersions, bucketTimeline} {
+		for _, b := range [][]byte{bucketLicenses, bucketInstallations, bucketInstallIndex, bucketRefresh, bucketKeys, bucketIdempotency, bucketDue, bucketAudit, bucketOutbox, bucketOutboxPending, bucketLeases, bucketLookup, bucketAsks, bucketDaily, bucketDailyDays, bucketVersions, bucketTimeline, bucketStatus} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/licensegate/licensegate/store"
 )
 
 // CountKeys counts the entries of every bucket whose key holds substr.
@@ -26,4 +28,17 @@ func CountKeys(s *Store, substr string) (int, error) {
 // written before that kind of term existed lacks it.
 func DropLookup(s *Store, term, licenseID string) error {
 	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketLookup).Delete(lookupKey(term, licenseID)) })
+}
+
+// PutUncounted stores a licence's state as a store written before the
+// status counts existed left it: not counted, not marked.
+func PutUncounted(s *Store, st *store.LicenseState) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		lic := *st.License
+		lic.Counted = false
+		if err := putJSON(tx.Bucket(bucketLicenses), lic.ID, &lic); err != nil {
+			return err
+		}
+		return putJSON(tx.Bucket(bucketInstallations), lic.ID, st.Installations)
+	})
 }

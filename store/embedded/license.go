@@ -98,6 +98,7 @@ func (s *Store) updateLicense(ctx context.Context, licenseID string, fn func(*st
 		}
 		had := installationIDs(cur.Installations)
 		terms := cur.Terms()
+		share := store.CountedShare(cur)
 		stored := slices.Clone(cur.Installations)
 		next, err := fn(cur)
 		if err != nil {
@@ -112,6 +113,11 @@ func (s *Store) updateLicense(ctx context.Context, licenseID string, fn func(*st
 		next.Installations = slices.Clone(next.Installations)
 		if err := countVersions(tx, stored, next.Installations); err != nil {
 			return err
+		}
+		if next.License != nil {
+			if err := countStatuses(tx, share, next); err != nil {
+				return err
+			}
 		}
 		if err := writeState(tx, licenseID, prev, had, next); err != nil {
 			return err

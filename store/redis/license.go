@@ -130,6 +130,7 @@ func (s *Store) UpdateLicense(ctx context.Context, licenseID string, fn func(*st
 			had = append(had, in.ID)
 		}
 		terms := cur.Terms() // fn may edit cur
+		share := store.CountedShare(cur)
 		stored := slices.Clone(cur.Installations)
 		next, err := fn(cur)
 		if err != nil {
@@ -154,6 +155,7 @@ func (s *Store) UpdateLicense(ctx context.Context, licenseID string, fn func(*st
 		if err != nil {
 			return err
 		}
+		counts = append(counts, s.statusWrites(ctx, share, &store.LicenseState{License: &lic, Installations: ins})...)
 		payload, err := json.Marshal(stateRecord{License: &lic, Installations: ins})
 		if err != nil {
 			return errAbort{fmt.Errorf("updating licence: encoding state: %w", err)}

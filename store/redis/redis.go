@@ -44,6 +44,9 @@
 //	                               most store.MaxVersions fields and "other";
 //	                               written in the licence's MULTI/EXEC
 //	                               (versions.go)
+//	Pstatus                hash    "license:<status>", "installation:<status>",
+//	                               "locked" -> count, written in the licence's
+//	                               MULTI/EXEC (statuses.go)
 //	Pkeys                  hash    kid -> JSON SigningKey
 //	Pidem:<key>            string  stored answer, expiring with its TTL
 //	Pchanges               pub/sub channel of JSON store.Change

@@ -295,6 +295,54 @@ func (b *backend) redisTests(t *testing.T) {
 	t.Run("VersionAdjustmentsCommute", b.testVersionAdjustmentsCommute)
 	t.Run("QueueRepairedByNextWrite", b.testQueueRepairedByNextWrite)
 	t.Run("TimelineKey", b.testTimelineKey)
+	t.Run("StatusCountsAdoptOlderLicences", b.testStatusCountsAdoptOlderLicences)
+}
+
+// testStatusCountsAdoptOlderLicences: a licence stored before the status
+// counts existed (its state without "counted") is in none of them, and
+// its next write adds it once, taking nothing off; the writes after move
+// it as any other.
+func (b *backend) testStatusCountsAdoptOlderLicences(t *testing.T) {
+	ctx := context.Background()
+	s := b.store(t, "", redisstore.Options{})
+	write := func(id string, fn func(*store.LicenseState)) {
+		t.Helper()
+		if _, err := s.UpdateLicense(ctx, id, func(st *store.LicenseState) (*store.LicenseState, error) {
+			if st.License == nil {
+				st.License = &store.License{ID: id, Status: store.LicenseActive}
+			}
+			fn(st)
+			return st, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("lic_new", func(*store.LicenseState) {})
+	old := `{"license":{"id":"lic_old","status":"flagged","locked":true,"version":3},"installations":[{"id":"ins_1","license_id":"lic_old","status":"active"}]}`
+	if err := b.client(t).Set(ctx, b.prefixOf(s)+"{lic_old}:state", old, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	expect := func(what string, active, flagged, installations, locked int64) {
+		t.Helper()
+		lic, ins, l, err := s.StatusCounts(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lic[store.LicenseActive] != active || lic[store.LicenseFlagged] != flagged || ins[store.InstallationActive] != installations || l != locked {
+			t.Errorf("%s: StatusCounts = %v, %v, %d; want active %d, flagged %d, installations %d, locked %d",
+				what, lic, ins, l, active, flagged, installations, locked)
+		}
+	}
+	expect("before lic_old's next write", 1, 0, 0, 0)
+	for range 2 {
+		write("lic_old", func(st *store.LicenseState) { st.License.VerifiedAt = time.Now() })
+		expect("after lic_old's next writes", 1, 1, 1, 1)
+	}
+	write("lic_old", func(st *store.LicenseState) { st.License.Status, st.License.Locked = store.LicenseActive, false })
+	expect("after lic_old was reinstated and unlocked", 2, 0, 1, 0)
+	if n, err := b.client(t).HLen(ctx, b.prefixOf(s)+"status").Result(); err != nil || n == 0 {
+		t.Errorf("HLEN %sstatus = %d, %v; want the counts there", b.prefixOf(s), n, err)
+	}
 }
 
 // testTimelineKey: a licence's timeline is one list under its hash tag

@@ -97,7 +97,7 @@ func (f fixture) unchanged(t *testing.T, s store.Store) {
 	t.Helper()
 	ctx := context.Background()
 	want := sampleState()
-	want.License.Version = 1
+	want.License.Version, want.License.Counted = 1, true
 	if got := read(t, s, "lic_1"); !reflect.DeepEqual(got, want) {
 		t.Errorf("lic_1 changed:\n%+v\nwant\n%+v", got, want)
 	}

@@ -26,7 +26,7 @@ func testLicenseStateRoundTrip(t *testing.T, h *harness) {
 
 	written := put(t, s, sampleState())
 	want := sampleState()
-	want.License.Version = 1
+	want.License.Version, want.License.Counted = 1, true
 	if !reflect.DeepEqual(written, want) {
 		t.Fatalf("UpdateLicense returned\n%+v\nwant\n%+v", written, want)
 	}

@@ -19,5 +19,8 @@ func optionalCalls(s store.Store) map[string]func(ctx context.Context) error {
 	if a, ok := s.(store.AuditByLicense); ok {
 		calls["LicenseAudit"] = func(ctx context.Context) error { _, err := a.LicenseAudit(ctx, "lic_1", 10); return err }
 	}
+	if c, ok := s.(store.StatusCounter); ok {
+		calls["StatusCounts"] = func(ctx context.Context) error { _, _, _, err := c.StatusCounts(ctx); return err }
+	}
 	return calls
 }

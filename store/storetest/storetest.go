@@ -117,6 +117,8 @@ var tests = []test{
 	{"LicenseTimeline", testLicenseTimeline},
 	{"LicenseTimelineBound", testLicenseTimelineBound},
 	{"LicenseTimelineTrim", testLicenseTimelineTrim},
+	{"StatusCounts", testStatusCounts},
+	{"ConcurrentStatusCounts", testConcurrentStatusCounts},
 	{"Asks", testAsks},
 	{"AskNotice", testAskNotice},
 	{"RecordSeen", testRecordSeen},
