@@ -7,7 +7,9 @@ import "context"
 // they cannot be found by reading every licence: each queue is a lookup
 // term (QueueTerm) the licence's own write indexes it by, as its other
 // terms (Terms), so a licence enters a queue in the write that flags,
-// locks or marks it, and leaves it in the write that clears it. A
+// locks or marks it, and leaves it in the write that clears it (on a
+// Redis Cluster, whose term keys are in other slots than the licence,
+// right after its transaction and before UpdateLicense returns). A
 // licence stored before the queues existed joins them with its next
 // write: both stores re-assert every term on each write.
 

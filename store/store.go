@@ -319,6 +319,11 @@ type Change struct {
 // backend failures in ErrUnavailable; one whose caller ended ctx returns
 // ctx.Err() wrapped instead, having written nothing unless the write had
 // committed already.
+//
+// Both backends also implement the author console's reads, reached with
+// a type assertion: TermPager (the review queue, queue.go),
+// AuditByLicense (a licence's audit timeline, timeline.go) and
+// StatusCounter (licences and installations by status, statuses.go).
 type Store interface {
 	// LicenseState returns a licence and its installations. A licence not
 	// stored yet is a state with a nil License, not an error.

@@ -92,8 +92,7 @@ func (s *Store) LookupAfter(ctx context.Context, term, after string, limit int) 
 // CountTerm implements store.TermPager by walking the term's entries
 // (keys only, in one read transaction that blocks no writer): the work
 // is the term's size, never the store's, and the count is exact by
-// construction, with nothing kept on the write path. A review queue of
-// a hundred thousand licences is some milliseconds.
+// construction, with nothing kept on the write path.
 func (s *Store) CountTerm(ctx context.Context, term string) (int64, error) {
 	var n int64
 	prefix := append([]byte(term), 0)

@@ -67,11 +67,11 @@ func (s *Store) LookupAfter(ctx context.Context, term, after string, limit int) 
 	}
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	min := "-"
+	from := "-"
 	if after != "" {
-		min = "(" + after
+		from = "(" + after
 	}
-	ids, err := s.client.ZRangeByLex(ctx, s.lookupKey(term), &redis.ZRangeBy{Min: min, Max: "+", Count: int64(limit)}).Result()
+	ids, err := s.client.ZRangeByLex(ctx, s.lookupKey(term), &redis.ZRangeBy{Min: from, Max: "+", Count: int64(limit)}).Result()
 	if err != nil {
 		return nil, failed(ctx, "paging licences by term", err)
 	}

@@ -66,8 +66,9 @@ func (s *Store) outboxFailedKey() string            { return s.prefix + "{outbox
 func (s *Store) outboxPendingKey() string           { return s.prefix + "{outbox}:pending" }
 
 // queueEvents adds the writes of evs (audit entries, outbox entries after
-// seq, the index) to p, the transaction of the change, or to deferred for
-// the keys another slot holds. It returns the writes' new last seq.
+// seq, the index, and the licence's timeline for those of the licence) to
+// p, the transaction of the change, or to deferred for the keys another
+// slot holds.
 func (s *Store) queueEvents(ctx context.Context, p redis.Pipeliner, deferred *[]func(redis.Pipeliner), shard string, seq int64, evs []store.AuditEvent) error {
 	if len(evs) == 0 {
 		return nil

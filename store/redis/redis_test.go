@@ -386,8 +386,8 @@ func (b *backend) testTimelineKey(t *testing.T) {
 	}
 	mem, _ := raw.MemoryUsage(ctx, key).Result()
 	t.Logf("a timeline of 2 events: %d bytes as a %s (records of %d and %d bytes)", mem, enc, len(recs[0]), len(recs[1]))
-	if mem > 512 {
-		t.Errorf("a timeline of 2 events takes %d bytes, want at most 512", mem)
+	if mem > 640 {
+		t.Errorf("a timeline of 2 events takes %d bytes, want at most 640", mem)
 	}
 }
 
