@@ -185,9 +185,11 @@ func consoleInABrowser(t *testing.T, storage string) {
 	}
 
 	// Search by the key (never shown back), by domain and by username.
-	for _, q := range []string{consoleKey, "shop.alicebuilds.com", "alicebuilds"} {
+	for _, s := range []struct{ by, q string }{{"key", consoleKey}, {"domain", "shop.alicebuilds.com"}, {"buyer", "alicebuilds"}} {
+		q := s.q
 		must(t, chromedp.Do(ctx, chromedp.Navigate(g.url("/console/search")), chromedp.WaitVisible(chromedp.CSS("#q")),
-			chromedp.SendKeys(chromedp.CSS("#q"), q), chromedp.Submit(chromedp.CSS("#q")), chromedp.WaitVisible(chromedp.CSS("table"))))
+			chromedp.SetValue(chromedp.CSS("#by"), s.by), chromedp.SendKeys(chromedp.CSS("#q"), q),
+			chromedp.Submit(chromedp.CSS("#q")), chromedp.WaitVisible(chromedp.CSS("table"))))
 		found, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("main table")))
 		must(t, err)
 		if !strings.Contains(found, licID) {

@@ -32,6 +32,11 @@ type Overview struct {
 	// first, OverviewDays of them.
 	From  time.Time
 	Daily map[string][]int64
+	// Licenses and Installations count by status, Locked the locked
+	// licences: the counts the store keeps in each licence's write
+	// (store.StatusCounter). Nil when the store keeps none.
+	Licenses, Installations map[string]int64
+	Locked                  int64
 }
 
 // SourceStatus is one source's health.
@@ -60,6 +65,11 @@ func (s *Service) Overview(ctx context.Context) (*Overview, error) {
 	}
 	if rs, err := s.RecheckStatus(ctx); err == nil {
 		o.Recheck = rs
+	}
+	if sc, ok := s.cfg.Store.(store.StatusCounter); ok {
+		if o.Licenses, o.Installations, o.Locked, err = sc.StatusCounts(ctx); err != nil {
+			return nil, storeUnavailable(err)
+		}
 	}
 	failed, next, err := s.Deliveries(ctx, store.OutboxQuery{Status: store.OutboxFailed, Limit: maxOverviewFailed})
 	if err != nil {

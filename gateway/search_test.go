@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 
@@ -30,7 +31,7 @@ func TestSearch(t *testing.T) {
 				{"alice@example.com", SearchByEmail},
 				{"alicebuilds", SearchByBuyer},
 			} {
-				hits, err := f.svc.Search(ctx, c.q)
+				hits, err := f.svc.Search(ctx, c.by, c.q)
 				if err != nil {
 					t.Fatalf("search %q: %v", c.q, err)
 				}
@@ -38,13 +39,26 @@ func TestSearch(t *testing.T) {
 					t.Errorf("search %q: %+v, want %s by %s", c.q, hits, want, c.by)
 				}
 			}
-			for _, q := range []string{"", "KEY-NOBODY", "nobody.example", "carol@example.com", "lic_nope", "ins_nope", "alice"} {
-				hits, err := f.svc.Search(ctx, q)
-				if err != nil || len(hits) != 0 {
-					t.Errorf("search %q: %+v, %v; want nothing", q, hits, err)
+			// Either id, by SearchByID.
+			for _, q := range []string{want, a.InstallationID} {
+				if hits, err := f.svc.Search(ctx, SearchByID, q); err != nil || len(hits) != 1 || hits[0].License.ID != want {
+					t.Errorf("search id %q: %+v, %v", q, hits, err)
 				}
 			}
-			hits, err := f.svc.Search(ctx, "bob.example")
+			for _, c := range []struct{ by, q string }{
+				{SearchByKey, ""}, {SearchByKey, "KEY-NOBODY"}, {SearchByDomain, "nobody.example"}, {SearchByEmail, "carol@example.com"},
+				{SearchByID, "lic_nope"}, {SearchByID, "ins_nope"}, {SearchByBuyer, "alice"},
+				{SearchByDomain, "KEY-ALICE"}, {SearchByBuyer, "shop.alice.example"}, {SearchByKey, "alicebuilds"},
+			} {
+				hits, err := f.svc.Search(ctx, c.by, c.q)
+				if err != nil || len(hits) != 0 {
+					t.Errorf("search %s %q: %+v, %v; want nothing", c.by, c.q, hits, err)
+				}
+			}
+			if _, err := f.svc.Search(ctx, "everything", "x"); !errors.Is(err, ErrSearchKind) {
+				t.Errorf("an unknown kind: %v", err)
+			}
+			hits, err := f.svc.Search(ctx, SearchByDomain, "bob.example")
 			if err != nil || len(hits) != 1 || hits[0].License.ID != other.License.ID {
 				t.Errorf("search bob.example: %+v, %v", hits, err)
 			}

@@ -48,15 +48,16 @@ func TestLoadIsWhatSearchFinds(t *testing.T) {
 			{Email(i), gateway.SearchByEmail},
 			{Buyer(i), gateway.SearchByBuyer},
 		} {
-			hits, err := f.Service.Search(ctx, c.q)
+			hits, err := f.Service.Search(ctx, c.by, c.q)
 			if err != nil || len(hits) != 1 || hits[0].By != c.by || hits[0].License.ID != f.LicenseID(i) {
 				t.Errorf("search %q: %+v, %v; want %s by %s", c.q, hits, err, f.LicenseID(i), c.by)
 			}
 		}
 	}
-	for _, q := range []string{Key(n), Domain(n), Email(n), Buyer(n)} {
-		if hits, err := f.Service.Search(ctx, q); err != nil || len(hits) != 0 {
-			t.Errorf("search %q: %+v, %v; want nothing", q, hits, err)
+	for _, c := range []struct{ by, q string }{{gateway.SearchByKey, Key(n)}, {gateway.SearchByDomain, Domain(n)},
+		{gateway.SearchByEmail, Email(n)}, {gateway.SearchByBuyer, Buyer(n)}} {
+		if hits, err := f.Service.Search(ctx, c.by, c.q); err != nil || len(hits) != 0 {
+			t.Errorf("search %s %q: %+v, %v; want nothing", c.by, c.q, hits, err)
 		}
 	}
 	// The licence is the gateway's: its key opens, and the admin view

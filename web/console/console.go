@@ -205,6 +205,14 @@ func (c *Console) notFound(w http.ResponseWriter) {
 	}
 }
 
+// badRequest is the 400 page of a form no page of the console sends.
+func (c *Console) badRequest(w http.ResponseWriter) {
+	if err := c.rd.Error(w, http.StatusBadRequest, web.ErrorPage{Title: c.rd.T("error.bad_request.title"),
+		Message: c.rd.T("error.bad_request.message"), RetryURL: c.base + "/"}); err != nil {
+		c.log.Error("rendering a page", zap.Error(err))
+	}
+}
+
 func (c *Console) forbidden(w http.ResponseWriter) {
 	if err := c.rd.Forbidden(w, c.base+"/"); err != nil {
 		c.log.Error("rendering a page", zap.Error(err))

@@ -454,11 +454,17 @@ func TestConsoleDeliveriesVersionsSearch(t *testing.T) {
 
 	// Search by key: found, never echoed.
 	s := alice.get(f.srv.URL + "/console/search")
-	r := alice.post(f.srv.URL+"/console/search", url.Values{"q": {"KEY-ALICE-0001"}, "csrf_token": {csrf(t, s)}})
+	r := alice.post(f.srv.URL+"/console/search", url.Values{"by": {"key"}, "q": {"KEY-ALICE-0001"}, "csrf_token": {csrf(t, s)}})
 	if !strings.Contains(r.body, a.License.ID) || strings.Contains(r.body, "KEY-ALICE-0001") {
 		t.Errorf("search by key:\n%s", r.body)
 	}
-	if r := alice.post(f.srv.URL+"/console/search", url.Values{"q": {"alice.com"}}); r.status != http.StatusForbidden {
+	if r := alice.post(f.srv.URL+"/console/search", url.Values{"by": {"domain"}, "q": {"alice.com"}}); r.status != http.StatusForbidden {
 		t.Errorf("a search without its token: %d", r.status)
+	}
+	if r := alice.post(f.srv.URL+"/console/search", url.Values{"by": {"domain"}, "q": {"alice.com"}, "csrf_token": {csrf(t, s)}}); !strings.Contains(r.body, a.License.ID) {
+		t.Errorf("search by domain:\n%s", r.body)
+	}
+	if r := alice.post(f.srv.URL+"/console/search", url.Values{"by": {"everything"}, "q": {"alice.com"}, "csrf_token": {csrf(t, s)}}); r.status != http.StatusBadRequest {
+		t.Errorf("a search of an unknown kind: %d", r.status)
 	}
 }

@@ -144,6 +144,8 @@ func (c *Console) queue(w http.ResponseWriter, r *http.Request, req request) {
 // searchData is the search page's: the results of a posted query. The
 // query itself is never echoed: it may be a purchase code.
 type searchData struct {
+	Kinds    []string
+	By       string // the kind searched by (the form keeps it)
 	Searched bool
 	Hits     []gateway.SearchHit
 }
@@ -155,19 +157,26 @@ func (c *Console) search(w http.ResponseWriter, r *http.Request, req request) {
 	if !methods(w, r, http.MethodGet, http.MethodPost) {
 		return
 	}
+	d := searchData{Kinds: gateway.SearchKinds, By: gateway.SearchKinds[0]}
 	if r.Method != http.MethodPost {
-		c.render(w, r, req, "search", searchData{})
+		c.render(w, r, req, "search", d)
 		return
 	}
 	if !c.verify(w, r, req, false) {
 		return
 	}
-	hits, err := c.cfg.Service.Search(r.Context(), r.PostFormValue("q"))
-	if err != nil {
+	d.By = r.PostFormValue("by")
+	hits, err := c.cfg.Service.Search(r.Context(), d.By, r.PostFormValue("q"))
+	switch {
+	case errors.Is(err, gateway.ErrSearchKind):
+		c.badRequest(w)
+		return
+	case err != nil:
 		c.unavailable(w, c.rd.Path("search"), err)
 		return
 	}
-	c.render(w, r, req, "search", searchData{Searched: true, Hits: hits})
+	d.Searched, d.Hits = true, hits
+	c.render(w, r, req, "search", d)
 }
 
 // licenseData is a licence's page.

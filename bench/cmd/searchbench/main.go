@@ -43,26 +43,27 @@ import (
 type kind struct {
 	name  string
 	by    string
-	query func(f *scaleload.Fixture, i, n int) string
+	// query is the kind Search is asked (a miss rotates) and the query.
+	query func(f *scaleload.Fixture, i, n int) (by, q string)
 }
 
 var kinds = []kind{
-	{"key (purchase code)", gateway.SearchByKey, func(_ *scaleload.Fixture, i, _ int) string { return scaleload.Key(i) }},
-	{"licence id", gateway.SearchByLicense, func(f *scaleload.Fixture, i, _ int) string { return f.LicenseID(i) }},
-	{"installation id", gateway.SearchByInstallation, func(_ *scaleload.Fixture, i, _ int) string { return scaleload.InstallationID(i) }},
-	{"domain", gateway.SearchByDomain, func(_ *scaleload.Fixture, i, _ int) string { return scaleload.Domain(i) }},
-	{"e-mail", gateway.SearchByEmail, func(_ *scaleload.Fixture, i, _ int) string { return scaleload.Email(i) }},
-	{"buyer username", gateway.SearchByBuyer, func(_ *scaleload.Fixture, i, _ int) string { return scaleload.Buyer(i) }},
+	{"key (purchase code)", gateway.SearchByKey, func(_ *scaleload.Fixture, i, _ int) (string, string) { return gateway.SearchByKey, scaleload.Key(i) }},
+	{"licence id", gateway.SearchByLicense, func(f *scaleload.Fixture, i, _ int) (string, string) { return gateway.SearchByLicense, f.LicenseID(i) }},
+	{"installation id", gateway.SearchByInstallation, func(_ *scaleload.Fixture, i, _ int) (string, string) { return gateway.SearchByInstallation, scaleload.InstallationID(i) }},
+	{"domain", gateway.SearchByDomain, func(_ *scaleload.Fixture, i, _ int) (string, string) { return gateway.SearchByDomain, scaleload.Domain(i) }},
+	{"e-mail", gateway.SearchByEmail, func(_ *scaleload.Fixture, i, _ int) (string, string) { return gateway.SearchByEmail, scaleload.Email(i) }},
+	{"buyer username", gateway.SearchByBuyer, func(_ *scaleload.Fixture, i, _ int) (string, string) { return gateway.SearchByBuyer, scaleload.Buyer(i) }},
 	// A miss: the key, domain or e-mail of a licence beyond the load, in
 	// turn.
-	{"miss (key, domain or e-mail of no licence)", "", func(_ *scaleload.Fixture, i, n int) string {
+	{"miss (key, domain or e-mail of no licence)", "", func(_ *scaleload.Fixture, i, n int) (string, string) {
 		switch i % 3 {
 		case 0:
-			return scaleload.Key(n + i)
+			return gateway.SearchByKey, scaleload.Key(n + i)
 		case 1:
-			return scaleload.Domain(n + i)
+			return gateway.SearchByDomain, scaleload.Domain(n + i)
 		}
-		return scaleload.Email(n + i)
+		return gateway.SearchByEmail, scaleload.Email(n + i)
 	}},
 }
 
@@ -144,9 +145,9 @@ func main() {
 						return
 					}
 					i := pick.next()
-					query := c.kind.query(f, i, *n)
+					by, query := c.kind.query(f, i, *n)
 					s := time.Now()
-					hits, err := f.Service.Search(ctx, query)
+					hits, err := f.Service.Search(ctx, by, query)
 					lat[j] = time.Since(s)
 					if !right(f, c.kind, i, hits, err) {
 						wrong.Add(1)
