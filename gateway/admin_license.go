@@ -109,12 +109,21 @@ var ErrUnknownAction = errors.New("unknown licence action")
 // ChangeLicense suspends, reinstates, locks or unlocks a licence. The
 // change reaches every gate through the store's change feed.
 func (s *Service) ChangeLicense(ctx context.Context, id, action, reason string) (*LicenseDetail, error) {
-	return s.ChangeLicenseBy(ctx, ActorAdmin, id, action, reason)
+	return s.ChangeLicenseBy(ctx, ActorAdmin, id, action, reason, "")
 }
 
+// ErrLicenseChanged means a change was asked of a licence in a status it
+// is no longer in (ChangeLicenseBy's expect): someone else decided first.
+var ErrLicenseChanged = errors.New("the licence's status changed")
+
 // ChangeLicenseBy is ChangeLicense audited as actor (ConsoleActor): the
-// console's one path to the admin API's operation.
-func (s *Service) ChangeLicenseBy(ctx context.Context, actor, id, action, reason string) (*LicenseDetail, error) {
+// console's one path to the admin API's operation. With expect set, the
+// change is made only while the licence's status is expect, in the same
+// write; otherwise nothing changes and the answer is ErrLicenseChanged
+// (with the licence as it is): a page opened before another author's
+// decision must not undo it (a stale "dismiss flag" re-activating a
+// licence just suspended for fraud).
+func (s *Service) ChangeLicenseBy(ctx context.Context, actor, id, action, reason, expect string) (*LicenseDetail, error) {
 	audit, ok := map[string]string{
 		ActionSuspend: store.AuditLicenseSuspended, ActionReinstate: store.AuditLicenseReinstated,
 		ActionLock: store.AuditLicenseLocked, ActionUnlock: store.AuditLicenseUnlocked,
@@ -124,10 +133,13 @@ func (s *Service) ChangeLicenseBy(ctx context.Context, actor, id, action, reason
 	}
 	reason = trimReason(reason)
 	now := s.now()
-	var missing bool
+	var missing, changed bool
 	st, err := s.cfg.Store.UpdateLicense(ctx, id, func(st *store.LicenseState) (*store.LicenseState, error) {
 		missing = st.License == nil
 		if missing {
+			return nil, nil
+		}
+		if changed = expect != "" && st.License.Status != expect; changed {
 			return nil, nil
 		}
 		applyAction(st.License, action)
@@ -140,6 +152,9 @@ func (s *Service) ChangeLicenseBy(ctx context.Context, actor, id, action, reason
 	}
 	if missing {
 		return nil, ErrNotFound
+	}
+	if changed {
+		return s.detail(st), ErrLicenseChanged
 	}
 	return s.detail(st), nil
 }

@@ -82,6 +82,12 @@ func newFixtureOn(t *testing.T, backend string) *fixture {
 	default:
 		t.Fatalf("no backend %q", backend)
 	}
+	return newFixtureStore(t, backend, st)
+}
+
+// newFixtureStore is newFixture on st, a store of the named backend.
+func newFixtureStore(t *testing.T, backend string, st store.Store) *fixture {
+	t.Helper()
 	master, err := secret.New([]byte("gateway-test-secret-0123456789abcdef"))
 	if err != nil {
 		t.Fatal(err)

@@ -142,6 +142,27 @@ func (s *Service) RecheckLicense(ctx context.Context, id string) (*RecheckOutcom
 	return out, nil
 }
 
+// RecheckLicenseBy is RecheckLicense asked by actor (ConsoleActor), who is
+// audited (license.recheck_requested, with the reason) before the check:
+// the source's answer is the recheck's own event, the gateway's.
+func (s *Service) RecheckLicenseBy(ctx context.Context, actor, id, reason string) (*RecheckOutcome, error) {
+	var missing bool
+	_, err := s.cfg.Store.UpdateLicense(ctx, id, func(st *store.LicenseState) (*store.LicenseState, error) {
+		if missing = st.License == nil; missing {
+			return nil, nil
+		}
+		s.event(ctx, st, Event{Actor: actor, Action: store.AuditRecheckRequested, LicenseID: id, Reason: trimReason(reason)})
+		return st, nil
+	})
+	switch {
+	case err != nil:
+		return nil, storeUnavailable(err)
+	case missing:
+		return nil, ErrNotFound
+	}
+	return s.RecheckLicense(ctx, id)
+}
+
 // asker is who asked for a recheck. They differ in whether the product's
 // mode and the source's recheck budget hold them back, and in what a
 // check that cannot be made now does.

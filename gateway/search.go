@@ -127,6 +127,7 @@ func (s *Service) searchTries(by, q string) ([]searchTry, error) {
 // SearchKinds lists the kinds Search reads a query as, in the order the
 // console offers them.
 var SearchKinds = []string{SearchByDomain, SearchByKey, SearchByEmail, SearchByBuyer, SearchByID}
+
 // termSearch finds the licences a lookup term indexes.
 func (s *Service) termSearch(term string) func(context.Context) ([]string, error) {
 	return func(ctx context.Context) ([]string, error) {

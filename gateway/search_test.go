@@ -3,8 +3,17 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	goredis "github.com/redis/go-redis/v9"
+
 	"slices"
 	"testing"
+
+	"github.com/licensegate/licensegate/internal/redistest"
+	redisstore "github.com/licensegate/licensegate/store/redis"
 
 	"github.com/licensegate/licensegate/upstreams"
 )
@@ -75,4 +84,63 @@ func hitIDs(hits []SearchHit) []string {
 		ids = append(ids, h.License.ID)
 	}
 	return ids
+}
+
+// commandLog records every Redis command's arguments.
+type commandLog struct {
+	mu   sync.Mutex
+	args []string
+}
+
+func (l *commandLog) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+func (l *commandLog) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error {
+		l.note(cmd)
+		return next(ctx, cmd)
+	}
+}
+func (l *commandLog) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []goredis.Cmder) error {
+		for _, c := range cmds {
+			l.note(c)
+		}
+		return next(ctx, cmds)
+	}
+}
+func (l *commandLog) note(cmd goredis.Cmder) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.args = append(l.args, fmt.Sprint(cmd.Args()...))
+}
+
+// TestSearchByKeySendsNoKey: a search by key reaches Redis as keyed
+// hashes only; the key is in no command (MONITOR, a proxy's log).
+func TestSearchByKeySendsNoKey(t *testing.T) {
+	srv := redistest.NewServer(t)
+	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { _ = client.Close() })
+	log := &commandLog{}
+	client.AddHook(log)
+	rs := redisstore.New(client, redisstore.Options{})
+	t.Cleanup(func() { _ = rs.Close() })
+	f := newFixtureStore(t, "redis", rs)
+	ctx := context.Background()
+	a := f.activate("KEY-SECRET-CODE-42", "shop.example.com")
+	log.mu.Lock()
+	log.args = nil
+	log.mu.Unlock()
+	hits, err := f.svc.Search(ctx, SearchByKey, "KEY-SECRET-CODE-42")
+	if err != nil || len(hits) != 1 || hits[0].License.ID != a.License.ID {
+		t.Fatalf("search: %+v, %v", hits, err)
+	}
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	if len(log.args) == 0 {
+		t.Fatal("no command recorded")
+	}
+	for _, c := range log.args {
+		if strings.Contains(strings.ToLower(c), "secret-code") {
+			t.Errorf("a command carries the key: %s", c)
+		}
+	}
 }

@@ -30,6 +30,10 @@ const (
 	// AuditInstallationStaging is a buyer marking their installation a
 	// staging copy (the portal).
 	AuditInstallationStaging = "installation.marked_staging"
+	// AuditRecheckRequested is an author asking for a licence's recheck
+	// now (the console): who asked, and why. What the source answered is
+	// the recheck's own event, if it changed anything.
+	AuditRecheckRequested = "license.recheck_requested"
 )
 
 // AuditActions lists every audited action, which is every event type
@@ -39,7 +43,7 @@ var AuditActions = []string{
 	AuditInstallationDeactivated, AuditInstallationReleased, AuditInstallationCloned,
 	AuditAddonAttached, AuditAddonDetached, AuditInstallationStaging,
 	AuditLicenseFlagged, AuditLicenseSuspended, AuditLicenseReinstated, AuditLicenseLocked,
-	AuditLicenseUnlocked, AuditLicenseExpired, AuditLicenseRenewed,
+	AuditLicenseUnlocked, AuditLicenseExpired, AuditLicenseRenewed, AuditRecheckRequested,
 	AuditRecheckGuardTripped, AuditSourceCredentialFailing, AuditSourceWebhookRefused, AuditKeysRotated,
 }
 

@@ -77,7 +77,7 @@ var timelineCodes = map[string]string{
 	AuditLicenseLocked: "ll", AuditLicenseUnlocked: "lu", AuditLicenseFlagged: "lf",
 	AuditLicenseExpired: "le", AuditLicenseRenewed: "ln", AuditAddonAttached: "aa", AuditAddonDetached: "ad",
 	AuditKeysRotated: "kr", AuditRecheckGuardTripped: "rg", AuditSourceCredentialFailing: "sc",
-	AuditSourceWebhookRefused: "sw",
+	AuditSourceWebhookRefused: "sw", AuditRecheckRequested: "lq",
 }
 
 // timelineActions maps the codes back.

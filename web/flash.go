@@ -18,6 +18,10 @@ const (
 type Flash struct {
 	Kind FlashKind `json:"k,omitempty"`
 	Text string    `json:"t"`
+	// Owner, when set, is the session the message is for (its id): a
+	// surface where two people may share a browser (the console, behind
+	// basic_auth) shows it only to that session.
+	Owner string `json:"o,omitempty"`
 }
 
 // SetFlash sets the message the next page shows. It expires after a few

@@ -48,13 +48,26 @@ func licenseActions(lic gateway.AdminLicense) []string {
 	return append(out, actRecheck)
 }
 
+// expectedStatus is the status a licence lever applies to: the one the
+// page showed (its form's "status" field), and for dismiss always
+// flagged (a flag that is gone has nothing to dismiss).
+func expectedStatus(action string, r *http.Request) string {
+	if action == actDismiss {
+		return "flagged"
+	}
+	return r.PostFormValue("status")
+}
+
 // levers is one form of actions on one thing: its CSRF token, a reason
 // field when an action takes one, and a button per action, each posting
 // to its own path (formaction), so a licence's levers share one reason.
 type levers struct {
 	// ID names the reason field, unique on its page.
-	ID                   string
-	Reason               bool
+	ID     string
+	Reason bool
+	// Status is the licence's status as the page shows it, posted with
+	// the form (expectedStatus); empty for a lever on anything else.
+	Status               string
 	CSRFField, CSRFToken string
 	Buttons              []leverButton
 }
@@ -96,7 +109,11 @@ func (c *Console) licenseLevers(req request, lic gateway.AdminLicense, keep func
 			actions = append(actions, a)
 		}
 	}
-	return c.levers(req, lic.ID, actions, func(a string) string { return c.rd.Path("licenses", lic.ID, a) })
+	lv := c.levers(req, lic.ID, actions, func(a string) string { return c.rd.Path("licenses", lic.ID, a) })
+	if lv != nil {
+		lv.Status = lic.Status
+	}
+	return lv
 }
 
 // gatewayAction maps a lever to ChangeLicense's action ("" for recheck).
@@ -129,15 +146,20 @@ func (c *Console) licenseAction(w http.ResponseWriter, r *http.Request, req requ
 	)
 	if op == "" {
 		var out *gateway.RecheckOutcome
-		if out, err = c.cfg.Service.RecheckLicense(ctx, id); err == nil {
+		if out, err = c.cfg.Service.RecheckLicenseBy(ctx, gateway.ConsoleActor(req.user), id, reason); err == nil {
 			flash = fmt.Sprintf(c.rd.T("action.rechecked"), out.Outcome)
 			if out.Reason != "" {
 				flash += " (" + out.Reason + ")"
 			}
 		}
 	} else {
-		_, err = c.cfg.Service.ChangeLicenseBy(ctx, gateway.ConsoleActor(req.user), id, op, reason)
+		var d *gateway.LicenseDetail
+		d, err = c.cfg.Service.ChangeLicenseBy(ctx, gateway.ConsoleActor(req.user), id, op, reason, expectedStatus(action, r))
 		flash = c.rd.T("action." + action + ".done")
+		if errors.Is(err, gateway.ErrLicenseChanged) {
+			c.refuse(w, r, back, fmt.Sprintf(c.rd.T("action.changed"), d.License.Status))
+			return
+		}
 	}
 	switch {
 	case errors.Is(err, gateway.ErrNotFound):
@@ -194,16 +216,22 @@ func (c *Console) retry(w http.ResponseWriter, r *http.Request, req request, id 
 
 // refuse goes back to a page with why a form changed nothing.
 func (c *Console) refuse(w http.ResponseWriter, r *http.Request, back, why string) {
-	if err := c.sessions.SetFlash(w, r, web.Flash{Kind: web.FlashError, Text: why}); err != nil {
+	if err := c.sessions.SetFlash(w, r, web.Flash{Kind: web.FlashError, Text: why, Owner: c.sessionOf(r)}); err != nil {
 		c.log.Warn("setting a flash message", zap.Error(err))
 	}
 	http.Redirect(w, r, back, http.StatusSeeOther)
 }
 
+// sessionOf is the id of r's console session (the one verify checked).
+func (c *Console) sessionOf(r *http.Request) string {
+	sess, _ := c.sessions.Read(r)
+	return sess.ID
+}
+
 // done goes back to a page after an action (post, redirect, get), with
 // what happened as its flash.
 func (c *Console) done(w http.ResponseWriter, r *http.Request, back, flash string) {
-	if err := c.sessions.SetFlash(w, r, web.Flash{Text: flash}); err != nil {
+	if err := c.sessions.SetFlash(w, r, web.Flash{Text: flash, Owner: c.sessionOf(r)}); err != nil {
 		c.log.Warn("setting a flash message", zap.Error(err))
 	}
 	http.Redirect(w, r, back, http.StatusSeeOther)

@@ -223,8 +223,8 @@ func (c *Console) forbidden(w http.ResponseWriter) {
 // (the author gets a plain 500 page).
 func (c *Console) render(w http.ResponseWriter, r *http.Request, req request, page string, data any) {
 	pg := web.Page{SignedInAs: req.user, CSRFToken: c.sessions.CSRFToken(req.sess), Data: data, Nav: c.nav(page)}
-	if f, ok := c.sessions.PopFlash(w, r); ok {
-		pg.Flash = &f
+	if f, ok := c.sessions.PopFlash(w, r); ok && f.Owner == req.sess.ID {
+		pg.Flash = &f // another user's, in a shared browser, is dropped
 	}
 	if err := c.rd.Render(w, http.StatusOK, page, pg); err != nil {
 		c.log.Error("rendering a page", zap.String("page", page), zap.Error(err))

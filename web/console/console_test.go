@@ -468,3 +468,58 @@ func TestConsoleDeliveriesVersionsSearch(t *testing.T) {
 		t.Errorf("a search of an unknown kind: %d", r.status)
 	}
 }
+
+// TestConsoleStaleDecision: a decision made on a page shown before
+// another author's decision changes nothing: a stale "dismiss flag" does
+// not re-activate a licence just suspended. Enter in a reason field pulls
+// no lever (the form's default button is disabled).
+func TestConsoleStaleDecision(t *testing.T) {
+	f := newFixture(t, stores(t)["embedded"](t))
+	ctx := context.Background()
+	id := f.activate("KEY-ALICE-0001", "alice.example").License.ID
+	f.writeKeys(map[string]string{"KEY-ALICE-0001": "revoked"})
+	if _, err := f.svc.RecheckLicense(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	alice, carol := f.browser("alice"), f.browser("carol")
+	q := alice.get(f.srv.URL + "/console/queue")
+	if !strings.Contains(q.body, `<button type="submit" disabled hidden aria-hidden="true" tabindex="-1"></button>`) {
+		t.Errorf("the levers' form has no disabled default button:\n%s", q.body)
+	}
+	lp := carol.get(f.srv.URL + "/console/licenses/" + id)
+	if p := carol.post(f.srv.URL+"/console/licenses/"+id+"/suspend", url.Values{"reason": {"fraud confirmed"}, "status": {"flagged"}, "csrf_token": {csrf(t, lp)}}); !strings.Contains(p.body, "Licence suspended.") {
+		t.Fatalf("carol's suspension:\n%s", p.body)
+	}
+	p := alice.post(f.srv.URL+"/console/licenses/"+id+"/dismiss", url.Values{"reason": {"looked fine"}, "status": {"flagged"}, "csrf_token": {csrf(t, q)}})
+	if !strings.Contains(p.body, "it is now suspended. Nothing was changed") {
+		t.Errorf("a stale dismissal:\n%s", p.body)
+	}
+	if got := f.status(id); got != "suspended" {
+		t.Errorf("after a stale dismissal: %s, want suspended", got)
+	}
+	// A stale reinstate of a licence carol reinstated and suspended again
+	// is refused too only when the status differs: the same status is the
+	// same decision.
+	if p := alice.post(f.srv.URL+"/console/licenses/"+id+"/reinstate", url.Values{"reason": {"ok"}, "status": {"active"}, "csrf_token": {csrf(t, q)}}); !strings.Contains(p.body, "Nothing was changed") {
+		t.Errorf("a reinstate from a page that showed it active:\n%s", p.body)
+	}
+	if got := f.status(id); got != "suspended" {
+		t.Errorf("after a stale reinstate: %s", got)
+	}
+	// Recheck now: audited as alice's ask, with her reason.
+	p = alice.post(f.srv.URL+"/console/licenses/"+id+"/recheck", url.Values{"reason": {"buyer says renewed"}, "csrf_token": {csrf(t, q)}})
+	if !strings.Contains(p.body, "Rechecked: invalid") {
+		t.Errorf("recheck now:\n%s", p.body)
+	}
+	evs, _, err := f.svc.Audit(ctx, store.AuditQuery{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var asked bool
+	for _, ev := range evs {
+		asked = asked || ev.Action == store.AuditRecheckRequested && ev.Actor == "admin:alice" && ev.Reason == "buyer says renewed"
+	}
+	if !asked {
+		t.Errorf("no license.recheck_requested by admin:alice in %+v", evs)
+	}
+}

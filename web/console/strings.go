@@ -120,6 +120,7 @@ var English = map[string]string{
 	"action.lock.done":          "Licence locked.",
 	"action.deactivate.done":    "Installation deactivated.",
 	"action.retry.done":         "Delivery queued again.",
+	"action.changed":            "The licence changed since the page was shown: it is now %s. Nothing was changed; decide again.",
 	"action.rechecked":          "Rechecked: %s",
 	"deliveries.title":          "Webhook deliveries",
 	"deliveries.failed":         "Failed",
