@@ -41,8 +41,8 @@ import (
 // kind is one way of searching: the query for licence i, and what the hit
 // must be found by ("" for a miss).
 type kind struct {
-	name  string
-	by    string
+	name string
+	by   string
 	// query is the kind Search is asked (a miss rotates) and the query.
 	query func(f *scaleload.Fixture, i, n int) (by, q string)
 }
@@ -50,10 +50,18 @@ type kind struct {
 var kinds = []kind{
 	{"key (purchase code)", gateway.SearchByKey, func(_ *scaleload.Fixture, i, _ int) (string, string) { return gateway.SearchByKey, scaleload.Key(i) }},
 	{"licence id", gateway.SearchByLicense, func(f *scaleload.Fixture, i, _ int) (string, string) { return gateway.SearchByLicense, f.LicenseID(i) }},
-	{"installation id", gateway.SearchByInstallation, func(_ *scaleload.Fixture, i, _ int) (string, string) { return gateway.SearchByInstallation, scaleload.InstallationID(i) }},
-	{"domain", gateway.SearchByDomain, func(_ *scaleload.Fixture, i, _ int) (string, string) { return gateway.SearchByDomain, scaleload.Domain(i) }},
-	{"e-mail", gateway.SearchByEmail, func(_ *scaleload.Fixture, i, _ int) (string, string) { return gateway.SearchByEmail, scaleload.Email(i) }},
-	{"buyer username", gateway.SearchByBuyer, func(_ *scaleload.Fixture, i, _ int) (string, string) { return gateway.SearchByBuyer, scaleload.Buyer(i) }},
+	{"installation id", gateway.SearchByInstallation, func(_ *scaleload.Fixture, i, _ int) (string, string) {
+		return gateway.SearchByInstallation, scaleload.InstallationID(i)
+	}},
+	{"domain", gateway.SearchByDomain, func(_ *scaleload.Fixture, i, _ int) (string, string) {
+		return gateway.SearchByDomain, scaleload.Domain(i)
+	}},
+	{"e-mail", gateway.SearchByEmail, func(_ *scaleload.Fixture, i, _ int) (string, string) {
+		return gateway.SearchByEmail, scaleload.Email(i)
+	}},
+	{"buyer username", gateway.SearchByBuyer, func(_ *scaleload.Fixture, i, _ int) (string, string) {
+		return gateway.SearchByBuyer, scaleload.Buyer(i)
+	}},
 	// A miss: the key, domain or e-mail of a licence beyond the load, in
 	// turn.
 	{"miss (key, domain or e-mail of no licence)", "", func(_ *scaleload.Fixture, i, n int) (string, string) {
