@@ -47,6 +47,14 @@ const (
 
 // License is what the gateway knows about one licence (one purchase code at
 // one source).
+//
+// The stored JSON of License, Installation, RefreshFamily and SigningKey
+// leaves a zero time out (omitzero; a record written before that holds
+// "0001-01-01T00:00:00Z", which reads back as the same zero time): a
+// licence's state is about a quarter smaller for it, and its size is what
+// Redis memory per licence is made of (docs/scale.md). None of these
+// structs is an API answer: the admin API, the console and the portal
+// render views of their own.
 type License struct {
 	ID               string     `json:"id"`
 	Product          string     `json:"product"`
@@ -66,11 +74,11 @@ type License struct {
 	// the background re-check can ask the source again.
 	KeyCiphertext []byte    `json:"key_ciphertext,omitempty"`
 	VerifiedAt    time.Time `json:"verified_at"`
-	NextCheckAt   time.Time `json:"next_check_at,omitempty"`
-	LastMoveAt    time.Time `json:"last_move_at,omitempty"`
+	NextCheckAt   time.Time `json:"next_check_at,omitzero"`
+	LastMoveAt    time.Time `json:"last_move_at,omitzero"`
 	// RefreshAskedAt is when a buyer or the product last asked for a
 	// recheck now (status/refresh), for refresh_cooldown.
-	RefreshAskedAt time.Time `json:"refresh_asked_at,omitempty"`
+	RefreshAskedAt time.Time `json:"refresh_asked_at,omitzero"`
 	// VendorID is the vendor's own id of the licence, for sources that
 	// read a licence by id on a recheck (Keygen). Empty: none.
 	VendorID string `json:"vendor_id,omitempty"`
@@ -84,7 +92,7 @@ type License struct {
 	EmailHash   string `json:"email_hash,omitempty"`
 	EmailSealed []byte `json:"email_sealed,omitempty"`
 	// Recheck is what the background recheck keeps about its last checks.
-	Recheck RecheckState `json:"recheck,omitempty"`
+	Recheck RecheckState `json:"recheck,omitzero"`
 	// Fence is the highest lease token a write of this licence was made
 	// under (see Fenced).
 	Fence int64 `json:"fence,omitempty"`
@@ -111,13 +119,13 @@ type RecheckState struct {
 	// answered (valid, invalid, unknown) and LastReason why, for invalid
 	// (refunded, not_found, ...) and unknown (a cause safe to show: never
 	// a code).
-	LastCheckAt time.Time `json:"last_check_at,omitempty"`
+	LastCheckAt time.Time `json:"last_check_at,omitzero"`
 	LastOutcome string    `json:"last_outcome,omitempty"`
 	LastReason  string    `json:"last_reason,omitempty"`
 	// Definitive counts consecutive definitive-invalid answers, the first
 	// of them at FirstDefinitiveAt.
 	Definitive        int       `json:"definitive,omitempty"`
-	FirstDefinitiveAt time.Time `json:"first_definitive_at,omitempty"`
+	FirstDefinitiveAt time.Time `json:"first_definitive_at,omitzero"`
 	// Unknown counts consecutive unknown answers (the backoff exponent).
 	Unknown int `json:"unknown,omitempty"`
 }
@@ -151,11 +159,11 @@ type Installation struct {
 	// but cannot deactivate or move the installation, and a re-activation
 	// from the home network supersedes them. After it, unchallenged, that
 	// network is the home one.
-	ForeignUntil time.Time `json:"foreign_until,omitempty"`
+	ForeignUntil time.Time `json:"foreign_until,omitzero"`
 	// ReclaimedAt is when a re-activation from the home network last
 	// superseded a foreign one's tokens: for move_cooldown after it, no
 	// other network may re-activate the installation (no ping-pong).
-	ReclaimedAt time.Time `json:"reclaimed_at,omitempty"`
+	ReclaimedAt time.Time `json:"reclaimed_at,omitzero"`
 	// Family is the id of the refresh family its current tokens belong
 	// to (empty on older records), so a re-activation, move or
 	// deactivation that supersedes them deletes that family's record:
@@ -177,7 +185,7 @@ type Installation struct {
 	MarkedStaging bool `json:"marked_staging,omitempty"`
 	// Reactivations counts re-activations since ReactivationsSince (a
 	// fixed window), from its own network and from others, to bound them.
-	ReactivationsSince   time.Time `json:"reactivations_since,omitempty"`
+	ReactivationsSince   time.Time `json:"reactivations_since,omitzero"`
 	HomeReactivations    int       `json:"home_reactivations,omitempty"`
 	ForeignReactivations int       `json:"foreign_reactivations,omitempty"`
 	// Generation is bumped whenever every token issued so far must stop
@@ -185,8 +193,8 @@ type Installation struct {
 	Generation    int64     `json:"generation"`
 	CreatedAt     time.Time `json:"created_at"`
 	UpdatedAt     time.Time `json:"updated_at"`
-	LastSeenAt    time.Time `json:"last_seen_at,omitempty"`
-	DeactivatedAt time.Time `json:"deactivated_at,omitempty"`
+	LastSeenAt    time.Time `json:"last_seen_at,omitzero"`
+	DeactivatedAt time.Time `json:"deactivated_at,omitzero"`
 	// Version is the product version the installation last reported at
 	// the gate (X-Product-Version, ValidVersion), recorded with its last
 	// seen; empty until it reports one.
@@ -274,7 +282,7 @@ type RefreshFamily struct {
 	// Previous is the keyed hash of the token Current replaced, spent at
 	// PreviousSpentAt; empty before the first rotation.
 	Previous        string    `json:"previous,omitempty"`
-	PreviousSpentAt time.Time `json:"previous_spent_at,omitempty"`
+	PreviousSpentAt time.Time `json:"previous_spent_at,omitzero"`
 	// SealedSuccessor is the answer the rotation of Previous gave (Current's
 	// token and its access token), sealed with the master secret, so
 	// Previous presented again within the grace gets it again. Empty when
@@ -296,7 +304,7 @@ type SigningKey struct {
 	CreatedAt        time.Time `json:"created_at"`
 	// RetiredAt is when the key stopped signing; it verifies until
 	// RetiredAt plus the longest access-token lifetime.
-	RetiredAt time.Time `json:"retired_at,omitempty"`
+	RetiredAt time.Time `json:"retired_at,omitzero"`
 }
 
 // Change announces that a licence (and possibly one of its installations)

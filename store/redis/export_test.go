@@ -20,3 +20,6 @@ func IndexDue(ctx context.Context, s *Store, licenseID string, version int64, at
 func CountVersion(ctx context.Context, s *Store, product, version string, n int64) error {
 	return versionsScript.Run(ctx, s.client, []string{s.versionsKey(product)}, version, n).Err()
 }
+
+// InstallBucketKey is the installation index's bucket of id.
+func InstallBucketKey(s *Store, id string) string { return s.installBucketKey(id) }

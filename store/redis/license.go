@@ -175,33 +175,22 @@ func (s *Store) UpdateLicense(ctx context.Context, licenseID string, fn func(*st
 			if err := s.queueEvents(ctx, p, &deferred, licenseID, seq, next.Events); err != nil {
 				return err
 			}
-			kept := make(map[string]bool, len(next.Installations))
+			kept := make([]string, 0, len(next.Installations))
+			keep := make(map[string]bool, len(next.Installations))
 			for _, in := range next.Installations {
-				if in.ID == "" {
-					continue
-				}
-				kept[in.ID] = true
-				ik := s.installKey(in.ID)
-				set := func(p redis.Pipeliner) { p.Set(ctx, ik, licenseID, 0) }
-				if s.sameSlot(key, ik) {
-					set(p)
-				} else {
-					deferred = append(deferred, set)
+				if in.ID != "" && !keep[in.ID] {
+					keep[in.ID] = true
+					kept = append(kept, in.ID)
 				}
 			}
+			var forgotten []string
 			for _, id := range had { // left out of the state: forgotten
-				if id == "" || kept[id] {
-					continue
-				}
-				ik := s.installKey(id)
-				del := func(p redis.Pipeliner) { p.Del(ctx, ik) }
-				if s.sameSlot(key, ik) {
-					del(p)
-				} else {
-					deferred = append(deferred, del)
+				if id != "" && !keep[id] {
+					forgotten = append(forgotten, id)
 				}
 			}
-			for _, iw := range append(s.termWrites(ctx, licenseID, terms, next.Terms()), counts...) {
+			writes := append(s.installWrites(ctx, licenseID, kept, forgotten), s.termWrites(ctx, licenseID, terms, next.Terms())...)
+			for _, iw := range append(writes, counts...) {
 				if s.sameSlot(key, iw.key) {
 					iw.write(p)
 				} else {
@@ -253,21 +242,4 @@ func (s *Store) UpdateLicense(ctx context.Context, licenseID string, fn func(*st
 		}
 	}
 	return written, nil
-}
-
-// InstallationLicense implements store.Store.
-func (s *Store) InstallationLicense(ctx context.Context, installationID string) (string, error) {
-	if installationID == "" {
-		return "", store.ErrNotFound
-	}
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
-	id, err := s.client.Get(ctx, s.installKey(installationID)).Result()
-	if errors.Is(err, redis.Nil) {
-		return "", store.ErrNotFound
-	}
-	if err != nil {
-		return "", failed(ctx, "reading installation index", err)
-	}
-	return id, nil
 }

@@ -12,7 +12,12 @@
 //	P{<licence>}:state     string  JSON {"license":…,"installations":[…]}: a
 //	                               licence's whole state, the unit UpdateLicense
 //	                               changes (WATCH/GET/MULTI/SET/EXEC)
-//	Pins:<installation>    string  licence id (installation index)
+//	Pinsb:<bucket>         hash    installation id -> licence id (installation
+//	                               index), the installation's bucket being 4 hex
+//	                               digits of a hash of its id (installindex.go);
+//	                               Pins:<installation>, a string key per
+//	                               installation, is the layout before, read
+//	                               and moved by the licence's next write
 //	P{due}                 zset    licence id scored by NextCheckAt in unix ms
 //	                               (rounded up); absent when NextCheckAt is zero
 //	P{due}:v               hash    licence id -> licence version the due entry
@@ -189,7 +194,6 @@ func (s *Store) Close() error {
 // Keys.
 
 func (s *Store) stateKey(licenseID string) string { return s.prefix + "{" + licenseID + "}:state" }
-func (s *Store) installKey(id string) string      { return s.prefix + "ins:" + id }
 func (s *Store) dueKey() string                   { return s.prefix + "{due}" }
 func (s *Store) dueVersionsKey() string           { return s.prefix + "{due}:v" }
 func (s *Store) signingKeysKey() string           { return s.prefix + "keys" }

@@ -296,6 +296,52 @@ func (b *backend) redisTests(t *testing.T) {
 	t.Run("QueueRepairedByNextWrite", b.testQueueRepairedByNextWrite)
 	t.Run("TimelineKey", b.testTimelineKey)
 	t.Run("StatusCountsAdoptOlderLicences", b.testStatusCountsAdoptOlderLicences)
+	t.Run("InstallIndexMovesToBuckets", b.testInstallIndexMovesToBuckets)
+}
+
+// testInstallIndexMovesToBuckets: an installation indexed by a key of its
+// own (the layout before the buckets) is found, and its licence's next
+// write moves it into its bucket and deletes the key; one the write
+// forgets is gone from both.
+func (b *backend) testInstallIndexMovesToBuckets(t *testing.T) {
+	ctx := context.Background()
+	s := b.store(t, "", redisstore.Options{})
+	p, raw := b.prefixOf(s), b.client(t)
+	old := `{"license":{"id":"lic_old","status":"active","version":2},"installations":[` +
+		`{"id":"ins_a","license_id":"lic_old","status":"active"},{"id":"ins_b","license_id":"lic_old","status":"active"}]}`
+	if err := raw.Set(ctx, p+"{lic_old}:state", old, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"ins_a", "ins_b"} {
+		if err := raw.Set(ctx, p+"ins:"+id, "lic_old", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range []string{"ins_a", "ins_b"} {
+		if lic, err := s.InstallationLicense(ctx, id); err != nil || lic != "lic_old" {
+			t.Fatalf("InstallationLicense(%s) of the layout before = %q, %v", id, lic, err)
+		}
+	}
+	if _, err := s.UpdateLicense(ctx, "lic_old", func(st *store.LicenseState) (*store.LicenseState, error) {
+		st.Installations = st.Installations[:1] // ins_b forgotten
+		return st, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"ins_a", "ins_b"} { // one at a time: each its own slot on Cluster
+		if n, err := raw.Exists(ctx, p+"ins:"+id).Result(); err != nil || n != 0 {
+			t.Errorf("%s's key of the layout before left (%d), %v", id, n, err)
+		}
+	}
+	if v, err := raw.HGet(ctx, redisstore.InstallBucketKey(s, "ins_a"), "ins_a").Result(); err != nil || v != "lic_old" {
+		t.Errorf("ins_a's bucket holds %q, %v", v, err)
+	}
+	if lic, err := s.InstallationLicense(ctx, "ins_a"); err != nil || lic != "lic_old" {
+		t.Errorf("InstallationLicense(ins_a) = %q, %v", lic, err)
+	}
+	if lic, err := s.InstallationLicense(ctx, "ins_b"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("InstallationLicense(ins_b), forgotten = %q, %v; want ErrNotFound", lic, err)
+	}
 }
 
 // testStatusCountsAdoptOlderLicences: a licence stored before the status
@@ -691,22 +737,26 @@ func (b *backend) testKeyLayout(t *testing.T) {
 	}
 
 	types := map[string]string{
-		p + "{lic_1}:state":    "string",
-		p + "ins:ins_1":        "string",
-		p + "{due}":            "zset",
-		p + "{due}:v":          "hash",
-		p + "rf:{fam1}":        "hash",
-		p + "keys":             "hash",
-		p + "idem:idem1":       "string",
-		"lg:{lic_1}:state":     "none", // the prefix is used, not the default
-		p + "rt:{fam1}:abcdef": "none", // no record per token
+		p + "{lic_1}:state":                     "string",
+		redisstore.InstallBucketKey(s, "ins_1"): "hash",
+		p + "ins:ins_1":                         "none", // the layout before
+		p + "{due}":                             "zset",
+		p + "{due}:v":                           "hash",
+		p + "rf:{fam1}":                         "hash",
+		p + "keys":                              "hash",
+		p + "idem:idem1":                        "string",
+		"lg:{lic_1}:state":                      "none", // the prefix is used, not the default
+		p + "rt:{fam1}:abcdef":                  "none", // no record per token
 	}
 	for key, want := range types {
 		if got, err := raw.Type(ctx, key).Result(); err != nil || got != want {
 			t.Errorf("TYPE %s = %q, %v; want %s", key, got, err, want)
 		}
 	}
-	if v, _ := raw.Get(ctx, p+"ins:ins_1").Result(); v != "lic_1" {
+	if bk := redisstore.InstallBucketKey(s, "ins_1"); !strings.HasPrefix(bk, p+"insb:") || len(bk) != len(p)+len("insb:")+4 {
+		t.Errorf("installation bucket key %q, want %sinsb: and 4 hex digits", bk, p)
+	}
+	if v, _ := raw.HGet(ctx, redisstore.InstallBucketKey(s, "ins_1"), "ins_1").Result(); v != "lic_1" {
 		t.Errorf("installation index holds %q", v)
 	}
 	wantScore := float64(next.UnixMilli() + 1)
