@@ -268,6 +268,49 @@ table() {
 	}' "$1"
 }
 
+# fsync_table activate.tsv fsync.tsv fsync.raw: the fsync probe's bursts
+# (case round samples p50_us p99_us max_us, one before each embedded case)
+# beside the embedded cases: the probe's p50 and p99 (medians of the
+# bursts, min-max; and over every sample of the run), and each case's
+# activation p99 over the p99 of the burst just before it, paired by
+# round, then the median (min-max) of those ratios.
+fsync_table() {
+	echo
+	sort -n "$3" | awk -v n="$(wc -l <"$3")" '
+	function at(p,   r) { r = int((p * n + 99) / 100); if (r < 1) r = 1; return v[r] }
+	{ v[NR] = $1 }
+	END { printf "fsync probe (write 4 pages + fdatasync, then 1 page + fdatasync, one at a time, pinned as the gateway), all %d samples: p50 %.2f ms, p99 %.2f ms, max %.2f ms\n\n", n, at(50) / 1000, at(99) / 1000, v[n] / 1000 }'
+	awk -F'\t' '
+	function sort(a, n,   i, j, t) {
+		for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+	}
+	function med(a, n) { sort(a, n); return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+	FNR == NR { act[$1, $2] = $5; next }
+	{
+		c = $1
+		if (!(c in k)) { order[++cases] = c; k[c] = 0 }
+		i = ++k[c]; fp50[c, i] = $4; fp99[c, i] = $5
+		if ((c, $2) in act) { nr[c]++; ratio[c, nr[c]] = act[c, $2] / $5; ap99[c, nr[c]] = act[c, $2] }
+	}
+	END {
+		printf "| case | fsync p50 ms, median of bursts (min-max) | fsync p99 ms, median of bursts (min-max) | activation p99 ms median (min-max) | activation p99 / fsync p99, paired by round, median (min-max) |\n"
+		printf "|---|---:|---:|---:|---:|\n"
+		for (j = 1; j <= cases; j++) {
+			c = order[j]; n = k[c]
+			for (i = 1; i <= n; i++) a[i] = fp50[c, i] + 0
+			m50 = med(a, n); lo50 = a[1]; hi50 = a[n]
+			for (i = 1; i <= n; i++) a[i] = fp99[c, i] + 0
+			m99 = med(a, n); lo99 = a[1]; hi99 = a[n]
+			for (i = 1; i <= nr[c]; i++) a[i] = ap99[c, i] + 0
+			ma = med(a, nr[c]); loa = a[1]; hia = a[nr[c]]
+			for (i = 1; i <= nr[c]; i++) a[i] = ratio[c, i] + 0
+			mr = med(a, nr[c]); lor = a[1]; hir = a[nr[c]]
+			printf "| %s | %.2f (%.2f-%.2f) | %.2f (%.2f-%.2f) | %.2f (%.2f-%.2f) | %.2f (%.2f-%.2f) |\n", c, m50 / 1000, lo50 / 1000, hi50 / 1000,
+				m99 / 1000, lo99 / 1000, hi99 / 1000, ma / 1000, loa / 1000, hia / 1000, mr, lor, hir
+		}
+	}' "$1" "$2"
+}
+
 conditions() {
 	echo "machine: $(nproc) CPUs, $(uname -sr); load average before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "pinning: $PINNING"

@@ -35,6 +35,8 @@
 #   ROUNDS=31 DURATION=1s WARMUP=0 FIRST_WARMUP=3s CONNS=32 THREADS=2     gate mode
 #                                    (WARMUP: before every sample; 0: none)
 #   ACT_ROUNDS=5 ACT_DURATION=10s ACT_CONNS=16 ACT_THREADS=2 KEYS=100000
+#   PROBE_DURATION=3s                activate mode: the fsync probe's burst before each
+#                                    embedded case (bench/cmd/fsyncprobe; 0: none)
 #   STORES="embedded redis"          stores to run the gated / activation cases on
 #   SERVER_CPUS=0 CLIENT_CPUS=1      taskset CPU lists: gateway | wrk, upstream, redis
 #   LICENSEGATE_BIN=path             skip the build, use this binary
@@ -66,6 +68,7 @@ ACT_ROUNDS=${ACT_ROUNDS:-5}
 ACT_DURATION=${ACT_DURATION:-10s}
 ACT_CONNS=${ACT_CONNS:-16}
 ACT_THREADS=${ACT_THREADS:-2}
+PROBE_DURATION=${PROBE_DURATION:-3s}
 KEYS=${KEYS:-100000}
 STORES=${STORES:-embedded redis}
 SERVER_CPUS=${SERVER_CPUS:-0}
@@ -244,9 +247,20 @@ activate_mode() {
 		for b in "${bins[@]}"; do cases+=("$store|$b"); done
 	done
 	case " $STORES " in *" redis "*) start_redis "$WORK/redis" ;; esac
+	# The disk's own fsync latency, in a burst just before each embedded
+	# case, in that case's directory: what the embedded store's commits
+	# are read against (SPEC section 11).
+	local probe=""
+	if [ "$PROBE_DURATION" != 0 ]; then
+		probe="$WORK/fsyncprobe"
+		echo "bench: building bench/cmd/fsyncprobe" >&2
+		(cd "$ROOT" && go build -o "$probe" ./bench/cmd/fsyncprobe)
+	fi
 	LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-	local results="$WORK/activate.tsv" round i n=${#cases[@]} c run=0
+	local results="$WORK/activate.tsv" fsyncs="$WORK/fsync.tsv" round i n=${#cases[@]} c run=0
 	: >"$results"
+	: >"$fsyncs"
+	: >"$WORK/fsync.raw"
 	echo "bench: activate mode: $n cases x $ACT_ROUNDS rounds of $ACT_DURATION, wrk -t$ACT_THREADS -c$ACT_CONNS, distinct keys" >&2
 	for round in $(seq "$ACT_ROUNDS"); do
 		local order=()
@@ -256,7 +270,7 @@ activate_mode() {
 		for c in "${order[@]}"; do
 			store=${c%%|*}
 			b=${c#*|}
-			local label=${b%%=*} bin=${b#*=} dir port admin
+			local label=${b%%=*} bin=${b#*=} dir port admin out line
 			run=$((run + 1))
 			dir="$WORK/act-$run"
 			mkdir -p "$dir"
@@ -266,10 +280,19 @@ activate_mode() {
 			admin=$PORT
 			UPSTREAM_PORT=1 # no gated call in this mode
 			gated_caddyfile "$store" "$dir" "$port" "$admin" "" "" >"$dir/Caddyfile"
+			if [ -n "$probe" ] && [ "$store" = embedded ]; then
+				# pinned as the gateway is: its commits run there
+				out=$(pin server "$probe" -dir "$dir" -d "$PROBE_DURATION" -raw "$WORK/fsync.raw")
+				line=$(printf '%s\n' "$out" | grep '^RESULT')
+				printf '%s\t%d\t%s\t%s\t%s\t%s\n' "$label ($store)" "$round" "$(result_field "$line" samples)" \
+					"$(result_field "$line" p50_us)" "$(result_field "$line" p99_us)" "$(result_field "$line" max_us)" >>"$fsyncs"
+				printf 'bench: round %d %-28s fsync probe: p50 %s us, p99 %s us, max %s us (%s samples)\n' "$round" "$label ($store)" \
+					"$(result_field "$line" p50_us)" "$(result_field "$line" p99_us)" "$(result_field "$line" max_us)" "$(result_field "$line" samples)" >&2
+			fi
 			start "$dir" server "$bin"
 			local pid=$STARTED_PID
 			await "http://127.0.0.1:$port/v1/licenses/jwks.json" "$pid" "$dir"
-			local url="http://127.0.0.1:$port/v1/licenses/activate" out line t0 t1
+			local url="http://127.0.0.1:$port/v1/licenses/activate" t0 t1
 			# A short warm-up on the first keys, then the measured run on the rest.
 			pin client wrk -t"$ACT_THREADS" -c"$ACT_CONNS" -d1s -s "$BENCH/activate.lua" "$url" -- BENCH "$ACT_THREADS" 0 >/dev/null
 			t0=$(cpu_ticks "$pid")
@@ -296,7 +319,8 @@ activate_mode() {
 	echo
 	local first=${cases[0]#*|}
 	table "$results" "-" "${first%%=*} (${cases[0]%%|*})"
-	[ "${KEEP:-}" = 1 ] && cp "$results" "$BENCH/last-activate.tsv" || true
+	[ -s "$fsyncs" ] && fsync_table "$results" "$fsyncs" "$WORK/fsync.raw"
+	[ "${KEEP:-}" = 1 ] && cp "$results" "$BENCH/last-activate.tsv" && cp "$fsyncs" "$BENCH/last-fsync.tsv" || true
 }
 
 # -------------------------------------------------------------- search mode

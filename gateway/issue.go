@@ -25,21 +25,6 @@ func (s *Service) issue(ctx context.Context, lic *store.License, ins store.Insta
 	return toks, nil
 }
 
-// issueFamily is issue with the refresh family's first token chosen by the
-// caller (its family id already recorded on the installation).
-func (s *Service) issueFamily(ctx context.Context, lic *store.License, ins store.Installation, rt string) (*Tokens, error) {
-	toks, err := s.sign(ctx, lic, ins)
-	if err != nil {
-		return nil, err
-	}
-	fam := s.familyOf(rt, lic.ID, ins)
-	if err := s.cfg.Store.PutRefreshFamily(ctx, fam); err != nil {
-		return nil, storeUnavailable(err)
-	}
-	toks.RefreshToken = rt
-	return toks, nil
-}
-
 // sign mints an access token for ins (no refresh token yet). It writes
 // nothing, so a failure here never costs the caller a credential.
 func (s *Service) sign(ctx context.Context, lic *store.License, ins store.Installation) (*Tokens, error) {

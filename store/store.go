@@ -243,6 +243,13 @@ type LicenseState struct {
 	// committed without its events, nor an event without its change. They
 	// are not part of the stored state: a state read has none.
 	Events []AuditEvent
+	// Families are refresh families this write starts (an activation's
+	// first refresh token), stored before UpdateLicense returns: in the
+	// same transaction as the state where the backend has one (embedded:
+	// one commit, one pair of fsyncs, for the installation and its
+	// family), else right after the state is committed (Redis: a family's
+	// key is in a slot of its own). Not part of the stored state either.
+	Families []RefreshFamily
 }
 
 // Installation returns the installation with the given id, or nil.

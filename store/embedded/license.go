@@ -128,7 +128,12 @@ func (s *Store) updateLicense(ctx context.Context, licenseID string, fn func(*st
 		if err := writeEvents(tx, licenseID, next.Events); err != nil {
 			return err
 		}
-		next.Events = nil
+		for _, f := range next.Families { // in the same commit (LicenseState.Families)
+			if err := putJSON(tx.Bucket(bucketRefresh), f.ID, f); err != nil {
+				return err
+			}
+		}
+		next.Events, next.Families = nil, nil
 		written, wrote = next, true
 		return nil
 	})

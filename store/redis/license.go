@@ -108,11 +108,12 @@ func (s *Store) UpdateLicense(ctx context.Context, licenseID string, fn func(*st
 	key := s.stateKey(licenseID)
 	notice, _ := json.Marshal(store.Change{LicenseID: licenseID})
 	var (
-		written *store.LicenseState
-		later   func(redis.Pipeliner) // index writes outside the licence's slot
+		written  *store.LicenseState
+		later    func(redis.Pipeliner) // index writes outside the licence's slot
+		families []store.RefreshFamily // LicenseState.Families, stored once committed
 	)
 	err = s.transact(ctx, "updating licence", key, func(tx *redis.Tx) error {
-		written, later = nil, nil
+		written, later, families = nil, nil, nil
 		raw, err := getState(ctx, tx, key)
 		if err != nil {
 			return err
@@ -226,6 +227,7 @@ func (s *Store) UpdateLicense(ctx context.Context, licenseID string, fn func(*st
 				}
 			}
 		}
+		families = next.Families
 		written, err = decodeState(payload)
 		return err
 	})
@@ -239,6 +241,16 @@ func (s *Store) UpdateLicense(ctx context.Context, licenseID string, fn func(*st
 		defer cancel()
 		if _, err := s.client.Pipelined(ictx, func(p redis.Pipeliner) error { later(p); return nil }); err != nil {
 			return nil, unavailable("updating licence: committed, but writing its indexes", err)
+		}
+	}
+	for _, f := range families {
+		// Each family's key is a slot of its own: written after the state,
+		// as PutRefreshFamily does, within a timeout of its own.
+		fctx, cancel := s.withTimeout(context.WithoutCancel(ctx))
+		err := s.PutRefreshFamily(fctx, f)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("updating licence: committed, but %w", err)
 		}
 	}
 	return written, nil

@@ -84,6 +84,7 @@ var tests = []test{
 	{"ConcurrentAppends", testConcurrentAppends},
 	{"InstallationLicense", testInstallationLicense},
 	{"RefreshFamilies", testRefreshFamilies},
+	{"RefreshFamiliesWithState", testRefreshFamiliesWithState},
 	{"ConcurrentRotationOnlyOneWins", testConcurrentRotationOnlyOneWins},
 	{"RefreshFamilyStaysOneRecord", testRefreshFamilyStaysOneRecord},
 	{"SigningKeys", testSigningKeys},

@@ -140,6 +140,43 @@ func testRefreshFamilies(t *testing.T, h *harness) {
 // one replaces the record; every other is told ErrRefreshSpent with the
 // winner's record, whose Previous is the token they held (what the reuse
 // grace needs to hand them the winner's answer).
+// A write's Families are stored with its state (LicenseState.Families):
+// readable once UpdateLicense returns, never part of a state read, and
+// not stored by a write that writes nothing.
+func testRefreshFamiliesWithState(t *testing.T, h *harness) {
+	ctx := context.Background()
+	s := h.open(t)
+	fam := family("famS", now())
+	st, err := s.UpdateLicense(ctx, "lic_1", func(st *store.LicenseState) (*store.LicenseState, error) {
+		next := license("lic_1")
+		next.Families = []store.RefreshFamily{fam}
+		return next, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Families) != 0 {
+		t.Errorf("the state written has families: %+v", st.Families)
+	}
+	got, err := s.RefreshFamily(ctx, fam.ID)
+	if err != nil || !reflect.DeepEqual(*got, fam) {
+		t.Fatalf("RefreshFamily = %+v, %v; want %+v", got, err, fam)
+	}
+	if st, err := s.LicenseState(ctx, "lic_1"); err != nil || len(st.Families) != 0 {
+		t.Errorf("a state read = %+v, %v; want no families", st, err)
+	}
+	unwritten := family("famU", now())
+	if _, err := s.UpdateLicense(ctx, "lic_1", func(st *store.LicenseState) (*store.LicenseState, error) {
+		st.Families = []store.RefreshFamily{unwritten}
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RefreshFamily(ctx, unwritten.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a family of a write that wrote nothing: %v, want ErrNotFound", err)
+	}
+}
+
 func testConcurrentRotationOnlyOneWins(t *testing.T, h *harness) {
 	ctx := context.Background()
 	s := h.open(t)
