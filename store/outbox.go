@@ -49,6 +49,10 @@ type OutboxEntry struct {
 }
 
 // OutboxQuery pages through outbox entries of one status (all when empty).
+// Both stores list the pending and the failed entries from an index of
+// that status, so a page of them costs the page, however many delivered
+// entries the outbox keeps; all entries, or the delivered ones, are read
+// from the whole outbox.
 type OutboxQuery struct {
 	Status string
 	After  string // cursor: the last entry already seen
@@ -93,4 +97,14 @@ type Outbox interface {
 	// how many they deleted, so callers loop in small batches.
 	TrimOutbox(ctx context.Context, before time.Time, limit int) (int, error)
 	TrimAudit(ctx context.Context, before time.Time, limit int) (int, error)
+}
+
+// OutboxCounter counts the failed outbox entries, for the author
+// console's overview. Both stores implement it; callers reach it with a
+// type assertion on the Store.
+type OutboxCounter interface {
+	// OutboxFailed counts the entries that failed for good and wait for
+	// an admin retry, without reading them: O(1) on Redis, a walk of the
+	// failed index's pages (not its entries) on the embedded store.
+	OutboxFailed(ctx context.Context) (int64, error)
 }

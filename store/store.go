@@ -337,8 +337,9 @@ type Change struct {
 //
 // Both backends also implement the author console's reads, reached with
 // a type assertion: TermPager (the review queue, queue.go),
-// AuditByLicense (a licence's audit timeline, timeline.go) and
-// StatusCounter (licences and installations by status, statuses.go).
+// AuditByLicense (a licence's audit timeline, timeline.go),
+// StatusCounter (licences and installations by status, statuses.go) and
+// OutboxCounter (the failed deliveries, outbox.go).
 type Store interface {
 	// LicenseState returns a licence and its installations. A licence not
 	// stored yet is a state with a nil License, not an error.

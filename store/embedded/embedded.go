@@ -42,6 +42,7 @@ var (
 	bucketLeases        = []byte("leases")         // lease name -> store.Lease
 	bucketOutbox        = []byte("outbox")         // id (16 hex digits) -> OutboxEntry
 	bucketOutboxPending = []byte("outbox_pending") // id -> licence id ("" for none)
+	bucketOutboxFailed  = []byte("outbox_failed")  // id -> nothing: the failed entries
 
 	// bucketLegacyRefresh held one record per refresh token ever issued;
 	// Open deletes it.
@@ -85,8 +86,16 @@ func Open(path string, timeout time.Duration, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("opening embedded store %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketLicenses, bucketInstallations, bucketInstallIndex, bucketRefresh, bucketKeys, bucketIdempotency, bucketDue, bucketAudit, bucketOutbox, bucketOutboxPending, bucketLeases, bucketLookup, bucketAsks, bucketDaily, bucketDailyDays, bucketVersions, bucketTimeline, bucketStatus} {
+		// A file written before the failed index existed gets it now,
+		// once (indexFailed), in the transaction that creates it.
+		backfill := tx.Bucket(bucketOutboxFailed) == nil
+		for _, b := range [][]byte{bucketLicenses, bucketInstallations, bucketInstallIndex, bucketRefresh, bucketKeys, bucketIdempotency, bucketDue, bucketAudit, bucketOutbox, bucketOutboxPending, bucketOutboxFailed, bucketLeases, bucketLookup, bucketAsks, bucketDaily, bucketDailyDays, bucketVersions, bucketTimeline, bucketStatus} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		if backfill {
+			if err := indexFailed(tx); err != nil {
 				return err
 			}
 		}

@@ -42,6 +42,11 @@ func TestConformance(t *testing.T) {
 			}
 			return n
 		}),
+		storetest.WithCorruptOutbox(func(t *testing.T, s store.Store, id string) {
+			if err := embedded.CorruptOutbox(s.(*embedded.Store), id); err != nil {
+				t.Fatal(err)
+			}
+		}),
 	)
 }
 
@@ -312,5 +317,75 @@ func TestIdempotencyExpiresByClock(t *testing.T) {
 	}
 	if v, err := s.PutIdempotent(ctx, "k", []byte("second"), time.Minute); err != nil || string(v) != "second" {
 		t.Fatalf("PutIdempotent after the TTL = %q, %v; want the new answer", v, err)
+	}
+}
+
+// TestOpenIndexesFailedOutboxEntries: a file written before the failed
+// outbox entries had their index gets it at Open, once, so they are
+// listed and counted as failed; the index then follows retries.
+func TestOpenIndexesFailedOutboxEntries(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "lg.db")
+	s, err := embedded.Open(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 3, 14, 12, 0, 0, 0, time.UTC)
+	for i := range 5 {
+		lic := fmt.Sprintf("lic_%d", i)
+		put(t, s, &store.LicenseState{
+			License: &store.License{ID: lic, Status: store.LicenseActive},
+			Events:  []store.AuditEvent{{Action: store.AuditLicenseLocked, LicenseID: lic, At: at}},
+		})
+	}
+	es, err := s.ClaimOutbox(ctx, at, time.Minute, 10)
+	if err != nil || len(es) != 5 {
+		t.Fatalf("ClaimOutbox: %d, %v", len(es), err)
+	}
+	var failed []string
+	for i, e := range es {
+		e.Status, e.DoneAt = []string{store.OutboxFailed, store.OutboxDelivered, store.OutboxPending}[i%3], at
+		if e.Status == store.OutboxFailed {
+			failed = append(failed, e.ID)
+		}
+		if err := s.SettleOutbox(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := embedded.DropFailedIndex(s); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s, err = embedded.Open(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	listed := func() []string {
+		t.Helper()
+		got, next, err := s.OutboxEntries(ctx, store.OutboxQuery{Status: store.OutboxFailed, Limit: 10})
+		if err != nil || next != "" {
+			t.Fatalf("failed entries: %v, %q", err, next)
+		}
+		var ids []string
+		for _, e := range got {
+			ids = append(ids, e.ID)
+		}
+		return ids
+	}
+	if got := listed(); fmt.Sprint(got) != fmt.Sprint(failed) {
+		t.Fatalf("failed entries after Open %v, want %v", got, failed)
+	}
+	if n, err := s.OutboxFailed(ctx); err != nil || n != int64(len(failed)) {
+		t.Errorf("OutboxFailed = %d, %v; want %d", n, err, len(failed))
+	}
+	if err := s.RetryOutbox(ctx, failed[0], at); err != nil {
+		t.Fatal(err)
+	}
+	if got := listed(); fmt.Sprint(got) != fmt.Sprint(failed[1:]) {
+		t.Errorf("failed entries after a retry %v, want %v", got, failed[1:])
 	}
 }

@@ -42,3 +42,15 @@ func PutUncounted(s *Store, st *store.LicenseState) error {
 		return putJSON(tx.Bucket(bucketInstallations), lic.ID, st.Installations)
 	})
 }
+
+// CorruptOutbox overwrites outbox entry id's record with bytes that do
+// not decode.
+func CorruptOutbox(s *Store, id string) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketOutbox).Put([]byte(id), []byte("{not json")) })
+}
+
+// DropFailedIndex deletes the failed outbox entries' index, as a file
+// written before it existed lacks it.
+func DropFailedIndex(s *Store) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket(bucketOutboxFailed) })
+}

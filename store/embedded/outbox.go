@@ -15,9 +15,18 @@ import (
 
 // The outbox: bucketOutbox holds every entry by its id (16 hex digits of
 // one sequence, so ids increase in write order), bucketOutboxPending the
-// pending ones (id -> licence id, "" for events of no licence). A claim
-// walks the pending entries in order and takes, per licence, only the
-// first, so a licence's events go out in order.
+// pending ones (id -> licence id, "" for events of no licence) and
+// bucketOutboxFailed the failed ones (id -> nothing). A claim walks the
+// pending entries in order and takes, per licence, only the first, so a
+// licence's events go out in order.
+//
+// The two status indexes change in the transaction that changes an
+// entry's status: an append queues it pending, a settle takes it off
+// pending (unless it stays pending) and files it failed when it failed, a
+// retry moves it from failed back to pending. A claim changes no status,
+// and a trim deletes delivered entries only, which neither index holds.
+// So listing the pending or the failed entries reads only those: a page
+// costs its own entries, however many delivered ones the outbox keeps.
 
 // writeEvents appends evs as audit entries and pending outbox entries in
 // tx, the transaction of the change they record, and those of licence
@@ -154,37 +163,70 @@ func (s *Store) SettleOutbox(ctx context.Context, e store.OutboxEntry) error {
 		if err := putJSON(ob, e.ID, e); err != nil {
 			return err
 		}
-		if e.Status != store.OutboxPending {
-			return tx.Bucket(bucketOutboxPending).Delete([]byte(e.ID))
+		if e.Status == store.OutboxPending {
+			return nil // still queued: its pending entry stays as it is
 		}
-		return nil
+		if err := tx.Bucket(bucketOutboxPending).Delete([]byte(e.ID)); err != nil {
+			return err
+		}
+		if e.Status == store.OutboxFailed {
+			return tx.Bucket(bucketOutboxFailed).Put([]byte(e.ID), nil)
+		}
+		return tx.Bucket(bucketOutboxFailed).Delete([]byte(e.ID))
 	})
 }
 
-// OutboxEntries implements store.Outbox.
+// OutboxEntries implements store.Outbox, oldest first (by id); the cursor
+// is the last entry's id. Pending and failed entries are read through
+// their index bucket, so a page reads its own entries and one key more.
+// All entries, or the delivered ones, are read from the outbox itself:
+// delivered entries have no index (they are most of the outbox, kept
+// until TrimOutbox takes them), so that walk decodes every entry between
+// two delivered ones.
 func (s *Store) OutboxEntries(ctx context.Context, q store.OutboxQuery) ([]store.OutboxEntry, string, error) {
 	if q.After != "" && !auditCursor.MatchString(q.After) {
 		return nil, "", store.ErrBadCursor
 	}
+	if q.Limit <= 0 {
+		return nil, "", nil
+	}
 	var out []store.OutboxEntry
 	next := ""
 	err := s.view(ctx, "reading outbox", func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketOutbox).Cursor()
+		ob := tx.Bucket(bucketOutbox)
+		var index *bolt.Bucket
+		switch q.Status {
+		case store.OutboxPending:
+			index = tx.Bucket(bucketOutboxPending)
+		case store.OutboxFailed:
+			index = tx.Bucket(bucketOutboxFailed)
+		default:
+			index = ob
+		}
+		c := index.Cursor()
 		k, v := c.Seek([]byte(q.After))
 		if k != nil && string(k) == q.After {
 			k, v = c.Next()
 		}
 		for ; k != nil; k, v = c.Next() {
+			if len(out) == q.Limit {
+				if index == ob && !hasStatus(v, q.Status) {
+					continue // the next page may be empty: say so now
+				}
+				next = out[len(out)-1].ID
+				return nil
+			}
+			if index != ob {
+				if v = ob.Get(k); v == nil {
+					continue
+				}
+			}
 			var e store.OutboxEntry
 			if err := json.Unmarshal(v, &e); err != nil {
-				return err
+				return fmt.Errorf("decoding outbox entry %s: %w", k, err)
 			}
 			if q.Status != "" && e.Status != q.Status {
 				continue
-			}
-			if len(out) == q.Limit {
-				next = out[len(out)-1].ID
-				return nil
 			}
 			out = append(out, e)
 		}
@@ -194,6 +236,35 @@ func (s *Store) OutboxEntries(ctx context.Context, q store.OutboxQuery) ([]store
 		return nil, "", err
 	}
 	return out, next, nil
+}
+
+// hasStatus reports whether the outbox entry v has status (any, when
+// empty), decoding only that field.
+func hasStatus(v []byte, status string) bool {
+	if status == "" {
+		return true
+	}
+	var e struct {
+		Status string `json:"status"`
+	}
+	return json.Unmarshal(v, &e) == nil && e.Status == status
+}
+
+// indexFailed fills bucketOutboxFailed from the outbox, for a file
+// written before that index existed: Open runs it once, in the
+// transaction that creates the bucket. It reads every entry, but decodes
+// only those whose JSON holds "status":"failed" (json.Marshal writes it
+// so, without spaces; a match elsewhere in the entry is weeded out by
+// decoding it).
+func indexFailed(tx *bolt.Tx) error {
+	failed := tx.Bucket(bucketOutboxFailed)
+	mark := []byte(`"status":"` + store.OutboxFailed + `"`)
+	return tx.Bucket(bucketOutbox).ForEach(func(k, v []byte) error {
+		if !bytes.Contains(v, mark) || !hasStatus(v, store.OutboxFailed) {
+			return nil
+		}
+		return failed.Put(k, nil)
+	})
 }
 
 // RetryOutbox implements store.Outbox.
@@ -217,6 +288,9 @@ func (s *Store) RetryOutbox(ctx context.Context, id string, now time.Time) error
 		if err := putJSON(ob, id, e); err != nil {
 			return err
 		}
+		if err := tx.Bucket(bucketOutboxFailed).Delete([]byte(id)); err != nil {
+			return err
+		}
 		return tx.Bucket(bucketOutboxPending).Put([]byte(id), []byte(e.Event.LicenseID))
 	})
 }
@@ -231,6 +305,17 @@ func (s *Store) OutboxPending(ctx context.Context) (int64, error) {
 	var n int64
 	err := s.view(ctx, "counting pending outbox entries", func(tx *bolt.Tx) error {
 		n = int64(tx.Bucket(bucketOutboxPending).Stats().KeyN)
+		return nil
+	})
+	return n, err
+}
+
+// OutboxFailed implements store.OutboxCounter: the failed bucket's key
+// count, read as OutboxPending reads the pending one's.
+func (s *Store) OutboxFailed(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.view(ctx, "counting failed outbox entries", func(tx *bolt.Tx) error {
+		n = int64(tx.Bucket(bucketOutboxFailed).Stats().KeyN)
 		return nil
 	})
 	return n, err
@@ -321,4 +406,7 @@ func (s *Store) trim(ctx context.Context, op string, bucket []byte, limit int, d
 }
 
 // Interface guards
-var _ store.Outbox = (*Store)(nil)
+var (
+	_ store.Outbox        = (*Store)(nil)
+	_ store.OutboxCounter = (*Store)(nil)
+)

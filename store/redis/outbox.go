@@ -25,6 +25,10 @@ import (
 //	                         head is next due (unix ms): what workers poll
 //	P{outbox}:log      zset  every entry id scored by creation (unix ms)
 //	P{outbox}:failed   zset  failed entry ids scored by failure time
+//	P{outbox}:queued   zset  pending entry ids scored by creation (unix ms),
+//	                         as in the log: the pending part of the log
+//	P{outbox}:queued:built  string  set once :queued holds the entries
+//	                         pending before it existed (backfillQueued)
 //	P{outbox}:pending  string how many entries are pending (queued in
 //	                         some :obq): OutboxPending's O(1) count
 //
@@ -38,6 +42,19 @@ import (
 // repairInterval. The audit stream is in another slot too: on Cluster its
 // entry is written after EXEC, and lost if that write fails (the outbox
 // entry, and so the webhook, is not).
+//
+// The failed set and :queued are what the author lists by status: a
+// page of failed or pending entries reads those entries only, however
+// many delivered ones the log holds. They change with the status: an
+// append adds to :queued, a settle that ends an entry takes it off
+// :queued (and files a failed one in the failed set), a retry moves it
+// from the failed set back to :queued; a trim takes delivered entries
+// only, and takes them off :queued too, should a lost write on Cluster
+// have left one there. With a plain client each is in the script or
+// MULTI/EXEC of the change; on Cluster it is the write right after, and a
+// lost one leaves an entry listed under a status it no longer has, which
+// the listing skips (it checks each entry's own status), or not listed
+// under the one it has until its next change.
 //
 // The pending count is kept where the queues change: INCRBY with the
 // index write when entries are queued, DECR in the settle script when it
@@ -64,6 +81,8 @@ func (s *Store) outboxIndexKey() string             { return s.prefix + "{outbox
 func (s *Store) outboxLogKey() string               { return s.prefix + "{outbox}:log" }
 func (s *Store) outboxFailedKey() string            { return s.prefix + "{outbox}:failed" }
 func (s *Store) outboxPendingKey() string           { return s.prefix + "{outbox}:pending" }
+func (s *Store) outboxQueuedKey() string            { return s.prefix + "{outbox}:queued" }
+func (s *Store) outboxQueuedBuiltKey() string       { return s.prefix + "{outbox}:queued:built" }
 
 // queueEvents adds the writes of evs (audit entries, outbox entries after
 // seq, the index, and the licence's timeline for those of the licence) to
@@ -113,9 +132,12 @@ func (s *Store) queueEvents(ctx context.Context, p redis.Pipeliner, deferred *[]
 	}
 	index := func(p redis.Pipeliner) {
 		p.ZAdd(ctx, s.outboxIndexKey(), redis.Z{Score: 0, Member: shard})
+		queued := make([]redis.Z, len(ids))
 		for i, id := range ids {
 			p.ZAdd(ctx, s.outboxLogKey(), redis.Z{Score: created[i], Member: id})
+			queued[i] = redis.Z{Score: created[i], Member: id}
 		}
+		p.ZAdd(ctx, s.outboxQueuedKey(), queued...)
 		p.IncrBy(ctx, s.outboxPendingKey(), int64(len(ids)))
 	}
 	if s.sameSlot(ob, s.outboxIndexKey()) {

@@ -48,8 +48,9 @@ return {2, seq, redis.call('HGET', KEYS[1], seq)}
 
 // outboxSettleScript writes a claimed entry's outcome.
 //
-// KEYS as outboxClaimScript, and KEYS[4] the pending count and KEYS[5]
-// the failed set when KEYS[3] is given. ARGV[1]: seq, ARGV[2]: claim
+// KEYS as outboxClaimScript, and KEYS[4] the pending count, KEYS[5] the
+// failed set and KEYS[6] the pending entries (:queued) when KEYS[3] is
+// given. ARGV[1]: seq, ARGV[2]: claim
 // token, ARGV[3]: entry JSON, ARGV[4]: "pending" or another status,
 // ARGV[5]: next attempt in unix ms (pending), ARGV[6]: the shard, ARGV[7]:
 // the entry's id, ARGV[8]: when it was done in unix ms (failed).
@@ -74,10 +75,11 @@ if #head > 0 then score = tonumber(redis.call('HGET', KEYS[1], 'n:'..head[1]) or
 if #KEYS >= 3 then
   if score == -2 then redis.call('ZREM', KEYS[3], ARGV[6]) else redis.call('ZADD', KEYS[3], score, ARGV[6]) end
 end
-if #KEYS == 5 then
+if #KEYS >= 5 then
   if ARGV[4] == 'failed' then redis.call('ZADD', KEYS[5], ARGV[8], ARGV[7])
   elseif ARGV[4] == 'delivered' then redis.call('ZREM', KEYS[5], ARGV[7]) end
 end
+if #KEYS >= 6 and ARGV[4] ~= 'pending' then redis.call('ZREM', KEYS[6], ARGV[7]) end
 return {score, left}
 `)
 
@@ -208,9 +210,10 @@ func (s *Store) SettleOutbox(ctx context.Context, e store.OutboxEntry) error {
 	}
 	keys, withIndex := s.shardKeys(shard)
 	if withIndex {
-		// One node holds them all: the index, the pending count and the
-		// failed set change in the script, with the entry.
-		keys = append(keys, s.outboxPendingKey(), s.outboxFailedKey())
+		// One node holds them all: the index, the pending count, the
+		// failed set and the pending entries change in the script, with
+		// the entry.
+		keys = append(keys, s.outboxPendingKey(), s.outboxFailedKey(), s.outboxQueuedKey())
 	}
 	res, err := outboxSettleScript.Run(ctx, s.client, keys, seq, token, raw, e.Status, e.NextAttemptAt.UnixMilli(), shard,
 		e.ID, e.DoneAt.UnixMilli()).Int64Slice()
@@ -237,6 +240,9 @@ func (s *Store) SettleOutbox(ctx context.Context, e store.OutboxEntry) error {
 		}
 		if left {
 			p.Decr(ctx, s.outboxPendingKey())
+		}
+		if e.Status != store.OutboxPending {
+			p.ZRem(ctx, s.outboxQueuedKey(), e.ID)
 		}
 		switch e.Status {
 		case store.OutboxFailed:

@@ -47,6 +47,7 @@ func (s *Store) TrimOutbox(ctx context.Context, before time.Time, limit int) (in
 			if _, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 				p.HDel(ctx, s.outboxKey(shard), seq)
 				p.ZRem(ctx, s.outboxLogKey(), e.ID)
+				p.ZRem(ctx, s.outboxQueuedKey(), e.ID) // a Cluster's lost settle write
 				return nil
 			}); err != nil {
 				return n, failed(ctx, "trimming outbox", err)

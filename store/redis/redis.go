@@ -36,7 +36,8 @@
 //	                               first, at most store.MaxTimeline compact
 //	                               records (timeline.go), written in the
 //	                               change's MULTI/EXEC
-//	P{outbox}…             zsets   outbox index, log, failed (outbox.go)
+//	P{outbox}…             zsets   outbox index, log, failed, queued
+//	                               (pending), the pending count (outbox.go)
 //	P{lease:<name>}        hash    holder, token, expires (unix ms): a lease
 //	                               (store.Scheduler); never expires, so its
 //	                               token count survives every holder
@@ -160,6 +161,11 @@ type Store struct {
 	subs     map[*redis.PubSub]struct{}
 	closed   bool
 	repaired time.Time // when ClaimOutbox last re-derived the outbox index
+	// queuedBuilt: the keyspace's :queued holds the entries pending
+	// before it existed (backfillQueued ran, here or elsewhere).
+	queuedBuilt bool
+	// backfill serialises this process's backfillQueued runs.
+	backfill sync.Mutex
 }
 
 // New returns a Store using client. The client stays the caller's: Close

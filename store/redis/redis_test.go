@@ -92,6 +92,13 @@ func (b *backend) conformance(t *testing.T) {
 		storetest.WithRecordCount(func(t *testing.T, s store.Store, family string) int {
 			return len(b.keys(t, b.prefixOf(s.(*redisstore.Store))+"*"+family+"*"))
 		}),
+		storetest.WithCorruptOutbox(func(t *testing.T, s store.Store, id string) {
+			i := strings.LastIndexByte(id, ':')
+			key := b.prefixOf(s.(*redisstore.Store)) + "{" + id[:i] + "}:ob"
+			if err := b.client(t).HSet(context.Background(), key, id[i+1:], "{not json").Err(); err != nil {
+				t.Fatal(err)
+			}
+		}),
 	)
 }
 
@@ -297,6 +304,7 @@ func (b *backend) redisTests(t *testing.T) {
 	t.Run("TimelineKey", b.testTimelineKey)
 	t.Run("StatusCountsAdoptOlderLicences", b.testStatusCountsAdoptOlderLicences)
 	t.Run("InstallIndexMovesToBuckets", b.testInstallIndexMovesToBuckets)
+	t.Run("OutboxQueuedBackfill", b.testOutboxQueuedBackfill)
 }
 
 // testInstallIndexMovesToBuckets: an installation indexed by a key of its
@@ -341,6 +349,115 @@ func (b *backend) testInstallIndexMovesToBuckets(t *testing.T) {
 	}
 	if lic, err := s.InstallationLicense(ctx, "ins_b"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("InstallationLicense(ins_b), forgotten = %q, %v; want ErrNotFound", lic, err)
+	}
+}
+
+// testOutboxQueuedBackfill: a keyspace written before {outbox}:queued
+// existed (its pending entries only in their queues and the log) lists
+// them as pending all the same: the first pending listing of a Store
+// fills :queued from the queues, once per keyspace, and a cursor issued
+// when pending entries were read from the log still pages on.
+func (b *backend) testOutboxQueuedBackfill(t *testing.T) {
+	ctx := context.Background()
+	s := b.store(t, "", redisstore.Options{})
+	p := b.prefixOf(s)
+	raw := b.client(t)
+	at := time.Date(2026, 3, 14, 12, 0, 0, 0, time.UTC)
+	var lics []string
+	for i := range 6 {
+		lic := fmt.Sprintf("lic_old%d", i)
+		lics = append(lics, lic)
+		_, err := s.UpdateLicense(ctx, lic, func(st *store.LicenseState) (*store.LicenseState, error) {
+			st.License = &store.License{ID: lic, Status: store.LicenseActive}
+			st.Events = []store.AuditEvent{
+				{Action: store.AuditLicenseLocked, LicenseID: lic, At: at.Add(time.Duration(i) * time.Second)},
+				{Action: store.AuditLicenseUnlocked, LicenseID: lic, At: at.Add(time.Duration(i)*time.Second + time.Millisecond)},
+			}
+			return st, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Settle the heads of the first licences delivered, failed, pending.
+	es, err := s.ClaimOutbox(ctx, at, time.Minute, 10)
+	if err != nil || len(es) != 6 {
+		t.Fatalf("ClaimOutbox: %d, %v", len(es), err)
+	}
+	settled := map[string]string{lics[0]: store.OutboxDelivered, lics[1]: store.OutboxFailed, lics[2]: store.OutboxPending}
+	for _, e := range es {
+		st, ok := settled[e.Event.LicenseID]
+		if !ok {
+			continue
+		}
+		e.Status, e.DoneAt = st, at
+		if err := s.SettleOutbox(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, _, err := s.OutboxEntries(ctx, store.OutboxQuery{Status: store.OutboxPending, Limit: 100})
+	if err != nil || len(before) != 10 {
+		t.Fatalf("pending entries: %d, %v; want 10", len(before), err)
+	}
+	// A page of all entries ending on a pending one: its cursor is what
+	// an earlier version gave for a page of pending ones.
+	all, cursor, err := s.OutboxEntries(ctx, store.OutboxQuery{Limit: 4})
+	if err != nil || len(all) != 4 || all[3].Status != store.OutboxPending || cursor == "" {
+		t.Fatalf("first page of all entries: %+v, %q, %v", all, cursor, err)
+	}
+
+	// As an earlier version left it: no :queued, no mark.
+	if err := raw.Del(ctx, p+"{outbox}:queued", p+"{outbox}:queued:built").Err(); err != nil {
+		t.Fatal(err)
+	}
+	s2 := b.peer(t, s)
+	got, _, err := s2.OutboxEntries(ctx, store.OutboxQuery{Status: store.OutboxPending, Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(before) {
+		t.Fatalf("after the backfill %d pending entries, want %d", len(got), len(before))
+	}
+	for i := range got {
+		if got[i].ID != before[i].ID {
+			t.Errorf("pending entry %d = %s, want %s (same order)", i, got[i].ID, before[i].ID)
+		}
+	}
+	if n, err := raw.Exists(ctx, p+"{outbox}:queued:built").Result(); err != nil || n != 1 {
+		t.Errorf(":queued:built after the backfill: %d, %v", n, err)
+	}
+	if n, err := raw.ZCard(ctx, p+"{outbox}:queued").Result(); err != nil || n != int64(len(before)) {
+		t.Errorf(":queued holds %d, %v; want %d", n, err, len(before))
+	}
+	// The old cursor pages on among the pending entries after it.
+	page, _, err := s2.OutboxEntries(ctx, store.OutboxQuery{Status: store.OutboxPending, After: cursor, Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, e := range before {
+		if e.CreatedAt.After(all[3].CreatedAt) || e.CreatedAt.Equal(all[3].CreatedAt) && e.ID > all[3].ID {
+			want = append(want, e.ID)
+		}
+	}
+	var ids []string
+	for _, e := range page {
+		ids = append(ids, e.ID)
+	}
+	if !slices.Equal(ids, want) || len(want) == 0 {
+		t.Errorf("pending after an old cursor: %v, want %v", ids, want)
+	}
+	if _, _, err := s2.OutboxEntries(ctx, store.OutboxQuery{Status: store.OutboxPending, After: "12", Limit: 1}); !errors.Is(err, store.ErrBadCursor) {
+		t.Errorf("an offset cursor (an early version's): %v, want ErrBadCursor", err)
+	}
+	// Done once: an entry added to the queues behind :queued's back (an
+	// earlier version's append after the backfill) is not looked for again.
+	if err := raw.ZRem(ctx, p+"{outbox}:queued", before[0].ID).Err(); err != nil {
+		t.Fatal(err)
+	}
+	s3 := b.peer(t, s)
+	if got, _, err := s3.OutboxEntries(ctx, store.OutboxQuery{Status: store.OutboxPending, Limit: 100}); err != nil || len(got) != len(before)-1 {
+		t.Errorf("a second Store's listing: %d, %v; want %d (no second backfill)", len(got), err, len(before)-1)
 	}
 }
 

@@ -171,7 +171,15 @@ func (f fixture) everyCall(s store.Store) map[string]func(ctx context.Context) e
 			return s.AppendAudit(ctx, store.AuditEvent{At: t0, Actor: "admin", Action: store.AuditLicenseSuspended, LicenseID: "lic_1"})
 		},
 		"Audit": func(ctx context.Context) error { _, err := s.Audit(ctx, store.AuditQuery{Limit: 10}); return err },
-		"Ping":  func(ctx context.Context) error { return s.Ping(ctx) },
+		"OutboxEntries(pending)": func(ctx context.Context) error {
+			_, _, err := s.OutboxEntries(ctx, store.OutboxQuery{Status: store.OutboxPending, Limit: 10})
+			return err
+		},
+		"OutboxEntries(failed)": func(ctx context.Context) error {
+			_, _, err := s.OutboxEntries(ctx, store.OutboxQuery{Status: store.OutboxFailed, Limit: 10})
+			return err
+		},
+		"Ping": func(ctx context.Context) error { return s.Ping(ctx) },
 		"Lookup": func(ctx context.Context) error {
 			_, err := s.Lookup(ctx, store.RefTerm("s", "order", "1"))
 			return err

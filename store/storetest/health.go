@@ -58,10 +58,18 @@ func testUnavailable(t *testing.T, h *harness) {
 		},
 		"ReleaseLease": func() error { return s.ReleaseLease(ctx, store.Lease{Name: "l", Holder: "a", Token: 1}) },
 		"Ping":         func() error { return s.Ping(ctx) },
-		"Lookup":       func() error { _, err := s.Lookup(ctx, store.RefTerm("s", "order", "1")); return err },
-		"AskCheck":     func() error { return s.AskCheck(ctx, "lic_1", t0) },
-		"Asked":        func() error { _, err := s.Asked(ctx, 10); return err },
-		"DoneAsk":      func() error { return s.DoneAsk(ctx, "lic_1", t0) },
+		"OutboxEntries(pending)": func() error {
+			_, _, err := s.OutboxEntries(ctx, store.OutboxQuery{Status: store.OutboxPending, Limit: 10})
+			return err
+		},
+		"OutboxEntries(failed)": func() error {
+			_, _, err := s.OutboxEntries(ctx, store.OutboxQuery{Status: store.OutboxFailed, Limit: 10})
+			return err
+		},
+		"Lookup":   func() error { _, err := s.Lookup(ctx, store.RefTerm("s", "order", "1")); return err },
+		"AskCheck": func() error { return s.AskCheck(ctx, "lic_1", t0) },
+		"Asked":    func() error { _, err := s.Asked(ctx, 10); return err },
+		"DoneAsk":  func() error { return s.DoneAsk(ctx, "lic_1", t0) },
 		"RecordSeen": func() error {
 			return s.RecordSeen(ctx, []store.Seen{{LicenseID: "lic_1", InstallationID: "ins_1", At: t0}})
 		},

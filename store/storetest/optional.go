@@ -22,5 +22,8 @@ func optionalCalls(s store.Store) map[string]func(ctx context.Context) error {
 	if c, ok := s.(store.StatusCounter); ok {
 		calls["StatusCounts"] = func(ctx context.Context) error { _, _, _, err := c.StatusCounts(ctx); return err }
 	}
+	if c, ok := s.(store.OutboxCounter); ok {
+		calls["OutboxFailed"] = func(ctx context.Context) error { _, err := c.OutboxFailed(ctx); return err }
+	}
 	return calls
 }

@@ -14,7 +14,8 @@
 // is checked to report store.ErrUnavailable; WithStall holds a call waiting
 // on the backend, so a caller going away mid-read is checked to be told
 // apart from an outage; WithRecordCount counts a refresh family's records,
-// so they are checked to stay one.
+// so they are checked to stay one; WithCorruptOutbox spoils outbox
+// entries, so listing by status is checked to read only that status's.
 package storetest
 
 import (
@@ -32,7 +33,9 @@ type config struct {
 	brk   func(t *testing.T, s store.Store)
 	stall func(t *testing.T, s store.Store) Stall
 	count func(t *testing.T, s store.Store, family string) int
-	known map[string]string // subtest -> why it is skipped
+	// corrupt spoils an outbox entry's record (WithCorruptOutbox).
+	corrupt func(t *testing.T, s store.Store, id string)
+	known   map[string]string // subtest -> why it is skipped
 }
 
 // WithPeer gives Run a way to open another handle on the same data as s,
@@ -110,6 +113,7 @@ var tests = []test{
 	{"OutboxTrim", testOutboxTrim},
 	{"OutboxPending", testOutboxPending},
 	{"OutboxPaging", testOutboxPaging},
+	{"OutboxByStatus", testOutboxByStatus},
 	{"Lookup", testLookup},
 	{"LookupBound", testLookupBound},
 	{"LookupSearchTerms", testLookupSearchTerms},
