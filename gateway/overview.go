@@ -21,8 +21,9 @@ const OverviewDays = 30
 type Overview struct {
 	Sources []SourceStatus
 	Backlog Backlog
-	// FailedDeliveries counts failed webhook deliveries, up to
-	// maxOverviewFailed (FailedMore: there are more).
+	// FailedDeliveries counts failed webhook deliveries: the store's count
+	// (store.OutboxCounter), else up to maxOverviewFailed listed
+	// (FailedMore: there are more).
 	FailedDeliveries int
 	FailedMore       bool
 	// Recheck is the due index and the guards; nil when the store did not
@@ -70,6 +71,14 @@ func (s *Service) Overview(ctx context.Context) (*Overview, error) {
 		if o.Licenses, o.Installations, o.Locked, err = sc.StatusCounts(ctx); err != nil {
 			return nil, storeUnavailable(err)
 		}
+	}
+	if oc, ok := s.cfg.Store.(store.OutboxCounter); ok {
+		n, err := oc.OutboxFailed(ctx)
+		if err != nil {
+			return nil, storeUnavailable(err)
+		}
+		o.FailedDeliveries = int(n)
+		return o, nil
 	}
 	failed, next, err := s.Deliveries(ctx, store.OutboxQuery{Status: store.OutboxFailed, Limit: maxOverviewFailed})
 	if err != nil {

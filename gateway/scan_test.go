@@ -26,6 +26,9 @@ func (c *scanCounter) CountTerm(ctx context.Context, term string) (int64, error)
 func (c *scanCounter) LicenseAudit(ctx context.Context, id string, limit int) ([]store.AuditEvent, error) {
 	return c.Store.(store.AuditByLicense).LicenseAudit(ctx, id, limit)
 }
+func (c *scanCounter) OutboxFailed(ctx context.Context) (int64, error) {
+	return c.Store.(store.OutboxCounter).OutboxFailed(ctx)
+}
 func (c *scanCounter) StatusCounts(ctx context.Context) (map[string]int64, map[string]int64, int64, error) {
 	return c.Store.(store.StatusCounter).StatusCounts(ctx)
 }

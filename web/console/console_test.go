@@ -428,6 +428,9 @@ func TestConsoleDeliveriesVersionsSearch(t *testing.T) {
 		t.Fatal(err)
 	}
 	alice := f.browser("alice")
+	if o := alice.get(f.srv.URL + "/console/"); !strings.Contains(o.body, `Failed: <a href="/console/deliveries">1</a>`) {
+		t.Errorf("the overview does not count the failed delivery:\n%s", o.body)
+	}
 	d := alice.get(f.srv.URL + "/console/deliveries")
 	if !strings.Contains(d.body, "installation.created") || !strings.Contains(d.body, "endpoint answered 500") {
 		t.Fatalf("deliveries page:\n%s", d.body)
