@@ -1,6 +1,9 @@
 package web
 
-import "net/http"
+import (
+	"net/http"
+	"strings"
+)
 
 // ContentSecurityPolicy allows nothing but the page's own origin: the pages
 // need no JavaScript and no inline style, so any injected markup that slips
@@ -40,4 +43,17 @@ func SecurityHeaders(next http.Handler) http.Handler {
 		SetSecurityHeaders(w.Header())
 		next.ServeHTTP(w, r)
 	})
+}
+
+// Methods answers 405 with Allow unless r's method is one of allowed (GET
+// allows HEAD), and says whether the handler may go on.
+func Methods(w http.ResponseWriter, r *http.Request, allowed ...string) bool {
+	for _, m := range allowed {
+		if r.Method == m || m == http.MethodGet && r.Method == http.MethodHead {
+			return true
+		}
+	}
+	w.Header().Set("Allow", strings.Join(allowed, ", "))
+	http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	return false
 }

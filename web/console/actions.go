@@ -130,7 +130,7 @@ func (c *Console) licenseAction(w http.ResponseWriter, r *http.Request, req requ
 		c.notFound(w)
 		return
 	}
-	if !methods(w, r, http.MethodPost) || !c.verify(w, r, req, true) {
+	if !web.Methods(w, r, http.MethodPost) || !c.verify(w, r, req, true) {
 		return
 	}
 	ctx := r.Context()
@@ -175,7 +175,7 @@ func (c *Console) licenseAction(w http.ResponseWriter, r *http.Request, req requ
 
 // deactivate frees an installation's slot (POST, with a reason).
 func (c *Console) deactivate(w http.ResponseWriter, r *http.Request, req request, id string) {
-	if !methods(w, r, http.MethodPost) || !c.verify(w, r, req, true) {
+	if !web.Methods(w, r, http.MethodPost) || !c.verify(w, r, req, true) {
 		return
 	}
 	reason := strings.TrimSpace(r.PostFormValue("reason"))
@@ -198,7 +198,7 @@ func (c *Console) deactivate(w http.ResponseWriter, r *http.Request, req request
 
 // retry makes a failed delivery pending again (POST).
 func (c *Console) retry(w http.ResponseWriter, r *http.Request, req request, id string) {
-	if !methods(w, r, http.MethodPost) || !c.verify(w, r, req, true) {
+	if !web.Methods(w, r, http.MethodPost) || !c.verify(w, r, req, true) {
 		return
 	}
 	err := c.cfg.Service.RetryDelivery(r.Context(), id)

@@ -259,15 +259,3 @@ func (c *Console) unavailable(w http.ResponseWriter, retry string, err error) {
 // retryAfter is the console's Retry-After on a 503: a person retries by
 // hand.
 const retryAfter = 5 * time.Second
-
-// methods answers 405 unless r's method is one of allowed.
-func methods(w http.ResponseWriter, r *http.Request, allowed ...string) bool {
-	for _, m := range allowed {
-		if r.Method == m || m == http.MethodGet && r.Method == http.MethodHead {
-			return true
-		}
-	}
-	w.Header().Set("Allow", strings.Join(allowed, ", "))
-	http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-	return false
-}

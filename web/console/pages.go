@@ -10,6 +10,7 @@ import (
 
 	"github.com/licensegate/licensegate/gateway"
 	"github.com/licensegate/licensegate/store"
+	"github.com/licensegate/licensegate/web"
 )
 
 // overviewData is the overview's.
@@ -33,7 +34,7 @@ type codeCount struct {
 
 // overview is the console's first page.
 func (c *Console) overview(w http.ResponseWriter, r *http.Request, req request) {
-	if !methods(w, r, http.MethodGet) {
+	if !web.Methods(w, r, http.MethodGet) {
 		return
 	}
 	ctx := r.Context()
@@ -105,7 +106,7 @@ type queueItem struct {
 
 // queue is one kind of the review queue, with its evidence and levers.
 func (c *Console) queue(w http.ResponseWriter, r *http.Request, req request) {
-	if !methods(w, r, http.MethodGet) {
+	if !web.Methods(w, r, http.MethodGet) {
 		return
 	}
 	ctx := r.Context()
@@ -154,7 +155,7 @@ type searchData struct {
 // posted, never put in a URL: a purchase code in a query string would
 // reach access logs and the browser's history.
 func (c *Console) search(w http.ResponseWriter, r *http.Request, req request) {
-	if !methods(w, r, http.MethodGet, http.MethodPost) {
+	if !web.Methods(w, r, http.MethodGet, http.MethodPost) {
 		return
 	}
 	d := searchData{Kinds: gateway.SearchKinds, By: gateway.SearchKinds[0]}
@@ -196,7 +197,7 @@ type installationRow struct {
 // license is a licence's page: facts, evidence, installations and their
 // add-ons, the audit timeline, and the levers.
 func (c *Console) license(w http.ResponseWriter, r *http.Request, req request, id string) {
-	if !methods(w, r, http.MethodGet) {
+	if !web.Methods(w, r, http.MethodGet) {
 		return
 	}
 	rv, err := c.cfg.Service.Review(r.Context(), id)
@@ -234,7 +235,7 @@ type deliveryRow struct {
 
 // deliveries lists failed (default) or pending webhook deliveries.
 func (c *Console) deliveries(w http.ResponseWriter, r *http.Request, req request) {
-	if !methods(w, r, http.MethodGet) {
+	if !web.Methods(w, r, http.MethodGet) {
 		return
 	}
 	status := r.URL.Query().Get("status")
@@ -275,7 +276,7 @@ type productVersions struct {
 
 // versions shows the installed versions per product.
 func (c *Console) versions(w http.ResponseWriter, r *http.Request, req request) {
-	if !methods(w, r, http.MethodGet) {
+	if !web.Methods(w, r, http.MethodGet) {
 		return
 	}
 	var d versionsData

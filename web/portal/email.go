@@ -72,7 +72,7 @@ func (p *Portal) emailForm(w http.ResponseWriter, r *http.Request, returnTo stri
 
 // requestLink is the e-mail form's post.
 func (p *Portal) requestLink(w http.ResponseWriter, r *http.Request) {
-	if !methods(w, r, http.MethodPost) {
+	if !web.Methods(w, r, http.MethodPost) {
 		return
 	}
 	e := p.cfg.Email
@@ -147,7 +147,7 @@ func (p *Portal) sendLink(email, returnTo string) {
 // cookie and its CSRF token, so another site cannot sign a visitor in
 // with its own link) spends it.
 func (p *Portal) redeemLink(w http.ResponseWriter, r *http.Request, token string) {
-	if !methods(w, r, http.MethodGet, http.MethodPost) {
+	if !web.Methods(w, r, http.MethodGet, http.MethodPost) {
 		return
 	}
 	e := p.cfg.Email

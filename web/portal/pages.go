@@ -97,7 +97,7 @@ func actor(sess web.Session) string {
 
 // home is the buyer's licences, or the sign-in page.
 func (p *Portal) home(w http.ResponseWriter, r *http.Request) {
-	if !methods(w, r, http.MethodGet) {
+	if !web.Methods(w, r, http.MethodGet) {
 		return
 	}
 	sess, lics, ok := p.signedInLicences(w, r)
@@ -110,7 +110,7 @@ func (p *Portal) home(w http.ResponseWriter, r *http.Request) {
 // license is one licence's page: its facts and installations. Signed
 // out, it is the sign-in page, returning here (the 409's portal_url).
 func (p *Portal) license(w http.ResponseWriter, r *http.Request, id string) {
-	if !methods(w, r, http.MethodGet) {
+	if !web.Methods(w, r, http.MethodGet) {
 		return
 	}
 	sess, ok := p.cfg.Sessions.Read(r)
@@ -140,7 +140,7 @@ func (p *Portal) license(w http.ResponseWriter, r *http.Request, id string) {
 // onInstallation confirms (GET) and makes (POST) a change to an
 // installation: deactivate (frees its slot) or staging.
 func (p *Portal) onInstallation(w http.ResponseWriter, r *http.Request, licID, insID string, act installationAction) {
-	if !methods(w, r, http.MethodGet, http.MethodPost) {
+	if !web.Methods(w, r, http.MethodGet, http.MethodPost) {
 		return
 	}
 	back := p.rd.Path("licenses", licID)
@@ -201,7 +201,7 @@ func domainOf(lic *gateway.LicenseDetail, insID string) string {
 
 // refresh is "I renewed my support": a recheck of the licence now.
 func (p *Portal) refresh(w http.ResponseWriter, r *http.Request, licID string) {
-	if !methods(w, r, http.MethodPost) {
+	if !web.Methods(w, r, http.MethodPost) {
 		return
 	}
 	sess, err := p.cfg.Sessions.Verify(r)
@@ -232,7 +232,7 @@ func (p *Portal) refresh(w http.ResponseWriter, r *http.Request, licID string) {
 // download is "download my data": the buyer's licences and installations
 // as JSON (never a code or a token: the store keeps neither in the clear).
 func (p *Portal) download(w http.ResponseWriter, r *http.Request) {
-	if !methods(w, r, http.MethodGet) {
+	if !web.Methods(w, r, http.MethodGet) {
 		return
 	}
 	sess, lics, ok := p.signedInLicences(w, r)
@@ -295,7 +295,7 @@ func buyerView(d *gateway.LicenseDetail) buyerLicence {
 
 // signOut ends the session.
 func (p *Portal) signOut(w http.ResponseWriter, r *http.Request) {
-	if !methods(w, r, http.MethodPost) {
+	if !web.Methods(w, r, http.MethodPost) {
 		return
 	}
 	if _, err := p.cfg.Sessions.Verify(r); err != nil {

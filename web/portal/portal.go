@@ -149,15 +149,3 @@ func (p *Portal) render(w http.ResponseWriter, status int, page string, pg web.P
 		p.log.Error("rendering a page", zap.String("page", page), zap.Error(err))
 	}
 }
-
-// methods answers 405 unless r's method is one of allowed.
-func methods(w http.ResponseWriter, r *http.Request, allowed ...string) bool {
-	for _, m := range allowed {
-		if r.Method == m || m == http.MethodGet && r.Method == http.MethodHead {
-			return true
-		}
-	}
-	w.Header().Set("Allow", strings.Join(allowed, ", "))
-	http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-	return false
-}

@@ -38,7 +38,7 @@ func (p *Portal) signInPage(w http.ResponseWriter, r *http.Request, status int, 
 // beginEnvato starts the OAuth flow: the state and PKCE verifier go in the
 // browser's sign-in cookie, and the buyer to Envato's authorization page.
 func (p *Portal) beginEnvato(w http.ResponseWriter, r *http.Request) {
-	if !methods(w, r, http.MethodGet) {
+	if !web.Methods(w, r, http.MethodGet) {
 		return
 	}
 	if p.cfg.Envato == nil {
@@ -67,7 +67,7 @@ func (p *Portal) beginEnvato(w http.ResponseWriter, r *http.Request) {
 // the licences the session may see. Envato's token is used for these
 // calls only, and kept nowhere.
 func (p *Portal) envatoCallback(w http.ResponseWriter, r *http.Request) {
-	if !methods(w, r, http.MethodGet) {
+	if !web.Methods(w, r, http.MethodGet) {
 		return
 	}
 	if p.cfg.Envato == nil {
