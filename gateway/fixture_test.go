@@ -3,19 +3,14 @@ package gateway
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	goredis "github.com/redis/go-redis/v9"
-
-	"github.com/licensegate/licensegate/internal/redistest"
+	"github.com/licensegate/licensegate/internal/teststore"
 	"github.com/licensegate/licensegate/policy"
 	"github.com/licensegate/licensegate/secret"
 	"github.com/licensegate/licensegate/store"
-	"github.com/licensegate/licensegate/store/embedded"
-	redisstore "github.com/licensegate/licensegate/store/redis"
 	"github.com/licensegate/licensegate/upstreams"
 )
 
@@ -63,25 +58,11 @@ func newFixture(t *testing.T) *fixture {
 // redis-server of its own).
 func newFixtureOn(t *testing.T, backend string) *fixture {
 	t.Helper()
-	var st store.Store
-	switch backend {
-	case "embedded":
-		e, err := embedded.Open(filepath.Join(t.TempDir(), "lg.db"), time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = e.Close() })
-		st = e
-	case "redis":
-		srv := redistest.NewServer(t)
-		client := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
-		t.Cleanup(func() { _ = client.Close() })
-		rs := redisstore.New(client, redisstore.Options{})
-		t.Cleanup(func() { _ = rs.Close() })
-		st = rs
-	default:
+	open, ok := teststore.Backends[backend]
+	if !ok {
 		t.Fatalf("no backend %q", backend)
 	}
+	st := open(t)
 	return newFixtureStore(t, backend, st)
 }
 

@@ -65,6 +65,9 @@ type levers struct {
 	// ID names the reason field, unique on its page.
 	ID     string
 	Reason bool
+	// License is the licence page a lever on one of its installations
+	// goes back to when it is refused (posted as "license").
+	License string
 	// Status is the licence's status as the page shows it, posted with
 	// the form (expectedStatus); empty for a lever on anything else.
 	Status               string
@@ -180,7 +183,11 @@ func (c *Console) deactivate(w http.ResponseWriter, r *http.Request, req request
 	}
 	reason := strings.TrimSpace(r.PostFormValue("reason"))
 	if reason == "" {
-		c.refuse(w, r, c.rd.Path("search"), c.rd.T("reason.required"))
+		back := c.rd.Path("search")
+		if lic := r.PostFormValue("license"); lic != "" {
+			back = c.rd.Path("licenses", lic) // one escaped segment of the console: no open redirect
+		}
+		c.refuse(w, r, back, c.rd.T("reason.required"))
 		return
 	}
 	_, d, err := c.cfg.Service.DeactivateInstallationBy(r.Context(), gateway.ConsoleActor(req.user), id, reason)

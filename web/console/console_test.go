@@ -16,17 +16,14 @@ import (
 	"testing"
 	"time"
 
-	goredis "github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/licensegate/licensegate/gateway"
-	"github.com/licensegate/licensegate/internal/redistest"
+	"github.com/licensegate/licensegate/internal/teststore"
 	"github.com/licensegate/licensegate/policy"
 	"github.com/licensegate/licensegate/secret"
 	"github.com/licensegate/licensegate/store"
-	"github.com/licensegate/licensegate/store/embedded"
-	redisstore "github.com/licensegate/licensegate/store/redis"
 	"github.com/licensegate/licensegate/upstreams"
 	"github.com/licensegate/licensegate/upstreams/static"
 	"github.com/licensegate/licensegate/web/console"
@@ -69,26 +66,8 @@ var keyRows = map[string]string{
 	"KEY-BOB-0002":   "KEY-BOB-0002,app,regular,bob,bob@example.com,active",
 }
 
-func stores(t *testing.T) map[string]func(*testing.T) store.Store {
-	return map[string]func(*testing.T) store.Store{
-		"embedded": func(t *testing.T) store.Store {
-			st, err := embedded.Open(filepath.Join(t.TempDir(), "lg.db"), time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = st.Close() })
-			return st
-		},
-		"redis": func(t *testing.T) store.Store {
-			srv := redistest.NewServer(t)
-			client := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
-			t.Cleanup(func() { _ = client.Close() })
-			rs := redisstore.New(client, redisstore.Options{})
-			t.Cleanup(func() { _ = rs.Close() })
-			return rs
-		},
-	}
-}
+// stores are the backends the tests run on.
+func stores(*testing.T) map[string]func(*testing.T) store.Store { return teststore.Backends }
 
 func newFixture(t *testing.T, st store.Store) *fixture {
 	t.Helper()
@@ -290,6 +269,15 @@ func TestConsoleCSRF(t *testing.T) {
 	}
 	if got := f.status(id); got != "active" {
 		t.Fatalf("licence %s after refused forms", got)
+	}
+	ins := f.activate("KEY-BOB-0002", "bob.example").InstallationID
+	bobID := f.activate("KEY-BOB-0002", "bob.example").License.ID
+	bp := alice.get(f.srv.URL + "/console/licenses/" + bobID)
+	if p := alice.post(f.srv.URL+"/console/installations/"+ins+"/deactivate", url.Values{"license": {bobID}, "csrf_token": {csrf(t, bp)}}); !strings.Contains(p.url, "/console/licenses/"+bobID) || !strings.Contains(p.body, "Give a reason") {
+		t.Errorf("a deactivation without a reason: back at %s\n%s", p.url, p.body)
+	}
+	if p := alice.get(f.srv.URL + "/console/deliveries?after=not-a-cursor"); p.status != http.StatusBadRequest {
+		t.Errorf("a cursor no page issued: %d", p.status)
 	}
 	if p := alice.post(suspend, url.Values{"reason": {"chargeback"}, "csrf_token": {token}}); p.status != http.StatusOK || !strings.Contains(p.body, "Licence suspended.") {
 		t.Fatalf("suspend: %d %s\n%s", p.status, p.url, p.body)

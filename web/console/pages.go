@@ -214,6 +214,9 @@ func (c *Console) license(w http.ResponseWriter, r *http.Request, req request, i
 		row := installationRow{Installation: in}
 		if in.Status == "active" {
 			row.Deactivate = c.levers(req, in.ID, []string{actDeactivate}, func(a string) string { return c.rd.Path("installations", in.ID, a) })
+			if row.Deactivate != nil {
+				row.Deactivate.License = rv.License.ID
+			}
 		}
 		d.Installations = append(d.Installations, row)
 	}
@@ -246,7 +249,7 @@ func (c *Console) deliveries(w http.ResponseWriter, r *http.Request, req request
 	if err != nil {
 		var ge *gateway.Error
 		if errors.As(err, &ge) && ge.Code == gateway.CodeValidationFailed {
-			c.notFound(w) // a cursor this gateway never issued
+			c.badRequest(w) // a cursor this gateway never issued
 			return
 		}
 		c.unavailable(w, c.rd.Path("deliveries"), err)

@@ -16,16 +16,12 @@ import (
 	"testing"
 	"time"
 
-	goredis "github.com/redis/go-redis/v9"
-
 	"github.com/licensegate/licensegate/gateway"
-	"github.com/licensegate/licensegate/internal/redistest"
 	"github.com/licensegate/licensegate/internal/smtptest"
+	"github.com/licensegate/licensegate/internal/teststore"
 	"github.com/licensegate/licensegate/policy"
 	"github.com/licensegate/licensegate/secret"
 	"github.com/licensegate/licensegate/store"
-	"github.com/licensegate/licensegate/store/embedded"
-	redisstore "github.com/licensegate/licensegate/store/redis"
 	"github.com/licensegate/licensegate/tokens"
 	"github.com/licensegate/licensegate/upstreams"
 	"github.com/licensegate/licensegate/upstreams/envato"
@@ -80,26 +76,8 @@ type fixture struct {
 	ids    map[string]string // code -> licence id
 }
 
-func stores(t *testing.T) map[string]func(t *testing.T) store.Store {
-	return map[string]func(t *testing.T) store.Store{
-		"embedded": func(t *testing.T) store.Store {
-			st, err := embedded.Open(filepath.Join(t.TempDir(), "lg.db"), time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = st.Close() })
-			return st
-		},
-		"redis": func(t *testing.T) store.Store {
-			srv := redistest.NewServer(t)
-			client := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
-			t.Cleanup(func() { _ = client.Close() })
-			rs := redisstore.New(client, redisstore.Options{})
-			t.Cleanup(func() { _ = rs.Close() })
-			return rs
-		},
-	}
-}
+// stores are the backends the tests run on.
+func stores(*testing.T) map[string]func(*testing.T) store.Store { return teststore.Backends }
 
 func newFixture(t *testing.T, st store.Store) *fixture {
 	t.Helper()
